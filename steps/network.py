@@ -1,0 +1,517 @@
+"""Part 2 — network and security.
+
+The guide: one VPC; six subnets over two AZs (a public web, a private app and
+a private DB subnet in each); an internet gateway; a NAT gateway with its own
+Elastic IP in each public subnet; a public route table to the internet gateway
+for the web subnets and one route table per AZ sending the app subnet to the
+NAT gateway in the same AZ; DB subnets with no internet route; and five
+security groups, each opening only what the next hop needs.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from threetier.aws import NOT_YET_VISIBLE, Poll, tag_value
+from threetier.config import ConfigError
+from threetier.engine import Check, Ctx
+from steps.common import ec2_tagged, one
+
+NUMBER = 2
+NAME = "network"
+TITLE = "network and security"
+NEEDS: tuple[int, ...] = ()
+
+ANYWHERE = "0.0.0.0/0"
+NAT_AVAILABLE_TIMEOUT = 15 * 60   # typically 85-125 s, rarely 5-10 min
+NAT_DELETED_TIMEOUT = 10 * 60     # typically 37-79 s
+NAT_POLL_DELAY = 10
+# ENIs of a just-deleted ALB, NAT gateway or instance linger for a minute or more.
+DEPENDENCY_TIMEOUT = 10 * 60
+LIVE_NAT_STATES = ["pending", "available"]
+
+
+def subnet_roles(tier: str) -> tuple[str, str]:
+    prefix = {"web": "public-web", "app": "private-app", "db": "private-db"}[tier]
+    return (f"{prefix}-subnet-az1", f"{prefix}-subnet-az2")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One ingress rule: TCP ports from a CIDR or from another of the stack's security groups."""
+    port: int
+    source: str  # a CIDR, or a security group role like "web-sg"
+    description: str
+
+    @property
+    def from_group(self) -> bool:
+        return not self.source[0].isdigit()
+
+
+# The five chained security groups, in the order of the request flow.
+SECURITY_GROUPS = ("external-alb-sg", "web-sg", "internal-alb-sg", "app-sg", "db-sg")
+SG_DESCRIPTIONS = {
+    "external-alb-sg": "external ALB: HTTP from the allowed clients",
+    "web-sg": "web tier: HTTP from the external ALB",
+    "internal-alb-sg": "internal ALB: HTTP from the web tier",
+    "app-sg": "app tier: the app port from the internal ALB",
+    "db-sg": "database: MySQL from the app tier only",
+}
+
+
+def wanted_rules(ctx: Ctx) -> dict[str, list[Rule]]:
+    access, port = ctx.config.access, ctx.config.app.port
+    rules: dict[str, list[Rule]] = {
+        "external-alb-sg": [Rule(80, cidr, "HTTP from allowed clients") for cidr in access.client_cidrs],
+        "web-sg": [Rule(80, "external-alb-sg", "HTTP from the external ALB")],
+        "internal-alb-sg": [Rule(80, "web-sg", "HTTP from the web tier")],
+        "app-sg": [Rule(port, "internal-alb-sg", "app port from the internal ALB")],
+        "db-sg": [Rule(3306, "app-sg", "MySQL from the app tier")],
+    }
+    if access.admin_cidr:  # the guide's "my IP", for testing the tiers directly
+        rules["web-sg"].append(Rule(80, access.admin_cidr, "HTTP from the operator (testing)"))
+        rules["app-sg"].append(Rule(port, access.admin_cidr, "app port from the operator (testing)"))
+    return rules
+
+
+# -- apply -----------------------------------------------------------------------
+def start(ctx: Ctx) -> None:
+    azs = availability_zones(ctx)
+    vpc = ensure_vpc(ctx)
+    subnets = ensure_subnets(ctx, vpc, azs)
+    igw = ensure_internet_gateway(ctx, vpc)
+    nats = ensure_nat_gateways(ctx, vpc, subnets)  # started here, waited for in finish()
+    ensure_public_route_table(ctx, vpc, igw, subnets)
+    ensure_app_route_tables(ctx, vpc, nats, subnets)
+    ensure_security_groups(ctx, vpc)
+
+
+def finish(ctx: Ctx) -> None:
+    for az_index, nat_id in sorted(ctx.resources["nat_gateways"].items()):
+        wait_nat_gateway(ctx, nat_id, f"NAT gateway {ctx.name('nat-' + az_index)}", want="available")
+
+
+def availability_zones(ctx: Ctx) -> list[str]:
+    configured = list(ctx.config.network.azs)
+    zones = ctx.aws.call("ec2", "describe_availability_zones", resource=f"availability zones of {ctx.aws.region}",
+                         Filters=[{"Name": "zone-type", "Values": ["availability-zone"]}])["AvailabilityZones"]
+    available = sorted(z["ZoneName"] for z in zones if z.get("State") == "available")
+    if configured:
+        for index, az in enumerate(configured):
+            if az not in available:
+                raise ConfigError(f"network.azs[{index}]: {az} is not an available zone of {ctx.aws.region} "
+                                  f"(available: {', '.join(available)})")
+        chosen = configured
+    elif len(available) < 2:
+        raise ConfigError(f"network.azs: region {ctx.aws.region} has fewer than two available zones")
+    else:
+        chosen = available[:2]
+    ctx.resources["azs"] = chosen
+    return chosen
+
+
+def ensure_vpc(ctx: Ctx) -> str:
+    aws, cidr = ctx.aws, ctx.config.network.vpc_cidr
+    vpc = one(ec2_tagged(ctx, "describe_vpcs", "vpc"), "VpcId")
+    if vpc is None:
+        vpc = aws.call("ec2", "create_vpc", resource=ctx.name("vpc"), CidrBlock=cidr,
+                       TagSpecifications=ctx.tag_spec("vpc", "vpc"))["Vpc"]
+        ctx.record("created", "VPC", ctx.name("vpc"), vpc["VpcId"])
+    elif vpc["CidrBlock"] != cidr:
+        raise ConfigError(f"network.vpc_cidr: the stack's VPC {vpc['VpcId']} is {vpc['CidrBlock']}, config says {cidr}; "
+                          f"a VPC's CIDR cannot change in place: `threetier down`, then `up`, or set it back")
+    vpc_id = vpc["VpcId"]
+    # Hostnames are off by default; instances and endpoints need both on.
+    for attribute in ("enableDnsSupport", "enableDnsHostnames"):
+        current = aws.call("ec2", "describe_vpc_attribute", resource=ctx.name("vpc"), VpcId=vpc_id,
+                           Attribute=attribute, retry_codes=NOT_YET_VISIBLE)
+        key = attribute[0].upper() + attribute[1:]
+        if not current[key]["Value"]:
+            aws.call("ec2", "modify_vpc_attribute", resource=ctx.name("vpc"), VpcId=vpc_id,
+                     **{key: {"Value": True}}, retry_codes=NOT_YET_VISIBLE)
+            ctx.record("changed", "VPC attribute", f"{ctx.name('vpc')} {attribute}")
+    ctx.resources["vpc"] = vpc_id
+    return vpc_id
+
+
+def ensure_subnets(ctx: Ctx, vpc: str, azs: list[str]) -> dict[str, str]:
+    """Six subnets: one per tier per AZ. Returns role -> subnet ID."""
+    network = ctx.config.network
+    cidrs = {"web": network.web_subnets, "app": network.app_subnets, "db": network.db_subnets}
+    subnets: dict[str, str] = {}
+    for tier, tier_cidrs in cidrs.items():
+        for index, (role, cidr, az) in enumerate(zip(subnet_roles(tier), tier_cidrs, azs)):
+            subnet = one(ec2_tagged(ctx, "describe_subnets", role), "SubnetId")
+            if subnet is None:
+                subnet = ctx.aws.call("ec2", "create_subnet", resource=ctx.name(role), VpcId=vpc, CidrBlock=cidr,
+                                      AvailabilityZone=az, TagSpecifications=ctx.tag_spec("subnet", role),
+                                      retry_codes=NOT_YET_VISIBLE)["Subnet"]
+                ctx.record("created", "subnet", ctx.name(role), subnet["SubnetId"])
+            elif (subnet["CidrBlock"], subnet["AvailabilityZone"]) != (cidr, az):
+                raise ConfigError(
+                    f"network.subnets.{tier}[{index}]: subnet {ctx.name(role)} is {subnet['CidrBlock']} in "
+                    f"{subnet['AvailabilityZone']}, config says {cidr} in {az}; subnets cannot move or resize in "
+                    f"place: `threetier down`, then `up`, or set it back")
+            if tier == "web" and not subnet.get("MapPublicIpOnLaunch"):
+                # Web instances live in public subnets and reach the internet through the IGW.
+                ctx.aws.call("ec2", "modify_subnet_attribute", resource=ctx.name(role), SubnetId=subnet["SubnetId"],
+                             MapPublicIpOnLaunch={"Value": True}, retry_codes=NOT_YET_VISIBLE)
+                ctx.record("changed", "subnet attribute", f"{ctx.name(role)} map-public-ip-on-launch")
+            subnets[role] = subnet["SubnetId"]
+    ctx.resources["subnets"] = subnets
+    return subnets
+
+
+def ensure_internet_gateway(ctx: Ctx, vpc: str) -> str:
+    aws, role = ctx.aws, "igw"
+    igw = one(ec2_tagged(ctx, "describe_internet_gateways", role), "InternetGatewayId")
+    if igw is None:
+        igw = aws.call("ec2", "create_internet_gateway", resource=ctx.name(role),
+                       TagSpecifications=ctx.tag_spec("internet-gateway", role))["InternetGateway"]
+        ctx.record("created", "internet gateway", ctx.name(role), igw["InternetGatewayId"])
+    igw_id = igw["InternetGatewayId"]
+    if vpc not in {a["VpcId"] for a in igw.get("Attachments", [])}:
+        aws.call("ec2", "attach_internet_gateway", resource=ctx.name(role), InternetGatewayId=igw_id, VpcId=vpc,
+                 retry_codes=NOT_YET_VISIBLE)
+        ctx.record("changed", "internet gateway attachment", f"{ctx.name(role)} -> {vpc}")
+    ctx.resources["internet_gateway"] = igw_id
+    return igw_id
+
+
+def nat_az_indexes(ctx: Ctx) -> list[str]:
+    """az1 and az2 (the guide, HA), or az1 only in the cheaper lab mode."""
+    return ["az1", "az2"] if ctx.config.network.nat_gateways == "per_az" else ["az1"]
+
+
+def ensure_nat_gateways(ctx: Ctx, vpc: str, subnets: dict[str, str]) -> dict[str, str]:
+    """One NAT gateway with its own Elastic IP in each public subnet. Creates; does not wait."""
+    aws = ctx.aws
+    nats: dict[str, str] = {}
+    eips: dict[str, str] = {}
+    for az_index in nat_az_indexes(ctx):
+        eip_role, nat_role = f"nat-eip-{az_index}", f"nat-{az_index}"
+        subnet = subnets[f"public-web-subnet-{az_index}"]
+        eip = one(ec2_tagged(ctx, "describe_addresses", eip_role), "AllocationId")
+        if eip is None:
+            eip = aws.call("ec2", "allocate_address", resource=ctx.name(eip_role), Domain="vpc",
+                           TagSpecifications=ctx.tag_spec("elastic-ip", eip_role))
+            ctx.record("created", "Elastic IP", ctx.name(eip_role), eip["AllocationId"])
+        eips[az_index] = eip["AllocationId"]
+
+        every_nat = ec2_tagged(ctx, "describe_nat_gateways", nat_role)
+        nat = one([n for n in every_nat if n["State"] in LIVE_NAT_STATES], "NatGatewayId")
+        if nat is None:
+            # The token makes a retried create return the same NAT gateway. It changes with the EIP
+            # and with every failed or deleted NAT of this name, which AWS would otherwise hand back.
+            token = hashlib.sha256(f"{ctx.name(nat_role)}/{eip['AllocationId']}/{len(every_nat)}".encode()).hexdigest()[:64]
+            nat = aws.call("ec2", "create_nat_gateway", resource=ctx.name(nat_role), SubnetId=subnet,
+                           AllocationId=eip["AllocationId"], ConnectivityType="public", ClientToken=token,
+                           TagSpecifications=ctx.tag_spec("natgateway", nat_role),
+                           retry_codes=NOT_YET_VISIBLE)["NatGateway"]
+            ctx.record("created", "NAT gateway", ctx.name(nat_role), nat["NatGatewayId"])
+        elif nat["SubnetId"] != subnet:
+            raise ConfigError(f"network.subnets.web: NAT gateway {ctx.name(nat_role)} is in {nat['SubnetId']}, "
+                              f"not in {ctx.name('public-web-subnet-' + az_index)}; run `threetier down` first")
+        nats[az_index] = nat["NatGatewayId"]
+    ctx.resources["elastic_ips"] = eips
+    ctx.resources["nat_gateways"] = nats
+    return nats
+
+
+def wait_nat_gateway(ctx: Ctx, nat_id: str, what: str, want: str) -> None:
+    def probe() -> Poll:
+        found = ctx.aws.call("ec2", "describe_nat_gateways", resource=what, NatGatewayIds=[nat_id],
+                             missing_ok=("NatGatewayNotFound", "InvalidNatGatewayID.NotFound"))
+        gateways = (found or {}).get("NatGateways", [])
+        state = gateways[0]["State"] if gateways else "deleted"
+        if want == "available" and state in ("failed", "deleting", "deleted"):
+            reason = gateways[0].get("FailureMessage", state) if gateways else state
+            return Poll(False, state, failed=f"{reason}; run `threetier up` again to replace it")
+        return Poll(state == want, state)
+
+    timeout = NAT_AVAILABLE_TIMEOUT if want == "available" else NAT_DELETED_TIMEOUT
+    ctx.aws.wait(what, probe, delay=NAT_POLL_DELAY, timeout=timeout)
+
+
+def ensure_route_table(ctx: Ctx, vpc: str, role: str, target: dict[str, str], subnet_ids: list[str]) -> str:
+    """A route table named `role` with 0.0.0.0/0 -> target, associated with exactly these subnets."""
+    aws = ctx.aws
+    table = one(ec2_tagged(ctx, "describe_route_tables", role), "RouteTableId")
+    if table is None:
+        table = aws.call("ec2", "create_route_table", resource=ctx.name(role), VpcId=vpc,
+                         TagSpecifications=ctx.tag_spec("route-table", role),
+                         retry_codes=NOT_YET_VISIBLE)["RouteTable"]
+        ctx.record("created", "route table", ctx.name(role), table["RouteTableId"])
+    table_id = table["RouteTableId"]
+
+    default = next((r for r in table.get("Routes", []) if r.get("DestinationCidrBlock") == ANYWHERE), None)
+    (target_key, target_id), = target.items()
+    if default is None:
+        # A NAT gateway created a moment ago may not be known to CreateRoute yet.
+        aws.call("ec2", "create_route", resource=ctx.name(role), RouteTableId=table_id,
+                 DestinationCidrBlock=ANYWHERE, **target, retry_codes=NOT_YET_VISIBLE)
+        ctx.record("changed", "route", f"{ctx.name(role)} {ANYWHERE} -> {target_id}")
+    elif default.get(target_key) != target_id or default.get("State") == "blackhole":
+        aws.call("ec2", "replace_route", resource=ctx.name(role), RouteTableId=table_id,
+                 DestinationCidrBlock=ANYWHERE, **target, retry_codes=NOT_YET_VISIBLE)
+        ctx.record("changed", "route", f"{ctx.name(role)} {ANYWHERE} -> {target_id}")
+
+    associated = {a["SubnetId"] for a in table.get("Associations", []) if a.get("SubnetId")}
+    for subnet_id in subnet_ids:
+        if subnet_id in associated:
+            continue
+        # A subnet has one explicit association: move it here if another table holds it.
+        elsewhere = aws.call("ec2", "describe_route_tables", resource=ctx.name(role),
+                             Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}])["RouteTables"]
+        old = next((a for t in elsewhere for a in t.get("Associations", []) if a.get("SubnetId") == subnet_id), None)
+        if old:
+            aws.call("ec2", "replace_route_table_association", resource=ctx.name(role),
+                     AssociationId=old["RouteTableAssociationId"], RouteTableId=table_id)
+        else:
+            aws.call("ec2", "associate_route_table", resource=ctx.name(role), RouteTableId=table_id,
+                     SubnetId=subnet_id, retry_codes=NOT_YET_VISIBLE)
+        ctx.record("changed", "route table association", f"{ctx.name(role)} <- {subnet_id}")
+    return table_id
+
+
+def ensure_public_route_table(ctx: Ctx, vpc: str, igw: str, subnets: dict[str, str]) -> None:
+    web = [subnets[role] for role in subnet_roles("web")]
+    table = ensure_route_table(ctx, vpc, "public-rt", {"GatewayId": igw}, web)
+    ctx.resources.setdefault("route_tables", {})["public-rt"] = table
+
+
+def ensure_app_route_tables(ctx: Ctx, vpc: str, nats: dict[str, str], subnets: dict[str, str]) -> None:
+    """One table per AZ: the app subnet's internet traffic leaves through the NAT gateway in its own AZ."""
+    for az_index, subnet_role in zip(("az1", "az2"), subnet_roles("app")):
+        nat = nats.get(az_index, nats["az1"])  # single-NAT lab mode: both AZs share az1's
+        role = f"private-app-rt-{az_index}"
+        table = ensure_route_table(ctx, vpc, role, {"NatGatewayId": nat}, [subnets[subnet_role]])
+        ctx.resources.setdefault("route_tables", {})[role] = table
+    # DB subnets keep the VPC's main route table: local routes only, no way to the internet.
+
+
+def ensure_security_groups(ctx: Ctx, vpc: str) -> dict[str, str]:
+    aws = ctx.aws
+    groups: dict[str, str] = {}
+    for role in SECURITY_GROUPS:
+        group = one(ec2_tagged(ctx, "describe_security_groups", role,
+                               filters=[{"Name": "vpc-id", "Values": [vpc]}]), "GroupId")
+        if group is None:
+            group_id = aws.call("ec2", "create_security_group", resource=ctx.name(role), GroupName=ctx.name(role),
+                                Description=f"threetier {ctx.stack} {SG_DESCRIPTIONS[role]}", VpcId=vpc,
+                                TagSpecifications=ctx.tag_spec("security-group", role),
+                                retry_codes=NOT_YET_VISIBLE)["GroupId"]
+            ctx.record("created", "security group", ctx.name(role), group_id)
+        else:
+            group_id = group["GroupId"]
+        groups[role] = group_id
+    ctx.resources["security_groups"] = groups
+    for role, rules in wanted_rules(ctx).items():
+        ensure_ingress_rules(ctx, role, groups, rules)
+    return groups
+
+
+def ensure_ingress_rules(ctx: Ctx, role: str, groups: dict[str, str], rules: list[Rule]) -> None:
+    """Exactly these ingress rules on the group: add what is missing, revoke what is not wanted."""
+    aws, group_id = ctx.aws, groups[role]
+    missing, extra = ingress_diff(ctx, role, groups, rules)
+    if extra:
+        aws.call("ec2", "revoke_security_group_ingress", resource=ctx.name(role), GroupId=group_id,
+                 SecurityGroupRuleIds=list(extra))
+        ctx.record("changed", "security group rules", f"{ctx.name(role)}: revoked {', '.join(extra.values())}")
+    for rule in missing:
+        permission: dict[str, Any] = {"IpProtocol": "tcp", "FromPort": rule.port, "ToPort": rule.port}
+        if rule.from_group:
+            permission["UserIdGroupPairs"] = [{"GroupId": groups[rule.source], "Description": rule.description}]
+        else:
+            permission["IpRanges"] = [{"CidrIp": rule.source, "Description": rule.description}]
+        rule_role = f"{role}-{rule.port}-from-{rule.source.replace('/', '_')}"
+        aws.call("ec2", "authorize_security_group_ingress", resource=ctx.name(role), GroupId=group_id,
+                 IpPermissions=[permission], TagSpecifications=ctx.tag_spec("security-group-rule", rule_role),
+                 retry_codes=NOT_YET_VISIBLE)
+        ctx.record("changed", "security group rule", f"{ctx.name(role)}: tcp {rule.port} from {rule.source}")
+
+
+def ingress_diff(ctx: Ctx, role: str, groups: dict[str, str], rules: list[Rule]) -> tuple[list[Rule], dict[str, str]]:
+    """(wanted rules that are missing, {rule ID: description} of rules present but not wanted)."""
+    present = [r for r in ctx.aws.items("ec2", "describe_security_group_rules", "SecurityGroupRules",
+                                        resource=ctx.name(role),
+                                        Filters=[{"Name": "group-id", "Values": [groups[role]]}])
+               if not r["IsEgress"]]
+    names = {group_id: group_role for group_role, group_id in groups.items()}
+    have: dict[tuple[str, int, int, str], str] = {}
+    for r in present:
+        source = (r.get("CidrIpv4") or (r.get("ReferencedGroupInfo") or {}).get("GroupId")
+                  or r.get("CidrIpv6") or r.get("PrefixListId") or "?")
+        have[(r["IpProtocol"], r.get("FromPort", -1), r.get("ToPort", -1), names.get(source, source))] = \
+            r["SecurityGroupRuleId"]
+    wanted = {("tcp", rule.port, rule.port, rule.source): rule for rule in rules}
+    missing = [rule for key, rule in wanted.items() if key not in have]
+    extra = {rule_id: f"{key[0]} {key[1]}-{key[2]} from {key[3]}" for key, rule_id in have.items() if key not in wanted}
+    return missing, extra
+
+
+# -- check -----------------------------------------------------------------------
+def check(ctx: Ctx) -> Check:
+    """What is live, compared with what `start` would make; no mutating call."""
+    result = Check()
+    vpc = one(ec2_tagged(ctx, "describe_vpcs", "vpc"), "VpcId")
+    if not result.found(f"VPC {ctx.name('vpc')}", vpc is not None):
+        result.missing.append("everything inside the VPC")
+        return result
+    ctx.resources["vpc"] = vpc["VpcId"]
+    if vpc["CidrBlock"] != ctx.config.network.vpc_cidr:
+        result.drift.append(f"VPC {ctx.name('vpc')}: CIDR {vpc['CidrBlock']}, config says "
+                            f"{ctx.config.network.vpc_cidr} (cannot change in place)")
+
+    subnets: dict[str, str] = {}
+    for tier in ("web", "app", "db"):
+        for role in subnet_roles(tier):
+            subnet = one(ec2_tagged(ctx, "describe_subnets", role), "SubnetId")
+            if result.found(f"subnet {ctx.name(role)}", subnet is not None):
+                subnets[role] = subnet["SubnetId"]
+    ctx.resources["subnets"] = subnets
+
+    igw = one(ec2_tagged(ctx, "describe_internet_gateways", "igw"), "InternetGatewayId")
+    if result.found(f"internet gateway {ctx.name('igw')}", igw is not None):
+        ctx.resources["internet_gateway"] = igw["InternetGatewayId"]
+        if vpc["VpcId"] not in {a["VpcId"] for a in igw.get("Attachments", [])}:
+            result.drift.append(f"internet gateway {ctx.name('igw')}: not attached to the VPC")
+
+    nats: dict[str, str] = {}
+    for az_index in nat_az_indexes(ctx):
+        role = f"nat-{az_index}"
+        nat = one([n for n in ec2_tagged(ctx, "describe_nat_gateways", role) if n["State"] in LIVE_NAT_STATES],
+                  "NatGatewayId")
+        if result.found(f"NAT gateway {ctx.name(role)}", nat is not None):
+            nats[az_index] = nat["NatGatewayId"]
+            if nat["State"] != "available":
+                result.drift.append(f"NAT gateway {ctx.name(role)}: {nat['State']}")
+        address = one(ec2_tagged(ctx, "describe_addresses", f"nat-eip-{az_index}"), "AllocationId")
+        result.found(f"Elastic IP {ctx.name('nat-eip-' + az_index)}", address is not None)
+    ctx.resources["nat_gateways"] = nats
+
+    targets = {"public-rt": ("GatewayId", ctx.resources.get("internet_gateway"),
+                             [subnets.get(r) for r in subnet_roles("web")])}
+    for az_index, subnet_role in zip(("az1", "az2"), subnet_roles("app")):
+        targets[f"private-app-rt-{az_index}"] = ("NatGatewayId", nats.get(az_index, nats.get("az1")),
+                                                 [subnets.get(subnet_role)])
+    tables: dict[str, str] = {}
+    for role, (target_key, target_id, subnet_ids) in targets.items():
+        table = one(ec2_tagged(ctx, "describe_route_tables", role), "RouteTableId")
+        if not result.found(f"route table {ctx.name(role)}", table is not None):
+            continue
+        tables[role] = table["RouteTableId"]
+        default = next((r for r in table.get("Routes", []) if r.get("DestinationCidrBlock") == ANYWHERE), None)
+        if default is None or default.get(target_key) != target_id or default.get("State") == "blackhole":
+            now = "no route" if default is None else (
+                default.get("NatGatewayId") or default.get("GatewayId") or "another target")
+            result.drift.append(f"route table {ctx.name(role)}: {ANYWHERE} goes to {now}, should go to {target_id}")
+        associated = {a.get("SubnetId") for a in table.get("Associations", [])}
+        for subnet_id in subnet_ids:
+            if subnet_id and subnet_id not in associated:
+                result.drift.append(f"route table {ctx.name(role)}: subnet {subnet_id} is not associated")
+    ctx.resources["route_tables"] = tables
+
+    groups: dict[str, str] = {}
+    for role in SECURITY_GROUPS:
+        group = one(ec2_tagged(ctx, "describe_security_groups", role,
+                               filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}]), "GroupId")
+        if result.found(f"security group {ctx.name(role)}", group is not None):
+            groups[role] = group["GroupId"]
+    ctx.resources["security_groups"] = groups
+    if len(groups) == len(SECURITY_GROUPS):
+        for role, rules in wanted_rules(ctx).items():
+            missing, extra = ingress_diff(ctx, role, groups, rules)
+            for rule in missing:
+                result.drift.append(f"security group {ctx.name(role)}: missing tcp {rule.port} from {rule.source}")
+            for description in extra.values():
+                result.drift.append(f"security group {ctx.name(role)}: unexpected {description}")
+    return result
+
+
+# -- destroy ---------------------------------------------------------------------
+def destroy(ctx: Ctx) -> None:
+    """Dependency order: NAT gateways (their EIPs wait for them), route tables, security groups,
+    EIPs, internet gateway, subnets, VPC. Everything tagged with the stack goes, by tag, so a
+    lost state file or a changed config still leaves nothing behind."""
+    aws = ctx.aws
+    nats = [n for n in ec2_tagged(ctx, "describe_nat_gateways", part=NUMBER) if n["State"] in LIVE_NAT_STATES]
+    for nat in nats:  # started first: deleting takes a minute, the next steps overlap it
+        aws.call("ec2", "delete_nat_gateway", resource=_name_of(nat, nat["NatGatewayId"]),
+                 NatGatewayId=nat["NatGatewayId"], missing_ok=("NatGatewayNotFound", "InvalidNatGatewayID.NotFound"))
+        ctx.record("deleted", "NAT gateway", _name_of(nat, nat["NatGatewayId"]), nat["NatGatewayId"])
+
+    for table in ec2_tagged(ctx, "describe_route_tables", part=NUMBER):
+        what = _name_of(table, table["RouteTableId"])
+        for association in table.get("Associations", []):
+            if not association.get("Main"):
+                aws.call("ec2", "disassociate_route_table", resource=what,
+                         AssociationId=association["RouteTableAssociationId"],
+                         missing_ok=("InvalidAssociationID.NotFound",))
+        aws.call("ec2", "delete_route_table", resource=what, RouteTableId=table["RouteTableId"],
+                 missing_ok=("InvalidRouteTableID.NotFound",))
+        ctx.record("deleted", "route table", what, table["RouteTableId"])
+
+    delete_security_groups(ctx)
+
+    for nat in nats:
+        wait_nat_gateway(ctx, nat["NatGatewayId"], f"NAT gateway {_name_of(nat, nat['NatGatewayId'])} deletion",
+                         want="deleted")
+    for address in ec2_tagged(ctx, "describe_addresses", part=NUMBER):
+        what = _name_of(address, address["AllocationId"])
+        if address.get("AssociationId"):
+            aws.call("ec2", "disassociate_address", resource=what, AssociationId=address["AssociationId"],
+                     missing_ok=("InvalidAssociationID.NotFound",))
+        # Released only once its NAT gateway is gone; until then AWS refuses.
+        aws.call("ec2", "release_address", resource=what, AllocationId=address["AllocationId"],
+                 missing_ok=("InvalidAllocationID.NotFound",),
+                 retry_codes=("InvalidIPAddress.InUse", "AuthFailure"), retry_timeout=DEPENDENCY_TIMEOUT,
+                 retry_delay=10)
+        ctx.record("deleted", "Elastic IP", what, address["AllocationId"])
+
+    for igw in ec2_tagged(ctx, "describe_internet_gateways", part=NUMBER):
+        what = _name_of(igw, igw["InternetGatewayId"])
+        for attachment in igw.get("Attachments", []):
+            aws.call("ec2", "detach_internet_gateway", resource=what, InternetGatewayId=igw["InternetGatewayId"],
+                     VpcId=attachment["VpcId"], missing_ok=("Gateway.NotAttached", "InvalidInternetGatewayID.NotFound"),
+                     retry_codes=("DependencyViolation",), retry_timeout=DEPENDENCY_TIMEOUT, retry_delay=10)
+        aws.call("ec2", "delete_internet_gateway", resource=what, InternetGatewayId=igw["InternetGatewayId"],
+                 missing_ok=("InvalidInternetGatewayID.NotFound",))
+        ctx.record("deleted", "internet gateway", what, igw["InternetGatewayId"])
+
+    for subnet in ec2_tagged(ctx, "describe_subnets", part=NUMBER):
+        what = _name_of(subnet, subnet["SubnetId"])
+        aws.call("ec2", "delete_subnet", resource=what, SubnetId=subnet["SubnetId"],
+                 missing_ok=("InvalidSubnetID.NotFound",), retry_codes=("DependencyViolation",),
+                 retry_timeout=DEPENDENCY_TIMEOUT, retry_delay=10)
+        ctx.record("deleted", "subnet", what, subnet["SubnetId"])
+
+    for vpc in ec2_tagged(ctx, "describe_vpcs", part=NUMBER):
+        what = _name_of(vpc, vpc["VpcId"])
+        aws.call("ec2", "delete_vpc", resource=what, VpcId=vpc["VpcId"], missing_ok=("InvalidVpcID.NotFound",),
+                 retry_codes=("DependencyViolation",), retry_timeout=DEPENDENCY_TIMEOUT, retry_delay=10)
+        ctx.record("deleted", "VPC", what, vpc["VpcId"])
+
+
+def delete_security_groups(ctx: Ctx) -> None:
+    """A group cannot go while another group's rule references it: revoke those rules first."""
+    aws = ctx.aws
+    groups = ec2_tagged(ctx, "describe_security_groups", part=NUMBER)
+    for group in groups:
+        referencing = [p for p in group.get("IpPermissions", []) if p.get("UserIdGroupPairs")]
+        if referencing:
+            aws.call("ec2", "revoke_security_group_ingress", resource=_name_of(group, group["GroupId"]),
+                     GroupId=group["GroupId"], IpPermissions=referencing, missing_ok=("InvalidGroup.NotFound",))
+    for group in groups:
+        what = _name_of(group, group["GroupId"])
+        # ENIs of a deleted ALB or instance keep a group in use for a while.
+        aws.call("ec2", "delete_security_group", resource=what, GroupId=group["GroupId"],
+                 missing_ok=("InvalidGroup.NotFound",), retry_codes=("DependencyViolation",),
+                 retry_timeout=DEPENDENCY_TIMEOUT, retry_delay=10)
+        ctx.record("deleted", "security group", what, group["GroupId"])
+
+
+def _name_of(resource: dict[str, Any], fallback: str) -> str:
+    return tag_value(resource, "Name") or fallback

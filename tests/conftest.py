@@ -1,0 +1,29 @@
+"""Tests never touch real AWS: fake credentials and region are forced for every test,
+and the real credential and config files are hidden."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+AWS_ENV_PREFIXES = ("AWS_",)
+REGION = "us-east-1"
+
+
+@pytest.fixture(autouse=True)
+def fake_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    for key in list(os.environ):
+        if key.startswith(AWS_ENV_PREFIXES) or key in ("NO_COLOR",):
+            monkeypatch.delenv(key, raising=False)
+    hidden = tmp_path_factory.mktemp("no-aws-home")
+    monkeypatch.setenv("HOME", str(hidden))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(hidden / "credentials-that-do-not-exist"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(hidden / "config-that-does-not-exist"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    # No instance metadata lookups for credentials either.
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("MOTO_ACM_VALIDATION_WAIT", "0")

@@ -1,0 +1,84 @@
+"""Shared test helpers: moto with the settings this stack needs, and a CLI runner."""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+from moto import mock_aws
+
+from threetier import config as configlib
+from threetier import state as statelib
+from threetier.aws import Aws, Clock
+from threetier.cli import run
+from threetier.engine import Ctx, Engine
+from threetier.output import Output
+
+MOTO_CONFIG = {"iam": {"load_aws_managed_policies": True}}
+
+
+def moto() -> Any:
+    return mock_aws(config=MOTO_CONFIG)
+
+
+class FakeClock(Clock):
+    """Virtual time: sleeping advances it at once."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.sleeps: list[float] = []
+        super().__init__(sleep=self._sleep, now=lambda: self.t)
+
+    def _sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += seconds
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args: str, cwd: Path | None = None) -> Result:
+    """Run the CLI in-process (inside the caller's moto context)."""
+    out, err = io.StringIO(), io.StringIO()
+    old = Path.cwd()
+    try:
+        if cwd:
+            import os
+            os.chdir(cwd)
+        code = run(list(args), stdout=out, stderr=err)
+    finally:
+        if cwd:
+            import os
+            os.chdir(old)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def write_config(directory: Path, **overrides: Any) -> Path:
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(overrides))
+    return path
+
+
+def make_engine(tmp_path: Path, raw: dict[str, Any] | None = None, clock: Clock | None = None) -> Engine:
+    from steps import PARTS
+    config = configlib.parse(raw or {})
+    aws = Aws(config.region, clock=clock or FakeClock())
+    state_file = statelib.StateFile(tmp_path / "state.json")
+    state = state_file.load() or statelib.State(stack=config.stack, region=config.region)
+    ctx = Ctx(config=config, aws=aws, out=Output(stdout=io.StringIO(), stderr=io.StringIO()), state=state)
+    return Engine(ctx, state_file, PARTS)
+
+
+def mutating(engine: Engine) -> list[str]:
+    return [c.operation for c in engine.ctx.aws.mutating_calls()]
+
+
+def iter_tags(resource: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    for tag in resource.get("Tags", []) or []:
+        yield tag["Key"], tag["Value"]

@@ -1,0 +1,3 @@
+from threetier.cli import main
+
+main()

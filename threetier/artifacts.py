@@ -1,0 +1,147 @@
+"""The application the stack serves, as the bytes threetier uploads.
+
+One function builds the bucket's contents so that the tests exercise the
+very same bytes `threetier up` puts in S3. The renderers below produce the
+nginx.conf of Part 6 and the user data of the two AMI builders (Parts 4 and
+6); every value they template in is validated first, so that nothing can
+inject nginx or shell syntax, and no placeholder is left in the output.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+# The application ships inside the package (threetier/application/).
+BUNDLED_APPLICATION = Path(__file__).parent / "application"
+TIERS = ("app-tier", "web-tier")
+# Build output and installed dependencies are made on the instance, never uploaded.
+SKIPPED_DIRS = frozenset({"node_modules", "dist", "build", ".vite", "coverage"})
+
+NGINX_TEMPLATE = BUNDLED_APPLICATION / "nginx.conf.template"
+BOOTSTRAP_DIR = BUNDLED_APPLICATION / "bootstrap"
+# Where the web builder installs the React build, and nginx serves it from.
+WEB_ROOT = "/usr/share/nginx/threetier"
+NGINX_LOG_DIR = "/var/log/nginx"
+
+_PLACEHOLDER = re.compile(r"@@[A-Z_]+@@")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*\Z")
+_BUCKET = re.compile(r"(?!xn--)(?!.*\.\.)(?!\d+\.\d+\.\d+\.\d+\Z)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}\Z")
+_DB_NAME = re.compile(r"[A-Za-z0-9_]{1,64}\Z")
+_SECRET_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@!-]{1,512}\Z")
+_ABS_PATH = re.compile(r"/(?:[A-Za-z0-9._-]+/?)*\Z")
+
+
+def application_files(source: Path | None = None) -> dict[str, bytes]:
+    """Bucket key -> content for `app-tier/...` and `web-tier/...`, sorted by key."""
+    root = Path(source) if source else BUNDLED_APPLICATION
+    files: dict[str, bytes] = {}
+    for tier in TIERS:
+        tier_dir = root / tier
+        if not tier_dir.is_dir():
+            continue
+        for path in sorted(tier_dir.rglob("*")):
+            relative = path.relative_to(root)
+            if path.is_file() and not SKIPPED_DIRS.intersection(relative.parts):
+                files[relative.as_posix()] = path.read_bytes()
+    return dict(sorted(files.items()))
+
+
+def _check(pattern: re.Pattern[str], value: object, what: str) -> str:
+    if not isinstance(value, str) or not pattern.match(value) or ".." in value.split("/"):
+        raise ValueError(f"invalid {what}: {value!r}")
+    return value
+
+
+def _check_port(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValueError(f"invalid {what}: {value!r}")
+    return value
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    """Replaces each @@KEY@@; every placeholder must be known and used."""
+    text = template
+    for key, value in values.items():
+        placeholder = f"@@{key}@@"
+        if placeholder not in text:
+            raise ValueError(f"template has no {placeholder}")
+        text = text.replace(placeholder, value)
+    left = _PLACEHOLDER.findall(text)
+    if left:
+        raise ValueError(f"unfilled placeholders: {sorted(set(left))}")
+    return text
+
+
+def render_nginx_conf(
+    internal_alb_dns: str,
+    *,
+    upstream_port: int = 80,
+    listen_port: int = 80,
+    web_root: str = WEB_ROOT,
+    log_dir: str = NGINX_LOG_DIR,
+) -> bytes:
+    """nginx.conf for the web tier: the build on :80, /health, /api/ -> the internal ALB.
+
+    The keyword arguments exist for tests, which serve the same rendered config
+    on loopback ports and temporary directories; `threetier up` uses the defaults.
+    """
+    host = _check(_HOSTNAME, internal_alb_dns, "internal ALB DNS name")
+    port = _check_port(upstream_port, "upstream port")
+    upstream = host if port == 80 else f"{host}:{port}"
+    text = _fill(
+        NGINX_TEMPLATE.read_text(),
+        {
+            "LOG_DIR": _check(_ABS_PATH, log_dir, "log directory"),
+            "LISTEN_PORT": str(_check_port(listen_port, "listen port")),
+            "WEB_ROOT": _check(_ABS_PATH, web_root, "web root"),
+            "UPSTREAM": upstream,
+        },
+    )
+    return text.encode()
+
+
+def _render_user_data(name: str, values: dict[str, str]) -> str:
+    common = (BOOTSTRAP_DIR / "common.sh").read_text().rstrip("\n")
+    return _fill((BOOTSTRAP_DIR / name).read_text(), {"COMMON": common, **values})
+
+
+def _bucket_and_region(bucket: str, region: str) -> dict[str, str]:
+    return {
+        "BUCKET": shlex.quote(_check(_BUCKET, bucket, "bucket name")),
+        "REGION": shlex.quote(_check(_REGION, region, "region")),
+    }
+
+
+def render_app_user_data(
+    *, bucket: str, region: str, db_host: str, db_name: str, db_secret_arn: str, port: int
+) -> str:
+    """User data of the app-tier builder: the Node.js app as a systemd service on `port`."""
+    config = {
+        "port": _check_port(port, "app port"),
+        "database": {
+            "host": _check(_HOSTNAME, db_host, "database host"),
+            "port": 3306,
+            "name": _check(_DB_NAME, db_name, "database name"),
+            "secretArn": _check(_SECRET_ARN, db_secret_arn, "database secret ARN"),
+            "region": _check(_REGION, region, "region"),
+        },
+    }
+    return _render_user_data(
+        "app-tier.sh",
+        {
+            **_bucket_and_region(bucket, region),
+            "APP_PORT": str(port),
+            "APP_CONFIG": json.dumps(config, indent=2),
+        },
+    )
+
+
+def render_web_user_data(*, bucket: str, region: str) -> str:
+    """User data of the web-tier builder: builds the React app, serves it with nginx."""
+    return _render_user_data(
+        "web-tier.sh", {**_bucket_and_region(bucket, region), "WEB_ROOT": shlex.quote(WEB_ROOT)}
+    )

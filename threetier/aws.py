@@ -1,0 +1,263 @@
+"""The one AWS layer: clients, every call, every retry and every wait.
+
+Every AWS call of threetier goes through `Aws.call` (or `Aws.pages`), which
+- uses clients built with botocore's `standard` retry mode (throttling, 5xx),
+- retries the eventual-consistency errors a caller names (a NAT gateway or an
+  instance profile that AWS has created but not yet propagated),
+- treats "not found" as success where the caller says so (deletes),
+- and turns any other ClientError into an `AwsError` naming the part, the
+  resource and AWS's error code.
+All waiting goes through `Aws.wait`, with explicit delays and timeouts and an
+injectable clock, so tests and benchmarks can run pending states without sleeping.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from threetier import __version__
+from threetier.errors import ThreetierError
+
+READ_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Search")
+# Eventual consistency right after a create: the new ID is not known everywhere yet.
+NOT_YET_VISIBLE = (
+    "InvalidNatGatewayID.NotFound",
+    "InvalidGatewayID.NotFound",
+    "InvalidRouteTableID.NotFound",
+    "InvalidSubnetID.NotFound",
+    "InvalidVpcID.NotFound",
+    "InvalidGroup.NotFound",
+    "InvalidAllocationID.NotFound",
+    "InvalidInternetGatewayID.NotFound",
+)
+
+
+class AwsError(ThreetierError):
+    """An AWS call failed: which part, which resource, AWS's error code."""
+
+    def __init__(self, part: str, action: str, resource: str, code: str, message: str):
+        self.part, self.action, self.resource, self.code, self.aws_message = part, action, resource, code, message
+        where = f"{part}: " if part else ""
+        super().__init__(f"{where}{action} {resource} failed: {code}: {message}")
+
+
+class WaitTimeout(ThreetierError):
+    def __init__(self, part: str, resource: str, waited: float, last_status: str):
+        self.part, self.resource, self.last_status = part, resource, last_status
+        where = f"{part}: " if part else ""
+        super().__init__(f"{where}gave up waiting for {resource} after {waited:.0f}s (last status: {last_status})")
+
+
+@dataclass(frozen=True)
+class Poll:
+    """One look at a resource being waited for."""
+    done: bool
+    status: str
+    failed: str | None = None  # set when the resource reached a state it will not leave
+
+
+@dataclass
+class Clock:
+    """Real time; tests and benchmarks pass a virtual one."""
+    sleep: Callable[[float], None] = time.sleep
+    now: Callable[[], float] = time.monotonic
+
+
+@dataclass(frozen=True)
+class Call:
+    service: str
+    operation: str  # AWS's name, e.g. CreateVpc
+    params: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @property
+    def mutating(self) -> bool:
+        return is_mutating(self.operation)
+
+
+def is_mutating(operation: str) -> bool:
+    return not operation.startswith(READ_PREFIXES) and operation != "AssumeRole"
+
+
+def error_code(exc: botocore.exceptions.ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "Unknown")
+
+
+class Aws:
+    def __init__(
+        self,
+        region: str,
+        *,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        credentials: dict[str, str] | None = None,
+        clock: Clock | None = None,
+        on_call: Callable[[Call], None] | None = None,
+        max_attempts: int = 10,
+    ):
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self.session = boto3.Session(region_name=region, profile_name=profile, **(credentials or {}))
+        self.client_config = botocore.config.Config(
+            retries={"mode": "standard", "max_attempts": max_attempts},
+            user_agent_extra=f"threetier/{__version__}",
+            connect_timeout=10,
+            read_timeout=60,
+        )
+        self.clock = clock or Clock()
+        self.on_call = on_call
+        self.calls: list[Call] = []
+        self.part = ""  # the part running now, for error messages
+        self._clients: dict[str, Any] = {}
+        self._account: str | None = None
+
+    # -- clients -------------------------------------------------------------
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            kwargs: dict[str, Any] = {"config": self.client_config}
+            if self.endpoint_url:
+                kwargs["endpoint_url"] = self.endpoint_url
+            client = self.session.client(service, **kwargs)
+            client.meta.events.register("before-call", self._record)
+            self._clients[service] = client
+        return self._clients[service]
+
+    def _record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        call = Call(model.service_model.service_name, model.name, params)
+        self.calls.append(call)
+        if self.on_call:
+            self.on_call(call)
+
+    @property
+    def account(self) -> str:
+        if self._account is None:
+            self._account = self.call("sts", "get_caller_identity", resource="the caller identity")["Account"]
+        return self._account
+
+    @property
+    def partition(self) -> str:
+        return self.session.get_partition_for_region(self.region) if self.region else "aws"
+
+    def mutating_calls(self) -> list[Call]:
+        return [c for c in self.calls if c.mutating]
+
+    # -- calls ---------------------------------------------------------------
+    def call(
+        self,
+        service: str,
+        operation: str,
+        *,
+        resource: str,
+        missing_ok: tuple[str, ...] = (),
+        retry_codes: tuple[str, ...] = (),
+        retry_timeout: float = 120,
+        retry_delay: float = 5,
+        **params: Any,
+    ) -> Any:
+        """Call `service.operation(**params)`.
+
+        missing_ok: error codes meaning "it is already gone": return None.
+        retry_codes: error codes that mean "not yet": retry every retry_delay
+        seconds for up to retry_timeout seconds (eventual consistency).
+        """
+        method = getattr(self.client(service), operation)
+        started = self.clock.now()
+        while True:
+            try:
+                return method(**params)
+            except botocore.exceptions.ClientError as exc:
+                code = error_code(exc)
+                if code in missing_ok:
+                    return None
+                if code in retry_codes and self.clock.now() - started < retry_timeout:
+                    self.clock.sleep(retry_delay)
+                    continue
+                raise self.error(operation, resource, exc) from None
+            except botocore.exceptions.BotoCoreError as exc:
+                raise AwsError(self.part, _verb(operation), resource, type(exc).__name__, str(exc)) from None
+
+    def items(self, service: str, operation: str, key: str, *, resource: str, **params: Any) -> Iterator[Any]:
+        """Every item under `key` across all pages of a list/describe call."""
+        for page in self.pages(service, operation, resource=resource, **params):
+            yield from page.get(key, [])
+
+    def pages(self, service: str, operation: str, *, resource: str, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every page of a list/describe call."""
+        paginator = self.client(service).get_paginator(operation)
+        try:
+            yield from paginator.paginate(**params)
+        except botocore.exceptions.ClientError as exc:
+            raise self.error(operation, resource, exc) from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise AwsError(self.part, _verb(operation), resource, type(exc).__name__, str(exc)) from None
+
+    def error(self, operation: str, resource: str, exc: botocore.exceptions.ClientError) -> AwsError:
+        message = exc.response.get("Error", {}).get("Message", "") or str(exc)
+        return AwsError(self.part, _verb(operation), resource, error_code(exc), message)
+
+    # -- waiting -------------------------------------------------------------
+    def wait(
+        self,
+        resource: str,
+        probe: Callable[[], Poll],
+        *,
+        delay: float,
+        timeout: float,
+        on_poll: Callable[[Poll], None] | None = None,
+    ) -> Poll:
+        """Poll `probe` every `delay` seconds until done, failed, or `timeout`."""
+        started = self.clock.now()
+        while True:
+            poll = probe()
+            if on_poll:
+                on_poll(poll)
+            if poll.failed:
+                raise AwsError(self.part, "waiting for", resource, poll.status, poll.failed)
+            if poll.done:
+                return poll
+            waited = self.clock.now() - started
+            if waited >= timeout:
+                raise WaitTimeout(self.part, resource, waited, poll.status)
+            self.clock.sleep(min(delay, max(timeout - waited, 0.01)))
+
+
+def _verb(operation: str) -> str:
+    """CreateNatGateway / create_nat_gateway -> 'create nat gateway'."""
+    words = re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower().split("_")
+    return " ".join(w for w in words if w)
+
+
+# -- tags and names ----------------------------------------------------------
+STACK_TAG = "threetier:stack"
+PART_TAG = "threetier:part"
+
+
+def tags(stack: str, part: int, name: str) -> list[dict[str, str]]:
+    return [
+        {"Key": STACK_TAG, "Value": stack},
+        {"Key": PART_TAG, "Value": str(part)},
+        {"Key": "Name", "Value": name},
+    ]
+
+
+def tag_spec(resource_type: str, stack: str, part: int, name: str) -> list[dict[str, Any]]:
+    return [{"ResourceType": resource_type, "Tags": tags(stack, part, name)}]
+
+
+def tag_filters(stack: str, name: str | None = None) -> list[dict[str, Any]]:
+    filters = [{"Name": f"tag:{STACK_TAG}", "Values": [stack]}]
+    if name is not None:
+        filters.append({"Name": "tag:Name", "Values": [name]})
+    return filters
+
+
+def tag_value(resource: dict[str, Any], key: str) -> str | None:
+    for tag in resource.get("Tags", []) or []:
+        if tag.get("Key") == key:
+            return tag.get("Value")
+    return None

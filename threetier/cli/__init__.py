@@ -1,0 +1,80 @@
+"""The command line: `threetier [global options] COMMAND`, one module per command."""
+from __future__ import annotations
+
+import sys
+from typing import IO, Sequence
+
+import click
+
+from threetier import __version__
+from threetier.cli import down, replay, status, up
+from threetier.cli.common import global_options, options
+from threetier.errors import ThreetierError, UsageError
+from threetier.output import ExitStatus, Output
+
+HELP = """Stand up, inspect and tear down the AWS three-tier web architecture
+(external ALB -> nginx/React web tier -> internal ALB -> Node.js app tier ->
+Aurora MySQL, over a multi-AZ VPC) as the ordered, idempotent Parts of the
+deployment guide.
+
+\b
+Examples:
+  threetier up                      build (or verify and repair) the stack
+  threetier status --json           what is live, as JSON on stdout
+  threetier replay network          run Part 2 alone
+  threetier down --yes              delete everything the stack created
+
+AWS settings follow boto3: AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL.
+Exit status: 0 ok, 1 an AWS call or a part failed, 2 bad usage or config,
+3 status found drift, 130 interrupted.
+"""
+
+
+@click.group(help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="threetier")
+@global_options
+def cli() -> None:
+    pass
+
+
+for module in (up, down, status, replay):
+    cli.add_command(module.command)
+
+
+def run(argv: Sequence[str] | None = None, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
+    """Run the CLI and return its exit status; errors become one line on stderr."""
+    out = Output(stdout=stdout or sys.stdout, stderr=stderr or sys.stderr)
+    try:
+        result = cli.main(args=list(argv) if argv is not None else None, prog_name="threetier",
+                          standalone_mode=False, obj=out)
+        return int(result or ExitStatus.OK)
+    except click.exceptions.Abort:
+        out.error("aborted")
+        return ExitStatus.USAGE
+    except click.ClickException as exc:
+        exc.show(file=out.stderr)
+        return ExitStatus.USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except UsageError as exc:
+        out.error(str(exc))
+        return ExitStatus.USAGE
+    except ThreetierError as exc:
+        out.error(str(exc))
+        return ExitStatus.ERROR
+    except KeyboardInterrupt:
+        out.error("interrupted; the state file is consistent, run the command again to resume")
+        return ExitStatus.INTERRUPTED
+    except Exception as exc:  # a bug of ours: one line, the traceback only with -v
+        if out.verbose:
+            import traceback
+            traceback.print_exc(file=out.stderr)
+        out.error(f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)")
+        return ExitStatus.ERROR
+
+
+def main() -> None:
+    sys.exit(run())
+
+
+__all__ = ["cli", "main", "run", "options"]

@@ -1,0 +1,82 @@
+"""What every command shares: global options, and building config, output, AWS and state."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import boto3
+import click
+
+from threetier import config as configlib
+from threetier import state as statelib
+from threetier.aws import Aws, Call
+from threetier.engine import Ctx, Engine
+from threetier.output import Output
+
+META = "threetier.options"
+
+
+def _remember(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        # Global options may stand before or after the command name: the later one wins.
+        if value not in (None, False):
+            ctx.find_root().meta.setdefault(META, {})[name] = value
+    return callback
+
+
+def global_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--config", "config_path", type=click.Path(dir_okay=False), expose_value=False,
+                     callback=_remember("config"), help="config file (default: ./config.yaml)"),
+        click.option("--state", "state_path", type=click.Path(dir_okay=False), expose_value=False,
+                     callback=_remember("state"), help="state file (default: ./.threetier/<stack>.json)"),
+        click.option("--no-color", is_flag=True, expose_value=False, callback=_remember("no_color"),
+                     help="no colours on stderr (NO_COLOR is honoured too)"),
+        click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_remember("verbose"),
+                     help="show each AWS call"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def options(ctx: click.Context) -> dict[str, Any]:
+    return ctx.find_root().meta.get(META, {})
+
+
+@dataclass
+class Runtime:
+    config: configlib.Config
+    out: Output
+    state_file: statelib.StateFile
+    options: dict[str, Any]
+
+    def aws(self) -> Aws:
+        region = self.config.region if self.config.region_is_explicit else (
+            boto3.Session().region_name or self.config.region)
+        return Aws(region, endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None, on_call=self._show_call)
+
+    def _show_call(self, call: Call) -> None:
+        self.out.detail(f"  aws {call.service} {call.operation}")
+
+    def engine(self, aws: Aws, state: statelib.State | None = None) -> Engine:
+        from steps import PARTS  # the steps import the engine: import them late
+        state = state or self.state_file.load() or statelib.State(stack=self.config.stack, region=aws.region)
+        if state.stack != self.config.stack or state.region != aws.region:
+            raise configlib.ConfigError(
+                f"stack/region: the state file {self.state_file.path} is for stack {state.stack} in "
+                f"{state.region}, config says {self.config.stack} in {aws.region}; use --state")
+        ctx = Ctx(config=self.config, aws=aws, out=self.out, state=state)
+        return Engine(ctx, self.state_file, PARTS)
+
+
+def runtime(ctx: click.Context) -> Runtime:
+    """Read and validate everything local; no AWS call happens here."""
+    opts = options(ctx)
+    out: Output = ctx.find_root().obj
+    out.configure(no_color=bool(opts.get("no_color")), verbose=bool(opts.get("verbose")))
+    config = configlib.load(opts.get("config"))
+    state_path = Path(opts["state"]) if opts.get("state") else statelib.default_path(config.stack)
+    return Runtime(config=config, out=out, state_file=statelib.StateFile(state_path), options=opts)

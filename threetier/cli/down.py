@@ -1,0 +1,56 @@
+"""`threetier down`: tear down, last part first, then prove nothing is left."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from threetier import scan
+from threetier.cli.common import global_options, runtime
+from threetier.errors import ThreetierError, UsageError
+from threetier.output import ExitStatus
+
+
+@click.command("down", help="""Delete everything the stack created, last part first, then
+scan every service for anything still tagged with the stack.
+
+It asks for confirmation on a terminal; without a terminal it refuses unless
+--yes is given.
+
+\b
+Examples:
+  threetier down            asks first
+  threetier down --yes      for scripts
+""")
+@click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation")
+@click.option("--skip-final-snapshot", is_flag=True, help="delete the database without a final snapshot")
+@global_options
+@click.pass_context
+def command(ctx: click.Context, yes: bool, skip_final_snapshot: bool) -> int:
+    rt = runtime(ctx)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("down: refusing to delete without a terminal to confirm on; pass --yes")
+    aws = rt.aws()
+    with rt.state_file.locked():
+        engine = rt.engine(aws)
+        engine.ctx.skip_final_snapshot = skip_final_snapshot
+        if not yes:
+            found = scan.tagged(aws, rt.config.stack)
+            rt.out.info(f"stack {rt.config.stack} in {aws.region} ({aws.account}): "
+                        f"{len(found)} tagged resources will be deleted")
+            for item in found[:40]:
+                rt.out.info(f"  {item.kind} {item.name} {item.id}")
+            if len(found) > 40:
+                rt.out.info(f"  … and {len(found) - 40} more")
+            if not click.confirm(f"Delete stack {rt.config.stack}?", default=False, err=True):
+                raise UsageError("down: not confirmed; nothing was deleted")
+        engine.down()
+        left = scan.tagged(aws, rt.config.stack)
+        if left:
+            for item in left:
+                rt.out.error(f"still there: {item.kind} {item.name} {item.id}")
+            raise ThreetierError(f"down: {len(left)} resources tagged threetier:stack={rt.config.stack} remain")
+        rt.state_file.delete()
+    rt.out.info(f"stack {rt.config.stack} is gone: a scan finds nothing tagged threetier:stack={rt.config.stack}")
+    return ExitStatus.OK

@@ -1,0 +1,100 @@
+"""`threetier status`: each part as the state file has it and as AWS has it now."""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.table import Table
+
+from threetier import state as statelib
+from threetier.cli.common import global_options, runtime
+from threetier.engine import Ctx
+from threetier.output import ExitStatus
+
+
+@click.command("status", help="""Show each part: its status in the state file against what is
+live in AWS (missing resources and drift), key resource IDs and the stack's URL.
+Works without a state file: the stack is found by its tags.
+
+Exits 0 when every part is done and matches, 3 when something is missing,
+drifted or failed.
+
+\b
+Examples:
+  threetier status
+  threetier status --json | jq '.parts[] | {part, status}'
+""")
+@click.option("--json", "as_json", is_flag=True, help="print JSON on stdout (and nothing else)")
+@global_options
+@click.pass_context
+def command(ctx: click.Context, as_json: bool) -> int:
+    rt = runtime(ctx)
+    aws = rt.aws()
+    saved = rt.state_file.load()
+    engine = rt.engine(aws, statelib.State(stack=rt.config.stack, region=aws.region))
+    live: Ctx = engine.ctx
+    parts: list[dict[str, Any]] = []
+    for part in engine.parts:
+        live.part = part
+        aws.part = part.label
+        seen = part.check(live)
+        record = saved.parts.get(part.number) if saved else None
+        drift = list(seen.drift) + [f"missing: {what}" for what in seen.missing if seen.present]
+        if record is not None:
+            drift += [f"state file says {key}={value}, AWS has {live.resources.get(key)}"
+                      for key, value in record.resources.items()
+                      if isinstance(value, str) and key in live.resources and live.resources[key] != value]
+        if record is not None and record.status == statelib.FAILED:
+            status = statelib.FAILED
+        elif not seen.present:
+            status = statelib.DRIFTED if record is not None and record.status == statelib.DONE else statelib.PENDING
+            if status == statelib.DRIFTED:
+                drift.append("every resource of this part is gone")
+        elif drift or seen.missing:
+            status = statelib.DRIFTED
+        else:
+            status = statelib.DONE
+        entry: dict[str, Any] = {"part": part.number, "name": part.name, "status": status,
+                                 "resources": dict(live.resources), "drift": drift}
+        if record is not None:
+            entry["state_file"] = {"status": record.status, "finished_at": record.finished_at, "error": record.error}
+        parts.append(entry)
+
+    report = {"stack": rt.config.stack, "region": aws.region, "account": aws.account,
+              "parts": parts, "outputs": outputs(parts)}
+    if as_json:
+        rt.out.data(report)
+    else:
+        show(rt.out, report)
+    healthy = all(p["status"] == statelib.DONE for p in parts)
+    untouched = all(p["status"] == statelib.PENDING and not p["drift"] for p in parts)
+    return ExitStatus.OK if healthy or untouched else ExitStatus.DRIFT
+
+
+def outputs(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The stack's addresses; the URL and endpoints come with Parts 3-7."""
+    result: dict[str, Any] = {}
+    for part in parts:
+        resources = part["resources"]
+        for key in ("url", "db_writer_endpoint", "db_reader_endpoint", "internal_alb_dns", "bucket", "vpc"):
+            if key in resources:
+                result[key] = resources[key]
+    return result
+
+
+def show(out: Any, report: dict[str, Any]) -> None:
+    table = Table(title=f"stack {report['stack']} in {report['region']} ({report['account']})", show_lines=False)
+    table.add_column("part", justify="right")
+    table.add_column("name")
+    table.add_column("status")
+    table.add_column("key resources / drift", overflow="fold")
+    colours = {"done": "green", "pending": "dim", "failed": "red", "drifted": "yellow"}
+    for part in report["parts"]:
+        keys = ", ".join(f"{k}={v}" for k, v in part["resources"].items() if isinstance(v, str))
+        lines = [keys] + [f"[yellow]! {d}[/yellow]" for d in part["drift"]]
+        status = part["status"]
+        table.add_row(str(part["part"]), part["name"], f"[{colours[status]}]{status}[/{colours[status]}]",
+                      "\n".join(line for line in lines if line))
+    out.err.print(table)
+    for key, value in report["outputs"].items():
+        out.info(f"{key}: {value}")

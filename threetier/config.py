@@ -1,0 +1,304 @@
+"""config.yaml: loading and validation (CONTRACT.md, "config.yaml").
+
+Every key has a default that reproduces the guide. Validation happens here,
+before any AWS call, and every error names the key's path in one line.
+"""
+from __future__ import annotations
+
+import copy
+import ipaddress
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from threetier.errors import UsageError
+
+DEFAULT_CONFIG_PATH = Path("config.yaml")
+
+# Aurora MySQL 3 (MySQL 8.0 compatible), pinned so every stack gets the same engine.
+AURORA_MYSQL_VERSION = "8.0.mysql_aurora.3.10.3"
+
+DEFAULTS: dict[str, Any] = {
+    "stack": "threetier",
+    "region": "us-east-1",
+    "network": {
+        "vpc_cidr": "10.0.0.0/16",
+        "azs": [],
+        "subnets": {
+            "web": ["10.0.0.0/24", "10.0.1.0/24"],
+            "app": ["10.0.2.0/24", "10.0.3.0/24"],
+            "db": ["10.0.4.0/24", "10.0.5.0/24"],
+        },
+        "nat_gateways": "per_az",
+    },
+    "access": {
+        "client_cidrs": ["0.0.0.0/0"],
+        "admin_cidr": None,
+    },
+    "database": {
+        "engine_version": AURORA_MYSQL_VERSION,
+        "instance_class": "db.t4g.medium",
+        "name": "webappdb",
+        "username": "admin",
+        "backup_retention_days": 7,
+        "deletion_protection": False,
+    },
+    "app": {
+        "instance_type": "t3.micro",
+        "port": 4000,
+        "asg": {"min": 2, "desired": 2, "max": 2},
+    },
+    "web": {
+        "instance_type": "t3.micro",
+        "asg": {"min": 2, "desired": 2, "max": 2},
+    },
+}
+
+# Keys whose default is null: the type they take when set.
+NULLABLE = {"access.admin_cidr": str}
+
+STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{1,20}$")
+REGION_NAME = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+AZ_NAME = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d[a-z]$")
+INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+DB_INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9-]+\.[a-z0-9]+$")
+AURORA_MYSQL3_VERSION = re.compile(r"^8\.0\.mysql_aurora\.3\.\d{2}\.\d+$")
+MYSQL_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,15}$")
+TIERS = ("web", "app", "db")
+# MySQL/Aurora words that cannot be the master username.
+RESERVED_DB_USERNAMES = frozenset({"root", "rdsadmin", "mysql", "user", "select", "table"})
+
+
+class ConfigError(UsageError):
+    """A config.yaml problem: the message names the key's path."""
+
+
+@dataclass(frozen=True)
+class AsgSize:
+    min: int
+    desired: int
+    max: int
+
+
+@dataclass(frozen=True)
+class Network:
+    vpc_cidr: str
+    azs: tuple[str, ...]
+    web_subnets: tuple[str, str]
+    app_subnets: tuple[str, str]
+    db_subnets: tuple[str, str]
+    nat_gateways: str
+
+
+@dataclass(frozen=True)
+class Access:
+    client_cidrs: tuple[str, ...]
+    admin_cidr: str | None
+
+
+@dataclass(frozen=True)
+class Database:
+    engine_version: str
+    instance_class: str
+    name: str
+    username: str
+    backup_retention_days: int
+    deletion_protection: bool
+
+
+@dataclass(frozen=True)
+class AppTier:
+    instance_type: str
+    port: int
+    asg: AsgSize
+
+
+@dataclass(frozen=True)
+class WebTier:
+    instance_type: str
+    asg: AsgSize
+
+
+@dataclass(frozen=True)
+class Config:
+    stack: str
+    region: str
+    region_is_explicit: bool  # region: given in the file wins over the environment
+    network: Network
+    access: Access
+    database: Database
+    app: AppTier
+    web: WebTier
+    source: str  # where it was read from, for messages
+
+
+def load(path: str | Path | None) -> Config:
+    """Read and validate config.yaml. `path=None` means ./config.yaml if present."""
+    if path is None:
+        chosen = DEFAULT_CONFIG_PATH
+        if not chosen.exists():
+            return parse({}, source="defaults")
+    else:
+        chosen = Path(path)
+        if not chosen.exists():
+            raise ConfigError(f"{chosen}: no such config file")
+    try:
+        raw = yaml.safe_load(chosen.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError(f"{chosen}: not valid YAML{where}") from None
+    except OSError as exc:
+        raise ConfigError(f"{chosen}: cannot read: {exc.strerror}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{chosen}: the top level must be a mapping of keys")
+    return parse(raw, source=str(chosen))
+
+
+def parse(raw: dict[str, Any], source: str = "config") -> Config:
+    merged = _merge(DEFAULTS, raw, path="")
+    _validate(merged)
+    network, access, db = merged["network"], merged["access"], merged["database"]
+    subnets = network["subnets"]
+    return Config(
+        stack=merged["stack"],
+        region=merged["region"],
+        region_is_explicit="region" in raw,
+        network=Network(
+            vpc_cidr=network["vpc_cidr"],
+            azs=tuple(network["azs"]),
+            web_subnets=tuple(subnets["web"]),
+            app_subnets=tuple(subnets["app"]),
+            db_subnets=tuple(subnets["db"]),
+            nat_gateways=network["nat_gateways"],
+        ),
+        access=Access(client_cidrs=tuple(access["client_cidrs"]), admin_cidr=access["admin_cidr"]),
+        database=Database(**db),
+        app=AppTier(
+            instance_type=merged["app"]["instance_type"],
+            port=merged["app"]["port"],
+            asg=AsgSize(**merged["app"]["asg"]),
+        ),
+        web=WebTier(instance_type=merged["web"]["instance_type"], asg=AsgSize(**merged["web"]["asg"])),
+        source=source,
+    )
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", int: "an integer",
+            bool: "true or false", float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _merge(default: Any, given: Any, path: str) -> Any:
+    """Overlay `given` on `default`, rejecting unknown keys and wrong types."""
+    where = path or "the top level"
+    if isinstance(default, dict):
+        if not isinstance(given, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {_type_name(given)}")
+        unknown = sorted(set(given) - set(default), key=str)
+        if unknown:
+            key = f"{path}.{unknown[0]}" if path else str(unknown[0])
+            raise ConfigError(f"{key}: unknown key (known here: {', '.join(default)})")
+        return {key: _merge(value, given[key], f"{path}.{key}" if path else key) if key in given
+                else copy.deepcopy(value) for key, value in default.items()}
+    if default is None:
+        expected = NULLABLE[path]
+        if given is not None and not isinstance(given, expected):
+            raise ConfigError(f"{path}: expected {_type_name(expected())} or null, got {_type_name(given)}")
+        return given
+    # bool is an int in Python: keep them apart so `port: true` is refused.
+    if isinstance(default, bool) != isinstance(given, bool) or not isinstance(given, type(default)):
+        raise ConfigError(f"{path}: expected {_type_name(default)}, got {_type_name(given)}")
+    if isinstance(default, list):
+        sample = default[0] if default else ""
+        for index, item in enumerate(given):
+            if not isinstance(item, type(sample)):
+                raise ConfigError(f"{path}[{index}]: expected {_type_name(sample)}, got {_type_name(item)}")
+    return copy.deepcopy(given)
+
+
+def _network(value: str, key: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(value, strict=True)
+    except ValueError:
+        raise ConfigError(f"{key}: {value!r} is not an IPv4 CIDR block like 10.0.0.0/16") from None
+
+
+def _validate(cfg: dict[str, Any]) -> None:
+    if not STACK_NAME.match(cfg["stack"]):
+        raise ConfigError(f"stack: {cfg['stack']!r} must match [a-z][a-z0-9-]{{1,20}}")
+    if not REGION_NAME.match(cfg["region"]):
+        raise ConfigError(f"region: {cfg['region']!r} is not an AWS region name like us-east-1")
+
+    network = cfg["network"]
+    vpc = _network(network["vpc_cidr"], "network.vpc_cidr")
+    if not 16 <= vpc.prefixlen <= 28:
+        raise ConfigError(f"network.vpc_cidr: a VPC's prefix must be /16 to /28, got /{vpc.prefixlen}")
+    azs = network["azs"]
+    if len(azs) not in (0, 2):
+        raise ConfigError(f"network.azs: give exactly two availability zones, or [] for the region's first two; got {len(azs)}")
+    for index, az in enumerate(azs):
+        if not AZ_NAME.match(az) or not az.startswith(cfg["region"]):
+            raise ConfigError(f"network.azs[{index}]: {az!r} is not an availability zone of region {cfg['region']}")
+    if len(set(azs)) != len(azs):
+        raise ConfigError("network.azs: the two availability zones must differ")
+    seen: list[tuple[str, ipaddress.IPv4Network]] = []
+    for tier in TIERS:
+        cidrs = network["subnets"][tier]
+        if len(cidrs) != 2:
+            raise ConfigError(f"network.subnets.{tier}: give one CIDR per AZ (exactly two), got {len(cidrs)}")
+        for index, cidr in enumerate(cidrs):
+            key = f"network.subnets.{tier}[{index}]"
+            subnet = _network(cidr, key)
+            if not subnet.subnet_of(vpc):
+                raise ConfigError(f"{key}: {cidr} is not inside network.vpc_cidr {vpc}")
+            if not 16 <= subnet.prefixlen <= 28:
+                raise ConfigError(f"{key}: a subnet's prefix must be /16 to /28, got /{subnet.prefixlen}")
+            for other_key, other in seen:
+                if subnet.overlaps(other):
+                    raise ConfigError(f"{key}: {cidr} overlaps {other_key} {other}")
+            seen.append((key, subnet))
+    if network["nat_gateways"] not in ("per_az", "single"):
+        raise ConfigError(f"network.nat_gateways: must be per_az or single, got {network['nat_gateways']!r}")
+
+    access = cfg["access"]
+    if not access["client_cidrs"]:
+        raise ConfigError("access.client_cidrs: give at least one CIDR (0.0.0.0/0 for everyone)")
+    for index, cidr in enumerate(access["client_cidrs"]):
+        _network(cidr, f"access.client_cidrs[{index}]")
+    if access["admin_cidr"] is not None:
+        admin = _network(access["admin_cidr"], "access.admin_cidr")
+        if admin.prefixlen == 0:
+            # The guide's "my IP": opening the instances themselves to the world defeats the SG chain.
+            raise ConfigError("access.admin_cidr: must be your own address range, not 0.0.0.0/0")
+
+    db = cfg["database"]
+    if not AURORA_MYSQL3_VERSION.match(db["engine_version"]):
+        raise ConfigError(f"database.engine_version: {db['engine_version']!r} is not an Aurora MySQL 3 version like {AURORA_MYSQL_VERSION}")
+    if not DB_INSTANCE_CLASS.match(db["instance_class"]):
+        raise ConfigError(f"database.instance_class: {db['instance_class']!r} is not a DB instance class like db.t4g.medium")
+    if not MYSQL_IDENTIFIER.match(db["name"]):
+        raise ConfigError(f"database.name: {db['name']!r} must be a letter then up to 15 letters, digits or _")
+    if not MYSQL_IDENTIFIER.match(db["username"]) or db["username"].lower() in RESERVED_DB_USERNAMES:
+        raise ConfigError(f"database.username: {db['username']!r} must be a letter then up to 15 letters, digits or _, and not a reserved name")
+    if not 1 <= db["backup_retention_days"] <= 35:
+        raise ConfigError(f"database.backup_retention_days: must be 1 to 35, got {db['backup_retention_days']}")
+
+    for tier in ("app", "web"):
+        section = cfg[tier]
+        if not INSTANCE_TYPE.match(section["instance_type"]):
+            raise ConfigError(f"{tier}.instance_type: {section['instance_type']!r} is not an EC2 instance type like t3.micro")
+        size = section["asg"]
+        for bound in ("min", "desired", "max"):
+            if size[bound] < 0:
+                raise ConfigError(f"{tier}.asg.{bound}: must not be negative, got {size[bound]}")
+        if not size["min"] <= size["desired"] <= size["max"]:
+            raise ConfigError(f"{tier}.asg: needs min <= desired <= max, got {size['min']} / {size['desired']} / {size['max']}")
+        if size["max"] < 1:
+            raise ConfigError(f"{tier}.asg.max: must be at least 1")
+    port = cfg["app"]["port"]
+    if not 1024 <= port <= 65535 or port in (3306,):
+        raise ConfigError(f"app.port: must be an unprivileged TCP port (1024-65535, not 3306), got {port}")

@@ -1,0 +1,62 @@
+"""One object owns stdout and stderr (httpie's Environment, in small).
+
+Human displays go to stderr through rich; data (status --json) goes to stdout
+and nothing else does. NO_COLOR, --no-color and non-terminals are honoured.
+"""
+from __future__ import annotations
+
+import enum
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from rich.console import Console
+from rich.text import Text
+
+
+class ExitStatus(enum.IntEnum):
+    OK = 0
+    ERROR = 1          # an AWS call or a part failed
+    USAGE = 2          # bad usage, bad config, refused confirmation
+    DRIFT = 3          # status: the stack differs from what it should be
+    INTERRUPTED = 130  # Ctrl-C
+
+
+@dataclass
+class Output:
+    stdout: IO[str] = field(default_factory=lambda: sys.stdout)
+    stderr: IO[str] = field(default_factory=lambda: sys.stderr)
+    no_color: bool = False
+    verbose: bool = False
+
+    def __post_init__(self) -> None:
+        self.configure()
+
+    def configure(self, *, no_color: bool = False, verbose: bool = False) -> None:
+        """Apply --no-color / -v once the command line is parsed."""
+        self.no_color = self.no_color or no_color
+        self.verbose = self.verbose or verbose
+        no_color = self.no_color or "NO_COLOR" in os.environ
+        self.err = Console(file=self.stderr, no_color=no_color, highlight=False, soft_wrap=True,
+                           color_system=None if no_color else "auto")
+
+    @property
+    def interactive(self) -> bool:
+        return self.err.is_terminal
+
+    def info(self, message: str | Text) -> None:
+        self.err.print(message if isinstance(message, Text) else Text(message))
+
+    def detail(self, message: str) -> None:
+        if self.verbose:
+            self.err.print(Text(message, style="dim"))
+
+    def error(self, message: str) -> None:
+        self.err.print(Text.assemble(("error: ", "bold red"), message))
+
+    def data(self, value: Any) -> None:
+        """Machine-readable output: pure JSON on stdout."""
+        self.stdout.write(json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")
+        self.stdout.flush()
