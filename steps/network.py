@@ -202,6 +202,7 @@ def ensure_nat_gateways(ctx: Ctx, vpc: str, subnets: dict[str, str]) -> dict[str
         every_nat = ec2_tagged(ctx, "describe_nat_gateways", nat_role)
         nat = one([n for n in every_nat if n["State"] in LIVE_NAT_STATES], "NatGatewayId")
         if nat is None:
+            release_from_dead_nat(ctx, eip, every_nat)
             # The token makes a retried create return the same NAT gateway. It changes with the EIP
             # and with every failed or deleted NAT of this name, which AWS would otherwise hand back.
             token = hashlib.sha256(f"{ctx.name(nat_role)}/{eip['AllocationId']}/{len(every_nat)}".encode()).hexdigest()[:64]
@@ -217,6 +218,19 @@ def ensure_nat_gateways(ctx: Ctx, vpc: str, subnets: dict[str, str]) -> dict[str
     ctx.resources["elastic_ips"] = eips
     ctx.resources["nat_gateways"] = nats
     return nats
+
+
+def release_from_dead_nat(ctx: Ctx, eip: dict[str, Any], nats: list[dict[str, Any]]) -> None:
+    """A NAT gateway deleted out of band keeps its EIP until it is fully deleted: wait for that,
+    then free an association still pointing at a gone NAT gateway, so the new one can take the EIP."""
+    if not eip.get("AssociationId"):
+        return
+    for nat in nats:
+        holds = any(a.get("AllocationId") == eip["AllocationId"] for a in nat.get("NatGatewayAddresses", []))
+        if holds and nat["State"] == "deleting":
+            wait_nat_gateway(ctx, nat["NatGatewayId"], f"NAT gateway {nat['NatGatewayId']} deletion", want="deleted")
+    ctx.aws.call("ec2", "disassociate_address", resource=tag_value(eip, "Name") or eip["AllocationId"],
+                 AssociationId=eip["AssociationId"], missing_ok=("InvalidAssociationID.NotFound",))
 
 
 def wait_nat_gateway(ctx: Ctx, nat_id: str, what: str, want: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import os
 from pathlib import Path
 
 # The application ships inside the package (threetier/application/).
@@ -43,10 +44,11 @@ def application_files(source: Path | None = None) -> dict[str, bytes]:
         tier_dir = root / tier
         if not tier_dir.is_dir():
             continue
-        for path in sorted(tier_dir.rglob("*")):
-            relative = path.relative_to(root)
-            if path.is_file() and not SKIPPED_DIRS.intersection(relative.parts):
-                files[relative.as_posix()] = path.read_bytes()
+        for directory, subdirs, names in os.walk(tier_dir):
+            subdirs[:] = [d for d in subdirs if d not in SKIPPED_DIRS]  # never walk into node_modules
+            for name in names:
+                path = Path(directory) / name
+                files[path.relative_to(root).as_posix()] = path.read_bytes()
     return dict(sorted(files.items()))
 
 

@@ -123,7 +123,7 @@ class Aws:
             if self.endpoint_url:
                 kwargs["endpoint_url"] = self.endpoint_url
             client = self.session.client(service, **kwargs)
-            client.meta.events.register("before-call", self._record)
+            client.meta.events.register("before-parameter-build", self._record)
             self._clients[service] = client
         return self._clients[service]
 

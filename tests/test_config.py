@@ -1,0 +1,133 @@
+"""config.yaml validation: defaults reproduce the guide, and every bad value is refused
+with exit 2 and one line naming the key, before any AWS call."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+
+from helpers import cli
+from threetier import config as configlib
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_reproduce_the_guide() -> None:
+    cfg = configlib.parse({})
+    assert cfg.stack == "threetier" and cfg.region == "us-east-1"
+    assert cfg.network.vpc_cidr == "10.0.0.0/16"
+    assert cfg.network.web_subnets == ("10.0.0.0/24", "10.0.1.0/24")
+    assert cfg.network.app_subnets == ("10.0.2.0/24", "10.0.3.0/24")
+    assert cfg.network.db_subnets == ("10.0.4.0/24", "10.0.5.0/24")
+    assert cfg.network.nat_gateways == "per_az" and cfg.network.azs == ()
+    assert cfg.access.client_cidrs == ("0.0.0.0/0",) and cfg.access.admin_cidr is None
+    assert cfg.app.port == 4000
+    assert (cfg.app.asg.min, cfg.app.asg.desired, cfg.app.asg.max) == (2, 2, 2)
+    assert cfg.database.engine_version.startswith("8.0.mysql_aurora.3.")
+    assert not cfg.region_is_explicit
+
+
+def test_shipped_config_yaml_is_exactly_the_defaults() -> None:
+    shipped = configlib.load(REPO / "config.yaml")
+    defaults = configlib.parse({})
+    assert dataclasses.replace(shipped, source="", region_is_explicit=False) == dataclasses.replace(defaults, source="")
+    # and it spells out every key
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+
+    def keys(d: dict, prefix: str = "") -> set[str]:
+        out = set()
+        for k, v in d.items():
+            out.add(prefix + k)
+            if isinstance(v, dict):
+                out |= keys(v, prefix + k + ".")
+        return out
+    assert keys(raw) == keys(configlib.DEFAULTS)
+
+
+def test_partial_config_keeps_other_defaults() -> None:
+    cfg = configlib.parse({"network": {"nat_gateways": "single"}, "access": {"admin_cidr": "203.0.113.7/32"}})
+    assert cfg.network.nat_gateways == "single"
+    assert cfg.network.vpc_cidr == "10.0.0.0/16"
+    assert cfg.access.admin_cidr == "203.0.113.7/32"
+
+
+BAD_CONFIGS = [
+    ({"stak": "x"}, "stak"),
+    ({"network": {"vpc": "10.0.0.0/16"}}, "network.vpc"),
+    ({"app": {"asg": {"minimum": 1}}}, "app.asg.minimum"),
+    ({"stack": "Bad_Name"}, "stack"),
+    ({"stack": 7}, "stack"),
+    ({"region": "mars-1"}, "region"),
+    ({"network": "10.0.0.0/16"}, "network"),
+    ({"network": {"vpc_cidr": "10.0.0.0/33"}}, "network.vpc_cidr"),
+    ({"network": {"vpc_cidr": "10.0.0.1/16"}}, "network.vpc_cidr"),
+    ({"network": {"vpc_cidr": "10.0.0.0/8"}}, "network.vpc_cidr"),
+    ({"network": {"subnets": {"web": ["10.1.0.0/24", "10.0.1.0/24"]}}}, "network.subnets.web[0]"),
+    ({"network": {"subnets": {"app": ["10.0.0.0/24", "10.0.3.0/24"]}}}, "network.subnets.app[0]"),
+    ({"network": {"subnets": {"db": ["10.0.4.0/24"]}}}, "network.subnets.db"),
+    ({"network": {"subnets": {"db": ["10.0.4.0/24", "bogus"]}}}, "network.subnets.db[1]"),
+    ({"network": {"subnets": {"db": ["10.0.4.0/24", 5]}}}, "network.subnets.db[1]"),
+    ({"network": {"azs": ["us-east-1a"]}}, "network.azs"),
+    ({"network": {"azs": ["us-east-1a", "us-east-1b", "us-east-1c"]}}, "network.azs"),
+    ({"network": {"azs": ["us-east-1a", "us-east-1a"]}}, "network.azs"),
+    ({"network": {"azs": ["eu-west-1a", "eu-west-1b"]}}, "network.azs[0]"),
+    ({"network": {"nat_gateways": "none"}}, "network.nat_gateways"),
+    ({"access": {"client_cidrs": []}}, "access.client_cidrs"),
+    ({"access": {"client_cidrs": "0.0.0.0/0"}}, "access.client_cidrs"),
+    ({"access": {"admin_cidr": "0.0.0.0/0"}}, "access.admin_cidr"),
+    ({"access": {"admin_cidr": 12}}, "access.admin_cidr"),
+    ({"database": {"engine_version": "5.7.mysql_aurora.2.11.2"}}, "database.engine_version"),
+    ({"database": {"backup_retention_days": 0}}, "database.backup_retention_days"),
+    ({"database": {"deletion_protection": "yes"}}, "database.deletion_protection"),
+    ({"database": {"username": "root"}}, "database.username"),
+    ({"database": {"instance_class": "t3.micro"}}, "database.instance_class"),
+    ({"app": {"asg": {"min": 3, "desired": 2, "max": 4}}}, "app.asg"),
+    ({"web": {"asg": {"min": 1, "desired": 5, "max": 4}}}, "web.asg"),
+    ({"web": {"asg": {"min": -1}}}, "web.asg.min"),
+    ({"app": {"asg": {"max": 2.5}}}, "app.asg.max"),
+    ({"app": {"port": True}}, "app.port"),
+    ({"app": {"port": 80}}, "app.port"),
+    ({"app": {"instance_type": "micro"}}, "app.instance_type"),
+]
+
+
+@pytest.mark.parametrize("raw,key", BAD_CONFIGS, ids=[key for _, key in BAD_CONFIGS])
+def test_bad_config_exits_2_naming_the_key_before_any_aws_call(
+        raw: dict, key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[str] = []
+    real_client = boto3.Session.client
+    monkeypatch.setattr(boto3.Session, "client", lambda self, name, *a, **k: made.append(name) or real_client(self, name, *a, **k))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
+    for command in (["up"], ["status"], ["down", "--yes"], ["replay", "2"]):
+        result = cli(*command, cwd=tmp_path)
+        assert result.code == 2, (command, result)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith(f"error: {key}:"), lines[0]
+        assert "Traceback" not in result.stderr
+    assert made == []  # no AWS client was even built
+
+
+def test_missing_explicit_config_is_an_error(tmp_path: Path) -> None:
+    result = cli("--config", str(tmp_path / "nope.yaml"), "status")
+    assert result.code == 2
+    assert "nope.yaml: no such config file" in result.stderr
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("stack: a\nnetwork: [\n")
+    result = cli("up", cwd=tmp_path)
+    assert result.code == 2
+    assert "not valid YAML (line" in result.stderr
+
+
+def test_global_options_may_follow_the_command(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stack: 1\n")
+    before = cli("--config", str(bad), "status")
+    after = cli("status", "--config", str(bad))
+    assert before.code == after.code == 2
+    assert before.stderr == after.stderr

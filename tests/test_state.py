@@ -1,0 +1,88 @@
+"""The state file: atomic writes, a lock per stack, a schema version, never a secret."""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+
+from helpers import cli
+from threetier import state as statelib
+
+
+def make_state() -> statelib.State:
+    state = statelib.State(stack="demo", region="us-east-1", account="123456789012")
+    state.part(2, "network").resources["vpc"] = "vpc-1"
+    return state
+
+
+def test_round_trip_with_schema_version(tmp_path: Path) -> None:
+    sf = statelib.StateFile(tmp_path / "s.json")
+    sf.save(make_state())
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert data["schema_version"] == statelib.SCHEMA_VERSION
+    assert data["parts"]["2"]["resources"] == {"vpc": "vpc-1"}
+    loaded = sf.load()
+    assert loaded is not None and loaded.parts[2].resources["vpc"] == "vpc-1"
+    assert oct(os.stat(tmp_path / "s.json").st_mode & 0o777) == "0o600"
+
+
+def test_a_failed_write_leaves_the_old_file_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sf = statelib.StateFile(tmp_path / "s.json")
+    sf.save(make_state())
+    before = (tmp_path / "s.json").read_text()
+
+    def crash(*_a, **_k):
+        raise OSError("disk full")
+    monkeypatch.setattr(statelib.os, "fsync", crash)
+    state = make_state()
+    state.parts[2].resources["vpc"] = "vpc-2"
+    with pytest.raises(OSError):
+        sf.save(state)
+    assert (tmp_path / "s.json").read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["s.json"]  # no temp file left
+
+
+def test_secrets_are_refused(tmp_path: Path) -> None:
+    sf = statelib.StateFile(tmp_path / "s.json")
+    state = make_state()
+    state.part(3, "database").resources["master_password"] = "hunter2"
+    with pytest.raises(statelib.StateError, match="master_password"):
+        sf.save(state)
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_other_schema_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"schema_version": 99, "stack": "demo", "region": "us-east-1", "parts": {}}))
+    with pytest.raises(statelib.StateError, match="schema_version 99"):
+        statelib.StateFile(path).load()
+
+
+def _hold_lock(path: str, ready, release) -> None:  # runs in a child process
+    with statelib.StateFile(Path(path)).locked():
+        ready.set()
+        release.wait(10)
+
+
+def test_lock_refuses_a_second_command_on_the_same_stack(tmp_path: Path) -> None:
+    path = tmp_path / ".threetier" / "threetier.json"
+    ctx = multiprocessing.get_context("fork")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(path), ready, release))
+    holder.start()
+    try:
+        assert ready.wait(10)
+        with pytest.raises(statelib.Locked, match=f"pid {holder.pid}"):
+            with statelib.StateFile(path).locked():
+                pass
+        result = cli("up", cwd=tmp_path)  # the CLI says so in one line, exit 2, before any AWS call
+        assert result.code == 2
+        assert "another threetier command is running" in result.stderr
+    finally:
+        release.set()
+        holder.join(10)
+    with statelib.StateFile(path).locked():  # free again once the holder is gone
+        pass
