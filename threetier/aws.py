@@ -44,7 +44,8 @@ class AwsError(ThreetierError):
     def __init__(self, part: str, action: str, resource: str, code: str, message: str):
         self.part, self.action, self.resource, self.code, self.aws_message = part, action, resource, code, message
         where = f"{part}: " if part else ""
-        super().__init__(f"{where}{action} {resource} failed: {code}: {message}")
+        what = f"{action} {resource}" if resource else action
+        super().__init__(f"{where}{what} failed: {code}: {message}")
 
 
 class WaitTimeout(ThreetierError):
@@ -136,7 +137,7 @@ class Aws:
     @property
     def account(self) -> str:
         if self._account is None:
-            self._account = self.call("sts", "get_caller_identity", resource="the caller identity")["Account"]
+            self._account = self.call("sts", "get_caller_identity", resource="")["Account"]
         return self._account
 
     @property
@@ -178,6 +179,9 @@ class Aws:
                     self.clock.sleep(retry_delay)
                     continue
                 raise self.error(operation, resource, exc) from None
+            except botocore.exceptions.NoCredentialsError as exc:
+                raise AwsError(self.part, _verb(operation), resource, type(exc).__name__,
+                               f"{exc} (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)") from None
             except botocore.exceptions.BotoCoreError as exc:
                 raise AwsError(self.part, _verb(operation), resource, type(exc).__name__, str(exc)) from None
 

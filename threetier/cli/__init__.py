@@ -30,6 +30,9 @@ Exit status: 0 ok, 1 an AWS call or a part failed, 2 bad usage or config,
 """
 
 
+INTERRUPTED = "interrupted; the state file is consistent: run the command again to resume"
+
+
 @click.group(help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="threetier")
 @global_options
@@ -48,7 +51,10 @@ def run(argv: Sequence[str] | None = None, stdout: IO[str] | None = None, stderr
         result = cli.main(args=list(argv) if argv is not None else None, prog_name="threetier",
                           standalone_mode=False, obj=out)
         return int(result or ExitStatus.OK)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            out.error(INTERRUPTED)
+            return ExitStatus.INTERRUPTED
         out.error("aborted")
         return ExitStatus.USAGE
     except click.ClickException as exc:
@@ -63,7 +69,7 @@ def run(argv: Sequence[str] | None = None, stdout: IO[str] | None = None, stderr
         out.error(str(exc))
         return ExitStatus.ERROR
     except KeyboardInterrupt:
-        out.error("interrupted; the state file is consistent, run the command again to resume")
+        out.error(INTERRUPTED)
         return ExitStatus.INTERRUPTED
     except Exception as exc:  # a bug of ours: one line, the traceback only with -v
         if out.verbose:

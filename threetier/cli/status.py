@@ -30,6 +30,7 @@ Examples:
 def command(ctx: click.Context, as_json: bool) -> int:
     rt = runtime(ctx)
     aws = rt.aws()
+    account = aws.account  # who we are, before any part is looked at
     saved = rt.state_file.load()
     engine = rt.engine(aws, statelib.State(stack=rt.config.stack, region=aws.region))
     live: Ctx = engine.ctx
@@ -60,7 +61,7 @@ def command(ctx: click.Context, as_json: bool) -> int:
             entry["state_file"] = {"status": record.status, "finished_at": record.finished_at, "error": record.error}
         parts.append(entry)
 
-    report = {"stack": rt.config.stack, "region": aws.region, "account": aws.account,
+    report = {"stack": rt.config.stack, "region": aws.region, "account": account,
               "parts": parts, "outputs": outputs(parts)}
     if as_json:
         rt.out.data(report)

@@ -1,0 +1,66 @@
+"""A crash at any point, then `up`, ends with exactly one of everything."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+
+from helpers import make_engine, moto, mutating
+from threetier.aws import STACK_TAG
+
+STACK_FILTER = [{"Name": f"tag:{STACK_TAG}", "Values": ["threetier"]}]
+
+
+def census() -> dict[str, int]:
+    ec2, s3, iam = boto3.client("ec2"), boto3.client("s3"), boto3.client("iam")
+    return {
+        "vpcs": len(ec2.describe_vpcs(Filters=STACK_FILTER)["Vpcs"]),
+        "subnets": len(ec2.describe_subnets(Filters=STACK_FILTER)["Subnets"]),
+        "igws": len(ec2.describe_internet_gateways(Filters=STACK_FILTER)["InternetGateways"]),
+        "eips": len(ec2.describe_addresses()["Addresses"]),
+        "nats": len([n for n in ec2.describe_nat_gateways()["NatGateways"] if n["State"] in ("pending", "available")]),
+        "route_tables": len(ec2.describe_route_tables(Filters=STACK_FILTER)["RouteTables"]),
+        "security_groups": len(ec2.describe_security_groups(Filters=STACK_FILTER)["SecurityGroups"]),
+        "rules": len([r for r in ec2.describe_security_group_rules()["SecurityGroupRules"] if not r["IsEgress"]
+                      and r["GroupId"] in {g["GroupId"] for g in ec2.describe_security_groups(Filters=STACK_FILTER)["SecurityGroups"]}]),
+        "buckets": len(s3.list_buckets()["Buckets"]),
+        "roles": len([r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("threetier")]),
+        "profiles": len(iam.list_instance_profiles()["InstanceProfiles"]),
+    }
+
+
+EXPECTED = {"vpcs": 1, "subnets": 6, "igws": 1, "eips": 2, "nats": 2, "route_tables": 3, "security_groups": 5,
+            "rules": 5, "buckets": 1, "roles": 1, "profiles": 1}
+
+CRASH_AFTER = ["CreateBucket", "PutObject", "CreateRole", "CreateInstanceProfile", "CreateVpc", "CreateSubnet",
+               "CreateInternetGateway", "AllocateAddress", "CreateNatGateway", "CreateRouteTable",
+               "AssociateRouteTable", "CreateSecurityGroup", "AuthorizeSecurityGroupIngress"]
+
+
+class Crash(KeyboardInterrupt):
+    """The process dies right after AWS did the work, before threetier saw the answer."""
+
+
+@pytest.mark.parametrize("operation", CRASH_AFTER)
+def test_crash_right_after_a_create_then_up_ends_with_exactly_one_of_everything(tmp_path: Path, operation: str) -> None:
+    with moto():
+        engine = make_engine(tmp_path)
+
+        def crash(model, **_):
+            if model.name == operation:
+                raise Crash(operation)
+        engine.ctx.aws.session.events.register("after-call", crash)
+        with pytest.raises(Crash):
+            engine.up()
+        saved = json.loads((tmp_path / "state.json").read_text())
+        assert any(p["status"] == "failed" and p["error"] == "interrupted" for p in saved["parts"].values())
+
+        resumed = make_engine(tmp_path)
+        resumed.up()
+        assert census() == EXPECTED
+        assert all(p.status == "done" for p in resumed.ctx.state.parts.values())
+        final = make_engine(tmp_path)
+        final.up()
+        assert mutating(final) == []
