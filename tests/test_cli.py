@@ -141,8 +141,8 @@ def test_no_aws_credentials_is_a_clear_error(tmp_path: Path, monkeypatch) -> Non
                                                       "locate credentials (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
 
 
-def test_help_has_examples() -> None:
+def test_help_has_examples(capsys) -> None:
     for command in ([], ["up"], ["down"], ["status"], ["replay"]):
         result = cli(*command, "--help")
         assert result.code == 0
-        assert "Examples:" in result.stdout
+        assert "Examples:" in capsys.readouterr().out
