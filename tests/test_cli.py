@@ -1,6 +1,7 @@
 """The command line in-process against moto: exit codes, stdout/stderr discipline, messages."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -79,10 +80,19 @@ def test_status_of_nothing_is_pending(mocked, tmp_path: Path) -> None:
     assert human.stdout == "" and "pending" in human.stderr
 
 
-def test_replay(mocked, tmp_path: Path) -> None:
+def test_replay(mocked, tmp_path: Path, monkeypatch) -> None:
+    import steps
+    # A part that needs Part 2 is refused while Part 2 is not in AWS, before it changes anything.
+    needs_network = dataclasses.replace(steps.PARTS[1], number=3, name="needs-network", needs=(1, 2))
+    monkeypatch.setattr(steps, "PARTS", steps.PARTS + (needs_network,))
+    refused = cli("replay", "needs-network", cwd=tmp_path)
+    assert refused.code == 2
+    assert "needs Part 1 (storage) done first" in refused.stderr
     assert cli("replay", "9", cwd=tmp_path).code == 2
     assert "no part '9'" in cli("replay", "9", cwd=tmp_path).stderr
     assert cli("replay", "storage", cwd=tmp_path).code == 0
+    refused = cli("replay", "needs-network", cwd=tmp_path)
+    assert refused.code == 2 and "needs Part 2 (network) done first (VPC threetier-vpc is missing)" in refused.stderr
     assert cli("up", cwd=tmp_path).code == 0
     boto3.client("iam").delete_role_policy(RoleName="threetier-ec2-role", PolicyName="read-code-bucket")
     replay = cli("-v", "replay", "1", cwd=tmp_path)

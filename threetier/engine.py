@@ -142,13 +142,14 @@ class Engine:
     def replay(self, key: str) -> None:
         part = self.part(key)
         self.ctx.state.account = self.ctx.aws.account
-        missing = [n for n in part.needs if self.ctx.state.parts.get(n, statelib.PartState("")).status != statelib.DONE]
-        if missing:
-            names = ", ".join(self.part(str(n)).label for n in missing)
-            raise UsageError(f"replay {part.name}: it needs {names} done first; run `threetier up`")
-        # The parts it needs are verified (a no-op when complete) so their IDs are current.
+        # The parts it needs are looked at in AWS (not taken from the state file), without changing them.
         for number in part.needs:
-            self.apply(self.part(str(number)), quiet=True)
+            needed = self.part(str(number))
+            self.ctx.part, self.ctx.aws.part = needed, needed.label
+            seen = needed.check(self.ctx)
+            if seen.missing:
+                raise UsageError(f"replay {part.name}: it needs {needed.label} done first "
+                                 f"({seen.missing[0]} is missing); run `threetier up`")
         self.apply(part)
 
     def apply(self, part: Part, quiet: bool = False) -> None:
