@@ -1,0 +1,134 @@
+"""Fixtures for the application tests: the uploaded bytes materialised on disk, a real
+MariaDB, a stub of the Secrets Manager endpoint, and app-tier processes."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from threetier.artifacts import application_files
+
+from .servers import AppTier, MariaDB, need
+
+DB_USER = "app"
+DB_PASSWORD = "app-password"
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!cluster-test-AbC123"
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    path = Path(os.environ.get("THREETIER_ARTIFACTS") or Path(__file__).parent / "artifacts")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# What the builders run on the instances after fetching each tier from the bucket.
+BUILDER_INSTALL = {"app-tier": ["ci", "--omit=dev"], "web-tier": ["ci"]}
+# npm's home (its cache and config), read before the suite's fixtures hide $HOME.
+NPM_HOME = os.environ.get("HOME", "/root")
+
+
+@pytest.fixture(scope="session")
+def application_tree(tmp_path_factory) -> Path:
+    """application_files() -- the bytes `threetier up` uploads -- written to disk, and the
+    dependencies installed from their lockfiles the way the builders do (npm ci; the npm
+    cache filled by scripts/setup-app-deps.sh makes it quick)."""
+    root = tmp_path_factory.mktemp("bucket")
+    for key, content in application_files().items():
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    for tier, args in BUILDER_INSTALL.items():
+        result = subprocess.run(
+            [need("npm"), *args, "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=root / tier, capture_output=True, text=True, timeout=300, env={**os.environ, "HOME": NPM_HOME},
+        )
+        assert result.returncode == 0, f"npm {' '.join(args)} in {tier} failed:\n{result.stderr[-3000:]}"
+    return root
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory):
+    server = MariaDB(tmp_path_factory.mktemp("mariadb"))
+    try:
+        server.install()
+        server.start()
+        server.sql(
+            f"CREATE USER '{DB_USER}'@'127.0.0.1' IDENTIFIED BY '{DB_PASSWORD}';"
+            f"GRANT ALL PRIVILEGES ON *.* TO '{DB_USER}'@'127.0.0.1';"
+        )
+        yield server
+    finally:
+        server.close()
+
+
+class SecretsManagerStub:
+    """Answers GetSecretValue like the Secrets Manager endpoint (JSON 1.1 protocol)."""
+
+    def __init__(self):
+        self.secret = {"username": DB_USER, "password": DB_PASSWORD}
+        self.calls: list[dict] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                target = self.headers.get("X-Amz-Target", "")
+                stub.calls.append({"target": target, **request})
+                if target == "secretsmanager.GetSecretValue" and request.get("SecretId") == SECRET_ARN:
+                    status, body = 200, {"ARN": SECRET_ARN, "Name": "rds!cluster-test",
+                                         "SecretString": json.dumps(stub.secret), "VersionId": "v1"}
+                else:
+                    status, body = 400, {"__type": "ResourceNotFoundException", "message": "no such secret"}
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-amz-json-1.1")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def secrets_manager():
+    stub = SecretsManagerStub()
+    yield stub
+    stub.close()
+
+
+@pytest.fixture
+def start_app(application_tree, mariadb, tmp_path):
+    """start_app(db_name, secrets=None) -> a running AppTier; credentials from the
+    THREETIER_DB_CREDENTIALS override, or from `secrets` (a SecretsManagerStub)."""
+    started: list[AppTier] = []
+
+    def start(db_name: str, secrets: SecretsManagerStub | None = None) -> AppTier:
+        if secrets is None:
+            env = {"THREETIER_DB_CREDENTIALS": json.dumps({"username": DB_USER, "password": DB_PASSWORD})}
+        else:
+            env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                   "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets.url}
+        app = AppTier(application_tree / "app-tier", tmp_path, db_port=mariadb.port, db_name=db_name, env=env)
+        started.append(app)
+        app.start()
+        return app
+
+    yield start
+    for app in started:
+        app.stop()

@@ -1,0 +1,205 @@
+"""Real servers for the application tests: MariaDB, the Node.js app tier, nginx.
+
+Each runs as a child process on 127.0.0.1 (free ports, throwaway directories)
+and is stopped by the fixture that started it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+IS_ROOT = os.geteuid() == 0
+
+
+def need(tool: str) -> str:
+    """Path of a required program: missing fails in CI, skips elsewhere."""
+    path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
+    if path is None:
+        message = f"{tool} is not installed (scripts/setup-app-deps.sh installs it)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check, what: str, timeout: float = 30.0, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def http(method: str, url: str, body=None, *, headers=None, data: bytes | None = None, timeout: float = 10):
+    """(status, headers, body): body parsed as JSON when it is JSON."""
+    headers = dict(headers or {})
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers.setdefault("Content-Type", "application/json")
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, head, raw = response.status, response.headers, response.read()
+    except urllib.error.HTTPError as err:
+        status, head, raw = err.code, err.headers, err.read()
+    if (head.get("Content-Type") or "").startswith("application/json"):
+        return status, head, json.loads(raw)
+    return status, head, raw.decode(errors="replace")
+
+
+def _stop(proc: subprocess.Popen | None, sig=signal.SIGTERM, timeout: float = 10) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+
+
+class MariaDB:
+    """A throwaway MariaDB server: its own datadir, socket and TCP port on 127.0.0.1."""
+
+    def __init__(self, base: Path):
+        self.base = base
+        self.datadir = base / "data"
+        self.socket = base / "mysqld.sock"
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self._log = open(base / "mariadbd.log", "ab")
+
+    def _user_args(self) -> list[str]:
+        return ["--user=root"] if IS_ROOT else []
+
+    def install(self) -> None:
+        subprocess.run(
+            [need("mariadb-install-db"), "--no-defaults", f"--datadir={self.datadir}",
+             "--auth-root-authentication-method=normal", "--skip-test-db", *self._user_args()],
+            check=True, stdout=self._log, stderr=subprocess.STDOUT, timeout=120,
+        )
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [need("mariadbd"), "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}",
+             f"--port={self.port}", "--bind-address=127.0.0.1", f"--pid-file={self.base / 'mysqld.pid'}",
+             "--skip-name-resolve", "--innodb-buffer-pool-size=32M", "--skip-log-bin", *self._user_args()],
+            stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        wait_until(lambda: self._answers() or self._died(), "MariaDB to accept connections", timeout=60)
+        if self.proc.poll() is not None:
+            raise AssertionError(f"mariadbd exited: see {self.base / 'mariadbd.log'}")
+
+    def _died(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
+    def _answers(self) -> bool:
+        return port_open(self.port) and subprocess.run(
+            self._client_args("SELECT 1"), capture_output=True).returncode == 0
+
+    def _client_args(self, statement: str) -> list[str]:
+        return [need("mariadb"), "--no-defaults", f"--socket={self.socket}", "-uroot", "-N", "-B", "-e", statement]
+
+    def sql(self, statement: str) -> str:
+        return subprocess.run(self._client_args(statement), check=True, capture_output=True, text=True).stdout
+
+    def stop(self, *, kill: bool = False) -> None:
+        _stop(self.proc, signal.SIGKILL if kill else signal.SIGTERM, timeout=30)
+        self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        self._log.close()
+
+
+class AppTier:
+    """The Node.js app tier (src/server.js) with a config file written like the bootstrap does."""
+
+    def __init__(self, app_dir: Path, work: Path, *, db_port: int, db_name: str, env: dict[str, str]):
+        self.app_dir = app_dir
+        self.port = free_port()
+        self.config_path = work / f"app-config-{db_name}.json"
+        self.config_path.write_text(json.dumps({
+            "port": self.port,
+            "listenHost": "127.0.0.1",
+            "database": {"host": "127.0.0.1", "port": db_port, "name": db_name,
+                         "secretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!cluster-test-AbC123",
+                         "region": "us-east-1"},
+        }))
+        self.env = env
+        self.log_path = work / f"app-tier-{db_name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"),
+               "THREETIER_APP_CONFIG": str(self.config_path), **self.env}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([need("node"), "src/server.js"], cwd=self.app_dir, env=env,
+                                         stdout=log, stderr=subprocess.STDOUT)
+        wait_until(lambda: port_open(self.port) or self.proc.poll() is not None, "the app tier to listen")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"app tier exited with {self.proc.returncode}:\n{self.log()}")
+
+    def wait_healthy(self, timeout: float = 30) -> None:
+        wait_until(lambda: http("GET", f"{self.url}/health")[0] == 200, "the app tier to be healthy", timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        self.proc = None
+
+
+class Nginx:
+    """nginx in the foreground with a given config file (the rendered nginx.conf)."""
+
+    def __init__(self, conf: Path, work: Path):
+        self.conf = conf
+        self.pid = work / "nginx.pid"
+        self.proc: subprocess.Popen | None = None
+
+    def test_config(self) -> subprocess.CompletedProcess:
+        return subprocess.run([need("nginx"), "-t", "-c", str(self.conf), "-g", f"pid {self.pid};"],
+                              capture_output=True, text=True)
+
+    def start(self, port: int) -> None:
+        self.proc = subprocess.Popen([need("nginx"), "-c", str(self.conf), "-g", f"daemon off; pid {self.pid};"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_until(lambda: port_open(port) or self.proc.poll() is not None, "nginx to listen")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"nginx exited: {self.proc.stderr.read().decode()}")
+
+    def stop(self) -> None:
+        _stop(self.proc, signal.SIGQUIT)
+        self.proc = None

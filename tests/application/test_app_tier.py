@@ -1,0 +1,208 @@
+"""The Node.js app tier, run for real against a real MariaDB."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from .conftest import DB_PASSWORD, DB_USER, SECRET_ARN
+from .servers import http, need, wait_until
+
+pytestmark = pytest.mark.slow  # starts real servers
+
+SEED = {"id": 1, "amount": 400, "description": "groceries"}
+
+
+@pytest.fixture
+def app(start_app, mariadb):
+    mariadb.sql("DROP DATABASE IF EXISTS routes")  # a fresh database for every test
+    app = start_app("routes")
+    app.wait_healthy()
+    return app
+
+
+def test_health_touches_the_database(app):
+    status, headers, body = http("GET", f"{app.url}/health")
+    assert status == 200
+    assert body == {"status": "ok", "message": "This is the health check", "database": "up"}
+    assert headers["Content-Type"].startswith("application/json")
+
+
+def test_every_route_with_the_contract_shapes(app):
+    url = f"{app.url}/transaction"
+    assert http("GET", url)[::2] == (200, {"result": [SEED]})
+    amount = http("GET", url)[2]["result"][0]["amount"]
+    assert isinstance(amount, int | float) and not isinstance(amount, bool), "amounts are JSON numbers"
+
+    status, headers, body = http("POST", url, {"amount": 12.5, "desc": "  coffee beans "})
+    assert status == 201
+    added = body["result"]
+    assert added == {"id": added["id"], "amount": 12.5, "description": "coffee beans"}
+    assert headers["Location"] == f"/transaction/{added['id']}"
+
+    assert http("GET", f"{url}/{added['id']}")[::2] == (200, {"result": added})
+    assert http("GET", url)[::2] == (200, {"result": [SEED, added]})
+
+    status, _, body = http("DELETE", f"{url}/{added['id']}")
+    assert (status, body["deleted"], body["result"]) == (200, 1, added)
+    assert http("GET", f"{url}/{added['id']}")[0] == 404
+    assert http("DELETE", f"{url}/{added['id']}")[0] == 404
+
+    http("POST", url, {"amount": -3, "description": "refund"})  # "description" is accepted too
+    status, _, body = http("DELETE", url)
+    assert (status, body["deleted"]) == (200, 2)
+    assert http("GET", url)[::2] == (200, {"result": []})
+    # The prefix-less path and a trailing slash are the same resource.
+    assert http("GET", f"{url}/")[0] == 200
+
+
+def test_amounts_keep_two_decimals(app):
+    body = http("POST", f"{app.url}/transaction", {"amount": 19.999, "desc": "rounding"})[2]
+    assert body["result"]["amount"] == 20
+    stored = http("GET", f"{app.url}/transaction/{body['result']['id']}")[2]["result"]
+    assert stored["amount"] == 20 and stored["description"] == "rounding"
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"desc": "no amount"}, 400),
+        ({"amount": "12", "desc": "amount as a string"}, 400),
+        ({"amount": None, "desc": "null amount"}, 400),
+        ({"amount": 1e12, "desc": "too large for DECIMAL(10,2)"}, 400),
+        ({"amount": 5}, 400),
+        ({"amount": 5, "desc": "   "}, 400),
+        ({"amount": 5, "desc": 42}, 400),
+        ({"amount": 5, "desc": "x" * 101}, 400),
+        ([1, 2], 400),
+        ("just a string", 400),
+    ],
+)
+def test_bad_transactions_are_400(app, body, status):
+    got, _, answer = http("POST", f"{app.url}/transaction", body)
+    assert got == status
+    assert "error" in answer
+
+
+def test_bad_requests(app):
+    url = f"{app.url}/transaction"
+    assert http("POST", url, data=b"{not json", headers={"Content-Type": "application/json"})[0] == 400
+    assert http("POST", url, data=b"amount=5", headers={"Content-Type": "application/x-www-form-urlencoded"})[0] == 415
+    assert http("POST", url, data=b'{"amount": 1, "desc": "' + b"x" * 20000 + b'"}',
+                headers={"Content-Type": "application/json"})[0] == 413
+    for bad_id in ("abc", "0", "-1", "1.5", "99999999999", "1%20OR%201=1", "%E0%A4%A"):
+        assert http("GET", f"{url}/{bad_id}")[0] == 400, bad_id
+        assert http("DELETE", f"{url}/{bad_id}")[0] == 400, bad_id
+    assert http("GET", f"{url}/424242")[0] == 404
+    assert http("GET", f"{app.url}/nothing-here")[0] == 404
+    status, headers, _ = http("PUT", url, {"amount": 1, "desc": "x"})
+    assert status == 405 and headers["Allow"] == "GET, POST, DELETE"
+    assert http("POST", f"{app.url}/health")[0] == 405
+    # Nothing above reached the table.
+    assert http("GET", url)[2] == {"result": [SEED]}
+
+
+def test_sql_is_parameterized(app):
+    hostile = "x'); DROP TABLE transactions; --"
+    status, _, body = http("POST", f"{app.url}/transaction", {"amount": 1, "desc": hostile})
+    assert status == 201
+    assert http("GET", f"{app.url}/transaction/{body['result']['id']}")[2]["result"]["description"] == hostile
+
+
+def test_database_outage_then_recovery_without_restart(app, mariadb):
+    url = f"{app.url}/transaction"
+    http("POST", url, {"amount": 7, "desc": "before the outage"})
+    pid = app.proc.pid
+    mariadb.stop(kill=True)
+    try:
+        status, headers, body = http("GET", url)
+        assert status == 503 and headers["Retry-After"] == "5" and "error" in body
+        assert http("POST", url, {"amount": 1, "desc": "during"})[0] == 503
+        assert http("DELETE", f"{url}/1")[0] == 503
+        status, _, body = http("GET", f"{app.url}/health")
+        assert (status, body["database"]) == (503, "down")
+        # Bad input is still bad input, whatever the database does.
+        assert http("POST", url, {"amount": "x", "desc": "y"})[0] == 400
+    finally:
+        mariadb.start()
+    app.wait_healthy(timeout=30)
+    assert app.proc.pid == pid and app.proc.poll() is None, "the same process recovered"
+    rows = http("GET", url)[2]["result"]
+    assert [r["description"] for r in rows] == ["groceries", "before the outage"]
+    assert http("POST", url, {"amount": 2, "desc": "after"})[0] == 201
+
+
+def test_app_starts_while_the_database_is_down(start_app, mariadb):
+    mariadb.stop()
+    try:
+        app = start_app("late")
+        assert http("GET", f"{app.url}/health")[0] == 503
+        assert http("GET", f"{app.url}/transaction")[0] == 503
+    finally:
+        mariadb.start()
+    app.wait_healthy(timeout=30)  # the schema is created once the database is back
+    assert http("GET", f"{app.url}/transaction")[2] == {"result": [SEED]}
+
+
+def test_seed_exactly_once_per_database(start_app, mariadb):
+    def rows():
+        return mariadb.sql("SELECT id, amount, description FROM seedonce.transactions ORDER BY id")
+
+    for _ in range(3):  # first start, then two restarts
+        app = start_app("seedonce")
+        app.wait_healthy()
+        app.stop()
+        assert rows() == "1\t400.00\tgroceries\n"
+    mariadb.sql("DELETE FROM seedonce.transactions")
+    app = start_app("seedonce")
+    app.wait_healthy()
+    assert http("GET", f"{app.url}/transaction")[2] == {"result": []}, "an emptied table is not re-seeded"
+
+
+def test_seed_leaves_existing_data_alone(start_app, mariadb):
+    mariadb.sql(
+        "CREATE DATABASE legacy; CREATE TABLE legacy.transactions (id INT NOT NULL AUTO_INCREMENT,"
+        " amount DECIMAL(10,2), description VARCHAR(100), PRIMARY KEY (id));"
+        " INSERT INTO legacy.transactions (amount, description) VALUES (100, 'class');"
+    )
+    app = start_app("legacy")
+    app.wait_healthy()
+    assert http("GET", f"{app.url}/transaction")[2] == {"result": [{"id": 1, "amount": 100, "description": "class"}]}
+
+
+def test_credentials_come_from_secrets_manager_and_follow_rotation(start_app, mariadb, secrets_manager):
+    app = start_app("secrets", secrets=secrets_manager)
+    app.wait_healthy()
+    assert http("GET", f"{app.url}/transaction")[0] == 200
+    calls = [c for c in secrets_manager.calls if c["target"] == "secretsmanager.GetSecretValue"]
+    assert calls and all(c["SecretId"] == SECRET_ARN for c in calls)
+
+    # The managed secret rotates: new password in the database and in the secret, and
+    # the pool's sessions end. The app must re-read the secret without a restart.
+    mariadb.sql(f"ALTER USER '{DB_USER}'@'127.0.0.1' IDENTIFIED BY 'rotated-password'")
+    secrets_manager.secret = {"username": DB_USER, "password": "rotated-password"}
+    try:
+        ids = mariadb.sql(f"SELECT id FROM information_schema.processlist WHERE user = '{DB_USER}'").split()
+        for session in ids:
+            mariadb.sql(f"KILL {session}")
+        wait_until(lambda: http("GET", f"{app.url}/transaction")[0] == 200, "the app to use the rotated secret", 15)
+        assert len(secrets_manager.calls) > len(calls)
+    finally:
+        mariadb.sql(f"ALTER USER '{DB_USER}'@'127.0.0.1' IDENTIFIED BY '{DB_PASSWORD}'")
+
+
+def test_invalid_configuration_fails_loudly(application_tree, tmp_path):
+    config = tmp_path / "app-config.json"
+    config.write_text(json.dumps({"database": {"host": "bad host;rm -rf /"}}))
+    result = subprocess.run([need("node"), "src/server.js"], cwd=application_tree / "app-tier",
+                            env={"PATH": "/usr/bin:/bin", "THREETIER_APP_CONFIG": str(config)},
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "database.host" in result.stderr
+
+
+def test_a_dropped_database_is_recreated(app, mariadb):
+    mariadb.sql("DROP DATABASE routes")
+    assert http("GET", f"{app.url}/transaction")[0] == 500  # the request that finds it gone
+    wait_until(lambda: http("GET", f"{app.url}/transaction")[2] == {"result": [SEED]}, "the schema to come back", 10)

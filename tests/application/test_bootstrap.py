@@ -1,0 +1,102 @@
+"""The two builders' user data (Amazon Linux 2023): rendered, checked by bash -n and
+shellcheck, and free of injected values and leftovers from the workshop."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from threetier.artifacts import WEB_ROOT, render_app_user_data, render_web_user_data
+
+from .servers import need
+
+APP = dict(
+    bucket="threetier-code-123456789012-us-east-1",
+    region="us-east-1",
+    db_host="threetier-db.cluster-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com",
+    db_name="webappdb",
+    db_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!cluster-0a1b2c3d-4e5f-AbCdEf",
+    port=4000,
+)
+WEB = dict(bucket=APP["bucket"], region=APP["region"])
+
+
+@pytest.fixture(params=["app", "web"])
+def user_data(request, tmp_path):
+    text = render_app_user_data(**APP) if request.param == "app" else render_web_user_data(**WEB)
+    path = tmp_path / f"{request.param}-tier.sh"
+    path.write_text(text)
+    return request.param, text, path
+
+
+def test_bash_accepts_it(user_data):
+    _, _, path = user_data
+    result = subprocess.run([need("bash"), "-n", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_shellcheck_accepts_it(user_data):
+    _, _, path = user_data
+    result = subprocess.run([need("shellcheck"), "--shell=bash", "--severity=info", str(path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_common_shape(user_data):
+    tier, text, _ = user_data
+    assert text.startswith("#!/bin/bash\n")
+    assert "@@" not in text
+    assert "set -Eeuo pipefail" in text
+    assert "exec > >(tee -p -a /var/log/threetier-bootstrap.log | log_sink) 2>&1" in text
+    assert "logger -t threetier -s 2>/dev/console" in text
+    assert text.rstrip().endswith("finish")
+    assert "/var/lib/threetier" in text and "bootstrap.done" in text
+    assert 'dnf install -y' in text and "nodejs$NODE_MAJOR" in text
+    for workshop_only in ("amazon-linux-extras", "nvm", "pm2", "chmod -R 755 /home", "chkconfig"):
+        assert workshop_only not in text
+    assert len(text.encode()) < 16 * 1024, "EC2 user data is limited to 16 KB"
+    assert f"BUCKET={APP['bucket']}\n" in text and f"REGION={APP['region']}\n" in text
+
+
+def test_app_user_data():
+    text = render_app_user_data(**APP)
+    config = json.loads(re.search(r"<<'JSON'\n(.*?)\nJSON\n", text, re.S).group(1))
+    assert config == {"port": 4000, "database": {"host": APP["db_host"], "port": 3306, "name": "webappdb",
+                                                 "secretArn": APP["db_secret_arn"], "region": "us-east-1"}}
+    assert "password" not in text.lower(), "no credential in user data"
+    assert '"$NPM" ci --omit=dev' in text
+    assert "Restart=on-failure" in text and "WantedBy=multi-user.target" in text
+    assert "systemctl enable threetier-app.service" in text
+    assert 'wait_healthy "http://localhost:$APP_PORT/health"' in text
+    assert "APP_PORT=4000\n" in text
+
+
+def test_web_user_data():
+    text = render_web_user_data(**WEB)
+    assert f"WEB_ROOT={WEB_ROOT}\n" in text
+    assert '"$NPM" ci && "$NPM" run build' in text
+    assert 's3://$BUCKET/nginx.conf' in text and "nginx -t -c" in text
+    assert "systemctl enable nginx.service" in text
+    assert 'wait_healthy "http://localhost/health"' in text
+
+
+BAD_VALUES = {
+    "bucket": ["", "Upper-Case", "a", "bucket;rm -rf /", "bucket$(id)", "b..b", "192.168.1.1", "xn--bucket", "a b"],
+    "region": ["", "us-east", "us-east-1; reboot", "US-EAST-1", "us-east-1\n"],
+    "db_host": ["", "host name", "host;id", "$(id).example.com", "host`id`", "a" * 254],
+    "db_name": ["", "web-app", "db`; DROP", "x" * 65],
+    "db_secret_arn": ["", "arn:aws:s3:::bucket", "arn:aws:secretsmanager:us-east-1:123:secret:x",
+                      "arn:aws:secretsmanager:us-east-1:123456789012:secret:x'; id; '"],
+    "port": [0, 65536, "4000", True, None],
+}
+
+
+@pytest.mark.parametrize(("field", "value"), [(f, v) for f, values in BAD_VALUES.items() for v in values])
+def test_unsafe_inputs_are_rejected(field, value):
+    with pytest.raises(ValueError):
+        render_app_user_data(**{**APP, field: value})
+    if field in WEB:
+        with pytest.raises(ValueError):
+            render_web_user_data(**{**WEB, field: value})

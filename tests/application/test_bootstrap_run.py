@@ -1,0 +1,155 @@
+"""The builders' user data run for real on a simulated Amazon Linux 2023 host
+(al2023/run-user-data.sh: overlays in a private mount namespace, fake dnf/aws/systemctl,
+real Node.js, npm, nginx and curl), against the bytes `threetier up` uploads."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from threetier.artifacts import application_files, render_app_user_data, render_nginx_conf, render_web_user_data
+
+from .conftest import SECRET_ARN
+from .servers import IN_CI, free_port, http, need, port_open, wait_until
+
+pytestmark = pytest.mark.slow  # starts real servers
+
+RUNNER = Path(__file__).parent / "al2023" / "run-user-data.sh"
+BUCKET = "threetier-code-123456789012-us-east-1"
+SEED = {"id": 1, "amount": 400, "description": "groceries"}
+
+
+def _unavailable(reason: str):
+    if IN_CI:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def sandbox_ok():
+    need("unshare")
+    if os.geteuid() != 0:
+        _unavailable("the simulated host needs root (mount namespaces and overlays)")
+    probe = subprocess.run(["unshare", "--mount", "--fork", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        _unavailable(f"cannot make a mount namespace here: {probe.stderr.strip()}")
+    if port_open(80):
+        _unavailable("port 80 is taken; the web builder's nginx must listen on it")
+
+
+class Host:
+    """One simulated instance: its overlay state, the bucket it reads, the services it starts."""
+
+    def __init__(self, base: Path, bucket: Path, service_env: dict[str, str]):
+        self.base = base
+        self.state = base / "state"
+        self.state.mkdir(parents=True)
+        (self.state / "calls").touch()
+        (base / "service.env").write_text("".join(f"{k}={v}\n" for k, v in service_env.items()))
+        self.env = {**os.environ, "FAKE_BUCKET_NAME": BUCKET, "FAKE_BUCKET_DIR": str(bucket),
+                    "FAKE_STATE_DIR": str(self.state), "FAKE_SERVICE_ENV": str(base / "service.env")}
+
+    def run(self, user_data: str) -> subprocess.CompletedProcess:
+        script = self.base / "user-data.sh"
+        script.write_text(user_data)
+        return subprocess.run([str(RUNNER), str(self.base / "root"), str(script)], env=self.env,
+                              capture_output=True, text=True, timeout=300)
+
+    def file(self, path: str) -> Path:
+        top, rest = path.strip("/").split("/", 1)
+        return self.base / "root" / top / "upper" / rest
+
+    def calls(self) -> list[str]:
+        return (self.state / "calls").read_text().splitlines()
+
+    def stop(self) -> None:
+        for pid_file in self.state.glob("*.pid"):
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+            except (ProcessLookupError, ValueError):
+                pass
+
+
+@pytest.fixture
+def bucket(tmp_path):
+    root = tmp_path / "bucket"
+    for key, content in application_files().items():
+        (root / key).parent.mkdir(parents=True, exist_ok=True)
+        (root / key).write_bytes(content)
+    return root
+
+
+@pytest.fixture
+def hosts(tmp_path, bucket, secrets_manager):
+    made: list[Host] = []
+    # What the instance role gives the app in AWS: a way to read the secret.
+    service_env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                   "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_manager.url}
+
+    def make(name: str) -> Host:
+        host = Host(tmp_path / name, bucket, service_env)
+        made.append(host)
+        return host
+
+    yield make
+    for host in made:
+        host.stop()
+
+
+def test_app_and_web_builders_end_to_end(sandbox_ok, hosts, bucket, mariadb):
+    app_port = free_port()
+    user_data = render_app_user_data(bucket=BUCKET, region="us-east-1", db_host="127.0.0.1",
+                                     db_name="bootstrapdb", db_secret_arn=SECRET_ARN, port=app_port)
+    # The only change for this machine: the local MariaDB's port instead of Aurora's 3306.
+    user_data = user_data.replace('"port": 3306', f'"port": {mariadb.port}')
+    app_host = hosts("app")
+    for attempt in (1, 2):  # the second run proves it can be run again
+        result = app_host.run(user_data)
+        assert result.returncode == 0, f"run {attempt}:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
+        assert app_host.file("/var/lib/threetier/bootstrap.done").is_file()
+        assert http("GET", f"http://127.0.0.1:{app_port}/transaction")[2] == {"result": [SEED]}
+
+    calls = app_host.calls()
+    assert "dnf install -y nodejs24 nodejs24-npm" in calls
+    assert "alternatives --set node /usr/bin/node-24" in calls
+    assert f"aws s3 cp --recursive --only-show-errors --region us-east-1 s3://{BUCKET}/app-tier/ " \
+           "/opt/threetier/app-tier.new/" in calls
+    assert "systemctl enable threetier-app.service" in calls
+    config = json.loads(app_host.file("/etc/threetier/app-config.json").read_text())
+    assert config["database"]["secretArn"] == SECRET_ARN and config["port"] == app_port
+    unit = app_host.file("/etc/systemd/system/threetier-app.service").read_text()
+    assert "ExecStart=/usr/bin/node-24 /opt/threetier/app-tier/src/server.js" in unit
+    assert app_host.file("/opt/threetier/app-tier/node_modules/mysql2").is_dir()
+    assert not app_host.file("/opt/threetier/app-tier/node_modules/.bin/vite").exists()
+    assert "bootstrap complete" in app_host.file("/var/log/threetier-bootstrap.log").read_text()
+
+    # The web builder: nginx.conf is already rendered at the bucket root; the internal
+    # ALB is played by the app tier started above.
+    (bucket / "nginx.conf").write_bytes(render_nginx_conf("127.0.0.1", upstream_port=app_port))
+    web_host = hosts("web")
+    result = web_host.run(render_web_user_data(bucket=BUCKET, region="us-east-1"))
+    assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
+    assert web_host.file("/var/lib/threetier/bootstrap.done").is_file()
+    assert web_host.file("/usr/share/nginx/threetier/index.html").is_file()
+    assert "dnf install -y nginx" in web_host.calls()
+    assert http("GET", "http://127.0.0.1/health")[0] == 200
+    assert '<div id="root">' in http("GET", "http://127.0.0.1/")[2]
+    assert http("GET", "http://127.0.0.1/api/transaction")[2] == {"result": [SEED]}
+
+
+def test_a_failing_step_fails_the_bootstrap_loudly(sandbox_ok, hosts, bucket, mariadb):
+    (bucket / "app-tier" / "package-lock.json").unlink()  # a broken upload
+    host = hosts("broken")
+    result = host.run(render_app_user_data(bucket=BUCKET, region="us-east-1", db_host="127.0.0.1",
+                                           db_name="brokendb", db_secret_arn=SECRET_ARN, port=free_port()))
+    assert result.returncode != 0
+    log = host.file("/var/log/threetier-bootstrap.log")
+    wait_until(lambda: "bootstrap FAILED (exit 1)" in log.read_text(), "the failure in the bootstrap log", 5)
+    assert 'test -f "$dest.new/package-lock.json"' in log.read_text()
+    assert host.file("/var/lib/threetier/bootstrap.failed").is_file()
+    assert not host.file("/var/lib/threetier/bootstrap.done").exists()
+    assert not any(call.startswith("systemctl") for call in host.calls())

@@ -1,0 +1,136 @@
+"""The web tier: the React build served by real nginx with the rendered nginx.conf,
+/api/ proxied to a real app tier, and the page driven in headless Chromium."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from threetier.artifacts import render_nginx_conf
+
+from .servers import Nginx, free_port, http, need
+
+pytestmark = pytest.mark.slow  # starts real servers
+
+BROWSER_DIR = Path(__file__).parent / "browser"
+
+
+@pytest.fixture(scope="session")
+def web_build(application_tree):
+    """`npm run build` of the uploaded web-tier bytes, copied where nginx's workers
+    (an unprivileged user) can read it."""
+    source = application_tree / "web-tier"
+    subprocess.run([need("npm"), "run", "build"], cwd=source, check=True, capture_output=True, timeout=180)
+    root = Path(tempfile.mkdtemp(prefix="threetier-web-"))
+    root.chmod(0o755)
+    shutil.copytree(source / "dist", root / "html")
+    yield root / "html"
+    shutil.rmtree(root)
+
+
+@pytest.fixture
+def site(start_app, mariadb, web_build, tmp_path):
+    """nginx on a free port with the rendered nginx.conf, /api/ -> a fresh app tier."""
+    mariadb.sql("DROP DATABASE IF EXISTS webtier")
+    app = start_app("webtier")
+    app.wait_healthy()
+    port = free_port()
+    conf = tmp_path / "nginx.conf"
+    conf.write_bytes(render_nginx_conf("127.0.0.1", upstream_port=app.port, listen_port=port,
+                                       web_root=str(web_build), log_dir=str(tmp_path)))
+    nginx = Nginx(conf, tmp_path)
+    checked = nginx.test_config()
+    assert checked.returncode == 0, checked.stderr
+    nginx.start(port)
+    yield f"http://127.0.0.1:{port}"
+    nginx.stop()
+
+
+def test_production_config_passes_nginx_t(tmp_path):
+    conf = tmp_path / "nginx.conf"
+    conf.write_bytes(render_nginx_conf("internal-threetier-app-1234567890.us-east-1.elb.amazonaws.com"))
+    result = Nginx(conf, tmp_path).test_config()
+    assert result.returncode == 0, result.stderr
+    assert "syntax is ok" in result.stderr
+
+
+def test_rendered_config_shape():
+    text = render_nginx_conf("internal-app-1.eu-west-1.elb.amazonaws.com").decode()
+    assert "@@" not in text
+    assert re.search(r"^\s*listen 80 default_server;", text, re.M)
+    assert "set $app_tier internal-app-1.eu-west-1.elb.amazonaws.com;" in text
+    assert "root /usr/share/nginx/threetier;" in text
+    assert "location = /health" in text and "location /api/" in text
+    for directive in ("proxy_set_header X-Forwarded-For", "proxy_connect_timeout", "proxy_read_timeout", "resolver "):
+        assert directive in text
+    assert "amazon-linux-extras" not in text and "/home/" not in text
+    assert render_nginx_conf("10.0.1.5", upstream_port=8080).decode().count("set $app_tier 10.0.1.5:8080;") == 1
+
+
+@pytest.mark.parametrize(
+    "name", ["", "a b", "alb;", "alb.example.com; return 200", "alb}", "alb$host", "-alb.example.com",
+             "alb..example.com", "a" * 64 + ".com", "alb.example.com\nlocation", "alb/evil", None, 5],
+)
+def test_nginx_conf_rejects_unsafe_names(name):
+    with pytest.raises(ValueError):
+        render_nginx_conf(name)
+
+
+@pytest.mark.parametrize("kwargs", [{"upstream_port": 0}, {"listen_port": 70000}, {"web_root": "relative"},
+                                    {"web_root": "/srv/x; y"}, {"log_dir": "/var/../etc"}, {"upstream_port": True}])
+def test_nginx_conf_rejects_unsafe_options(kwargs):
+    with pytest.raises(ValueError):
+        render_nginx_conf("alb.example.com", **kwargs)
+
+
+def test_nginx_serves_the_build_and_proxies_the_api(site, web_build):
+    status, _, body = http("GET", f"{site}/health")
+    assert (status, body) == (200, "healthy\n")
+    status, headers, body = http("GET", f"{site}/")
+    assert status == 200 and '<div id="root">' in body
+    assert headers["Cache-Control"] == "no-cache"
+    assert http("GET", f"{site}/some/deep/link")[2] == body, "unknown paths fall back to index.html"
+    asset = next((web_build / "assets").glob("*.js")).name
+    status, headers, _ = http("GET", f"{site}/assets/{asset}")
+    assert status == 200 and "immutable" in headers["Cache-Control"]
+    assert http("GET", f"{site}/assets/missing.js")[0] == 404
+
+    # /api/ is stripped: /api/transaction reaches the app as /transaction.
+    assert http("GET", f"{site}/api/transaction")[::2] == (
+        200, {"result": [{"id": 1, "amount": 400, "description": "groceries"}]})
+    status, _, body = http("POST", f"{site}/api/transaction", {"amount": 5.25, "desc": "via nginx"})
+    assert status == 201 and body["result"]["amount"] == 5.25
+    assert http("GET", f"{site}/api/transaction/{body['result']['id']}")[0] == 200
+    assert http("GET", f"{site}/api/transaction/999")[0] == 404
+    assert http("POST", f"{site}/api/transaction", {"amount": "x"})[0] == 400
+    assert http("GET", f"{site}/api/health")[2]["database"] == "up"
+
+
+def test_browser_lists_adds_and_deletes(site, artifacts_dir):
+    need("chromium")
+    driver = BROWSER_DIR / "node_modules" / "playwright-core"
+    if not driver.is_dir():
+        need("playwright-core (npm ci in tests/application/browser)")
+    result = subprocess.run(
+        [need("node"), str(BROWSER_DIR / "drive.mjs"), site, str(artifacts_dir)],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "CHROMIUM": shutil.which("chromium") or "/usr/bin/chromium"},
+    )
+    seen = json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {}
+    assert result.returncode == 0, f"{seen.get('error')}\n{result.stderr[-2000:]}"
+    steps = {step["name"]: step["rows"] for step in seen["steps"]}
+    assert steps["list"] == [["1", "400.00", "groceries"]]
+    assert steps["added"][0] == ["1", "400.00", "groceries"]
+    assert steps["added"][1][1:] == ["123.45", "browser test"]
+    assert steps["deleted-one"] == [["1", "400.00", "groceries"]]
+    assert steps["deleted-all"] == []
+    assert {"GET /api/transaction", "POST /api/transaction", "DELETE /api/transaction"} <= set(seen["apiCalls"])
+    assert any(re.fullmatch(r"DELETE /api/transaction/\d+", call) for call in seen["apiCalls"])
+    assert http("GET", f"{site}/api/transaction")[2] == {"result": []}
+    assert (artifacts_dir / "web-tier-3-added.png").stat().st_size > 10_000

@@ -1,0 +1,191 @@
+// HTTP routes of the app tier (plain node:http). The contract (GUIDE.md, Part 4):
+//   GET /health
+//   GET /transaction                -> 200 {"result":[{"id":1,"amount":400,"description":"groceries"}]}
+//   POST /transaction {amount,desc} -> 201 {"result":{"id":..,"amount":..,"description":..}}
+//   DELETE /transaction             -> 200 {"deleted":n}
+//   GET /transaction/:id            -> 200 {"result":{...}} | 404
+//   DELETE /transaction/:id         -> 200 {"deleted":1,"result":{...}} | 404
+// Bad input is 400, a database that cannot be reached is 503, anything else 500.
+import { isUnavailable } from './db.js';
+
+const MAX_BODY_BYTES = 16 * 1024;
+const MAX_AMOUNT = 99_999_999.99; // DECIMAL(10,2)
+const MAX_DESCRIPTION = 100; // VARCHAR(100)
+const HEALTH_TIMEOUT_MS = 3000; // below the ALB's default 5 s health check timeout
+export const HEALTH_MESSAGE = 'This is the health check';
+
+class HttpError extends Error {
+  constructor(status, message, headers = {}) {
+    super(message);
+    this.status = status;
+    this.headers = headers;
+  }
+}
+
+function send(res, status, body, headers = {}) {
+  const payload = JSON.stringify(body);
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(payload),
+    'Cache-Control': 'no-store',
+    ...headers,
+  });
+  res.end(payload);
+}
+
+function readJson(req) {
+  const type = (req.headers['content-type'] || '').split(';')[0].trim().toLowerCase();
+  if (type !== 'application/json') {
+    return Promise.reject(new HttpError(415, 'send the body as application/json'));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    let size = 0;
+    req.on('data', (chunk) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new HttpError(413, `body larger than ${MAX_BODY_BYTES} bytes`));
+        req.resume();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('error', reject);
+    req.on('end', () => {
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch {
+        reject(new HttpError(400, 'body is not valid JSON'));
+      }
+    });
+  });
+}
+
+export function validateTransaction(body) {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new HttpError(400, 'body must be a JSON object {"amount": number, "desc": string}');
+  }
+  const { amount } = body;
+  const desc = body.desc ?? body.description;
+  if (typeof amount !== 'number' || !Number.isFinite(amount) || Math.abs(amount) > MAX_AMOUNT) {
+    throw new HttpError(400, `amount must be a number between -${MAX_AMOUNT} and ${MAX_AMOUNT}`);
+  }
+  if (typeof desc !== 'string' || desc.trim() === '' || [...desc.trim()].length > MAX_DESCRIPTION) {
+    throw new HttpError(400, `desc must be a non-empty string of at most ${MAX_DESCRIPTION} characters`);
+  }
+  return { amount: Math.round(amount * 100) / 100, description: desc.trim() };
+}
+
+function parseId(raw) {
+  let text;
+  try {
+    text = decodeURIComponent(raw);
+  } catch {
+    text = '';
+  }
+  const id = /^[1-9][0-9]{0,9}$/.test(text) ? Number(text) : NaN;
+  if (!(id <= 2_147_483_647)) throw new HttpError(400, 'id must be a positive integer');
+  return id;
+}
+
+function withTimeout(promise, ms) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`no answer in ${ms} ms`), { code: 'ETIMEDOUT' })), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export function createHandler(db, log = console) {
+  const columns = `id, amount, description`;
+
+  async function health(req, res) {
+    // /health touches the database: 200 only when this instance can serve /transaction,
+    // 503 when the database is unreachable. Why not always 200: the bake gate must prove
+    // the app reaches Aurora before an AMI is made, and a target that cannot reach the
+    // database is taken out of rotation. A database outage makes every target unhealthy
+    // at once; the ALB then fails open (routes to all of them), and the ASG must not
+    // replace instances for it, so the ASG health check type should be EC2 (or have a long
+    // grace period): replacing app instances cannot fix a database.
+    try {
+      await withTimeout(db.ping(), HEALTH_TIMEOUT_MS);
+      send(res, 200, { status: 'ok', message: HEALTH_MESSAGE, database: 'up' });
+    } catch (err) {
+      send(res, 503, { status: 'unavailable', message: 'database unreachable', database: 'down', reason: err.code || 'ERROR' });
+    }
+  }
+
+  async function list(req, res) {
+    const rows = await db.query(`SELECT ${columns} FROM ${db.table} ORDER BY id`, [], { retry: true });
+    send(res, 200, { result: rows });
+  }
+
+  async function add(req, res) {
+    const tx = validateTransaction(await readJson(req));
+    const result = await db.query(`INSERT INTO ${db.table} (amount, description) VALUES (?, ?)`, [tx.amount, tx.description]);
+    const row = { id: result.insertId, ...tx };
+    send(res, 201, { message: 'added transaction successfully', result: row }, { Location: `/transaction/${row.id}` });
+  }
+
+  async function deleteAll(req, res) {
+    const result = await db.query(`DELETE FROM ${db.table}`);
+    send(res, 200, { message: 'deleted all transactions', deleted: result.affectedRows });
+  }
+
+  async function findOne(id) {
+    const rows = await db.query(`SELECT ${columns} FROM ${db.table} WHERE id = ?`, [id], { retry: true });
+    if (rows.length === 0) throw new HttpError(404, `transaction ${id} not found`);
+    return rows[0];
+  }
+
+  async function getOne(req, res, id) {
+    send(res, 200, { result: await findOne(id) });
+  }
+
+  async function deleteOne(req, res, id) {
+    const row = await findOne(id);
+    const result = await db.query(`DELETE FROM ${db.table} WHERE id = ?`, [id]);
+    if (result.affectedRows === 0) throw new HttpError(404, `transaction ${id} not found`);
+    send(res, 200, { message: 'deleted transaction', deleted: 1, result: row });
+  }
+
+  const routes = [
+    { pattern: /^\/health$/, methods: { GET: health } },
+    { pattern: /^\/transaction$/, methods: { GET: list, POST: add, DELETE: deleteAll }, needsDb: true },
+    { pattern: /^\/transaction\/([^/]+)$/, methods: { GET: getOne, DELETE: deleteOne }, needsDb: true, id: true },
+  ];
+
+  async function dispatch(req, res) {
+    const path = new URL(req.url, 'http://localhost').pathname.replace(/\/+$/, '') || '/';
+    const route = routes.find((r) => r.pattern.test(path));
+    if (!route) throw new HttpError(404, `no route for ${path}`);
+    const method = req.method === 'HEAD' && route.methods.GET ? 'GET' : req.method;
+    const handler = route.methods[method];
+    if (!handler) {
+      throw new HttpError(405, `${req.method} is not allowed on ${path}`, { Allow: Object.keys(route.methods).join(', ') });
+    }
+    const id = route.id ? parseId(route.pattern.exec(path)[1]) : undefined;
+    if (route.needsDb) await db.ensureReady();
+    await handler(req, res, id);
+  }
+
+  return async function handle(req, res) {
+    const started = Date.now();
+    try {
+      await dispatch(req, res);
+    } catch (err) {
+      if (err instanceof HttpError) {
+        send(res, err.status, { error: err.message }, err.headers);
+      } else if (isUnavailable(err)) {
+        log.error(`database unavailable: ${err.code || ''} ${err.message}`);
+        send(res, 503, { error: 'database unavailable, try again shortly' }, { 'Retry-After': '5' });
+      } else {
+        log.error(err);
+        send(res, 500, { error: 'internal error' });
+      }
+    }
+    if (!(req.url === '/health' && res.statusCode === 200)) {
+      log.info(`${req.method} ${req.url} ${res.statusCode} ${Date.now() - started}ms`);
+    }
+  };
+}
