@@ -180,7 +180,7 @@ def ensure_inline_policy(ctx: Ctx, role: str, policy_name: str, document: dict[s
     resource = f"IAM role {role} policy {policy_name}"
     current = ctx.aws.call("iam", "get_role_policy", resource=resource, RoleName=role, PolicyName=policy_name,
                            missing_ok=("NoSuchEntity",))
-    if current is not None and _policy_document(current["PolicyDocument"]) == document:
+    if current is not None and policy_document(current["PolicyDocument"]) == document:
         return
     ctx.aws.call("iam", "put_role_policy", resource=resource, RoleName=role, PolicyName=policy_name,
                  PolicyDocument=json.dumps(document))
@@ -242,7 +242,7 @@ def check(ctx: Ctx) -> Check:
             result.drift.append(f"IAM role {role}: {SSM_MANAGED_POLICY} is not attached")
         inline = aws.call("iam", "get_role_policy", resource=f"IAM role {role}", RoleName=role,
                           PolicyName=CODE_POLICY_NAME, missing_ok=("NoSuchEntity",))
-        if inline is None or _policy_document(inline["PolicyDocument"]) != code_read_policy(bucket, aws.partition):
+        if inline is None or policy_document(inline["PolicyDocument"]) != code_read_policy(bucket, aws.partition):
             result.drift.append(f"IAM role {role}: policy {CODE_POLICY_NAME} is missing or changed")
 
     profile = instance_profile_name(ctx)
@@ -327,7 +327,7 @@ def _content_md5(body: bytes) -> str:
     return base64.b64encode(hashlib.md5(body).digest()).decode()
 
 
-def _policy_document(value: Any) -> Any:
+def policy_document(value: Any) -> Any:
     """IAM returns policy documents URL-encoded strings (boto3 decodes them to dicts)."""
     if isinstance(value, str):
         return json.loads(unquote(value))
