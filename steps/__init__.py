@@ -1,10 +1,14 @@
 """The guide's Parts, one module each. Their order lives here and nowhere else."""
 from threetier.engine import Part
 
-from steps import database, network, storage
+from steps import app_image, app_tier, database, network, storage, web_image, web_tier
 
 PARTS: tuple[Part, ...] = tuple(Part.from_module(module) for module in (
     storage,   # Part 1 — S3 code bucket, EC2 role and instance profile, code upload
     network,   # Part 2 — VPC, subnets, IGW, NAT gateways, route tables, security groups
     database,  # Part 3 — DB subnet group, Aurora MySQL cluster, writer + reader, secret access
+    app_image,  # Part 4 — app builder instance, health gate, app AMI
+    app_tier,  # Part 5 — app target group, internal ALB, launch template, Auto Scaling group
+    web_image,  # Part 6 — nginx.conf, web builder instance, health gate, web AMI
+    web_tier,  # Part 7 — web target group, external ALB, launch template, Auto Scaling group; the URL
 ))

@@ -219,15 +219,19 @@ def destroy(ctx: Ctx) -> None:
     if cluster is not None and cluster.get("DeletionProtection"):
         raise ThreetierError(f"{ctx.part.label}: DB cluster {cluster_id(ctx)} has deletion protection on; set "
                              f"database.deletion_protection: false, run `threetier up`, then `down` again")
-    members = [m["DBInstanceIdentifier"] for m in (cluster or {}).get("DBClusterMembers", [])]
-    doomed = sorted(set(members) | set(instance_ids(ctx).values()))
-    for identifier in doomed:
-        deleted = aws.call("rds", "delete_db_instance", resource=f"DB instance {identifier}",
-                           DBInstanceIdentifier=identifier, missing_ok=GONE + ("InvalidDBInstanceState",
-                                                                               "InvalidDBInstanceStateFault"))
-        if deleted is not None:
+    members = {m["DBInstanceIdentifier"] for m in (cluster or {}).get("DBClusterMembers", [])}
+    doomed = []
+    for identifier in sorted(members | set(instance_ids(ctx).values())):
+        found = aws.call("rds", "describe_db_instances", resource=f"DB instance {identifier}",
+                         DBInstanceIdentifier=identifier, missing_ok=GONE)
+        if found is None:
+            continue
+        doomed.append(identifier)
+        if found["DBInstances"][0]["DBInstanceStatus"] != "deleting":
+            aws.call("rds", "delete_db_instance", resource=f"DB instance {identifier}", DBInstanceIdentifier=identifier,
+                     missing_ok=GONE + ("InvalidDBInstanceState", "InvalidDBInstanceStateFault"))
             ctx.record("deleted", "Aurora instance", identifier)
-    for identifier in doomed:
+    for identifier in doomed:  # deleted together, waited for together (5-12 min each)
         wait_gone(ctx, f"DB instance {identifier}",
                   lambda identifier=identifier: aws.call("rds", "describe_db_instances", resource=identifier,
                                                          DBInstanceIdentifier=identifier, missing_ok=GONE))
@@ -248,14 +252,20 @@ def destroy(ctx: Ctx) -> None:
                 raise
         wait_gone(ctx, f"DB cluster {cluster_id(ctx)}", lambda: describe_cluster(ctx))
 
-    if aws.call("rds", "delete_db_subnet_group", resource=f"DB subnet group {subnet_group_name(ctx)}",
-                DBSubnetGroupName=subnet_group_name(ctx), missing_ok=("DBSubnetGroupNotFoundFault",),
-                retry_codes=("InvalidDBSubnetGroupStateFault",), retry_timeout=10 * 60, retry_delay=15) is not None:
-        ctx.record("deleted", "DB subnet group", subnet_group_name(ctx))
+    group = subnet_group_name(ctx)
+    if aws.call("rds", "describe_db_subnet_groups", resource=f"DB subnet group {group}", DBSubnetGroupName=group,
+                missing_ok=("DBSubnetGroupNotFoundFault",)) is not None:
+        aws.call("rds", "delete_db_subnet_group", resource=f"DB subnet group {group}", DBSubnetGroupName=group,
+                 missing_ok=("DBSubnetGroupNotFoundFault",), retry_codes=("InvalidDBSubnetGroupStateFault",),
+                 retry_timeout=10 * 60, retry_delay=15)
+        ctx.record("deleted", "DB subnet group", group)
 
     role = storage.role_name(ctx)
-    if aws.call("iam", "delete_role_policy", resource=f"IAM role {role} policy {SECRET_POLICY_NAME}",
-                RoleName=role, PolicyName=SECRET_POLICY_NAME, missing_ok=("NoSuchEntity",)) is not None:
+    resource = f"IAM role {role} policy {SECRET_POLICY_NAME}"
+    if aws.call("iam", "get_role_policy", resource=resource, RoleName=role, PolicyName=SECRET_POLICY_NAME,
+                missing_ok=("NoSuchEntity",)) is not None:
+        aws.call("iam", "delete_role_policy", resource=resource, RoleName=role, PolicyName=SECRET_POLICY_NAME,
+                 missing_ok=("NoSuchEntity",))
         ctx.record("deleted", "IAM inline policy", f"{role}/{SECRET_POLICY_NAME}")
 
 

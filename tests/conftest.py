@@ -27,3 +27,18 @@ def fake_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyte
     # No instance metadata lookups for credentials either.
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("MOTO_ACM_VALIDATION_WAIT", "0")
+
+
+@pytest.fixture(autouse=True)
+def in_process_moto_is_an_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process moto has no endpoint URL to tell it apart from AWS: say so, so that
+    `up` does not try an HTTP round trip through a load balancer nobody serves."""
+    from threetier.aws import Aws
+    from threetier.cli.common import Runtime
+    real = Runtime.aws
+
+    def aws(self: Runtime) -> Aws:
+        made = real(self)
+        made.emulator = True
+        return made
+    monkeypatch.setattr(Runtime, "aws", aws)

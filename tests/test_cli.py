@@ -29,7 +29,9 @@ def test_up_status_down_round_trip(mocked, tmp_path: Path) -> None:
     report = json.loads(status.stdout)  # nothing but JSON on stdout
     assert report["stack"] == "threetier" and report["region"] == "us-east-1"
     assert report["account"] == "123456789012"
-    assert [(p["part"], p["name"], p["status"]) for p in report["parts"]] == [(1, "storage", "done"), (2, "network", "done")]
+    assert [(p["part"], p["name"], p["status"]) for p in report["parts"]] == [
+        (1, "storage", "done"), (2, "network", "done"), (3, "database", "done"), (4, "app-image", "done"),
+        (5, "app-tier", "done"), (6, "web-image", "done"), (7, "web-tier", "done")]
     assert all(p["drift"] == [] for p in report["parts"])
     assert report["parts"][1]["resources"]["vpc"].startswith("vpc-")
     assert report["outputs"]["bucket"] == report["parts"][0]["resources"]["bucket"]
@@ -69,13 +71,13 @@ def test_status_without_state_file_finds_the_stack_by_tags(mocked, tmp_path: Pat
     (tmp_path / ".threetier" / "threetier.json").unlink()
     status = cli("status", "--json", cwd=tmp_path)
     assert status.code == 0
-    assert [p["status"] for p in json.loads(status.stdout)["parts"]] == ["done", "done"]
+    assert [p["status"] for p in json.loads(status.stdout)["parts"]] == ["done"] * 7
 
 
 def test_status_of_nothing_is_pending(mocked, tmp_path: Path) -> None:
     status = cli("status", "--json", cwd=tmp_path)
     assert status.code == 0
-    assert [p["status"] for p in json.loads(status.stdout)["parts"]] == ["pending", "pending"]
+    assert [p["status"] for p in json.loads(status.stdout)["parts"]] == ["pending"] * 7
     human = cli("status", cwd=tmp_path)
     assert human.stdout == "" and "pending" in human.stderr
 

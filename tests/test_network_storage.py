@@ -63,7 +63,8 @@ def test_up_builds_part_1_as_the_guide_says(mocked, tmp_path: Path) -> None:
     # The application code, byte for byte.
     keys = {o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
             for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
-    assert keys == artifacts.application_files()
+    from steps import web_image
+    assert keys == {**artifacts.application_files(), "nginx.conf": web_image.nginx_conf(engine.ctx)}
 
     role = iam.get_role(RoleName=f"{STACK}-ec2-role")["Role"]
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
@@ -71,7 +72,7 @@ def test_up_builds_part_1_as_the_guide_says(mocked, tmp_path: Path) -> None:
     attached = [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]]
     assert attached == ["AmazonSSMManagedInstanceCore"]
     inline = iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
-    assert inline == ["read-code-bucket"]
+    assert sorted(inline) == ["read-code-bucket", "read-db-secret"]  # the second comes with Part 3
     document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName="read-code-bucket")["PolicyDocument"]
     resources = {r for s in document["Statement"] for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])}
     assert resources == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"}  # that bucket only
@@ -334,7 +335,10 @@ def test_state_file_holds_no_secret_and_is_only_an_index(mocked, tmp_path: Path)
     text = (tmp_path / "state.json").read_text()
     data = json.loads(text)
     assert data["schema_version"] == 1 and data["stack"] == STACK and data["account"] == "123456789012"
-    assert "password" not in text.lower() and "secret" not in text.lower()
+    secret = boto3.client("secretsmanager").get_secret_value(SecretId=data["parts"]["3"]["resources"]["db_secret_arn"])
+    password = json.loads(secret["SecretString"])["password"]
+    assert len(password) >= 8 and password not in text
+    assert "password" not in text.lower()
     # A wrong ID in the state file is not trusted: AWS's tags win.
     data["parts"]["2"]["resources"]["vpc"] = "vpc-00000000000000000"
     (tmp_path / "state.json").write_text(json.dumps(data))

@@ -100,9 +100,12 @@ class Aws:
         clock: Clock | None = None,
         on_call: Callable[[Call], None] | None = None,
         max_attempts: int = 10,
+        emulator: bool | None = None,
     ):
         self.region = region
         self.endpoint_url = endpoint_url
+        # An emulator (moto, LocalStack) answers the API but serves no load balancer.
+        self.emulator = bool(endpoint_url) if emulator is None else emulator
         self.session = boto3.Session(region_name=region, profile_name=profile, **(credentials or {}))
         self.client_config = botocore.config.Config(
             retries={"mode": "standard", "max_attempts": max_attempts},

@@ -50,10 +50,12 @@ DEFAULTS: dict[str, Any] = {
         "instance_type": "t3.micro",
         "port": 4000,
         "asg": {"min": 2, "desired": 2, "max": 2},
+        "keep_builder": False,
     },
     "web": {
         "instance_type": "t3.micro",
         "asg": {"min": 2, "desired": 2, "max": 2},
+        "keep_builder": False,
     },
 }
 
@@ -114,12 +116,14 @@ class AppTier:
     instance_type: str
     port: int
     asg: AsgSize
+    keep_builder: bool
 
 
 @dataclass(frozen=True)
 class WebTier:
     instance_type: str
     asg: AsgSize
+    keep_builder: bool
 
 
 @dataclass(frozen=True)
@@ -181,8 +185,10 @@ def parse(raw: dict[str, Any], source: str = "config") -> Config:
             instance_type=merged["app"]["instance_type"],
             port=merged["app"]["port"],
             asg=AsgSize(**merged["app"]["asg"]),
+            keep_builder=merged["app"]["keep_builder"],
         ),
-        web=WebTier(instance_type=merged["web"]["instance_type"], asg=AsgSize(**merged["web"]["asg"])),
+        web=WebTier(instance_type=merged["web"]["instance_type"], asg=AsgSize(**merged["web"]["asg"]),
+                    keep_builder=merged["web"]["keep_builder"]),
         source=source,
     )
 

@@ -112,6 +112,11 @@ class Ctx:
         part = self.state.parts.get(number)
         return part.resources if part else {}
 
+    def has(self, number: int, *keys: str) -> bool:
+        """Whether an earlier part's resources (as found this run) include all these keys."""
+        found = self.resources_of(number)
+        return all(found.get(key) for key in keys)
+
     def record(self, action: str, kind: str, name: str, resource_id: str | None = None) -> None:
         self.changes.append(Change(self.part_number, action, kind, name, resource_id))
         self.out.detail(f"  {action} {kind} {name}{f' ({resource_id})' if resource_id else ''}")

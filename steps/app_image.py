@@ -1,0 +1,56 @@
+"""Part 4 — app tier instance, then its AMI.
+
+The guide: launch an instance in a private app subnet with the app security
+group and the instance profile (no key pair); install Node.js, fetch app-tier/
+from the bucket, install its dependencies and run it on port 4000 under a
+process manager that survives reboots; set up the database; when the app
+answers its health check, create an AMI of the instance (the golden image).
+
+Here the instance's user data does all of that (systemd instead of pm2, the
+DB credentials from Secrets Manager), the health gate asks the instance itself
+through SSM Run Command, and the builder is terminated once the AMI exists.
+"""
+from __future__ import annotations
+
+from threetier import artifacts
+from threetier.engine import Check, Ctx
+from steps import baking, database, storage
+
+NUMBER = 4
+NAME = "app-image"
+TITLE = "app tier instance and AMI"
+NEEDS: tuple[int, ...] = (1, 2, 3)
+
+
+def bake(ctx: Ctx) -> baking.Bake:
+    db = ctx.resources_of(database.NUMBER)
+    app = ctx.config.app
+    user_data = artifacts.render_app_user_data(
+        bucket=ctx.resources_of(storage.NUMBER)["bucket"], region=ctx.aws.region,
+        db_host=db["db_writer_endpoint"], db_name=db["db_name"], db_secret_arn=db["db_secret_arn"], port=app.port)
+    app_files = {k: v for k, v in artifacts.application_files().items() if k.startswith("app-tier/")}
+    return baking.Bake(tier="app", subnet_role="private-app-subnet-az1", security_group_role="app-sg",
+                       instance_type=app.instance_type, user_data=user_data,
+                       health_url=f"http://localhost:{app.port}/health", keep_builder=app.keep_builder,
+                       baked_files=app_files)
+
+
+def start(ctx: Ctx) -> None:
+    baking.start(ctx, bake(ctx))
+
+
+def finish(ctx: Ctx) -> None:
+    baking.finish(ctx, bake(ctx))
+
+
+def check(ctx: Ctx) -> Check:
+    result = Check()
+    if not (ctx.has(storage.NUMBER, "bucket") and ctx.has(database.NUMBER, "db_writer_endpoint", "db_secret_arn")):
+        result.missing.append("app AMI (it is baked from Parts 1 and 3)")
+        return result
+    baking.check_image(ctx, bake(ctx), result)
+    return result
+
+
+def destroy(ctx: Ctx) -> None:
+    baking.destroy(ctx, NUMBER)

@@ -1,0 +1,50 @@
+"""Part 5 — internal load balancer and app auto scaling.
+
+The guide: a target group (HTTP 4000, instances, health check /health); an
+internal ALB in the two private app subnets with the internal-ALB security
+group and a listener on 80 forwarding to it; a launch template of the app AMI
+with the app security group and the instance profile (no key pair); an Auto
+Scaling group over both app subnets, attached to the target group, 2/2/2.
+"""
+from __future__ import annotations
+
+from threetier.engine import Check, Ctx
+from steps import app_image, balancing
+
+NUMBER = 5
+NAME = "app-tier"
+TITLE = "internal load balancer and app auto scaling"
+NEEDS: tuple[int, ...] = (1, 2, 4)
+ALB_ROLE = "int-alb"
+
+
+def tier(ctx: Ctx) -> balancing.Tier:
+    app = ctx.config.app
+    return balancing.Tier(
+        tier="app", scheme="internal", port=app.port,
+        subnet_roles=("private-app-subnet-az1", "private-app-subnet-az2"),
+        alb_role=ALB_ROLE, alb_security_group_role="internal-alb-sg", instance_security_group_role="app-sg",
+        instance_type=app.instance_type, ami=ctx.resources_of(app_image.NUMBER).get("ami", ""),
+        min=app.asg.min, desired=app.asg.desired, max=app.asg.max)
+
+
+def start(ctx: Ctx) -> None:
+    balancing.start(ctx, tier(ctx))
+    # The web tier's nginx proxies /api/ to this name.
+    ctx.resources["internal_alb_dns"] = ctx.resources["load_balancer_dns"]
+
+
+def finish(ctx: Ctx) -> None:
+    balancing.finish(ctx, tier(ctx))
+
+
+def check(ctx: Ctx) -> Check:
+    result = Check()
+    balancing.check(ctx, tier(ctx), result)
+    if "load_balancer_dns" in ctx.resources:
+        ctx.resources["internal_alb_dns"] = ctx.resources["load_balancer_dns"]
+    return result
+
+
+def destroy(ctx: Ctx) -> None:
+    balancing.destroy(ctx, "app", ALB_ROLE)

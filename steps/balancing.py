@@ -1,0 +1,354 @@
+"""A tier behind a load balancer, as Parts 5 and 7 of the guide build it.
+
+Target group with a /health check; an application load balancer with a
+listener on 80 forwarding to it; a launch template of the tier's AMI; an Auto
+Scaling group over the tier's two subnets, attached to the target group, with
+ELB health checks. `finish` waits for the ALB to be active and the target
+group to report healthy targets.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from threetier.aws import Poll
+from threetier.engine import Check, Ctx
+from threetier.errors import ThreetierError
+from steps import storage
+
+ALB_ACTIVE_TIMEOUT = 15 * 60      # 90-180 s typically
+HEALTHY_TIMEOUT = 20 * 60         # instances boot from the AMI, then 2 passing checks
+GONE_TIMEOUT = 15 * 60
+DEREGISTRATION_DELAY = "30"       # seconds; the default 300 slows every scale-in and teardown
+ELB_NOT_FOUND = ("LoadBalancerNotFound", "TargetGroupNotFound", "ListenerNotFound")
+
+
+@dataclass(frozen=True)
+class Tier:
+    tier: str                     # "app" or "web"
+    scheme: str                   # "internal" or "internet-facing"
+    port: int                     # where the instances listen
+    subnet_roles: tuple[str, str]
+    alb_role: str                 # e.g. "int-alb" (ELB names: 32 characters at most)
+    alb_security_group_role: str
+    instance_security_group_role: str
+    instance_type: str
+    ami: str
+    min: int
+    desired: int
+    max: int
+
+    @property
+    def target_group_role(self) -> str:
+        return f"{self.tier}-tg"
+
+    @property
+    def launch_template_role(self) -> str:
+        return f"{self.tier}-lt"
+
+    @property
+    def asg_role(self) -> str:
+        return f"{self.tier}-asg"
+
+
+def elb_tags(ctx: Ctx, role: str) -> list[dict[str, str]]:
+    return ctx.tags(role)
+
+
+# -- start -----------------------------------------------------------------------
+def start(ctx: Ctx, tier: Tier) -> None:
+    network = ctx.resources_of(2)
+    target_group = ensure_target_group(ctx, tier, network["vpc"])
+    balancer = ensure_load_balancer(ctx, tier, [network["subnets"][r] for r in tier.subnet_roles],
+                                    network["security_groups"][tier.alb_security_group_role])
+    ensure_listener(ctx, tier, balancer, target_group)
+    template = ensure_launch_template(ctx, tier, network["security_groups"][tier.instance_security_group_role])
+    ensure_auto_scaling_group(ctx, tier, template, target_group, [network["subnets"][r] for r in tier.subnet_roles])
+
+
+def find_target_group(ctx: Ctx, tier: Tier) -> dict[str, Any] | None:
+    found = ctx.aws.call("elbv2", "describe_target_groups", resource=f"target group {ctx.name(tier.target_group_role)}",
+                         Names=[ctx.name(tier.target_group_role)], missing_ok=ELB_NOT_FOUND)
+    return found["TargetGroups"][0] if found and found["TargetGroups"] else None
+
+
+def ensure_target_group(ctx: Ctx, tier: Tier, vpc: str) -> str:
+    aws, name = ctx.aws, ctx.name(tier.target_group_role)
+    group = find_target_group(ctx, tier)
+    if group is None:
+        group = aws.call("elbv2", "create_target_group", resource=f"target group {name}", Name=name,
+                         Protocol="HTTP", Port=tier.port, VpcId=vpc, TargetType="instance",
+                         HealthCheckProtocol="HTTP", HealthCheckPath="/health", HealthCheckPort="traffic-port",
+                         HealthCheckIntervalSeconds=15, HealthCheckTimeoutSeconds=5,
+                         HealthyThresholdCount=2, UnhealthyThresholdCount=3, Matcher={"HttpCode": "200"},
+                         Tags=elb_tags(ctx, tier.target_group_role))["TargetGroups"][0]
+        ctx.record("created", "target group", name)
+    elif group["Port"] != tier.port or group["VpcId"] != vpc:
+        raise ThreetierError(f"{ctx.part.label}: target group {name} listens on {group['Port']} in {group['VpcId']}, "
+                             f"not on {tier.port} in {vpc}; `threetier down`, then `up`")
+    arn = group["TargetGroupArn"]
+    attributes = {a["Key"]: a["Value"] for a in aws.call(
+        "elbv2", "describe_target_group_attributes", resource=f"target group {name}", TargetGroupArn=arn)["Attributes"]}
+    if attributes.get("deregistration_delay.timeout_seconds") != DEREGISTRATION_DELAY:
+        aws.call("elbv2", "modify_target_group_attributes", resource=f"target group {name}", TargetGroupArn=arn,
+                 Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": DEREGISTRATION_DELAY}])
+        ctx.record("changed", "target group attribute", f"{name} deregistration delay")
+    ctx.resources["target_group_arn"] = arn
+    return arn
+
+
+def find_load_balancer(ctx: Ctx, tier: Tier) -> dict[str, Any] | None:
+    found = ctx.aws.call("elbv2", "describe_load_balancers", resource=f"load balancer {ctx.name(tier.alb_role)}",
+                         Names=[ctx.name(tier.alb_role)], missing_ok=ELB_NOT_FOUND)
+    return found["LoadBalancers"][0] if found and found["LoadBalancers"] else None
+
+
+def ensure_load_balancer(ctx: Ctx, tier: Tier, subnets: list[str], security_group: str) -> str:
+    aws, name = ctx.aws, ctx.name(tier.alb_role)
+    balancer = find_load_balancer(ctx, tier)
+    if balancer is None:
+        balancer = aws.call("elbv2", "create_load_balancer", resource=f"load balancer {name}", Name=name,
+                            Subnets=subnets, SecurityGroups=[security_group], Scheme=tier.scheme,
+                            Type="application", IpAddressType="ipv4",
+                            Tags=elb_tags(ctx, tier.alb_role))["LoadBalancers"][0]
+        ctx.record("created", f"{tier.scheme} load balancer", name)
+    else:
+        if sorted(balancer.get("SecurityGroups", [])) != [security_group]:
+            aws.call("elbv2", "set_security_groups", resource=f"load balancer {name}",
+                     LoadBalancerArn=balancer["LoadBalancerArn"], SecurityGroups=[security_group])
+            ctx.record("changed", "load balancer security groups", name)
+    ctx.resources["load_balancer_arn"] = balancer["LoadBalancerArn"]
+    ctx.resources["load_balancer_dns"] = balancer["DNSName"]
+    return balancer["LoadBalancerArn"]
+
+
+def ensure_listener(ctx: Ctx, tier: Tier, balancer: str, target_group: str) -> None:
+    aws, name = ctx.aws, ctx.name(tier.alb_role)
+    listeners = aws.call("elbv2", "describe_listeners", resource=f"listeners of {name}",
+                         LoadBalancerArn=balancer)["Listeners"]
+    http = next((l for l in listeners if l["Port"] == 80), None)
+    forward = [{"Type": "forward", "TargetGroupArn": target_group}]
+    if http is None:
+        http = aws.call("elbv2", "create_listener", resource=f"listener {name}:80", LoadBalancerArn=balancer,
+                        Protocol="HTTP", Port=80, DefaultActions=forward,
+                        Tags=elb_tags(ctx, f"{tier.alb_role}-http"))["Listeners"][0]
+        ctx.record("created", "listener", f"{name}:80")
+    elif [(a["Type"], a.get("TargetGroupArn")) for a in http["DefaultActions"]] != [("forward", target_group)]:
+        aws.call("elbv2", "modify_listener", resource=f"listener {name}:80", ListenerArn=http["ListenerArn"],
+                 DefaultActions=forward)
+        ctx.record("changed", "listener", f"{name}:80")
+    ctx.resources["listener_arn"] = http["ListenerArn"]
+
+
+def launch_template_data(ctx: Ctx, tier: Tier, security_group: str) -> dict[str, Any]:
+    instance_tags = ctx.tags(tier.tier)
+    return {
+        "ImageId": tier.ami,
+        "InstanceType": tier.instance_type,
+        "SecurityGroupIds": [security_group],
+        "IamInstanceProfile": {"Arn": ctx.resources_of(storage.NUMBER)["instance_profile_arn"]},
+        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
+        "TagSpecifications": [{"ResourceType": "instance", "Tags": instance_tags},
+                              {"ResourceType": "volume", "Tags": instance_tags}],
+    }
+
+
+def find_launch_template(ctx: Ctx, tier: Tier) -> dict[str, Any] | None:
+    found = ctx.aws.call("ec2", "describe_launch_templates", resource=ctx.name(tier.launch_template_role),
+                         LaunchTemplateNames=[ctx.name(tier.launch_template_role)],
+                         missing_ok=("InvalidLaunchTemplateName.NotFoundException",))
+    return found["LaunchTemplates"][0] if found and found["LaunchTemplates"] else None
+
+
+def ensure_launch_template(ctx: Ctx, tier: Tier, security_group: str) -> str:
+    """One template per tier; a change (new AMI, instance type) becomes a new default version."""
+    aws, name = ctx.aws, ctx.name(tier.launch_template_role)
+    data = launch_template_data(ctx, tier, security_group)
+    token = hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest()[:64]
+    template = find_launch_template(ctx, tier)
+    if template is None:
+        template = aws.call("ec2", "create_launch_template", resource=name, LaunchTemplateName=name,
+                            VersionDescription=f"{tier.tier} tier", LaunchTemplateData=data, ClientToken=token,
+                            TagSpecifications=ctx.tag_spec("launch-template", tier.launch_template_role))["LaunchTemplate"]
+        ctx.record("created", "launch template", name, template["LaunchTemplateId"])
+    else:
+        versions = aws.call("ec2", "describe_launch_template_versions", resource=name,
+                            LaunchTemplateId=template["LaunchTemplateId"], Versions=["$Default"])["LaunchTemplateVersions"]
+        current = versions[0]["LaunchTemplateData"] if versions else {}
+        if (current.get("ImageId"), current.get("InstanceType"), current.get("SecurityGroupIds")) != \
+                (data["ImageId"], data["InstanceType"], data["SecurityGroupIds"]):
+            version = aws.call("ec2", "create_launch_template_version", resource=name,
+                               LaunchTemplateId=template["LaunchTemplateId"], LaunchTemplateData=data,
+                               ClientToken=token)["LaunchTemplateVersion"]
+            aws.call("ec2", "modify_launch_template", resource=name, LaunchTemplateId=template["LaunchTemplateId"],
+                     DefaultVersion=str(version["VersionNumber"]))
+            ctx.record("changed", "launch template", name, f"version {version['VersionNumber']}")
+    ctx.resources["launch_template"] = template["LaunchTemplateId"]
+    return template["LaunchTemplateId"]
+
+
+def find_auto_scaling_group(ctx: Ctx, tier: Tier) -> dict[str, Any] | None:
+    found = ctx.aws.call("autoscaling", "describe_auto_scaling_groups", resource=ctx.name(tier.asg_role),
+                         AutoScalingGroupNames=[ctx.name(tier.asg_role)])["AutoScalingGroups"]
+    return found[0] if found else None
+
+
+def ensure_auto_scaling_group(ctx: Ctx, tier: Tier, template: str, target_group: str, subnets: list[str]) -> None:
+    aws, name = ctx.aws, ctx.name(tier.asg_role)
+    group = find_auto_scaling_group(ctx, tier)
+    if group is None:
+        aws.call("autoscaling", "create_auto_scaling_group", resource=f"Auto Scaling group {name}",
+                 AutoScalingGroupName=name, LaunchTemplate={"LaunchTemplateId": template, "Version": "$Default"},
+                 MinSize=tier.min, DesiredCapacity=tier.desired, MaxSize=tier.max,
+                 VPCZoneIdentifier=",".join(subnets), TargetGroupARNs=[target_group],
+                 HealthCheckType="ELB", HealthCheckGracePeriod=300,
+                 Tags=[{**tag, "PropagateAtLaunch": True, "ResourceId": name, "ResourceType": "auto-scaling-group"}
+                       for tag in ctx.tags(tier.tier)])
+        ctx.record("created", "Auto Scaling group", name)
+    else:
+        sizes = {"MinSize": tier.min, "DesiredCapacity": tier.desired, "MaxSize": tier.max}
+        changed = {k: v for k, v in sizes.items() if group.get(k) != v}
+        if changed:
+            aws.call("autoscaling", "update_auto_scaling_group", resource=f"Auto Scaling group {name}",
+                     AutoScalingGroupName=name, **changed)
+            ctx.record("changed", "Auto Scaling group size", name, ", ".join(f"{k}={v}" for k, v in changed.items()))
+        if target_group not in group.get("TargetGroupARNs", []):
+            aws.call("autoscaling", "attach_load_balancer_target_groups", resource=f"Auto Scaling group {name}",
+                     AutoScalingGroupName=name, TargetGroupARNs=[target_group])
+            ctx.record("changed", "Auto Scaling group target group", name)
+    ctx.resources["auto_scaling_group"] = name
+
+
+# -- finish ----------------------------------------------------------------------
+def finish(ctx: Ctx, tier: Tier) -> None:
+    wait_active(ctx, tier)
+    wait_healthy(ctx, tier)
+
+
+def wait_active(ctx: Ctx, tier: Tier) -> None:
+    def probe() -> Poll:
+        balancer = find_load_balancer(ctx, tier)
+        state = balancer["State"]["Code"] if balancer else "missing"
+        if state in ("failed", "missing"):
+            return Poll(False, state, failed=(balancer or {}).get("State", {}).get("Reason", state))
+        return Poll(state == "active", state)
+
+    ctx.aws.wait(f"load balancer {ctx.name(tier.alb_role)}", probe, delay=15, timeout=ALB_ACTIVE_TIMEOUT)
+
+
+def target_states(ctx: Ctx, tier: Tier) -> list[dict[str, Any]]:
+    return ctx.aws.call("elbv2", "describe_target_health", resource=f"target group {ctx.name(tier.target_group_role)}",
+                        TargetGroupArn=ctx.resources["target_group_arn"])["TargetHealthDescriptions"]
+
+
+def wait_healthy(ctx: Ctx, tier: Tier) -> None:
+    def probe() -> Poll:
+        targets = target_states(ctx, tier)
+        healthy = sum(1 for t in targets if t["TargetHealth"]["State"] == "healthy")
+        others = [f"{t['Target']['Id']} {t['TargetHealth']['State']} ({t['TargetHealth'].get('Reason', '')})"
+                  for t in targets if t["TargetHealth"]["State"] != "healthy"]
+        summary = f"{healthy}/{tier.desired} healthy" + (f"; {', '.join(others)}" if others else "")
+        return Poll(healthy >= max(tier.desired, 1) or tier.desired == 0, summary)
+
+    ctx.aws.wait(f"healthy targets in {ctx.name(tier.target_group_role)}", probe, delay=15, timeout=HEALTHY_TIMEOUT)
+
+
+# -- check -----------------------------------------------------------------------
+def check(ctx: Ctx, tier: Tier, result: Check) -> None:
+    group = find_target_group(ctx, tier)
+    if result.found(f"target group {ctx.name(tier.target_group_role)}", group is not None):
+        ctx.resources["target_group_arn"] = group["TargetGroupArn"]
+        targets = target_states(ctx, tier)
+        healthy = sum(1 for t in targets if t["TargetHealth"]["State"] == "healthy")
+        ctx.resources["healthy_targets"] = f"{healthy}/{len(targets)}"
+        if healthy < tier.desired:
+            result.drift.append(f"target group {ctx.name(tier.target_group_role)}: {healthy} of {tier.desired} "
+                                f"targets healthy")
+    balancer = find_load_balancer(ctx, tier)
+    if result.found(f"load balancer {ctx.name(tier.alb_role)}", balancer is not None):
+        ctx.resources["load_balancer_arn"] = balancer["LoadBalancerArn"]
+        ctx.resources["load_balancer_dns"] = balancer["DNSName"]
+        listeners = ctx.aws.call("elbv2", "describe_listeners", resource=f"listeners of {ctx.name(tier.alb_role)}",
+                                 LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]
+        result.found(f"listener {ctx.name(tier.alb_role)}:80", any(l["Port"] == 80 for l in listeners))
+    template = find_launch_template(ctx, tier)
+    if result.found(f"launch template {ctx.name(tier.launch_template_role)}", template is not None):
+        ctx.resources["launch_template"] = template["LaunchTemplateId"]
+        versions = ctx.aws.call("ec2", "describe_launch_template_versions", resource=ctx.name(tier.launch_template_role),
+                                LaunchTemplateId=template["LaunchTemplateId"], Versions=["$Default"])["LaunchTemplateVersions"]
+        data = versions[0]["LaunchTemplateData"] if versions else {}
+        if data.get("ImageId") != tier.ami:
+            result.drift.append(f"launch template {ctx.name(tier.launch_template_role)}: AMI {data.get('ImageId')}, "
+                                f"should be {tier.ami}")
+        if data.get("InstanceType") != tier.instance_type:
+            result.drift.append(f"launch template {ctx.name(tier.launch_template_role)}: instance type "
+                                f"{data.get('InstanceType')}, config says {tier.instance_type}")
+    asg = find_auto_scaling_group(ctx, tier)
+    if result.found(f"Auto Scaling group {ctx.name(tier.asg_role)}", asg is not None):
+        ctx.resources["auto_scaling_group"] = asg["AutoScalingGroupName"]
+        sizes = (asg["MinSize"], asg["DesiredCapacity"], asg["MaxSize"])
+        if sizes != (tier.min, tier.desired, tier.max):
+            result.drift.append(f"Auto Scaling group {ctx.name(tier.asg_role)}: min/desired/max {sizes}, config says "
+                                f"{(tier.min, tier.desired, tier.max)}")
+
+
+# -- destroy ---------------------------------------------------------------------
+def destroy(ctx: Ctx, tier_name: str, alb_role: str) -> None:
+    """ASG (deregistration delay 0 first), listeners, ALB, target group, launch template."""
+    aws = ctx.aws
+    tg_name, asg_name = ctx.name(f"{tier_name}-tg"), ctx.name(f"{tier_name}-asg")
+    alb_name, lt_name = ctx.name(alb_role), ctx.name(f"{tier_name}-lt")
+    found = aws.call("elbv2", "describe_target_groups", resource=f"target group {tg_name}", Names=[tg_name],
+                     missing_ok=ELB_NOT_FOUND)
+    groups = found["TargetGroups"] if found else []
+    for group in groups:  # nothing left to drain: do not wait 300 s per target
+        aws.call("elbv2", "modify_target_group_attributes", resource=f"target group {tg_name}",
+                 TargetGroupArn=group["TargetGroupArn"], missing_ok=ELB_NOT_FOUND,
+                 Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "0"}])
+
+    asgs = aws.call("autoscaling", "describe_auto_scaling_groups", resource=asg_name,
+                    AutoScalingGroupNames=[asg_name])["AutoScalingGroups"]
+    if asgs:
+        aws.call("autoscaling", "delete_auto_scaling_group", resource=f"Auto Scaling group {asg_name}",
+                 AutoScalingGroupName=asg_name, ForceDelete=True,
+                 missing_ok=("ValidationError",), retry_codes=("ScalingActivityInProgress", "ResourceInUse"),
+                 retry_timeout=5 * 60, retry_delay=10)
+        ctx.record("deleted", "Auto Scaling group", asg_name)
+        wait_gone(ctx, f"Auto Scaling group {asg_name}", lambda: aws.call(
+            "autoscaling", "describe_auto_scaling_groups", resource=asg_name,
+            AutoScalingGroupNames=[asg_name])["AutoScalingGroups"])
+
+    found = aws.call("elbv2", "describe_load_balancers", resource=f"load balancer {alb_name}", Names=[alb_name],
+                     missing_ok=ELB_NOT_FOUND)
+    for balancer in (found or {}).get("LoadBalancers", []):
+        arn = balancer["LoadBalancerArn"]
+        for listener in aws.call("elbv2", "describe_listeners", resource=f"listeners of {alb_name}",
+                                 LoadBalancerArn=arn, missing_ok=ELB_NOT_FOUND)["Listeners"]:
+            aws.call("elbv2", "delete_listener", resource=f"listener {alb_name}:{listener['Port']}",
+                     ListenerArn=listener["ListenerArn"], missing_ok=ELB_NOT_FOUND)
+            ctx.record("deleted", "listener", f"{alb_name}:{listener['Port']}")
+        aws.call("elbv2", "delete_load_balancer", resource=f"load balancer {alb_name}", LoadBalancerArn=arn,
+                 missing_ok=ELB_NOT_FOUND)
+        ctx.record("deleted", "load balancer", alb_name)
+        wait_gone(ctx, f"load balancer {alb_name}", lambda: (aws.call(
+            "elbv2", "describe_load_balancers", resource=alb_name, Names=[alb_name],
+            missing_ok=ELB_NOT_FOUND) or {}).get("LoadBalancers"))
+
+    for group in groups:
+        aws.call("elbv2", "delete_target_group", resource=f"target group {tg_name}",
+                 TargetGroupArn=group["TargetGroupArn"], missing_ok=ELB_NOT_FOUND,
+                 retry_codes=("ResourceInUse",), retry_timeout=5 * 60, retry_delay=10)
+        ctx.record("deleted", "target group", tg_name)
+
+    found = aws.call("ec2", "describe_launch_templates", resource=f"launch template {lt_name}",
+                     LaunchTemplateNames=[lt_name], missing_ok=("InvalidLaunchTemplateName.NotFoundException",))
+    for template in (found or {}).get("LaunchTemplates", []):
+        aws.call("ec2", "delete_launch_template", resource=f"launch template {lt_name}",
+                 LaunchTemplateId=template["LaunchTemplateId"],
+                 missing_ok=("InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateName.NotFoundException"))
+        ctx.record("deleted", "launch template", lt_name, template["LaunchTemplateId"])
+
+
+def wait_gone(ctx: Ctx, what: str, describe: Any) -> None:
+    ctx.aws.wait(f"{what} deletion", lambda: Poll(not describe(), "deleting"), delay=10, timeout=GONE_TIMEOUT)

@@ -1,0 +1,70 @@
+"""Part 6 — web tier instance, then its AMI.
+
+The guide: edit nginx.conf so /api/ goes to the internal load balancer's DNS
+name (here it is rendered from a template) and upload it; launch an instance
+in a public web subnet with the web security group and the instance profile;
+install Node.js, fetch web-tier/, build the React app, install nginx with that
+config and enable it at boot; when /health answers, create the web AMI.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from threetier import artifacts
+from threetier.engine import Check, Ctx
+from steps import app_tier, baking, storage
+
+NUMBER = 6
+NAME = "web-image"
+TITLE = "web tier instance and AMI"
+NEEDS: tuple[int, ...] = (1, 2, 5)
+NGINX_KEY = "nginx.conf"  # at the bucket root, as in the guide
+
+
+def nginx_conf(ctx: Ctx) -> bytes:
+    return artifacts.render_nginx_conf(ctx.resources_of(app_tier.NUMBER)["internal_alb_dns"])
+
+
+def bake(ctx: Ctx) -> baking.Bake:
+    web = ctx.config.web
+    user_data = artifacts.render_web_user_data(bucket=ctx.resources_of(storage.NUMBER)["bucket"],
+                                               region=ctx.aws.region)
+    baked = {k: v for k, v in artifacts.application_files().items() if k.startswith("web-tier/")}
+    baked[NGINX_KEY] = nginx_conf(ctx)
+    return baking.Bake(tier="web", subnet_role="public-web-subnet-az1", security_group_role="web-sg",
+                       instance_type=web.instance_type, user_data=user_data, health_url="http://localhost/health",
+                       keep_builder=web.keep_builder, baked_files=baked)
+
+
+def start(ctx: Ctx) -> None:
+    ensure_nginx_conf(ctx)
+    baking.start(ctx, bake(ctx))
+
+
+def ensure_nginx_conf(ctx: Ctx) -> None:
+    """Upload the rendered nginx.conf unless the bucket already holds exactly it."""
+    aws, bucket, body = ctx.aws, ctx.resources_of(storage.NUMBER)["bucket"], nginx_conf(ctx)
+    head = aws.call("s3", "head_object", resource=f"object s3://{bucket}/{NGINX_KEY}", Bucket=bucket, Key=NGINX_KEY,
+                    missing_ok=("404", "NoSuchKey", "NotFound"))
+    if head is None or head["ETag"].strip('"') != hashlib.md5(body).hexdigest():
+        aws.call("s3", "put_object", resource=f"object s3://{bucket}/{NGINX_KEY}", Bucket=bucket, Key=NGINX_KEY,
+                 Body=body, ContentType="text/plain", ExpectedBucketOwner=aws.account)
+        ctx.record("changed", "nginx.conf", f"s3://{bucket}/{NGINX_KEY}")
+    ctx.resources["nginx_conf"] = f"s3://{bucket}/{NGINX_KEY}"
+
+
+def finish(ctx: Ctx) -> None:
+    baking.finish(ctx, bake(ctx))
+
+
+def check(ctx: Ctx) -> Check:
+    result = Check()
+    if not (ctx.has(storage.NUMBER, "bucket") and ctx.has(app_tier.NUMBER, "internal_alb_dns")):
+        result.missing.append("web AMI (it is baked from Parts 1 and 5)")
+        return result
+    baking.check_image(ctx, bake(ctx), result)
+    return result
+
+
+def destroy(ctx: Ctx) -> None:
+    baking.destroy(ctx, NUMBER)

@@ -1,0 +1,102 @@
+"""Part 7 — external load balancer and web auto scaling.
+
+The guide: a target group (HTTP 80, health check /health); an internet-facing
+ALB in the two public subnets with the external-ALB security group and a
+listener on 80; a launch template of the web AMI with the web security group;
+an Auto Scaling group over the two public subnets, attached to the target
+group, 2/2/2. The stack's URL is the external ALB's DNS name.
+
+`up` is done only when the stack works: both target groups report healthy
+targets (Parts 5 and 7), then one real HTTP round trip goes through the
+external ALB (/health, then /api/transaction) — or it says why it could not.
+"""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+from threetier.aws import Poll
+from threetier.engine import Check, Ctx
+from threetier.errors import ThreetierError
+from steps import balancing, web_image
+
+NUMBER = 7
+NAME = "web-tier"
+TITLE = "external load balancer and web auto scaling"
+NEEDS: tuple[int, ...] = (1, 2, 5, 6)
+ALB_ROLE = "ext-alb"
+ROUND_TRIP_TIMEOUT = 6 * 60  # a new ALB's DNS name takes a minute or two to resolve
+
+
+def tier(ctx: Ctx) -> balancing.Tier:
+    web = ctx.config.web
+    return balancing.Tier(
+        tier="web", scheme="internet-facing", port=80,
+        subnet_roles=("public-web-subnet-az1", "public-web-subnet-az2"),
+        alb_role=ALB_ROLE, alb_security_group_role="external-alb-sg", instance_security_group_role="web-sg",
+        instance_type=web.instance_type, ami=ctx.resources_of(web_image.NUMBER).get("ami", ""),
+        min=web.asg.min, desired=web.asg.desired, max=web.asg.max)
+
+
+def start(ctx: Ctx) -> None:
+    balancing.start(ctx, tier(ctx))
+    ctx.resources["url"] = f"http://{ctx.resources['load_balancer_dns']}"
+
+
+def finish(ctx: Ctx) -> None:
+    balancing.finish(ctx, tier(ctx))
+    ctx.resources["round_trip"] = round_trip(ctx, ctx.resources["url"])
+    ctx.out.info(f"  {ctx.resources['url']}: {ctx.resources['round_trip']}")
+
+
+def fetch(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (our own ALB, http by design)
+            return response.status, response.read(65536)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(4096)
+
+
+def round_trip(ctx: Ctx, url: str) -> str:
+    """One real request through the whole stack; says so plainly when that cannot be done."""
+    if ctx.aws.emulator:
+        return "not checked: AWS here is an emulator, which serves no load balancer"
+    seen: dict[str, str] = {}
+
+    def probe() -> Poll:
+        try:
+            status, _ = fetch(f"{url}/health")
+            if status != 200:
+                return Poll(False, f"/health answered {status}")
+            status, body = fetch(f"{url}/api/transaction")
+            if status != 200:
+                return Poll(False, f"/api/transaction answered {status}")
+            rows = json.loads(body).get("result")
+            if not isinstance(rows, list):
+                return Poll(False, "/api/transaction answered without a result list")
+            seen["rows"] = str(len(rows))
+            return Poll(True, "ok")
+        except (OSError, ValueError) as exc:
+            return Poll(False, f"{type(exc).__name__}: {exc}")
+
+    try:
+        ctx.aws.wait(f"a round trip through {url}", probe, delay=10, timeout=ROUND_TRIP_TIMEOUT)
+    except ThreetierError as exc:
+        if "0.0.0.0/0" not in ctx.config.access.client_cidrs:
+            return (f"not checked: this machine could not reach it, and access.client_cidrs "
+                    f"({', '.join(ctx.config.access.client_cidrs)}) may not include its address ({exc})")
+        raise
+    return f"working: /health 200, /api/transaction 200 with {seen['rows']} transactions"
+
+
+def check(ctx: Ctx) -> Check:
+    result = Check()
+    balancing.check(ctx, tier(ctx), result)
+    if "load_balancer_dns" in ctx.resources:
+        ctx.resources["url"] = f"http://{ctx.resources['load_balancer_dns']}"
+    return result
+
+
+def destroy(ctx: Ctx) -> None:
+    balancing.destroy(ctx, "web", ALB_ROLE)
