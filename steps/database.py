@@ -240,7 +240,7 @@ def destroy(ctx: Ctx) -> None:
         params: dict[str, Any] = {"SkipFinalSnapshot": ctx.skip_final_snapshot}
         if not ctx.skip_final_snapshot:
             stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-            params["FinalDBSnapshotIdentifier"] = f"{ctx.stack.rstrip('-')}-final-{stamp}"
+            params["FinalDBSnapshotIdentifier"] = f"{ctx.stack.rstrip('-')}-final-{stamp}"  # scan.is_final_snapshot
         try:
             aws.call("rds", "delete_db_cluster", resource=f"DB cluster {cluster_id(ctx)}",
                      DBClusterIdentifier=cluster_id(ctx), missing_ok=GONE, **params)
@@ -278,10 +278,3 @@ def wait_gone(ctx: Ctx, what: str, describe: Any) -> None:
         return Poll(False, item.get("DBInstanceStatus") or item.get("Status") or "deleting")
 
     ctx.aws.wait(what, probe, delay=POLL_DELAY, timeout=DELETE_TIMEOUT)
-
-
-def final_snapshots(ctx: Ctx) -> list[str]:
-    """Final snapshots `down` kept on purpose (the database is the one thing holding user data)."""
-    found = ctx.aws.call("rds", "describe_db_cluster_snapshots", resource=f"snapshots of {cluster_id(ctx)}",
-                         DBClusterIdentifier=cluster_id(ctx), SnapshotType="manual")
-    return [s["DBClusterSnapshotIdentifier"] for s in found.get("DBClusterSnapshots", [])]

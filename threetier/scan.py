@@ -46,6 +46,79 @@ def _ec2(aws: Aws, stack: str) -> Iterator[Found]:
         yield Found("Elastic IP", address["AllocationId"], tag_value(address, "Name") or "")
 
 
+def _ec2_compute(aws: Aws, stack: str) -> Iterator[Found]:
+    filters = tag_filters(stack)
+    for reservation in aws.items("ec2", "describe_instances", "Reservations", resource=f"instances of stack {stack}",
+                                 Filters=filters):
+        for instance in reservation["Instances"]:
+            if instance["State"]["Name"] != "terminated":
+                yield Found("instance", instance["InstanceId"], tag_value(instance, "Name") or "")
+    for image in aws.call("ec2", "describe_images", resource=f"AMIs of stack {stack}", Owners=["self"],
+                          Filters=filters)["Images"]:
+        yield Found("AMI", image["ImageId"], image.get("Name", ""))
+    for snapshot in aws.items("ec2", "describe_snapshots", "Snapshots", resource=f"snapshots of stack {stack}",
+                              OwnerIds=["self"], Filters=filters):
+        yield Found("EBS snapshot", snapshot["SnapshotId"], tag_value(snapshot, "Name") or "")
+    for volume in aws.items("ec2", "describe_volumes", "Volumes", resource=f"volumes of stack {stack}", Filters=filters):
+        if volume["State"] not in ("deleted", "deleting"):
+            yield Found("EBS volume", volume["VolumeId"], tag_value(volume, "Name") or "")
+    for template in aws.items("ec2", "describe_launch_templates", "LaunchTemplates",
+                              resource=f"launch templates of stack {stack}", Filters=filters):
+        yield Found("launch template", template["LaunchTemplateId"], template["LaunchTemplateName"])
+
+
+def _autoscaling(aws: Aws, stack: str) -> Iterator[Found]:
+    for group in aws.items("autoscaling", "describe_auto_scaling_groups", "AutoScalingGroups",
+                           resource=f"Auto Scaling groups of stack {stack}"):
+        if tag_value(group, STACK_TAG) == stack:
+            yield Found("Auto Scaling group", group["AutoScalingGroupName"], group["AutoScalingGroupName"])
+
+
+def _elbv2(aws: Aws, stack: str) -> Iterator[Found]:
+    kinds = [("load balancer", "describe_load_balancers", "LoadBalancers", "LoadBalancerArn", "LoadBalancerName"),
+             ("target group", "describe_target_groups", "TargetGroups", "TargetGroupArn", "TargetGroupName")]
+    for kind, operation, key, arn_key, name_key in kinds:
+        items = {i[arn_key]: i[name_key] for i in aws.items("elbv2", operation, key, resource=f"{kind}s of stack {stack}")}
+        arns = sorted(items)
+        for start in range(0, len(arns), 20):  # DescribeTags takes 20 ARNs at a time
+            described = aws.call("elbv2", "describe_tags", resource=f"{kind} tags", ResourceArns=arns[start:start + 20])
+            for entry in described["TagDescriptions"]:
+                if tag_value(entry, STACK_TAG) == stack:
+                    yield Found(kind, entry["ResourceArn"], items[entry["ResourceArn"]])
+
+
+def _rds(aws: Aws, stack: str) -> Iterator[Found]:
+    for cluster in aws.items("rds", "describe_db_clusters", "DBClusters", resource=f"DB clusters of stack {stack}"):
+        if _rds_tag(cluster, stack):
+            yield Found("DB cluster", cluster["DBClusterIdentifier"], cluster["DBClusterIdentifier"])
+    for instance in aws.items("rds", "describe_db_instances", "DBInstances", resource=f"DB instances of stack {stack}"):
+        if _rds_tag(instance, stack):
+            yield Found("DB instance", instance["DBInstanceIdentifier"], instance["DBInstanceIdentifier"])
+    group = f"{stack}-db-subnet-group"
+    if aws.call("rds", "describe_db_subnet_groups", resource=f"DB subnet group {group}", DBSubnetGroupName=group,
+                missing_ok=("DBSubnetGroupNotFoundFault",)):
+        yield Found("DB subnet group", group, group)
+    for snapshot in aws.items("rds", "describe_db_cluster_snapshots", "DBClusterSnapshots",
+                              resource=f"DB cluster snapshots of stack {stack}", SnapshotType="manual"):
+        if _rds_tag(snapshot, stack) and not is_final_snapshot(stack, snapshot["DBClusterSnapshotIdentifier"]):
+            yield Found("DB cluster snapshot", snapshot["DBClusterSnapshotIdentifier"], snapshot["DBClusterSnapshotIdentifier"])
+
+
+def _rds_tag(resource: dict, stack: str) -> bool:
+    return any(t.get("Key") == STACK_TAG and t.get("Value") == stack for t in resource.get("TagList", []))
+
+
+def is_final_snapshot(stack: str, identifier: str) -> bool:
+    return identifier.startswith(f"{stack.rstrip('-')}-final-")
+
+
+def final_snapshots(aws: Aws, stack: str) -> list[str]:
+    """The final database snapshots `down` keeps on purpose: the data, not a leftover."""
+    return sorted(s["DBClusterSnapshotIdentifier"] for s in aws.items(
+        "rds", "describe_db_cluster_snapshots", "DBClusterSnapshots", resource=f"DB cluster snapshots of stack {stack}",
+        SnapshotType="manual") if _rds_tag(s, stack) and is_final_snapshot(stack, s["DBClusterSnapshotIdentifier"]))
+
+
 def _s3(aws: Aws, stack: str) -> Iterator[Found]:
     from steps.storage import bucket_name_for
     name = bucket_name_for(stack, aws.account, aws.region)
@@ -65,7 +138,8 @@ def _iam(aws: Aws, stack: str) -> Iterator[Found]:
         yield Found("instance profile", profile, profile)
 
 
-SCANNERS: tuple[Callable[[Aws, str], Iterator[Found]], ...] = (_ec2, _s3, _iam)
+SCANNERS: tuple[Callable[[Aws, str], Iterator[Found]], ...] = (
+    _autoscaling, _elbv2, _ec2_compute, _rds, _ec2, _s3, _iam)
 
 
 def tagged(aws: Aws, stack: str) -> list[Found]:

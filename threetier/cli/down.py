@@ -52,5 +52,9 @@ def command(ctx: click.Context, yes: bool, skip_final_snapshot: bool) -> int:
                 rt.out.error(f"still there: {item.kind} {item.name} {item.id}")
             raise ThreetierError(f"down: {len(left)} resources tagged threetier:stack={rt.config.stack} remain")
         rt.state_file.delete()
+        kept = scan.final_snapshots(aws, rt.config.stack)
     rt.out.info(f"stack {rt.config.stack} is gone: a scan finds nothing tagged threetier:stack={rt.config.stack}")
+    if kept:
+        rt.out.info(f"kept on purpose (your data; delete it when you no longer need it): DB cluster snapshot "
+                    f"{', '.join(kept)}")
     return ExitStatus.OK
