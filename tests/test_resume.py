@@ -28,15 +28,32 @@ def census() -> dict[str, int]:
         "buckets": len(s3.list_buckets()["Buckets"]),
         "roles": len([r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("threetier")]),
         "profiles": len(iam.list_instance_profiles()["InstanceProfiles"]),
+        "db_clusters": len(boto3.client("rds").describe_db_clusters()["DBClusters"]),
+        "db_instances": len(boto3.client("rds").describe_db_instances()["DBInstances"]),
+        "amis": len(ec2.describe_images(Owners=["self"])["Images"]),
+        "builders": len([i for r in ec2.describe_instances(Filters=[
+            {"Name": "tag:Name", "Values": ["threetier-app-builder", "threetier-web-builder"]},
+            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])["Reservations"]
+            for i in r["Instances"]]),
+        "load_balancers": len(boto3.client("elbv2").describe_load_balancers()["LoadBalancers"]),
+        "target_groups": len(boto3.client("elbv2").describe_target_groups()["TargetGroups"]),
+        "listeners": sum(len(boto3.client("elbv2").describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"])
+                         for lb in boto3.client("elbv2").describe_load_balancers()["LoadBalancers"]),
+        "launch_templates": len(ec2.describe_launch_templates()["LaunchTemplates"]),
+        "asgs": len(boto3.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]),
     }
 
 
 EXPECTED = {"vpcs": 1, "subnets": 6, "igws": 1, "eips": 2, "nats": 2, "route_tables": 3, "security_groups": 5,
-            "rules": 5, "buckets": 1, "roles": 1, "profiles": 1}
+            "rules": 5, "buckets": 1, "roles": 1, "profiles": 1, "db_clusters": 1, "db_instances": 2, "amis": 2,
+            "builders": 0, "load_balancers": 2, "target_groups": 2, "listeners": 2, "launch_templates": 2, "asgs": 2}
 
 CRASH_AFTER = ["CreateBucket", "PutObject", "CreateRole", "CreateInstanceProfile", "CreateVpc", "CreateSubnet",
                "CreateInternetGateway", "AllocateAddress", "CreateNatGateway", "CreateRouteTable",
-               "AssociateRouteTable", "CreateSecurityGroup", "AuthorizeSecurityGroupIngress"]
+               "AssociateRouteTable", "CreateSecurityGroup", "AuthorizeSecurityGroupIngress",
+               "CreateDBSubnetGroup", "CreateDBCluster", "CreateDBInstance", "RunInstances", "SendCommand",
+               "CreateImage", "TerminateInstances", "CreateTargetGroup", "CreateLoadBalancer", "CreateListener",
+               "CreateLaunchTemplate", "CreateAutoScalingGroup"]
 
 
 class Crash(KeyboardInterrupt):
