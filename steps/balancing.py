@@ -20,6 +20,7 @@ from steps import storage
 ALB_ACTIVE_TIMEOUT = 15 * 60      # 90-180 s typically
 HEALTHY_TIMEOUT = 20 * 60         # instances boot from the AMI, then 2 passing checks
 GONE_TIMEOUT = 15 * 60
+REFRESH_TIMEOUT = 45 * 60         # instance by instance, each warmed up and health-checked
 DEREGISTRATION_DELAY = "30"       # seconds; the default 300 slows every scale-in and teardown
 ELB_NOT_FOUND = ("LoadBalancerNotFound", "TargetGroupNotFound", "ListenerNotFound")
 
@@ -63,8 +64,10 @@ def start(ctx: Ctx, tier: Tier) -> None:
     balancer = ensure_load_balancer(ctx, tier, [network["subnets"][r] for r in tier.subnet_roles],
                                     network["security_groups"][tier.alb_security_group_role])
     ensure_listener(ctx, tier, balancer, target_group)
-    template = ensure_launch_template(ctx, tier, network["security_groups"][tier.instance_security_group_role])
-    ensure_auto_scaling_group(ctx, tier, template, target_group, [network["subnets"][r] for r in tier.subnet_roles])
+    template, new_version = ensure_launch_template(ctx, tier, network["security_groups"][tier.instance_security_group_role])
+    existed = ensure_auto_scaling_group(ctx, tier, template, target_group, [network["subnets"][r] for r in tier.subnet_roles])
+    if new_version and existed:
+        start_instance_refresh(ctx, tier)
 
 
 def find_target_group(ctx: Ctx, tier: Tier) -> dict[str, Any] | None:
@@ -161,12 +164,14 @@ def find_launch_template(ctx: Ctx, tier: Tier) -> dict[str, Any] | None:
     return found["LaunchTemplates"][0] if found and found["LaunchTemplates"] else None
 
 
-def ensure_launch_template(ctx: Ctx, tier: Tier, security_group: str) -> str:
-    """One template per tier; a change (new AMI, instance type) becomes a new default version."""
+def ensure_launch_template(ctx: Ctx, tier: Tier, security_group: str) -> tuple[str, bool]:
+    """One template per tier; a change (new AMI, instance type) becomes a new default version.
+    Returns (template ID, whether a new version was made)."""
     aws, name = ctx.aws, ctx.name(tier.launch_template_role)
     data = launch_template_data(ctx, tier, security_group)
     token = hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest()[:64]
     template = find_launch_template(ctx, tier)
+    new_version = False
     if template is None:
         template = aws.call("ec2", "create_launch_template", resource=name, LaunchTemplateName=name,
                             VersionDescription=f"{tier.tier} tier", LaunchTemplateData=data, ClientToken=token,
@@ -184,8 +189,9 @@ def ensure_launch_template(ctx: Ctx, tier: Tier, security_group: str) -> str:
             aws.call("ec2", "modify_launch_template", resource=name, LaunchTemplateId=template["LaunchTemplateId"],
                      DefaultVersion=str(version["VersionNumber"]))
             ctx.record("changed", "launch template", name, f"version {version['VersionNumber']}")
+            new_version = True
     ctx.resources["launch_template"] = template["LaunchTemplateId"]
-    return template["LaunchTemplateId"]
+    return template["LaunchTemplateId"], new_version
 
 
 def find_auto_scaling_group(ctx: Ctx, tier: Tier) -> dict[str, Any] | None:
@@ -194,7 +200,8 @@ def find_auto_scaling_group(ctx: Ctx, tier: Tier) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
-def ensure_auto_scaling_group(ctx: Ctx, tier: Tier, template: str, target_group: str, subnets: list[str]) -> None:
+def ensure_auto_scaling_group(ctx: Ctx, tier: Tier, template: str, target_group: str, subnets: list[str]) -> bool:
+    """Returns whether the group existed already."""
     aws, name = ctx.aws, ctx.name(tier.asg_role)
     group = find_auto_scaling_group(ctx, tier)
     if group is None:
@@ -218,11 +225,50 @@ def ensure_auto_scaling_group(ctx: Ctx, tier: Tier, template: str, target_group:
                      AutoScalingGroupName=name, TargetGroupARNs=[target_group])
             ctx.record("changed", "Auto Scaling group target group", name)
     ctx.resources["auto_scaling_group"] = name
+    return group is not None
+
+
+def start_instance_refresh(ctx: Ctx, tier: Tier) -> None:
+    """Replace the running instances with the template's new default version, keeping half in service."""
+    name = ctx.name(tier.asg_role)
+    if ctx.aws.emulator:  # moto has no instance refresh; new instances get the new version anyway
+        ctx.out.info(f"  {name}: new launch template version; the emulator has no instance refresh")
+        return
+    refresh = ctx.aws.call("autoscaling", "start_instance_refresh", resource=f"Auto Scaling group {name}",
+                           AutoScalingGroupName=name, Strategy="Rolling",
+                           Preferences={"MinHealthyPercentage": 50, "InstanceWarmup": 120, "SkipMatching": True},
+                           missing_ok=("InstanceRefreshInProgress",))
+    if refresh is None:  # one is running already: wait for that one
+        running = ctx.aws.call("autoscaling", "describe_instance_refreshes", resource=f"Auto Scaling group {name}",
+                               AutoScalingGroupName=name)["InstanceRefreshes"]
+        refresh = running[0] if running else None
+    if refresh:
+        ctx.resources["instance_refresh"] = refresh["InstanceRefreshId"]
+        ctx.record("changed", "instance refresh", name, refresh["InstanceRefreshId"])
+
+
+def wait_instance_refresh(ctx: Ctx, tier: Tier) -> None:
+    name, refresh_id = ctx.name(tier.asg_role), ctx.resources.get("instance_refresh")
+    if not refresh_id:
+        return
+
+    def probe() -> Poll:
+        found = ctx.aws.call("autoscaling", "describe_instance_refreshes", resource=f"Auto Scaling group {name}",
+                             AutoScalingGroupName=name, InstanceRefreshIds=[refresh_id])["InstanceRefreshes"]
+        status = found[0]["Status"] if found else "Successful"
+        if status in ("Failed", "Cancelled", "RollbackSuccessful", "RollbackFailed"):
+            return Poll(False, status, failed=(found[0].get("StatusReason") or status))
+        percent = found[0].get("PercentageComplete", 0) if found else 100
+        return Poll(status == "Successful", f"{status} {percent}%")
+
+    ctx.aws.wait(f"instance refresh of {name}", probe, delay=30, timeout=REFRESH_TIMEOUT)
+    ctx.resources.pop("instance_refresh", None)
 
 
 # -- finish ----------------------------------------------------------------------
 def finish(ctx: Ctx, tier: Tier) -> None:
     wait_active(ctx, tier)
+    wait_instance_refresh(ctx, tier)
     wait_healthy(ctx, tier)
 
 

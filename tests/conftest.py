@@ -37,8 +37,8 @@ def in_process_moto_is_an_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
     from threetier.cli.common import Runtime
     real = Runtime.aws
 
-    def aws(self: Runtime) -> Aws:
-        made = real(self)
+    def aws(self: Runtime, **kwargs) -> Aws:
+        made = real(self, **kwargs)
         made.emulator = True
         return made
     monkeypatch.setattr(Runtime, "aws", aws)

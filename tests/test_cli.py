@@ -154,7 +154,8 @@ def test_no_aws_credentials_is_a_clear_error(tmp_path: Path, monkeypatch) -> Non
 
 
 def test_help_has_examples(capsys) -> None:
-    for command in ([], ["up"], ["down"], ["status"], ["replay"]):
+    for command in ([], ["up"], ["down"], ["status"], ["replay"], ["plan"], ["sandbox"], ["sandbox", "start"],
+                    ["sandbox", "stop"], ["sandbox", "status"]):
         result = cli(*command, "--help")
         assert result.code == 0
         assert "Examples:" in capsys.readouterr().out

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.session
 
 from threetier import __version__
 from threetier.errors import ThreetierError
@@ -106,7 +107,11 @@ class Aws:
         self.endpoint_url = endpoint_url
         # An emulator (moto, LocalStack) answers the API but serves no load balancer.
         self.emulator = bool(endpoint_url) if emulator is None else emulator
-        self.session = boto3.Session(region_name=region, profile_name=profile, **(credentials or {}))
+        if credentials:  # given outright (the sandbox): no AWS_PROFILE or shared file may interfere
+            isolated = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+            self.session = boto3.Session(botocore_session=isolated, region_name=region, **credentials)
+        else:
+            self.session = boto3.Session(region_name=region, profile_name=profile)
         self.client_config = botocore.config.Config(
             retries={"mode": "standard", "max_attempts": max_attempts},
             user_agent_extra=f"threetier/{__version__}",
@@ -115,6 +120,7 @@ class Aws:
         )
         self.clock = clock or Clock()
         self.on_call = on_call
+        self.on_poll: Callable[[str, Poll], None] | None = None  # progress displays hook in here
         self.calls: list[Call] = []
         self.part = ""  # the part running now, for error messages
         self._clients: dict[str, Any] = {}
@@ -223,6 +229,8 @@ class Aws:
             poll = probe()
             if on_poll:
                 on_poll(poll)
+            if self.on_poll:
+                self.on_poll(resource, poll)
             if poll.failed:
                 raise AwsError(self.part, "waiting for", resource, poll.status, poll.failed)
             if poll.done:

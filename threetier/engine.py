@@ -10,11 +10,13 @@ mutating call (verified), while a part missing something recreates only that
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from threetier import aws as awslib
@@ -122,11 +124,30 @@ class Ctx:
         self.out.detail(f"  {action} {kind} {name}{f' ({resource_id})' if resource_id else ''}")
 
 
+@contextlib.contextmanager
+def progress(out: Output, label: str, aws: Aws) -> Iterator[None]:
+    """A spinner with the elapsed time and what is being waited for (terminals only; stderr)."""
+    display = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                       console=out.err, transient=True)
+    task = display.add_task(label)
+
+    def on_poll(resource: str, poll: awslib.Poll) -> None:
+        display.update(task, description=f"{label}: {resource}: {poll.status}")
+
+    previous, aws.on_poll = aws.on_poll, on_poll
+    try:
+        with display:
+            yield
+    finally:
+        aws.on_poll = previous
+
+
 class Engine:
     def __init__(self, ctx: Ctx, state_file: statelib.StateFile, parts: tuple[Part, ...]):
         self.ctx = ctx
         self.state_file = state_file
         self.parts = parts
+        self.timings: dict[int, float] = {}  # part -> seconds, this run
 
     def save(self) -> None:
         self.state_file.save(self.ctx.state)
@@ -170,7 +191,7 @@ class Engine:
         if not was_done:
             record.status = statelib.PENDING
         try:
-            with out.err.status(f"{part.label} {part.title}…", spinner="dots"):
+            with progress(out, f"{part.label} {part.title}", ctx.aws):
                 part.start(ctx)
                 self.save()  # IDs of what was just created are known before the long waits
                 part.finish(ctx)
@@ -192,9 +213,10 @@ class Engine:
             outcome = f"repaired ({created} changed)"
         else:
             outcome = f"done ({created} created or changed)"
+        self.timings[part.number] = time.monotonic() - started
         if not quiet or mutated:
             out.info(Text.assemble(("✓ ", "green"), f"{part.label} {part.title}: {outcome}",
-                                   (f"  {time.monotonic() - started:.1f}s", "dim")))
+                                   (f"  {self.timings[part.number]:.1f}s", "dim")))
 
     # -- down ------------------------------------------------------------------
     def down(self) -> None:
@@ -205,7 +227,7 @@ class Engine:
             started = time.monotonic()
             changes_before = len(ctx.changes)
             try:
-                with out.err.status(f"{part.label} {part.title}: deleting…", spinner="dots"):
+                with progress(out, f"{part.label} {part.title}: deleting", ctx.aws):
                     part.destroy(ctx)
             except ThreetierError as exc:
                 record = ctx.state.part(part.number, part.name)

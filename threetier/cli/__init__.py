@@ -7,7 +7,7 @@ from typing import IO, Sequence
 import click
 
 from threetier import __version__
-from threetier.cli import down, replay, status, up
+from threetier.cli import down, plan, replay, sandbox, status, up
 from threetier.cli.common import global_options, options
 from threetier.errors import ThreetierError, UsageError
 from threetier.output import ExitStatus, Output
@@ -19,7 +19,9 @@ deployment guide.
 
 \b
 Examples:
-  threetier up                      build (or verify and repair) the stack
+  threetier up --sandbox            the whole stack in a local emulator, no AWS account
+  threetier up                      build (or verify and repair) the stack in AWS
+  threetier plan                    what up would create or change (changes nothing)
   threetier status --json           what is live, as JSON on stdout
   threetier replay network          run Part 2 alone
   threetier down --yes              delete everything the stack created
@@ -40,7 +42,7 @@ def cli() -> None:
     pass
 
 
-for module in (up, down, status, replay):
+for module in (up, plan, down, status, replay, sandbox):
     cli.add_command(module.command)
 
 

@@ -10,9 +10,11 @@ import boto3
 import click
 
 from threetier import config as configlib
+from threetier import sandbox as sandboxlib
 from threetier import state as statelib
 from threetier.aws import Aws, Call
 from threetier.engine import Ctx, Engine
+from threetier.errors import UsageError
 from threetier.output import Output
 
 META = "threetier.options"
@@ -32,6 +34,8 @@ def global_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      callback=_remember("config"), help="config file (default: ./config.yaml)"),
         click.option("--state", "state_path", type=click.Path(dir_okay=False), expose_value=False,
                      callback=_remember("state"), help="state file (default: ./.threetier/<stack>.json)"),
+        click.option("--sandbox", is_flag=True, expose_value=False, callback=_remember("sandbox"),
+                     help="talk to the local sandbox (moto's server) instead of AWS"),
         click.option("--no-color", is_flag=True, expose_value=False, callback=_remember("no_color"),
                      help="no colours on stderr (NO_COLOR is honoured too)"),
         click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_remember("verbose"),
@@ -53,7 +57,20 @@ class Runtime:
     state_file: statelib.StateFile
     options: dict[str, Any]
 
-    def aws(self) -> Aws:
+    @property
+    def sandboxed(self) -> bool:
+        return bool(self.options.get("sandbox"))
+
+    def aws(self, start_sandbox: bool = False) -> Aws:
+        if self.sandboxed:  # wins over AWS_PROFILE, AWS_ENDPOINT_URL and credentials alike
+            box = sandboxlib.running()
+            if box is None and start_sandbox:
+                box, _ = sandboxlib.start()
+                self.out.info(f"sandbox started on {box.url} (pid {box.pid}); `threetier sandbox stop` ends it")
+            if box is None:
+                raise UsageError("--sandbox: the sandbox is not running; `threetier sandbox start` (or `up --sandbox`)")
+            return Aws(self.config.region, endpoint_url=box.url, credentials=sandboxlib.CREDENTIALS,
+                       on_call=self._show_call, emulator=True)
         region = self.config.region if self.config.region_is_explicit else (
             boto3.Session().region_name or self.config.region)
         return Aws(region, endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None, on_call=self._show_call)
@@ -78,5 +95,10 @@ def runtime(ctx: click.Context) -> Runtime:
     out: Output = ctx.find_root().obj
     out.configure(no_color=bool(opts.get("no_color")), verbose=bool(opts.get("verbose")))
     config = configlib.load(opts.get("config"))
-    state_path = Path(opts["state"]) if opts.get("state") else statelib.default_path(config.stack)
+    if opts.get("state"):
+        state_path = Path(opts["state"])
+    elif opts.get("sandbox"):  # never mixed up with the same stack's state on real AWS
+        state_path = statelib.STATE_DIR / "sandbox" / f"{config.stack}.json"
+    else:
+        state_path = statelib.default_path(config.stack)
     return Runtime(config=config, out=out, state_file=statelib.StateFile(state_path), options=opts)

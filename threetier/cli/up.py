@@ -1,10 +1,15 @@
 """`threetier up`: Parts 1-7 in order; done parts are verified, not redone."""
 from __future__ import annotations
 
+from collections import Counter
+
 import click
+from rich.table import Table
+from rich.text import Text
 
 from threetier.cli.common import global_options, runtime
-from threetier.output import ExitStatus
+from threetier.engine import Engine
+from threetier.output import ExitStatus, Output
 
 
 @click.command("up", help="""Build the stack, Part 1 to the last, or verify and repair it.
@@ -17,17 +22,36 @@ with exactly one of everything; on a complete stack it changes nothing.
 Examples:
   threetier up
   threetier up --config prod.yaml -v
+  threetier up --sandbox            no AWS account: a local emulator
 """)
 @global_options
 @click.pass_context
 def command(ctx: click.Context) -> int:
     rt = runtime(ctx)
-    aws = rt.aws()
+    aws = rt.aws(start_sandbox=True)
     with rt.state_file.locked():
         engine = rt.engine(aws)
         rt.out.info(f"threetier up: stack {rt.config.stack} in {aws.region} (config: {rt.config.source})")
         engine.up()
-    changed = len(engine.ctx.changes)
-    rt.out.info(f"stack {rt.config.stack} is up: {changed} created or changed, "
+    summary(rt.out, engine)
+    rt.out.info(f"stack {rt.config.stack} is up: {len(engine.ctx.changes)} created or changed, "
                 f"{len(aws.mutating_calls())} mutating AWS calls")
+    url = engine.ctx.resources_of(7).get("url")
+    if url:
+        rt.out.info(Text.assemble("URL: ", (url, "bold"), f"  ({engine.ctx.resources_of(7).get('round_trip', '')})"))
     return ExitStatus.OK
+
+
+def summary(out: Output, engine: Engine) -> None:
+    """What this run created, changed and kept, part by part."""
+    table = Table(title="summary", title_justify="left")
+    for column in ("part", "created", "changed", "kept", "time"):
+        table.add_column(column, justify="left" if column == "part" else "right")
+    for part in engine.parts:
+        if part.number not in engine.timings:
+            continue
+        counts = Counter(change.action for change in engine.ctx.changes if change.part == part.number)
+        kept = "everything" if not counts else ""
+        table.add_row(f"{part.number} {part.name}", str(counts.get("created", 0)), str(counts.get("changed", 0)),
+                      kept, f"{engine.timings[part.number]:.1f}s")
+    out.err.print(table)

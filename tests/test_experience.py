@@ -1,0 +1,301 @@
+"""Issue 5: the sandbox, drift in status, plan, convergence, and the terminal experience."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import boto3
+import botocore.client
+import pytest
+from botocore.stub import Stubber
+
+from helpers import FakeClock, cli, make_engine, moto, write_config
+from ptyrun import Terminal
+from threetier.aws import is_mutating
+from steps import balancing
+
+pytestmark = pytest.mark.slow
+
+
+def threetier(cwd: Path, *args: str, check_code: int | None = None) -> subprocess.CompletedProcess:
+    exe = shutil.which("threetier")
+    assert exe, "the threetier console script is not installed (pip install -e .)"
+    result = subprocess.run([exe, *args], cwd=cwd, env={**os.environ, "NO_COLOR": "1"},
+                            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    if check_code is not None:
+        assert result.returncode == check_code, result.stderr
+    return result
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is not a server: look at its state
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def workdir(tmp_path: Path):
+    """A working directory whose sandbox is always stopped afterwards: no stray server."""
+    yield tmp_path
+    record = tmp_path / ".threetier" / "sandbox.json"
+    if record.exists():
+        pid = json.loads(record.read_text())["pid"]
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            pytest.fail(f"a sandbox server (pid {pid}) was left running")
+
+
+def test_sandbox_lifecycle(workdir: Path) -> None:
+    status = threetier(workdir, "sandbox", "status")
+    assert status.returncode == 3 and "not running" in status.stderr
+    threetier(workdir, "sandbox", "start", check_code=0)
+    record = json.loads((workdir / ".threetier" / "sandbox.json").read_text())
+    assert pid_alive(record["pid"])
+    again = threetier(workdir, "sandbox", "start", check_code=0)
+    assert "already running" in again.stderr and str(record["pid"]) in again.stderr
+    described = json.loads(threetier(workdir, "sandbox", "status", "--json", check_code=0).stdout)
+    assert described == {"running": True, "url": f"http://127.0.0.1:{record['port']}", "pid": record["pid"],
+                         "started_at": record["started_at"]}
+    threetier(workdir, "sandbox", "stop", check_code=0)
+    assert not pid_alive(record["pid"])
+    assert not (workdir / ".threetier" / "sandbox.json").exists()
+    assert threetier(workdir, "sandbox", "status").returncode == 3
+    assert "no sandbox was running" in threetier(workdir, "sandbox", "stop", check_code=0).stderr
+
+
+def test_sandbox_commands_need_a_running_sandbox(workdir: Path) -> None:
+    result = threetier(workdir, "status", "--sandbox")
+    assert result.returncode == 2 and "the sandbox is not running" in result.stderr
+
+
+def test_up_status_down_with_the_sandbox_as_separate_processes(workdir: Path) -> None:
+    env_profile = {"AWS_PROFILE": "does-not-exist"}  # --sandbox wins over the environment's AWS settings
+    os.environ.update(env_profile)
+    try:
+        up = threetier(workdir, "up", "--sandbox", check_code=0)
+        assert "sandbox started on http://127.0.0.1:" in up.stderr
+        assert "URL: http://threetier-ext-alb" in up.stderr and "not checked" in up.stderr
+        assert "\x1b[" not in up.stderr  # not a terminal (and NO_COLOR): plain text
+        status = threetier(workdir, "--sandbox", "status", "--json", check_code=0)
+        report = json.loads(status.stdout)  # stdout is pure JSON
+        assert [p["status"] for p in report["parts"]] == ["done"] * 7
+        assert report["outputs"]["url"].startswith("http://threetier-ext-alb")
+        assert report["account"] == "123456789012"
+        assert (workdir / ".threetier" / "sandbox" / "threetier.json").exists()  # apart from real AWS state
+        threetier(workdir, "down", "--sandbox", "--yes", "--skip-final-snapshot", check_code=0)
+        after = json.loads(threetier(workdir, "status", "--sandbox", "--json", check_code=0).stdout)
+        assert [p["status"] for p in after["parts"]] == ["pending"] * 7
+    finally:
+        os.environ.pop("AWS_PROFILE", None)
+        threetier(workdir, "sandbox", "stop")
+
+
+# -- drift -----------------------------------------------------------------------
+@pytest.fixture
+def built(tmp_path: Path):
+    with moto():
+        assert cli("up", cwd=tmp_path).code == 0
+        state = json.loads((tmp_path / ".threetier" / "threetier.json").read_text())
+        yield tmp_path, {int(k): v["resources"] for k, v in state["parts"].items()}
+
+
+def _drift_missing_security_group(r):
+    ec2 = boto3.client("ec2")
+    group = r[2]["security_groups"]["db-sg"]
+    ec2.delete_security_group(GroupId=group)
+    return 2, "security group threetier-db-sg"
+
+
+def _drift_security_group_rule(r):
+    boto3.client("ec2").authorize_security_group_ingress(GroupId=r[2]["security_groups"]["web-sg"], IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    return 2, "threetier-web-sg: unexpected tcp 22-22 from 0.0.0.0/0"
+
+
+def _drift_route_target(r):
+    boto3.client("ec2").replace_route(RouteTableId=r[2]["route_tables"]["private-app-rt-az2"],
+                                      DestinationCidrBlock="0.0.0.0/0", NatGatewayId=r[2]["nat_gateways"]["az1"])
+    return 2, f"route table threetier-private-app-rt-az2: 0.0.0.0/0 goes to {r[2]['nat_gateways']['az1']}"
+
+
+def _drift_asg_size(r):
+    boto3.client("autoscaling").update_auto_scaling_group(AutoScalingGroupName="threetier-web-asg", MinSize=1,
+                                                          DesiredCapacity=1, MaxSize=3)
+    return 7, "Auto Scaling group threetier-web-asg: min/desired/max (1, 1, 3)"
+
+
+def _drift_launch_template_ami(r):
+    ec2 = boto3.client("ec2")
+    other = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    version = ec2.create_launch_template_version(LaunchTemplateName="threetier-app-lt", SourceVersion="$Default",
+                                                 LaunchTemplateData={"ImageId": other})["LaunchTemplateVersion"]
+    ec2.modify_launch_template(LaunchTemplateName="threetier-app-lt", DefaultVersion=str(version["VersionNumber"]))
+    return 5, f"launch template threetier-app-lt: AMI {other}"
+
+
+@pytest.mark.parametrize("damage", [_drift_missing_security_group, _drift_security_group_rule, _drift_route_target,
+                                    _drift_asg_size, _drift_launch_template_ami],
+                         ids=lambda f: f.__name__.removeprefix("_drift_"))
+def test_status_reports_drift_then_up_repairs_it(built, damage) -> None:
+    workdir, resources = built
+    part, expected = damage(resources)
+    status = cli("status", "--json", cwd=workdir)
+    assert status.code == 3
+    report = json.loads(status.stdout)
+    entry = report["parts"][part - 1]
+    assert entry["status"] == "drifted"
+    assert any(expected in line for line in entry["drift"]), entry["drift"]
+    assert all(p["status"] == "done" for p in report["parts"] if p["part"] != part)
+    human = cli("status", cwd=workdir)
+    assert human.code == 3 and human.stdout == "" and "drifted" in human.stderr
+    assert cli("up", cwd=workdir).code == 0
+    assert cli("status", "--json", cwd=workdir).code == 0
+
+
+def test_status_shows_target_health_database_and_url(built) -> None:
+    workdir, _ = built
+    report = json.loads(cli("status", "--json", cwd=workdir).stdout)
+    parts = {p["part"]: p for p in report["parts"]}
+    assert parts[5]["resources"]["healthy_targets"] == "2/2" and parts[7]["resources"]["healthy_targets"] == "2/2"
+    assert parts[3]["resources"]["db_status"] == "available"
+    assert report["outputs"]["url"] == parts[7]["resources"]["url"]
+    assert report["outputs"]["db_writer_endpoint"].startswith("threetier-aurora.cluster-")
+    assert report["outputs"]["internal_alb_dns"].startswith("threetier-int-alb")
+
+
+# -- plan ------------------------------------------------------------------------
+@pytest.fixture
+def counted(monkeypatch):
+    """Every API call made in this process, whoever makes it."""
+    seen: list[str] = []
+    real = botocore.client.BaseClient._make_api_call
+
+    def record(self, operation, params):
+        seen.append(operation)
+        return real(self, operation, params)
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", record)
+    return seen
+
+
+def test_plan_on_nothing_lists_everything_as_create_with_zero_mutating_calls(tmp_path: Path, counted) -> None:
+    with moto():
+        result = cli("plan", "--json", cwd=tmp_path)
+        assert result.code == 0, result.stderr
+        assert counted and [op for op in counted if is_mutating(op)] == []
+        plan = json.loads(result.stdout)
+        assert all(p["create"] for p in plan["parts"]) and all(not p["keep"] for p in plan["parts"])
+        assert boto3.client("ec2").describe_vpcs(Filters=[{"Name": "tag:threetier:stack", "Values": ["threetier"]}])["Vpcs"] == []
+
+
+def test_plan_shows_what_up_would_change(built, counted) -> None:
+    workdir, resources = built
+    counted.clear()
+    write_config(workdir, app={"asg": {"min": 2, "desired": 3, "max": 4}}, access={"admin_cidr": "203.0.113.7/32"})
+    plan = json.loads(cli("plan", "--json", cwd=workdir).stdout)
+    assert [op for op in counted if is_mutating(op)] == []
+    parts = {p["part"]: p for p in plan["parts"]}
+    assert any("threetier-app-asg" in c and "(2, 3, 4)" in c for c in parts[5]["change"])
+    assert any("missing tcp 80 from 203.0.113.7/32" in c for c in parts[2]["change"])
+    assert not parts[1]["change"] and not parts[1]["create"] and parts[1]["keep"]
+    human = cli("plan", cwd=workdir)
+    assert human.stdout == "" and "up would create 0 and change" in human.stderr
+
+
+# -- convergence -----------------------------------------------------------------
+def test_convergence_of_asg_size_and_instance_type(built) -> None:
+    workdir, resources = built
+    write_config(workdir, app={"instance_type": "t3.small", "asg": {"min": 2, "desired": 3, "max": 4}})
+    result = cli("up", cwd=workdir)
+    assert result.code == 0, result.stderr
+    asg = boto3.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=["threetier-app-asg"])["AutoScalingGroups"][0]
+    assert (asg["MinSize"], asg["DesiredCapacity"], asg["MaxSize"]) == (2, 3, 4)
+    ec2 = boto3.client("ec2")
+    default = ec2.describe_launch_template_versions(LaunchTemplateName="threetier-app-lt", Versions=["$Default"])["LaunchTemplateVersions"][0]
+    assert default["VersionNumber"] == 2 and default["LaunchTemplateData"]["InstanceType"] == "t3.small"
+    assert default["LaunchTemplateData"]["ImageId"] == resources[4]["ami"]  # the same AMI: no rebake for a type
+    assert "the emulator has no instance refresh" in result.stderr
+    assert cli("status", "--json", cwd=workdir).code == 0
+    again = cli("up", cwd=workdir)
+    assert "0 mutating AWS calls" in again.stderr
+
+
+def test_instance_refresh_on_real_aws_is_started_and_waited_for(tmp_path: Path) -> None:
+    clock = FakeClock()
+    engine = make_engine(tmp_path, clock=clock)
+    engine.ctx.aws.emulator = False
+    engine.ctx.part = next(p for p in engine.parts if p.number == 5)
+    from steps import app_tier
+    tier = app_tier.tier(engine.ctx)
+    client = engine.ctx.aws.client("autoscaling")
+    with Stubber(client) as stub:
+        stub.add_response("start_instance_refresh", {"InstanceRefreshId": "r-1"},
+                          {"AutoScalingGroupName": "threetier-app-asg", "Strategy": "Rolling",
+                           "Preferences": {"MinHealthyPercentage": 50, "InstanceWarmup": 120, "SkipMatching": True}})
+        for status, percent in (("Pending", 0), ("InProgress", 50), ("Successful", 100)):
+            stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": [
+                {"InstanceRefreshId": "r-1", "Status": status, "PercentageComplete": percent}]})
+        balancing.start_instance_refresh(engine.ctx, tier)
+        balancing.wait_instance_refresh(engine.ctx, tier)
+        stub.assert_no_pending_responses()
+    assert clock.sleeps == [30, 30]
+    assert "instance_refresh" not in engine.ctx.resources
+
+
+def test_changing_the_vpc_cidr_is_refused_with_exit_2(built) -> None:
+    workdir, _ = built
+    write_config(workdir, network={"vpc_cidr": "10.9.0.0/16", "subnets": {
+        "web": ["10.9.0.0/24", "10.9.1.0/24"], "app": ["10.9.2.0/24", "10.9.3.0/24"], "db": ["10.9.4.0/24", "10.9.5.0/24"]}})
+    result = cli("up", cwd=workdir)
+    assert result.code == 2
+    assert "error: network.vpc_cidr: the stack's VPC" in result.stderr
+    assert "cannot change in place: `threetier down`, then `up`" in result.stderr
+
+
+def test_changing_the_azs_is_refused(built) -> None:
+    workdir, resources = built
+    azs = sorted(z["ZoneName"] for z in boto3.client("ec2").describe_availability_zones()["AvailabilityZones"])
+    write_config(workdir, network={"azs": [azs[0], azs[2]]})
+    result = cli("up", cwd=workdir)
+    assert result.code == 2 and "network.subnets." in result.stderr and "cannot move or resize in place" in result.stderr
+
+
+# -- the terminal ------------------------------------------------------------------
+def test_terminal_shows_progress_and_asks_before_deleting(workdir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    exe = shutil.which("threetier")
+    try:
+        up = Terminal([exe, "up", "--sandbox"], cwd=str(workdir), env=env)
+        up.expect("Part 7 (web-tier)", timeout=120)
+        assert up.wait() == 0, up.text
+        screen = up.text
+        assert "\x1b[" in screen  # colours and cursor control on a terminal
+        plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
+        assert re.search(r"[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] Part 2 \(network\) network and security 0:00:0\d", plain)  # spinner + elapsed
+        assert "✓ Part 1 (storage)" in plain and "summary" in plain
+
+        refuse = Terminal([exe, "down", "--sandbox"], cwd=str(workdir), env=env)
+        refuse.expect("will be deleted")
+        refuse.expect("Delete stack threetier? [y/N]")
+        refuse.send("n\r")
+        assert refuse.wait() == 2
+        assert "not confirmed; nothing was deleted" in refuse.text
+        assert json.loads(threetier(workdir, "status", "--sandbox", "--json", check_code=0).stdout)["parts"][0]["status"] == "done"
+
+        accept = Terminal([exe, "down", "--sandbox", "--skip-final-snapshot"], cwd=str(workdir), env=env)
+        accept.expect("Delete stack threetier? [y/N]")
+        accept.send("y\r")
+        assert accept.wait() == 0, accept.text
+        assert "is gone" in accept.text
+    finally:
+        threetier(workdir, "sandbox", "stop")

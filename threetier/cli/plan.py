@@ -1,0 +1,50 @@
+"""`threetier plan`: what `up` would create, change or leave, part by part, with no mutating call."""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.table import Table
+
+from threetier import state as statelib
+from threetier.cli.common import global_options, runtime
+from threetier.output import ExitStatus
+
+
+@click.command("plan", help="""Show what `up` would create, change or leave alone, part by part.
+Only describe/list/get calls are made: nothing in AWS changes.
+
+\b
+Examples:
+  threetier plan
+  threetier plan --json | jq '.parts[] | {part, create, change}'
+""")
+@click.option("--json", "as_json", is_flag=True, help="print JSON on stdout (and nothing else)")
+@global_options
+@click.pass_context
+def command(ctx: click.Context, as_json: bool) -> int:
+    rt = runtime(ctx)
+    aws = rt.aws()
+    account = aws.account
+    engine = rt.engine(aws, statelib.State(stack=rt.config.stack, region=aws.region))
+    parts: list[dict[str, Any]] = []
+    for part in engine.parts:
+        engine.ctx.part, aws.part = part, part.label
+        seen = part.check(engine.ctx)
+        parts.append({"part": part.number, "name": part.name, "create": seen.missing, "change": seen.drift,
+                      "keep": seen.present})
+    report = {"stack": rt.config.stack, "region": aws.region, "account": account, "parts": parts,
+              "mutating_calls": len(aws.mutating_calls())}
+    if as_json:
+        rt.out.data(report)
+        return ExitStatus.OK
+    table = Table(title=f"plan for stack {rt.config.stack} in {aws.region} ({account})")
+    for column in ("part", "create", "change", "keep"):
+        table.add_column(column, overflow="fold")
+    for part in parts:
+        table.add_row(f"{part['part']} {part['name']}", "\n".join(f"[green]+ {c}[/green]" for c in part["create"]),
+                      "\n".join(f"[yellow]~ {c}[/yellow]" for c in part["change"]), str(len(part["keep"])))
+    rt.out.err.print(table)
+    creates, changes = sum(len(p["create"]) for p in parts), sum(len(p["change"]) for p in parts)
+    rt.out.info(f"up would create {creates} and change {changes}; {sum(len(p['keep']) for p in parts)} stay as they are")
+    return ExitStatus.OK
