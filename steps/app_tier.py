@@ -9,7 +9,7 @@ Scaling group over both app subnets, attached to the target group, 2/2/2.
 from __future__ import annotations
 
 from threetier.engine import Check, Ctx
-from steps import app_image, balancing
+from steps import app_image, baking, balancing
 
 NUMBER = 5
 NAME = "app-tier"
@@ -36,6 +36,9 @@ def start(ctx: Ctx) -> None:
 
 def finish(ctx: Ctx) -> None:
     balancing.finish(ctx, tier(ctx))
+    # The tier runs on the current AMI now: images of earlier app code only cost money.
+    if tier(ctx).ami:
+        baking.delete_images(ctx, app_image.NUMBER, keep=tier(ctx).ami)
 
 
 def check(ctx: Ctx) -> Check:

@@ -291,8 +291,16 @@ def destroy(ctx: Ctx, part: int) -> None:
     for instance in instances:
         wait_terminated(ctx, instance["InstanceId"])
 
-    images = aws.call("ec2", "describe_images", resource="AMIs", Owners=["self"],
-                      Filters=ctx.filters() + part_filter)["Images"]
+    delete_images(ctx, part)
+
+
+def delete_images(ctx: Ctx, part: int, keep: str | None = None) -> None:
+    """Deregister this part's AMIs (all, or all but `keep`) and delete their snapshots, which
+    outlive an AMI and keep billing."""
+    aws = ctx.aws
+    part_filter = [{"Name": "tag:threetier:part", "Values": [str(part)]}]
+    images = [i for i in aws.call("ec2", "describe_images", resource="AMIs", Owners=["self"],
+                                  Filters=ctx.filters() + part_filter)["Images"] if i["ImageId"] != keep]
     snapshot_ids: set[str] = set()
     for image in images:
         snapshot_ids |= {m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", [])
@@ -300,10 +308,10 @@ def destroy(ctx: Ctx, part: int) -> None:
         aws.call("ec2", "deregister_image", resource=f"AMI {image.get('Name', image['ImageId'])}",
                  ImageId=image["ImageId"], missing_ok=("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"))
         ctx.record("deleted", "AMI", image.get("Name", image["ImageId"]), image["ImageId"])
-    # An AMI's snapshots outlive it and keep billing: delete them too (and any tagged ones left over).
-    tagged = aws.call("ec2", "describe_snapshots", resource="snapshots", OwnerIds=["self"],
-                      Filters=ctx.filters() + part_filter)["Snapshots"]
-    snapshot_ids |= {s["SnapshotId"] for s in tagged}
+    if keep is None:  # everything goes: tagged snapshots whose AMI is already gone too
+        tagged = aws.call("ec2", "describe_snapshots", resource="snapshots", OwnerIds=["self"],
+                          Filters=ctx.filters() + part_filter)["Snapshots"]
+        snapshot_ids |= {s["SnapshotId"] for s in tagged}
     for snapshot_id in sorted(snapshot_ids):
         aws.call("ec2", "delete_snapshot", resource=f"snapshot {snapshot_id}", SnapshotId=snapshot_id,
                  missing_ok=("InvalidSnapshot.NotFound",), retry_codes=("InvalidSnapshot.InUse",),

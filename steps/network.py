@@ -84,12 +84,34 @@ def start(ctx: Ctx) -> None:
     nats = ensure_nat_gateways(ctx, vpc, subnets)  # started here, waited for in finish()
     ensure_public_route_table(ctx, vpc, igw, subnets)
     ensure_app_route_tables(ctx, vpc, nats, subnets)
+    retire_unused_nat_gateways(ctx)  # only once no route points at them any more
     ensure_security_groups(ctx, vpc)
 
 
 def finish(ctx: Ctx) -> None:
     for az_index, nat_id in sorted(ctx.resources["nat_gateways"].items()):
         wait_nat_gateway(ctx, nat_id, f"NAT gateway {ctx.name('nat-' + az_index)}", want="available")
+    release_unused_elastic_ips(ctx)
+
+
+def retire_unused_nat_gateways(ctx: Ctx) -> None:
+    """per_az -> single: the second NAT gateway bills by the hour for nothing. Delete it (waited for in finish)."""
+    wanted = {ctx.name(f"nat-{az_index}") for az_index in nat_az_indexes(ctx)}
+    for nat in ec2_tagged(ctx, "describe_nat_gateways", part=NUMBER):
+        if nat["State"] in LIVE_NAT_STATES and tag_value(nat, "Name") not in wanted:
+            ctx.aws.call("ec2", "delete_nat_gateway", resource=_name_of(nat, nat["NatGatewayId"]),
+                         NatGatewayId=nat["NatGatewayId"], missing_ok=("NatGatewayNotFound", "InvalidNatGatewayID.NotFound"))
+            ctx.record("deleted", "NAT gateway", _name_of(nat, nat["NatGatewayId"]), nat["NatGatewayId"])
+            ctx.resources.setdefault("retired_nat_gateways", []).append(nat["NatGatewayId"])
+
+
+def release_unused_elastic_ips(ctx: Ctx) -> None:
+    for nat_id in ctx.resources.pop("retired_nat_gateways", []):
+        wait_nat_gateway(ctx, nat_id, f"NAT gateway {nat_id} deletion", want="deleted")
+    wanted = {ctx.name(f"nat-eip-{az_index}") for az_index in nat_az_indexes(ctx)}
+    for address in ec2_tagged(ctx, "describe_addresses", part=NUMBER):
+        if tag_value(address, "Name") not in wanted:
+            release_address(ctx, address)
 
 
 def availability_zones(ctx: Ctx) -> list[str]:
@@ -405,6 +427,11 @@ def check(ctx: Ctx) -> Check:
         address = one(ec2_tagged(ctx, "describe_addresses", f"nat-eip-{az_index}"), "AllocationId")
         result.found(f"Elastic IP {ctx.name('nat-eip-' + az_index)}", address is not None)
     ctx.resources["nat_gateways"] = nats
+    wanted = {ctx.name(f"nat-{az_index}") for az_index in nat_az_indexes(ctx)}
+    for nat in ec2_tagged(ctx, "describe_nat_gateways", part=NUMBER):
+        if nat["State"] in LIVE_NAT_STATES and tag_value(nat, "Name") not in wanted:
+            result.drift.append(f"NAT gateway {_name_of(nat, nat['NatGatewayId'])}: not wanted with "
+                                f"nat_gateways: {ctx.config.network.nat_gateways}")
 
     targets = {"public-rt": ("GatewayId", ctx.resources.get("internet_gateway"),
                              [subnets.get(r) for r in subnet_roles("web")])}
@@ -474,16 +501,7 @@ def destroy(ctx: Ctx) -> None:
         wait_nat_gateway(ctx, nat["NatGatewayId"], f"NAT gateway {_name_of(nat, nat['NatGatewayId'])} deletion",
                          want="deleted")
     for address in ec2_tagged(ctx, "describe_addresses", part=NUMBER):
-        what = _name_of(address, address["AllocationId"])
-        if address.get("AssociationId"):
-            aws.call("ec2", "disassociate_address", resource=what, AssociationId=address["AssociationId"],
-                     missing_ok=("InvalidAssociationID.NotFound",))
-        # Released only once its NAT gateway is gone; until then AWS refuses.
-        aws.call("ec2", "release_address", resource=what, AllocationId=address["AllocationId"],
-                 missing_ok=("InvalidAllocationID.NotFound",),
-                 retry_codes=("InvalidIPAddress.InUse", "AuthFailure"), retry_timeout=DEPENDENCY_TIMEOUT,
-                 retry_delay=10)
-        ctx.record("deleted", "Elastic IP", what, address["AllocationId"])
+        release_address(ctx, address)
 
     for igw in ec2_tagged(ctx, "describe_internet_gateways", part=NUMBER):
         what = _name_of(igw, igw["InternetGatewayId"])
@@ -507,6 +525,19 @@ def destroy(ctx: Ctx) -> None:
         aws.call("ec2", "delete_vpc", resource=what, VpcId=vpc["VpcId"], missing_ok=("InvalidVpcID.NotFound",),
                  retry_codes=("DependencyViolation",), retry_timeout=DEPENDENCY_TIMEOUT, retry_delay=10)
         ctx.record("deleted", "VPC", what, vpc["VpcId"])
+
+
+def release_address(ctx: Ctx, address: dict[str, Any]) -> None:
+    what = _name_of(address, address["AllocationId"])
+    if address.get("AssociationId"):
+        ctx.aws.call("ec2", "disassociate_address", resource=what, AssociationId=address["AssociationId"],
+                     missing_ok=("InvalidAssociationID.NotFound",))
+    # Released only once its NAT gateway is gone; until then AWS refuses.
+    ctx.aws.call("ec2", "release_address", resource=what, AllocationId=address["AllocationId"],
+                 missing_ok=("InvalidAllocationID.NotFound",),
+                 retry_codes=("InvalidIPAddress.InUse", "AuthFailure"), retry_timeout=DEPENDENCY_TIMEOUT,
+                 retry_delay=10)
+    ctx.record("deleted", "Elastic IP", what, address["AllocationId"])
 
 
 def delete_security_groups(ctx: Ctx) -> None:

@@ -19,7 +19,7 @@ import urllib.request
 from threetier.aws import Poll
 from threetier.engine import Check, Ctx
 from threetier.errors import ThreetierError
-from steps import balancing, web_image
+from steps import baking, balancing, web_image
 
 NUMBER = 7
 NAME = "web-tier"
@@ -46,6 +46,9 @@ def start(ctx: Ctx) -> None:
 
 def finish(ctx: Ctx) -> None:
     balancing.finish(ctx, tier(ctx))
+    # The tier runs on the current AMI now: images of earlier web code only cost money.
+    if tier(ctx).ami:
+        baking.delete_images(ctx, web_image.NUMBER, keep=tier(ctx).ami)
     ctx.resources["round_trip"] = round_trip(ctx, ctx.resources["url"])
     ctx.out.info(f"  {ctx.resources['url']}: {ctx.resources['round_trip']}")
 

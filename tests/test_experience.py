@@ -16,7 +16,7 @@ from botocore.stub import Stubber
 
 from helpers import FakeClock, cli, make_engine, moto, write_config
 from ptyrun import Terminal
-from threetier.aws import is_mutating
+from threetier.aws import is_mutating, tag_value
 from steps import balancing
 
 pytestmark = pytest.mark.slow
@@ -299,3 +299,50 @@ def test_terminal_shows_progress_and_asks_before_deleting(workdir: Path) -> None
         assert "is gone" in accept.text
     finally:
         threetier(workdir, "sandbox", "stop")
+
+
+def test_nat_gateway_mode_converges_both_ways(built) -> None:
+    workdir, resources = built
+    ec2 = boto3.client("ec2")
+
+    def live():
+        return [n for n in ec2.describe_nat_gateways()["NatGateways"] if n["State"] in ("pending", "available")]
+
+    write_config(workdir, network={"nat_gateways": "single"})
+    plan = json.loads(cli("plan", "--json", cwd=workdir).stdout)
+    assert any("threetier-nat-az2: not wanted" in c for c in plan["parts"][1]["change"])
+    assert cli("up", cwd=workdir).code == 0
+    nats = live()
+    assert [tag_value(n, "Name") for n in nats] == ["threetier-nat-az1"]
+    assert [tag_value(a, "Name") for a in ec2.describe_addresses()["Addresses"]] == ["threetier-nat-eip-az1"]
+    for table in ("private-app-rt-az1", "private-app-rt-az2"):
+        routes = ec2.describe_route_tables(RouteTableIds=[resources[2]["route_tables"][table]])["RouteTables"][0]["Routes"]
+        assert any(r.get("NatGatewayId") == nats[0]["NatGatewayId"] for r in routes)
+    assert cli("status", "--json", cwd=workdir).code == 0
+    write_config(workdir, network={"nat_gateways": "per_az"})
+    assert cli("up", cwd=workdir).code == 0
+    assert sorted(tag_value(n, "Name") for n in live()) == ["threetier-nat-az1", "threetier-nat-az2"]
+    assert cli("status", "--json", cwd=workdir).code == 0
+
+
+def test_new_app_code_is_rebaked_and_the_old_image_goes(built, monkeypatch) -> None:
+    workdir, resources = built
+    ec2 = boto3.client("ec2")
+    old_ami = resources[4]["ami"]
+    old_snapshots = [m["Ebs"]["SnapshotId"] for m in ec2.describe_images(ImageIds=[old_ami])["Images"][0]["BlockDeviceMappings"]
+                     if "Ebs" in m]
+    from threetier import artifacts
+    real = artifacts.application_files
+    monkeypatch.setattr(artifacts, "application_files",
+                        lambda source=None: {**real(source), "app-tier/src/version.js": b"module.exports = 2;\n"})
+    result = cli("up", cwd=workdir)
+    assert result.code == 0, result.stderr
+    state = json.loads((workdir / ".threetier" / "threetier.json").read_text())
+    new_ami = state["parts"]["4"]["resources"]["ami"]
+    assert new_ami != old_ami
+    app_images = ec2.describe_images(Owners=["self"], Filters=[{"Name": "tag:threetier:part", "Values": ["4"]}])["Images"]
+    assert [i["ImageId"] for i in app_images] == [new_ami]  # the old one is deregistered...
+    assert ec2.describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "snapshot-id", "Values": old_snapshots}])["Snapshots"] == []
+    default = ec2.describe_launch_template_versions(LaunchTemplateName="threetier-app-lt", Versions=["$Default"])["LaunchTemplateVersions"][0]
+    assert default["LaunchTemplateData"]["ImageId"] == new_ami  # ...once the tier runs on the new one
+    assert state["parts"]["6"]["resources"]["ami"] == resources[6]["ami"]  # the web image is untouched
