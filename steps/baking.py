@@ -14,7 +14,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from threetier.aws import AwsError, Poll, tag_value
+from threetier.aws import AwsError, Poll, client_token, tag_value
 from threetier.engine import Ctx
 from steps import storage
 
@@ -138,9 +138,7 @@ def ensure_builder(ctx: Ctx, bake: Bake) -> dict[str, Any]:
     network_resources = ctx.resources_of(2)
     image = base_image(ctx, bake.instance_type)
     tags = ctx.tags(bake.builder_role) + [{"Key": FINGERPRINT_TAG, "Value": bake.fingerprint}]
-    # Same token, same instance: a retried RunInstances never makes two. Terminated builders
-    # of this name count in, so a new bake is not answered with an old, terminated builder.
-    token = hashlib.sha256(f"{ctx.name(bake.builder_role)}/{bake.fingerprint}/{len(every)}".encode()).hexdigest()[:64]
+    token = client_token(ctx.name(bake.builder_role), bake.fingerprint, str(len(every)))
     instance = aws.call(
         "ec2", "run_instances", resource=ctx.name(bake.builder_role),
         ImageId=image["ImageId"], InstanceType=bake.instance_type, MinCount=1, MaxCount=1,
@@ -153,7 +151,7 @@ def ensure_builder(ctx: Ctx, bake: Bake) -> dict[str, Any]:
                                       "VolumeSize": root_volume_size(image)}}],
         UserData=bake.user_data, ClientToken=token,
         TagSpecifications=[{"ResourceType": "instance", "Tags": tags}, {"ResourceType": "volume", "Tags": tags}],
-        retry_codes=PROFILE_NOT_YET_USABLE, retry_timeout=90, retry_delay=5,
+        retry_codes=PROFILE_NOT_YET_USABLE, retry_message="iamInstanceProfile", retry_timeout=90, retry_delay=5,
     )["Instances"][0]
     ctx.record("created", f"{bake.tier} builder instance", ctx.name(bake.builder_role), instance["InstanceId"])
     return instance
@@ -165,7 +163,13 @@ def finish(ctx: Ctx, bake: Bake) -> None:
     if "ami" not in ctx.resources:
         builder = ctx.resources["builder"]
         wait_running(ctx, builder, ctx.name(bake.builder_role))
-        health_gate(ctx, bake, builder)
+        try:
+            health_gate(ctx, bake, builder)
+        except AwsError as exc:
+            if exc.code == "bootstrap failed" and not bake.keep_builder:
+                # Of no use now, and the next `up` must start from a fresh builder, not this one.
+                terminate(ctx, builder, ctx.name(bake.builder_role))
+            raise
         ctx.resources["ami"] = create_image(ctx, bake, builder)
     wait_image(ctx, ctx.resources["ami"], image_name(ctx, bake))
     if not bake.keep_builder:
@@ -213,8 +217,8 @@ def health_gate(ctx: Ctx, bake: Bake, instance_id: str) -> None:
             return Poll(False, f"health check {status.lower()}")
         output = ((invocation or {}).get("StandardOutputContent") or "").strip()
         if (invocation or {}).get("ResponseCode") == BOOTSTRAP_FAILED_EXIT:
-            return Poll(False, "bootstrap failed", failed=f"the {bake.tier} bootstrap failed on {instance_id}: "
-                                                          f"{output[-600:]}")
+            tail = " | ".join(line for line in output[-600:].splitlines() if line.strip())  # one line for the user
+            return Poll(False, "bootstrap failed", failed=f"the {bake.tier} bootstrap failed on {instance_id}: {tail}")
         del sent["command"]  # not healthy yet: ask again next time
         return Poll(False, f"not healthy yet: {output[-120:] or status}")
 

@@ -236,7 +236,9 @@ def start_instance_refresh(ctx: Ctx, tier: Tier) -> None:
         return
     refresh = ctx.aws.call("autoscaling", "start_instance_refresh", resource=f"Auto Scaling group {name}",
                            AutoScalingGroupName=name, Strategy="Rolling",
-                           Preferences={"MinHealthyPercentage": 50, "InstanceWarmup": 120, "SkipMatching": True},
+                           # Not SkipMatching: the group follows $Default, so there is no saved
+                           # configuration to match against, and every instance must move on.
+                           Preferences={"MinHealthyPercentage": 50, "InstanceWarmup": 120},
                            missing_ok=("InstanceRefreshInProgress",))
     if refresh is None:  # one is running already: wait for that one
         running = ctx.aws.call("autoscaling", "describe_instance_refreshes", resource=f"Auto Scaling group {name}",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from threetier.aws import AwsError, Poll
+from threetier.aws import Poll
 from threetier.engine import Check, Ctx
 from threetier.errors import ThreetierError
 from steps import network, storage
@@ -28,7 +28,7 @@ SECRET_POLICY_NAME = "read-db-secret"
 CREATE_TIMEOUT = 40 * 60   # writer and reader together: ~6 and ~12 min, sometimes much more
 DELETE_TIMEOUT = 40 * 60
 POLL_DELAY = 30
-GONE = ("DBClusterNotFoundFault", "DBInstanceNotFound", "DBInstanceNotFoundFault")
+GONE = ("DBClusterNotFoundFault", "DBInstanceNotFound")
 
 
 def cluster_id(ctx: Ctx) -> str:
@@ -228,8 +228,9 @@ def destroy(ctx: Ctx) -> None:
             continue
         doomed.append(identifier)
         if found["DBInstances"][0]["DBInstanceStatus"] != "deleting":
+            # Not deletable while modifying, rebooting or backing up: that passes.
             aws.call("rds", "delete_db_instance", resource=f"DB instance {identifier}", DBInstanceIdentifier=identifier,
-                     missing_ok=GONE + ("InvalidDBInstanceState", "InvalidDBInstanceStateFault"))
+                     missing_ok=GONE, retry_codes=("InvalidDBInstanceState",), retry_timeout=20 * 60, retry_delay=30)
             ctx.record("deleted", "Aurora instance", identifier)
     for identifier in doomed:  # deleted together, waited for together (5-12 min each)
         wait_gone(ctx, f"DB instance {identifier}",
@@ -241,15 +242,15 @@ def destroy(ctx: Ctx) -> None:
         if not ctx.skip_final_snapshot:
             stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
             params["FinalDBSnapshotIdentifier"] = f"{ctx.stack.rstrip('-')}-final-{stamp}"  # scan.is_final_snapshot
-        try:
+        current = describe_cluster(ctx)
+        if current is not None and current["Status"] != "deleting":
+            # Not deletable while backing up or modifying (or with instances still leaving): that passes.
             aws.call("rds", "delete_db_cluster", resource=f"DB cluster {cluster_id(ctx)}",
-                     DBClusterIdentifier=cluster_id(ctx), missing_ok=GONE, **params)
+                     DBClusterIdentifier=cluster_id(ctx), missing_ok=GONE,
+                     retry_codes=("InvalidDBClusterStateFault",), retry_timeout=20 * 60, retry_delay=30, **params)
             ctx.record("deleted", "Aurora cluster", cluster_id(ctx), params.get("FinalDBSnapshotIdentifier"))
             if "FinalDBSnapshotIdentifier" in params:
                 ctx.out.info(f"  kept a final snapshot of the database: {params['FinalDBSnapshotIdentifier']}")
-        except AwsError as exc:
-            if exc.code not in ("InvalidDBClusterStateFault",):  # already being deleted: wait for it
-                raise
         wait_gone(ctx, f"DB cluster {cluster_id(ctx)}", lambda: describe_cluster(ctx))
 
     group = subnet_group_name(ctx)

@@ -9,11 +9,10 @@ security groups, each opening only what the next hop needs.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from threetier.aws import NOT_YET_VISIBLE, Poll, tag_value
+from threetier.aws import NOT_YET_VISIBLE, Poll, client_token, tag_value
 from threetier.config import ConfigError
 from threetier.engine import Check, Ctx
 from steps.common import ec2_tagged, one
@@ -225,9 +224,8 @@ def ensure_nat_gateways(ctx: Ctx, vpc: str, subnets: dict[str, str]) -> dict[str
         nat = one([n for n in every_nat if n["State"] in LIVE_NAT_STATES], "NatGatewayId")
         if nat is None:
             release_from_dead_nat(ctx, eip, every_nat)
-            # The token makes a retried create return the same NAT gateway. It changes with the EIP
-            # and with every failed or deleted NAT of this name, which AWS would otherwise hand back.
-            token = hashlib.sha256(f"{ctx.name(nat_role)}/{eip['AllocationId']}/{len(every_nat)}".encode()).hexdigest()[:64]
+            # It changes with the EIP and with every failed or deleted NAT gateway of this name too.
+            token = client_token(ctx.name(nat_role), eip["AllocationId"], str(len(every_nat)))
             nat = aws.call("ec2", "create_nat_gateway", resource=ctx.name(nat_role), SubnetId=subnet,
                            AllocationId=eip["AllocationId"], ConnectivityType="public", ClientToken=token,
                            TagSpecifications=ctx.tag_spec("natgateway", nat_role),

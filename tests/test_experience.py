@@ -241,7 +241,7 @@ def test_instance_refresh_on_real_aws_is_started_and_waited_for(tmp_path: Path) 
     with Stubber(client) as stub:
         stub.add_response("start_instance_refresh", {"InstanceRefreshId": "r-1"},
                           {"AutoScalingGroupName": "threetier-app-asg", "Strategy": "Rolling",
-                           "Preferences": {"MinHealthyPercentage": 50, "InstanceWarmup": 120, "SkipMatching": True}})
+                           "Preferences": {"MinHealthyPercentage": 50, "InstanceWarmup": 120}})
         for status, percent in (("Pending", 0), ("InProgress", 50), ("Successful", 100)):
             stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": [
                 {"InstanceRefreshId": "r-1", "Status": status, "PercentageComplete": percent}]})

@@ -135,3 +135,49 @@ def test_health_gate_fails_at_once_when_the_bootstrap_failed(tmp_path: Path) -> 
     assert "npm ERR! 404" in message
 
 
+
+
+def test_a_builder_whose_bootstrap_failed_is_terminated_so_the_next_up_starts_fresh(mocked, tmp_path: Path) -> None:
+    engine = make_engine(tmp_path)
+
+    def bootstrap_failed(parsed, **_):
+        parsed.update(Status="Failed", ResponseCode=baking.BOOTSTRAP_FAILED_EXIT,
+                      StandardOutputContent="bootstrap failed (exit 1)\ndnf: no nodejs24")
+    engine.ctx.aws.client("ssm").meta.events.register("after-call.ssm.GetCommandInvocation", bootstrap_failed)
+    with pytest.raises(AwsError, match=r"the app bootstrap failed on i-\w+: bootstrap failed \(exit 1\) \| dnf: no nodejs24$"):
+        engine.up()
+    ec2 = boto3.client("ec2")
+    builders = [i for r in ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": ["threetier-app-builder"]}])["Reservations"]
+                for i in r["Instances"]]
+    assert [b["State"]["Name"] for b in builders] == ["terminated"]
+    again = make_engine(tmp_path)
+    again.up()  # a fresh builder this time, and it is healthy
+    builders = [i for r in ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": ["threetier-app-builder"]}])["Reservations"]
+                for i in r["Instances"]]
+    assert len(builders) == 2 and all(b["State"]["Name"] == "terminated" for b in builders)
+    assert again.ctx.state.parts[7].status == "done"
+
+
+def test_cluster_delete_waits_out_a_backup_in_progress(tmp_path: Path) -> None:
+    clock = FakeClock()
+    engine = make_engine(tmp_path, clock=clock)
+    engine.ctx.part = next(p for p in engine.parts if p.number == 3)
+    engine.ctx.skip_final_snapshot = True
+    from steps import database
+    client = engine.ctx.aws.client("rds")
+    cluster = {"DBClusterIdentifier": "threetier-aurora", "Status": "backing-up", "DBClusterMembers": []}
+    with Stubber(client) as stub:
+        stub.add_response("describe_db_clusters", {"DBClusters": [cluster]})
+        for identifier in ("threetier-aurora-reader", "threetier-aurora-writer"):
+            stub.add_client_error("describe_db_instances", service_error_code="DBInstanceNotFound")
+        stub.add_response("describe_db_clusters", {"DBClusters": [cluster]})
+        stub.add_client_error("delete_db_cluster", service_error_code="InvalidDBClusterStateFault")
+        stub.add_response("delete_db_cluster", {"DBCluster": {**cluster, "Status": "deleting"}})
+        stub.add_response("describe_db_clusters", {"DBClusters": [{**cluster, "Status": "deleting"}]})
+        stub.add_client_error("describe_db_clusters", service_error_code="DBClusterNotFoundFault")
+        stub.add_client_error("describe_db_subnet_groups", service_error_code="DBSubnetGroupNotFoundFault")
+        with Stubber(engine.ctx.aws.client("iam")) as iam:
+            iam.add_client_error("get_role_policy", service_error_code="NoSuchEntity")
+            database.destroy(engine.ctx)
+        stub.assert_no_pending_responses()
+    assert clock.sleeps == [30, database.POLL_DELAY]  # one retry of the delete, one poll while deleting

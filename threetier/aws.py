@@ -12,6 +12,7 @@ injectable clock, so tests and benchmarks can run pending states without sleepin
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -167,13 +168,15 @@ class Aws:
         retry_codes: tuple[str, ...] = (),
         retry_timeout: float = 120,
         retry_delay: float = 5,
+        retry_message: str | None = None,
         **params: Any,
     ) -> Any:
         """Call `service.operation(**params)`.
 
         missing_ok: error codes meaning "it is already gone": return None.
         retry_codes: error codes that mean "not yet": retry every retry_delay
-        seconds for up to retry_timeout seconds (eventual consistency).
+        seconds for up to retry_timeout seconds (eventual consistency);
+        with retry_message, only errors whose message contains it.
         """
         method = getattr(self.client(service), operation)
         started = self.clock.now()
@@ -184,7 +187,9 @@ class Aws:
                 code = error_code(exc)
                 if code in missing_ok:
                     return None
-                if code in retry_codes and self.clock.now() - started < retry_timeout:
+                message = exc.response.get("Error", {}).get("Message", "") or ""
+                if code in retry_codes and (retry_message is None or retry_message.lower() in message.lower()) \
+                        and self.clock.now() - started < retry_timeout:
                     self.clock.sleep(retry_delay)
                     continue
                 raise self.error(operation, resource, exc) from None
@@ -245,6 +250,14 @@ def _verb(operation: str) -> str:
     """CreateNatGateway / create_nat_gateway -> 'create nat gateway'."""
     words = re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower().split("_")
     return " ".join(w for w in words if w)
+
+
+def client_token(*parts: str) -> str:
+    """An idempotency token: the same within the hour for the same inputs, so a create retried
+    after a crash returns the same resource; then it changes, because AWS remembers tokens for a
+    day and would otherwise answer a new create with an old, deleted resource."""
+    hour = time.strftime("%Y%m%d%H", time.gmtime())
+    return hashlib.sha256("/".join((*parts, hour)).encode()).hexdigest()[:64]
 
 
 # -- tags and names ----------------------------------------------------------

@@ -63,6 +63,8 @@ DEFAULTS: dict[str, Any] = {
 NULLABLE = {"access.admin_cidr": str}
 
 STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{1,20}$")
+# ALB names may not start with internal-, security groups with sg-, buckets with xn-- or sthree.
+RESERVED_STACK_PREFIXES = ("internal-", "sg-", "xn--", "sthree", "amzn-s3-demo-")
 REGION_NAME = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 AZ_NAME = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d[a-z]$")
 INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
@@ -236,6 +238,11 @@ def _network(value: str, key: str) -> ipaddress.IPv4Network:
 def _validate(cfg: dict[str, Any]) -> None:
     if not STACK_NAME.match(cfg["stack"]):
         raise ConfigError(f"stack: {cfg['stack']!r} must match [a-z][a-z0-9-]{{1,20}}")
+    if cfg["stack"].endswith("-") or "--" in cfg["stack"]:  # RDS identifiers refuse both
+        raise ConfigError(f"stack: {cfg['stack']!r} must not end with '-' or contain '--'")
+    if cfg["stack"].startswith(RESERVED_STACK_PREFIXES):
+        raise ConfigError(f"stack: {cfg['stack']!r} must not start with "
+                          f"{', '.join(RESERVED_STACK_PREFIXES)} (AWS reserves them in names)")
     if not REGION_NAME.match(cfg["region"]):
         raise ConfigError(f"region: {cfg['region']!r} is not an AWS region name like us-east-1")
 

@@ -14,7 +14,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
@@ -160,9 +160,9 @@ class Engine:
         raise UsageError(f"PART: no part {key!r} (parts: {names})")
 
     # -- up / replay ---------------------------------------------------------
-    def up(self, parts: Iterable[Part] | None = None) -> None:
+    def up(self) -> None:
         self.ctx.state.account = self.ctx.aws.account
-        for part in parts or self.parts:
+        for part in self.parts:
             self.apply(part)
 
     def replay(self, key: str) -> None:
@@ -178,7 +178,7 @@ class Engine:
                                  f"({seen.missing[0]} is missing); run `threetier up`")
         self.apply(part)
 
-    def apply(self, part: Part, quiet: bool = False) -> None:
+    def apply(self, part: Part) -> None:
         ctx, out = self.ctx, self.ctx.out
         record = ctx.state.part(part.number, part.name)
         was_done = record.status == statelib.DONE
@@ -214,9 +214,8 @@ class Engine:
         else:
             outcome = f"done ({created} created or changed)"
         self.timings[part.number] = time.monotonic() - started
-        if not quiet or mutated:
-            out.info(Text.assemble(("✓ ", "green"), f"{part.label} {part.title}: {outcome}",
-                                   (f"  {self.timings[part.number]:.1f}s", "dim")))
+        out.info(Text.assemble(("✓ ", "green"), f"{part.label} {part.title}: {outcome}",
+                               (f"  {self.timings[part.number]:.1f}s", "dim")))
 
     # -- down ------------------------------------------------------------------
     def down(self) -> None:
