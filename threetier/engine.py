@@ -159,6 +159,11 @@ class Engine:
         names = ", ".join(f"{p.number}/{p.name}" for p in self.parts)
         raise UsageError(f"PART: no part {key!r} (parts: {names})")
 
+    def check(self, part: Part) -> Check:
+        """What AWS has of `part` now, against what it should be; no mutating call."""
+        self.ctx.part, self.ctx.aws.part = part, part.label
+        return part.check(self.ctx)
+
     # -- up / replay ---------------------------------------------------------
     def up(self) -> None:
         self.ctx.state.account = self.ctx.aws.account
@@ -171,8 +176,7 @@ class Engine:
         # The parts it needs are looked at in AWS (not taken from the state file), without changing them.
         for number in part.needs:
             needed = self.part(str(number))
-            self.ctx.part, self.ctx.aws.part = needed, needed.label
-            seen = needed.check(self.ctx)
+            seen = self.check(needed)
             if seen.missing:
                 raise UsageError(f"replay {part.name}: it needs {needed.label} done first "
                                  f"({seen.missing[0]} is missing); run `threetier up`")

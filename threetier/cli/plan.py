@@ -29,8 +29,7 @@ def command(ctx: click.Context, as_json: bool) -> int:
     engine = rt.engine(aws, statelib.State(stack=rt.config.stack, region=aws.region))
     parts: list[dict[str, Any]] = []
     for part in engine.parts:
-        engine.ctx.part, aws.part = part, part.label
-        seen = part.check(engine.ctx)
+        seen = engine.check(part)
         parts.append({"part": part.number, "name": part.name, "create": seen.missing, "change": seen.drift,
                       "keep": seen.present})
     report = {"stack": rt.config.stack, "region": aws.region, "account": account, "parts": parts,

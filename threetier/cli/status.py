@@ -36,9 +36,7 @@ def command(ctx: click.Context, as_json: bool) -> int:
     live: Ctx = engine.ctx
     parts: list[dict[str, Any]] = []
     for part in engine.parts:
-        live.part = part
-        aws.part = part.label
-        seen = part.check(live)
+        seen = engine.check(part)
         record = saved.parts.get(part.number) if saved else None
         drift = list(seen.drift) + [f"missing: {what}" for what in seen.missing if seen.present]
         if record is not None:
