@@ -16,7 +16,7 @@ from typing import Any
 
 from threetier.aws import Poll
 from threetier.engine import Check, Ctx
-from threetier.errors import ThreetierError
+from threetier.errors import ThreetierError, UsageError
 from steps import network, storage
 
 NUMBER = 3
@@ -212,13 +212,18 @@ def check(ctx: Ctx) -> Check:
 
 
 # -- destroy ---------------------------------------------------------------------
+def before_down(ctx: Ctx) -> None:
+    """Checked before `down` deletes anything: a protected database stops it at the start, not halfway."""
+    cluster = describe_cluster(ctx)
+    if cluster is not None and cluster.get("DeletionProtection"):
+        raise UsageError(f"down: DB cluster {cluster_id(ctx)} has deletion protection on; set "
+                         f"database.deletion_protection: false, run `threetier up`, then `down` again")
+
+
 def destroy(ctx: Ctx) -> None:
     """Instances, then the cluster (a final snapshot unless skipped), then the subnet group."""
     aws = ctx.aws
     cluster = describe_cluster(ctx)
-    if cluster is not None and cluster.get("DeletionProtection"):
-        raise ThreetierError(f"{ctx.part.label}: DB cluster {cluster_id(ctx)} has deletion protection on; set "
-                             f"database.deletion_protection: false, run `threetier up`, then `down` again")
     members = {m["DBInstanceIdentifier"] for m in (cluster or {}).get("DBClusterMembers", [])}
     doomed = []
     for identifier in sorted(members | set(instance_ids(ctx).values())):

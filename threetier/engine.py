@@ -50,11 +50,13 @@ class Part:
     finish: Callable[["Ctx"], None]
     destroy: Callable[["Ctx"], None]
     check: Callable[["Ctx"], Check]
+    before_down: Callable[["Ctx"], None] | None = None  # refuses `down` before anything is deleted
 
     @classmethod
     def from_module(cls, module: ModuleType) -> "Part":
         return cls(number=module.NUMBER, name=module.NAME, title=module.TITLE, needs=module.NEEDS,
-                   start=module.start, finish=module.finish, destroy=module.destroy, check=module.check)
+                   start=module.start, finish=module.finish, destroy=module.destroy, check=module.check,
+                   before_down=getattr(module, "before_down", None))
 
     @property
     def label(self) -> str:
@@ -224,6 +226,10 @@ class Engine:
     # -- down ------------------------------------------------------------------
     def down(self) -> None:
         ctx, out = self.ctx, self.ctx.out
+        for part in reversed(self.parts):
+            if part.before_down:
+                ctx.part, ctx.aws.part = part, part.label
+                part.before_down(ctx)
         for part in reversed(self.parts):
             ctx.part = part
             ctx.aws.part = part.label
