@@ -129,7 +129,10 @@ class Ctx:
 @contextlib.contextmanager
 def progress(out: Output, label: str, aws: Aws) -> Iterator[None]:
     """A spinner with the elapsed time and what is being waited for (terminals only; stderr)."""
-    display = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+    if not out.interactive:  # a log or a pipe gets the one line per part, no spinner frames
+        yield
+        return
+    display = Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), TimeElapsedColumn(),
                        console=out.err, transient=True)
     task = display.add_task(label)
 

@@ -39,7 +39,8 @@ class Output:
         self.no_color = self.no_color or no_color
         self.verbose = self.verbose or verbose
         no_color = self.no_color or "NO_COLOR" in os.environ
-        self.err = Console(file=self.stderr, no_color=no_color, highlight=False, soft_wrap=True,
+        # emoji off: ARNs such as ...:secret:rds!... must not turn into pictures.
+        self.err = Console(file=self.stderr, no_color=no_color, highlight=False, soft_wrap=True, emoji=False,
                            color_system=None if no_color else "auto")
 
     @property

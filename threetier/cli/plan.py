@@ -5,6 +5,7 @@ from typing import Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from threetier import state as statelib
 from threetier.cli.common import global_options, runtime
@@ -41,8 +42,9 @@ def command(ctx: click.Context, as_json: bool) -> int:
     for column in ("part", "create", "change", "keep"):
         table.add_column(column, overflow="fold")
     for part in parts:
-        table.add_row(f"{part['part']} {part['name']}", "\n".join(f"[green]+ {c}[/green]" for c in part["create"]),
-                      "\n".join(f"[yellow]~ {c}[/yellow]" for c in part["change"]), str(len(part["keep"])))
+        table.add_row(f"{part['part']} {part['name']}",
+                      Text("\n".join(f"+ {c}" for c in part["create"]), style="green"),
+                      Text("\n".join(f"~ {c}" for c in part["change"]), style="yellow"), str(len(part["keep"])))
     rt.out.err.print(table)
     creates, changes = sum(len(p["create"]) for p in parts), sum(len(p["change"]) for p in parts)
     rt.out.info(f"up would create {creates} and change {changes}; {sum(len(p['keep']) for p in parts)} stay as they are")

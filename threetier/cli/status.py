@@ -5,6 +5,7 @@ from typing import Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from threetier import state as statelib
 from threetier.cli.common import global_options, runtime
@@ -89,11 +90,13 @@ def show(out: Any, report: dict[str, Any]) -> None:
     table.add_column("key resources / drift", overflow="fold")
     colours = {"done": "green", "pending": "dim", "failed": "red", "drifted": "yellow"}
     for part in report["parts"]:
-        keys = ", ".join(f"{k}={v}" for k, v in part["resources"].items() if isinstance(v, str))
-        lines = [keys] + [f"[yellow]! {d}[/yellow]" for d in part["drift"]]
+        keys = ", ".join(f"{k}={v}" for k, v in part["resources"].items()
+                         if isinstance(v, str) and not k.endswith("_arn"))  # IDs and names; ARNs are in --json
+        cell = Text(keys)
+        for line in part["drift"]:
+            cell.append(f"\n! {line}", style="yellow")
         status = part["status"]
-        table.add_row(str(part["part"]), part["name"], f"[{colours[status]}]{status}[/{colours[status]}]",
-                      "\n".join(line for line in lines if line))
+        table.add_row(str(part["part"]), part["name"], Text(status, style=colours[status]), cell)
     out.err.print(table)
     for key, value in report["outputs"].items():
         out.info(f"{key}: {value}")

@@ -51,7 +51,8 @@ def summary(out: Output, engine: Engine) -> None:
         if part.number not in engine.timings:
             continue
         counts = Counter(change.action for change in engine.ctx.changes if change.part == part.number)
-        kept = "everything" if not counts else ""
+        # What is there now, less what this run made: describe calls only.
+        present = len(engine.check(part).present)
         table.add_row(f"{part.number} {part.name}", str(counts.get("created", 0)), str(counts.get("changed", 0)),
-                      kept, f"{engine.timings[part.number]:.1f}s")
+                      str(max(present - counts.get("created", 0), 0)), f"{engine.timings[part.number]:.1f}s")
     out.err.print(table)
