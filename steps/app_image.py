@@ -30,7 +30,8 @@ def bake(ctx: Ctx) -> baking.Bake:
         db_host=db["db_writer_endpoint"], db_name=db["db_name"], db_secret_arn=db["db_secret_arn"], port=app.port)
     app_files = {k: v for k, v in artifacts.application_files().items() if k.startswith("app-tier/")}
     return baking.Bake(tier="app", subnet_role="private-app-subnet-az1", security_group_role="app-sg",
-                       instance_type=app.instance_type, user_data=user_data,
+                       instance_type=app.instance_type, architecture=baking.architecture(ctx, app.instance_type),
+                       user_data=user_data,
                        health_url=f"http://localhost:{app.port}/health", keep_builder=app.keep_builder,
                        baked_files=app_files)
 

@@ -37,6 +37,7 @@ class Bake:
     subnet_role: str          # where the builder runs
     security_group_role: str
     instance_type: str
+    architecture: str         # of the instance type; part of the fingerprint (an x86 image won't boot on Graviton)
     user_data: str
     health_url: str           # answered on the builder itself once the tier is up
     keep_builder: bool
@@ -52,7 +53,7 @@ class Bake:
 
     @property
     def fingerprint(self) -> str:
-        digest = hashlib.sha256(self.user_data.encode())
+        digest = hashlib.sha256(self.architecture.encode() + b"\0" + self.user_data.encode())
         for key, body in sorted(self.baked_files.items()):
             digest.update(key.encode() + b"\0" + hashlib.sha256(body).digest())
         return digest.hexdigest()[:16]
@@ -95,13 +96,17 @@ def find_image(ctx: Ctx, bake: Bake) -> dict[str, Any] | None:
     return sorted(images, key=lambda i: i["ImageId"])[0] if images else None
 
 
-def base_image(ctx: Ctx, instance_type: str) -> dict[str, Any]:
-    """The current Amazon Linux 2023 AMI for the instance type's architecture, from SSM (never hard-coded)."""
-    aws = ctx.aws
-    types = aws.call("ec2", "describe_instance_types", resource=f"instance type {instance_type}",
-                     InstanceTypes=[instance_type])["InstanceTypes"]
+def architecture(ctx: Ctx, instance_type: str) -> str:
+    """arm64 for Graviton instance types, x86_64 otherwise: the AMI must match the tier's instances."""
+    types = ctx.aws.call("ec2", "describe_instance_types", resource=f"instance type {instance_type}",
+                         InstanceTypes=[instance_type])["InstanceTypes"]
     architectures = types[0]["ProcessorInfo"]["SupportedArchitectures"] if types else ["x86_64"]
-    arch = "arm64" if "arm64" in architectures else "x86_64"
+    return "arm64" if "arm64" in architectures else "x86_64"
+
+
+def base_image(ctx: Ctx, arch: str) -> dict[str, Any]:
+    """The current Amazon Linux 2023 AMI for the architecture, from SSM (never hard-coded)."""
+    aws = ctx.aws
     parameter = AL2023_PARAMETER.format(arch=arch)
     image_id = aws.call("ssm", "get_parameter", resource=f"SSM parameter {parameter}", Name=parameter)["Parameter"]["Value"]
     images = aws.call("ec2", "describe_images", resource=f"AMI {image_id}", ImageIds=[image_id])["Images"]
@@ -136,7 +141,7 @@ def ensure_builder(ctx: Ctx, bake: Bake) -> dict[str, Any]:
 
     storage_resources = ctx.resources_of(storage.NUMBER)
     network_resources = ctx.resources_of(2)
-    image = base_image(ctx, bake.instance_type)
+    image = base_image(ctx, bake.architecture)
     tags = ctx.tags(bake.builder_role) + [{"Key": FINGERPRINT_TAG, "Value": bake.fingerprint}]
     token = client_token(ctx.name(bake.builder_role), bake.fingerprint, str(len(every)))
     instance = aws.call(

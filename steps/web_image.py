@@ -32,7 +32,8 @@ def bake(ctx: Ctx) -> baking.Bake:
     baked = {k: v for k, v in artifacts.application_files().items() if k.startswith("web-tier/")}
     baked[NGINX_KEY] = nginx_conf(ctx)
     return baking.Bake(tier="web", subnet_role="public-web-subnet-az1", security_group_role="web-sg",
-                       instance_type=web.instance_type, user_data=user_data, health_url="http://localhost/health",
+                       instance_type=web.instance_type, architecture=baking.architecture(ctx, web.instance_type),
+                       user_data=user_data, health_url="http://localhost/health",
                        keep_builder=web.keep_builder, baked_files=baked)
 
 

@@ -346,3 +346,22 @@ def test_new_app_code_is_rebaked_and_the_old_image_goes(built, monkeypatch) -> N
     default = ec2.describe_launch_template_versions(LaunchTemplateName="threetier-app-lt", Versions=["$Default"])["LaunchTemplateVersions"][0]
     assert default["LaunchTemplateData"]["ImageId"] == new_ami  # ...once the tier runs on the new one
     assert state["parts"]["6"]["resources"]["ami"] == resources[6]["ami"]  # the web image is untouched
+
+
+def test_switching_to_graviton_rebakes_an_arm64_image(built) -> None:
+    workdir, resources = built
+    write_config(workdir, web={"instance_type": "t4g.small"})
+    result = cli("up", cwd=workdir)
+    assert result.code == 0, result.stderr
+    state = json.loads((workdir / ".threetier" / "threetier.json").read_text())
+    ec2 = boto3.client("ec2")
+    web_ami = state["parts"]["6"]["resources"]["ami"]
+    assert web_ami != resources[6]["ami"]
+    builder = [i for r in ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": ["threetier-web-builder"]}])["Reservations"]
+               for i in r["Instances"]]
+    arm_base = boto3.client("ssm").get_parameter(
+        Name="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64")["Parameter"]["Value"]
+    assert arm_base in {b["ImageId"] for b in builder}  # the new builder started from the arm64 base image
+    default = ec2.describe_launch_template_versions(LaunchTemplateName="threetier-web-lt", Versions=["$Default"])["LaunchTemplateVersions"][0]
+    assert (default["LaunchTemplateData"]["ImageId"], default["LaunchTemplateData"]["InstanceType"]) == (web_ami, "t4g.small")
+    assert state["parts"]["4"]["resources"]["ami"] == resources[4]["ami"]  # the app tier stays on x86

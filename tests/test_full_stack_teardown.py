@@ -100,7 +100,7 @@ def test_health_gate_waits_for_the_agent_then_passes(tmp_path: Path) -> None:
     clock = FakeClock()
     engine = make_engine(tmp_path, clock=clock)
     bake = baking.Bake(tier="app", subnet_role="x", security_group_role="y", instance_type="t3.micro",
-                       user_data="#!/bin/bash", health_url="http://localhost:4000/health", keep_builder=False,
+                       architecture="x86_64", user_data="#!/bin/bash", health_url="http://localhost:4000/health", keep_builder=False,
                        baked_files={})
     client = engine.ctx.aws.client("ssm")
     with Stubber(client) as stub:
@@ -120,7 +120,7 @@ def test_health_gate_fails_at_once_when_the_bootstrap_failed(tmp_path: Path) -> 
     engine = make_engine(tmp_path, clock=FakeClock())
     engine.ctx.aws.part = "Part 4 (app-image)"
     bake = baking.Bake(tier="app", subnet_role="x", security_group_role="y", instance_type="t3.micro",
-                       user_data="#!/bin/bash", health_url="http://localhost:4000/health", keep_builder=False,
+                       architecture="x86_64", user_data="#!/bin/bash", health_url="http://localhost:4000/health", keep_builder=False,
                        baked_files={})
     client = engine.ctx.aws.client("ssm")
     with Stubber(client) as stub:
