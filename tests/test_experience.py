@@ -365,3 +365,15 @@ def test_switching_to_graviton_rebakes_an_arm64_image(built) -> None:
     default = ec2.describe_launch_template_versions(LaunchTemplateName="threetier-web-lt", Versions=["$Default"])["LaunchTemplateVersions"][0]
     assert (default["LaunchTemplateData"]["ImageId"], default["LaunchTemplateData"]["InstanceType"]) == (web_ami, "t4g.small")
     assert state["parts"]["4"]["resources"]["ami"] == resources[4]["ami"]  # the app tier stays on x86
+
+
+def test_backup_retention_converges(built) -> None:
+    workdir, _ = built
+    write_config(workdir, database={"backup_retention_days": 14})
+    status = cli("status", "--json", cwd=workdir)
+    assert status.code == 3
+    assert any("backup retention 7 days, config says 14" in d for d in json.loads(status.stdout)["parts"][2]["drift"])
+    assert cli("up", cwd=workdir).code == 0
+    cluster = boto3.client("rds").describe_db_clusters(DBClusterIdentifier="threetier-aurora")["DBClusters"][0]
+    assert cluster["BackupRetentionPeriod"] == 14
+    assert cli("status", "--json", cwd=workdir).code == 0
