@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import contextlib
 import io
-from unittest import mock
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
+from unittest import mock
 
 import yaml
 from moto import mock_aws
@@ -66,12 +67,10 @@ def cli(*args: str, cwd: Path | None = None) -> Result:
     old = Path.cwd()
     try:
         if cwd:
-            import os
             os.chdir(cwd)
         code = run(list(args), stdout=out, stderr=err)
     finally:
         if cwd:
-            import os
             os.chdir(old)
     return Result(code, out.getvalue(), err.getvalue())
 
@@ -94,8 +93,3 @@ def make_engine(tmp_path: Path, raw: dict[str, Any] | None = None, clock: Clock 
 
 def mutating(engine: Engine) -> list[str]:
     return [c.operation for c in engine.ctx.aws.mutating_calls()]
-
-
-def iter_tags(resource: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    for tag in resource.get("Tags", []) or []:
-        yield tag["Key"], tag["Value"]

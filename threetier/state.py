@@ -124,7 +124,6 @@ class StateFile:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
-        self._lock_fd: int | None = None
 
     def load(self) -> State | None:
         try:
