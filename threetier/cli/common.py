@@ -89,6 +89,13 @@ class Runtime:
         return Engine(ctx, self.state_file, PARTS)
 
 
+    def inspector(self) -> Engine:
+        """An engine that only looks (status, plan): AWS is the truth, so it starts from an empty state."""
+        aws = self.aws()
+        aws.account  # who we are, before any part is looked at
+        return self.engine(aws, statelib.State(stack=self.config.stack, region=aws.region))
+
+
 def runtime(ctx: click.Context) -> Runtime:
     """Read and validate everything local; no AWS call happens here."""
     opts = options(ctx)

@@ -7,7 +7,6 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from threetier import state as statelib
 from threetier.cli.common import global_options, runtime
 from threetier.output import ExitStatus
 
@@ -25,9 +24,8 @@ Examples:
 @click.pass_context
 def command(ctx: click.Context, as_json: bool) -> int:
     rt = runtime(ctx)
-    aws = rt.aws()
-    account = aws.account
-    engine = rt.engine(aws, statelib.State(stack=rt.config.stack, region=aws.region))
+    engine = rt.inspector()
+    aws, account = engine.ctx.aws, engine.ctx.aws.account
     parts: list[dict[str, Any]] = []
     for part in engine.parts:
         seen = engine.check(part)

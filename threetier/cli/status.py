@@ -30,10 +30,9 @@ Examples:
 @click.pass_context
 def command(ctx: click.Context, as_json: bool) -> int:
     rt = runtime(ctx)
-    aws = rt.aws()
-    account = aws.account  # who we are, before any part is looked at
+    engine = rt.inspector()
+    aws, account = engine.ctx.aws, engine.ctx.aws.account
     saved = rt.state_file.load()
-    engine = rt.engine(aws, statelib.State(stack=rt.config.stack, region=aws.region))
     live: Ctx = engine.ctx
     parts: list[dict[str, Any]] = []
     for part in engine.parts:
