@@ -148,8 +148,10 @@ def progress(out: Output, label: str, aws: Aws) -> Iterator[None]:
 
 
 class Engine:
-    def __init__(self, ctx: Ctx, state_file: statelib.StateFile, parts: tuple[Part, ...]):
+    def __init__(self, ctx: Ctx, state_file: statelib.StateFile, parts: tuple[Part, ...], *,
+                 sequential: bool = False):
         self.ctx = ctx
+        self.sequential = sequential  # one Part after another: the baseline the benchmark compares with
         self.state_file = state_file
         self.parts = parts
         self.timings: dict[int, float] = {}  # part -> seconds, this run
