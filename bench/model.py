@@ -1,0 +1,1293 @@
+"""A model of real AWS in time, over moto, on a virtual clock.
+
+moto answers "available" at once, deletes what real AWS would refuse and runs
+no user data. `LatencyModel(aws, clock)` hooks the botocore clients of ONE
+`threetier.aws.Aws` object (botocore events: before-parameter-build,
+before-call, after-call) and makes moto behave as AWS does in time. Every
+figure is the "model" column of shared/aws-latency.md ("How long AWS takes:
+the latency model for benchmarks"); the source of each is cited there.
+
+Time: the model keeps its own reference to the base clock it was given and
+charges every call's cost with `clock.sleep(cost)` on that clock, never
+through `aws.clock` (an engine may wrap `aws.clock` with a scheduler), and
+reads time with `clock.now()`. Calls may come from several threads: the
+model's state is guarded by one lock.
+
+What it enforces (aws-latency.md, "Real-AWS rules a faithful model enforces"):
+- every call costs 80 ms ("One API call"); creates of VPC, subnet, IGW, route
+  table, route, security group, rule and association cost 2 s;
+- an instance profile is usable by RunInstances 8 s after CreateInstanceProfile;
+- NAT gateways: pending 100 s, deleting 60 s; CreateRoute to one created < 5 s
+  ago: InvalidNatGatewayID.NotFound; its EIP cannot be released until deleted;
+- Aurora: cluster creating 60 s; CreateDBInstance refused until the cluster is
+  available; instances creating 480 s each (in parallel), deleting 480 s;
+  the cluster cannot be deleted while it has instances; deleting 60 s (+120 s
+  with a final snapshot);
+- EC2: pending 30 s; shutting-down 60 s after terminate;
+- builders: user data starts 30 s after `running` and is charged action by
+  action from the rendered script ("Builder bootstrap, action by action"); it
+  needs the internet (IGW with a public IP, or an available NAT gateway) and
+  the app tier's health check needs the database writer; the SSM agent
+  registers 40 s after `running`; Run Command answers InProgress until the
+  bootstrap is over;
+- CreateImage needs a running instance; images pending 300 s; a new AMI ID is
+  unknown to DescribeImages for 1 s;
+- ALBs provisioning 150 s; a deleted ALB's ENIs hold its subnets and security
+  groups 60 s;
+- Auto Scaling: instances InService 110 s after CreateAutoScalingGroup;
+  targets healthy 30 s after max(InService, their ALB active); a deleted group
+  stays visible ("Delete in progress") 150 s and holds its subnets and groups;
+- dependency refusals: DeleteSubnet / DeleteSecurityGroup while ENIs remain,
+  DeleteSecurityGroup referenced by another group, DetachInternetGateway while
+  public addresses are mapped, DeleteVpc with subnets, groups, route tables or
+  an attached gateway, DeleteDBSubnetGroup while a cluster uses it.
+
+Two lists tell "waited correctly" from "did it in the wrong order":
+`refusals` holds every error the model answered (including eventual
+consistency that a correct caller retries: a NAT ID or a profile not yet
+visible, an unknown new AMI ID, an SSM agent not registered yet), and
+`violations` those where the caller acted before the model said a resource
+was ready or gone (one string each; a correct engine leaves it empty).
+`relax={"rule", ...}` lets single rules pass (recorded in `relaxed`) while an
+engine is being fixed; the default is strict. `spans` gives every modeled
+operation (requested -> ready, delete requested -> gone) for a Gantt chart.
+"""
+from __future__ import annotations
+
+import base64
+import copy
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import boto3
+
+from threetier.aws import PART_TAG, Aws, Clock
+
+# -- figures: the "model" column of shared/aws-latency.md ------------------------------
+CALL_SECONDS = 0.08               # one API call, laptop -> region
+NETWORK_CREATE_SECONDS = 2.0      # VPC, subnet, IGW, route table, route, SG, rule, association
+PROFILE_USABLE_SECONDS = 8.0      # IAM instance profile usable by RunInstances
+NAT_CREATE_SECONDS = 100.0
+NAT_DELETE_SECONDS = 60.0
+NAT_ROUTE_VISIBLE_SECONDS = 5.0   # CreateRoute to a NAT gateway created a moment ago
+CLUSTER_CREATE_SECONDS = 60.0
+DB_INSTANCE_CREATE_SECONDS = 480.0
+DB_INSTANCE_DELETE_SECONDS = 480.0
+CLUSTER_DELETE_SECONDS = 60.0
+CLUSTER_FINAL_SNAPSHOT_SECONDS = 120.0
+EC2_PENDING_SECONDS = 30.0
+EC2_TERMINATE_SECONDS = 60.0
+USER_DATA_START_SECONDS = 30.0    # after `running`
+SSM_AGENT_SECONDS = 40.0          # after `running`
+IMAGE_CREATE_SECONDS = 300.0
+IMAGE_ID_VISIBLE_SECONDS = 1.0
+ALB_CREATE_SECONDS = 150.0
+ALB_ENI_RELEASE_SECONDS = 60.0
+ASG_IN_SERVICE_SECONDS = 110.0
+TARGET_HEALTHY_SECONDS = 30.0
+ASG_DELETE_SECONDS = 150.0
+# Builder bootstrap, action by action (Amazon Linux 2023, t3.micro).
+DNF_SECONDS = 60.0                # one `dnf install` transaction (install_packages, install_node)
+S3_COPY_SECONDS = 5.0             # fetch_tier, aws s3 cp/sync
+NPM_CI_SECONDS = {"app": 30.0, "web": 90.0}
+BUILD_SECONDS = 45.0              # npm run build / vite build
+SYSTEMD_ENABLE_SECONDS = 5.0
+HEALTH_WAIT_SECONDS = 240.0       # common.sh wait_healthy: 120 tries, 2 s apart
+BOOTSTRAP_FAIL_SECONDS = 60.0     # a bootstrap without the internet gives up after its retries
+
+NETWORK_CREATES = frozenset({
+    "CreateVpc", "CreateSubnet", "CreateInternetGateway", "AttachInternetGateway", "CreateRouteTable",
+    "CreateRoute", "ReplaceRoute", "AssociateRouteTable", "CreateSecurityGroup",
+    "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress",
+})
+HOOKED_SERVICES = ("ec2", "rds", "elbv2", "autoscaling", "ssm", "iam", "s3", "sts")
+
+# Rules whose breach is a violation; `relax` takes these names.
+RULES = {
+    "db-instance-before-cluster": "CreateDBInstance while its cluster is not available",
+    "image-of-non-running": "CreateImage of an instance that is not running",
+    "asg-image-not-available": "CreateAutoScalingGroup whose launch template's AMI is not available",
+    "bootstrap-offline": "a builder's bootstrap started without a way to the internet",
+    "bootstrap-no-database": "the app builder's health check found no available database writer",
+    "release-eip-of-nat": "ReleaseAddress while its NAT gateway exists",
+    "detach-igw-mapped": "DetachInternetGateway while public addresses are mapped",
+    "delete-subnet-in-use": "DeleteSubnet while ENIs remain in it",
+    "delete-sg-in-use": "DeleteSecurityGroup while ENIs use it",
+    "delete-sg-referenced": "DeleteSecurityGroup referenced by another group's rule",
+    "delete-vpc-dependencies": "DeleteVpc with subnets, groups, route tables or a gateway",
+    "delete-cluster-with-instances": "DeleteDBCluster while it has instances",
+    "delete-subnet-group-in-use": "DeleteDBSubnetGroup while a cluster uses it",
+}
+
+
+class VirtualClock(Clock):
+    """Virtual seconds: `sleep` advances at once. Thread-safe."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.t = float(start)
+        self._lock = threading.Lock()
+        super().__init__(sleep=self.advance, now=self._now)
+
+    def _now(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.t += max(float(seconds), 0.0)
+
+
+class _Response:
+    """What a before-call handler returns as the HTTP response of an answer it made itself."""
+
+    def __init__(self, status: int):
+        self.status_code = status
+        self.headers: dict[str, str] = {}
+        self.content = b""
+        self.raw = None
+
+
+def refusal(code: str, message: str, status: int = 400) -> tuple[_Response, dict[str, Any]]:
+    return _Response(status), {"Error": {"Code": code, "Message": message},
+                               "ResponseMetadata": {"HTTPStatusCode": status}}
+
+
+def answer(parsed: dict[str, Any]) -> tuple[_Response, dict[str, Any]]:
+    return _Response(200), {**parsed, "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    time: float
+    service: str
+    operation: str
+    code: str
+    message: str
+    rule: str | None          # a RULES key when the caller broke a rule, else None (to be retried)
+    violation: bool
+
+    def __str__(self) -> str:
+        return f"{self.operation}: {self.code}: {self.message}"
+
+
+@dataclass
+class Span:
+    """One modeled operation: requested -> ready (or delete requested -> gone)."""
+    part: int | None
+    kind: str                 # e.g. "NAT gateway", "Aurora writer", "builder", "AMI"
+    name: str
+    start: float
+    end: float | None         # None: not over (yet)
+    action: str = "create"    # create | delete
+    segments: list[tuple[str, float, float]] = field(default_factory=list)  # (label, start, end)
+    failed: str | None = None
+
+
+# -- user data --------------------------------------------------------------------------
+_FUNCTION_START = re.compile(r"^\s*(?:function\s+)?[A-Za-z_][A-Za-z0-9_]*\s*\(\)\s*\{")
+_HEREDOC = re.compile(r"<<-?\s*['\"]?([A-Za-z_][A-Za-z0-9_]*)['\"]?")
+_ACTIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("dnf", re.compile(r"\b(?:install_packages|install_node)\b|\bdnf\b[^\n]*\binstall\b")),
+    ("s3", re.compile(r"\bfetch_tier\b|\baws\s+s3\s+(?:cp|sync)\b")),
+    ("npm ci", re.compile(r"npm\S*\"?\s+ci\b", re.IGNORECASE)),
+    ("build", re.compile(r"npm\S*\"?\s+run\s+build\b|\bvite\s+build\b", re.IGNORECASE)),
+    ("systemctl enable", re.compile(r"\bsystemctl\s+enable\b")),
+    ("health", re.compile(r"\bwait_healthy\b")),
+)
+
+
+def script_body(user_data: str) -> list[str]:
+    """The lines of a shell script that run, without function definitions (the spliced common.sh
+    defines install_packages, fetch_tier ...: only their CALLS cost time), heredocs and comments."""
+    lines, body = user_data.splitlines(), []
+    depth, heredoc = 0, None
+    for line in lines:
+        if heredoc is not None:
+            if line.strip() == heredoc:
+                heredoc = None
+            continue
+        stripped = line.strip()
+        if depth:
+            depth += line.count("{") - line.count("}")
+            depth = max(depth, 0)
+            continue
+        if _FUNCTION_START.match(line):
+            depth = max(line.count("{") - line.count("}"), 0)
+            continue
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = _HEREDOC.search(line)
+        if match:
+            heredoc = match.group(1)
+        body.append(line)
+    return body
+
+
+def bootstrap_actions(user_data: str, tier: str) -> list[tuple[str, float]]:
+    """What the rendered user data does, in order, each action with its modeled seconds."""
+    actions: list[tuple[str, float]] = []
+    for line in script_body(user_data):
+        for label, pattern in _ACTIONS:
+            for _ in pattern.finditer(line):
+                seconds = {"dnf": DNF_SECONDS, "s3": S3_COPY_SECONDS, "npm ci": NPM_CI_SECONDS.get(tier, 90.0),
+                           "build": BUILD_SECONDS, "systemctl enable": SYSTEMD_ENABLE_SECONDS,
+                           "health": 0.0}[label]
+                actions.append((label, seconds))
+    return actions
+
+
+def decode_user_data(value: str | bytes | None) -> str:
+    if not value:
+        return ""
+    text = value.decode() if isinstance(value, bytes) else value
+    try:
+        decoded = base64.b64decode(text, validate=True).decode()
+        if decoded.lstrip().startswith(("#!", "#cloud", "Content-Type")):
+            return decoded
+    except (ValueError, UnicodeDecodeError):
+        pass
+    return text
+
+
+def _tags_of(params: dict[str, Any]) -> list[dict[str, Any]]:
+    tags = list(params.get("Tags") or [])
+    for spec in params.get("TagSpecifications") or []:
+        tags += spec.get("Tags") or []
+    return tags
+
+
+def _tag(tags: Iterable[dict[str, Any]], key: str) -> str | None:
+    return next((t.get("Value") for t in tags if t.get("Key") == key), None)
+
+
+def _override(items: Iterable[dict[str, Any]], id_key: str, field_name: str, state_of: Callable[[str], Any],
+              wrap: Callable[[Any], Any] = lambda state: state) -> None:
+    """Put the modeled state into each described item the model knows (unknown ones keep moto's)."""
+    for item in items:
+        state = state_of(item[id_key])
+        if state is not None:
+            item[field_name] = wrap(state)
+
+
+# -- records ------------------------------------------------------------------------------
+@dataclass
+class _Nat:
+    id: str
+    name: str
+    part: int | None
+    subnet: str
+    vpc: str
+    allocation: str
+    created: float
+    deleted: float | None = None
+
+
+@dataclass
+class _Cluster:
+    id: str
+    part: int | None
+    created: float
+    endpoint: str = ""
+    subnet_group: str = ""
+    security_groups: tuple[str, ...] = ()
+    deleted: float | None = None
+    delete_seconds: float = CLUSTER_DELETE_SECONDS
+    gone: bool = False
+
+    @property
+    def available_at(self) -> float:
+        return self.created + CLUSTER_CREATE_SECONDS
+
+
+@dataclass
+class _DbInstance:
+    id: str
+    cluster: str
+    part: int | None
+    requested: float
+    ready: float
+    deleted: float | None = None
+    gone: bool = False
+
+
+@dataclass
+class _Instance:
+    id: str
+    name: str
+    part: int | None
+    tier: str
+    subnet: str
+    vpc: str
+    security_groups: tuple[str, ...]
+    public: bool
+    user_data: str
+    launched: float
+    terminated: float | None = None
+    actions: list[tuple[str, float]] = field(default_factory=list)
+    # the bootstrap, once judged: (segments, done_at, failed_at, reason)
+    outcome: tuple[list[tuple[str, float, float]], float | None, float | None, str | None] | None = None
+
+    @property
+    def running_at(self) -> float:
+        return self.launched + EC2_PENDING_SECONDS
+
+    @property
+    def bootstrap_start(self) -> float:
+        return self.running_at + USER_DATA_START_SECONDS
+
+
+@dataclass
+class _Image:
+    id: str
+    name: str
+    part: int | None
+    instance: str
+    created: float
+
+
+@dataclass
+class _LoadBalancer:
+    arn: str
+    name: str
+    part: int | None
+    vpc: str
+    subnets: tuple[str, ...]
+    security_groups: tuple[str, ...]
+    internet_facing: bool
+    created: float
+    deleted: float | None = None
+
+
+@dataclass
+class _Group:
+    name: str
+    part: int | None
+    vpc: str
+    subnets: tuple[str, ...]
+    security_groups: tuple[str, ...]
+    public: bool
+    target_groups: tuple[str, ...]
+    created: float
+    deleted: float | None = None
+    gone: bool = False
+
+
+class LatencyModel:
+    """Hooks the clients of one `Aws` object; see the module docstring.
+
+    model = LatencyModel(aws, clock); ...; model.violations, model.refusals, model.spans
+    """
+
+    def __init__(self, aws: Aws, clock: Clock | None = None, *, relax: Iterable[str] = ()):
+        unknown = set(relax) - set(RULES)
+        if unknown:
+            raise ValueError(f"unknown rules {sorted(unknown)}; rules: {', '.join(RULES)}")
+        self.aws = aws
+        self.clock = clock or aws.clock  # the base clock: never aws.clock later, an engine may wrap it
+        self.relax = frozenset(relax)
+        self.lock = threading.RLock()
+        self.refusals: list[Refusal] = []
+        self.relaxed: list[str] = []          # rule breaches let through because of `relax`
+        self.calls = 0
+        self.call_seconds = 0.0
+        self.polls: dict[str, int] = {}        # NAT states seen by DescribeNatGateways (tests/awsmodel.py)
+        self.profiles: dict[str, float] = {}   # instance profile name/arn -> created
+        self.nats: dict[str, _Nat] = {}
+        self.clusters: dict[str, _Cluster] = {}
+        self.db_instances: dict[str, _DbInstance] = {}
+        self.instances: dict[str, _Instance] = {}
+        self.images: dict[str, _Image] = {}
+        self.load_balancers: dict[str, _LoadBalancer] = {}
+        self.listeners: dict[str, set[str]] = {}   # target group ARN -> load balancer ARNs
+        self.groups: dict[str, _Group] = {}
+        self.commands: dict[tuple[str, str], float] = {}  # (command, instance) -> sent
+        self._deferred: list[tuple[float, str, Callable[[], None]]] = []
+        self._raw: dict[str, Any] = {}
+        self._hooked: set[int] = set()
+        self._before: dict[tuple[str, str], Callable[..., Any]] = {
+            ("ec2", "RunInstances"): self._run_instances,
+            ("ec2", "CreateRoute"): self._create_route,
+            ("ec2", "ReplaceRoute"): self._create_route,
+            ("ec2", "ReleaseAddress"): self._release_address,
+            ("ec2", "DetachInternetGateway"): self._detach_igw,
+            ("ec2", "DeleteSubnet"): self._delete_subnet,
+            ("ec2", "DeleteSecurityGroup"): self._delete_security_group,
+            ("ec2", "DeleteVpc"): self._delete_vpc,
+            ("ec2", "CreateImage"): self._create_image,
+            ("ec2", "DescribeImages"): self._describe_images_before,
+            ("rds", "CreateDBInstance"): self._create_db_instance,
+            ("rds", "DeleteDBInstance"): self._delete_db_instance,
+            ("rds", "DeleteDBCluster"): self._delete_db_cluster,
+            ("rds", "DeleteDBSubnetGroup"): self._delete_db_subnet_group,
+            ("autoscaling", "CreateAutoScalingGroup"): self._create_asg_before,
+            ("autoscaling", "DeleteAutoScalingGroup"): self._delete_asg,
+            ("ssm", "SendCommand"): self._send_command_before,
+            ("ssm", "GetCommandInvocation"): self._get_command_invocation,
+            ("elbv2", "DeleteLoadBalancer"): self._delete_load_balancer_before,
+        }
+        self._after: dict[tuple[str, str], Callable[..., None]] = {
+            ("iam", "CreateInstanceProfile"): self._profile_created,
+            ("ec2", "CreateNatGateway"): self._nat_created,
+            ("ec2", "DeleteNatGateway"): self._nat_deleted,
+            ("ec2", "DescribeNatGateways"): self._describe_nats,
+            ("ec2", "RunInstances"): self._instances_launched,
+            ("ec2", "DescribeInstances"): self._describe_instances,
+            ("ec2", "TerminateInstances"): self._instances_terminated,
+            ("ec2", "CreateImage"): self._image_created,
+            ("ec2", "DescribeImages"): self._describe_images,
+            ("rds", "CreateDBCluster"): self._cluster_created,
+            ("rds", "DescribeDBClusters"): self._describe_clusters,
+            ("rds", "CreateDBInstance"): self._db_instance_created,
+            ("rds", "DescribeDBInstances"): self._describe_db_instances,
+            ("elbv2", "CreateLoadBalancer"): self._load_balancer_created,
+            ("elbv2", "DescribeLoadBalancers"): self._describe_load_balancers,
+            ("elbv2", "DeleteLoadBalancer"): self._load_balancer_deleted,
+            ("elbv2", "CreateListener"): self._listener_created,
+            ("elbv2", "DescribeTargetHealth"): self._describe_target_health,
+            ("autoscaling", "CreateAutoScalingGroup"): self._asg_created,
+            ("autoscaling", "DescribeAutoScalingGroups"): self._describe_asgs,
+            ("ssm", "SendCommand"): self._command_sent,
+        }
+        for service in HOOKED_SERVICES:
+            self._hook(aws.client(service))
+        # Clients the Aws object makes later (scan's services ...) are charged too.
+        original_client = aws.client
+
+        def client(service: str) -> Any:
+            made = original_client(service)
+            self._hook(made)
+            return made
+        aws.client = client  # type: ignore[method-assign]
+
+    # -- installation -------------------------------------------------------------------
+    def _hook(self, client: Any) -> None:
+        if id(client) in self._hooked:
+            return
+        self._hooked.add(id(client))
+        events = client.meta.events
+        events.register_first("before-parameter-build", self._keep_params)
+        events.register_first("before-call", self._before_call)
+        events.register_first("after-call", self._after_call)
+
+    def raw(self, service: str) -> Any:
+        """The model's own, unhooked view of moto (not counted as a call of the engine)."""
+        if service not in self._raw:
+            made = boto3.client(service, region_name=self.aws.region)
+            made._threetier_bench_internal = True  # call counters skip these
+            self._raw[service] = made
+        return self._raw[service]
+
+    @property
+    def now(self) -> float:
+        return self.clock.now()
+
+    @property
+    def violations(self) -> list[str]:
+        return [str(r) for r in self.refusals if r.violation]
+
+    def rule_hits(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r in self.refusals:
+            if r.rule:
+                counts[r.rule] = counts.get(r.rule, 0) + 1
+        return counts
+
+    # -- dispatch -------------------------------------------------------------------------
+    @staticmethod
+    def _op(model: Any) -> tuple[str, str]:
+        return model.service_model.service_name, model.name
+
+    def _keep_params(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+        context["bench_params"] = copy.deepcopy(params)
+
+    def _before_call(self, model: Any, context: dict[str, Any], **_: Any) -> Any:
+        service, operation = self._op(model)
+        cost = NETWORK_CREATE_SECONDS if service == "ec2" and operation in NETWORK_CREATES else CALL_SECONDS
+        with self.lock:
+            self.clock.sleep(cost)  # the base clock, on purpose (see the module docstring)
+            self.calls += 1
+            self.call_seconds += cost
+            self._tick()
+            handler = self._before.get((service, operation))
+            if handler is None:
+                return None
+            params = context.get("bench_params", {})
+            result = handler(params, context=context, service=service, operation=operation)
+            if result is not None:
+                context["bench_answered"] = True
+            return result
+
+    def _after_call(self, model: Any, parsed: dict[str, Any], context: dict[str, Any], http_response: Any = None,
+                    **_: Any) -> None:
+        if context.get("bench_answered") or "Error" in parsed:
+            return
+        if http_response is not None and getattr(http_response, "status_code", 200) >= 300:
+            return
+        handler = self._after.get(self._op(model))
+        if handler is None:
+            return
+        with self.lock:
+            handler(parsed, params=context.get("bench_params", {}), context=context)
+
+    def refuse(self, code: str, message: str, *, operation: str, service: str = "ec2",
+               rule: str | None = None) -> Any:
+        """Record and return a refusal; a `rule` makes it a violation (unless relaxed: then None, let through)."""
+        if rule is not None and rule in self.relax:
+            self.relaxed.append(f"{rule}: {operation}: {message}")
+            return None
+        self.refusals.append(Refusal(self.now, service, operation, code, message, rule, rule is not None))
+        return refusal(code, message)
+
+    def violation(self, rule: str, operation: str, message: str, service: str = "ec2") -> None:
+        """A breach that real AWS would not refuse at the call (it fails later)."""
+        if rule in self.relax:
+            self.relaxed.append(f"{rule}: {operation}: {message}")
+            return
+        self.refusals.append(Refusal(self.now, service, operation, rule, message, rule, True))
+
+    def defer(self, due: float, what: str, action: Callable[[], None]) -> None:
+        self._deferred.append((due, what, action))
+        self._deferred.sort(key=lambda d: d[0])
+
+    def _tick(self) -> None:
+        """Carry out what has come due: deferred deletes, bootstrap outcomes."""
+        now = self.now
+        while self._deferred and self._deferred[0][0] <= now:
+            _, _, action = self._deferred.pop(0)
+            action()
+        for instance in self.instances.values():
+            if instance.outcome is None and instance.user_data and now >= instance.bootstrap_start:
+                self._judge_bootstrap(instance)
+
+    def settle(self, until: float | None = None) -> None:
+        """Carry out everything deferred (e.g. at the end of a run), without advancing the clock."""
+        with self.lock:
+            while self._deferred and (until is None or self._deferred[0][0] <= until):
+                _, _, action = self._deferred.pop(0)
+                action()
+
+    def _part(self, params: dict[str, Any]) -> int | None:
+        value = _tag(_tags_of(params), PART_TAG)
+        if value and value.isdigit():
+            return int(value)
+        match = re.match(r"Part (\d+)", self.aws.part or "")
+        return int(match.group(1)) if match else None
+
+    # -- IAM ------------------------------------------------------------------------------
+    def _profile_created(self, parsed: dict[str, Any], **_: Any) -> None:
+        profile = parsed.get("InstanceProfile", {})
+        for key in (profile.get("InstanceProfileName"), profile.get("Arn")):
+            if key:
+                self.profiles.setdefault(key, self.now)
+
+    # -- NAT gateways ---------------------------------------------------------------------
+    def nat_state(self, nat_id: str, at: float | None = None) -> str:
+        t = self.now if at is None else at
+        nat = self.nats.get(nat_id)
+        if nat is None:
+            return "available"
+        if nat.deleted is not None and t >= nat.deleted:
+            return "deleted" if t - nat.deleted >= NAT_DELETE_SECONDS else "deleting"
+        return "pending" if t - nat.created < NAT_CREATE_SECONDS else "available"
+
+    @property
+    def created(self) -> dict[str, float]:  # tests/awsmodel.py's view
+        return {n.id: n.created for n in self.nats.values()}
+
+    @property
+    def deleted(self) -> dict[str, float]:
+        return {n.id: n.deleted for n in self.nats.values() if n.deleted is not None}
+
+    def _nat_created(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+        nat = parsed.get("NatGateway")
+        if not nat:
+            return
+        if nat["NatGatewayId"] not in self.nats:
+            self.nats[nat["NatGatewayId"]] = _Nat(
+                nat["NatGatewayId"], _tag(_tags_of(params), "Name") or nat["NatGatewayId"], self._part(params),
+                nat.get("SubnetId", params.get("SubnetId", "")), nat.get("VpcId", ""),
+                params.get("AllocationId", ""), self.now)
+        nat["State"] = "pending"
+
+    def _nat_deleted(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+        nat_id = parsed.get("NatGatewayId") or params.get("NatGatewayId")
+        if not nat_id:
+            return
+        if nat_id not in self.nats:  # made before the model was installed
+            found = self.raw("ec2").describe_nat_gateways(NatGatewayIds=[nat_id])["NatGateways"]
+            n = found[0] if found else {}
+            self.nats[nat_id] = _Nat(nat_id, _tag(n.get("Tags", []), "Name") or nat_id,
+                                     int(_tag(n.get("Tags", []), PART_TAG) or 0) or None, n.get("SubnetId", ""),
+                                     n.get("VpcId", ""), next((a.get("AllocationId", "") for a in
+                                                              n.get("NatGatewayAddresses", [])), ""),
+                                     created=-1e9)
+        if self.nats[nat_id].deleted is None:
+            self.nats[nat_id].deleted = self.now
+
+    def _describe_nats(self, parsed: dict[str, Any], **_: Any) -> None:
+        for nat in parsed.get("NatGateways", []):
+            if nat["NatGatewayId"] in self.nats:
+                nat["State"] = self.nat_state(nat["NatGatewayId"])
+                self.polls[nat["State"]] = self.polls.get(nat["State"], 0) + 1
+
+    def _live_nats(self) -> list[dict[str, Any]]:
+        """NAT gateways that still exist in the model's time (moto's own state for the ones it did not see)."""
+        live = []
+        for nat in self.raw("ec2").describe_nat_gateways()["NatGateways"]:
+            state = self.nat_state(nat["NatGatewayId"]) if nat["NatGatewayId"] in self.nats else nat["State"]
+            if state in ("pending", "available", "deleting"):
+                live.append(nat)
+        return live
+
+    def _create_route(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
+        nat = self.nats.get(params.get("NatGatewayId") or "")
+        if nat and self.now - nat.created < NAT_ROUTE_VISIBLE_SECONDS:
+            # Not a mistake of the caller: eventual consistency, to be retried.
+            return self.refuse("InvalidNatGatewayID.NotFound", f"The natGateway ID '{nat.id}' does not exist",
+                               operation=operation)
+        return None
+
+    def _release_address(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
+        allocation = params.get("AllocationId")
+        for nat in self._live_nats():
+            if any(a.get("AllocationId") == allocation for a in nat.get("NatGatewayAddresses", [])):
+                return self.refuse("InvalidIPAddress.InUse", f"{allocation} is in use by {nat['NatGatewayId']}",
+                                   operation=operation, rule="release-eip-of-nat")
+        return None
+
+    # -- ENIs: who holds subnets, security groups and public addresses ---------------------------
+    def holders(self) -> list[dict[str, Any]]:
+        """Everything with ENIs now: {what, vpc, subnets, security_groups, public}."""
+        now, held = self.now, []
+        for nat in self._live_nats():
+            held.append({"what": f"NAT gateway {nat['NatGatewayId']}", "vpc": nat.get("VpcId"),
+                         "subnets": {nat.get("SubnetId")}, "security_groups": set(), "public": True})
+        seen_lbs = set()
+        for lb in self.load_balancers.values():
+            seen_lbs.add(lb.arn)
+            if lb.deleted is None or now - lb.deleted < ALB_ENI_RELEASE_SECONDS:
+                held.append({"what": f"load balancer {lb.name}", "vpc": lb.vpc, "subnets": set(lb.subnets),
+                             "security_groups": set(lb.security_groups), "public": lb.internet_facing})
+        for lb in self.raw("elbv2").describe_load_balancers()["LoadBalancers"]:
+            if lb["LoadBalancerArn"] not in seen_lbs:
+                held.append({"what": f"load balancer {lb['LoadBalancerName']}", "vpc": lb.get("VpcId"),
+                             "subnets": {z.get("SubnetId") for z in lb.get("AvailabilityZones", [])},
+                             "security_groups": set(lb.get("SecurityGroups", [])),
+                             "public": lb.get("Scheme") == "internet-facing"})
+        for group in self.groups.values():
+            if not group.gone:
+                held.append({"what": f"instances of Auto Scaling group {group.name}", "vpc": group.vpc,
+                             "subnets": set(group.subnets), "security_groups": set(group.security_groups),
+                             "public": group.public})
+        for instance in self.instances.values():
+            if instance.terminated is None or now - instance.terminated < EC2_TERMINATE_SECONDS:
+                held.append({"what": f"instance {instance.id}", "vpc": instance.vpc, "subnets": {instance.subnet},
+                             "security_groups": set(instance.security_groups), "public": instance.public})
+        for reservation in self.raw("ec2").describe_instances()["Reservations"]:
+            for i in reservation["Instances"]:
+                group = _tag(i.get("Tags", []), "aws:autoscaling:groupName")
+                if i["InstanceId"] in self.instances or group in self.groups or \
+                        i["State"]["Name"] in ("terminated", "shutting-down"):
+                    continue
+                held.append({"what": f"instance {i['InstanceId']}", "vpc": i.get("VpcId"),
+                             "subnets": {i.get("SubnetId")},
+                             "security_groups": {g["GroupId"] for g in i.get("SecurityGroups", [])},
+                             "public": bool(i.get("PublicIpAddress"))})
+        subnet_groups: dict[str, list[str]] = {}
+        for db in self.raw("rds").describe_db_instances()["DBInstances"]:
+            record = self.db_instances.get(db["DBInstanceIdentifier"])
+            if record is not None and record.gone:
+                continue
+            name = (db.get("DBSubnetGroup") or {}).get("DBSubnetGroupName", "")
+            if name and name not in subnet_groups:
+                subnet_groups[name] = [s["SubnetIdentifier"] for s in (db.get("DBSubnetGroup") or {}).get("Subnets", [])]
+            held.append({"what": f"DB instance {db['DBInstanceIdentifier']}",
+                         "vpc": (db.get("DBSubnetGroup") or {}).get("VpcId"),
+                         "subnets": set(subnet_groups.get(name, [])),
+                         "security_groups": {g["VpcSecurityGroupId"] for g in db.get("VpcSecurityGroups", [])},
+                         "public": bool(db.get("PubliclyAccessible"))})
+        return held
+
+    def _detach_igw(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
+        vpc = params.get("VpcId")
+        mapped = [h["what"] for h in self.holders() if h["public"] and h["vpc"] == vpc]
+        if mapped:
+            return self.refuse("DependencyViolation", f"Network {vpc} has some mapped public address(es) "
+                               f"({', '.join(mapped)})", operation=operation, rule="detach-igw-mapped")
+        return None
+
+    def _delete_subnet(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
+        subnet = params.get("SubnetId")
+        using = [h["what"] for h in self.holders() if subnet in h["subnets"]]
+        if using:
+            return self.refuse("DependencyViolation", f"The subnet '{subnet}' has dependencies and cannot be "
+                               f"deleted ({', '.join(using)})", operation=operation, rule="delete-subnet-in-use")
+        return None
+
+    def _delete_security_group(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
+        group = params.get("GroupId")
+        for other in self.raw("ec2").describe_security_groups()["SecurityGroups"]:
+            for permission in other.get("IpPermissions", []):
+                if other["GroupId"] != group and any(p.get("GroupId") == group
+                                                     for p in permission.get("UserIdGroupPairs", [])):
+                    return self.refuse("DependencyViolation", f"resource {group} has a dependent object "
+                                       f"({other['GroupId']})", operation=operation, rule="delete-sg-referenced")
+        using = [h["what"] for h in self.holders() if group in h["security_groups"]]
+        if using:
+            return self.refuse("DependencyViolation", f"resource {group} has a dependent object "
+                               f"({', '.join(using)})", operation=operation, rule="delete-sg-in-use")
+        return None
+
+    def _delete_vpc(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
+        vpc = params.get("VpcId")
+        ec2 = self.raw("ec2")
+        vpc_filter = [{"Name": "vpc-id", "Values": [vpc]}]
+        subnets = ec2.describe_subnets(Filters=vpc_filter)["Subnets"]
+        groups = [g for g in ec2.describe_security_groups(Filters=vpc_filter)["SecurityGroups"]
+                  if g["GroupName"] != "default"]
+        tables = [t for t in ec2.describe_route_tables(Filters=vpc_filter)["RouteTables"]
+                  if not any(a.get("Main") for a in t.get("Associations", []))]
+        igws = ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc]}])
+        if subnets or groups or tables or igws["InternetGateways"]:
+            return self.refuse("DependencyViolation", f"The vpc '{vpc}' has dependencies and cannot be deleted",
+                               operation=operation, rule="delete-vpc-dependencies")
+        return None
+
+    # -- EC2 instances and builders ------------------------------------------------------------
+    def instance_state(self, instance_id: str, at: float | None = None) -> str | None:
+        t = self.now if at is None else at
+        instance = self.instances.get(instance_id)
+        if instance is None:
+            return None
+        if instance.terminated is not None and t >= instance.terminated:
+            return "terminated" if t - instance.terminated >= EC2_TERMINATE_SECONDS else "shutting-down"
+        return "pending" if t < instance.running_at else "running"
+
+    def _run_instances(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
+        profile = params.get("IamInstanceProfile") or {}
+        key = profile.get("Arn") or profile.get("Name")
+        created = self.profiles.get(key) if key else None
+        if created is not None and self.now - created < PROFILE_USABLE_SECONDS:
+            # Not a mistake of the caller: IAM is eventually consistent; retried.
+            return self.refuse("InvalidParameterValue", f"Value ({key}) for parameter iamInstanceProfile.arn is "
+                               f"invalid. Invalid IAM Instance Profile ARN", operation=operation)
+        return None
+
+    def _instances_launched(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+        user_data = decode_user_data(params.get("UserData"))
+        name = _tag(_tags_of(params), "Name") or ""
+        tier = "web" if "web" in name else "app" if "app" in name else ""
+        for i in parsed.get("Instances", []):
+            subnet = i.get("SubnetId") or params.get("SubnetId", "")
+            public = bool(i.get("PublicIpAddress")) or self._maps_public_ip(subnet)
+            instance = _Instance(i["InstanceId"], name or i["InstanceId"], self._part(params), tier, subnet,
+                                 i.get("VpcId", ""), tuple(params.get("SecurityGroupIds") or
+                                                           [g["GroupId"] for g in i.get("SecurityGroups", [])]),
+                                 public, user_data, self.now)
+            if user_data:
+                instance.actions = bootstrap_actions(user_data, tier)
+            self.instances[instance.id] = instance
+            i["State"] = {"Code": 0, "Name": "pending"}
+
+    def _maps_public_ip(self, subnet: str) -> bool:
+        if not subnet:
+            return False
+        found = self.raw("ec2").describe_subnets(SubnetIds=[subnet])["Subnets"]
+        return bool(found and found[0].get("MapPublicIpOnLaunch"))
+
+    def _describe_instances(self, parsed: dict[str, Any], **_: Any) -> None:
+        codes = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48}
+        for reservation in parsed.get("Reservations", []):
+            for i in reservation.get("Instances", []):
+                state = self.instance_state(i["InstanceId"])
+                if state is not None:
+                    i["State"] = {"Code": codes[state], "Name": state}
+
+    def _instances_terminated(self, parsed: dict[str, Any], **_: Any) -> None:
+        for change in parsed.get("TerminatingInstances", []):
+            instance = self.instances.get(change["InstanceId"])
+            if instance is not None and instance.terminated is None:
+                instance.terminated = self.now
+                change["CurrentState"] = {"Code": 32, "Name": "shutting-down"}
+
+    def _route_to_internet(self, instance: _Instance, at: float) -> str | None:
+        """None when the instance's subnet reaches the internet at `at`, else why not."""
+        ec2 = self.raw("ec2")
+        tables = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id",
+                                                     "Values": [instance.subnet]}])["RouteTables"]
+        if not tables and instance.vpc:
+            tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [instance.vpc]},
+                                                        {"Name": "association.main", "Values": ["true"]}])["RouteTables"]
+        routes = [r for t in tables[:1] for r in t.get("Routes", []) if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
+        if not routes:
+            return f"subnet {instance.subnet} has no route to the internet"
+        route = routes[0]
+        if route.get("NatGatewayId"):
+            state = self.nat_state(route["NatGatewayId"], at=at)
+            if state != "available":
+                return f"its route goes to NAT gateway {route['NatGatewayId']}, {state} when the bootstrap started"
+            return None
+        if str(route.get("GatewayId", "")).startswith("igw-"):
+            return None if instance.public else f"subnet {instance.subnet} routes to the IGW but it has no public IP"
+        return f"subnet {instance.subnet}'s default route goes nowhere usable"
+
+    def _database_ready_at(self, user_data: str) -> tuple[bool, float | None]:
+        """(whether the script names one of our clusters, when its writer is available)."""
+        for cluster in self.clusters.values():
+            if cluster.endpoint and cluster.endpoint in user_data:
+                members = sorted((i for i in self.db_instances.values() if i.cluster == cluster.id),
+                                 key=lambda i: i.requested)
+                if not members:
+                    return True, None
+                return True, max(members[0].ready, cluster.available_at)
+        return False, None
+
+    def _judge_bootstrap(self, instance: _Instance) -> None:
+        """Lay the bootstrap out action by action from its start; decide whether and when it fails."""
+        t = instance.bootstrap_start
+        segments: list[tuple[str, float, float]] = []
+        offline = self._route_to_internet(instance, t)
+        if offline:
+            message = f"builder {instance.name} ({instance.id}): bootstrap without internet: {offline}"
+            self.violation("bootstrap-offline", "RunInstances", message)
+            instance.outcome = ([("bootstrap (no internet)", t, t + BOOTSTRAP_FAIL_SECONDS)], None,
+                                t + BOOTSTRAP_FAIL_SECONDS, offline)
+            return
+        for label, seconds in instance.actions:
+            if label == "health":
+                names_db, ready = self._database_ready_at(instance.user_data)
+                if names_db:
+                    if ready is None or ready > t + HEALTH_WAIT_SECONDS:
+                        reason = "the database writer was not available within the health wait"
+                        self.violation("bootstrap-no-database", "RunInstances",
+                                       f"builder {instance.name} ({instance.id}): {reason}")
+                        segments.append(("wait for the database", t, t + HEALTH_WAIT_SECONDS))
+                        instance.outcome = (segments, None, t + HEALTH_WAIT_SECONDS, reason)
+                        return
+                    if ready > t:
+                        segments.append(("wait for the database", t, ready))
+                        t = ready
+                continue
+            segments.append((label, t, t + seconds))
+            t += seconds
+        instance.outcome = (segments, t, None, None)
+
+    def bootstrap(self, instance_id: str) -> tuple[float | None, float | None, str | None]:
+        """(done at, failed at, why) of a builder's bootstrap, judged once it has started."""
+        instance = self.instances[instance_id]
+        if instance.outcome is None:
+            if self.now < instance.bootstrap_start:
+                return None, None, None
+            self._judge_bootstrap(instance)
+        _, done, failed, reason = instance.outcome  # type: ignore[misc]
+        return done, failed, reason
+
+    # -- SSM Run Command: the builders' health gate ---------------------------------------------
+    def _send_command_before(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
+        for instance_id in params.get("InstanceIds") or []:
+            instance = self.instances.get(instance_id)
+            if instance is not None and (self.instance_state(instance_id) != "running" or
+                                         self.now < instance.running_at + SSM_AGENT_SECONDS):
+                # The agent has not registered yet: Run Command does not know the instance.
+                return self.refuse("InvalidInstanceId", "Instances not in a valid state for account",
+                                   operation=operation, service="ssm")
+        return None
+
+    def _command_sent(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+        command = parsed.get("Command", {}).get("CommandId")
+        for instance_id in params.get("InstanceIds") or []:
+            if command and instance_id in self.instances:
+                self.commands[(command, instance_id)] = self.now
+
+    def _get_command_invocation(self, params: dict[str, Any], **_: Any) -> Any:
+        key = (params.get("CommandId", ""), params.get("InstanceId", ""))
+        if key not in self.commands:
+            return None
+        done, failed, reason = self.bootstrap(key[1])
+        base = {"CommandId": key[0], "InstanceId": key[1], "DocumentName": "AWS-RunShellScript",
+                "PluginName": "aws:runShellScript", "StandardErrorContent": ""}
+        if failed is not None and self.now >= failed:
+            return answer({**base, "Status": "Failed", "StatusDetails": "Failed", "ResponseCode": 2,
+                           "StandardOutputContent": f"bootstrap failed (exit 1)\n{reason}"})
+        if done is not None and self.now >= done:
+            return answer({**base, "Status": "Success", "StatusDetails": "Success", "ResponseCode": 0,
+                           "StandardOutputContent": "healthy"})
+        # The health script waits for cloud-init (the bootstrap) before it answers.
+        return answer({**base, "Status": "InProgress", "StatusDetails": "InProgress", "ResponseCode": -1,
+                       "StandardOutputContent": ""})
+
+    # -- AMIs ----------------------------------------------------------------------------------
+    def image_state(self, image_id: str) -> str | None:
+        image = self.images.get(image_id)
+        if image is None:
+            return None
+        return "pending" if self.now - image.created < IMAGE_CREATE_SECONDS else "available"
+
+    def _create_image(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
+        instance_id = params.get("InstanceId", "")
+        state = self.instance_state(instance_id)
+        if state is not None and state != "running":
+            return self.refuse("IncorrectInstanceState", f"The instance '{instance_id}' is not in the 'running' "
+                               f"state (it is {state})", operation=operation, rule="image-of-non-running")
+        return None
+
+    def _image_created(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+        image_id = parsed.get("ImageId")
+        if image_id:
+            self.images[image_id] = _Image(image_id, params.get("Name", image_id), self._part(params),
+                                           params.get("InstanceId", ""), self.now)
+
+    def _describe_images_before(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
+        for image_id in params.get("ImageIds") or []:
+            image = self.images.get(image_id)
+            if image is not None and self.now - image.created < IMAGE_ID_VISIBLE_SECONDS:
+                return self.refuse("InvalidAMIID.NotFound", f"The image id '[{image_id}]' does not exist",
+                                   operation=operation)
+        return None
+
+    def _describe_images(self, parsed: dict[str, Any], **_: Any) -> None:
+        _override(parsed.get("Images", []), "ImageId", "State", self.image_state)
+
+    # -- Aurora ------------------------------------------------------------------------------------
+    def cluster_status(self, cluster_id: str) -> str | None:
+        cluster = self.clusters.get(cluster_id)
+        if cluster is None:
+            return None
+        if cluster.deleted is not None:
+            return "deleting"
+        return "creating" if self.now < cluster.available_at else "available"
+
+    def db_instance_status(self, identifier: str) -> str | None:
+        instance = self.db_instances.get(identifier)
+        if instance is None:
+            return None
+        if instance.deleted is not None:
+            return "deleting"
+        return "creating" if self.now < instance.ready else "available"
+
+    def _cluster_created(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+        cluster = parsed.get("DBCluster")
+        if not cluster:
+            return
+        self.clusters[cluster["DBClusterIdentifier"]] = _Cluster(
+            cluster["DBClusterIdentifier"], self._part(params), self.now, cluster.get("Endpoint", ""),
+            params.get("DBSubnetGroupName", ""), tuple(params.get("VpcSecurityGroupIds") or []))
+        cluster["Status"] = "creating"
+
+    def _describe_clusters(self, parsed: dict[str, Any], **_: Any) -> None:
+        _override(parsed.get("DBClusters", []), "DBClusterIdentifier", "Status", self.cluster_status)
+
+    def _create_db_instance(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
+        cluster_id = params.get("DBClusterIdentifier", "")
+        status = self.cluster_status(cluster_id)
+        if status is not None and status != "available":
+            return self.refuse("InvalidDBClusterStateFault", f"DB cluster {cluster_id} is not in the available "
+                               f"state (it is {status})", operation=operation, service="rds",
+                               rule="db-instance-before-cluster")
+        return None
+
+    def _db_instance_created(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+        db = parsed.get("DBInstance")
+        if not db:
+            return
+        cluster = self.clusters.get(params.get("DBClusterIdentifier", ""))
+        start = max(self.now, cluster.available_at) if cluster else self.now  # only later than now when relaxed
+        self.db_instances[db["DBInstanceIdentifier"]] = _DbInstance(
+            db["DBInstanceIdentifier"], params.get("DBClusterIdentifier", ""), self._part(params), self.now,
+            start + DB_INSTANCE_CREATE_SECONDS)
+        db["DBInstanceStatus"] = "creating"
+
+    def _describe_db_instances(self, parsed: dict[str, Any], **_: Any) -> None:
+        _override(parsed.get("DBInstances", []), "DBInstanceIdentifier", "DBInstanceStatus", self.db_instance_status)
+
+    def _delete_db_instance(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
+        """Answered here: moto would delete at once; the real delete is deferred 480 s."""
+        identifier = params.get("DBInstanceIdentifier", "")
+        found = self.raw("rds").describe_db_instances()["DBInstances"]
+        db = next((d for d in found if d["DBInstanceIdentifier"] == identifier), None)
+        if db is None:
+            return None  # moto answers DBInstanceNotFound
+        record = self.db_instances.get(identifier)
+        if record is None:  # made before the model was installed
+            record = self.db_instances[identifier] = _DbInstance(identifier, db.get("DBClusterIdentifier", ""),
+                                                                 None, -1e9, -1e9)
+        if record.deleted is not None:
+            return self.refuse("InvalidDBInstanceState", f"Instance {identifier} is already being deleted.",
+                               operation=operation, service="rds")
+        record.deleted = self.now
+
+        def delete() -> None:
+            self.raw("rds").delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True)
+            record.gone = True
+        self.defer(self.now + DB_INSTANCE_DELETE_SECONDS, f"delete DB instance {identifier}", delete)
+        return answer({"DBInstance": {**db, "DBInstanceStatus": "deleting"}})
+
+    def _delete_db_cluster(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
+        """Refused while it has instances; otherwise answered here and carried out 60 s (+120 s) later."""
+        cluster_id = params.get("DBClusterIdentifier", "")
+        found = self.raw("rds").describe_db_clusters()["DBClusters"]
+        cluster = next((c for c in found if c["DBClusterIdentifier"] == cluster_id), None)
+        if cluster is None:
+            return None
+        members = [m["DBInstanceIdentifier"] for m in cluster.get("DBClusterMembers", [])]
+        if members:
+            return self.refuse("InvalidDBClusterStateFault", f"Cluster {cluster_id} still has instances "
+                               f"({', '.join(members)})", operation=operation, service="rds",
+                               rule="delete-cluster-with-instances")
+        record = self.clusters.get(cluster_id)
+        if record is None:
+            record = self.clusters[cluster_id] = _Cluster(cluster_id, None, -1e9, cluster.get("Endpoint", ""),
+                                                          cluster.get("DBSubnetGroup", ""))
+        if record.deleted is not None:
+            return self.refuse("InvalidDBClusterStateFault", f"Cluster {cluster_id} is already being deleted",
+                               operation=operation, service="rds")
+        snapshot = not params.get("SkipFinalSnapshot") and params.get("FinalDBSnapshotIdentifier")
+        record.deleted = self.now
+        record.delete_seconds = CLUSTER_DELETE_SECONDS + (CLUSTER_FINAL_SNAPSHOT_SECONDS if snapshot else 0)
+        real = {k: v for k, v in params.items()
+                if k in ("DBClusterIdentifier", "SkipFinalSnapshot", "FinalDBSnapshotIdentifier")}
+
+        def delete() -> None:
+            self.raw("rds").delete_db_cluster(**real)
+            record.gone = True
+        self.defer(self.now + record.delete_seconds, f"delete DB cluster {cluster_id}", delete)
+        return answer({"DBCluster": {**cluster, "Status": "deleting"}})
+
+    def _delete_db_subnet_group(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
+        name = params.get("DBSubnetGroupName", "")
+        using = [c["DBClusterIdentifier"] for c in self.raw("rds").describe_db_clusters()["DBClusters"]
+                 if c.get("DBSubnetGroup") == name]
+        if using:
+            return self.refuse("InvalidDBSubnetGroupStateFault", f"DB subnet group {name} is in use by "
+                               f"{', '.join(using)}", operation=operation, service="rds",
+                               rule="delete-subnet-group-in-use")
+        return None
+
+    # -- load balancers ---------------------------------------------------------------------
+    def load_balancer_state(self, arn: str) -> str | None:
+        lb = self.load_balancers.get(arn)
+        if lb is None:
+            return None
+        return "provisioning" if self.now - lb.created < ALB_CREATE_SECONDS else "active"
+
+    def _load_balancer_created(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+        for lb in parsed.get("LoadBalancers", []):
+            if lb["LoadBalancerArn"] not in self.load_balancers:
+                self.load_balancers[lb["LoadBalancerArn"]] = _LoadBalancer(
+                    lb["LoadBalancerArn"], lb["LoadBalancerName"], self._part(params), lb.get("VpcId", ""),
+                    tuple(params.get("Subnets") or [z.get("SubnetId") for z in lb.get("AvailabilityZones", [])]),
+                    tuple(params.get("SecurityGroups") or lb.get("SecurityGroups", [])),
+                    lb.get("Scheme", params.get("Scheme")) == "internet-facing", self.now)
+            lb["State"] = {"Code": "provisioning"}
+
+    def _describe_load_balancers(self, parsed: dict[str, Any], **_: Any) -> None:
+        _override(parsed.get("LoadBalancers", []), "LoadBalancerArn", "State", self.load_balancer_state,
+                  lambda state: {"Code": state})
+
+    def _delete_load_balancer_before(self, params: dict[str, Any], **_: Any) -> Any:
+        arn = params.get("LoadBalancerArn", "")
+        if arn not in self.load_balancers:  # made before the model was installed: learn its ENIs now
+            found = self.raw("elbv2").describe_load_balancers()["LoadBalancers"]
+            lb = next((b for b in found if b["LoadBalancerArn"] == arn), None)
+            if lb is not None:
+                self.load_balancers[arn] = _LoadBalancer(
+                    arn, lb["LoadBalancerName"], None, lb.get("VpcId", ""),
+                    tuple(z.get("SubnetId") for z in lb.get("AvailabilityZones", [])),
+                    tuple(lb.get("SecurityGroups", [])), lb.get("Scheme") == "internet-facing", -1e9)
+        return None
+
+    def _load_balancer_deleted(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+        lb = self.load_balancers.get(params.get("LoadBalancerArn", ""))
+        if lb is not None and lb.deleted is None:
+            lb.deleted = self.now  # gone from describe at once (moto); its ENIs stay 60 s
+
+    def _listener_created(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+        for action in params.get("DefaultActions") or []:
+            if action.get("TargetGroupArn"):
+                self.listeners.setdefault(action["TargetGroupArn"], set()).add(params.get("LoadBalancerArn", ""))
+
+    def _target_group_load_balancers(self, target_group: str) -> set[str]:
+        arns = set(self.listeners.get(target_group, set()))
+        if not arns:
+            found = self.raw("elbv2").describe_target_groups(TargetGroupArns=[target_group])["TargetGroups"]
+            arns = set(found[0].get("LoadBalancerArns", [])) if found else set()
+        return arns
+
+    def healthy_at(self, target_group: str) -> float | None:
+        """When the targets the Auto Scaling groups put in `target_group` are healthy (None: never yet)."""
+        groups = [g for g in self.groups.values() if target_group in g.target_groups and g.deleted is None]
+        if not groups:
+            return None
+        arns = self._target_group_load_balancers(target_group)
+        if not arns:
+            return None
+        active = max((self.load_balancers[a].created + ALB_CREATE_SECONDS if a in self.load_balancers else -1e9)
+                     for a in arns)
+        return max(max(g.created + ASG_IN_SERVICE_SECONDS for g in groups), active) + TARGET_HEALTHY_SECONDS
+
+    def _describe_target_health(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+        target_group = params.get("TargetGroupArn", "")
+        if not any(target_group in g.target_groups for g in self.groups.values()):
+            return
+        healthy = self.healthy_at(target_group)
+        for target in parsed.get("TargetHealthDescriptions", []):
+            if healthy is None:
+                target["TargetHealth"] = {"State": "unused", "Reason": "Target.NotInUse",
+                                          "Description": "Target group is not configured to receive traffic"}
+            elif self.now < healthy:
+                target["TargetHealth"] = {"State": "initial", "Reason": "Elb.InitialHealthChecking",
+                                          "Description": "Initial health checks in progress"}
+
+    # -- Auto Scaling ----------------------------------------------------------------------------
+    def _launch_template(self, spec: dict[str, Any]) -> dict[str, Any]:
+        kwargs = {"Versions": [str(spec.get("Version") or "$Default")]}
+        if spec.get("LaunchTemplateId"):
+            kwargs["LaunchTemplateId"] = spec["LaunchTemplateId"]
+        else:
+            kwargs["LaunchTemplateName"] = spec.get("LaunchTemplateName", "")
+        versions = self.raw("ec2").describe_launch_template_versions(**kwargs)["LaunchTemplateVersions"]
+        return versions[0]["LaunchTemplateData"] if versions else {}
+
+    def _create_asg_before(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
+        data = self._launch_template(params.get("LaunchTemplate") or {})
+        image = data.get("ImageId", "")
+        state = self.image_state(image)
+        if state is not None and state != "available":
+            # Real AWS takes the call; every launch then fails. A violation all the same.
+            self.violation("asg-image-not-available", operation,
+                           f"Auto Scaling group {params.get('AutoScalingGroupName')}: AMI {image} is {state}",
+                           service="autoscaling")
+        return None
+
+    def _asg_created(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+        name = params.get("AutoScalingGroupName", "")
+        subnets = tuple(s for s in (params.get("VPCZoneIdentifier") or "").split(",") if s)
+        data = self._launch_template(params.get("LaunchTemplate") or {})
+        vpc = ""
+        if subnets:
+            found = self.raw("ec2").describe_subnets(SubnetIds=list(subnets))["Subnets"]
+            vpc = found[0]["VpcId"] if found else ""
+            public = any(s.get("MapPublicIpOnLaunch") for s in found)
+        else:
+            public = False
+        self.groups[name] = _Group(name, self._part(params), vpc, subnets, tuple(data.get("SecurityGroupIds") or []),
+                                   public, tuple(params.get("TargetGroupARNs") or []), self.now)
+
+    def _describe_asgs(self, parsed: dict[str, Any], **_: Any) -> None:
+        for group in parsed.get("AutoScalingGroups", []):
+            record = self.groups.get(group["AutoScalingGroupName"])
+            if record is None:
+                continue
+            if record.deleted is not None:
+                group["Status"] = "Delete in progress"
+            if self.now < record.created + ASG_IN_SERVICE_SECONDS:
+                for instance in group.get("Instances", []):
+                    instance["LifecycleState"] = "Pending"
+
+    def _delete_asg(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
+        """Answered here; the group stays (Delete in progress) 150 s, then moto deletes it."""
+        name = params.get("AutoScalingGroupName", "")
+        found = self.raw("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+        if not found:
+            return None  # moto answers
+        record = self.groups.get(name)
+        if record is None:  # made before the model was installed
+            subnets = tuple(s for s in (found[0].get("VPCZoneIdentifier") or "").split(",") if s)
+            spec = found[0].get("LaunchTemplate") or {}
+            data = self._launch_template(spec) if spec else {}
+            sub = self.raw("ec2").describe_subnets(SubnetIds=list(subnets))["Subnets"] if subnets else []
+            record = self.groups[name] = _Group(
+                name, int(_tag(found[0].get("Tags", []), PART_TAG) or 0) or None, sub[0]["VpcId"] if sub else "",
+                subnets, tuple(data.get("SecurityGroupIds") or []), any(s.get("MapPublicIpOnLaunch") for s in sub),
+                tuple(found[0].get("TargetGroupARNs", [])), -1e9)
+        if record.deleted is not None:
+            return answer({})
+        record.deleted = self.now
+        real = dict(params)
+
+        def delete() -> None:
+            self.raw("autoscaling").delete_auto_scaling_group(**{**real, "ForceDelete": True})
+            record.gone = True
+        self.defer(self.now + ASG_DELETE_SECONDS, f"delete Auto Scaling group {name}", delete)
+        return answer({})
+
+    # -- spans: the model's own record of every long operation ------------------------------------
+    @property
+    def spans(self) -> list[Span]:
+        with self.lock:
+            return self._spans()
+
+    def _spans(self) -> list[Span]:
+        spans: list[Span] = []
+        for nat in self.nats.values():
+            if nat.created > -1e8:
+                spans.append(Span(nat.part, "NAT gateway", nat.name, nat.created, nat.created + NAT_CREATE_SECONDS))
+            if nat.deleted is not None:
+                spans.append(Span(nat.part, "NAT gateway", nat.name, nat.deleted, nat.deleted + NAT_DELETE_SECONDS,
+                                  action="delete"))
+        for cluster in self.clusters.values():
+            if cluster.created > -1e8:
+                spans.append(Span(cluster.part, "Aurora cluster", cluster.id, cluster.created, cluster.available_at))
+            if cluster.deleted is not None:
+                spans.append(Span(cluster.part, "Aurora cluster", cluster.id, cluster.deleted,
+                                  cluster.deleted + cluster.delete_seconds, action="delete"))
+        writers: set[str] = set()
+        for cluster_id in self.clusters:
+            members = sorted((i for i in self.db_instances.values() if i.cluster == cluster_id and i.requested > -1e8),
+                             key=lambda i: i.requested)
+            if members:
+                writers.add(members[0].id)
+        for db in self.db_instances.values():
+            kind = "Aurora writer" if db.id in writers else "Aurora instance"
+            if db.requested > -1e8:
+                spans.append(Span(db.part, kind, db.id, db.requested, db.ready))
+            if db.deleted is not None:
+                spans.append(Span(db.part, "Aurora instance", db.id, db.deleted,
+                                  db.deleted + DB_INSTANCE_DELETE_SECONDS, action="delete"))
+        for instance in self.instances.values():
+            segments = [("pending", instance.launched, instance.running_at)]
+            end: float | None = instance.running_at
+            failed = None
+            if instance.user_data:
+                segments.append(("boot", instance.running_at, instance.bootstrap_start))
+                if instance.outcome is not None:
+                    parts, done, failed_at, failed = instance.outcome
+                    segments += parts
+                    end = done if done is not None else failed_at
+                else:
+                    end = None
+            spans.append(Span(instance.part, "builder" if instance.user_data else "instance", instance.name,
+                              instance.launched, end, segments=segments, failed=failed))
+            if instance.terminated is not None:
+                spans.append(Span(instance.part, "builder" if instance.user_data else "instance", instance.name,
+                                  instance.terminated, instance.terminated + EC2_TERMINATE_SECONDS, action="delete"))
+        for image in self.images.values():
+            spans.append(Span(image.part, "AMI", image.name, image.created, image.created + IMAGE_CREATE_SECONDS))
+        for lb in self.load_balancers.values():
+            if lb.created > -1e8:
+                spans.append(Span(lb.part, "load balancer", lb.name, lb.created, lb.created + ALB_CREATE_SECONDS))
+            if lb.deleted is not None:
+                spans.append(Span(lb.part, "load balancer", lb.name, lb.deleted,
+                                  lb.deleted + ALB_ENI_RELEASE_SECONDS, action="delete"))
+        for group in self.groups.values():
+            if group.created > -1e8:
+                spans.append(Span(group.part, "Auto Scaling group", group.name, group.created,
+                                  group.created + ASG_IN_SERVICE_SECONDS))
+                for target_group in group.target_groups:
+                    healthy = self.healthy_at(target_group) if group.deleted is None else None
+                    start = group.created + ASG_IN_SERVICE_SECONDS
+                    spans.append(Span(group.part, "target health", f"{group.name} targets", start,
+                                      healthy if healthy is not None else None))
+            if group.deleted is not None:
+                spans.append(Span(group.part, "Auto Scaling group", group.name, group.deleted,
+                                  group.deleted + ASG_DELETE_SECONDS, action="delete"))
+        for name, created in self.profiles.items():
+            if name.startswith("arn:"):
+                continue
+            spans.append(Span(1, "instance profile", name, created, created + PROFILE_USABLE_SECONDS))
+        return sorted(spans, key=lambda s: (s.part or 0, s.start))
+
+
+# tests/awsmodel.py's name for the same thing
+AwsModel = LatencyModel

@@ -1,0 +1,110 @@
+"""moto in-process with what this stack needs (as tests/helpers.py and tests/conftest.py set it up),
+and call counting with an optional real delay per call."""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+from unittest import mock
+
+from threetier.aws import is_mutating
+
+REGION = "us-east-1"
+MOTO_CONFIG = {"iam": {"load_aws_managed_policies": True}}
+
+
+@contextlib.contextmanager
+def fake_aws_environment() -> Iterator[None]:
+    """Fake credentials and region, no credential files, no metadata lookups: never real AWS."""
+    home = tempfile.mkdtemp(prefix="bench-no-aws-home-")
+    saved = dict(os.environ)
+    for key in list(os.environ):
+        if key.startswith("AWS_") or key == "NO_COLOR":
+            del os.environ[key]
+    os.environ.update({
+        "HOME": home,
+        "AWS_SHARED_CREDENTIALS_FILE": os.path.join(home, "credentials-that-do-not-exist"),
+        "AWS_CONFIG_FILE": os.path.join(home, "config-that-does-not-exist"),
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+        "AWS_EC2_METADATA_DISABLED": "true", "MOTO_ACM_VALIDATION_WAIT": "0",
+    })
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def moto() -> Iterator[None]:
+    """moto in-process (tests/helpers.py moto()): AWS managed policies loaded, and snapshot tags in
+    CreateImage's TagSpecifications taken as real AWS takes them (moto raises NotImplementedError).
+    The CLI run in-process is told AWS is an emulator (tests/conftest.py), so `up` tries no HTTP
+    round trip through a load balancer nobody serves."""
+    from moto import mock_aws
+    from moto.ec2.models.amis import AmiBackend
+
+    from threetier.cli.common import Runtime
+
+    original = AmiBackend.create_image
+
+    def create_image(self: Any, instance_id: str, name: str, description: str, tag_specifications: list) -> Any:
+        snapshot_tags = [t for spec in tag_specifications if spec["ResourceType"] == "snapshot" for t in spec["Tags"]]
+        others = [spec for spec in tag_specifications if spec["ResourceType"] != "snapshot"]
+        ami = original(self, instance_id, name, description, others)
+        for tag in snapshot_tags:
+            ami.ebs_snapshot.add_tag(tag["Key"], tag["Value"])
+        return ami
+
+    real_aws = Runtime.aws
+
+    def emulated_aws(self: Runtime, **kwargs: Any) -> Any:
+        made = real_aws(self, **kwargs)
+        made.emulator = True
+        return made
+
+    with fake_aws_environment(), mock_aws(config=MOTO_CONFIG), \
+            mock.patch.object(AmiBackend, "create_image", create_image), \
+            mock.patch.object(Runtime, "aws", emulated_aws):
+        yield
+
+
+@dataclass
+class CallCount:
+    calls: list[str] = field(default_factory=list)  # "service.Operation", in the order made
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def total(self) -> int:
+        return len(self.calls)
+
+    @property
+    def mutating(self) -> list[str]:
+        return [c for c in self.calls if is_mutating(c.split(".", 1)[1])]
+
+
+@contextlib.contextmanager
+def counting_calls(delay: float = 0.0) -> Iterator[CallCount]:
+    """Count every AWS API call (botocore's BaseClient._make_api_call), and delay each by a real
+    `delay` seconds (a round trip to a region; calls from several threads overlap, as they would).
+    Calls a latency model makes for itself are neither counted nor delayed."""
+    from botocore.client import BaseClient
+
+    count = CallCount()
+    original = BaseClient._make_api_call
+
+    def make_api_call(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+        if not getattr(self, "_threetier_bench_internal", False):
+            with count.lock:
+                count.calls.append(f"{self.meta.service_model.service_name}.{operation_name}")
+            if delay:
+                time.sleep(delay)
+        return original(self, operation_name, api_params)
+
+    with mock.patch.object(BaseClient, "_make_api_call", make_api_call):
+        yield count

@@ -1,0 +1,133 @@
+"""The measurements: a modeled `up` + `down`, and the commands that only look."""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from bench.model import LatencyModel, Span, VirtualClock
+from bench.moto_env import counting_calls, moto
+
+
+@dataclass
+class Modeled:
+    """One modeled `up` then `down --skip-final-snapshot` from an empty account."""
+    sequential: bool
+    up_seconds: float | None = None
+    down_seconds: float | None = None
+    up_calls: int = 0
+    down_calls: int = 0
+    up_call_seconds: float = 0.0          # of up_seconds, spent in API round trips
+    violations: list[str] = field(default_factory=list)
+    refusals: dict[str, int] = field(default_factory=dict)   # code -> count (all, retried ones too)
+    relaxed: list[str] = field(default_factory=list)
+    spans: list[Span] = field(default_factory=list)           # of `up` only
+    down_spans: list[Span] = field(default_factory=list)
+    error: str | None = None
+    wall_seconds: float = 0.0
+    looks: dict[str, Any] = field(default_factory=dict)      # no-op up / status, measured on the full stack
+
+
+def engine_for(directory: Path, clock: Any, *, sequential: bool, relax: Iterable[str] = ()) -> tuple[Any, LatencyModel]:
+    """The real engine on a fresh Aws object (default config), with the latency model on its clients."""
+    from steps import PARTS
+    from threetier import config as configlib
+    from threetier import state as statelib
+    from threetier.aws import Aws
+    from threetier.engine import Ctx, Engine
+    from threetier.output import Output
+
+    config = configlib.parse({})
+    aws = Aws(config.region, clock=clock, emulator=True)
+    model = LatencyModel(aws, clock, relax=relax)
+    state_file = statelib.StateFile(directory / "state.json")
+    state = state_file.load() or statelib.State(stack=config.stack, region=config.region)
+    ctx = Ctx(config=config, aws=aws, out=Output(stdout=io.StringIO(), stderr=io.StringIO()), state=state)
+    return Engine(ctx, state_file, PARTS, sequential=sequential), model
+
+
+def modeled_run(*, sequential: bool, relax: Iterable[str] = (), looks: bool = False,
+                delay: float = 0.08) -> Modeled:
+    result = Modeled(sequential=sequential)
+    started = time.monotonic()
+    with moto(), tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        directory = Path(tmp)
+        clock = VirtualClock()
+        engine, model = engine_for(directory, clock, sequential=sequential, relax=relax)
+        aws = engine.ctx.aws
+        try:
+            t0 = clock.now()
+            engine.up()
+            result.up_seconds = clock.now() - t0
+            result.up_calls = len(aws.calls)
+            result.up_call_seconds = model.call_seconds
+            result.spans = model.spans
+            if looks:
+                result.looks = measure_looks(directory, delay=delay)
+            calls_before = len(aws.calls)
+            t1 = clock.now()
+            engine.ctx.skip_final_snapshot = True
+            engine.down()
+            result.down_seconds = clock.now() - t1
+            result.down_calls = len(aws.calls) - calls_before
+            result.down_spans = [s for s in model.spans if s.action == "delete"]
+        except Exception as exc:  # noqa: BLE001 - reported, not raised: a benchmark of a failing engine
+            result.error = f"{type(exc).__name__}: {exc}"
+            if os.environ.get("BENCH_TRACEBACK"):
+                traceback.print_exc()
+            if not result.spans:
+                result.spans = model.spans
+        result.violations = model.violations
+        for refusal in model.refusals:
+            result.refusals[refusal.code] = result.refusals.get(refusal.code, 0) + 1
+        result.relaxed = list(model.relaxed)
+    result.wall_seconds = time.monotonic() - started
+    return result
+
+
+@contextlib.contextmanager
+def _cwd(path: Path) -> Iterator[None]:
+    old = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def cli(args: list[str]) -> tuple[int, str, str]:
+    from threetier.cli import run
+    out, err = io.StringIO(), io.StringIO()
+    code = run(args, stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def measure_looks(directory: Path, *, delay: float) -> dict[str, Any]:
+    """On the complete stack: a no-op `up` and a `status`, through the CLI in-process (as a user runs
+    them), counted; then again with every AWS call delayed by a real `delay` seconds."""
+    state = str(directory / "state.json")
+    looks: dict[str, Any] = {}
+    with _cwd(directory):  # no config.yaml here: the defaults, as the modeled run used
+        for label, args in (("noop_up", ["up", "--state", state]), ("status", ["status", "--json", "--state", state])):
+            with counting_calls() as count:
+                started = time.perf_counter()
+                code, _, err = cli(args)
+                looks[f"{label}_seconds"] = time.perf_counter() - started
+            looks[f"{label}_calls"] = count.total
+            looks[f"{label}_mutating_calls"] = len(count.mutating)
+            looks[f"{label}_mutating"] = sorted(set(count.mutating))
+            looks[f"{label}_exit"] = code
+            if code not in (0,):
+                looks[f"{label}_stderr"] = err.strip()[-400:]
+            with counting_calls(delay=delay) as slow:
+                started = time.perf_counter()
+                cli(args)
+                looks[f"{label}_seconds_{int(delay * 1000)}ms"] = time.perf_counter() - started
+            looks[f"{label}_calls_delayed_run"] = slow.total
+    return looks
