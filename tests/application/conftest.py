@@ -114,17 +114,18 @@ def secrets_manager():
 
 @pytest.fixture
 def start_app(application_tree, mariadb, tmp_path):
-    """start_app(db_name, secrets=None) -> a running AppTier; credentials from the
-    THREETIER_DB_CREDENTIALS override, or from `secrets` (a SecretsManagerStub)."""
+    """start_app(db_name, secrets=None, db_port=None) -> a running AppTier; credentials from
+    the THREETIER_DB_CREDENTIALS override, or from `secrets` (a SecretsManagerStub); the
+    database is the session's MariaDB unless db_port names another."""
     started: list[AppTier] = []
 
-    def start(db_name: str, secrets: SecretsManagerStub | None = None) -> AppTier:
+    def start(db_name: str, secrets: SecretsManagerStub | None = None, db_port: int | None = None) -> AppTier:
         if secrets is None:
             env = {"THREETIER_DB_CREDENTIALS": json.dumps({"username": DB_USER, "password": DB_PASSWORD})}
         else:
             env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                    "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets.url}
-        app = AppTier(application_tree / "app-tier", tmp_path, db_port=mariadb.port, db_name=db_name, env=env)
+        app = AppTier(application_tree / "app-tier", tmp_path, db_port=db_port or mariadb.port, db_name=db_name, env=env)
         started.append(app)
         app.start()
         return app

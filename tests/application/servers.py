@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -138,6 +139,33 @@ class MariaDB:
         self._log.close()
 
 
+class Blackhole:
+    """A TCP port that accepts connections and never says a word: a database host that
+    cannot be reached (a security group that drops, a cluster still being created)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
 class AppTier:
     """The Node.js app tier (src/server.js) with a config file written like the bootstrap does."""
 
@@ -171,7 +199,12 @@ class AppTier:
             raise AssertionError(f"app tier exited with {self.proc.returncode}:\n{self.log()}")
 
     def wait_healthy(self, timeout: float = 30) -> None:
+        """Liveness: the process serves (the database plays no part)."""
         wait_until(lambda: http("GET", f"{self.url}/health")[0] == 200, "the app tier to be healthy", timeout)
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        """Readiness: the database answers and the schema is in place."""
+        wait_until(lambda: http("GET", f"{self.url}/ready")[0] == 200, "the app tier to be ready", timeout)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

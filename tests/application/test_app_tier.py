@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
 
 from .conftest import DB_PASSWORD, DB_USER, SECRET_ARN
-from .servers import http, need, wait_until
+from .servers import Blackhole, http, need, wait_until
 
 pytestmark = pytest.mark.slow  # starts real servers
 
@@ -18,15 +19,25 @@ SEED = {"id": 1, "amount": 400, "description": "groceries"}
 def app(start_app, mariadb):
     mariadb.sql("DROP DATABASE IF EXISTS routes")  # a fresh database for every test
     app = start_app("routes")
-    app.wait_healthy()
+    app.wait_ready()
     return app
 
 
-def test_health_touches_the_database(app):
+def test_health_is_liveness_and_ready_is_the_database(app):
     status, headers, body = http("GET", f"{app.url}/health")
     assert status == 200
-    assert body == {"status": "ok", "message": "This is the health check", "database": "up"}
+    assert body == {"status": "ok", "message": "This is the health check"}
     assert headers["Content-Type"].startswith("application/json")
+    status, headers, body = http("GET", f"{app.url}/ready")
+    assert (status, body) == (200, {"status": "ok", "database": "up"})
+    assert headers["Cache-Control"] == "no-store"
+    assert http("POST", f"{app.url}/ready")[0] == 405
+
+
+def _table_exists(mariadb, db_name: str) -> bool:
+    return mariadb.sql(
+        "SELECT COUNT(*) FROM information_schema.tables"
+        f" WHERE table_schema = '{db_name}' AND table_name = 'transactions'").strip() == "1"
 
 
 def test_every_route_with_the_contract_shapes(app):
@@ -120,13 +131,17 @@ def test_database_outage_then_recovery_without_restart(app, mariadb):
         assert status == 503 and headers["Retry-After"] == "5" and "error" in body
         assert http("POST", url, {"amount": 1, "desc": "during"})[0] == 503
         assert http("DELETE", f"{url}/1")[0] == 503
-        status, _, body = http("GET", f"{app.url}/health")
-        assert (status, body["database"]) == (503, "down")
+        # Liveness stays green (the ASG must not replace the instance), readiness says why not.
+        assert http("GET", f"{app.url}/health")[::2] == (200, {"status": "ok", "message": "This is the health check"})
+        status, headers, body = http("GET", f"{app.url}/ready")
+        assert (status, body) == (503, {"status": "unavailable", "database": "down", "reason": body["reason"]})
+        assert body["reason"] in {"ECONNREFUSED", "PROTOCOL_CONNECTION_LOST", "ECONNRESET"}
+        assert headers["Retry-After"] == "5"
         # Bad input is still bad input, whatever the database does.
         assert http("POST", url, {"amount": "x", "desc": "y"})[0] == 400
     finally:
         mariadb.start()
-    app.wait_healthy(timeout=30)
+    app.wait_ready(timeout=30)
     assert app.proc.pid == pid and app.proc.poll() is None, "the same process recovered"
     rows = http("GET", url)[2]["result"]
     assert [r["description"] for r in rows] == ["groceries", "before the outage"]
@@ -134,15 +149,53 @@ def test_database_outage_then_recovery_without_restart(app, mariadb):
 
 
 def test_app_starts_while_the_database_is_down(start_app, mariadb):
+    """The golden image is baked before Aurora answers: the app must come up, be live,
+    and create the schema by itself once the database appears."""
+    mariadb.sql("DROP DATABASE IF EXISTS late")
     mariadb.stop()
     try:
         app = start_app("late")
-        assert http("GET", f"{app.url}/health")[0] == 503
-        assert http("GET", f"{app.url}/transaction")[0] == 503
+        app.wait_healthy(timeout=5)
+        assert http("GET", f"{app.url}/health")[0] == 200
+        status, _, body = http("GET", f"{app.url}/ready")
+        assert (status, body["database"], body["reason"]) == (503, "down", "ECONNREFUSED")
+        status, headers, body = http("GET", f"{app.url}/transaction")
+        assert (status, headers["Retry-After"]) == (503, "5") and "error" in body
+        assert http("POST", f"{app.url}/transaction", {"amount": 1, "desc": "too early"})[0] == 503
+        assert app.proc.poll() is None, "the app is still running"
     finally:
         mariadb.start()
-    app.wait_healthy(timeout=30)  # the schema is created once the database is back
+    # No request touches the database from here on until the schema is there: the
+    # background retry alone must create it (database, table, the seed row).
+    wait_until(lambda: _table_exists(mariadb, "late"), "the schema to be created in the background", 20)
+    wait_until(lambda: mariadb.sql("SELECT amount, description FROM late.transactions") == "400.00\tgroceries\n",
+               "the seed row", 5)
+    assert http("GET", f"{app.url}/ready")[::2] == (200, {"status": "ok", "database": "up"})
     assert http("GET", f"{app.url}/transaction")[2] == {"result": [SEED]}
+    assert "database schema ready after" in app.log()
+
+
+def test_an_unreachable_database_host(start_app, mariadb):
+    """A database that accepts TCP and never answers (a dropped packet, a cluster still being
+    created): /health stays instant, /ready gives up in under 5 s, /transaction is a 503."""
+    mariadb.sql("DROP DATABASE IF EXISTS blackholed")
+    silent = Blackhole()
+    try:
+        app = start_app("blackholed", db_port=silent.port)
+        wait_until(lambda: silent.accepted, "the app to try the database")
+        started = time.monotonic()
+        assert http("GET", f"{app.url}/health")[::2] == (200, {"status": "ok", "message": "This is the health check"})
+        assert time.monotonic() - started < 0.5, "/health does not wait for the database"
+        started = time.monotonic()
+        status, _, body = http("GET", f"{app.url}/ready", timeout=10)
+        took = time.monotonic() - started
+        assert (status, body) == (503, {"status": "unavailable", "database": "down", "reason": "ETIMEDOUT"})
+        assert 1 < took < 4.5, f"/ready answered in {took:.1f} s: a timeout below the probes' 5 s"
+        status, _, body = http("GET", f"{app.url}/transaction", timeout=15)
+        assert status == 503 and "error" in body
+    finally:
+        silent.close()
+    assert app.proc.poll() is None, "the app is still running"
 
 
 def test_seed_exactly_once_per_database(start_app, mariadb):
@@ -151,12 +204,12 @@ def test_seed_exactly_once_per_database(start_app, mariadb):
 
     for _ in range(3):  # first start, then two restarts
         app = start_app("seedonce")
-        app.wait_healthy()
+        app.wait_ready()
         app.stop()
         assert rows() == "1\t400.00\tgroceries\n"
     mariadb.sql("DELETE FROM seedonce.transactions")
     app = start_app("seedonce")
-    app.wait_healthy()
+    app.wait_ready()
     assert http("GET", f"{app.url}/transaction")[2] == {"result": []}, "an emptied table is not re-seeded"
 
 
@@ -167,13 +220,13 @@ def test_seed_leaves_existing_data_alone(start_app, mariadb):
         " INSERT INTO legacy.transactions (amount, description) VALUES (100, 'class');"
     )
     app = start_app("legacy")
-    app.wait_healthy()
+    app.wait_ready()
     assert http("GET", f"{app.url}/transaction")[2] == {"result": [{"id": 1, "amount": 100, "description": "class"}]}
 
 
 def test_credentials_come_from_secrets_manager_and_follow_rotation(start_app, mariadb, secrets_manager):
     app = start_app("secrets", secrets=secrets_manager)
-    app.wait_healthy()
+    app.wait_ready()
     assert http("GET", f"{app.url}/transaction")[0] == 200
     calls = [c for c in secrets_manager.calls if c["target"] == "secretsmanager.GetSecretValue"]
     assert calls and all(c["SecretId"] == SECRET_ARN for c in calls)

@@ -14,7 +14,7 @@ import pytest
 
 from threetier.artifacts import render_nginx_conf
 
-from .servers import Nginx, free_port, http, need
+from .servers import Nginx, free_port, http, need, wait_until
 
 pytestmark = pytest.mark.slow  # starts real servers
 
@@ -39,7 +39,7 @@ def site(start_app, mariadb, web_build, tmp_path):
     """nginx on a free port with the rendered nginx.conf, /api/ -> a fresh app tier."""
     mariadb.sql("DROP DATABASE IF EXISTS webtier")
     app = start_app("webtier")
-    app.wait_healthy()
+    app.wait_ready()
     port = free_port()
     conf = tmp_path / "nginx.conf"
     conf.write_bytes(render_nginx_conf("127.0.0.1", upstream_port=app.port, listen_port=port,
@@ -109,7 +109,25 @@ def test_nginx_serves_the_build_and_proxies_the_api(site, web_build):
     assert http("GET", f"{site}/api/transaction/{body['result']['id']}")[0] == 200
     assert http("GET", f"{site}/api/transaction/999")[0] == 404
     assert http("POST", f"{site}/api/transaction", {"amount": "x"})[0] == 400
-    assert http("GET", f"{site}/api/health")[2]["database"] == "up"
+    # The app's probes keep their own paths behind the prefix: /api/ready is the app's /ready.
+    assert http("GET", f"{site}/api/health")[::2] == (200, {"status": "ok", "message": "This is the health check"})
+    assert http("GET", f"{site}/api/ready")[::2] == (200, {"status": "ok", "database": "up"})
+
+
+def test_a_database_outage_through_nginx(site, mariadb):
+    """nginx passes the app's 503 from /ready through as it is; the liveness checks of both
+    tiers (what the target groups ask) stay 200."""
+    mariadb.stop()
+    try:
+        status, headers, body = http("GET", f"{site}/api/ready")
+        assert (status, body["status"], body["database"]) == (503, "unavailable", "down")
+        assert headers["Retry-After"] == "5"
+        assert http("GET", f"{site}/api/transaction")[0] == 503
+        assert http("GET", f"{site}/health")[0] == 200
+        assert http("GET", f"{site}/api/health")[0] == 200
+    finally:
+        mariadb.start()
+    wait_until(lambda: http("GET", f"{site}/api/ready")[0] == 200, "readiness through nginx", 30)
 
 
 def test_browser_lists_adds_and_deletes(site, artifacts_dir):

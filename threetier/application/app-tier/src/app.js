@@ -1,5 +1,7 @@
 // HTTP routes of the app tier (plain node:http). The contract (GUIDE.md, Part 4):
-//   GET /health
+//   GET /health                     -> 200 {"status":"ok","message":"This is the health check"}
+//   GET /ready                      -> 200 {"status":"ok","database":"up"}
+//                                    | 503 {"status":"unavailable","database":"down","reason":..}
 //   GET /transaction                -> 200 {"result":[{"id":1,"amount":400,"description":"groceries"}]}
 //   POST /transaction {amount,desc} -> 201 {"result":{"id":..,"amount":..,"description":..}}
 //   DELETE /transaction             -> 200 {"deleted":n}
@@ -11,7 +13,7 @@ import { isUnavailable } from './db.js';
 const MAX_BODY_BYTES = 16 * 1024;
 const MAX_AMOUNT = 99_999_999.99; // DECIMAL(10,2)
 const MAX_DESCRIPTION = 100; // VARCHAR(100)
-const HEALTH_TIMEOUT_MS = 3000; // below the ALB's default 5 s health check timeout
+const READY_TIMEOUT_MS = 3000; // below the 5 s that load balancers and curl --max-time 5 wait
 export const HEALTH_MESSAGE = 'This is the health check';
 
 class HttpError extends Error {
@@ -99,19 +101,23 @@ function withTimeout(promise, ms) {
 export function createHandler(db, log = console) {
   const columns = `id, amount, description`;
 
-  async function health(req, res) {
-    // /health touches the database: 200 only when this instance can serve /transaction,
-    // 503 when the database is unreachable. Why not always 200: the bake gate must prove
-    // the app reaches Aurora before an AMI is made, and a target that cannot reach the
-    // database is taken out of rotation. A database outage makes every target unhealthy
-    // at once; the ALB then fails open (routes to all of them), and the ASG must not
-    // replace instances for it, so the ASG health check type should be EC2 (or have a long
-    // grace period): replacing app instances cannot fix a database.
+  // Liveness: this process serves HTTP. It never touches the database, because it is what
+  // decides whether the instance is worth keeping: the AMI bake's health gate (the image is
+  // baked before Aurora may be reachable), the target group's health check and, through
+  // the ELB health check type, the Auto Scaling group's replacement decision. Replacing app
+  // instances cannot fix a database, so a database outage must leave every target healthy.
+  function health(req, res) {
+    send(res, 200, { status: 'ok', message: HEALTH_MESSAGE });
+  }
+
+  // Readiness: the database answers (schema in place, a trivial query within the timeout),
+  // i.e. /transaction can be served. For operators and end-to-end checks, not for the ASG.
+  async function ready(req, res) {
     try {
-      await withTimeout(db.ping(), HEALTH_TIMEOUT_MS);
-      send(res, 200, { status: 'ok', message: HEALTH_MESSAGE, database: 'up' });
+      await withTimeout(db.ping(READY_TIMEOUT_MS - 500), READY_TIMEOUT_MS);
+      send(res, 200, { status: 'ok', database: 'up' });
     } catch (err) {
-      send(res, 503, { status: 'unavailable', message: 'database unreachable', database: 'down', reason: err.code || 'ERROR' });
+      send(res, 503, { status: 'unavailable', database: 'down', reason: err.code || 'ERROR' }, { 'Retry-After': '5' });
     }
   }
 
@@ -151,6 +157,7 @@ export function createHandler(db, log = console) {
 
   const routes = [
     { pattern: /^\/health$/, methods: { GET: health } },
+    { pattern: /^\/ready$/, methods: { GET: ready } },
     { pattern: /^\/transaction$/, methods: { GET: list, POST: add, DELETE: deleteAll }, needsDb: true },
     { pattern: /^\/transaction\/([^/]+)$/, methods: { GET: getOne, DELETE: deleteOne }, needsDb: true, id: true },
   ];

@@ -26,7 +26,13 @@ export function credentialSource(database, env = process.env) {
   if (!database.secretArn) {
     throw new Error('invalid app configuration: database.secretArn is required');
   }
-  const client = new SecretsManagerClient({ region: database.region, maxAttempts: 3 });
+  // Bounded waits: an endpoint that does not answer must fail the attempt (the app retries
+  // in the background) rather than hold the schema creation forever.
+  const client = new SecretsManagerClient({
+    region: database.region,
+    maxAttempts: 3,
+    requestHandler: { connectionTimeout: 3000, requestTimeout: 5000, throwOnRequestTimeout: true },
+  });
   return async () => {
     const out = await client.send(new GetSecretValueCommand({ SecretId: database.secretArn }));
     if (typeof out.SecretString !== 'string') throw new Error('the database secret has no SecretString');

@@ -183,7 +183,7 @@ export class Database {
     }
   }
 
-  /** Health probe: the schema is in place and the server answers a trivial query quickly. */
+  /** Readiness probe (GET /ready): the schema is in place and the server answers a trivial query quickly. */
   async ping(timeoutMs = 2000) {
     await this.ensureReady();
     await this.query('SELECT 1', [], { timeoutMs });

@@ -5,7 +5,9 @@ import { loadConfig } from './config.js';
 import { credentialSource } from './credentials.js';
 import { Database } from './db.js';
 
-const RETRY_SCHEMA_MS = 5000;
+// Schema retries while the database cannot be reached: 1 s, 2 s, 4 s, then every 5 s.
+const RETRY_SCHEMA_MS = [1000, 2000, 4000, 5000];
+const LOG_EVERY_N_FAILURES = 12; // about once a minute once the retries settle
 
 function main() {
   const config = loadConfig();
@@ -25,13 +27,21 @@ function main() {
     console.info(`app tier listening on ${config.listenHost}:${config.port}, database ${database.host}:${database.port}/${database.name}`);
   });
 
-  // Create the schema (and seed) at start-up without waiting for a first request;
-  // while the database is unreachable the app stays up, answers 503 and retries.
+  // Create the schema (and seed) in the background, without waiting for a first request.
+  // The app must start, and answer /health, with no database at all: the golden image is
+  // baked before Aurora may be reachable. Until the schema is in place /ready and
+  // /transaction answer 503; the attempts go on until one succeeds (each is idempotent).
+  // Later losses (a dropped database) are repaired by the request that finds them.
+  let failures = 0;
   const prepare = () => db.ensureReady().then(
-    () => console.info('database schema ready'),
+    () => console.info(`database schema ready${failures ? ` after ${failures} failed attempts` : ''}`),
     (err) => {
-      console.warn(`database not ready (${err.code || err.message}); retrying in ${RETRY_SCHEMA_MS / 1000} s`);
-      setTimeout(prepare, RETRY_SCHEMA_MS).unref();
+      failures += 1;
+      const delay = RETRY_SCHEMA_MS[Math.min(failures, RETRY_SCHEMA_MS.length) - 1];
+      if (failures === 1 || failures % LOG_EVERY_N_FAILURES === 0) {
+        console.warn(`database not ready (${err.code || err.message}); retrying in ${delay / 1000} s (logged about once a minute)`);
+      }
+      setTimeout(prepare, delay).unref();
     },
   );
   prepare();
