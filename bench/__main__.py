@@ -1,0 +1,189 @@
+"""`python -m bench`: how long `threetier up` and `down --skip-final-snapshot` take on real AWS, modeled.
+
+The real engine runs in-process against moto with a virtual clock, and bench.model makes moto
+behave like AWS in time (shared/aws-latency.md). Reported:
+1. modeled minutes of `up` then `down` from an empty account, concurrent engine and the
+   sequential baseline (Engine(sequential=True)), each in a fresh moto, and every violation;
+2. AWS calls of the modeled `up`, of a no-op `up` and of `status` on the complete stack;
+3. wall seconds of that no-op `up` and `status` with every AWS call delayed by a real 80 ms;
+4. with --sandbox: whole-process seconds of the CLI against a moto server.
+It prints a table (or, with --json, exactly one JSON object) and writes a Gantt chart of the up.
+Exit status: 0, or 1 when a modeled run failed or broke a rule of the model.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.model import RULES
+from bench.runs import Modeled, modeled_run
+
+DEFAULT_GANTT = Path(__file__).parent / "gantt-up.png"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="rules (for --relax): " + "; ".join(f"{k}: {v}" for k, v in RULES.items()))
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
+    parser.add_argument("--gantt", type=Path, default=DEFAULT_GANTT, help=f"PNG to write (default {DEFAULT_GANTT})")
+    parser.add_argument("--no-gantt", action="store_true", help="write no chart (no matplotlib needed)")
+    parser.add_argument("--relax", action="append", default=[], choices=sorted(RULES), metavar="RULE",
+                        help="let one rule of the model pass (recorded, not refused); repeatable")
+    parser.add_argument("--delay", type=float, default=0.08, help="real seconds added to each AWS call for the "
+                        "wall-time measurement of no-op up and status (default 0.08)")
+    parser.add_argument("--skip-sequential", action="store_true", help="model the concurrent engine only")
+    parser.add_argument("--sandbox", action="store_true",
+                        help="also time the CLI as processes against a moto server (threetier sandbox)")
+    return parser.parse_args(argv)
+
+
+def minutes(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / 60, 2)
+
+
+def report(concurrent: Modeled, sequential: Modeled | None, sandbox: dict[str, Any], gantt: str | None,
+           delay: float) -> dict[str, Any]:
+    looks = concurrent.looks
+    ms = int(delay * 1000)
+    result: dict[str, Any] = {
+        "up_minutes": minutes(concurrent.up_seconds),
+        "down_minutes": minutes(concurrent.down_seconds),
+        "sequential_up_minutes": minutes(sequential.up_seconds) if sequential else None,
+        "sequential_down_minutes": minutes(sequential.down_seconds) if sequential else None,
+        "up_calls": concurrent.up_calls,
+        "down_calls": concurrent.down_calls,
+        "sequential_up_calls": sequential.up_calls if sequential else None,
+        "sequential_down_calls": sequential.down_calls if sequential else None,
+        "up_call_minutes": minutes(concurrent.up_call_seconds),
+        "noop_up_calls": looks.get("noop_up_calls"),
+        "noop_up_mutating_calls": looks.get("noop_up_mutating_calls"),
+        "status_calls": looks.get("status_calls"),
+        "status_mutating_calls": looks.get("status_mutating_calls"),
+        f"noop_up_seconds_{ms}ms": _round(looks.get(f"noop_up_seconds_{ms}ms")),
+        f"status_seconds_{ms}ms": _round(looks.get(f"status_seconds_{ms}ms")),
+        "noop_up_seconds": _round(looks.get("noop_up_seconds")),
+        "status_seconds": _round(looks.get("status_seconds")),
+        "noop_up_exit": looks.get("noop_up_exit"),
+        "status_exit": looks.get("status_exit"),
+        "violations": concurrent.violations,
+        "sequential_violations": sequential.violations if sequential else [],
+        "relaxed": concurrent.relaxed,
+        "sequential_relaxed": sequential.relaxed if sequential else [],
+        "refusals": concurrent.refusals,
+        "sequential_refusals": sequential.refusals if sequential else {},
+        "error": concurrent.error,
+        "sequential_error": sequential.error if sequential else None,
+        "bench_wall_seconds": _round(concurrent.wall_seconds + (sequential.wall_seconds if sequential else 0)),
+        "gantt": gantt,
+    }
+    for key in ("noop_up_mutating", "noop_up_stderr", "status_stderr"):
+        if looks.get(key):
+            result[key] = looks[key]
+    result.update(sandbox)
+    return result
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def print_table(result: dict[str, Any], concurrent: Modeled, sequential: Modeled | None, delay: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="threetier on real AWS, modeled (shared/aws-latency.md)", title_justify="left")
+    table.add_column("measure")
+    table.add_column("concurrent engine", justify="right")
+    table.add_column("sequential baseline", justify="right")
+
+    def fmt(value: Any, unit: str = "") -> str:
+        return "—" if value is None else f"{value}{unit}"
+    table.add_row("up (modeled)", fmt(result["up_minutes"], " min"), fmt(result["sequential_up_minutes"], " min"))
+    table.add_row("down --skip-final-snapshot (modeled)", fmt(result["down_minutes"], " min"),
+                  fmt(result["sequential_down_minutes"], " min"))
+    table.add_row("AWS calls: up / down", f"{result['up_calls']} / {result['down_calls']}",
+                  fmt(sequential and f"{sequential.up_calls} / {sequential.down_calls}"))
+    table.add_row("violations", str(len(concurrent.violations)), fmt(sequential and str(len(sequential.violations))))
+    table.add_row("refusals (retried by design)", _codes(concurrent.refusals), fmt(sequential and _codes(sequential.refusals)))
+    console.print(table)
+
+    ms = int(delay * 1000)
+    looks = Table(title="on the complete stack (CLI in-process, concurrent engine)", title_justify="left")
+    for column in ("command", "AWS calls", "mutating calls", "seconds", f"seconds, {ms} ms a call"):
+        looks.add_column(column, justify="right" if column != "command" else "left")
+    looks.add_row("up (no-op)", fmt(result["noop_up_calls"]), fmt(result["noop_up_mutating_calls"]),
+                  fmt(result["noop_up_seconds"]), fmt(result[f"noop_up_seconds_{ms}ms"]))
+    looks.add_row("status --json", fmt(result["status_calls"]), fmt(result["status_mutating_calls"]),
+                  fmt(result["status_seconds"]), fmt(result[f"status_seconds_{ms}ms"]))
+    console.print(looks)
+
+    sandbox = {k: v for k, v in result.items() if k.startswith("sandbox_")}
+    if sandbox:
+        box = Table(title="processes against a moto server (threetier sandbox)", title_justify="left")
+        box.add_column("command")
+        box.add_column("seconds", justify="right")
+        for key, value in sandbox.items():
+            box.add_row(key.removeprefix("sandbox_").removesuffix("_seconds").replace("_", " "), fmt(value))
+        console.print(box)
+
+    for label, run in (("concurrent", concurrent), ("sequential", sequential)):
+        if run is None:
+            continue
+        if run.error:
+            console.print(f"[red]{label}: the modeled run failed:[/red] {run.error}", markup=True, highlight=False)
+        for violation in run.violations:
+            console.print(f"[red]{label}: violation:[/red] {violation}", markup=True, highlight=False)
+        for relaxed in run.relaxed:
+            console.print(f"[yellow]{label}: relaxed:[/yellow] {relaxed}", markup=True, highlight=False)
+    if result.get("noop_up_mutating"):
+        console.print(f"[red]the no-op up made mutating calls:[/red] {', '.join(result['noop_up_mutating'])}")
+    if result.get("gantt"):
+        console.print(f"Gantt chart of the modeled up: {result['gantt']}")
+
+
+def _codes(counts: dict[str, int]) -> str:
+    return ", ".join(f"{code} ×{n}" for code, n in sorted(counts.items())) or "none"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    progress = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr))
+    progress("modeling up + down, concurrent engine ...")
+    concurrent = modeled_run(sequential=False, relax=args.relax, looks=True, delay=args.delay)
+    sequential = None
+    if not args.skip_sequential:
+        progress("modeling up + down, sequential baseline ...")
+        sequential = modeled_run(sequential=True, relax=args.relax)
+    sandbox: dict[str, Any] = {}
+    if args.sandbox:
+        progress("timing the CLI against a moto server ...")
+        from bench.sandbox import time_sandbox
+        sandbox = time_sandbox()
+    gantt = None
+    if not args.no_gantt:
+        from bench.gantt import draw
+        panels = [(f"concurrent engine: up {_m(concurrent.up_seconds)}", concurrent.spans, concurrent.up_seconds)]
+        if sequential is not None:
+            panels.append((f"sequential baseline: up {_m(sequential.up_seconds)}", sequential.spans,
+                           sequential.up_seconds))
+        gantt = str(draw(panels, args.gantt))
+    result = report(concurrent, sequential, sandbox, gantt, args.delay)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print_table(result, concurrent, sequential, args.delay)
+    runs = [r for r in (concurrent, sequential) if r is not None]
+    return 1 if any(r.error or r.violations for r in runs) else 0
+
+
+def _m(seconds: float | None) -> str:
+    return "failed" if seconds is None else f"{seconds / 60:.1f} min"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
