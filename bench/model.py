@@ -26,8 +26,9 @@ What it enforces (aws-latency.md, "Real-AWS rules a faithful model enforces"):
 - EC2: pending 30 s; shutting-down 60 s after terminate;
 - builders: user data starts 30 s after `running` and is charged action by
   action from the rendered script ("Builder bootstrap, action by action"); it
-  needs the internet (IGW with a public IP, or an available NAT gateway) and
-  the app tier's health check needs the database writer; the SSM agent
+  needs the internet (IGW with a public IP, or an available NAT gateway) (and,
+  with health_needs_database=True, its health wait the database writer named
+  in its user data: off, as the app's /health is liveness); the SSM agent
   registers 40 s after `running`; Run Command answers InProgress until the
   bootstrap is over;
 - CreateImage needs a running instance; images pending 300 s; a new AMI ID is
@@ -379,13 +380,17 @@ class LatencyModel:
     model = LatencyModel(aws, clock); ...; model.violations, model.refusals, model.spans
     """
 
-    def __init__(self, aws: Aws, clock: Clock | None = None, *, relax: Iterable[str] = ()):
+    def __init__(self, aws: Aws, clock: Clock | None = None, *, relax: Iterable[str] = (),
+                 health_needs_database: bool = False):
         unknown = set(relax) - set(RULES)
         if unknown:
             raise ValueError(f"unknown rules {sorted(unknown)}; rules: {', '.join(RULES)}")
         self.aws = aws
         self.clock = clock or aws.clock  # the base clock: never aws.clock later, an engine may wrap it
         self.relax = frozenset(relax)
+        # The app's /health is liveness (no database) since the app answers /ready for that; set this
+        # to model a tier whose bootstrap health wait needs the database writer named in its user data.
+        self.health_needs_database = health_needs_database
         self.lock = threading.RLock()
         self.refusals: list[Refusal] = []
         self.relaxed: list[str] = []          # rule breaches let through because of `relax`
@@ -856,6 +861,8 @@ class LatencyModel:
             return
         for label, seconds in instance.actions:
             if label == "health":
+                if not self.health_needs_database:
+                    continue
                 names_db, ready = self._database_ready_at(instance.user_data)
                 if names_db:
                     if ready is None or ready > t + HEALTH_WAIT_SECONDS:
