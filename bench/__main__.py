@@ -103,13 +103,13 @@ def print_table(result: dict[str, Any], concurrent: Modeled, sequential: Modeled
 
     def fmt(value: Any, unit: str = "") -> str:
         return "—" if value is None else f"{value}{unit}"
-    table.add_row("up (modeled)", fmt(result["up_minutes"], " min"), fmt(result["sequential_up_minutes"], " min"))
-    table.add_row("down --skip-final-snapshot (modeled)", fmt(result["down_minutes"], " min"),
+    table.add_row("up", fmt(result["up_minutes"], " min"), fmt(result["sequential_up_minutes"], " min"))
+    table.add_row("down, skip final snapshot", fmt(result["down_minutes"], " min"),
                   fmt(result["sequential_down_minutes"], " min"))
     table.add_row("AWS calls: up / down", f"{result['up_calls']} / {result['down_calls']}",
                   fmt(sequential and f"{sequential.up_calls} / {sequential.down_calls}"))
     table.add_row("violations", str(len(concurrent.violations)), fmt(sequential and str(len(sequential.violations))))
-    table.add_row("refusals (retried by design)", _codes(concurrent.refusals), fmt(sequential and _codes(sequential.refusals)))
+    table.add_row("refusals (retried)", _codes(concurrent.refusals), fmt(sequential and _codes(sequential.refusals)))
     console.print(table)
 
     ms = int(delay * 1000)
