@@ -17,7 +17,13 @@ from pathlib import Path
 # The application ships inside the package (threetier/application/).
 BUNDLED_APPLICATION = Path(__file__).parent / "application"
 TIERS = ("app-tier", "web-tier")
-# Build output and installed dependencies are made on the instance, never uploaded.
+# What goes to the bucket from each tier's folder. The app tier: its sources and lockfile
+# (the builder runs npm ci --omit=dev). The web tier: only its committed Vite build, which
+# the builder copies as it is -- no Node.js, no npm on it -- so the web image's fingerprint
+# changes exactly when the served bytes do.
+UPLOADED_DIR = {"app-tier": ".", "web-tier": "dist"}
+WEB_BUNDLE_INDEX = "index.html"
+# Never uploaded from within those folders: installed dependencies and build leftovers.
 SKIPPED_DIRS = frozenset({"node_modules", "dist", "build", ".vite", "coverage"})
 
 NGINX_TEMPLATE = BUNDLED_APPLICATION / "nginx.conf.template"
@@ -37,18 +43,22 @@ _ABS_PATH = re.compile(r"/(?:[A-Za-z0-9._-]+/?)*\Z")
 
 
 def application_files(source: Path | None = None) -> dict[str, bytes]:
-    """Bucket key -> content for `app-tier/...` and `web-tier/...`, sorted by key."""
+    """Bucket key -> content for `app-tier/...` (the app's sources) and `web-tier/...` (the
+    built bundle: `web-tier/index.html`, `web-tier/assets/...`), sorted by key."""
     root = Path(source) if source else BUNDLED_APPLICATION
     files: dict[str, bytes] = {}
     for tier in TIERS:
-        tier_dir = root / tier
-        if not tier_dir.is_dir():
+        if not (root / tier).is_dir():
             continue
-        for directory, subdirs, names in os.walk(tier_dir):
+        uploaded = (root / tier / UPLOADED_DIR[tier]).resolve()
+        if tier == "web-tier" and not (uploaded / WEB_BUNDLE_INDEX).is_file():
+            raise ValueError(f"{uploaded} has no {WEB_BUNDLE_INDEX}: build the web tier first "
+                             f"(npm ci && npm run build in {root / tier})")
+        for directory, subdirs, names in os.walk(uploaded):
             subdirs[:] = [d for d in subdirs if d not in SKIPPED_DIRS]  # never walk into node_modules
             for name in names:
                 path = Path(directory) / name
-                files[path.relative_to(root).as_posix()] = path.read_bytes()
+                files[f"{tier}/{path.relative_to(uploaded).as_posix()}"] = path.read_bytes()
     return dict(sorted(files.items()))
 
 
@@ -143,7 +153,7 @@ def render_app_user_data(
 
 
 def render_web_user_data(*, bucket: str, region: str) -> str:
-    """User data of the web-tier builder: builds the React app, serves it with nginx."""
+    """User data of the web-tier builder: nginx serving the React build copied from the bucket."""
     return _render_user_data(
         "web-tier.sh", {**_bucket_and_region(bucket, region), "WEB_ROOT": shlex.quote(WEB_ROOT)}
     )

@@ -27,8 +27,9 @@ def artifacts_dir() -> Path:
     return path
 
 
-# What the builders run on the instances after fetching each tier from the bucket.
-BUILDER_INSTALL = {"app-tier": ["ci", "--omit=dev"], "web-tier": ["ci"]}
+# What the app builder runs after fetching its tier from the bucket (the web builder only
+# copies the built bundle: it runs nothing).
+APP_BUILDER_INSTALL = ["ci", "--omit=dev"]
 # npm's home (its cache and config), read before the suite's fixtures hide $HOME.
 NPM_HOME = os.environ.get("HOME", "/root")
 
@@ -36,19 +37,18 @@ NPM_HOME = os.environ.get("HOME", "/root")
 @pytest.fixture(scope="session")
 def application_tree(tmp_path_factory) -> Path:
     """application_files() -- the bytes `threetier up` uploads -- written to disk, and the
-    dependencies installed from their lockfiles the way the builders do (npm ci; the npm
-    cache filled by scripts/setup-app-deps.sh makes it quick)."""
+    app tier's dependencies installed from its lockfile the way its builder does (npm ci;
+    the npm cache filled by scripts/setup-app-deps.sh makes it quick)."""
     root = tmp_path_factory.mktemp("bucket")
     for key, content in application_files().items():
         path = root / key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
-    for tier, args in BUILDER_INSTALL.items():
-        result = subprocess.run(
-            [need("npm"), *args, "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=root / tier, capture_output=True, text=True, timeout=300, env={**os.environ, "HOME": NPM_HOME},
-        )
-        assert result.returncode == 0, f"npm {' '.join(args)} in {tier} failed:\n{result.stderr[-3000:]}"
+    result = subprocess.run(
+        [need("npm"), *APP_BUILDER_INSTALL, "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=root / "app-tier", capture_output=True, text=True, timeout=300, env={**os.environ, "HOME": NPM_HOME},
+    )
+    assert result.returncode == 0, f"npm ci in app-tier failed:\n{result.stderr[-3000:]}"
     return root
 
 

@@ -2,35 +2,55 @@
 from __future__ import annotations
 
 import json
+import re
+
+import pytest
 
 from threetier.artifacts import BUNDLED_APPLICATION, application_files
 
+WEB_DIST = BUNDLED_APPLICATION / "web-tier" / "dist"
 
-def test_both_tiers_with_their_lockfiles():
+
+def test_the_app_tier_is_its_sources_with_the_lockfile():
     files = application_files()
     assert {key.split("/")[0] for key in files} == {"app-tier", "web-tier"}
-    for tier in ("app-tier", "web-tier"):
-        assert f"{tier}/package.json" in files and f"{tier}/package-lock.json" in files
-        manifest = json.loads(files[f"{tier}/package.json"])
-        lock = json.loads(files[f"{tier}/package-lock.json"])
-        assert manifest["engines"]["node"]
-        assert lock["packages"][""]["dependencies"] == manifest["dependencies"], "lockfile matches package.json"
-    assert "app-tier/src/server.js" in files and "web-tier/index.html" in files
-    assert not [key for key in files if "/node_modules/" in key or "/dist/" in key]
+    manifest = json.loads(files["app-tier/package.json"])
+    lock = json.loads(files["app-tier/package-lock.json"])
+    assert manifest["engines"]["node"]
+    assert lock["packages"][""]["dependencies"] == manifest["dependencies"], "lockfile matches package.json"
+    assert "app-tier/src/server.js" in files
+    assert not [key for key in files if "/node_modules/" in key]
     assert list(files) == sorted(files)
+
+
+def test_the_web_tier_is_the_built_bundle_only():
+    """web-tier/ in the bucket is what nginx serves, nothing else: the builder copies it as it
+    is, and the web image's fingerprint moves only when these bytes do."""
+    web = {key: content for key, content in application_files().items() if key.startswith("web-tier/")}
+    on_disk = {f"web-tier/{p.relative_to(WEB_DIST).as_posix()}" for p in WEB_DIST.rglob("*") if p.is_file()}
+    assert set(web) == on_disk
+    assert "web-tier/index.html" in web
+    assert not [key for key in web if re.search(r"/(src|dist|node_modules)/|package(-lock)?\.json$|\.jsx$", key)]
+    index = web["web-tier/index.html"].decode()
+    assert '<div id="root">' in index and "/src/main.jsx" not in index, "the built index.html, not the source"
+    referenced = set(re.findall(r'(?:src|href)="/(assets/[^"]+)"', index))
+    assert referenced and {f"web-tier/{path}" for path in referenced} == {k for k in web if "/assets/" in k}, \
+        "index.html references exactly the uploaded assets"
 
 
 def test_bytes_are_the_files_on_disk():
     for key, content in application_files().items():
-        assert (BUNDLED_APPLICATION / key).read_bytes() == content
+        tier, rest = key.split("/", 1)
+        path = WEB_DIST / rest if tier == "web-tier" else BUNDLED_APPLICATION / key
+        assert path.read_bytes() == content
 
 
 def test_application_tree_is_built_from_those_bytes(application_tree):
-    """The app tier and the web build the other tests run come from this tree."""
+    """The app tier and the web bundle the other tests run come from this tree."""
     for key, content in application_files().items():
         assert (application_tree / key).read_bytes() == content
     on_disk = {p.relative_to(application_tree).as_posix() for p in application_tree.rglob("*")
-               if p.is_file() and "node_modules" not in p.parts and "dist" not in p.parts}
+               if p.is_file() and "node_modules" not in p.parts}
     assert on_disk == set(application_files())
 
 
@@ -41,3 +61,18 @@ def test_a_users_own_application_folder(tmp_path):
     (tmp_path / "app-tier" / "node_modules" / "x" / "index.js").write_text("")
     (tmp_path / "elsewhere.txt").write_text("not uploaded")
     assert application_files(tmp_path) == {"app-tier/src/server.js": b"// mine"}
+
+    web = tmp_path / "web-tier"
+    (web / "src").mkdir(parents=True)
+    (web / "src" / "main.jsx").write_text("// source, not uploaded")
+    (web / "package.json").write_text("{}")
+    with pytest.raises(ValueError, match="npm run build"):
+        application_files(tmp_path)  # a web tier that was never built cannot be served
+    (web / "dist" / "assets").mkdir(parents=True)
+    (web / "dist" / "index.html").write_text("<div id=\"root\"></div>")
+    (web / "dist" / "assets" / "app-1.js").write_text("built")
+    assert application_files(tmp_path) == {
+        "app-tier/src/server.js": b"// mine",
+        "web-tier/assets/app-1.js": b"built",
+        "web-tier/index.html": b'<div id="root"></div>',
+    }

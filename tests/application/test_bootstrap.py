@@ -53,7 +53,7 @@ def test_common_shape(user_data):
     assert "logger -t threetier -s 2>/dev/console" in text
     assert text.rstrip().endswith("finish")
     assert "/var/lib/threetier" in text and "bootstrap.done" in text
-    assert 'dnf install -y' in text and "nodejs$NODE_MAJOR" in text
+    assert text.count("dnf install -y") == 1, "one dnf transaction, in install_packages"
     for workshop_only in ("amazon-linux-extras", "nvm", "pm2", "chmod -R 755 /home", "chkconfig"):
         assert workshop_only not in text
     assert len(text.encode()) < 16 * 1024, "EC2 user data is limited to 16 KB"
@@ -66,20 +66,39 @@ def test_app_user_data():
     assert config == {"port": 4000, "database": {"host": APP["db_host"], "port": 3306, "name": "webappdb",
                                                  "secretArn": APP["db_secret_arn"], "region": "us-east-1"}}
     assert "password" not in text.lower(), "no credential in user data"
-    assert '"$NPM" ci --omit=dev' in text
+    assert top_level_calls(text, "install_packages", "install_node") == ["install_node"]
+    assert 'install_packages "nodejs$NODE_MAJOR" "nodejs$NODE_MAJOR-npm"' in text
+    assert 'fetch_tier app-tier "$APP_DIR" package-lock.json' in text
+    assert '"$NPM" ci --omit=dev' in text and "run build" not in text
     assert "Restart=on-failure" in text and "WantedBy=multi-user.target" in text
     assert "systemctl enable threetier-app.service" in text
-    assert 'wait_healthy "http://localhost:$APP_PORT/health"' in text
+    # The bake waits for liveness only: the database may not be reachable yet.
+    assert re.findall(r"^\s*(?:if ! )?wait_healthy (\S+)", text, re.M) == ['"http://localhost:$APP_PORT/health";']
     assert "APP_PORT=4000\n" in text
 
 
-def test_web_user_data():
+def test_web_user_data_builds_nothing():
     text = render_web_user_data(**WEB)
     assert f"WEB_ROOT={WEB_ROOT}\n" in text
-    assert '"$NPM" ci && "$NPM" run build' in text
+    assert top_level_calls(text, "install_packages", "install_node") == ["install_packages nginx"]
+    assert re.search(r"\b(node|nodejs\d*|npm|npx|vite|NODE_MAJOR)\b", text, re.I) is None, \
+        "no Node.js on the web builder: the bundle is built ahead of time"
+    assert 'fetch_tier web-tier "$WEB_ROOT" index.html' in text
     assert 's3://$BUCKET/nginx.conf' in text and "nginx -t -c" in text
     assert "systemctl enable nginx.service" in text
-    assert 'wait_healthy "http://localhost/health"' in text
+    assert re.findall(r"^\s*(?:if ! )?wait_healthy (\S+)", text, re.M) == ['"http://localhost/health";']
+
+
+def top_level_calls(text: str, *names: str) -> list[str]:
+    """The lines of the script, outside function definitions, that call one of `names`."""
+    calls, depth = [], 0
+    for line in text.splitlines():
+        if depth or re.match(r"^[A-Za-z_]\w*\(\) \{", line):
+            depth += line.count("{") - line.count("}")
+            continue
+        if re.match(rf"^\s*({'|'.join(names)})\b", line):
+            calls.append(line.strip())
+    return calls
 
 
 BAD_VALUES = {

@@ -1,6 +1,7 @@
 """The builders' user data run for real on a simulated Amazon Linux 2023 host
-(al2023/run-user-data.sh: overlays in a private mount namespace, fake dnf/aws/systemctl,
-real Node.js, npm, nginx and curl), against the bytes `threetier up` uploads."""
+(al2023/run-user-data.sh: overlays in a private mount namespace, fake dnf/aws/systemctl;
+no Node.js, npm or nginx until dnf "installs" this machine's real ones), against the
+bytes `threetier up` uploads."""
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ import pytest
 from threetier.artifacts import application_files, render_app_user_data, render_nginx_conf, render_web_user_data
 
 from .conftest import SECRET_ARN
-from .servers import IN_CI, free_port, http, need, port_open, wait_until
+from .servers import IN_CI, Blackhole, free_port, http, need, port_open, wait_until
 
 pytestmark = pytest.mark.slow  # starts real servers
 
@@ -114,7 +115,8 @@ def test_app_and_web_builders_end_to_end(sandbox_ok, hosts, bucket, mariadb):
         assert http("GET", f"http://127.0.0.1:{app_port}/transaction")[2] == {"result": [SEED]}
 
     calls = app_host.calls()
-    assert "dnf install -y nodejs24 nodejs24-npm" in calls
+    assert [c for c in calls if c.startswith("dnf ")] == ["dnf install -y nodejs24 nodejs24-npm"] * 2, \
+        "one dnf transaction per run"
     assert "alternatives --set node /usr/bin/node-24" in calls
     assert f"aws s3 cp --recursive --only-show-errors --region us-east-1 s3://{BUCKET}/app-tier/ " \
            "/opt/threetier/app-tier.new/" in calls
@@ -134,11 +136,54 @@ def test_app_and_web_builders_end_to_end(sandbox_ok, hosts, bucket, mariadb):
     result = web_host.run(render_web_user_data(bucket=BUCKET, region="us-east-1"))
     assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
     assert web_host.file("/var/lib/threetier/bootstrap.done").is_file()
-    assert web_host.file("/usr/share/nginx/threetier/index.html").is_file()
-    assert "dnf install -y nginx" in web_host.calls()
+    # Only nginx is installed (one dnf transaction); no Node.js, nothing is built: the
+    # served files are the uploaded bundle, byte for byte.
+    calls = web_host.calls()
+    assert [c for c in calls if c.startswith("dnf ")] == ["dnf install -y nginx"]
+    assert not [c for c in calls if c.startswith("alternatives")]
+    assert not web_host.file("/usr/bin/node-24").exists() and not web_host.file("/usr/bin/npm-24").exists()
+    assert f"aws s3 cp --recursive --only-show-errors --region us-east-1 s3://{BUCKET}/web-tier/ " \
+           "/usr/share/nginx/threetier.new/" in calls
+    served = web_host.file("/usr/share/nginx/threetier")
+    bundle = {k.removeprefix("web-tier/"): v for k, v in application_files().items() if k.startswith("web-tier/")}
+    assert {p.relative_to(served).as_posix(): p.read_bytes() for p in served.rglob("*") if p.is_file()} == bundle
+    assert "systemctl enable nginx.service" in calls
     assert http("GET", "http://127.0.0.1/health")[0] == 200
-    assert '<div id="root">' in http("GET", "http://127.0.0.1/")[2]
+    assert http("GET", "http://127.0.0.1/")[2] == bundle["index.html"].decode()
     assert http("GET", "http://127.0.0.1/api/transaction")[2] == {"result": [SEED]}
+    assert http("GET", "http://127.0.0.1/api/ready")[::2] == (200, {"status": "ok", "database": "up"})
+    log = web_host.file("/var/log/threetier-bootstrap.log").read_text()
+    assert "GET /api/ready through the internal ALB: {\"status\":\"ok\",\"database\":\"up\"}" in log
+
+
+def test_the_simulated_host_has_no_node_or_nginx_until_installed(sandbox_ok, hosts):
+    """What makes the test above prove that the web builder needs no Node.js."""
+    host = hosts("bare")
+    result = host.run("#!/bin/bash\nfor tool in node npm npx nginx node-24 npm-24; do\n"
+                      "  command -v $tool && echo \"FOUND $tool\"\ndone\nexit 0\n")
+    assert result.returncode == 0, result.stderr
+    assert "FOUND" not in result.stdout
+
+
+def test_the_app_image_bakes_without_its_database(sandbox_ok, hosts, mariadb):
+    """The bake's health gate is liveness: with the database unreachable (a host that never
+    answers) the app builder still completes, its app live and not ready."""
+    silent = Blackhole()
+    app_port = free_port()
+    user_data = render_app_user_data(bucket=BUCKET, region="us-east-1", db_host="127.0.0.1",
+                                     db_name="nodb", db_secret_arn=SECRET_ARN, port=app_port)
+    user_data = user_data.replace('"port": 3306', f'"port": {silent.port}')
+    host = hosts("nodb")
+    try:
+        result = host.run(user_data)
+        assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
+        assert host.file("/var/lib/threetier/bootstrap.done").is_file()
+        assert http("GET", f"http://127.0.0.1:{app_port}/health")[0] == 200
+        status, _, body = http("GET", f"http://127.0.0.1:{app_port}/ready")
+        assert (status, body["database"]) == (503, "down")
+        assert '"database":"down"' in host.file("/var/log/threetier-bootstrap.log").read_text()
+    finally:
+        silent.close()
 
 
 def test_a_failing_step_fails_the_bootstrap_loudly(sandbox_ok, hosts, bucket, mariadb):
@@ -149,7 +194,7 @@ def test_a_failing_step_fails_the_bootstrap_loudly(sandbox_ok, hosts, bucket, ma
     assert result.returncode != 0
     log = host.file("/var/log/threetier-bootstrap.log")
     wait_until(lambda: "bootstrap FAILED (exit 1)" in log.read_text(), "the failure in the bootstrap log", 5)
-    assert 'test -f "$dest.new/package-lock.json"' in log.read_text()
+    assert 'test -f "$dest.new/$required"' in log.read_text()
     assert host.file("/var/lib/threetier/bootstrap.failed").is_file()
     assert not host.file("/var/lib/threetier/bootstrap.done").exists()
     assert not any(call.startswith("systemctl") for call in host.calls())

@@ -1,5 +1,5 @@
-"""The web tier: the React build served by real nginx with the rendered nginx.conf,
-/api/ proxied to a real app tier, and the page driven in headless Chromium."""
+"""The web tier: the React build (the uploaded bundle) served by real nginx with the rendered
+nginx.conf, /api/ proxied to a real app tier, and the page driven in headless Chromium."""
 from __future__ import annotations
 
 import json
@@ -23,13 +23,11 @@ BROWSER_DIR = Path(__file__).parent / "browser"
 
 @pytest.fixture(scope="session")
 def web_build(application_tree):
-    """`npm run build` of the uploaded web-tier bytes, copied where nginx's workers
-    (an unprivileged user) can read it."""
-    source = application_tree / "web-tier"
-    subprocess.run([need("npm"), "run", "build"], cwd=source, check=True, capture_output=True, timeout=180)
+    """The uploaded web-tier bytes (the committed build) as the web builder installs them,
+    where nginx's workers (an unprivileged user) can read them."""
     root = Path(tempfile.mkdtemp(prefix="threetier-web-"))
     root.chmod(0o755)
-    shutil.copytree(source / "dist", root / "html")
+    shutil.copytree(application_tree / "web-tier", root / "html")
     yield root / "html"
     shutil.rmtree(root)
 

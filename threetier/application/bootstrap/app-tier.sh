@@ -8,11 +8,23 @@ APP_PORT=@@APP_PORT@@
 NODE_MAJOR=24
 APP_DIR=/opt/threetier/app-tier
 @@COMMON@@
+export npm_config_cache=/var/cache/threetier/npm npm_config_update_notifier=false \
+  npm_config_fund=false npm_config_audit=false
+
+# Node.js from Amazon Linux's own packages (namespaced: node-NN, npm-NN) in one dnf
+# transaction, made the default `node` so that package scripts (#!/usr/bin/env node) use it.
+install_node() {
+  install_packages "nodejs$NODE_MAJOR" "nodejs$NODE_MAJOR-npm"
+  alternatives --set node "/usr/bin/node-$NODE_MAJOR"
+  NODE="/usr/bin/node-$NODE_MAJOR"
+  NPM="/usr/bin/npm-$NODE_MAJOR"
+  log "node $("$NODE" --version), npm $("$NPM" --version)"
+}
 
 install_node
 id threetier >/dev/null 2>&1 || useradd --system --no-create-home --shell /sbin/nologin threetier
 
-fetch_tier app-tier "$APP_DIR"
+fetch_tier app-tier "$APP_DIR" package-lock.json
 log "installing app dependencies"
 (cd "$APP_DIR" && retry "$NPM" ci --omit=dev)
 
@@ -56,8 +68,12 @@ systemctl daemon-reload
 systemctl enable threetier-app.service
 systemctl restart threetier-app.service
 
+# Liveness only: the app serves without its database (it creates the schema by itself
+# once the database answers), so the image can be baked before Aurora is reachable.
 if ! wait_healthy "http://localhost:$APP_PORT/health"; then
   journalctl -u threetier-app.service --no-pager -n 100
   false  # fails the bootstrap through the ERR trap (marker + console)
 fi
+# Informational: whether the database answers yet (GET /ready).
+log "GET /ready: $(curl -sS --max-time 5 "http://localhost:$APP_PORT/ready" || true)"
 finish

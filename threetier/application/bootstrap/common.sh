@@ -1,10 +1,8 @@
 # --- shared by both builders (spliced in by threetier.artifacts) -------------------------
 set -Eeuo pipefail
 umask 022
-# cloud-init may run user data without HOME; npm needs one.
+# cloud-init may run user data without HOME; the tools the builders run expect one.
 export HOME=/root
-export npm_config_cache=/var/cache/threetier/npm npm_config_update_notifier=false \
-  npm_config_fund=false npm_config_audit=false
 
 MARKER_DIR=/var/lib/threetier
 mkdir -p "$MARKER_DIR"
@@ -27,7 +25,7 @@ on_error() {
 }
 trap 'on_error $LINENO' ERR
 
-# retry CMD...: up to 5 attempts, for network steps (dnf mirrors, S3, the npm registry).
+# retry CMD...: up to 5 attempts, for network steps (dnf mirrors, S3, a package registry).
 retry() {
   local attempt=1
   until "$@"; do
@@ -41,29 +39,25 @@ retry() {
   done
 }
 
-# Node.js from Amazon Linux's own packages (namespaced: node-NN, npm-NN), made the default
-# `node` so that package scripts (#!/usr/bin/env node) use it too.
+# install_packages PKG...: ONE dnf transaction (metadata is fetched once per transaction,
+# which is most of its time), so each builder calls it once. The AWS CLI, which the
+# standard AL2023 image has, joins that transaction on an image without it.
 install_packages() {
-  log "installing $*"
-  retry dnf install -y "$@"
+  local packages=("$@")
+  command -v aws >/dev/null || packages+=(awscli-2)
+  log "installing ${packages[*]}"
+  retry dnf install -y "${packages[@]}"
 }
 
-install_node() {
-  install_packages "nodejs$NODE_MAJOR" "nodejs$NODE_MAJOR-npm"
-  alternatives --set node "/usr/bin/node-$NODE_MAJOR"
-  NODE="/usr/bin/node-$NODE_MAJOR"
-  NPM="/usr/bin/npm-$NODE_MAJOR"
-  log "node $("$NODE" --version), npm $("$NPM" --version)"
-}
-
-# fetch_tier TIER DEST: a fresh copy of s3://BUCKET/TIER/ replaces DEST.
+# fetch_tier TIER DEST FILE: a fresh copy of s3://BUCKET/TIER/ replaces DEST, once it is
+# complete (FILE, relative to DEST, must be in it).
 fetch_tier() {
-  local tier=$1 dest=$2
-  command -v aws >/dev/null || install_packages awscli-2
+  local tier=$1 dest=$2 required=$3
+  command -v aws >/dev/null || { log "no AWS CLI: install_packages first"; return 1; }
   log "fetching s3://$BUCKET/$tier/ into $dest"
   rm -rf "$dest.new"
   retry aws s3 cp --recursive --only-show-errors --region "$REGION" "s3://$BUCKET/$tier/" "$dest.new/"
-  test -f "$dest.new/package-lock.json"
+  test -f "$dest.new/$required"
   rm -rf "$dest"
   mv "$dest.new" "$dest"
 }

@@ -1,25 +1,16 @@
 #!/bin/bash
 # threetier: user data of the web-tier builder (Amazon Linux 2023), rendered by
-# threetier.artifacts.render_web_user_data. Builds the React app from S3, serves it with
-# nginx using the rendered s3://BUCKET/nginx.conf; safe to run again.
+# threetier.artifacts.render_web_user_data. nginx serves the React app, built ahead of time
+# and shipped in the package (s3://BUCKET/web-tier/ holds the built files: nothing is
+# built here), with the rendered s3://BUCKET/nginx.conf; safe to run again.
 BUCKET=@@BUCKET@@
 REGION=@@REGION@@
 WEB_ROOT=@@WEB_ROOT@@
-NODE_MAJOR=24
-SRC_DIR=/opt/threetier/web-tier
 @@COMMON@@
 
 install_packages nginx
-install_node
 
-fetch_tier web-tier "$SRC_DIR"
-log "building the web tier"
-(cd "$SRC_DIR" && retry "$NPM" ci && "$NPM" run build)
-test -f "$SRC_DIR/dist/index.html"
-rm -rf "$WEB_ROOT.new"
-cp -a "$SRC_DIR/dist" "$WEB_ROOT.new"
-rm -rf "$WEB_ROOT"
-mv "$WEB_ROOT.new" "$WEB_ROOT"
+fetch_tier web-tier "$WEB_ROOT" index.html
 if command -v restorecon >/dev/null; then restorecon -R "$WEB_ROOT"; fi
 
 log "installing nginx.conf"
@@ -36,6 +27,6 @@ if ! wait_healthy "http://localhost/health"; then
   false  # fails the bootstrap through the ERR trap (marker + console)
 fi
 grep -q '<div id="root">' <<<"$(curl -fsS --max-time 5 http://localhost/)"
-# Informational: the path through the internal ALB to the app tier.
-log "GET /api/health through the internal ALB: $(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 http://localhost/api/health || true)"
+# Informational: the path through the internal ALB to the app tier and its database.
+log "GET /api/ready through the internal ALB: $(curl -sS --max-time 5 http://localhost/api/ready || true)"
 finish
