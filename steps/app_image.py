@@ -12,9 +12,12 @@ through SSM Run Command, and the builder is terminated once the AMI exists.
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 from threetier import artifacts
-from threetier.engine import Check, Ctx
-from steps import baking, database, storage
+from threetier.aws import Look
+from threetier.engine import DONE, EXISTS, Check, Ctx
+from steps import baking, database, network, storage
 
 NUMBER = 4
 NAME = "app-image"
@@ -33,10 +36,20 @@ def bake(ctx: Ctx) -> baking.Bake:
                        instance_type=app.instance_type, architecture=baking.architecture(ctx, app.instance_type),
                        user_data=user_data,
                        health_url=f"http://localhost:{app.port}/health", keep_builder=app.keep_builder,
-                       baked_files=app_files)
+                       baked_files=app_files,
+                       # In a private subnet: its bootstrap (dnf, S3, npm) goes out through the NAT gateway.
+                       launch_needs=((network.NUMBER, DONE),))
+
+
+def looks(ctx: Ctx) -> Iterator[Look]:
+    return baking.looks(ctx, ctx.config.app.instance_type)
 
 
 def start(ctx: Ctx) -> None:
+    """The app image needs the database's endpoint and secret (known once the cluster is
+    created), not the database itself: the bake's health check is the app's liveness."""
+    ctx.need(storage.NUMBER, DONE)
+    ctx.need(database.NUMBER, EXISTS)
     baking.start(ctx, bake(ctx))
 
 

@@ -8,8 +8,11 @@ Scaling group over both app subnets, attached to the target group, 2/2/2.
 """
 from __future__ import annotations
 
-from threetier.engine import Check, Ctx
-from steps import app_image, baking, balancing
+from typing import Iterator
+
+from threetier.aws import Look
+from threetier.engine import DONE, EXISTS, Check, Ctx
+from steps import app_image, baking, balancing, network
 
 NUMBER = 5
 NAME = "app-tier"
@@ -28,13 +31,21 @@ def tier(ctx: Ctx) -> balancing.Tier:
         min=app.asg.min, desired=app.asg.desired, max=app.asg.max)
 
 
+def looks(ctx: Ctx) -> Iterator[Look]:
+    return balancing.looks(ctx, tier(ctx))
+
+
 def start(ctx: Ctx) -> None:
+    """The target group, the internal ALB and its listener need only the network."""
+    ctx.need(network.NUMBER, EXISTS)
     balancing.start(ctx, tier(ctx))
-    # The web tier's nginx proxies /api/ to this name.
+    # The web tier's nginx proxies /api/ to this name, known now, while the ALB still provisions.
     ctx.resources["internal_alb_dns"] = ctx.resources["load_balancer_dns"]
 
 
 def finish(ctx: Ctx) -> None:
+    """The launch template and the Auto Scaling group need the app AMI."""
+    ctx.need(app_image.NUMBER, DONE)
     balancing.finish(ctx, tier(ctx))
     # The tier runs on the current AMI now: images of earlier app code only cost money.
     if tier(ctx).ami:

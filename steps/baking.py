@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
-from threetier.aws import AwsError, Poll, client_token, tag_value
+from threetier.aws import AwsError, Look, Poll, client_token, tag_value
 from threetier.engine import Ctx
 from steps import storage
 
@@ -42,6 +42,9 @@ class Bake:
     health_url: str           # answered on the builder itself once the tier is up
     keep_builder: bool
     baked_files: dict[str, bytes] = field(repr=False)
+    # What a builder needs ready before it boots, as (part, milestone): the app builder sits in a
+    # private subnet and its bootstrap needs the NAT gateway; the web builder goes out via the IGW.
+    launch_needs: tuple[tuple[int, str], ...] = ()
 
     @property
     def builder_role(self) -> str:
@@ -77,6 +80,32 @@ def health_script(bake: Bake) -> list[str]:
     ]
 
 
+# -- what the finders read (the inventory) -------------------------------------------
+def images_look(ctx: Ctx) -> Look:
+    """The stack's own AMIs (tagged at creation), every part's: one read, filtered here."""
+    return Look("ec2", "describe_images", {"Owners": ["self"], "Filters": ctx.filters()})
+
+
+def instances_look(ctx: Ctx) -> Look:
+    """The stack's instances (builders, and the tiers' instances), filtered here by Name and state."""
+    return Look("ec2", "describe_instances", {"Filters": ctx.filters()}, key="Reservations")
+
+
+def instance_type_look(instance_type: str) -> Look:
+    return Look("ec2", "describe_instance_types", {"InstanceTypes": [instance_type]})
+
+
+def looks(ctx: Ctx, instance_type: str) -> Iterator[Look]:
+    yield images_look(ctx)
+    yield instances_look(ctx)
+    yield instance_type_look(instance_type)
+
+
+def stack_images(ctx: Ctx, part: int | None = None) -> list[dict[str, Any]]:
+    images = ctx.aws.look(images_look(ctx), resource="AMIs")["Images"]
+    return [i for i in images if part is None or tag_value(i, "threetier:part") == str(part)]
+
+
 # -- start -------------------------------------------------------------------------
 def start(ctx: Ctx, bake: Bake) -> None:
     """Keep an image with this fingerprint, or launch a builder for one (not waited for)."""
@@ -86,20 +115,20 @@ def start(ctx: Ctx, bake: Bake) -> None:
         ctx.resources["ami"] = image["ImageId"]
         return
     ctx.resources.pop("ami", None)
+    for number, milestone in bake.launch_needs:
+        ctx.need(number, milestone)
     ctx.resources["builder"] = ensure_builder(ctx, bake)["InstanceId"]
 
 
 def find_image(ctx: Ctx, bake: Bake) -> dict[str, Any] | None:
-    images = ctx.aws.call("ec2", "describe_images", resource=f"AMI {image_name(ctx, bake)}", Owners=["self"],
-                          Filters=[{"Name": "name", "Values": [image_name(ctx, bake)]},
-                                   {"Name": "state", "Values": ["pending", "available"]}])["Images"]
+    images = [i for i in stack_images(ctx) if i.get("Name") == image_name(ctx, bake)
+              and i.get("State") in ("pending", "available")]
     return sorted(images, key=lambda i: i["ImageId"])[0] if images else None
 
 
 def architecture(ctx: Ctx, instance_type: str) -> str:
     """arm64 for Graviton instance types, x86_64 otherwise: the AMI must match the tier's instances."""
-    types = ctx.aws.call("ec2", "describe_instance_types", resource=f"instance type {instance_type}",
-                         InstanceTypes=[instance_type])["InstanceTypes"]
+    types = ctx.aws.look(instance_type_look(instance_type), resource=f"instance type {instance_type}")["InstanceTypes"]
     architectures = types[0]["ProcessorInfo"]["SupportedArchitectures"] if types else ["x86_64"]
     return "arm64" if "arm64" in architectures else "x86_64"
 
@@ -123,10 +152,9 @@ def root_volume_size(image: dict[str, Any]) -> int:
 
 
 def builders(ctx: Ctx, bake: Bake, states: list[str] | None = None) -> list[dict[str, Any]]:
-    filters = ctx.filters(bake.builder_role) + [
-        {"Name": "instance-state-name", "Values": states or LIVE_INSTANCE_STATES}]
-    return [i for r in ctx.aws.items("ec2", "describe_instances", "Reservations", resource=ctx.name(bake.builder_role),
-                                     Filters=filters) for i in r["Instances"]]
+    wanted = states or LIVE_INSTANCE_STATES
+    return [i for r in ctx.aws.look(instances_look(ctx), resource=ctx.name(bake.builder_role)) for i in r["Instances"]
+            if tag_value(i, "Name") == ctx.name(bake.builder_role) and i["State"]["Name"] in wanted]
 
 
 def ensure_builder(ctx: Ctx, bake: Bake) -> dict[str, Any]:
@@ -254,10 +282,8 @@ def create_image(ctx: Ctx, bake: Bake, instance_id: str) -> str:
 
 def wait_image(ctx: Ctx, image_id: str, name: str) -> None:
     def probe() -> Poll:
-        # A just-created AMI ID may be unknown for a moment.
-        found = ctx.aws.call("ec2", "describe_images", resource=f"AMI {name}", ImageIds=[image_id],
-                             missing_ok=("InvalidAMIID.NotFound",))
-        images = (found or {}).get("Images", [])
+        # A just-created AMI ID may be unknown for a moment: not in the list yet, still pending.
+        images = [i for i in stack_images(ctx) if i["ImageId"] == image_id]
         state = images[0]["State"] if images else "pending"
         if state in ("failed", "invalid", "deregistered", "error"):
             reason = images[0].get("StateReason", {}).get("Message", state)
@@ -308,8 +334,7 @@ def delete_images(ctx: Ctx, part: int, keep: str | None = None) -> None:
     outlive an AMI and keep billing."""
     aws = ctx.aws
     part_filter = [{"Name": "tag:threetier:part", "Values": [str(part)]}]
-    images = [i for i in aws.call("ec2", "describe_images", resource="AMIs", Owners=["self"],
-                                  Filters=ctx.filters() + part_filter)["Images"] if i["ImageId"] != keep]
+    images = [i for i in stack_images(ctx, part) if i["ImageId"] != keep]
     snapshot_ids: set[str] = set()
     for image in images:
         snapshot_ids |= {m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", [])

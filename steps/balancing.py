@@ -12,7 +12,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from threetier.aws import Poll
+from typing import Iterator
+
+from threetier.aws import Look, Poll
 from threetier.engine import Check, Ctx
 from threetier.errors import ThreetierError
 from steps import storage
@@ -57,13 +59,71 @@ def elb_tags(ctx: Ctx, role: str) -> list[dict[str, str]]:
     return ctx.tags(role)
 
 
+# -- what the finders read (the inventory) ---------------------------------------
+def target_group_look(ctx: Ctx, tier: Tier) -> Look:
+    return Look("elbv2", "describe_target_groups", {"Names": [ctx.name(tier.target_group_role)]},
+                missing_ok=ELB_NOT_FOUND)
+
+
+def load_balancer_look(ctx: Ctx, tier: Tier) -> Look:
+    return Look("elbv2", "describe_load_balancers", {"Names": [ctx.name(tier.alb_role)]}, missing_ok=ELB_NOT_FOUND)
+
+
+def launch_template_look(ctx: Ctx, tier: Tier) -> Look:
+    return Look("ec2", "describe_launch_templates", {"LaunchTemplateNames": [ctx.name(tier.launch_template_role)]},
+                missing_ok=("InvalidLaunchTemplateName.NotFoundException",))
+
+
+def auto_scaling_group_look(ctx: Ctx, tier: Tier) -> Look:
+    return Look("autoscaling", "describe_auto_scaling_groups", {"AutoScalingGroupNames": [ctx.name(tier.asg_role)]})
+
+
+def attributes_look(arn: str) -> Look:
+    return Look("elbv2", "describe_target_group_attributes", {"TargetGroupArn": arn})
+
+
+def health_look(arn: str) -> Look:
+    return Look("elbv2", "describe_target_health", {"TargetGroupArn": arn})
+
+
+def listeners_look(arn: str) -> Look:
+    return Look("elbv2", "describe_listeners", {"LoadBalancerArn": arn}, missing_ok=ELB_NOT_FOUND)
+
+
+def versions_look(template_id: str) -> Look:
+    return Look("ec2", "describe_launch_template_versions", {"LaunchTemplateId": template_id, "Versions": ["$Default"]})
+
+
+def looks(ctx: Ctx, tier: Tier) -> Iterator[Look]:
+    """The tier's four resources by name; then, for those found, what hangs off them."""
+    aws = ctx.aws
+    yield from (target_group_look(ctx, tier), load_balancer_look(ctx, tier), launch_template_look(ctx, tier),
+                auto_scaling_group_look(ctx, tier))
+    for group in (aws.peek(target_group_look(ctx, tier)) or {}).get("TargetGroups", []):
+        yield attributes_look(group["TargetGroupArn"])
+        yield health_look(group["TargetGroupArn"])
+    for balancer in (aws.peek(load_balancer_look(ctx, tier)) or {}).get("LoadBalancers", []):
+        yield listeners_look(balancer["LoadBalancerArn"])
+    for template in (aws.peek(launch_template_look(ctx, tier)) or {}).get("LaunchTemplates", []):
+        yield versions_look(template["LaunchTemplateId"])
+
+
 # -- start -----------------------------------------------------------------------
 def start(ctx: Ctx, tier: Tier) -> None:
+    """What needs only the network: the target group, the load balancer and its listener (whose
+    DNS name is known at once, though the ALB takes minutes to become active)."""
     network = ctx.resources_of(2)
     target_group = ensure_target_group(ctx, tier, network["vpc"])
     balancer = ensure_load_balancer(ctx, tier, [network["subnets"][r] for r in tier.subnet_roles],
                                     network["security_groups"][tier.alb_security_group_role])
     ensure_listener(ctx, tier, balancer, target_group)
+
+
+def start_instances(ctx: Ctx, tier: Tier) -> None:
+    """What needs the tier's AMI: the launch template and the Auto Scaling group (or a new template
+    version and an instance refresh when the AMI or instance type changed)."""
+    network = ctx.resources_of(2)
+    target_group = ctx.resources["target_group_arn"]
     template, new_version = ensure_launch_template(ctx, tier, network["security_groups"][tier.instance_security_group_role])
     existed = ensure_auto_scaling_group(ctx, tier, template, target_group, [network["subnets"][r] for r in tier.subnet_roles])
     if new_version and existed:
@@ -71,8 +131,7 @@ def start(ctx: Ctx, tier: Tier) -> None:
 
 
 def find_target_group(ctx: Ctx, tier: Tier) -> dict[str, Any] | None:
-    found = ctx.aws.call("elbv2", "describe_target_groups", resource=f"target group {ctx.name(tier.target_group_role)}",
-                         Names=[ctx.name(tier.target_group_role)], missing_ok=ELB_NOT_FOUND)
+    found = ctx.aws.look(target_group_look(ctx, tier), resource=f"target group {ctx.name(tier.target_group_role)}")
     return found["TargetGroups"][0] if found and found["TargetGroups"] else None
 
 
@@ -91,8 +150,7 @@ def ensure_target_group(ctx: Ctx, tier: Tier, vpc: str) -> str:
         raise ThreetierError(f"{ctx.part.label}: target group {name} listens on {group['Port']} in {group['VpcId']}, "
                              f"not on {tier.port} in {vpc}; `threetier down`, then `up`")
     arn = group["TargetGroupArn"]
-    attributes = {a["Key"]: a["Value"] for a in aws.call(
-        "elbv2", "describe_target_group_attributes", resource=f"target group {name}", TargetGroupArn=arn)["Attributes"]}
+    attributes = {a["Key"]: a["Value"] for a in aws.look(attributes_look(arn), resource=f"target group {name}")["Attributes"]}
     if attributes.get("deregistration_delay.timeout_seconds") != DEREGISTRATION_DELAY:
         aws.call("elbv2", "modify_target_group_attributes", resource=f"target group {name}", TargetGroupArn=arn,
                  Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": DEREGISTRATION_DELAY}])
@@ -102,8 +160,7 @@ def ensure_target_group(ctx: Ctx, tier: Tier, vpc: str) -> str:
 
 
 def find_load_balancer(ctx: Ctx, tier: Tier) -> dict[str, Any] | None:
-    found = ctx.aws.call("elbv2", "describe_load_balancers", resource=f"load balancer {ctx.name(tier.alb_role)}",
-                         Names=[ctx.name(tier.alb_role)], missing_ok=ELB_NOT_FOUND)
+    found = ctx.aws.look(load_balancer_look(ctx, tier), resource=f"load balancer {ctx.name(tier.alb_role)}")
     return found["LoadBalancers"][0] if found and found["LoadBalancers"] else None
 
 
@@ -128,8 +185,7 @@ def ensure_load_balancer(ctx: Ctx, tier: Tier, subnets: list[str], security_grou
 
 def ensure_listener(ctx: Ctx, tier: Tier, balancer: str, target_group: str) -> None:
     aws, name = ctx.aws, ctx.name(tier.alb_role)
-    listeners = aws.call("elbv2", "describe_listeners", resource=f"listeners of {name}",
-                         LoadBalancerArn=balancer)["Listeners"]
+    listeners = (aws.look(listeners_look(balancer), resource=f"listeners of {name}") or {}).get("Listeners", [])
     http = next((l for l in listeners if l["Port"] == 80), None)
     forward = [{"Type": "forward", "TargetGroupArn": target_group}]
     if http is None:
@@ -158,9 +214,7 @@ def launch_template_data(ctx: Ctx, tier: Tier, security_group: str) -> dict[str,
 
 
 def find_launch_template(ctx: Ctx, tier: Tier) -> dict[str, Any] | None:
-    found = ctx.aws.call("ec2", "describe_launch_templates", resource=ctx.name(tier.launch_template_role),
-                         LaunchTemplateNames=[ctx.name(tier.launch_template_role)],
-                         missing_ok=("InvalidLaunchTemplateName.NotFoundException",))
+    found = ctx.aws.look(launch_template_look(ctx, tier), resource=ctx.name(tier.launch_template_role))
     return found["LaunchTemplates"][0] if found and found["LaunchTemplates"] else None
 
 
@@ -178,8 +232,7 @@ def ensure_launch_template(ctx: Ctx, tier: Tier, security_group: str) -> tuple[s
                             TagSpecifications=ctx.tag_spec("launch-template", tier.launch_template_role))["LaunchTemplate"]
         ctx.record("created", "launch template", name, template["LaunchTemplateId"])
     else:
-        versions = aws.call("ec2", "describe_launch_template_versions", resource=name,
-                            LaunchTemplateId=template["LaunchTemplateId"], Versions=["$Default"])["LaunchTemplateVersions"]
+        versions = aws.look(versions_look(template["LaunchTemplateId"]), resource=name)["LaunchTemplateVersions"]
         current = versions[0]["LaunchTemplateData"] if versions else {}
         if (current.get("ImageId"), current.get("InstanceType"), current.get("SecurityGroupIds")) != \
                 (data["ImageId"], data["InstanceType"], data["SecurityGroupIds"]):
@@ -195,8 +248,7 @@ def ensure_launch_template(ctx: Ctx, tier: Tier, security_group: str) -> tuple[s
 
 
 def find_auto_scaling_group(ctx: Ctx, tier: Tier) -> dict[str, Any] | None:
-    found = ctx.aws.call("autoscaling", "describe_auto_scaling_groups", resource=ctx.name(tier.asg_role),
-                         AutoScalingGroupNames=[ctx.name(tier.asg_role)])["AutoScalingGroups"]
+    found = ctx.aws.look(auto_scaling_group_look(ctx, tier), resource=ctx.name(tier.asg_role))["AutoScalingGroups"]
     return found[0] if found else None
 
 
@@ -269,6 +321,7 @@ def wait_instance_refresh(ctx: Ctx, tier: Tier) -> None:
 
 # -- finish ----------------------------------------------------------------------
 def finish(ctx: Ctx, tier: Tier) -> None:
+    start_instances(ctx, tier)
     wait_active(ctx, tier)
     wait_instance_refresh(ctx, tier)
     wait_healthy(ctx, tier)
@@ -286,8 +339,8 @@ def wait_active(ctx: Ctx, tier: Tier) -> None:
 
 
 def target_states(ctx: Ctx, tier: Tier) -> list[dict[str, Any]]:
-    return ctx.aws.call("elbv2", "describe_target_health", resource=f"target group {ctx.name(tier.target_group_role)}",
-                        TargetGroupArn=ctx.resources["target_group_arn"])["TargetHealthDescriptions"]
+    return ctx.aws.look(health_look(ctx.resources["target_group_arn"]),
+                        resource=f"target group {ctx.name(tier.target_group_role)}")["TargetHealthDescriptions"]
 
 
 def wait_healthy(ctx: Ctx, tier: Tier) -> None:
@@ -317,14 +370,14 @@ def check(ctx: Ctx, tier: Tier, result: Check) -> None:
     if result.found(f"load balancer {ctx.name(tier.alb_role)}", balancer is not None):
         ctx.resources["load_balancer_arn"] = balancer["LoadBalancerArn"]
         ctx.resources["load_balancer_dns"] = balancer["DNSName"]
-        listeners = ctx.aws.call("elbv2", "describe_listeners", resource=f"listeners of {ctx.name(tier.alb_role)}",
-                                 LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]
+        listeners = (ctx.aws.look(listeners_look(balancer["LoadBalancerArn"]),
+                                  resource=f"listeners of {ctx.name(tier.alb_role)}") or {}).get("Listeners", [])
         result.found(f"listener {ctx.name(tier.alb_role)}:80", any(l["Port"] == 80 for l in listeners))
     template = find_launch_template(ctx, tier)
     if result.found(f"launch template {ctx.name(tier.launch_template_role)}", template is not None):
         ctx.resources["launch_template"] = template["LaunchTemplateId"]
-        versions = ctx.aws.call("ec2", "describe_launch_template_versions", resource=ctx.name(tier.launch_template_role),
-                                LaunchTemplateId=template["LaunchTemplateId"], Versions=["$Default"])["LaunchTemplateVersions"]
+        versions = ctx.aws.look(versions_look(template["LaunchTemplateId"]),
+                                resource=ctx.name(tier.launch_template_role))["LaunchTemplateVersions"]
         data = versions[0]["LaunchTemplateData"] if versions else {}
         if data.get("ImageId") != tier.ami:
             result.drift.append(f"launch template {ctx.name(tier.launch_template_role)}: AMI {data.get('ImageId')}, "
@@ -355,6 +408,7 @@ def destroy(ctx: Ctx, tier_name: str, alb_role: str) -> None:
                  TargetGroupArn=group["TargetGroupArn"], missing_ok=ELB_NOT_FOUND,
                  Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "0"}])
 
+    # The group and the load balancer go at once (2-5 min and ~1 min), then what they hold.
     asgs = aws.call("autoscaling", "describe_auto_scaling_groups", resource=asg_name,
                     AutoScalingGroupNames=[asg_name])["AutoScalingGroups"]
     if asgs:
@@ -363,25 +417,29 @@ def destroy(ctx: Ctx, tier_name: str, alb_role: str) -> None:
                  missing_ok=("ValidationError",), retry_codes=("ScalingActivityInProgress", "ResourceInUse"),
                  retry_timeout=5 * 60, retry_delay=10)
         ctx.record("deleted", "Auto Scaling group", asg_name)
-        wait_gone(ctx, f"Auto Scaling group {asg_name}", lambda: aws.call(
-            "autoscaling", "describe_auto_scaling_groups", resource=asg_name,
-            AutoScalingGroupNames=[asg_name])["AutoScalingGroups"])
 
     found = aws.call("elbv2", "describe_load_balancers", resource=f"load balancer {alb_name}", Names=[alb_name],
                      missing_ok=ELB_NOT_FOUND)
-    for balancer in (found or {}).get("LoadBalancers", []):
+    balancers = (found or {}).get("LoadBalancers", [])
+    for balancer in balancers:
         arn = balancer["LoadBalancerArn"]
-        for listener in aws.call("elbv2", "describe_listeners", resource=f"listeners of {alb_name}",
-                                 LoadBalancerArn=arn, missing_ok=ELB_NOT_FOUND)["Listeners"]:
+        listeners = (aws.call("elbv2", "describe_listeners", resource=f"listeners of {alb_name}",
+                              LoadBalancerArn=arn, missing_ok=ELB_NOT_FOUND) or {}).get("Listeners", [])
+        for listener in listeners:
             aws.call("elbv2", "delete_listener", resource=f"listener {alb_name}:{listener['Port']}",
                      ListenerArn=listener["ListenerArn"], missing_ok=ELB_NOT_FOUND)
             ctx.record("deleted", "listener", f"{alb_name}:{listener['Port']}")
         aws.call("elbv2", "delete_load_balancer", resource=f"load balancer {alb_name}", LoadBalancerArn=arn,
                  missing_ok=ELB_NOT_FOUND)
         ctx.record("deleted", "load balancer", alb_name)
+    if balancers:
         wait_gone(ctx, f"load balancer {alb_name}", lambda: (aws.call(
             "elbv2", "describe_load_balancers", resource=alb_name, Names=[alb_name],
             missing_ok=ELB_NOT_FOUND) or {}).get("LoadBalancers"))
+    if asgs:
+        wait_gone(ctx, f"Auto Scaling group {asg_name}", lambda: aws.call(
+            "autoscaling", "describe_auto_scaling_groups", resource=asg_name,
+            AutoScalingGroupNames=[asg_name])["AutoScalingGroups"])
 
     for group in groups:
         aws.call("elbv2", "delete_target_group", resource=f"target group {tg_name}",

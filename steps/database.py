@@ -12,10 +12,10 @@ state, S3, user data or an AMI; the EC2 role may read exactly that secret.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Iterator
 
-from threetier.aws import Poll
-from threetier.engine import Check, Ctx
+from threetier.aws import Look, Poll
+from threetier.engine import DONE, Check, Ctx
 from threetier.errors import ThreetierError, UsageError
 from steps import network, storage
 
@@ -48,23 +48,50 @@ def rds_tags(ctx: Ctx, role: str) -> list[dict[str, str]]:
     return ctx.tags(role)
 
 
+# -- what the finders read (the inventory) ---------------------------------------
+def subnet_group_look(ctx: Ctx) -> Look:
+    return Look("rds", "describe_db_subnet_groups", {"DBSubnetGroupName": subnet_group_name(ctx)},
+                missing_ok=("DBSubnetGroupNotFoundFault",))
+
+
+def cluster_look(ctx: Ctx) -> Look:
+    return Look("rds", "describe_db_clusters", {"DBClusterIdentifier": cluster_id(ctx)}, missing_ok=GONE)
+
+
+def instance_look(identifier: str) -> Look:
+    return Look("rds", "describe_db_instances", {"DBInstanceIdentifier": identifier}, missing_ok=GONE)
+
+
+def looks(ctx: Ctx) -> Iterator[Look]:
+    yield subnet_group_look(ctx)
+    yield cluster_look(ctx)
+    yield from (instance_look(identifier) for identifier in instance_ids(ctx).values())
+    yield storage.iam_look("get_role_policy", RoleName=storage.role_name(ctx), PolicyName=SECRET_POLICY_NAME)
+
+
 # -- apply -----------------------------------------------------------------------
 def start(ctx: Ctx) -> None:
+    """The cluster needs only the DB subnets and db-sg to exist, not the NAT gateways: it starts
+    in the first minute. Its endpoint and secret are known at once, which is all Part 4 needs."""
+    ctx.need(storage.NUMBER, DONE)
+    ctx.need(network.NUMBER, network.SUBNETS_AND_GROUPS)
     net = ctx.resources_of(network.NUMBER)
     ensure_subnet_group(ctx, [net["subnets"][role] for role in network.subnet_roles("db")])
     cluster = ensure_cluster(ctx, net["security_groups"]["db-sg"])
-    ensure_instances(ctx, net["azs"])
     ensure_secret_readable(ctx, cluster)
 
 
 def finish(ctx: Ctx) -> None:
+    """The writer and the reader, once the cluster takes them: AWS refuses CreateDBInstance
+    (InvalidDBClusterStateFault) while the cluster is still `creating`."""
+    wait_cluster_available(ctx)
+    ensure_instances(ctx, ctx.resources_of(network.NUMBER)["azs"])
     wait_available(ctx)
 
 
 def ensure_subnet_group(ctx: Ctx, subnet_ids: list[str]) -> None:
     aws, name = ctx.aws, subnet_group_name(ctx)
-    found = aws.call("rds", "describe_db_subnet_groups", resource=f"DB subnet group {name}",
-                     DBSubnetGroupName=name, missing_ok=("DBSubnetGroupNotFoundFault",))
+    found = aws.look(subnet_group_look(ctx), resource=f"DB subnet group {name}")
     if found is None:
         aws.call("rds", "create_db_subnet_group", resource=f"DB subnet group {name}", DBSubnetGroupName=name,
                  DBSubnetGroupDescription=f"threetier {ctx.stack}: the two private DB subnets",
@@ -79,10 +106,16 @@ def ensure_subnet_group(ctx: Ctx, subnet_ids: list[str]) -> None:
     ctx.resources["db_subnet_group"] = name
 
 
-def describe_cluster(ctx: Ctx) -> dict[str, Any] | None:
-    found = ctx.aws.call("rds", "describe_db_clusters", resource=f"DB cluster {cluster_id(ctx)}",
-                         DBClusterIdentifier=cluster_id(ctx), missing_ok=GONE)
+def describe_cluster(ctx: Ctx, *, live: bool = False) -> dict[str, Any] | None:
+    look, what = cluster_look(ctx), f"DB cluster {cluster_id(ctx)}"
+    found = ctx.aws.call("rds", look.operation, resource=what, missing_ok=look.missing_ok, **look.params) if live \
+        else ctx.aws.look(look, resource=what)
     return found["DBClusters"][0] if found else None
+
+
+def describe_instance(ctx: Ctx, identifier: str) -> dict[str, Any] | None:
+    found = ctx.aws.look(instance_look(identifier), resource=f"DB instance {identifier}")
+    return found["DBInstances"][0] if found else None
 
 
 def ensure_cluster(ctx: Ctx, db_security_group: str) -> dict[str, Any]:
@@ -126,9 +159,7 @@ def ensure_instances(ctx: Ctx, azs: list[str]) -> None:
     """Writer first (the first instance of a cluster is its writer), then the reader in the other AZ."""
     aws, db = ctx.aws, ctx.config.database
     for (role, identifier), az in zip(instance_ids(ctx).items(), azs):
-        found = aws.call("rds", "describe_db_instances", resource=f"DB instance {identifier}",
-                         DBInstanceIdentifier=identifier, missing_ok=GONE)
-        if found is None:
+        if describe_instance(ctx, identifier) is None:
             aws.call("rds", "create_db_instance", resource=f"DB instance {identifier}",
                      DBInstanceIdentifier=identifier, DBClusterIdentifier=cluster_id(ctx), Engine="aurora-mysql",
                      DBInstanceClass=db.instance_class, AvailabilityZone=az, PubliclyAccessible=False,
@@ -152,6 +183,21 @@ def secret_read_policy(secret_arn: str) -> dict[str, Any]:
     }
 
 
+FAILED_STATES = ("failed", "incompatible-parameters", "incompatible-network", "storage-full",
+                 "inaccessible-encryption-credentials", "missing")
+
+
+def wait_cluster_available(ctx: Ctx) -> None:
+    def probe() -> Poll:
+        cluster = describe_cluster(ctx)
+        status = cluster["Status"] if cluster else "missing"
+        if status in FAILED_STATES:
+            return Poll(False, status, failed=f"the cluster is {status}")
+        return Poll(status == "available", status)
+
+    ctx.aws.wait(f"Aurora cluster {cluster_id(ctx)}", probe, delay=POLL_DELAY, timeout=CREATE_TIMEOUT)
+
+
 def wait_available(ctx: Ctx) -> None:
     aws = ctx.aws
 
@@ -159,25 +205,22 @@ def wait_available(ctx: Ctx) -> None:
         cluster = describe_cluster(ctx)
         states = {"cluster": cluster["Status"] if cluster else "missing"}
         for role, identifier in instance_ids(ctx).items():
-            found = aws.call("rds", "describe_db_instances", resource=f"DB instance {identifier}",
-                             DBInstanceIdentifier=identifier, missing_ok=GONE)
-            states[role] = found["DBInstances"][0]["DBInstanceStatus"] if found else "missing"
-        bad = {k: v for k, v in states.items() if v in ("failed", "incompatible-parameters", "incompatible-network",
-                                                       "storage-full", "inaccessible-encryption-credentials", "missing")}
+            found = describe_instance(ctx, identifier)
+            states[role] = found["DBInstanceStatus"] if found else "missing"
+        bad = {k: v for k, v in states.items() if v in FAILED_STATES}
         summary = ", ".join(f"{k} {v}" for k, v in states.items())
         if bad:
             return Poll(False, summary, failed=summary)
         return Poll(all(v == "available" for v in states.values()), summary)
 
-    aws.wait(f"Aurora cluster {cluster_id(ctx)}", probe, delay=POLL_DELAY, timeout=CREATE_TIMEOUT)
+    aws.wait(f"Aurora writer and reader of {cluster_id(ctx)}", probe, delay=POLL_DELAY, timeout=CREATE_TIMEOUT)
 
 
 # -- check -----------------------------------------------------------------------
 def check(ctx: Ctx) -> Check:
     result = Check()
     aws = ctx.aws
-    group = aws.call("rds", "describe_db_subnet_groups", resource=f"DB subnet group {subnet_group_name(ctx)}",
-                     DBSubnetGroupName=subnet_group_name(ctx), missing_ok=("DBSubnetGroupNotFoundFault",))
+    group = aws.look(subnet_group_look(ctx), resource=f"DB subnet group {subnet_group_name(ctx)}")
     if result.found(f"DB subnet group {subnet_group_name(ctx)}", group is not None):
         ctx.resources["db_subnet_group"] = subnet_group_name(ctx)
     cluster = describe_cluster(ctx)
@@ -194,17 +237,16 @@ def check(ctx: Ctx) -> Check:
             result.drift.append(f"DB cluster {cluster_id(ctx)}: backup retention {cluster.get('BackupRetentionPeriod')} "
                                 f"days, config says {ctx.config.database.backup_retention_days}")
     for role, identifier in instance_ids(ctx).items():
-        found = aws.call("rds", "describe_db_instances", resource=f"DB instance {identifier}",
-                         DBInstanceIdentifier=identifier, missing_ok=GONE)
+        found = describe_instance(ctx, identifier)
         if result.found(f"DB {role} {identifier}", found is not None):
             ctx.resources.setdefault("instances", {})[role] = identifier
-            status = found["DBInstances"][0]["DBInstanceStatus"]
+            status = found["DBInstanceStatus"]
             if status != "available":
                 result.drift.append(f"DB {role} {identifier}: {status}")
     if cluster is not None:
         role_name = storage.role_name(ctx)
-        policy = aws.call("iam", "get_role_policy", resource=f"IAM role {role_name}", RoleName=role_name,
-                          PolicyName=SECRET_POLICY_NAME, missing_ok=("NoSuchEntity",))
+        policy = aws.look(storage.iam_look("get_role_policy", RoleName=role_name, PolicyName=SECRET_POLICY_NAME),
+                          resource=f"IAM role {role_name}")
         if policy is None or storage.policy_document(policy["PolicyDocument"]) != \
                 secret_read_policy(cluster["MasterUserSecret"]["SecretArn"]):
             result.drift.append(f"IAM role {role_name}: policy {SECRET_POLICY_NAME} is missing or changed")
@@ -247,7 +289,7 @@ def destroy(ctx: Ctx) -> None:
         if not ctx.skip_final_snapshot:
             stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
             params["FinalDBSnapshotIdentifier"] = f"{ctx.stack.rstrip('-')}-final-{stamp}"  # scan.is_final_snapshot
-        current = describe_cluster(ctx)
+        current = describe_cluster(ctx, live=True)  # its state now, after the instances went
         if current is not None and current["Status"] != "deleting":
             # Not deletable while backing up or modifying (or with instances still leaving): that passes.
             aws.call("rds", "delete_db_cluster", resource=f"DB cluster {cluster_id(ctx)}",

@@ -12,10 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from threetier.aws import NOT_YET_VISIBLE, Poll, client_token, tag_value
+from typing import Iterator
+
+from threetier.aws import NOT_YET_VISIBLE, Look, Poll, client_token, tag_value
 from threetier.config import ConfigError
-from threetier.engine import Check, Ctx
-from steps.common import ec2_tagged, one
+from threetier.engine import Check, Ctx, GONE
+from steps.common import EC2_DESCRIBE, ec2_look, ec2_tagged, one
 
 NUMBER = 2
 NAME = "network"
@@ -29,6 +31,9 @@ NAT_POLL_DELAY = 10
 # ENIs of a just-deleted ALB, NAT gateway or instance linger for a minute or more.
 DEPENDENCY_TIMEOUT = 10 * 60
 LIVE_NAT_STATES = ["pending", "available"]
+# A milestone of this part: the subnets and security groups exist (their IDs are known).
+SUBNETS_AND_GROUPS = "subnets and security groups"
+VPC_ATTRIBUTES = ("enableDnsSupport", "enableDnsHostnames")  # off by default; instances and endpoints need both
 
 
 def subnet_roles(tier: str) -> tuple[str, str]:
@@ -74,6 +79,37 @@ def wanted_rules(ctx: Ctx) -> dict[str, list[Rule]]:
     return rules
 
 
+# -- what the finders read (the inventory) ---------------------------------------
+def zones_look() -> Look:
+    return Look("ec2", "describe_availability_zones",
+                {"Filters": [{"Name": "zone-type", "Values": ["availability-zone"]}]})
+
+
+def vpc_attribute_look(vpc: str, attribute: str) -> Look:
+    return Look("ec2", "describe_vpc_attribute", {"VpcId": vpc, "Attribute": attribute},
+                retry_codes=NOT_YET_VISIBLE)
+
+
+def rules_look(group_id: str) -> Look:
+    return Look("ec2", "describe_security_group_rules",
+                {"Filters": [{"Name": "group-id", "Values": [group_id]}]}, key="SecurityGroupRules")
+
+
+def looks(ctx: Ctx) -> Iterator[Look]:
+    """One read per resource type; then, for what those found, the VPC's attributes and each
+    security group's rules."""
+    yield zones_look()
+    for operation in EC2_DESCRIBE:
+        yield ec2_look(ctx, operation)
+    vpcs = ctx.aws.peek(ec2_look(ctx, "describe_vpcs")) or []
+    for vpc in vpcs:
+        if tag_value(vpc, "Name") == ctx.name("vpc"):
+            for attribute in VPC_ATTRIBUTES:
+                yield vpc_attribute_look(vpc["VpcId"], attribute)
+    for group in ctx.aws.peek(ec2_look(ctx, "describe_security_groups")) or []:
+        yield rules_look(group["GroupId"])
+
+
 # -- apply -----------------------------------------------------------------------
 def start(ctx: Ctx) -> None:
     azs = availability_zones(ctx)
@@ -81,10 +117,12 @@ def start(ctx: Ctx) -> None:
     subnets = ensure_subnets(ctx, vpc, azs)
     igw = ensure_internet_gateway(ctx, vpc)
     nats = ensure_nat_gateways(ctx, vpc, subnets)  # started here, waited for in finish()
+    ensure_security_groups(ctx, vpc)
+    ctx.reach(SUBNETS_AND_GROUPS)  # all the database needs: it starts now, not after the routes
     ensure_public_route_table(ctx, vpc, igw, subnets)
     ensure_app_route_tables(ctx, vpc, nats, subnets)
     retire_unused_nat_gateways(ctx)  # only once no route points at them any more
-    ensure_security_groups(ctx, vpc)
+    ensure_security_group_rules(ctx)
 
 
 def finish(ctx: Ctx) -> None:
@@ -115,8 +153,7 @@ def release_unused_elastic_ips(ctx: Ctx) -> None:
 
 def availability_zones(ctx: Ctx) -> list[str]:
     configured = list(ctx.config.network.azs)
-    zones = ctx.aws.call("ec2", "describe_availability_zones", resource=f"availability zones of {ctx.aws.region}",
-                         Filters=[{"Name": "zone-type", "Values": ["availability-zone"]}])["AvailabilityZones"]
+    zones = ctx.aws.look(zones_look(), resource=f"availability zones of {ctx.aws.region}")["AvailabilityZones"]
     available = sorted(z["ZoneName"] for z in zones if z.get("State") == "available")
     if configured:
         for index, az in enumerate(configured):
@@ -144,9 +181,8 @@ def ensure_vpc(ctx: Ctx) -> str:
                           f"a VPC's CIDR cannot change in place: `threetier down`, then `up`, or set it back")
     vpc_id = vpc["VpcId"]
     # Hostnames are off by default; instances and endpoints need both on.
-    for attribute in ("enableDnsSupport", "enableDnsHostnames"):
-        current = aws.call("ec2", "describe_vpc_attribute", resource=ctx.name("vpc"), VpcId=vpc_id,
-                           Attribute=attribute, retry_codes=NOT_YET_VISIBLE)
+    for attribute in VPC_ATTRIBUTES:
+        current = aws.look(vpc_attribute_look(vpc_id, attribute), resource=ctx.name("vpc"))
         key = attribute[0].upper() + attribute[1:]
         if not current[key]["Value"]:
             aws.call("ec2", "modify_vpc_attribute", resource=ctx.name("vpc"), VpcId=vpc_id,
@@ -255,9 +291,9 @@ def release_from_dead_nat(ctx: Ctx, eip: dict[str, Any], nats: list[dict[str, An
 
 def wait_nat_gateway(ctx: Ctx, nat_id: str, what: str, want: str) -> None:
     def probe() -> Poll:
-        found = ctx.aws.call("ec2", "describe_nat_gateways", resource=what, NatGatewayIds=[nat_id],
-                             missing_ok=("NatGatewayNotFound", "InvalidNatGatewayID.NotFound"))
-        gateways = (found or {}).get("NatGateways", [])
+        # The stack's NAT gateways, as the inventory has them at first, then live.
+        gateways = [n for n in ctx.aws.look(ec2_look(ctx, "describe_nat_gateways"), resource=what)
+                    if n["NatGatewayId"] == nat_id]
         state = gateways[0]["State"] if gateways else "deleted"
         if want == "available" and state in ("failed", "deleting", "deleted"):
             reason = gateways[0].get("FailureMessage", state) if gateways else state
@@ -330,7 +366,7 @@ def ensure_security_groups(ctx: Ctx, vpc: str) -> dict[str, str]:
     groups: dict[str, str] = {}
     for role in SECURITY_GROUPS:
         group = one(ec2_tagged(ctx, "describe_security_groups", role,
-                               filters=[{"Name": "vpc-id", "Values": [vpc]}]), "GroupId")
+                               vpc=vpc), "GroupId")
         if group is None:
             group_id = aws.call("ec2", "create_security_group", resource=ctx.name(role), GroupName=ctx.name(role),
                                 Description=f"threetier {ctx.stack} {SG_DESCRIPTIONS[role]}", VpcId=vpc,
@@ -341,9 +377,13 @@ def ensure_security_groups(ctx: Ctx, vpc: str) -> dict[str, str]:
             group_id = group["GroupId"]
         groups[role] = group_id
     ctx.resources["security_groups"] = groups
+    return groups
+
+
+def ensure_security_group_rules(ctx: Ctx) -> None:
+    groups = ctx.resources["security_groups"]
     for role, rules in wanted_rules(ctx).items():
         ensure_ingress_rules(ctx, role, groups, rules)
-    return groups
 
 
 def ensure_ingress_rules(ctx: Ctx, role: str, groups: dict[str, str], rules: list[Rule]) -> None:
@@ -369,10 +409,7 @@ def ensure_ingress_rules(ctx: Ctx, role: str, groups: dict[str, str], rules: lis
 
 def ingress_diff(ctx: Ctx, role: str, groups: dict[str, str], rules: list[Rule]) -> tuple[list[Rule], dict[str, str]]:
     """(wanted rules that are missing, {rule ID: description} of rules present but not wanted)."""
-    present = [r for r in ctx.aws.items("ec2", "describe_security_group_rules", "SecurityGroupRules",
-                                        resource=ctx.name(role),
-                                        Filters=[{"Name": "group-id", "Values": [groups[role]]}])
-               if not r["IsEgress"]]
+    present = [r for r in ctx.aws.look(rules_look(groups[role]), resource=ctx.name(role)) if not r["IsEgress"]]
     names = {group_id: group_role for group_role, group_id in groups.items()}
     have: dict[tuple[str, int, int, str], str] = {}
     for r in present:
@@ -456,7 +493,7 @@ def check(ctx: Ctx) -> Check:
     groups: dict[str, str] = {}
     for role in SECURITY_GROUPS:
         group = one(ec2_tagged(ctx, "describe_security_groups", role,
-                               filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}]), "GroupId")
+                               vpc=vpc["VpcId"]), "GroupId")
         if result.found(f"security group {ctx.name(role)}", group is not None):
             groups[role] = group["GroupId"]
     ctx.resources["security_groups"] = groups
@@ -477,10 +514,14 @@ def destroy(ctx: Ctx) -> None:
     lost state file or a changed config still leaves nothing behind."""
     aws = ctx.aws
     nats = [n for n in ec2_tagged(ctx, "describe_nat_gateways", part=NUMBER) if n["State"] in LIVE_NAT_STATES]
-    for nat in nats:  # started first: deleting takes a minute, the next steps overlap it
+    for nat in nats:  # started at once: deleting takes a minute, which the other parts' teardown overlaps
         aws.call("ec2", "delete_nat_gateway", resource=_name_of(nat, nat["NatGatewayId"]),
                  NatGatewayId=nat["NatGatewayId"], missing_ok=("NatGatewayNotFound", "InvalidNatGatewayID.NotFound"))
         ctx.record("deleted", "NAT gateway", _name_of(nat, nat["NatGatewayId"]), nat["NatGatewayId"])
+    # Everything else here is held by the other parts: ENIs of load balancers, instances and the
+    # database keep subnets and security groups in use, public IPs keep the internet gateway attached.
+    for number in (7, 6, 5, 4, 3):
+        ctx.need(number, GONE)
 
     for table in ec2_tagged(ctx, "describe_route_tables", part=NUMBER):
         what = _name_of(table, table["RouteTableId"])

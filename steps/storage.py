@@ -13,9 +13,11 @@ import json
 from typing import Any
 from urllib.parse import unquote
 
+from typing import Iterator
+
 from threetier import artifacts
-from threetier.aws import AwsError
-from threetier.engine import Check, Ctx
+from threetier.aws import AwsError, Look
+from threetier.engine import GONE, Check, Ctx
 
 NUMBER = 1
 NAME = "storage"
@@ -74,6 +76,41 @@ def code_read_policy(bucket: str, partition: str) -> dict[str, Any]:
     }
 
 
+# -- what the finders read (the inventory) ---------------------------------------
+BUCKET_GONE = ("404", "NoSuchBucket", "NotFound")
+
+
+def bucket_look(ctx: Ctx, operation: str, **params: Any) -> Look:
+    missing_ok = {"head_bucket": BUCKET_GONE,
+                  "get_public_access_block": ("NoSuchPublicAccessBlockConfiguration",),
+                  "get_bucket_encryption": ("ServerSideEncryptionConfigurationNotFoundError",)}.get(operation, ())
+    return Look("s3", operation, {"Bucket": bucket_name(ctx), "ExpectedBucketOwner": ctx.aws.account, **params},
+                missing_ok=missing_ok)
+
+
+def code_look(ctx: Ctx, prefix: str) -> Look:
+    return Look("s3", "list_objects_v2", {"Bucket": bucket_name(ctx), "Prefix": prefix}, key="Contents",
+                missing_ok=("NoSuchBucket",))
+
+
+def iam_look(operation: str, **params: Any) -> Look:
+    key = {"list_attached_role_policies": "AttachedPolicies"}.get(operation)
+    return Look("iam", operation, params, key=key, missing_ok=("NoSuchEntity",))
+
+
+def looks(ctx: Ctx) -> Iterator[Look]:
+    bucket_settings = ("get_public_access_block", "get_bucket_encryption", "get_bucket_versioning")
+    yield bucket_look(ctx, "head_bucket")
+    if ctx.aws.has(bucket_look(ctx, "head_bucket")) and ctx.aws.peek(bucket_look(ctx, "head_bucket")) is not None:
+        yield from (bucket_look(ctx, operation) for operation in bucket_settings)
+        yield from (code_look(ctx, prefix) for prefix in CODE_PREFIXES)
+    role = role_name(ctx)
+    yield iam_look("get_role", RoleName=role)
+    yield iam_look("list_attached_role_policies", RoleName=role)
+    yield iam_look("get_role_policy", RoleName=role, PolicyName=CODE_POLICY_NAME)
+    yield iam_look("get_instance_profile", InstanceProfileName=instance_profile_name(ctx))
+
+
 # -- apply -----------------------------------------------------------------------
 def start(ctx: Ctx) -> None:
     bucket = ensure_bucket(ctx)
@@ -90,8 +127,7 @@ def ensure_bucket(ctx: Ctx) -> str:
     aws, name = ctx.aws, bucket_name(ctx)
     resource = f"bucket {name}"
     owner = {"ExpectedBucketOwner": aws.account}
-    exists = aws.call("s3", "head_bucket", resource=resource, Bucket=name,
-                      missing_ok=("404", "NoSuchBucket", "NotFound"), **owner)
+    exists = aws.look(bucket_look(ctx, "head_bucket"), resource=resource)
     if exists is None:
         configuration: dict[str, Any] = {"Tags": ctx.tags("code-bucket")}
         if aws.region != "us-east-1":  # us-east-1 refuses its own name as a LocationConstraint
@@ -100,22 +136,20 @@ def ensure_bucket(ctx: Ctx) -> str:
                  ObjectOwnership="BucketOwnerEnforced", missing_ok=("BucketAlreadyOwnedByYou",))
         ctx.record("created", "bucket", name)
 
-    current = aws.call("s3", "get_public_access_block", resource=resource, Bucket=name,
-                       missing_ok=("NoSuchPublicAccessBlockConfiguration",), **owner)
+    current = aws.look(bucket_look(ctx, "get_public_access_block"), resource=resource)
     if (current or {}).get("PublicAccessBlockConfiguration") != PUBLIC_ACCESS_BLOCK:
         aws.call("s3", "put_public_access_block", resource=resource, Bucket=name,
                  PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK, **owner)
         ctx.record("changed", "bucket public access block", name)
 
-    current = aws.call("s3", "get_bucket_encryption", resource=resource, Bucket=name,
-                       missing_ok=("ServerSideEncryptionConfigurationNotFoundError",), **owner)
+    current = aws.look(bucket_look(ctx, "get_bucket_encryption"), resource=resource)
     rules = (current or {}).get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
     if not any(r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for r in rules):
         aws.call("s3", "put_bucket_encryption", resource=resource, Bucket=name,
                  ServerSideEncryptionConfiguration=ENCRYPTION, **owner)
         ctx.record("changed", "bucket encryption", name)
 
-    versioning = aws.call("s3", "get_bucket_versioning", resource=resource, Bucket=name, **owner)
+    versioning = aws.look(bucket_look(ctx, "get_bucket_versioning"), resource=resource)
     if versioning.get("Status") != "Enabled":
         aws.call("s3", "put_bucket_versioning", resource=resource, Bucket=name,
                  VersioningConfiguration={"Status": "Enabled"}, **owner)
@@ -131,8 +165,7 @@ def ensure_code_uploaded(ctx: Ctx, bucket: str) -> None:
     files = artifacts.application_files()
     present: dict[str, str] = {}
     for prefix in CODE_PREFIXES:
-        for obj in aws.items("s3", "list_objects_v2", "Contents", resource=f"bucket {bucket}",
-                             Bucket=bucket, Prefix=prefix):
+        for obj in aws.look(code_look(ctx, prefix), resource=f"bucket {bucket}") or []:
             present[obj["Key"]] = obj["ETag"].strip('"')
     uploaded = 0
     for key, body in files.items():
@@ -153,7 +186,7 @@ def ensure_code_uploaded(ctx: Ctx, bucket: str) -> None:
 def ensure_role(ctx: Ctx, bucket: str) -> str:
     aws, name = ctx.aws, role_name(ctx)
     resource = f"IAM role {name}"
-    found = aws.call("iam", "get_role", resource=resource, RoleName=name, missing_ok=("NoSuchEntity",))
+    found = aws.look(iam_look("get_role", RoleName=name), resource=resource)
     if found is None:
         found = aws.call("iam", "create_role", resource=resource, RoleName=name,
                          AssumeRolePolicyDocument=json.dumps(EC2_TRUST_POLICY),
@@ -163,8 +196,8 @@ def ensure_role(ctx: Ctx, bucket: str) -> str:
     role_arn = found["Role"]["Arn"]
 
     policy_arn = f"arn:{aws.partition}:iam::aws:policy/{SSM_MANAGED_POLICY}"
-    attached = {p["PolicyArn"] for p in aws.items("iam", "list_attached_role_policies", "AttachedPolicies",
-                                                  resource=resource, RoleName=name)}
+    attached = {p["PolicyArn"] for p in aws.look(iam_look("list_attached_role_policies", RoleName=name),
+                                                 resource=resource) or []}
     if policy_arn not in attached:
         aws.call("iam", "attach_role_policy", resource=resource, RoleName=name, PolicyArn=policy_arn)
         ctx.record("changed", "IAM role policy", f"{name}/{SSM_MANAGED_POLICY}")
@@ -178,8 +211,7 @@ def ensure_role(ctx: Ctx, bucket: str) -> str:
 def ensure_inline_policy(ctx: Ctx, role: str, policy_name: str, document: dict[str, Any]) -> None:
     """Put an inline policy on the role unless it is already exactly this document."""
     resource = f"IAM role {role} policy {policy_name}"
-    current = ctx.aws.call("iam", "get_role_policy", resource=resource, RoleName=role, PolicyName=policy_name,
-                           missing_ok=("NoSuchEntity",))
+    current = ctx.aws.look(iam_look("get_role_policy", RoleName=role, PolicyName=policy_name), resource=resource)
     if current is not None and policy_document(current["PolicyDocument"]) == document:
         return
     ctx.aws.call("iam", "put_role_policy", resource=resource, RoleName=role, PolicyName=policy_name,
@@ -190,8 +222,7 @@ def ensure_inline_policy(ctx: Ctx, role: str, policy_name: str, document: dict[s
 def ensure_instance_profile(ctx: Ctx, role: str) -> None:
     aws, name = ctx.aws, instance_profile_name(ctx)
     resource = f"instance profile {name}"
-    found = aws.call("iam", "get_instance_profile", resource=resource, InstanceProfileName=name,
-                     missing_ok=("NoSuchEntity",))
+    found = aws.look(iam_look("get_instance_profile", InstanceProfileName=name), resource=resource)
     if found is None:
         found = aws.call("iam", "create_instance_profile", resource=resource, InstanceProfileName=name,
                          Tags=ctx.tags("ec2-profile"))
@@ -213,41 +244,35 @@ def check(ctx: Ctx) -> Check:
     """What is live, compared with what `start` would make; no mutating call."""
     aws, result = ctx.aws, Check()
     bucket = bucket_name(ctx)
-    resource = f"bucket {bucket}"
-    owner = {"ExpectedBucketOwner": aws.account}
-    exists = aws.call("s3", "head_bucket", resource=resource, Bucket=bucket,
-                      missing_ok=("404", "NoSuchBucket", "NotFound"), **owner) is not None
+    exists = aws.look(bucket_look(ctx, "head_bucket"), resource=f"bucket {bucket}") is not None
     if result.found(f"bucket {bucket}", exists):
         ctx.resources["bucket"] = bucket
-        versioning = aws.call("s3", "get_bucket_versioning", resource=resource, Bucket=bucket, **owner)
+        versioning = aws.look(bucket_look(ctx, "get_bucket_versioning"), resource=f"bucket {bucket}")
         if versioning.get("Status") != "Enabled":
             result.drift.append(f"bucket {bucket}: versioning is {versioning.get('Status', 'off')}")
-        block = aws.call("s3", "get_public_access_block", resource=resource, Bucket=bucket,
-                         missing_ok=("NoSuchPublicAccessBlockConfiguration",), **owner)
+        block = aws.look(bucket_look(ctx, "get_public_access_block"), resource=f"bucket {bucket}")
         if (block or {}).get("PublicAccessBlockConfiguration") != PUBLIC_ACCESS_BLOCK:
             result.drift.append(f"bucket {bucket}: public access is not fully blocked")
-        encryption = aws.call("s3", "get_bucket_encryption", resource=resource, Bucket=bucket,
-                              missing_ok=("ServerSideEncryptionConfigurationNotFoundError",), **owner)
-        if encryption is None:
+        if aws.look(bucket_look(ctx, "get_bucket_encryption"), resource=f"bucket {bucket}") is None:
             result.drift.append(f"bucket {bucket}: no default encryption")
 
     role = role_name(ctx)
-    found = aws.call("iam", "get_role", resource=f"IAM role {role}", RoleName=role, missing_ok=("NoSuchEntity",))
+    found = aws.look(iam_look("get_role", RoleName=role), resource=f"IAM role {role}")
     if result.found(f"IAM role {role}", found is not None):
         ctx.resources["role"] = role
         ctx.resources["role_arn"] = found["Role"]["Arn"]
-        attached = {p["PolicyName"] for p in aws.items("iam", "list_attached_role_policies", "AttachedPolicies",
-                                                       resource=f"IAM role {role}", RoleName=role)}
+        attached = {p["PolicyName"] for p in aws.look(iam_look("list_attached_role_policies", RoleName=role),
+                                                      resource=f"IAM role {role}") or []}
         if SSM_MANAGED_POLICY not in attached:
             result.drift.append(f"IAM role {role}: {SSM_MANAGED_POLICY} is not attached")
-        inline = aws.call("iam", "get_role_policy", resource=f"IAM role {role}", RoleName=role,
-                          PolicyName=CODE_POLICY_NAME, missing_ok=("NoSuchEntity",))
+        inline = aws.look(iam_look("get_role_policy", RoleName=role, PolicyName=CODE_POLICY_NAME),
+                          resource=f"IAM role {role}")
         if inline is None or policy_document(inline["PolicyDocument"]) != code_read_policy(bucket, aws.partition):
             result.drift.append(f"IAM role {role}: policy {CODE_POLICY_NAME} is missing or changed")
 
     profile = instance_profile_name(ctx)
-    found = aws.call("iam", "get_instance_profile", resource=f"instance profile {profile}",
-                     InstanceProfileName=profile, missing_ok=("NoSuchEntity",))
+    found = aws.look(iam_look("get_instance_profile", InstanceProfileName=profile),
+                     resource=f"instance profile {profile}")
     if result.found(f"instance profile {profile}", found is not None):
         ctx.resources["instance_profile"] = profile
         ctx.resources["instance_profile_arn"] = found["InstanceProfile"]["Arn"]
@@ -258,7 +283,10 @@ def check(ctx: Ctx) -> Check:
 
 # -- destroy ---------------------------------------------------------------------
 def destroy(ctx: Ctx) -> None:
-    """Profile before role (a role in a profile cannot be deleted), bucket emptied of every version."""
+    """Profile before role (a role in a profile cannot be deleted), bucket emptied of every version.
+    Last of all: instances (builders, Auto Scaling groups) run with the profile and read the bucket."""
+    for number in (7, 6, 5, 4, 3):
+        ctx.need(number, GONE)
     delete_instance_profile(ctx)
     delete_role(ctx)
     delete_bucket(ctx)

@@ -9,10 +9,12 @@ config and enable it at boot; when /health answers, create the web AMI.
 from __future__ import annotations
 
 import hashlib
+from typing import Iterator
 
 from threetier import artifacts
-from threetier.engine import Check, Ctx
-from steps import app_tier, baking, storage
+from threetier.aws import Look
+from threetier.engine import DONE, EXISTS, Check, Ctx
+from steps import app_tier, baking, network, storage
 
 NUMBER = 6
 NAME = "web-image"
@@ -37,7 +39,23 @@ def bake(ctx: Ctx) -> baking.Bake:
                        keep_builder=web.keep_builder, baked_files=baked)
 
 
+def nginx_conf_look(ctx: Ctx) -> Look:
+    return Look("s3", "head_object", {"Bucket": storage.bucket_name(ctx), "Key": NGINX_KEY},
+                missing_ok=("404", "NoSuchKey", "NotFound", "NoSuchBucket"))
+
+
+def looks(ctx: Ctx) -> Iterator[Look]:
+    yield nginx_conf_look(ctx)
+    yield from baking.looks(ctx, ctx.config.web.instance_type)
+
+
 def start(ctx: Ctx) -> None:
+    """The web image needs only the internal ALB's DNS name (known the moment the ALB is
+    created) and the public subnet's way to the internet gateway: it bakes alongside the app
+    image, not after the app tier is healthy."""
+    ctx.need(storage.NUMBER, DONE)
+    ctx.need(network.NUMBER, EXISTS)
+    ctx.need(app_tier.NUMBER, EXISTS)
     ensure_nginx_conf(ctx)
     baking.start(ctx, bake(ctx))
 
@@ -45,8 +63,7 @@ def start(ctx: Ctx) -> None:
 def ensure_nginx_conf(ctx: Ctx) -> None:
     """Upload the rendered nginx.conf unless the bucket already holds exactly it."""
     aws, bucket, body = ctx.aws, ctx.resources_of(storage.NUMBER)["bucket"], nginx_conf(ctx)
-    head = aws.call("s3", "head_object", resource=f"object s3://{bucket}/{NGINX_KEY}", Bucket=bucket, Key=NGINX_KEY,
-                    missing_ok=("404", "NoSuchKey", "NotFound"))
+    head = aws.look(nginx_conf_look(ctx), resource=f"object s3://{bucket}/{NGINX_KEY}")
     if head is None or head["ETag"].strip('"') != hashlib.md5(body).hexdigest():
         aws.call("s3", "put_object", resource=f"object s3://{bucket}/{NGINX_KEY}", Bucket=bucket, Key=NGINX_KEY,
                  Body=body, ContentType="text/plain", ExpectedBucketOwner=aws.account)

@@ -7,8 +7,10 @@ an Auto Scaling group over the two public subnets, attached to the target
 group, 2/2/2. The stack's URL is the external ALB's DNS name.
 
 `up` is done only when the stack works: both target groups report healthy
-targets (Parts 5 and 7), then one real HTTP round trip goes through the
-external ALB (/health, then /api/transaction) — or it says why it could not.
+targets (Parts 5 and 7; their health checks are liveness: a database outage
+must not make the Auto Scaling groups replace instances), then one real HTTP
+round trip goes through the external ALB: /health, /api/ready (readiness: the
+app reaches Aurora), /api/transaction — or it says why it could not.
 """
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ import json
 import urllib.error
 import urllib.request
 
-from threetier.aws import Poll
-from threetier.engine import Check, Ctx
+from typing import Iterator
+
+from threetier.aws import Look, Poll
+from threetier.engine import DONE, EXISTS, Check, Ctx
 from threetier.errors import ThreetierError
-from steps import baking, balancing, web_image
+from steps import app_tier, baking, balancing, network, web_image
 
 NUMBER = 7
 NAME = "web-tier"
@@ -39,16 +43,26 @@ def tier(ctx: Ctx) -> balancing.Tier:
         min=web.asg.min, desired=web.asg.desired, max=web.asg.max)
 
 
+def looks(ctx: Ctx) -> Iterator[Look]:
+    return balancing.looks(ctx, tier(ctx))
+
+
 def start(ctx: Ctx) -> None:
+    """The target group, the internet-facing ALB and its listener need only the network."""
+    ctx.need(network.NUMBER, EXISTS)
     balancing.start(ctx, tier(ctx))
     ctx.resources["url"] = f"http://{ctx.resources['load_balancer_dns']}"
 
 
 def finish(ctx: Ctx) -> None:
+    """The launch template and the Auto Scaling group need the web AMI; the round trip needs
+    the app tier's targets healthy too."""
+    ctx.need(web_image.NUMBER, DONE)
     balancing.finish(ctx, tier(ctx))
     # The tier runs on the current AMI now: images of earlier web code only cost money.
     if tier(ctx).ami:
         baking.delete_images(ctx, web_image.NUMBER, keep=tier(ctx).ami)
+    ctx.need(app_tier.NUMBER, DONE)
     ctx.resources["round_trip"] = round_trip(ctx, ctx.resources["url"])
     ctx.out.info(f"  {ctx.resources['url']}: {ctx.resources['round_trip']}")
 
@@ -72,6 +86,10 @@ def round_trip(ctx: Ctx, url: str) -> str:
             status, _ = fetch(f"{url}/health")
             if status != 200:
                 return Poll(False, f"/health answered {status}")
+            # Readiness, end to end: nginx -> internal ALB -> the app -> Aurora.
+            status, _ = fetch(f"{url}/api/ready")
+            if status != 200:
+                return Poll(False, f"/api/ready answered {status} (the app tier cannot reach the database yet)")
             status, body = fetch(f"{url}/api/transaction")
             if status != 200:
                 return Poll(False, f"/api/transaction answered {status}")
@@ -90,7 +108,7 @@ def round_trip(ctx: Ctx, url: str) -> str:
             return (f"not checked: this machine could not reach it, and access.client_cidrs "
                     f"({', '.join(ctx.config.access.client_cidrs)}) may not include its address ({exc})")
         raise
-    return f"working: /health 200, /api/transaction 200 with {seen['rows']} transactions"
+    return f"working: /health 200, /api/ready 200, /api/transaction 200 with {seen['rows']} transactions"
 
 
 def check(ctx: Ctx) -> Check:

@@ -40,5 +40,6 @@ def in_process_moto_is_an_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
     def aws(self: Runtime, **kwargs) -> Aws:
         made = real(self, **kwargs)
         made.emulator = True
+        made.read_threads = 1  # in-process moto is CPU-bound: threads only slow it down
         return made
     monkeypatch.setattr(Runtime, "aws", aws)

@@ -84,7 +84,7 @@ def write_config(directory: Path, **overrides: Any) -> Path:
 def make_engine(tmp_path: Path, raw: dict[str, Any] | None = None, clock: Clock | None = None) -> Engine:
     from steps import PARTS
     config = configlib.parse(raw or {})
-    aws = Aws(config.region, clock=clock or FakeClock(), emulator=True)
+    aws = Aws(config.region, clock=clock or FakeClock(), emulator=True, read_threads=1)
     state_file = statelib.StateFile(tmp_path / "state.json")
     state = state_file.load() or statelib.State(stack=config.stack, region=config.region)
     ctx = Ctx(config=config, aws=aws, out=Output(stdout=io.StringIO(), stderr=io.StringIO()), state=state)

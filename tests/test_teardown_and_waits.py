@@ -49,6 +49,8 @@ def test_down_follows_the_dependency_order(mocked, tmp_path: Path) -> None:
     up_engine, _, _ = modelled(tmp_path)
     up_engine.up()
     engine, model, clock = modelled(tmp_path)
+    when: dict[str, list[float]] = {}
+    engine.ctx.aws.on_call = lambda call: when.setdefault(call.operation, []).append(clock.t)
     engine.down()
     assert model.violations == [], model.violations  # nothing refused: no retry hid a wrong order
     calls = ops(engine)
@@ -59,8 +61,12 @@ def test_down_follows_the_dependency_order(mocked, tmp_path: Path) -> None:
     def last(op):
         return len(calls) - 1 - calls[::-1].index(op)
 
-    # Part 2 entirely before Part 1.
-    assert last("DeleteVpc") < first("DeleteInstanceProfile")
+    # The long deletes all start at once (virtual time 0), before anything is waited for.
+    for operation in ("DeleteAutoScalingGroup", "DeleteLoadBalancer", "DeleteDBInstance", "DeleteNatGateway"):
+        assert when[operation] == [0.0, 0.0], (operation, when[operation])
+    # What holds the network and the instance profile (Parts 3-7) is gone before either goes.
+    assert last("DeleteDBSubnetGroup") < first("DeleteSubnet") and last("DeleteDBSubnetGroup") < first("DeleteSecurityGroup")
+    assert max(last("DeleteLaunchTemplate"), last("DeleteDBSubnetGroup")) < first("DeleteInstanceProfile")
     # NAT gateways are deleted first, their EIPs released only after a poll saw them deleted.
     assert first("DeleteNatGateway") < first("DeleteRouteTable")
     polls_before_release = [i for i, c in enumerate(calls[:first("ReleaseAddress")]) if c == "DescribeNatGateways"]
@@ -122,9 +128,12 @@ def test_nat_wait_with_stubbed_pending_then_available(tmp_path: Path) -> None:
     engine.ctx.part = next(p for p in engine.parts if p.name == "network")
     client = engine.ctx.aws.client("ec2")
     with Stubber(client) as stub:
+        # The stack's NAT gateways, one read for all (another stack's NAT in the answer is not ours).
         for state in ("pending", "pending", "available"):
-            stub.add_response("describe_nat_gateways", {"NatGateways": [{"NatGatewayId": "nat-1", "State": state}]},
-                              {"NatGatewayIds": ["nat-1"]})
+            stub.add_response("describe_nat_gateways",
+                              {"NatGateways": [{"NatGatewayId": "nat-0", "State": "available"},
+                                               {"NatGatewayId": "nat-1", "State": state}]},
+                              {"Filter": [{"Name": "tag:threetier:stack", "Values": ["threetier"]}]})
         network.wait_nat_gateway(engine.ctx, "nat-1", "NAT gateway demo", want="available")
         stub.assert_no_pending_responses()
     assert clock.sleeps == [network.NAT_POLL_DELAY] * 2

@@ -9,11 +9,20 @@ Every AWS call of threetier goes through `Aws.call` (or `Aws.pages`), which
   resource and AWS's error code.
 All waiting goes through `Aws.wait`, with explicit delays and timeouts and an
 injectable clock, so tests and benchmarks can run pending states without sleeping.
+
+Looking is cheap: `Aws.look` is a read that may be answered from the run's
+inventory, which `Aws.prefetch` fills with many reads at once (a few threads,
+within AWS's throttling limits). Any mutating call empties it, so only a run
+that changes nothing (a no-op `up`, `status`, `plan`) is served from it, and a
+wait reads again, live, after every poll that found the resource not ready.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
+import json
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -83,6 +92,23 @@ class Call:
         return is_mutating(self.operation)
 
 
+@dataclass(frozen=True)
+class Look:
+    """One read for the inventory: `service.operation(**params)`, all pages when `key` is set."""
+    service: str
+    operation: str
+    params: dict[str, Any] = field(default_factory=dict, compare=False)
+    missing_ok: tuple[str, ...] = ()
+    key: str | None = None  # paginate, collecting the items under this key
+    retry_codes: tuple[str, ...] = ()  # eventual consistency right after a create (see Aws.call)
+
+    @property
+    def id(self) -> str:
+        return json.dumps([self.service, self.operation, self.params, self.key], sort_keys=True, default=str)
+
+
+
+
 def is_mutating(operation: str) -> bool:
     return not operation.startswith(READ_PREFIXES) and operation != "AssumeRole"
 
@@ -103,6 +129,7 @@ class Aws:
         on_call: Callable[[Call], None] | None = None,
         max_attempts: int = 10,
         emulator: bool | None = None,
+        read_threads: int = 8,
     ):
         self.region = region
         self.endpoint_url = endpoint_url
@@ -120,15 +147,33 @@ class Aws:
             read_timeout=60,
         )
         self.clock = clock or Clock()
+        # Reads at once when taking the inventory: well inside every service's describe throttling
+        # (EC2: 100 burst, 20/s). 1 for in-process emulators, where calls are CPU, not network, bound.
+        self.read_threads = read_threads
         self.on_call = on_call
         self.on_poll: Callable[[str, Poll], None] | None = None  # progress displays hook in here
         self.calls: list[Call] = []
-        self.part = ""  # the part running now, for error messages
+        self._local = threading.local()  # per task: the part running, the reads of a probe
+        self._lock = threading.Lock()
+        self._inventory: dict[str, Any] = {}
         self._clients: dict[str, Any] = {}
         self._account: str | None = None
 
+    @property
+    def part(self) -> str:
+        """The part running in this thread (each part runs in its own), for error messages."""
+        return getattr(self._local, "part", "")
+
+    @part.setter
+    def part(self, label: str) -> None:
+        self._local.part = label
+
     # -- clients -------------------------------------------------------------
     def client(self, service: str) -> Any:
+        with self._lock:
+            return self._client(service)
+
+    def _client(self, service: str) -> Any:
         if service not in self._clients:
             kwargs: dict[str, Any] = {"config": self.client_config}
             if self.endpoint_url:
@@ -140,7 +185,10 @@ class Aws:
 
     def _record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         call = Call(model.service_model.service_name, model.name, params)
-        self.calls.append(call)
+        with self._lock:
+            self.calls.append(call)
+            if call.mutating:  # what the inventory says may no longer be true
+                self._inventory.clear()
         if self.on_call:
             self.on_call(call)
 
@@ -214,6 +262,67 @@ class Aws:
         except botocore.exceptions.BotoCoreError as exc:
             raise AwsError(self.part, _verb(operation), resource, type(exc).__name__, str(exc)) from None
 
+    # -- the inventory -------------------------------------------------------
+    def look(self, look: Look, *, resource: str) -> Any:
+        """A read, answered from the inventory when it holds it (None: missing_ok said gone)."""
+        with self._lock:
+            hit = look.id in self._inventory
+            value = self._inventory.get(look.id)
+        if not hit:
+            value = self._read(look, resource)
+            with self._lock:
+                self._inventory[look.id] = value
+        reads = getattr(self._local, "reads", None)
+        if reads is not None:
+            reads.append(look.id)
+        return value
+
+    def peek(self, look: Look) -> Any:
+        """What the inventory holds for `look`, without asking AWS (None when it holds nothing)."""
+        with self._lock:
+            return self._inventory.get(look.id)
+
+    def has(self, look: Look) -> bool:
+        with self._lock:
+            return look.id in self._inventory
+
+    def prefetch(self, looks: list[Look]) -> None:
+        """Fill the inventory with these reads, several at once. A read that fails is left
+        out: the caller meets the same error, with its part and resource, when it looks."""
+        wanted = list({look.id: look for look in looks if not self.has(look)}.values())
+        for service in {look.service for look in wanted}:
+            self.client(service)  # clients are made once, here, not by several threads at once
+        part = self.part
+
+        def read(look: Look) -> None:
+            self.part = part
+            try:
+                value = self._read(look, resource=look.operation)
+            except ThreetierError:
+                return
+            with self._lock:
+                self._inventory[look.id] = value
+
+        if len(wanted) <= 1 or self.read_threads <= 1:
+            for look in wanted:
+                read(look)
+            return
+        with concurrent.futures.ThreadPoolExecutor(max_workers=self.read_threads,
+                                                   thread_name_prefix="threetier-look") as pool:
+            for future in [pool.submit(read, look) for look in wanted]:
+                future.result()
+
+    def _read(self, look: Look, resource: str) -> Any:
+        if look.key is None:
+            return self.call(look.service, look.operation, resource=resource, missing_ok=look.missing_ok,
+                             retry_codes=look.retry_codes, **look.params)
+        try:
+            return list(self.items(look.service, look.operation, look.key, resource=resource, **look.params))
+        except AwsError as exc:
+            if exc.code in look.missing_ok:
+                return None
+            raise
+
     def error(self, operation: str, resource: str, exc: botocore.exceptions.ClientError) -> AwsError:
         message = exc.response.get("Error", {}).get("Message", "") or str(exc)
         return AwsError(self.part, _verb(operation), resource, error_code(exc), message)
@@ -231,7 +340,15 @@ class Aws:
         """Poll `probe` every `delay` seconds until done, failed, or `timeout`."""
         started = self.clock.now()
         while True:
-            poll = probe()
+            self._local.reads = []
+            try:
+                poll = probe()
+            finally:
+                reads, self._local.reads = self._local.reads, None
+            if not poll.done:  # the next poll must see AWS as it is then, not the inventory
+                with self._lock:
+                    for read in reads:
+                        self._inventory.pop(read, None)
             if on_poll:
                 on_poll(poll)
             if self.on_poll:

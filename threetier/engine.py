@@ -1,30 +1,47 @@
-"""The step engine: runs the guide's Parts in order, each one idempotent.
+"""The step engine: the guide's Parts, each idempotent, scheduled by what they need.
 
-A part is `start` (find or create everything, begin long operations without
-waiting for them) then `finish` (wait until the part is usable). Keeping the
-two apart lets a later engine overlap the long waits while the parts still
-read in the guide's order. A part recorded done is not trusted: it is run
-again, and because every create is find-first, a complete part makes no
-mutating call (verified), while a part missing something recreates only that
-(repaired).
+A part is `start` (find or create what needs only the *existence* of other
+parts' resources: their IDs) then `finish` (wait, and create what needs
+something *ready*). After `start` the part has reached EXISTS, after `finish`
+DONE; a part that needs more of another part says so where it needs it,
+`ctx.need(2, DONE)` ("the app builder needs the NAT gateways available"), and
+that is the only place it waits for another part. All parts of a command run
+side by side as cooperative tasks (threetier.scheduler): one at a time,
+switching where they wait, so every AWS wait overlaps every other while the
+parts still read in the guide's order. `sequential=True` runs them strictly one
+after another instead (the benchmark's baseline).
+
+A part recorded done is not trusted: it is run again, and because every create
+is find-first, a complete part makes no mutating call (verified), while a part
+missing something recreates only that (repaired). Before the parts run, the
+engine takes one inventory of the stack (`take_inventory`: each part's `looks`,
+read concurrently), so a run that changes nothing reads AWS in a few rounds
+instead of a hundred sequential calls. `down` runs the parts' `destroy` the same
+way: everything starts at once, and a part waits (`ctx.need(n, GONE)`) only for
+the parts whose resources hold its own.
 """
 from __future__ import annotations
 
-import contextlib
-import time
+import dataclasses
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable
 
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from threetier import aws as awslib
 from threetier import state as statelib
-from threetier.aws import Aws
+from threetier.aws import Aws, Look
 from threetier.config import Config
+from threetier.display import Display
 from threetier.errors import ThreetierError, UsageError
 from threetier.output import Output
+from threetier.scheduler import Cancelled, Scheduler, Task, TaskClock
+
+# Milestones of a part in a run.
+EXISTS = "exists"  # `start` is over: the IDs other parts need are known
+DONE = "done"      # `finish` is over: the part is ready
+GONE = "gone"      # `destroy` is over: nothing of the part holds anything else
 
 
 @dataclass
@@ -51,12 +68,13 @@ class Part:
     destroy: Callable[["Ctx"], None]
     check: Callable[["Ctx"], Check]
     before_down: Callable[["Ctx"], None] | None = None  # refuses `down` before anything is deleted
+    looks: Callable[["Ctx"], Iterable[Look]] | None = None  # the reads of its finds, for the inventory
 
     @classmethod
     def from_module(cls, module: ModuleType) -> "Part":
         return cls(number=module.NUMBER, name=module.NAME, title=module.TITLE, needs=module.NEEDS,
                    start=module.start, finish=module.finish, destroy=module.destroy, check=module.check,
-                   before_down=getattr(module, "before_down", None))
+                   before_down=getattr(module, "before_down", None), looks=getattr(module, "looks", None))
 
     @property
     def label(self) -> str:
@@ -82,6 +100,7 @@ class Ctx:
     part: Part | None = None
     changes: list[Change] = field(default_factory=list)
     skip_final_snapshot: bool = False  # down --skip-final-snapshot
+    run: "Run | None" = None  # the command's parts in flight; None outside a run (status, plan, tests)
 
     @property
     def stack(self) -> str:
@@ -121,40 +140,77 @@ class Ctx:
         found = self.resources_of(number)
         return all(found.get(key) for key in keys)
 
+    def need(self, number: int, milestone: str = DONE) -> None:
+        """Wait here until part `number` reaches `milestone` (at once outside a run)."""
+        if self.run is not None:
+            self.run.need(self.part, number, milestone)
+
+    def reach(self, milestone: str) -> None:
+        """The running part reached a milestone of its own that other parts may wait for."""
+        if self.run is not None:
+            self.run.reach(self.part_number, milestone)
+
     def record(self, action: str, kind: str, name: str, resource_id: str | None = None) -> None:
         self.changes.append(Change(self.part_number, action, kind, name, resource_id))
         self.out.detail(f"  {action} {kind} {name}{f' ({resource_id})' if resource_id else ''}")
 
 
-@contextlib.contextmanager
-def progress(out: Output, label: str, aws: Aws) -> Iterator[None]:
-    """A spinner with the elapsed time and what is being waited for (terminals only; stderr)."""
-    if not out.interactive:  # a log or a pipe gets the one line per part, no spinner frames
-        yield
-        return
-    display = Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), TimeElapsedColumn(),
-                       console=out.err, transient=True)
-    task = display.add_task(label)
+@dataclass
+class Run:
+    """The parts of one command in flight: who reached which milestone, and the timeline."""
+    numbers: tuple[int, ...]                      # the parts this run executes
+    scheduler: Scheduler
+    reached: dict[int, set[str]] = field(default_factory=dict)
+    failed: set[int] = field(default_factory=set)
 
-    def on_poll(resource: str, poll: awslib.Poll) -> None:
-        display.update(task, description=f"{label}: {resource}: {poll.status}")
+    def reach(self, number: int, milestone: str) -> None:
+        self.reached.setdefault(number, set()).add(milestone)
+        if self.scheduler.current() is not None:
+            self.scheduler.sleep(0)  # a turn for the parts that waited for this
 
-    previous, aws.on_poll = aws.on_poll, on_poll
-    try:
-        with display:
-            yield
-    finally:
-        aws.on_poll = previous
+    def has(self, number: int, milestone: str) -> bool:
+        reached = self.reached.get(number, set())
+        return milestone in reached or (DONE in reached and milestone != GONE)  # done: past every milestone
+
+    def need(self, part: Part | None, number: int, milestone: str) -> None:
+        if self.has(number, milestone):
+            return
+        if number not in self.numbers:
+            who = part.label if part else "this command"
+            raise ThreetierError(f"internal error: {who} needs Part {number} {milestone}, which this run "
+                                 f"does not execute (missing from NEEDS?)")
+        self.scheduler.wait_until(lambda: self.has(number, milestone) or number in self.failed,
+                                  f"Part {number} {milestone}")
+        if number in self.failed:
+            raise Cancelled(f"Part {number} failed")
+
+
+@dataclass(frozen=True)
+class Span:
+    """When a part ran in this command, on the AWS layer's clock (virtual in the benchmark)."""
+    part: int
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
 
 
 class Engine:
     def __init__(self, ctx: Ctx, state_file: statelib.StateFile, parts: tuple[Part, ...], *,
                  sequential: bool = False):
         self.ctx = ctx
-        self.sequential = sequential  # one Part after another: the baseline the benchmark compares with
         self.state_file = state_file
         self.parts = parts
-        self.timings: dict[int, float] = {}  # part -> seconds, this run
+        self.sequential = sequential  # one Part after another: the baseline the benchmark compares with
+        self.timeline: dict[int, Span] = {}  # part -> when it ran, this command
+        self.started: float | None = None
+        self._began: dict[int, float] = {}
+
+    @property
+    def timings(self) -> dict[int, float]:
+        return {number: span.seconds for number, span in self.timeline.items()}
 
     def save(self) -> None:
         self.state_file.save(self.ctx.state)
@@ -171,41 +227,53 @@ class Engine:
         self.ctx.part, self.ctx.aws.part = part, part.label
         return part.check(self.ctx)
 
+    def take_inventory(self, parts: Iterable[Part] | None = None) -> None:
+        """Read what the parts' finds will read, concurrently, in a few rounds (a part's later
+        looks depend on what its earlier ones found: the rules of a security group it found)."""
+        parts = tuple(parts or self.parts)
+        self.ctx.aws.account  # names derive from it (the bucket)
+        for _ in range(4):
+            looks = [look for part in parts if part.looks
+                     for look in part.looks(dataclasses.replace(self.ctx, part=part))]
+            fresh = [look for look in looks if not self.ctx.aws.has(look)]
+            if not fresh:
+                return
+            self.ctx.aws.prefetch(fresh)
+
     # -- up / replay ---------------------------------------------------------
     def up(self) -> None:
         self.ctx.state.account = self.ctx.aws.account
-        for part in self.parts:
-            self.apply(part)
+        self.take_inventory()
+        self._run(self.parts, self._apply)
 
     def replay(self, key: str) -> None:
         part = self.part(key)
         self.ctx.state.account = self.ctx.aws.account
+        needed = [self.part(str(number)) for number in part.needs]
+        self.take_inventory([*needed, part])
         # The parts it needs are looked at in AWS (not taken from the state file), without changing them.
-        for number in part.needs:
-            needed = self.part(str(number))
-            seen = self.check(needed)
+        for needed_part in needed:
+            seen = self.check(needed_part)
             if seen.missing:
-                raise UsageError(f"replay {part.name}: it needs {needed.label} done first "
+                raise UsageError(f"replay {part.name}: it needs {needed_part.label} done first "
                                  f"({seen.missing[0]} is missing); run `threetier up`")
-        self.apply(part)
+        self._run((part,), self._apply, already={n: {EXISTS, DONE} for n in part.needs})
 
-    def apply(self, part: Part) -> None:
-        ctx, out = self.ctx, self.ctx.out
+    def _apply(self, ctx: Ctx) -> None:
+        part, out = ctx.part, ctx.out
+        assert part is not None and ctx.run is not None
         record = ctx.state.part(part.number, part.name)
         was_done = record.status == statelib.DONE
-        ctx.part = part
-        ctx.aws.part = part.label
         mutations_before = len(ctx.aws.mutating_calls())
         changes_before = len(ctx.changes)
-        started = time.monotonic()
         record.started_at, record.error = statelib.now(), None
         if not was_done:
             record.status = statelib.PENDING
         try:
-            with progress(out, f"{part.label} {part.title}", ctx.aws):
-                part.start(ctx)
-                self.save()  # IDs of what was just created are known before the long waits
-                part.finish(ctx)
+            part.start(ctx)
+            self.save()  # IDs of what was just created are known before the long waits
+            ctx.run.reach(part.number, EXISTS)
+            part.finish(ctx)
         except ThreetierError as exc:
             record.status, record.error = statelib.FAILED, str(exc)
             self.save()
@@ -214,45 +282,92 @@ class Engine:
             record.status, record.error = statelib.FAILED, "interrupted"
             self.save()
             raise
+        except Cancelled:  # another part failed, or Ctrl-C: this one stops where it was
+            record.error = "stopped before it finished"
+            self.save()
+            raise
         record.status, record.finished_at = statelib.DONE, statelib.now()
         self.save()
-        created = len(ctx.changes) - changes_before
-        mutated = len(ctx.aws.mutating_calls()) - mutations_before
+        ctx.run.reach(part.number, DONE)
+        created = len([c for c in ctx.changes[changes_before:] if c.part == part.number])
+        mutated = len([c for c in ctx.aws.mutating_calls()[mutations_before:]])
         if not mutated:
             outcome = "verified, nothing to do"
         elif was_done:
             outcome = f"repaired ({created} changed)"
         else:
             outcome = f"done ({created} created or changed)"
-        self.timings[part.number] = time.monotonic() - started
-        out.info(Text.assemble(("✓ ", "green"), f"{part.label} {part.title}: {outcome}",
-                               (f"  {self.timings[part.number]:.1f}s", "dim")))
+        self._finished(part, outcome)
 
     # -- down ------------------------------------------------------------------
     def down(self) -> None:
-        ctx, out = self.ctx, self.ctx.out
+        ctx = self.ctx
         for part in reversed(self.parts):
             if part.before_down:
                 ctx.part, ctx.aws.part = part, part.label
                 part.before_down(ctx)
-        for part in reversed(self.parts):
-            ctx.part = part
-            ctx.aws.part = part.label
-            started = time.monotonic()
-            changes_before = len(ctx.changes)
-            try:
-                with progress(out, f"{part.label} {part.title}: deleting", ctx.aws):
-                    part.destroy(ctx)
-            except ThreetierError as exc:
-                record = ctx.state.part(part.number, part.name)
-                record.status, record.error = statelib.FAILED, f"down: {exc}"
-                self.save()
-                raise
-            ctx.state.parts.pop(part.number, None)
-            self.save()
-            deleted = len(ctx.changes) - changes_before
-            outcome = f"deleted {deleted}" if deleted else "nothing to delete"
-            out.info(Text.assemble(("✓ ", "green"), f"{part.label} {part.title}: {outcome}",
-                                   (f"  {time.monotonic() - started:.1f}s", "dim")))
         ctx.part = None
+        self._run(tuple(reversed(self.parts)), self._destroy)
         ctx.aws.part = "down"
+
+    def _destroy(self, ctx: Ctx) -> None:
+        part = ctx.part
+        assert part is not None and ctx.run is not None
+        changes_before = len(ctx.changes)
+        try:
+            part.destroy(ctx)
+        except ThreetierError as exc:
+            record = ctx.state.part(part.number, part.name)
+            record.status, record.error = statelib.FAILED, f"down: {exc}"
+            self.save()
+            raise
+        ctx.state.parts.pop(part.number, None)
+        self.save()
+        ctx.run.reach(part.number, GONE)
+        deleted = len([c for c in ctx.changes[changes_before:] if c.part == part.number])
+        self._finished(part, f"deleted {deleted}" if deleted else "nothing to delete")
+
+    # -- running parts -----------------------------------------------------------
+    def _run(self, parts: tuple[Part, ...], body: Callable[[Ctx], None],
+             already: dict[int, set[str]] | None = None) -> None:
+        """Run `body` for every part as a task of one scheduler (or one after another)."""
+        aws = self.ctx.aws
+        base_clock = aws.clock
+        scheduler = Scheduler(base_clock)
+        run = Run(numbers=tuple(p.number for p in parts), scheduler=scheduler, reached=dict(already or {}))
+        self.started = base_clock.now()
+        display = Display(self.ctx.out, aws, base_clock)
+
+        def task(part: Part) -> Task:
+            def go() -> None:
+                aws.part = part.label
+                ctx = dataclasses.replace(self.ctx, part=part, run=run)
+                started = self._began[part.number] = base_clock.now()
+                display.begin(part.label, part.title)
+                try:
+                    body(ctx)
+                except BaseException:
+                    run.failed.add(part.number)
+                    raise
+                finally:
+                    display.end(part.label)
+                    self.timeline[part.number] = Span(part.number, started - (self.started or 0),
+                                                      base_clock.now() - (self.started or 0))
+            return Task(part.label, go)
+
+        tasks = [task(part) for part in parts]
+        aws.clock = TaskClock(scheduler)
+        try:
+            with display:
+                if self.sequential:
+                    for one in tasks:
+                        scheduler.run([one])
+                else:
+                    scheduler.run(tasks)
+        finally:
+            aws.clock = base_clock
+
+    def _finished(self, part: Part, outcome: str) -> None:
+        took = self.ctx.aws.clock.now() - self._began.get(part.number, 0.0)
+        self.ctx.out.info(Text.assemble(("✓ ", "green"), f"{part.label} {part.title}: {outcome}",
+                                        (f"  {took:.1f}s", "dim")))

@@ -4,18 +4,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import boto3
 import click
 
 from threetier import config as configlib
 from threetier import sandbox as sandboxlib
 from threetier import state as statelib
-from threetier.aws import Aws, Call
-from threetier.engine import Ctx, Engine
 from threetier.errors import UsageError
 from threetier.output import Output
+
+if TYPE_CHECKING:  # boto3 and the engine load only when a command talks to AWS (`--help` stays quick)
+    from threetier.aws import Aws, Call
+    from threetier.engine import Engine
 
 META = "threetier.options"
 
@@ -62,6 +63,9 @@ class Runtime:
         return bool(self.options.get("sandbox"))
 
     def aws(self, start_sandbox: bool = False) -> Aws:
+        import boto3
+
+        from threetier.aws import Aws
         if self.sandboxed:  # wins over AWS_PROFILE, AWS_ENDPOINT_URL and credentials alike
             box = sandboxlib.running()
             if box is None and start_sandbox:
@@ -80,6 +84,7 @@ class Runtime:
 
     def engine(self, aws: Aws, state: statelib.State | None = None) -> Engine:
         from steps import PARTS  # the steps import the engine: import them late
+        from threetier.engine import Ctx, Engine
         state = state or self.state_file.load() or statelib.State(stack=self.config.stack, region=aws.region)
         if state.stack != self.config.stack or state.region != aws.region:
             raise configlib.ConfigError(
@@ -90,10 +95,12 @@ class Runtime:
 
 
     def inspector(self) -> Engine:
-        """An engine that only looks (status, plan): AWS is the truth, so it starts from an empty state."""
+        """An engine that only looks (status, plan): AWS is the truth, so it starts from an empty state,
+        and its one inventory of the stack (concurrent reads) answers the parts' checks."""
         aws = self.aws()
-        aws.account  # who we are, before any part is looked at
-        return self.engine(aws, statelib.State(stack=self.config.stack, region=aws.region))
+        engine = self.engine(aws, statelib.State(stack=self.config.stack, region=aws.region))
+        engine.take_inventory()
+        return engine
 
 
 def runtime(ctx: click.Context) -> Runtime:

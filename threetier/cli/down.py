@@ -5,7 +5,6 @@ import sys
 
 import click
 
-from threetier import scan
 from threetier.cli.common import global_options, runtime
 from threetier.errors import ThreetierError, UsageError
 from threetier.output import ExitStatus
@@ -27,6 +26,7 @@ Examples:
 @global_options
 @click.pass_context
 def command(ctx: click.Context, yes: bool, skip_final_snapshot: bool) -> int:
+    from threetier import scan
     rt = runtime(ctx)
     if not yes:
         if not sys.stdin.isatty():

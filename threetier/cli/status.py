@@ -9,7 +9,6 @@ from rich.text import Text
 
 from threetier import state as statelib
 from threetier.cli.common import global_options, runtime
-from threetier.engine import Ctx
 from threetier.output import ExitStatus
 
 
@@ -33,7 +32,7 @@ def command(ctx: click.Context, as_json: bool) -> int:
     engine = rt.inspector()
     aws, account = engine.ctx.aws, engine.ctx.aws.account
     saved = rt.state_file.load()
-    live: Ctx = engine.ctx
+    live = engine.ctx
     parts: list[dict[str, Any]] = []
     for part in engine.parts:
         seen = engine.check(part)

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
 from rich.text import Text
 
 from threetier.cli.common import global_options, runtime
-from threetier.engine import Engine
 from threetier.output import ExitStatus, Output
+
+if TYPE_CHECKING:
+    from threetier.engine import Engine
 
 
 @click.command("up", help="""Build the stack, Part 1 to the last, or verify and repair it.
@@ -42,17 +45,27 @@ def command(ctx: click.Context) -> int:
     return ExitStatus.OK
 
 
+TIMELINE_WIDTH = 30
+
+
 def summary(out: Output, engine: Engine) -> None:
-    """What this run created, changed and kept, part by part."""
+    """What this run created, changed and kept, part by part, and when each part ran."""
+    from threetier.display import minutes
     table = Table(title="summary", title_justify="left")
-    for column in ("part", "created", "changed", "kept", "time"):
-        table.add_column(column, justify="left" if column == "part" else "right")
+    for column in ("part", "created", "changed", "kept", "ran", "timeline"):
+        table.add_column(column, justify="left" if column in ("part", "timeline") else "right")
+    engine.take_inventory()  # what is there now, in a few concurrent reads
+    total = max((span.end for span in engine.timeline.values()), default=0.0) or 1.0
     for part in engine.parts:
-        if part.number not in engine.timings:
+        span = engine.timeline.get(part.number)
+        if span is None:
             continue
         counts = Counter(change.action for change in engine.ctx.changes if change.part == part.number)
         # What is there now, less what this run made: describe calls only.
         present = len(engine.check(part).present)
+        start = int(span.start / total * TIMELINE_WIDTH)
+        bar = " " * start + "━" * max(int(span.end / total * TIMELINE_WIDTH) - start, 1)
         table.add_row(f"{part.number} {part.name}", str(counts.get("created", 0)), str(counts.get("changed", 0)),
-                      str(max(present - counts.get("created", 0), 0)), f"{engine.timings[part.number]:.1f}s")
+                      str(max(present - counts.get("created", 0), 0)), f"{minutes(span.start)}–{minutes(span.end)}",
+                      Text(bar, style="cyan"))
     out.err.print(table)
