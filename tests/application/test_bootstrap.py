@@ -60,6 +60,15 @@ def test_common_shape(user_data):
     assert f"BUCKET={APP['bucket']}\n" in text and f"REGION={APP['region']}\n" in text
 
 
+def test_the_network_is_waited_for_first(user_data):
+    """Before any dnf or S3: the app builder boots while its NAT gateway may still be pending."""
+    _, text, _ = user_data
+    steps = top_level_calls(text, "wait_for_network", "install_packages", "install_node", "fetch_tier", "retry",
+                            "aws", "dnf", "curl")
+    assert steps[0] == "wait_for_network" and steps.count("wait_for_network") == 1, steps
+    assert "NETWORK_WAIT_SECONDS=900\n" in text and "NETWORK_POLL_SECONDS=5\n" in text  # 15 min, a try every 5 s
+
+
 def test_app_user_data():
     text = render_app_user_data(**APP)
     config = json.loads(re.search(r"<<'JSON'\n(.*?)\nJSON\n", text, re.S).group(1))

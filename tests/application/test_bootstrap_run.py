@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -198,3 +199,63 @@ def test_a_failing_step_fails_the_bootstrap_loudly(sandbox_ok, hosts, bucket, ma
     assert host.file("/var/lib/threetier/bootstrap.failed").is_file()
     assert not host.file("/var/lib/threetier/bootstrap.done").exists()
     assert not any(call.startswith("systemctl") for call in host.calls())
+
+
+def shorter_network_wait(user_data: str, *, wait: int = 900, poll: int = 5) -> str:
+    """The user data with wait_for_network's limits (the script's own variables) set for a test."""
+    for name, default, value in (("NETWORK_WAIT_SECONDS", 900, wait), ("NETWORK_POLL_SECONDS", 5, poll)):
+        assert user_data.count(f"\n{name}={default}\n") == 1, name
+        user_data = user_data.replace(f"\n{name}={default}\n", f"\n{name}={value}\n")
+    return user_data
+
+
+def test_the_bootstrap_waits_for_its_way_out(sandbox_ok, hosts):
+    """The app builder boots while its NAT gateway is still pending: S3 does not answer the first
+    tries; the bootstrap waits, touching nothing else, then installs as usual."""
+    app_port = free_port()
+    user_data = render_app_user_data(bucket=BUCKET, region="us-east-1", db_host="127.0.0.1",
+                                     db_name="latedb", db_secret_arn=SECRET_ARN, port=app_port)
+    user_data = user_data.replace('"port": 3306', f'"port": {free_port()}')  # no database: liveness only
+    host = hosts("late-network")
+    host.env["FAKE_NETWORK_DOWN_CALLS"] = "2"
+    result = host.run(shorter_network_wait(user_data, poll=1))
+    assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
+    assert host.file("/var/lib/threetier/bootstrap.done").is_file()
+    assert http("GET", f"http://127.0.0.1:{app_port}/health")[0] == 200
+
+    calls = host.calls()
+    probe = f"aws s3api head-bucket --bucket {BUCKET} --region us-east-1 --cli-connect-timeout 5 --cli-read-timeout 5"
+    assert calls[:3] == [probe] * 3, "three tries (two without the network) before anything else"
+    assert probe not in calls[3:] and calls[3] == "dnf install -y nodejs24 nodejs24-npm"
+    log = host.file("/var/log/threetier-bootstrap.log").read_text()
+    assert log.count("waiting for the network") == 1 and log.count("network through after") == 1
+    assert f"waiting for the network (s3://{BUCKET} in us-east-1)" in log
+    waited = int(re.search(r"network through after (\d+) s", log).group(1))
+    assert 2 <= waited <= 30, "a try a second, two of them without an answer"
+    assert "bootstrap complete" in log
+
+
+@pytest.mark.parametrize("tier", ["app", "web"])
+def test_no_way_out_fails_the_bootstrap_loudly(sandbox_ok, hosts, tier):
+    """The network never comes: the bootstrap gives up at the end of the wait, through the ERR trap
+    (marker + log), having installed nothing."""
+    if tier == "app":
+        user_data = render_app_user_data(bucket=BUCKET, region="us-east-1", db_host="127.0.0.1",
+                                         db_name="offlinedb", db_secret_arn=SECRET_ARN, port=free_port())
+    else:
+        user_data = render_web_user_data(bucket=BUCKET, region="us-east-1")
+    host = hosts(f"offline-{tier}")
+    host.env["FAKE_NETWORK_DOWN_CALLS"] = "always"
+    result = host.run(shorter_network_wait(user_data, wait=3, poll=1))
+    assert result.returncode != 0
+    log = host.file("/var/log/threetier-bootstrap.log")
+    wait_until(lambda: "bootstrap FAILED (exit 1)" in log.read_text(), "the failure in the bootstrap log", 5)
+    text = log.read_text()
+    assert re.search(r"no network after \d+ s: Could not connect to the endpoint URL", text), text
+    # The trap names the line of the call (a `return` inside a function is reported at its caller).
+    line = user_data.splitlines().index("wait_for_network") + 1
+    assert f"bootstrap FAILED (exit 1) at line {line}: return 1" in text, text
+    assert host.file("/var/lib/threetier/bootstrap.failed").read_text().strip() == "1"
+    assert not host.file("/var/lib/threetier/bootstrap.done").exists()
+    calls = host.calls()
+    assert len(calls) >= 3 and all(c.startswith("aws s3api head-bucket ") for c in calls), calls

@@ -11,6 +11,8 @@
 #   FAKE_BUCKET_NAME, FAKE_BUCKET_DIR  the bucket and the folder standing in for it
 #   FAKE_STATE_DIR                    calls log, service pids and logs (outside the overlays)
 #   FAKE_SERVICE_ENV                  extra KEY=VALUE lines for services (the "instance role")
+#   FAKE_NETWORK_DOWN_CALLS           how many `aws s3api head-bucket` find no network first
+#                                     (`always`: it never comes; default 0)
 set -euo pipefail
 if [[ -z ${THREETIER_SANDBOX:-} ]]; then
   THREETIER_SANDBOX=1 exec unshare --mount --fork --propagation private "$0" "$@"

@@ -21,6 +21,7 @@ install_node() {
   log "node $("$NODE" --version), npm $("$NPM" --version)"
 }
 
+wait_for_network
 install_node
 id threetier >/dev/null 2>&1 || useradd --system --no-create-home --shell /sbin/nologin threetier
 

@@ -39,6 +39,42 @@ retry() {
   done
 }
 
+# wait_for_network: the tier scripts call it first. The app builder boots while its NAT gateway
+# is still pending (it is launched as soon as the network exists); everything after this needs the
+# way out. Through once S3 in the region answers: the bucket, and AL2023's dnf repositories, which
+# live in S3 too. A try every NETWORK_POLL_SECONDS, for NETWORK_WAIT_SECONDS at most, then it fails.
+NETWORK_WAIT_SECONDS=900
+NETWORK_POLL_SECONDS=5
+wait_for_network() {
+  local started=$SECONDS tried left answer
+  log "waiting for the network (s3://$BUCKET in $REGION)"
+  while true; do
+    tried=$SECONDS
+    if answer=$(network_probe 2>&1); then
+      log "network through after $((SECONDS - started)) s"
+      return 0
+    fi
+    if ((SECONDS - started >= NETWORK_WAIT_SECONDS)); then
+      log "no network after $((SECONDS - started)) s: ${answer:-no answer}"
+      return 1
+    fi
+    left=$((NETWORK_POLL_SECONDS - (SECONDS - tried)))
+    sleep $((left > 0 ? left : 0))
+  done
+}
+
+# network_probe: one try, short timeouts (a pending NAT gateway drops packets: nothing refuses
+# quickly). With the instance role's AWS CLI; on an image without it (install_packages adds it,
+# once there is a network) curl, for which any answer of S3 will do.
+network_probe() {
+  if command -v aws >/dev/null; then
+    AWS_MAX_ATTEMPTS=1 aws s3api head-bucket --bucket "$BUCKET" --region "$REGION" \
+      --cli-connect-timeout 5 --cli-read-timeout 5
+  else
+    curl -sS -o /dev/null --max-time 5 "https://s3.$REGION.amazonaws.com/"
+  fi
+}
+
 # install_packages PKG...: ONE dnf transaction (metadata is fetched once per transaction,
 # which is most of its time), so each builder calls it once. The AWS CLI, which the
 # standard AL2023 image has, joins that transaction on an image without it.

@@ -8,6 +8,7 @@ REGION=@@REGION@@
 WEB_ROOT=@@WEB_ROOT@@
 @@COMMON@@
 
+wait_for_network
 install_packages nginx
 
 fetch_tier web-tier "$WEB_ROOT" index.html
