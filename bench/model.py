@@ -26,11 +26,14 @@ What it enforces (aws-latency.md, "Real-AWS rules a faithful model enforces"):
 - EC2: pending 30 s; shutting-down 60 s after terminate;
 - builders: user data starts 30 s after `running` and is charged action by
   action from the rendered script ("Builder bootstrap, action by action"); it
-  needs the internet (IGW with a public IP, or an available NAT gateway) (and,
+  needs the internet (IGW with a public IP, or an available NAT gateway) when
+  it starts, unless the script calls `wait_for_network` (common.sh) before any
+  other step that needs it: then it waits (up to 15 min) for a NAT gateway
+  still pending, and only a subnet with no way out at all is a violation (and,
   with health_needs_database=True, its health wait the database writer named
   in its user data: off, as the app's /health is liveness); the SSM agent
-  registers 40 s after `running`; Run Command answers InProgress until the
-  bootstrap is over;
+  registers 40 s after `running`, not before the subnet's way out is there;
+  Run Command answers InProgress until the bootstrap is over;
 - CreateImage needs a running instance; images pending 300 s; a new AMI ID is
   unknown to DescribeImages for 1 s;
 - ALBs provisioning 150 s; a deleted ALB's ENIs hold its subnets and security
@@ -97,6 +100,7 @@ BUILD_SECONDS = 45.0              # npm run build / vite build
 SYSTEMD_ENABLE_SECONDS = 5.0
 HEALTH_WAIT_SECONDS = 240.0       # common.sh wait_healthy: 120 tries, 2 s apart
 BOOTSTRAP_FAIL_SECONDS = 60.0     # a bootstrap without the internet gives up after its retries
+NETWORK_WAIT_SECONDS = 900.0      # common.sh wait_for_network: NETWORK_WAIT_SECONDS, its limit
 
 NETWORK_CREATES = frozenset({
     "CreateVpc", "CreateSubnet", "CreateInternetGateway", "AttachInternetGateway", "CreateRouteTable",
@@ -189,6 +193,7 @@ class Span:
 _FUNCTION_START = re.compile(r"^\s*(?:function\s+)?[A-Za-z_][A-Za-z0-9_]*\s*\(\)\s*\{")
 _HEREDOC = re.compile(r"<<-?\s*['\"]?([A-Za-z_][A-Za-z0-9_]*)['\"]?")
 _ACTIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("network", re.compile(r"\bwait_for_network\b")),  # waits for the way out: no time of its own
     ("dnf", re.compile(r"\b(?:install_packages|install_node)\b|\bdnf\b[^\n]*\binstall\b")),
     ("s3", re.compile(r"\bfetch_tier\b|\baws\s+s3\s+(?:cp|sync)\b")),
     ("npm ci", re.compile(r"npm\S*\"?\s+ci\b", re.IGNORECASE)),
@@ -233,7 +238,7 @@ def bootstrap_actions(user_data: str, tier: str) -> list[tuple[str, float]]:
             for _ in pattern.finditer(line):
                 seconds = {"dnf": DNF_SECONDS, "s3": S3_COPY_SECONDS, "npm ci": NPM_CI_SECONDS.get(tier, 90.0),
                            "build": BUILD_SECONDS, "systemctl enable": SYSTEMD_ENABLE_SECONDS,
-                           "health": 0.0}[label]
+                           "health": 0.0, "network": 0.0}[label]
                 actions.append((label, seconds))
     return actions
 
@@ -816,8 +821,10 @@ class LatencyModel:
                 instance.terminated = self.now
                 change["CurrentState"] = {"Code": 32, "Name": "shutting-down"}
 
-    def _route_to_internet(self, instance: _Instance, at: float) -> str | None:
-        """None when the instance's subnet reaches the internet at `at`, else why not."""
+    def _internet_from(self, instance: _Instance, at: float) -> tuple[float | None, str | None]:
+        """From when, at `at` or later, the instance's subnet reaches the internet by its routes as they
+        are now: `at` itself, the time its NAT gateway becomes available, or None (never); and, unless
+        it is `at`, why not then."""
         ec2 = self.raw("ec2")
         tables = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id",
                                                      "Values": [instance.subnet]}])["RouteTables"]
@@ -826,16 +833,24 @@ class LatencyModel:
                                                         {"Name": "association.main", "Values": ["true"]}])["RouteTables"]
         routes = [r for t in tables[:1] for r in t.get("Routes", []) if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
         if not routes:
-            return f"subnet {instance.subnet} has no route to the internet"
+            return None, f"subnet {instance.subnet} has no route to the internet"
         route = routes[0]
         if route.get("NatGatewayId"):
-            state = self.nat_state(route["NatGatewayId"], at=at)
-            if state != "available":
-                return f"its route goes to NAT gateway {route['NatGatewayId']}, {state} when the bootstrap started"
-            return None
+            nat_id = route["NatGatewayId"]
+            state = self.nat_state(nat_id, at=at)
+            if state == "available":
+                return at, None
+            why = f"its route goes to NAT gateway {nat_id}, {state} when the bootstrap needed it"
+            nat = self.nats.get(nat_id)
+            if state == "pending" and nat is not None:
+                ready = nat.created + NAT_CREATE_SECONDS
+                return (ready, why) if nat.deleted is None or nat.deleted > ready else (None, why)
+            return None, why
         if str(route.get("GatewayId", "")).startswith("igw-"):
-            return None if instance.public else f"subnet {instance.subnet} routes to the IGW but it has no public IP"
-        return f"subnet {instance.subnet}'s default route goes nowhere usable"
+            if instance.public:
+                return at, None
+            return None, f"subnet {instance.subnet} routes to the IGW but it has no public IP"
+        return None, f"subnet {instance.subnet}'s default route goes nowhere usable"
 
     def _database_ready_at(self, user_data: str) -> tuple[bool, float | None]:
         """(whether the script names one of our clusters, when its writer is available)."""
@@ -852,33 +867,53 @@ class LatencyModel:
         """Lay the bootstrap out action by action from its start; decide whether and when it fails."""
         t = instance.bootstrap_start
         segments: list[tuple[str, float, float]] = []
-        offline = self._route_to_internet(instance, t)
-        if offline:
+        online, offline = self._internet_from(instance, t)
+        # Unless wait_for_network comes before its first step that goes out, the way out must be there now.
+        going_out = [label for label, _ in instance.actions if label not in ("systemctl enable", "health")]
+        if online != t and going_out[:1] != ["network"]:
             message = f"builder {instance.name} ({instance.id}): bootstrap without internet: {offline}"
             self.violation("bootstrap-offline", "RunInstances", message)
             instance.outcome = ([("bootstrap (no internet)", t, t + BOOTSTRAP_FAIL_SECONDS)], None,
                                 t + BOOTSTRAP_FAIL_SECONDS, offline)
             return
         for label, seconds in instance.actions:
-            if label == "health":
+            if label == "network":
+                online, offline = self._internet_from(instance, t)
+                reason = f"bootstrap without internet: {offline}"
+                if online is not None and online > t + NETWORK_WAIT_SECONDS:
+                    reason += ", longer than the wait for the network"
+                went_on = self._bootstrap_wait(instance, segments, t, online, NETWORK_WAIT_SECONDS, "network",
+                                               "bootstrap-offline", reason)
+            elif label == "health":
                 if not self.health_needs_database:
                     continue
                 names_db, ready = self._database_ready_at(instance.user_data)
-                if names_db:
-                    if ready is None or ready > t + HEALTH_WAIT_SECONDS:
-                        reason = "the database writer was not available within the health wait"
-                        self.violation("bootstrap-no-database", "RunInstances",
-                                       f"builder {instance.name} ({instance.id}): {reason}")
-                        segments.append(("wait for the database", t, t + HEALTH_WAIT_SECONDS))
-                        instance.outcome = (segments, None, t + HEALTH_WAIT_SECONDS, reason)
-                        return
-                    if ready > t:
-                        segments.append(("wait for the database", t, ready))
-                        t = ready
+                if not names_db:
+                    continue
+                went_on = self._bootstrap_wait(instance, segments, t, ready, HEALTH_WAIT_SECONDS, "database",
+                                               "bootstrap-no-database",
+                                               "the database writer was not available within the health wait")
+            else:
+                segments.append((label, t, t + seconds))
+                t += seconds
                 continue
-            segments.append((label, t, t + seconds))
-            t += seconds
+            if went_on is None:
+                return
+            t = went_on
         instance.outcome = (segments, t, None, None)
+
+    def _bootstrap_wait(self, instance: _Instance, segments: list[tuple[str, float, float]], t: float,
+                        ready: float | None, limit: float, what: str, rule: str, reason: str) -> float | None:
+        """The bootstrap waits from `t`, `limit` s at most, for what is ready at `ready` (None: never):
+        when it goes on, or None when it gives up (a violation of `rule`; the outcome is set)."""
+        if ready is None or ready > t + limit:
+            self.violation(rule, "RunInstances", f"builder {instance.name} ({instance.id}): {reason}")
+            segments.append((f"wait for the {what}", t, t + limit))
+            instance.outcome = (segments, None, t + limit, reason)
+            return None
+        if ready > t:
+            segments.append((f"wait for the {what}", t, ready))
+        return max(t, ready)
 
     def bootstrap(self, instance_id: str) -> tuple[float | None, float | None, str | None]:
         """(done at, failed at, why) of a builder's bootstrap, judged once it has started."""
@@ -895,11 +930,16 @@ class LatencyModel:
         for instance_id in params.get("InstanceIds") or []:
             instance = self.instances.get(instance_id)
             if instance is not None and (self.instance_state(instance_id) != "running" or
-                                         self.now < instance.running_at + SSM_AGENT_SECONDS):
+                                         not self._ssm_registered(instance)):
                 # The agent has not registered yet: Run Command does not know the instance.
                 return self.refuse("InvalidInstanceId", "Instances not in a valid state for account",
                                    operation=operation, service="ssm")
         return None
+
+    def _ssm_registered(self, instance: _Instance) -> bool:
+        """The agent registers 40 s after `running`, and not before it has a way out (SSM's endpoints)."""
+        online, _ = self._internet_from(instance, instance.running_at)
+        return online is not None and self.now >= max(instance.running_at + SSM_AGENT_SECONDS, online)
 
     def _command_sent(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
         command = parsed.get("Command", {}).get("CommandId")
