@@ -37,8 +37,9 @@ def bake(ctx: Ctx) -> baking.Bake:
                        user_data=user_data,
                        health_url=f"http://localhost:{app.port}/health", keep_builder=app.keep_builder,
                        baked_files=app_files,
-                       # In a private subnet: its bootstrap (dnf, S3, npm) goes out through the NAT gateway.
-                       launch_needs=((network.NUMBER, DONE),))
+                       # In a private subnet, it boots while the NAT gateway is still pending: its
+                       # bootstrap waits for the way out (wait_for_network) before dnf, S3 and npm.
+                       launch_needs=((network.NUMBER, EXISTS),))
 
 
 def looks(ctx: Ctx) -> Iterator[Look]:

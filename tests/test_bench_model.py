@@ -151,3 +151,15 @@ def test_the_model_waits_as_long_as_the_script_does() -> None:
     common = (BOOTSTRAP_DIR / "common.sh").read_text()
     assert float(re.search(r"^NETWORK_WAIT_SECONDS=(\d+)$", common, re.M).group(1)) == NETWORK_WAIT_SECONDS
 
+
+def test_the_app_builder_launches_while_its_nat_gateway_is_pending(tmp_path: Path) -> None:
+    """The engine launches the app builder once the network exists, not once it is done."""
+    with moto():
+        clock = VirtualClock()
+        engine = make_engine(tmp_path, clock=clock)
+        model = LatencyModel(engine.ctx.aws, clock)
+        engine.up()
+    assert model.violations == []
+    builder = next(i for i in model.instances.values() if i.name == "threetier-app-builder")
+    nat_available = min(n.created for n in model.nats.values()) + NAT_CREATE_SECONDS
+    assert builder.launched < nat_available
