@@ -39,7 +39,7 @@ def bake(ctx: Ctx) -> baking.Bake:
                        baked_files=app_files,
                        # In a private subnet, it boots while the NAT gateway is still pending: its
                        # bootstrap waits for the way out (wait_for_network) before dnf, S3 and npm.
-                       launch_needs=((network.NUMBER, EXISTS),))
+                       launch_needs=((network.NUMBER, network.ROUTES),))
 
 
 def looks(ctx: Ctx) -> Iterator[Look]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from threetier.aws import Look
-from threetier.engine import DONE, EXISTS, Check, Ctx
+from threetier.engine import DONE, Check, Ctx
 from steps import app_image, baking, balancing, network
 
 NUMBER = 5
@@ -37,7 +37,7 @@ def looks(ctx: Ctx) -> Iterator[Look]:
 
 def start(ctx: Ctx) -> None:
     """The target group, the internal ALB and its listener need only the network."""
-    ctx.need(network.NUMBER, EXISTS)
+    ctx.need(network.NUMBER, network.SUBNETS_AND_GROUPS)
     balancing.start(ctx, tier(ctx))
     # The web tier's nginx proxies /api/ to this name, known now, while the ALB still provisions.
     ctx.resources["internal_alb_dns"] = ctx.resources["load_balancer_dns"]

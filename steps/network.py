@@ -31,8 +31,9 @@ NAT_POLL_DELAY = 10
 # ENIs of a just-deleted ALB, NAT gateway or instance linger for a minute or more.
 DEPENDENCY_TIMEOUT = 10 * 60
 LIVE_NAT_STATES = ["pending", "available"]
-# A milestone of this part: the subnets and security groups exist (their IDs are known).
-SUBNETS_AND_GROUPS = "subnets and security groups"
+# Milestones of this part, before all of it exists: what other parts wait for.
+SUBNETS_AND_GROUPS = "subnets and security groups"  # their IDs are known (their rules may still come)
+ROUTES = "route tables"  # the public and app subnets have their way out (to the IGW, to a NAT gateway)
 VPC_ATTRIBUTES = ("enableDnsSupport", "enableDnsHostnames")  # off by default; instances and endpoints need both
 
 
@@ -118,9 +119,10 @@ def start(ctx: Ctx) -> None:
     igw = ensure_internet_gateway(ctx, vpc)
     nats = ensure_nat_gateways(ctx, vpc, subnets)  # started here, waited for in finish()
     ensure_security_groups(ctx, vpc)
-    ctx.reach(SUBNETS_AND_GROUPS)  # all the database needs: it starts now, not after the routes
+    ctx.reach(SUBNETS_AND_GROUPS)  # the database and both load balancers start now
     ensure_public_route_table(ctx, vpc, igw, subnets)
     ensure_app_route_tables(ctx, vpc, nats, subnets)
+    ctx.reach(ROUTES)  # the builders may boot: their ways out exist (the NAT gateways may still be pending)
     retire_unused_nat_gateways(ctx)  # only once no route points at them any more
     ensure_security_group_rules(ctx)
 

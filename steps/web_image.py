@@ -54,7 +54,7 @@ def start(ctx: Ctx) -> None:
     created) and the public subnet's way to the internet gateway: it bakes alongside the app
     image, not after the app tier is healthy."""
     ctx.need(storage.NUMBER, DONE)
-    ctx.need(network.NUMBER, EXISTS)
+    ctx.need(network.NUMBER, network.ROUTES)  # the public subnet's way out, through the IGW
     ctx.need(app_tier.NUMBER, EXISTS)
     ensure_nginx_conf(ctx)
     baking.start(ctx, bake(ctx))

@@ -21,7 +21,7 @@ import urllib.request
 from typing import Iterator
 
 from threetier.aws import Look, Poll
-from threetier.engine import DONE, EXISTS, Check, Ctx
+from threetier.engine import DONE, Check, Ctx
 from threetier.errors import ThreetierError
 from steps import app_tier, baking, balancing, network, web_image
 
@@ -49,7 +49,7 @@ def looks(ctx: Ctx) -> Iterator[Look]:
 
 def start(ctx: Ctx) -> None:
     """The target group, the internet-facing ALB and its listener need only the network."""
-    ctx.need(network.NUMBER, EXISTS)
+    ctx.need(network.NUMBER, network.SUBNETS_AND_GROUPS)
     balancing.start(ctx, tier(ctx))
     ctx.resources["url"] = f"http://{ctx.resources['load_balancer_dns']}"
 

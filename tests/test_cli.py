@@ -139,7 +139,9 @@ def test_ctrl_c_exits_130_and_leaves_the_state_file_consistent(mocked, tmp_path:
     assert result.code == 130
     assert "interrupted" in result.stderr
     state = json.loads((tmp_path / ".threetier" / "threetier.json").read_text())
-    assert state["parts"]["1"]["status"] == "done"
+    # Part 1 had made everything (it was between its start and its finish, running side by side).
+    assert state["parts"]["1"]["resources"]["bucket"] and state["parts"]["1"]["resources"]["instance_profile"]
+    assert state["parts"]["1"]["error"] == "stopped before it finished"
     assert state["parts"]["2"]["status"] == "failed" and state["parts"]["2"]["error"] == "interrupted"
     assert cli("up", cwd=tmp_path).code == 0
 

@@ -260,7 +260,7 @@ class Engine:
         self._run((part,), self._apply, already={n: {EXISTS, DONE} for n in part.needs})
 
     def _apply(self, ctx: Ctx) -> None:
-        part, out = ctx.part, ctx.out
+        part = ctx.part
         assert part is not None and ctx.run is not None
         record = ctx.state.part(part.number, part.name)
         was_done = record.status == statelib.DONE

@@ -100,9 +100,11 @@ class Scheduler:
         failed: Task | None = None
         try:
             while ready or sleeping or waiting:
-                if not ready:
-                    ready = [t for t in waiting if t.until is not None and t.until()]
-                    waiting = [t for t in waiting if t not in ready]
+                # A task whose milestone was just reached goes first: it has waited longest.
+                satisfied = [t for t in waiting if t.until is not None and t.until()]
+                if satisfied:
+                    waiting = [t for t in waiting if t not in satisfied]
+                    ready = satisfied + ready
                 if not ready and sleeping:
                     wake_at = sleeping[0][0]
                     delay = wake_at - self.clock.now()  # type: ignore[attr-defined]
