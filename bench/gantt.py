@@ -2,8 +2,8 @@
 only: `bench.model` works without it)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from bench.model import Span
 

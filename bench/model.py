@@ -62,8 +62,9 @@ import base64
 import copy
 import re
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import boto3
 

@@ -7,9 +7,10 @@ import os
 import tempfile
 import time
 import traceback
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from bench.model import LatencyModel, Span, VirtualClock
 from bench.moto_env import counting_calls, moto
@@ -77,7 +78,7 @@ def modeled_run(*, sequential: bool, relax: Iterable[str] = (), looks: bool = Fa
             result.down_seconds = clock.now() - t1
             result.down_calls = len(aws.calls) - calls_before
             result.down_spans = [s for s in model.spans if s.action == "delete"]
-        except Exception as exc:  # noqa: BLE001 - reported, not raised: a benchmark of a failing engine
+        except Exception as exc:  # reported, not raised: a benchmark of a failing engine
             result.error = f"{type(exc).__name__}: {exc}"
             if os.environ.get("BENCH_TRACEBACK"):
                 traceback.print_exc()

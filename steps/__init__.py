@@ -1,7 +1,6 @@
 """The guide's Parts, one module each. Their order lives here and nowhere else."""
-from threetier.engine import Part
-
 from steps import app_image, app_tier, database, network, storage, web_image, web_tier
+from threetier.engine import Part
 
 PARTS: tuple[Part, ...] = tuple(Part.from_module(module) for module in (
     storage,   # Part 1 — S3 code bucket, EC2 role and instance profile, code upload

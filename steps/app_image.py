@@ -12,12 +12,12 @@ through SSM Run Command, and the builder is terminated once the AMI exists.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
+from steps import baking, database, network, storage
 from threetier import artifacts
 from threetier.aws import Look
 from threetier.engine import DONE, EXISTS, Check, Ctx
-from steps import baking, database, network, storage
 
 NUMBER = 4
 NAME = "app-image"

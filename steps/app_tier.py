@@ -8,11 +8,11 @@ Scaling group over both app subnets, attached to the target group, 2/2/2.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
+from steps import app_image, baking, balancing, network
 from threetier.aws import Look
 from threetier.engine import DONE, Check, Ctx
-from steps import app_image, baking, balancing, network
 
 NUMBER = 5
 NAME = "app-tier"

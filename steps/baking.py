@@ -11,12 +11,13 @@ found and kept, and a changed one gets a new image.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
+from steps import storage
 from threetier.aws import AwsError, Look, Poll, client_token, tag_value
 from threetier.engine import Ctx
-from steps import storage
 
 AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
 FINGERPRINT_TAG = "threetier:fingerprint"

@@ -9,15 +9,14 @@ group to report healthy targets.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from typing import Iterator
-
+from steps import storage
 from threetier.aws import Look, Poll
 from threetier.engine import Check, Ctx
 from threetier.errors import ThreetierError
-from steps import storage
 
 ALB_ACTIVE_TIMEOUT = 15 * 60      # 90-180 s typically
 HEALTHY_TIMEOUT = 20 * 60         # instances boot from the AMI, then 2 passing checks

@@ -12,12 +12,13 @@ state, S3, user data or an AMI; the EC2 role may read exactly that secret.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
+from steps import network, storage
 from threetier.aws import Look, Poll
 from threetier.engine import DONE, Check, Ctx
 from threetier.errors import ThreetierError, UsageError
-from steps import network, storage
 
 NUMBER = 3
 NAME = "database"

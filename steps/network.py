@@ -9,15 +9,14 @@ security groups, each opening only what the next hop needs.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from typing import Iterator
-
+from steps.common import EC2_DESCRIBE, ec2_look, ec2_tagged, one
 from threetier.aws import NOT_YET_VISIBLE, Look, Poll, client_token, tag_value
 from threetier.config import ConfigError
-from threetier.engine import Check, Ctx, GONE
-from steps.common import EC2_DESCRIBE, ec2_look, ec2_tagged, one
+from threetier.engine import GONE, Check, Ctx
 
 NUMBER = 2
 NAME = "network"

@@ -10,10 +10,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
-
-from typing import Iterator
 
 from threetier import artifacts
 from threetier.aws import AwsError, Look

@@ -9,12 +9,12 @@ config and enable it at boot; when /health answers, create the web AMI.
 from __future__ import annotations
 
 import hashlib
-from typing import Iterator
+from collections.abc import Iterator
 
+from steps import app_tier, baking, network, storage
 from threetier import artifacts
 from threetier.aws import Look
 from threetier.engine import DONE, EXISTS, Check, Ctx
-from steps import app_tier, baking, network, storage
 
 NUMBER = 6
 NAME = "web-image"

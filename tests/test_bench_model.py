@@ -4,16 +4,25 @@ does not; its SSM agent registers only once the way out is there."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 import bench.model
-from bench.model import (DNF_SECONDS, EC2_PENDING_SECONDS, NAT_CREATE_SECONDS, NAT_ROUTE_VISIBLE_SECONDS,
-                         NETWORK_WAIT_SECONDS, SSM_AGENT_SECONDS, USER_DATA_START_SECONDS, LatencyModel,
-                         VirtualClock)
+from bench.model import (
+    DNF_SECONDS,
+    EC2_PENDING_SECONDS,
+    NAT_CREATE_SECONDS,
+    NAT_ROUTE_VISIBLE_SECONDS,
+    NETWORK_WAIT_SECONDS,
+    SSM_AGENT_SECONDS,
+    USER_DATA_START_SECONDS,
+    LatencyModel,
+    VirtualClock,
+)
 from helpers import make_engine, moto
 from threetier.artifacts import BOOTSTRAP_DIR, render_app_user_data
 

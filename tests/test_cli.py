@@ -105,8 +105,8 @@ def test_replay(mocked, tmp_path: Path, monkeypatch) -> None:
 
 def test_aws_failure_is_one_line_with_part_resource_and_code(mocked, tmp_path: Path, monkeypatch) -> None:
     write_config(tmp_path, network={"azs": ["us-east-1a", "us-east-1b"]})
-    from botocore.exceptions import ClientError
     import botocore.client
+    from botocore.exceptions import ClientError
     real = botocore.client.BaseClient._make_api_call
 
     def refuse_vpc(self, operation, params):

@@ -6,19 +6,20 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from bench.model import LatencyModel, VirtualClock
 from helpers import FakeClock, make_engine, moto
+from steps import web_tier
+from test_resume import EXPECTED, Crash, census
 from threetier import scan
 from threetier import state as statelib
 from threetier.engine import DONE, EXISTS
 from threetier.scheduler import Cancelled, Deadlock, Scheduler, Task, TaskClock
-from steps import web_tier
-from test_resume import EXPECTED, Crash, census
 
 
 # -- the scheduler -----------------------------------------------------------------
@@ -229,7 +230,7 @@ class _Stack(http.server.BaseHTTPRequestHandler):
     ready_after = 2  # /api/ready answers 503 this many times (the database is still coming up)
     asked: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:  # http.server's name
         _Stack.asked.append(self.path)
         if self.path == "/api/ready":
             ready = _Stack.asked.count("/api/ready") > _Stack.ready_after

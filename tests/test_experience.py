@@ -16,8 +16,8 @@ from botocore.stub import Stubber
 
 from helpers import FakeClock, cli, make_engine, moto, write_config
 from ptyrun import Terminal
-from threetier.aws import is_mutating, tag_value
 from steps import balancing
+from threetier.aws import is_mutating, tag_value
 
 pytestmark = pytest.mark.slow
 

@@ -9,9 +9,9 @@ import pytest
 from botocore.stub import Stubber
 
 from helpers import FakeClock, cli, make_engine, moto
+from steps import baking
 from threetier import scan
 from threetier.aws import AwsError
-from steps import baking
 
 STACK = "threetier"
 

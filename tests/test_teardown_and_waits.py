@@ -10,9 +10,9 @@ from botocore.stub import Stubber
 import bench.model
 from bench.model import NAT_CREATE_SECONDS, NAT_DELETE_SECONDS, LatencyModel, VirtualClock
 from helpers import FakeClock, make_engine, moto
+from steps import network
 from threetier import scan
 from threetier.aws import AwsError, Poll, WaitTimeout
-from steps import network
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ inject nginx or shell syntax, and no placeholder is left in the output.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
-import os
 from pathlib import Path
 
 # The application ships inside the package (threetier/application/).

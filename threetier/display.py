@@ -32,7 +32,7 @@ class Display:
         self.live: Live | None = None
         self.spinner = Spinner("dots")
 
-    def __enter__(self) -> "Display":
+    def __enter__(self) -> Display:
         if self.out.interactive:
             self.previous, self.aws.on_poll = self.aws.on_poll, self.on_poll
             self.live = Live(get_renderable=self.render, console=self.out.err, transient=True,

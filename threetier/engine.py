@@ -23,9 +23,10 @@ the parts whose resources hold its own.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from rich.text import Text
 
@@ -63,15 +64,15 @@ class Part:
     name: str
     title: str
     needs: tuple[int, ...]
-    start: Callable[["Ctx"], None]
-    finish: Callable[["Ctx"], None]
-    destroy: Callable[["Ctx"], None]
-    check: Callable[["Ctx"], Check]
-    before_down: Callable[["Ctx"], None] | None = None  # refuses `down` before anything is deleted
-    looks: Callable[["Ctx"], Iterable[Look]] | None = None  # the reads of its finds, for the inventory
+    start: Callable[[Ctx], None]
+    finish: Callable[[Ctx], None]
+    destroy: Callable[[Ctx], None]
+    check: Callable[[Ctx], Check]
+    before_down: Callable[[Ctx], None] | None = None  # refuses `down` before anything is deleted
+    looks: Callable[[Ctx], Iterable[Look]] | None = None  # the reads of its finds, for the inventory
 
     @classmethod
-    def from_module(cls, module: ModuleType) -> "Part":
+    def from_module(cls, module: ModuleType) -> Part:
         return cls(number=module.NUMBER, name=module.NAME, title=module.TITLE, needs=module.NEEDS,
                    start=module.start, finish=module.finish, destroy=module.destroy, check=module.check,
                    before_down=getattr(module, "before_down", None), looks=getattr(module, "looks", None))
@@ -100,7 +101,7 @@ class Ctx:
     part: Part | None = None
     changes: list[Change] = field(default_factory=list)
     skip_final_snapshot: bool = False  # down --skip-final-snapshot
-    run: "Run | None" = None  # the command's parts in flight; None outside a run (status, plan, tests)
+    run: Run | None = None  # the command's parts in flight; None outside a run (status, plan, tests)
 
     @property
     def stack(self) -> str:

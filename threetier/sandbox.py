@@ -55,7 +55,7 @@ def load() -> Sandbox | None:
 
 def answers(url: str, timeout: float = 1.0) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/moto-api/", timeout=timeout) as response:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(f"{url}/moto-api/", timeout=timeout) as response:  # loopback only
             return response.status == 200
     except OSError:
         return False

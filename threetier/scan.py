@@ -7,8 +7,8 @@ tags everywhere (S3 bucket tags at creation, IAM) are found by deterministic nam
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from threetier.aws import STACK_TAG, Aws, tag_filters, tag_value
 

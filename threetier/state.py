@@ -14,9 +14,10 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from threetier.errors import ThreetierError, UsageError
 
@@ -84,7 +85,7 @@ class State:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], path: Path) -> "State":
+    def from_json(cls, data: dict[str, Any], path: Path) -> State:
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise StateError(f"{path}: schema_version {version!r} is not {SCHEMA_VERSION}; "

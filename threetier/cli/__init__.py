@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import sys
-from typing import IO, Sequence
+from collections.abc import Sequence
+from typing import IO
 
 import click
 
@@ -85,4 +86,4 @@ def main() -> None:
     sys.exit(run())
 
 
-__all__ = ["cli", "main", "run", "options"]
+__all__ = ["cli", "main", "options", "run"]
