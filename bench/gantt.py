@@ -31,7 +31,7 @@ def draw(panels: Sequence[tuple[str, Sequence[Span], float | None]], path: Path)
     fig, axes = plt.subplots(len(panels), 1, figsize=(13, 1.2 + 0.32 * sum(heights) + 0.8 * len(panels)),
                              gridspec_kw={"height_ratios": heights}, squeeze=False)
     longest = max(((total or 0) / 60 for _, _, total in panels), default=1)
-    for ax, (title, spans, total) in zip(axes[:, 0], panels):
+    for ax, (title, spans, total) in zip(axes[:, 0], panels, strict=True):
         rows = _rows(spans)
         origin = min((s.start for s in spans), default=0.0) if total is None else 0.0
         labels = []

@@ -160,7 +160,7 @@ def builders(ctx: Ctx, bake: Bake, states: list[str] | None = None) -> list[dict
 
 def ensure_builder(ctx: Ctx, bake: Bake) -> dict[str, Any]:
     aws = ctx.aws
-    every = builders(ctx, bake, states=LIVE_INSTANCE_STATES + ["shutting-down", "terminated"])
+    every = builders(ctx, bake, states=[*LIVE_INSTANCE_STATES, "shutting-down", "terminated"])
     live = [i for i in every if i["State"]["Name"] in LIVE_INSTANCE_STATES]
     current = [i for i in live if tag_value(i, FINGERPRINT_TAG) == bake.fingerprint]
     for stale in (i for i in live if i not in current):  # built from other code: of no use now
@@ -171,7 +171,7 @@ def ensure_builder(ctx: Ctx, bake: Bake) -> dict[str, Any]:
     storage_resources = ctx.resources_of(storage.NUMBER)
     network_resources = ctx.resources_of(2)
     image = base_image(ctx, bake.architecture)
-    tags = ctx.tags(bake.builder_role) + [{"Key": FINGERPRINT_TAG, "Value": bake.fingerprint}]
+    tags = [*ctx.tags(bake.builder_role), {"Key": FINGERPRINT_TAG, "Value": bake.fingerprint}]
     token = client_token(ctx.name(bake.builder_role), bake.fingerprint, str(len(every)))
     instance = aws.call(
         "ec2", "run_instances", resource=ctx.name(bake.builder_role),
@@ -261,7 +261,7 @@ def health_gate(ctx: Ctx, bake: Bake, instance_id: str) -> None:
 
 def create_image(ctx: Ctx, bake: Bake, instance_id: str) -> str:
     aws = ctx.aws
-    tags = ctx.tags(bake.image_role) + [{"Key": FINGERPRINT_TAG, "Value": bake.fingerprint}]
+    tags = [*ctx.tags(bake.image_role), {"Key": FINGERPRINT_TAG, "Value": bake.fingerprint}]
     specs = [{"ResourceType": "image", "Tags": tags}, {"ResourceType": "snapshot", "Tags": tags}]
     if aws.endpoint_url:  # moto's server refuses snapshot tags in CreateImage (HTTP 500): tag them after
         specs = specs[:1]
@@ -319,7 +319,7 @@ def destroy(ctx: Ctx, part: int) -> None:
     part_filter = [{"Name": "tag:threetier:part", "Values": [str(part)]}]
     instances = [i for r in aws.items("ec2", "describe_instances", "Reservations", resource="builders",
                                       Filters=ctx.filters() + part_filter +
-                                      [{"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES + ["shutting-down"]}])
+                                      [{"Name": "instance-state-name", "Values": [*LIVE_INSTANCE_STATES, "shutting-down"]}])
                  for i in r["Instances"]]
     for instance in instances:
         if instance["State"]["Name"] != "shutting-down":

@@ -185,7 +185,7 @@ def ensure_load_balancer(ctx: Ctx, tier: Tier, subnets: list[str], security_grou
 def ensure_listener(ctx: Ctx, tier: Tier, balancer: str, target_group: str) -> None:
     aws, name = ctx.aws, ctx.name(tier.alb_role)
     listeners = (aws.look(listeners_look(balancer), resource=f"listeners of {name}") or {}).get("Listeners", [])
-    http = next((l for l in listeners if l["Port"] == 80), None)
+    http = next((listener for listener in listeners if listener["Port"] == 80), None)
     forward = [{"Type": "forward", "TargetGroupArn": target_group}]
     if http is None:
         http = aws.call("elbv2", "create_listener", resource=f"listener {name}:80", LoadBalancerArn=balancer,
@@ -371,7 +371,7 @@ def check(ctx: Ctx, tier: Tier, result: Check) -> None:
         ctx.resources["load_balancer_dns"] = balancer["DNSName"]
         listeners = (ctx.aws.look(listeners_look(balancer["LoadBalancerArn"]),
                                   resource=f"listeners of {ctx.name(tier.alb_role)}") or {}).get("Listeners", [])
-        result.found(f"listener {ctx.name(tier.alb_role)}:80", any(l["Port"] == 80 for l in listeners))
+        result.found(f"listener {ctx.name(tier.alb_role)}:80", any(listener["Port"] == 80 for listener in listeners))
     template = find_launch_template(ctx, tier)
     if result.found(f"launch template {ctx.name(tier.launch_template_role)}", template is not None):
         ctx.resources["launch_template"] = template["LaunchTemplateId"]

@@ -159,7 +159,7 @@ def ensure_cluster(ctx: Ctx, db_security_group: str) -> dict[str, Any]:
 def ensure_instances(ctx: Ctx, azs: list[str]) -> None:
     """Writer first (the first instance of a cluster is its writer), then the reader in the other AZ."""
     aws, db = ctx.aws, ctx.config.database
-    for (role, identifier), az in zip(instance_ids(ctx).items(), azs):
+    for (role, identifier), az in zip(instance_ids(ctx).items(), azs, strict=False):
         if describe_instance(ctx, identifier) is None:
             aws.call("rds", "create_db_instance", resource=f"DB instance {identifier}",
                      DBInstanceIdentifier=identifier, DBClusterIdentifier=cluster_id(ctx), Engine="aurora-mysql",

@@ -199,7 +199,7 @@ def ensure_subnets(ctx: Ctx, vpc: str, azs: list[str]) -> dict[str, str]:
     cidrs = {"web": network.web_subnets, "app": network.app_subnets, "db": network.db_subnets}
     subnets: dict[str, str] = {}
     for tier, tier_cidrs in cidrs.items():
-        for index, (role, cidr, az) in enumerate(zip(subnet_roles(tier), tier_cidrs, azs)):
+        for index, (role, cidr, az) in enumerate(zip(subnet_roles(tier), tier_cidrs, azs, strict=False)):
             subnet = one(ec2_tagged(ctx, "describe_subnets", role), "SubnetId")
             if subnet is None:
                 subnet = ctx.aws.call("ec2", "create_subnet", resource=ctx.name(role), VpcId=vpc, CidrBlock=cidr,
@@ -354,7 +354,7 @@ def ensure_public_route_table(ctx: Ctx, vpc: str, igw: str, subnets: dict[str, s
 
 def ensure_app_route_tables(ctx: Ctx, vpc: str, nats: dict[str, str], subnets: dict[str, str]) -> None:
     """One table per AZ: the app subnet's internet traffic leaves through the NAT gateway in its own AZ."""
-    for az_index, subnet_role in zip(("az1", "az2"), subnet_roles("app")):
+    for az_index, subnet_role in zip(("az1", "az2"), subnet_roles("app"), strict=True):
         nat = nats.get(az_index, nats["az1"])  # single-NAT lab mode: both AZs share az1's
         role = f"private-app-rt-{az_index}"
         table = ensure_route_table(ctx, vpc, role, {"NatGatewayId": nat}, [subnets[subnet_role]])
@@ -471,7 +471,7 @@ def check(ctx: Ctx) -> Check:
 
     targets = {"public-rt": ("GatewayId", ctx.resources.get("internet_gateway"),
                              [subnets.get(r) for r in subnet_roles("web")])}
-    for az_index, subnet_role in zip(("az1", "az2"), subnet_roles("app")):
+    for az_index, subnet_role in zip(("az1", "az2"), subnet_roles("app"), strict=True):
         targets[f"private-app-rt-{az_index}"] = ("NatGatewayId", nats.get(az_index, nats.get("az1")),
                                                  [subnets.get(subnet_role)])
     tables: dict[str, str] = {}

@@ -1,6 +1,7 @@
 """Run a command on a pseudo-terminal, as a person at a terminal would, and answer its prompts."""
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import select
@@ -24,10 +25,8 @@ class Terminal:
     def read(self, timeout: float = 0.2) -> None:
         ready, _, _ = select.select([self.master], [], [], timeout)
         if ready:
-            try:
+            with contextlib.suppress(OSError):
                 self.output += os.read(self.master, 65536)
-            except OSError:
-                pass
 
     def expect(self, text: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

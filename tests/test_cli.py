@@ -86,7 +86,7 @@ def test_replay(mocked, tmp_path: Path, monkeypatch) -> None:
     import steps
     # A part that needs Part 2 is refused while Part 2 is not in AWS, before it changes anything.
     needs_network = dataclasses.replace(steps.PARTS[1], number=3, name="needs-network", needs=(1, 2))
-    monkeypatch.setattr(steps, "PARTS", steps.PARTS + (needs_network,))
+    monkeypatch.setattr(steps, "PARTS", (*steps.PARTS, needs_network))
     refused = cli("replay", "needs-network", cwd=tmp_path)
     assert refused.code == 2
     assert "needs Part 1 (storage) done first" in refused.stderr

@@ -27,7 +27,7 @@ def free_port() -> int:
 def moto_server(tmp_path: Path):
     port = free_port()
     env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
-    log = open(tmp_path / "moto.log", "w")
+    log = open(tmp_path / "moto.log", "w")  # noqa: SIM115 - closed in the finally, after the server
     server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                               stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -39,7 +39,7 @@ def moto_server(tmp_path: Path):
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"moto server did not start: {(tmp_path / 'moto.log').read_text()}")
+                    raise RuntimeError(f"moto server did not start: {(tmp_path / 'moto.log').read_text()}") from None
                 time.sleep(0.1)
         yield url
     finally:

@@ -4,11 +4,12 @@ anywhere still resuming to one of everything. Not timing-based: the model runs o
 from __future__ import annotations
 
 import http.server
+import itertools
 import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -134,7 +135,7 @@ def test_up_never_acts_before_the_model_says_ready_and_overlaps_the_waits(mocked
 
 
 def test_down_overlaps_and_leaves_nothing(mocked, tmp_path: Path) -> None:
-    engine, model, clock = modeled(tmp_path)
+    engine, _model, _clock = modeled(tmp_path)
     engine.up()
     down, down_model, down_clock = modeled(tmp_path)
     started = down_clock.now()
@@ -149,15 +150,15 @@ def test_down_overlaps_and_leaves_nothing(mocked, tmp_path: Path) -> None:
 
 
 def test_sequential_runs_one_part_after_another(mocked, tmp_path: Path) -> None:
-    engine, model, clock = modeled(tmp_path, sequential=True)
+    engine, model, _clock = modeled(tmp_path, sequential=True)
     engine.up()
     assert model.violations == []
     spans = [engine.timeline[n] for n in sorted(engine.timeline)]
-    assert all(earlier.end <= later.start for earlier, later in zip(spans, spans[1:]))
+    assert all(earlier.end <= later.start for earlier, later in itertools.pairwise(spans))
 
 
 def test_one_writer_of_the_state_file_and_it_stays_consistent(mocked, tmp_path: Path, monkeypatch) -> None:
-    engine, model, clock = modeled(tmp_path)
+    engine, _model, _clock = modeled(tmp_path)
     writing = threading.Lock()
     snapshots: list[dict[str, Any]] = []
     real_save = statelib.StateFile.save
@@ -193,7 +194,7 @@ CRASH_AFTER = ("CreateDBCluster", "RunInstances", "CreateLoadBalancer", "CreateI
 def test_a_crash_while_parts_run_side_by_side_resumes_to_one_of_everything(mocked, tmp_path: Path,
                                                                             operation: str) -> None:
     """As test_resume, but with the real-AWS model: other parts are mid-wait when one crashes."""
-    engine, model, clock = modeled(tmp_path)
+    engine, _model, _clock = modeled(tmp_path)
 
     def crash(model: Any, **_: Any) -> None:
         if model.name == operation:
@@ -219,7 +220,7 @@ def test_a_crash_while_parts_run_side_by_side_resumes_to_one_of_everything(mocke
 
 def test_a_part_that_needs_a_part_outside_the_run_says_so(mocked, tmp_path: Path) -> None:
     engine = make_engine(tmp_path)
-    with pytest.raises(Exception, match="internal error: Part 5 .*needs Part 9 exists"):
+    with pytest.raises(Exception, match=r"internal error: Part 5 .*needs Part 9 exists"):
         from threetier.engine import Run
         run = Run(numbers=(5,), scheduler=Scheduler(FakeClock()))
         run.need(next(p for p in engine.parts if p.number == 5), 9, EXISTS)
@@ -228,7 +229,7 @@ def test_a_part_that_needs_a_part_outside_the_run_says_so(mocked, tmp_path: Path
 # -- the round trip: liveness, readiness, the page's API -------------------------------------
 class _Stack(http.server.BaseHTTPRequestHandler):
     ready_after = 2  # /api/ready answers 503 this many times (the database is still coming up)
-    asked: list[str] = []
+    asked: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:  # http.server's name
         _Stack.asked.append(self.path)

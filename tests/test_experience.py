@@ -200,7 +200,7 @@ def test_plan_on_nothing_lists_everything_as_create_with_zero_mutating_calls(tmp
 
 
 def test_plan_shows_what_up_would_change(built, counted) -> None:
-    workdir, resources = built
+    workdir, _resources = built
     counted.clear()
     write_config(workdir, app={"asg": {"min": 2, "desired": 3, "max": 4}}, access={"admin_cidr": "203.0.113.7/32"})
     plan = json.loads(cli("plan", "--json", cwd=workdir).stdout)
@@ -265,7 +265,7 @@ def test_changing_the_vpc_cidr_is_refused_with_exit_2(built) -> None:
 
 
 def test_changing_the_azs_is_refused(built) -> None:
-    workdir, resources = built
+    workdir, _resources = built
     azs = sorted(z["ZoneName"] for z in boto3.client("ec2").describe_availability_zones()["AvailabilityZones"])
     write_config(workdir, network={"azs": [azs[0], azs[2]]})
     result = cli("up", cwd=workdir)

@@ -140,8 +140,8 @@ def test_parts_5_and_7_load_balanced_tiers(stack, part, tier, scheme, subnets, a
     assert sorted(a["SubnetId"] for a in balancer["AvailabilityZones"]) == sorted(network["subnets"][s] for s in subnets)
     assert balancer["SecurityGroups"] == [network["security_groups"][alb_sg]]
     listeners = elb.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]
-    assert [(l["Protocol"], l["Port"], l["DefaultActions"][0]["Type"], l["DefaultActions"][0]["TargetGroupArn"])
-            for l in listeners] == [("HTTP", 80, "forward", group["TargetGroupArn"])]
+    assert [(x["Protocol"], x["Port"], x["DefaultActions"][0]["Type"], x["DefaultActions"][0]["TargetGroupArn"])
+            for x in listeners] == [("HTTP", 80, "forward", group["TargetGroupArn"])]
     for arn in (group["TargetGroupArn"], balancer["LoadBalancerArn"], listeners[0]["ListenerArn"]):
         tags = elb.describe_tags(ResourceArns=[arn])["TagDescriptions"][0]
         assert tag_value(tags, STACK_TAG) == STACK and tag_value(tags, PART_TAG) == str(part)

@@ -75,9 +75,9 @@ def test_teardown_order_of_parts_7_to_3(mocked, tmp_path: Path) -> None:
         delay = [i for i in index("ModifyTargetGroupAttributes")
                  if ops[i][1]["Attributes"] == [{"Key": "deregistration_delay.timeout_seconds", "Value": "0"}]]
         assert any(d < asg for d in delay)  # deregistration delay 0 first
-        balancer = [i for i in index("DeleteLoadBalancer") if f"/{STACK}-{alb}/" in ops[i][1]["LoadBalancerArn"]][0]
-        listener = [i for i in index("DeleteListener") if f"/{STACK}-{alb}/" in ops[i][1]["ListenerArn"]][0]
-        group = [i for i in index("DeleteTargetGroup") if f"/{STACK}-{tier}-tg/" in ops[i][1]["TargetGroupArn"]][0]
+        balancer = next(i for i in index("DeleteLoadBalancer") if f"/{STACK}-{alb}/" in ops[i][1]["LoadBalancerArn"])
+        listener = next(i for i in index("DeleteListener") if f"/{STACK}-{alb}/" in ops[i][1]["ListenerArn"])
+        group = next(i for i in index("DeleteTargetGroup") if f"/{STACK}-{tier}-tg/" in ops[i][1]["TargetGroupArn"])
         template = [i for i in index("DeleteLaunchTemplate")][0 if tier == "web" else 1]
         assert asg < listener < balancer < group < template
     web_ami, app_ami = index("DeregisterImage")
@@ -168,7 +168,7 @@ def test_cluster_delete_waits_out_a_backup_in_progress(tmp_path: Path) -> None:
     cluster = {"DBClusterIdentifier": "threetier-aurora", "Status": "backing-up", "DBClusterMembers": []}
     with Stubber(client) as stub:
         stub.add_response("describe_db_clusters", {"DBClusters": [cluster]})
-        for identifier in ("threetier-aurora-reader", "threetier-aurora-writer"):
+        for _identifier in ("threetier-aurora-reader", "threetier-aurora-writer"):
             stub.add_client_error("describe_db_instances", service_error_code="DBInstanceNotFound")
         stub.add_response("describe_db_clusters", {"DBClusters": [cluster]})
         stub.add_client_error("delete_db_cluster", service_error_code="InvalidDBClusterStateFault")

@@ -176,9 +176,9 @@ def assert_security_group_chain(vpc_id: str, admin: str | None, clients: tuple[s
     extra_web = [("tcp", 80, 80, admin)] if admin else []
     extra_app = [("tcp", port, port, admin)] if admin else []
     assert ingress("external-alb-sg") == sorted(("tcp", 80, 80, c) for c in clients)
-    assert ingress("web-sg") == sorted([("tcp", 80, 80, ids["external-alb-sg"])] + extra_web)
+    assert ingress("web-sg") == sorted([("tcp", 80, 80, ids["external-alb-sg"]), *extra_web])
     assert ingress("internal-alb-sg") == [("tcp", 80, 80, ids["web-sg"])]
-    assert ingress("app-sg") == sorted([("tcp", port, port, ids["internal-alb-sg"])] + extra_app)
+    assert ingress("app-sg") == sorted([("tcp", port, port, ids["internal-alb-sg"]), *extra_app])
     assert ingress("db-sg") == [("tcp", 3306, 3306, ids["app-sg"])]
     for role in ("web-sg", "internal-alb-sg", "app-sg", "db-sg"):
         assert all(rule[3] != "0.0.0.0/0" for rule in ingress(role))
@@ -353,7 +353,7 @@ def test_changing_the_vpc_cidr_is_refused_with_what_to_do(mocked, tmp_path: Path
         "web": ["10.9.0.0/24", "10.9.1.0/24"], "app": ["10.9.2.0/24", "10.9.3.0/24"],
         "db": ["10.9.4.0/24", "10.9.5.0/24"]}}})
     from threetier.config import ConfigError
-    with pytest.raises(ConfigError, match="network.vpc_cidr: .*cannot change in place: `threetier down`"):
+    with pytest.raises(ConfigError, match=r"network.vpc_cidr: .*cannot change in place: `threetier down`"):
         engine.up()
     assert [c for c in mutating(engine) if c.startswith("Create")] == []
 

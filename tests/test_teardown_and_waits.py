@@ -95,13 +95,13 @@ def test_the_model_catches_a_wrong_order(mocked, tmp_path: Path) -> None:
     engine, model, _ = modelled(tmp_path)
     engine.up()
     allocation = engine.ctx.state.parts[2].resources["elastic_ips"]["az1"]
-    with pytest.raises(AwsError, match="InvalidIPAddress.InUse"):
+    with pytest.raises(AwsError, match=r"InvalidIPAddress.InUse"):
         engine.ctx.aws.call("ec2", "release_address", resource="eip", AllocationId=allocation)
     assert model.violations
 
 
 def test_a_failed_nat_gateway_fails_the_part_naming_it(mocked, tmp_path: Path) -> None:
-    engine, model, _ = modelled(tmp_path)
+    engine, _model, _ = modelled(tmp_path)
 
     def fail(model, parsed, **_):
         for nat in parsed.get("NatGateways", []) if model.name == "DescribeNatGateways" else []:

@@ -232,7 +232,7 @@ class Engine:
         """Read what the parts' finds will read, concurrently, in a few rounds (a part's later
         looks depend on what its earlier ones found: the rules of a security group it found)."""
         parts = tuple(parts or self.parts)
-        self.ctx.aws.account  # names derive from it (the bucket)
+        self.ctx.aws.account  # noqa: B018 - read for its effect: names derive from it (the bucket)
         for _ in range(4):
             looks = [look for part in parts if part.looks
                      for look in part.looks(dataclasses.replace(self.ctx, part=part))]

@@ -110,13 +110,12 @@ def start(port: int | None = None) -> tuple[Sandbox, bool]:
         raise UsageError("sandbox: it needs moto's server; install it with: python3 -m pip install 'threetier[sandbox]'")
     chosen = free_port(port or DEFAULT_PORT)
     RECORD.parent.mkdir(parents=True, exist_ok=True)
-    log = open(LOG, "ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(chosen)],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        env=server_environment(), start_new_session=True,  # outlives this command, not Ctrl-C'd with it
-    )
-    log.close()
+    with open(LOG, "ab") as log:  # the server has its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(chosen)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            env=server_environment(), start_new_session=True,  # outlives this command, not Ctrl-C'd with it
+        )
     sandbox = Sandbox(pid=process.pid, port=chosen,
                       started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     deadline = time.monotonic() + READY_TIMEOUT

@@ -94,7 +94,7 @@ class MariaDB:
         self.socket = base / "mysqld.sock"
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
-        self._log = open(base / "mariadbd.log", "ab")
+        self._log = open(base / "mariadbd.log", "ab")  # noqa: SIM115 - the server's log for its whole life
 
     def _user_args(self) -> list[str]:
         return ["--user=root"] if IS_ROOT else []

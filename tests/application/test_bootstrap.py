@@ -45,7 +45,7 @@ def test_shellcheck_accepts_it(user_data):
 
 
 def test_common_shape(user_data):
-    tier, text, _ = user_data
+    _tier, text, _ = user_data
     assert text.startswith("#!/bin/bash\n")
     assert "@@" not in text
     assert "set -Eeuo pipefail" in text

@@ -4,6 +4,7 @@ no Node.js, npm or nginx until dnf "installs" this machine's real ones), against
 bytes `threetier up` uploads."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -70,10 +71,8 @@ class Host:
 
     def stop(self) -> None:
         for pid_file in self.state.glob("*.pid"):
-            try:
+            with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid_file.read_text()), signal.SIGTERM)
-            except (ProcessLookupError, ValueError):
-                pass
 
 
 @pytest.fixture

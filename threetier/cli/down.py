@@ -28,9 +28,8 @@ Examples:
 def command(ctx: click.Context, yes: bool, skip_final_snapshot: bool) -> int:
     from threetier import scan
     rt = runtime(ctx)
-    if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError("down: refusing to delete without a terminal to confirm on; pass --yes")
+    if not yes and not sys.stdin.isatty():
+        raise UsageError("down: refusing to delete without a terminal to confirm on; pass --yes")
     aws = rt.aws()
     with rt.state_file.locked():
         engine = rt.engine(aws)
