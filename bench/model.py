@@ -484,7 +484,7 @@ class LatencyModel:
     def raw(self, service: str) -> Any:
         """The model's own, unhooked view of moto (not counted as a call of the engine)."""
         if service not in self._raw:
-            made = boto3.client(service, region_name=self.aws.region)
+            made = boto3.client(service, region_name=self.aws.region)  # type: ignore[call-overload]  # a run-time name
             made._threetier_bench_internal = True  # call counters skip these
             self._raw[service] = made
         return self._raw[service]
@@ -697,8 +697,8 @@ class LatencyModel:
                              "security_groups": set(instance.security_groups), "public": instance.public})
         for reservation in self.raw("ec2").describe_instances()["Reservations"]:
             for i in reservation["Instances"]:
-                group = _tag(i.get("Tags", []), "aws:autoscaling:groupName")
-                if i["InstanceId"] in self.instances or group in self.groups or \
+                group_name = _tag(i.get("Tags", []), "aws:autoscaling:groupName")
+                if i["InstanceId"] in self.instances or group_name in self.groups or \
                         i["State"]["Name"] in ("terminated", "shutting-down"):
                     continue
                 held.append({"what": f"instance {i['InstanceId']}", "vpc": i.get("VpcId"),

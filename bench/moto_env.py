@@ -9,13 +9,16 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 from threetier.aws import is_mutating
 
+if TYPE_CHECKING:
+    from moto.core.config import DefaultConfig
+
 REGION = "us-east-1"
-MOTO_CONFIG = {"iam": {"load_aws_managed_policies": True}}
+MOTO_CONFIG: DefaultConfig = {"iam": {"load_aws_managed_policies": True}}
 
 
 @contextlib.contextmanager
@@ -97,7 +100,7 @@ def counting_calls(delay: float = 0.0) -> Iterator[CallCount]:
     from botocore.client import BaseClient
 
     count = CallCount()
-    original = BaseClient._make_api_call
+    original = BaseClient._make_api_call  # type: ignore[attr-defined]  # private: botocore-stubs omit it
 
     def make_api_call(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
         if not getattr(self, "_threetier_bench_internal", False):

@@ -148,7 +148,8 @@ def base_image(ctx: Ctx, arch: str) -> dict[str, Any]:
 
 def root_volume_size(image: dict[str, Any]) -> int:
     """The base image's own root size (GiB): encrypted gp3 instead of its defaults, not bigger."""
-    root = next((m for m in image.get("BlockDeviceMappings", []) if m.get("DeviceName") == image["RootDeviceName"]), {})
+    root: dict[str, Any] = next(
+        (m for m in image.get("BlockDeviceMappings", []) if m.get("DeviceName") == image["RootDeviceName"]), {})
     return int(root.get("Ebs", {}).get("VolumeSize") or 8)
 
 
@@ -303,7 +304,8 @@ def terminate(ctx: Ctx, instance_id: str, what: str) -> None:
 # -- check / destroy -------------------------------------------------------------
 def check_image(ctx: Ctx, bake: Bake, result: Any) -> None:
     image = find_image(ctx, bake)
-    if result.found(f"AMI {image_name(ctx, bake)}", image is not None):
+    result.found(f"AMI {image_name(ctx, bake)}", image is not None)
+    if image is not None:
         ctx.resources["ami"] = image["ImageId"]
         ctx.resources["image_name"] = image_name(ctx, bake)
         if image["State"] != "available":

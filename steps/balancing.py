@@ -146,6 +146,7 @@ def ensure_target_group(ctx: Ctx, tier: Tier, vpc: str) -> str:
                          Tags=elb_tags(ctx, tier.target_group_role))["TargetGroups"][0]
         ctx.record("created", "target group", name)
     elif group["Port"] != tier.port or group["VpcId"] != vpc:
+        assert ctx.part is not None  # `up` runs this inside a part (as Ctx.part_number asserts)
         raise ThreetierError(f"{ctx.part.label}: target group {name} listens on {group['Port']} in {group['VpcId']}, "
                              f"not on {tier.port} in {vpc}; `threetier down`, then `up`")
     arn = group["TargetGroupArn"]
@@ -266,7 +267,7 @@ def ensure_auto_scaling_group(ctx: Ctx, tier: Tier, template: str, target_group:
         ctx.record("created", "Auto Scaling group", name)
     else:
         sizes = {"MinSize": tier.min, "DesiredCapacity": tier.desired, "MaxSize": tier.max}
-        changed = {k: v for k, v in sizes.items() if group.get(k) != v}
+        changed: dict[str, Any] = {k: v for k, v in sizes.items() if group.get(k) != v}
         if changed:
             aws.call("autoscaling", "update_auto_scaling_group", resource=f"Auto Scaling group {name}",
                      AutoScalingGroupName=name, **changed)
@@ -357,7 +358,8 @@ def wait_healthy(ctx: Ctx, tier: Tier) -> None:
 # -- check -----------------------------------------------------------------------
 def check(ctx: Ctx, tier: Tier, result: Check) -> None:
     group = find_target_group(ctx, tier)
-    if result.found(f"target group {ctx.name(tier.target_group_role)}", group is not None):
+    result.found(f"target group {ctx.name(tier.target_group_role)}", group is not None)
+    if group is not None:
         ctx.resources["target_group_arn"] = group["TargetGroupArn"]
         targets = target_states(ctx, tier)
         healthy = sum(1 for t in targets if t["TargetHealth"]["State"] == "healthy")
@@ -366,14 +368,16 @@ def check(ctx: Ctx, tier: Tier, result: Check) -> None:
             result.drift.append(f"target group {ctx.name(tier.target_group_role)}: {healthy} of {tier.desired} "
                                 f"targets healthy")
     balancer = find_load_balancer(ctx, tier)
-    if result.found(f"load balancer {ctx.name(tier.alb_role)}", balancer is not None):
+    result.found(f"load balancer {ctx.name(tier.alb_role)}", balancer is not None)
+    if balancer is not None:
         ctx.resources["load_balancer_arn"] = balancer["LoadBalancerArn"]
         ctx.resources["load_balancer_dns"] = balancer["DNSName"]
         listeners = (ctx.aws.look(listeners_look(balancer["LoadBalancerArn"]),
                                   resource=f"listeners of {ctx.name(tier.alb_role)}") or {}).get("Listeners", [])
         result.found(f"listener {ctx.name(tier.alb_role)}:80", any(listener["Port"] == 80 for listener in listeners))
     template = find_launch_template(ctx, tier)
-    if result.found(f"launch template {ctx.name(tier.launch_template_role)}", template is not None):
+    result.found(f"launch template {ctx.name(tier.launch_template_role)}", template is not None)
+    if template is not None:
         ctx.resources["launch_template"] = template["LaunchTemplateId"]
         versions = ctx.aws.look(versions_look(template["LaunchTemplateId"]),
                                 resource=ctx.name(tier.launch_template_role))["LaunchTemplateVersions"]
@@ -385,7 +389,8 @@ def check(ctx: Ctx, tier: Tier, result: Check) -> None:
             result.drift.append(f"launch template {ctx.name(tier.launch_template_role)}: instance type "
                                 f"{data.get('InstanceType')}, config says {tier.instance_type}")
     asg = find_auto_scaling_group(ctx, tier)
-    if result.found(f"Auto Scaling group {ctx.name(tier.asg_role)}", asg is not None):
+    result.found(f"Auto Scaling group {ctx.name(tier.asg_role)}", asg is not None)
+    if asg is not None:
         ctx.resources["auto_scaling_group"] = asg["AutoScalingGroupName"]
         sizes = (asg["MinSize"], asg["DesiredCapacity"], asg["MaxSize"])
         if sizes != (tier.min, tier.desired, tier.max):

@@ -123,6 +123,7 @@ def ensure_cluster(ctx: Ctx, db_security_group: str) -> dict[str, Any]:
     aws, db = ctx.aws, ctx.config.database
     cluster = describe_cluster(ctx)
     if cluster is not None and cluster["Status"] == "deleting":
+        assert ctx.part is not None  # `up` runs this inside a part (as Ctx.part_number asserts)
         raise ThreetierError(f"{ctx.part.label}: DB cluster {cluster_id(ctx)} is being deleted; "
                              f"wait for `threetier down` to finish, then run `up`")
     if cluster is None:
@@ -225,7 +226,8 @@ def check(ctx: Ctx) -> Check:
     if result.found(f"DB subnet group {subnet_group_name(ctx)}", group is not None):
         ctx.resources["db_subnet_group"] = subnet_group_name(ctx)
     cluster = describe_cluster(ctx)
-    if result.found(f"DB cluster {cluster_id(ctx)}", cluster is not None):
+    result.found(f"DB cluster {cluster_id(ctx)}", cluster is not None)
+    if cluster is not None:
         ctx.resources["cluster"] = cluster_id(ctx)
         ctx.resources["db_writer_endpoint"] = cluster["Endpoint"]
         ctx.resources["db_reader_endpoint"] = cluster.get("ReaderEndpoint", "")
@@ -239,7 +241,8 @@ def check(ctx: Ctx) -> Check:
                                 f"days, config says {ctx.config.database.backup_retention_days}")
     for role, identifier in instance_ids(ctx).items():
         found = describe_instance(ctx, identifier)
-        if result.found(f"DB {role} {identifier}", found is not None):
+        result.found(f"DB {role} {identifier}", found is not None)
+        if found is not None:
             ctx.resources.setdefault("instances", {})[role] = identifier
             status = found["DBInstanceStatus"]
             if status != "available":

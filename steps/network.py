@@ -186,8 +186,9 @@ def ensure_vpc(ctx: Ctx) -> str:
         current = aws.look(vpc_attribute_look(vpc_id, attribute), resource=ctx.name("vpc"))
         key = attribute[0].upper() + attribute[1:]
         if not current[key]["Value"]:
+            enable: dict[str, Any] = {key: {"Value": True}}
             aws.call("ec2", "modify_vpc_attribute", resource=ctx.name("vpc"), VpcId=vpc_id,
-                     **{key: {"Value": True}}, retry_codes=NOT_YET_VISIBLE)
+                     **enable, retry_codes=NOT_YET_VISIBLE)
             ctx.record("changed", "VPC attribute", f"{ctx.name('vpc')} {attribute}")
     ctx.resources["vpc"] = vpc_id
     return vpc_id
@@ -305,7 +306,7 @@ def wait_nat_gateway(ctx: Ctx, nat_id: str, what: str, want: str) -> None:
     ctx.aws.wait(what, probe, delay=NAT_POLL_DELAY, timeout=timeout)
 
 
-def ensure_route_table(ctx: Ctx, vpc: str, role: str, target: dict[str, str], subnet_ids: list[str]) -> str:
+def ensure_route_table(ctx: Ctx, vpc: str, role: str, target: dict[str, Any], subnet_ids: list[str]) -> str:
     """A route table named `role` with 0.0.0.0/0 -> target, associated with exactly these subnets."""
     aws = ctx.aws
     table = one(ec2_tagged(ctx, "describe_route_tables", role), "RouteTableId")
@@ -429,7 +430,8 @@ def check(ctx: Ctx) -> Check:
     """What is live, compared with what `start` would make; no mutating call."""
     result = Check()
     vpc = one(ec2_tagged(ctx, "describe_vpcs", "vpc"), "VpcId")
-    if not result.found(f"VPC {ctx.name('vpc')}", vpc is not None):
+    result.found(f"VPC {ctx.name('vpc')}", vpc is not None)
+    if vpc is None:
         result.missing.append("everything inside the VPC")
         return result
     ctx.resources["vpc"] = vpc["VpcId"]
@@ -441,12 +443,14 @@ def check(ctx: Ctx) -> Check:
     for tier in ("web", "app", "db"):
         for role in subnet_roles(tier):
             subnet = one(ec2_tagged(ctx, "describe_subnets", role), "SubnetId")
-            if result.found(f"subnet {ctx.name(role)}", subnet is not None):
+            result.found(f"subnet {ctx.name(role)}", subnet is not None)
+            if subnet is not None:
                 subnets[role] = subnet["SubnetId"]
     ctx.resources["subnets"] = subnets
 
     igw = one(ec2_tagged(ctx, "describe_internet_gateways", "igw"), "InternetGatewayId")
-    if result.found(f"internet gateway {ctx.name('igw')}", igw is not None):
+    result.found(f"internet gateway {ctx.name('igw')}", igw is not None)
+    if igw is not None:
         ctx.resources["internet_gateway"] = igw["InternetGatewayId"]
         if vpc["VpcId"] not in {a["VpcId"] for a in igw.get("Attachments", [])}:
             result.drift.append(f"internet gateway {ctx.name('igw')}: not attached to the VPC")
@@ -456,7 +460,8 @@ def check(ctx: Ctx) -> Check:
         role = f"nat-{az_index}"
         nat = one([n for n in ec2_tagged(ctx, "describe_nat_gateways", role) if n["State"] in LIVE_NAT_STATES],
                   "NatGatewayId")
-        if result.found(f"NAT gateway {ctx.name(role)}", nat is not None):
+        result.found(f"NAT gateway {ctx.name(role)}", nat is not None)
+        if nat is not None:
             nats[az_index] = nat["NatGatewayId"]
             if nat["State"] != "available":
                 result.drift.append(f"NAT gateway {ctx.name(role)}: {nat['State']}")
@@ -477,7 +482,8 @@ def check(ctx: Ctx) -> Check:
     tables: dict[str, str] = {}
     for role, (target_key, target_id, subnet_ids) in targets.items():
         table = one(ec2_tagged(ctx, "describe_route_tables", role), "RouteTableId")
-        if not result.found(f"route table {ctx.name(role)}", table is not None):
+        result.found(f"route table {ctx.name(role)}", table is not None)
+        if table is None:
             continue
         tables[role] = table["RouteTableId"]
         default = next((r for r in table.get("Routes", []) if r.get("DestinationCidrBlock") == ANYWHERE), None)
@@ -495,7 +501,8 @@ def check(ctx: Ctx) -> Check:
     for role in SECURITY_GROUPS:
         group = one(ec2_tagged(ctx, "describe_security_groups", role,
                                vpc=vpc["VpcId"]), "GroupId")
-        if result.found(f"security group {ctx.name(role)}", group is not None):
+        result.found(f"security group {ctx.name(role)}", group is not None)
+        if group is not None:
             groups[role] = group["GroupId"]
     ctx.resources["security_groups"] = groups
     if len(groups) == len(SECURITY_GROUPS):

@@ -125,7 +125,7 @@ def finish(ctx: Ctx) -> None:
 def ensure_bucket(ctx: Ctx) -> str:
     aws, name = ctx.aws, bucket_name(ctx)
     resource = f"bucket {name}"
-    owner = {"ExpectedBucketOwner": aws.account}
+    owner: dict[str, Any] = {"ExpectedBucketOwner": aws.account}
     exists = aws.look(bucket_look(ctx, "head_bucket"), resource=resource)
     if exists is None:
         configuration: dict[str, Any] = {"Tags": ctx.tags("code-bucket")}

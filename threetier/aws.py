@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 import botocore.config
@@ -80,6 +80,12 @@ class Clock:
     """Real time; tests and benchmarks pass a virtual one."""
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], float] = time.monotonic
+
+
+class ClockLike(Protocol):
+    """What the AWS layer needs of a clock: a Clock, or the scheduler's TaskClock while parts run."""
+    def now(self) -> float: ...
+    def sleep(self, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -147,7 +153,7 @@ class Aws:
             connect_timeout=10,
             read_timeout=60,
         )
-        self.clock = clock or Clock()
+        self.clock: ClockLike = clock or Clock()
         # Reads at once when taking the inventory: well inside every service's describe throttling
         # (EC2: 100 burst, 20/s). 1 for in-process emulators, where calls are CPU, not network, bound.
         self.read_threads = read_threads
@@ -179,7 +185,8 @@ class Aws:
             kwargs: dict[str, Any] = {"config": self.client_config}
             if self.endpoint_url:
                 kwargs["endpoint_url"] = self.endpoint_url
-            client = self.session.client(service, **kwargs)
+            # The service is a run-time name (Aws.call's dynamic dispatch); boto3-stubs overload literal names only.
+            client = self.session.client(service, **kwargs)  # type: ignore[call-overload]
             client.meta.events.register("before-parameter-build", self._record)
             self._clients[service] = client
         return self._clients[service]

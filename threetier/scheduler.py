@@ -180,7 +180,7 @@ class TaskClock:
         self.scheduler = scheduler
 
     def now(self) -> float:
-        return self.scheduler.clock.now()  # type: ignore[attr-defined,no-any-return]
+        return self.scheduler.clock.now()  # type: ignore[attr-defined]
 
     def sleep(self, seconds: float) -> None:
         self.scheduler.sleep(seconds)

@@ -39,10 +39,10 @@ def command(ctx: click.Context, as_json: bool) -> int:
     table = Table(title=f"plan for stack {rt.config.stack} in {aws.region} ({account})")
     for column in ("part", "create", "change", "keep"):
         table.add_column(column, overflow="fold")
-    for part in parts:
-        table.add_row(f"{part['part']} {part['name']}",
-                      Text("\n".join(f"+ {c}" for c in part["create"]), style="green"),
-                      Text("\n".join(f"~ {c}" for c in part["change"]), style="yellow"), str(len(part["keep"])))
+    for row in parts:
+        table.add_row(f"{row['part']} {row['name']}",
+                      Text("\n".join(f"+ {c}" for c in row["create"]), style="green"),
+                      Text("\n".join(f"~ {c}" for c in row["change"]), style="yellow"), str(len(row["keep"])))
     rt.out.err.print(table)
     creates, changes = sum(len(p["create"]) for p in parts), sum(len(p["change"]) for p in parts)
     rt.out.info(f"up would create {creates} and change {changes}; {sum(len(p['keep']) for p in parts)} stay as they are")
