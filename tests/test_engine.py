@@ -267,3 +267,28 @@ def test_the_round_trip_waits_for_readiness_through_the_front_door(tmp_path: Pat
     assert outcome == "working: /health 200, /api/ready 200, /api/transaction 200 with 1 transactions"
     assert _Stack.asked.count("/api/ready") == 3 and _Stack.asked[-1] == "/api/transaction"
     assert clock.sleeps == [10, 10]  # polled again while the database was not ready
+
+
+# -- looking is cheap ------------------------------------------------------------------
+def test_a_no_op_up_and_status_are_answered_by_the_inventory(mocked, tmp_path: Path) -> None:
+    """On a complete stack every read of a no-op `up` (finds, first polls of its waits, the summary's
+    checks) comes from the inventory taken at its start: nothing is read one by one afterwards."""
+    make_engine(tmp_path).up()
+    engine = make_engine(tmp_path)
+    aws = engine.ctx.aws
+    real_take = engine.take_inventory
+    after_inventory: list[int] = []
+
+    def take_inventory(parts: Any = None) -> None:
+        real_take(parts)
+        after_inventory.append(len(aws.calls))
+
+    engine.take_inventory = take_inventory  # type: ignore[method-assign]
+    engine.up()
+    assert aws.mutating_calls() == []
+    assert len(aws.calls) == after_inventory[0], [c.operation for c in aws.calls[after_inventory[0]:]]
+    for part in engine.parts:  # what status and plan do after the same inventory
+        engine.check(part)
+    assert len(aws.calls) == after_inventory[0]
+    # Few reads in all: one per resource type and per thing found, not one per resource role.
+    assert len(aws.calls) < 60

@@ -64,8 +64,10 @@ class Display:
             return Text("")
         table = Table.grid(padding=(0, 1))
         now = self.clock.now()
-        for part, (title, since) in sorted(self.running.items()):
-            resource, status = self.waits.get(part, ("", ""))
+        # Rich draws from its own thread while the parts change these: work on copies (dict() is atomic).
+        running, waits = dict(self.running), dict(self.waits)
+        for part, (title, since) in sorted(running.items()):
+            resource, status = waits.get(part, ("", ""))
             table.add_row(self.spinner, Text(f"{part} {title}", style="bold"), Text(minutes(now - since), style="dim"),
                           Text(f"{resource}: {status}" if resource else ""))
         return Group(table)
