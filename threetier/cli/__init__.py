@@ -1,8 +1,12 @@
 """The command line: `threetier [global options] COMMAND`, one module per command."""
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from types import FrameType
 from typing import IO
 
 import click
@@ -47,9 +51,29 @@ for module in (up, plan, down, status, replay, sandbox):
     cli.add_command(module.command)
 
 
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM (a CI job cancelled, `kill`): stop as cleanly as on Ctrl-C
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(argv: Sequence[str] | None = None, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
     """Run the CLI and return its exit status; errors become one line on stderr."""
-    out = Output(stdout=stdout or sys.stdout, stderr=stderr or sys.stderr)
+    with sigterm_as_interrupt():
+        return _run(argv, Output(stdout=stdout or sys.stdout, stderr=stderr or sys.stderr))
+
+
+def _run(argv: Sequence[str] | None, out: Output) -> int:
     try:
         result = cli.main(args=list(argv) if argv is not None else None, prog_name="threetier",
                           standalone_mode=False, obj=out)

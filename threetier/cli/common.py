@@ -86,19 +86,35 @@ class Runtime:
     def engine(self, aws: Aws, state: statelib.State | None = None) -> Engine:
         from steps import PARTS  # the steps import the engine: import them late
         from threetier.engine import Ctx, Engine
-        state = state or self.state_file.load() or statelib.State(stack=self.config.stack, region=aws.region)
+        state = state or self.saved_state(aws) or statelib.State(stack=self.config.stack, region=aws.region)
+        ctx = Ctx(config=self.config, aws=aws, out=self.out, state=state)
+        return Engine(ctx, self.state_file, PARTS)
+
+
+    def saved_state(self, aws: Aws) -> statelib.State | None:
+        """The state file, if any, once it is known to be this stack's, in this region, in the
+        caller's account: every command checks that before it reads or changes anything."""
+        state = self.state_file.load()
+        if state is None:
+            return None
         if state.stack != self.config.stack or state.region != aws.region:
             raise configlib.ConfigError(
                 f"stack/region: the state file {self.state_file.path} is for stack {state.stack} in "
                 f"{state.region}, config says {self.config.stack} in {aws.region}; use --state")
-        ctx = Ctx(config=self.config, aws=aws, out=self.out, state=state)
-        return Engine(ctx, self.state_file, PARTS)
-
+        if state.account and state.account != aws.account:
+            profile = f" (AWS_PROFILE={os.environ['AWS_PROFILE']})" if os.environ.get("AWS_PROFILE") else ""
+            raise UsageError(
+                f"account: the state file {self.state_file.path} is for stack {state.stack} in account "
+                f"{state.account}, but these credentials{profile} are for account {aws.account}; nothing was "
+                f"done. Use account {state.account}'s credentials to work on that stack, or --state with "
+                f"another file for a stack in account {aws.account}")
+        return state
 
     def inspector(self) -> Engine:
         """An engine that only looks (status, plan): AWS is the truth, so it starts from an empty state,
         and its one inventory of the stack (concurrent reads) answers the parts' checks."""
         aws = self.aws()
+        self.saved_state(aws)  # another stack's, region's or account's state file is refused here too
         engine = self.engine(aws, statelib.State(stack=self.config.stack, region=aws.region))
         engine.take_inventory()
         return engine

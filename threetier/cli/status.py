@@ -31,7 +31,7 @@ def command(ctx: click.Context, as_json: bool) -> int:
     rt = runtime(ctx)
     engine = rt.inspector()
     aws, account = engine.ctx.aws, engine.ctx.aws.account
-    saved = rt.state_file.load()
+    saved = rt.saved_state(aws)
     live = engine.ctx
     parts: list[dict[str, Any]] = []
     for part in engine.parts:
