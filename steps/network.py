@@ -440,13 +440,17 @@ def check(ctx: Ctx) -> Check:
                             f"{ctx.config.network.vpc_cidr} (cannot change in place)")
 
     subnets: dict[str, str] = {}
+    zones: dict[str, str] = {}  # az1/az2 -> the zone the stack's subnets are in
     for tier in ("web", "app", "db"):
         for role in subnet_roles(tier):
             subnet = one(ec2_tagged(ctx, "describe_subnets", role), "SubnetId")
             result.found(f"subnet {ctx.name(role)}", subnet is not None)
             if subnet is not None:
                 subnets[role] = subnet["SubnetId"]
+                zones.setdefault(role[-3:], subnet["AvailabilityZone"])
     ctx.resources["subnets"] = subnets
+    if len(zones) == 2:  # what the database's writer and reader are placed by (replay without a state file)
+        ctx.resources["azs"] = [zones["az1"], zones["az2"]]
 
     igw = one(ec2_tagged(ctx, "describe_internet_gateways", "igw"), "InternetGatewayId")
     result.found(f"internet gateway {ctx.name('igw')}", igw is not None)

@@ -73,3 +73,11 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path: Path, monkeypatch) -> None:
         assert any(part["error"] for part in state["parts"].values())  # the parts in flight say they stopped
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is the CLI's only while it runs
         assert cli("up", cwd=tmp_path).code == 0
+
+
+@pytest.mark.parametrize("part", ["3", "5", "7"])
+def test_replay_works_from_aws_alone_without_a_state_file(built: Path, part: str) -> None:
+    (built / ".threetier" / "threetier.json").unlink()
+    result = cli("replay", part, cwd=built)
+    assert result.code == 0, result.stderr
+    assert "verified, nothing to do" in result.stderr

@@ -250,7 +250,7 @@ class Engine:
     def replay(self, key: str) -> None:
         part = self.part(key)
         self.ctx.state.account = self.ctx.aws.account
-        needed = [self.part(str(number)) for number in part.needs]
+        needed = self.needed_by(part)
         self.take_inventory([*needed, part])
         # The parts it needs are looked at in AWS (not taken from the state file), without changing them.
         for needed_part in needed:
@@ -258,7 +258,19 @@ class Engine:
             if seen.missing:
                 raise UsageError(f"replay {part.name}: it needs {needed_part.label} done first "
                                  f"({seen.missing[0]} is missing); run `threetier up`")
-        self._run((part,), self._apply, already={n: {EXISTS, DONE} for n in part.needs})
+        self._run((part,), self._apply, already={p.number: {EXISTS, DONE} for p in needed})
+
+    def needed_by(self, part: Part) -> list[Part]:
+        """The parts `part` needs, and what they need in turn, in the guide's order: their checks
+        fill in what `part` reads of them (Part 4's image name needs Part 3's endpoint...)."""
+        numbers: set[int] = set()
+        todo = list(part.needs)
+        while todo:
+            number = todo.pop()
+            if number not in numbers:
+                numbers.add(number)
+                todo.extend(self.part(str(number)).needs)
+        return [p for p in self.parts if p.number in numbers]
 
     def _apply(self, ctx: Ctx) -> None:
         part = ctx.part
