@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
-from steps import app_tier, baking, balancing, network, web_image
+from steps import app_tier, baking, balancing, database, network, web_image
 from threetier.aws import Look, Poll
 from threetier.engine import DONE, Check, Ctx
 from threetier.errors import ThreetierError
@@ -27,7 +27,7 @@ from threetier.errors import ThreetierError
 NUMBER = 7
 NAME = "web-tier"
 TITLE = "external load balancer and web auto scaling"
-NEEDS: tuple[int, ...] = (1, 2, 5, 6)
+NEEDS: tuple[int, ...] = (1, 2, 3, 5, 6)
 ALB_ROLE = "ext-alb"
 ROUND_TRIP_TIMEOUT = 6 * 60  # a new ALB's DNS name takes a minute or two to resolve
 
@@ -61,7 +61,10 @@ def finish(ctx: Ctx) -> None:
     # The tier runs on the current AMI now: images of earlier web code only cost money.
     if tier(ctx).ami:
         baking.delete_images(ctx, web_image.NUMBER, keep=tier(ctx).ami)
+    # The round trip goes all the way to Aurora: the app tier's targets are healthy on liveness
+    # alone, so the database (writer and reader available) is waited for here, not implied.
     ctx.need(app_tier.NUMBER, DONE)
+    ctx.need(database.NUMBER, DONE)
     ctx.resources["round_trip"] = round_trip(ctx, ctx.resources["url"])
     ctx.out.info(f"  {ctx.resources['url']}: {ctx.resources['round_trip']}")
 

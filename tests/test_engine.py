@@ -91,6 +91,41 @@ def test_a_failure_stops_the_others_at_their_next_wait_and_is_raised() -> None:
     assert unwound == [5]  # stopped when the failure happened, not after its 600 s
 
 
+def test_ctrl_c_lets_the_running_task_end_its_call_before_any_other_unwinds() -> None:
+    """Ctrl-C reaches the main thread while a task is in the middle of an AWS call: that task
+    finishes the call and stops at its next wait before any other task runs its unwinding."""
+    import os
+    import signal
+    import time
+
+    from threetier.aws import Clock
+    scheduler = Scheduler(Clock())
+    tick = TaskClock(scheduler)
+    events: list[str] = []
+
+    def calling() -> None:
+        try:
+            tick.sleep(0.05)
+            threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
+            time.sleep(0.4)  # the call in flight when Ctrl-C comes
+            events.append("call returned")
+            tick.sleep(10)
+        except Cancelled:
+            events.append("caller unwound")
+            raise
+
+    def parked() -> None:
+        try:
+            tick.sleep(60)
+        except Cancelled:
+            events.append("parked unwound")
+            raise
+
+    with pytest.raises(KeyboardInterrupt):
+        scheduler.run([Task("parked", parked), Task("calling", calling)])
+    assert events == ["call returned", "caller unwound", "parked unwound"]
+
+
 def test_waiting_for_something_nobody_will_do_is_a_deadlock_not_a_hang() -> None:
     scheduler = Scheduler(FakeClock())
 
@@ -132,6 +167,17 @@ def test_up_never_acts_before_the_model_says_ready_and_overlaps_the_waits(mocked
     assert spans[6].start < spans[4].end and spans[4].start < spans[3].end
     # The whole is much shorter than the sum of the parts.
     assert clock.now() < 0.6 * sum(span.seconds for span in spans.values())
+
+
+def test_the_round_trip_waits_for_a_slow_database(mocked, tmp_path: Path, monkeypatch) -> None:
+    """The tiers turn healthy on liveness alone; the round trip at the end of Part 7 goes all the way
+    to Aurora, so with a database slower than both bakes, `up` still ends only after it is available."""
+    import bench.model
+    monkeypatch.setattr(bench.model, "DB_INSTANCE_CREATE_SECONDS", 20 * 60.0)
+    engine, model, _ = modeled(tmp_path)
+    engine.up()
+    assert model.violations == []
+    assert engine.timeline[5].end < engine.timeline[3].end <= engine.timeline[7].end
 
 
 def test_down_overlaps_and_leaves_nothing(mocked, tmp_path: Path) -> None:

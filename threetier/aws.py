@@ -315,10 +315,14 @@ class Aws:
             for look in wanted:
                 read(look)
             return
-        with concurrent.futures.ThreadPoolExecutor(max_workers=self.read_threads,
-                                                   thread_name_prefix="threetier-look") as pool:
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.read_threads, thread_name_prefix="threetier-look")
+        try:
             for future in [pool.submit(read, look) for look in wanted]:
                 future.result()
+        except BaseException:  # Ctrl-C: do not wait for the reads not yet started
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
 
     def _read(self, look: Look, resource: str) -> Any:
         if look.key is None:

@@ -54,6 +54,7 @@ class Scheduler:
     def __init__(self, clock: object):
         self.clock = clock
         self._turn_over = threading.Event()
+        self._running: Task | None = None  # the task that has the turn
         self._local = threading.local()
         self._order = itertools.count()
 
@@ -141,8 +142,10 @@ class Scheduler:
         assert task._thread is not None
         if not task._thread.is_alive() and not task.done:
             task._thread.start()
+        self._running = task
         task._go.set()
         self._turn_over.wait()
+        self._running = None
 
     def _body(self, task: Task) -> None:
         self._local.task = task
@@ -162,15 +165,18 @@ class Scheduler:
             task.cancelled = True
 
     def _stop_all(self, tasks: list[Task]) -> None:
-        """Cancel every task and let each unwind in turn; a second Ctrl-C leaves them behind
-        (daemon threads: they end with the process)."""
+        """Cancel every task and let each unwind, one at a time: first the one that had the turn
+        (it ends its AWS call, then meets its next wait), then the others. A second Ctrl-C leaves
+        them behind (daemon threads: they end with the process)."""
         self._cancel(tasks)
-        for task in tasks:
-            # The running task (if any) first ends its AWS call; a waiting one wakes and unwinds.
-            while not task.done and task._thread is not None and task._thread.is_alive():
+        running = self._running
+        for task in sorted(tasks, key=lambda t: t is not running):
+            while task._thread is not None and task._thread.is_alive() and not task.done:
                 self._turn_over.clear()
+                if task.done:
+                    break
                 task._go.set()
-                self._turn_over.wait()
+                self._turn_over.wait(0.2)  # polled: a task may end between the check and the wait
 
 
 class TaskClock:
