@@ -162,24 +162,27 @@ def ensure_code_uploaded(ctx: Ctx, bucket: str) -> None:
     """Upload app-tier/ and web-tier/; only what changed, and remove what is gone."""
     aws = ctx.aws
     files = artifacts.application_files()
-    present: dict[str, str] = {}
-    for prefix in CODE_PREFIXES:
-        for obj in aws.look(code_look(ctx, prefix), resource=f"bucket {bucket}") or []:
-            present[obj["Key"]] = obj["ETag"].strip('"')
-    uploaded = 0
-    for key, body in files.items():
-        # With SSE-S3 and a single-part upload, the ETag is the MD5 of the content.
-        if present.get(key) != hashlib.md5(body).hexdigest():
-            aws.call("s3", "put_object", resource=f"object s3://{bucket}/{key}", Bucket=bucket, Key=key, Body=body,
-                     ContentMD5=_content_md5(body), ExpectedBucketOwner=aws.account)
-            uploaded += 1
-    stale = sorted(set(present) - set(files))
+    outdated, stale = code_diff(ctx, bucket, files)
+    for key in outdated:
+        aws.call("s3", "put_object", resource=f"object s3://{bucket}/{key}", Bucket=bucket, Key=key, Body=files[key],
+                 ContentMD5=_content_md5(files[key]), ExpectedBucketOwner=aws.account)
     for chunk in _chunks(stale, 1000):
         aws.call("s3", "delete_objects", resource=f"bucket {bucket}", Bucket=bucket,
                  Delete={"Objects": [{"Key": key} for key in chunk], "Quiet": True})
-    if uploaded or stale:
-        ctx.record("changed", "application code", f"s3://{bucket}/", f"{uploaded} uploaded, {len(stale)} removed")
+    if outdated or stale:
+        ctx.record("changed", "application code", f"s3://{bucket}/", f"{len(outdated)} uploaded, {len(stale)} removed")
     ctx.resources["code_objects"] = len(files)
+
+
+def code_diff(ctx: Ctx, bucket: str, files: dict[str, bytes]) -> tuple[list[str], list[str]]:
+    """(keys to upload: missing or changed, keys in the bucket the package no longer has)."""
+    present: dict[str, str] = {}
+    for prefix in CODE_PREFIXES:
+        for obj in ctx.aws.look(code_look(ctx, prefix), resource=f"bucket {bucket}") or []:
+            present[obj["Key"]] = obj["ETag"].strip('"')
+    # With SSE-S3 and a single-part upload, the ETag is the MD5 of the content.
+    outdated = [key for key, body in files.items() if present.get(key) != hashlib.md5(body).hexdigest()]
+    return outdated, sorted(set(present) - set(files))
 
 
 def ensure_role(ctx: Ctx, bucket: str) -> str:
@@ -254,6 +257,10 @@ def check(ctx: Ctx) -> Check:
             result.drift.append(f"bucket {bucket}: public access is not fully blocked")
         if aws.look(bucket_look(ctx, "get_bucket_encryption"), resource=f"bucket {bucket}") is None:
             result.drift.append(f"bucket {bucket}: no default encryption")
+        outdated, stale = code_diff(ctx, bucket, artifacts.application_files())
+        if outdated or stale:
+            result.drift.append(f"bucket {bucket}: application code: {len(outdated)} files missing or changed"
+                                f"{f', {len(stale)} left over' if stale else ''} (`up` uploads them)")
 
     role = role_name(ctx)
     found = aws.look(iam_look("get_role", RoleName=role), resource=f"IAM role {role}")

@@ -81,6 +81,9 @@ def check(ctx: Ctx) -> Check:
         result.missing.append("web AMI (it is baked from Parts 1 and 5)")
         return result
     baking.check_image(ctx, bake(ctx), result)
+    head = ctx.aws.look(nginx_conf_look(ctx), resource=f"object {NGINX_KEY}")
+    if head is None or head["ETag"].strip('"') != hashlib.md5(nginx_conf(ctx)).hexdigest():
+        result.drift.append(f"{NGINX_KEY} in the bucket: {'missing' if head is None else 'changed'} (`up` uploads it)")
     return result
 
 

@@ -81,3 +81,25 @@ def test_replay_works_from_aws_alone_without_a_state_file(built: Path, part: str
     result = cli("replay", part, cwd=built)
     assert result.code == 0, result.stderr
     assert "verified, nothing to do" in result.stderr
+
+
+@pytest.mark.parametrize(("key", "part", "expected"), [
+    ("app-tier/src/server.js", 1, "application code: 1 files missing or changed"),
+    ("nginx.conf", 6, "nginx.conf in the bucket: missing"),
+])
+def test_status_sees_code_deleted_from_the_bucket_and_up_puts_it_back(built: Path, key, part, expected) -> None:
+    state = json.loads((built / ".threetier" / "threetier.json").read_text())
+    boto3.client("s3").delete_object(Bucket=state["parts"]["1"]["resources"]["bucket"], Key=key)
+    status = cli("status", "--json", cwd=built)
+    assert status.code == 3
+    drift = json.loads(status.stdout)["parts"][part - 1]["drift"]
+    assert any(expected in line for line in drift), drift
+    assert cli("up", cwd=built).code == 0
+    assert cli("status", "--json", cwd=built).code == 0
+
+
+def test_status_says_when_the_state_file_is_missing(built: Path) -> None:
+    (built / ".threetier" / "threetier.json").unlink()
+    human = cli("status", cwd=built)
+    assert human.code == 0 and "no state file at .threetier/threetier.json" in human.stderr
+    assert json.loads(cli("status", "--json", cwd=built).stdout)["state_file"] is None

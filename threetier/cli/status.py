@@ -59,11 +59,15 @@ def command(ctx: click.Context, as_json: bool) -> int:
         parts.append(entry)
 
     report = {"stack": rt.config.stack, "region": aws.region, "account": account,
-              "parts": parts, "outputs": outputs(parts)}
+              "parts": parts, "outputs": outputs(parts),
+              "state_file": str(rt.state_file.path) if saved is not None else None}
     if as_json:
         rt.out.data(report)
     else:
         show(rt.out, report)
+        if saved is None and any(p["resources"] for p in parts):
+            rt.out.info(f"no state file at {rt.state_file.path}: what is shown was found in AWS by the stack's "
+                        f"tags (`up` writes a new one)")
     healthy = all(p["status"] == statelib.DONE for p in parts)
     untouched = all(p["status"] == statelib.PENDING and not p["drift"] for p in parts)
     return ExitStatus.OK if healthy or untouched else ExitStatus.DRIFT
