@@ -45,15 +45,11 @@ def fake_aws_environment() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def moto() -> Iterator[None]:
-    """moto in-process (tests/helpers.py moto()): AWS managed policies loaded, and snapshot tags in
-    CreateImage's TagSpecifications taken as real AWS takes them (moto raises NotImplementedError).
-    The CLI run in-process is told AWS is an emulator (tests/conftest.py), so `up` tries no HTTP
-    round trip through a load balancer nobody serves."""
+def mocked_aws() -> Iterator[None]:
+    """moto in-process, as the tests use it too: AWS managed policies loaded, and snapshot tags in
+    CreateImage's TagSpecifications taken as real AWS takes them (moto raises NotImplementedError)."""
     from moto import mock_aws
     from moto.ec2.models.amis import AmiBackend
-
-    from threetier.cli.common import Runtime
 
     original = AmiBackend.create_image
 
@@ -65,6 +61,16 @@ def moto() -> Iterator[None]:
             ami.ebs_snapshot.add_tag(tag["Key"], tag["Value"])
         return ami
 
+    with mock_aws(config=MOTO_CONFIG), mock.patch.object(AmiBackend, "create_image", create_image):
+        yield
+
+
+@contextlib.contextmanager
+def moto() -> Iterator[None]:
+    """`mocked_aws` in a fake AWS environment (tests/conftest.py's), with the CLI run in-process told
+    AWS is an emulator, so `up` tries no HTTP round trip through a load balancer nobody serves."""
+    from threetier.cli.common import Runtime
+
     real_aws = Runtime.aws
 
     def emulated_aws(self: Runtime, **kwargs: Any) -> Any:
@@ -72,9 +78,7 @@ def moto() -> Iterator[None]:
         made.emulator = True
         return made
 
-    with fake_aws_environment(), mock_aws(config=MOTO_CONFIG), \
-            mock.patch.object(AmiBackend, "create_image", create_image), \
-            mock.patch.object(Runtime, "aws", emulated_aws):
+    with fake_aws_environment(), mocked_aws(), mock.patch.object(Runtime, "aws", emulated_aws):
         yield
 
 

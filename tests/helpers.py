@@ -1,18 +1,15 @@
 """Shared test helpers: moto with the settings this stack needs, and a CLI runner."""
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import yaml
-from moto import mock_aws
 
+from bench.moto_env import mocked_aws
 from threetier import config as configlib
 from threetier import state as statelib
 from threetier.aws import Aws, Clock
@@ -20,26 +17,8 @@ from threetier.cli import run
 from threetier.engine import Ctx, Engine
 from threetier.output import Output
 
-MOTO_CONFIG = {"iam": {"load_aws_managed_policies": True}}
-
-
-@contextlib.contextmanager
-def moto() -> Iterator[None]:
-    """moto in-process, with the settings this stack needs and one gap closed: real AWS
-    takes snapshot tags in CreateImage's TagSpecifications, moto raises NotImplementedError."""
-    from moto.ec2.models.amis import AmiBackend
-    original = AmiBackend.create_image
-
-    def create_image(self: Any, instance_id: str, name: str, description: str, tag_specifications: list) -> Any:
-        snapshot_tags = [t for spec in tag_specifications if spec["ResourceType"] == "snapshot" for t in spec["Tags"]]
-        others = [spec for spec in tag_specifications if spec["ResourceType"] != "snapshot"]
-        ami = original(self, instance_id, name, description, others)
-        for tag in snapshot_tags:
-            ami.ebs_snapshot.add_tag(tag["Key"], tag["Value"])
-        return ami
-
-    with mock_aws(config=MOTO_CONFIG), mock.patch.object(AmiBackend, "create_image", create_image):
-        yield
+# moto in-process with the settings this stack needs (shared with the benchmark).
+moto = mocked_aws
 
 
 class FakeClock(Clock):
