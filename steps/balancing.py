@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from steps import storage
+from steps import baking, storage
 from threetier.aws import Look, Poll
 from threetier.engine import Check, Ctx
 from threetier.errors import ThreetierError
@@ -22,6 +22,8 @@ ALB_ACTIVE_TIMEOUT = 15 * 60      # 90-180 s typically
 HEALTHY_TIMEOUT = 20 * 60         # instances boot from the AMI, then 2 passing checks
 GONE_TIMEOUT = 15 * 60
 REFRESH_TIMEOUT = 45 * 60         # instance by instance, each warmed up and health-checked
+# An instance refresh in these states is under way: wait for it, never start a second.
+REFRESH_UNDER_WAY = ("Pending", "InProgress", "Baking", "Cancelling", "RollbackInProgress")
 DEREGISTRATION_DELAY = "30"       # seconds; the default 300 slows every scale-in and teardown
 ELB_NOT_FOUND = ("LoadBalancerNotFound", "TargetGroupNotFound", "ListenerNotFound")
 
@@ -93,18 +95,33 @@ def versions_look(template_id: str) -> Look:
     return Look("ec2", "describe_launch_template_versions", {"LaunchTemplateId": template_id, "Versions": ["$Default"]})
 
 
+def refreshes_look(ctx: Ctx, tier: Tier) -> Look:
+    return Look("autoscaling", "describe_instance_refreshes", {"AutoScalingGroupName": ctx.name(tier.asg_role)})
+
+
 def looks(ctx: Ctx, tier: Tier) -> Iterator[Look]:
-    """The tier's four resources by name; then, for those found, what hangs off them."""
+    """The tier's four resources by name, and the stack's instances (one read, shared with the
+    bakes); then, for those found, what hangs off them; then, only when some instances do not
+    run the template's default version, the group's instance refreshes."""
     aws = ctx.aws
     yield from (target_group_look(ctx, tier), load_balancer_look(ctx, tier), launch_template_look(ctx, tier),
-                auto_scaling_group_look(ctx, tier))
+                auto_scaling_group_look(ctx, tier), baking.instances_look(ctx))
     for group in (aws.peek(target_group_look(ctx, tier)) or {}).get("TargetGroups", []):
         yield attributes_look(group["TargetGroupArn"])
         yield health_look(group["TargetGroupArn"])
     for balancer in (aws.peek(load_balancer_look(ctx, tier)) or {}).get("LoadBalancers", []):
         yield listeners_look(balancer["LoadBalancerArn"])
-    for template in (aws.peek(launch_template_look(ctx, tier)) or {}).get("LaunchTemplates", []):
+    templates = (aws.peek(launch_template_look(ctx, tier)) or {}).get("LaunchTemplates", [])
+    for template in templates:
         yield versions_look(template["LaunchTemplateId"])
+    if ctx.aws.emulator or not templates:  # moto has no instance refresh to look at
+        return
+    groups = (aws.peek(auto_scaling_group_look(ctx, tier)) or {}).get("AutoScalingGroups", [])
+    versions = (aws.peek(versions_look(templates[0]["LaunchTemplateId"])) or {}).get("LaunchTemplateVersions", [])
+    reservations = aws.peek(baking.instances_look(ctx))
+    if groups and versions and reservations is not None and \
+            outdated_instances(groups[0], versions[0]["LaunchTemplateData"], reservations):
+        yield refreshes_look(ctx, tier)
 
 
 # -- start -----------------------------------------------------------------------
@@ -125,8 +142,8 @@ def start_instances(ctx: Ctx, tier: Tier) -> None:
     target_group = ctx.resources["target_group_arn"]
     template, new_version = ensure_launch_template(ctx, tier, network["security_groups"][tier.instance_security_group_role])
     existed = ensure_auto_scaling_group(ctx, tier, template, target_group, [network["subnets"][r] for r in tier.subnet_roles])
-    if new_version and existed:
-        start_instance_refresh(ctx, tier)
+    if existed:
+        replace_outdated_instances(ctx, tier, new_version)
 
 
 def find_target_group(ctx: Ctx, tier: Tier) -> dict[str, Any] | None:
@@ -280,22 +297,123 @@ def ensure_auto_scaling_group(ctx: Ctx, tier: Tier, template: str, target_group:
     return group is not None
 
 
+# -- instances on the template's default version ---------------------------------------
+@dataclass(frozen=True)
+class Outdated:
+    """The group's instances that do not run what the launch template's default version says."""
+    group: str
+    instances: list[dict[str, Any]]  # as DescribeInstances has them
+    total: int                       # the group's instances in service or on their way
+    default: dict[str, Any]          # the default version (VersionNumber, LaunchTemplateData)
+    refresh: dict[str, Any] | None   # an instance refresh under way, if one is
+
+    def describe(self, emulator: bool) -> str:
+        data = self.default["LaunchTemplateData"]
+        wanted = running(data.get("InstanceType"), data.get("ImageId"))
+        runs = {running(i.get("InstanceType"), i.get("ImageId")) for i in self.instances}
+        if wanted in runs:  # the same AMI and type: the security groups are what differs
+            wanted += f" with {', '.join(sorted(data.get('SecurityGroupIds', [])))}"
+            runs = {running(i.get("InstanceType"), i.get("ImageId")) + " with " +
+                    ", ".join(sorted(g["GroupId"] for g in i.get("SecurityGroups", []))) for i in self.instances}
+        said = (f"Auto Scaling group {self.group}: {len(self.instances)} of {self.total} instances run "
+                f"{' / '.join(sorted(runs))}, the launch template's default version {self.default['VersionNumber']} "
+                f"is {wanted}")
+        if self.refresh is not None:
+            return (f"{said}: an instance refresh is under way ({self.refresh['InstanceRefreshId']}: "
+                    f"{self.refresh['Status']} {self.refresh.get('PercentageComplete', 0)}%), `up` waits for it")
+        return f"{said}: an instance refresh is due (`up` {'replaces them' if emulator else 'starts it'})"
+
+
+def running(instance_type: str | None, image: str | None) -> str:
+    return f"{instance_type} ({image})"
+
+
+def outdated_instances(group: dict[str, Any], data: dict[str, Any],
+                       reservations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The group's instances in service or on their way whose AMI, type or security groups differ
+    from the template data (what `ensure_launch_template` makes a new version for). Not the group's
+    per-instance template version: AWS documents it as a number or "$Default", and moto shows the
+    current default there whatever the instance was launched from; the instance itself tells."""
+    wanted = (data.get("ImageId"), data.get("InstanceType"), sorted(data.get("SecurityGroupIds", [])))
+    described = {i["InstanceId"]: i for r in reservations for i in r["Instances"]}
+    found = [described[m["InstanceId"]] for m in serving(group) if m["InstanceId"] in described]
+    return [i for i in found if (i.get("ImageId"), i.get("InstanceType"),
+                                 sorted(g["GroupId"] for g in i.get("SecurityGroups", []))) != wanted]
+
+
+def serving(group: dict[str, Any]) -> list[dict[str, Any]]:
+    """In service or on their way (a refresh neither replaces nor waits for Standby or leaving ones)."""
+    return [m for m in group.get("Instances", [])
+            if m.get("LifecycleState") == "InService" or str(m.get("LifecycleState", "")).startswith("Pending")]
+
+
+def find_outdated(ctx: Ctx, tier: Tier) -> Outdated | None:
+    """What of the group is not on the template's default version, and the refresh under way if any
+    (looked for only then); None when nothing is out of date, or the group or template is missing."""
+    group, template = find_auto_scaling_group(ctx, tier), find_launch_template(ctx, tier)
+    if group is None or template is None:
+        return None
+    versions = ctx.aws.look(versions_look(template["LaunchTemplateId"]),
+                            resource=ctx.name(tier.launch_template_role))["LaunchTemplateVersions"]
+    if not versions:
+        return None
+    reservations = ctx.aws.look(baking.instances_look(ctx), resource=f"instances of {ctx.name(tier.asg_role)}")
+    stale = outdated_instances(group, versions[0]["LaunchTemplateData"], reservations)
+    if not stale:
+        return None
+    return Outdated(group=ctx.name(tier.asg_role), instances=stale, total=len(serving(group)), default=versions[0],
+                    refresh=None if ctx.aws.emulator else refresh_under_way(ctx, tier))
+
+
+def refresh_under_way(ctx: Ctx, tier: Tier) -> dict[str, Any] | None:
+    found = ctx.aws.look(refreshes_look(ctx, tier), resource=f"Auto Scaling group {ctx.name(tier.asg_role)}")
+    under_way = [r for r in found["InstanceRefreshes"] if r.get("Status") in REFRESH_UNDER_WAY]
+    return under_way[0] if under_way else None
+
+
+def replace_outdated_instances(ctx: Ctx, tier: Tier, new_version: bool) -> None:
+    """Instances not on the template's default version are replaced: by the instance refresh this
+    run's new version asks for, by the one a crash lost after the version was made (the template
+    is ahead of its instances: pending work, found again here), or by the one already under way."""
+    outdated = find_outdated(ctx, tier)
+    if ctx.aws.emulator:
+        if outdated is not None:
+            replace_one_by_one(ctx, tier, outdated)
+        return
+    if outdated is not None and outdated.refresh is not None:  # never a second: wait for that one
+        ctx.resources["instance_refresh"] = outdated.refresh["InstanceRefreshId"]
+        ctx.out.info(f"  {outdated.group}: instance refresh {outdated.refresh['InstanceRefreshId']} is under way")
+    elif outdated is not None or new_version:
+        start_instance_refresh(ctx, tier)
+
+
+def replace_one_by_one(ctx: Ctx, tier: Tier, outdated: Outdated) -> None:
+    """What an instance refresh does, on an emulator that has none: each out-of-date instance is
+    terminated in the group, which launches its replacement from the default version."""
+    name = ctx.name(tier.asg_role)
+    ctx.out.info(f"  {name}: the emulator has no instance refresh: replacing {len(outdated.instances)} "
+                 f"instances one by one")
+    for instance in outdated.instances:
+        ctx.aws.call("autoscaling", "terminate_instance_in_auto_scaling_group",
+                     resource=f"instance {instance['InstanceId']} of {name}", InstanceId=instance["InstanceId"],
+                     ShouldDecrementDesiredCapacity=False)
+        ctx.record("changed", "instance", name, f"{instance['InstanceId']} replaced")
+
+
 def start_instance_refresh(ctx: Ctx, tier: Tier) -> None:
     """Replace the running instances with the template's new default version, keeping half in service."""
     name = ctx.name(tier.asg_role)
-    if ctx.aws.emulator:  # moto has no instance refresh; new instances get the new version anyway
-        ctx.out.info(f"  {name}: new launch template version; the emulator has no instance refresh")
-        return
     refresh = ctx.aws.call("autoscaling", "start_instance_refresh", resource=f"Auto Scaling group {name}",
                            AutoScalingGroupName=name, Strategy="Rolling",
                            # Not SkipMatching: the group follows $Default, so there is no saved
                            # configuration to match against, and every instance must move on.
                            Preferences={"MinHealthyPercentage": 50, "InstanceWarmup": 120},
                            missing_ok=("InstanceRefreshInProgress",))
-    if refresh is None:  # one is running already: wait for that one
-        running = ctx.aws.call("autoscaling", "describe_instance_refreshes", resource=f"Auto Scaling group {name}",
-                               AutoScalingGroupName=name)["InstanceRefreshes"]
-        refresh = running[0] if running else None
+    if refresh is None:  # one is running already: wait for that one (not one of the group's past ones)
+        found = ctx.aws.call("autoscaling", "describe_instance_refreshes", resource=f"Auto Scaling group {name}",
+                             AutoScalingGroupName=name)["InstanceRefreshes"]
+        under_way = [r for r in found if r.get("Status") in REFRESH_UNDER_WAY]
+        refresh = under_way[0] if under_way else None
     if refresh:
         ctx.resources["instance_refresh"] = refresh["InstanceRefreshId"]
         ctx.record("changed", "instance refresh", name, refresh["InstanceRefreshId"])
@@ -396,6 +514,10 @@ def check(ctx: Ctx, tier: Tier, result: Check) -> None:
         if sizes != (tier.min, tier.desired, tier.max):
             result.drift.append(f"Auto Scaling group {ctx.name(tier.asg_role)}: min/desired/max {sizes}, config says "
                                 f"{(tier.min, tier.desired, tier.max)}")
+        # Pending work: the template is ahead of the instances (say, a crash before the refresh).
+        outdated = find_outdated(ctx, tier)
+        if outdated is not None:
+            result.drift.append(outdated.describe(ctx.aws.emulator))
 
 
 # -- destroy ---------------------------------------------------------------------

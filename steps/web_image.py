@@ -77,14 +77,40 @@ def finish(ctx: Ctx) -> None:
 
 def check(ctx: Ctx) -> Check:
     result = Check()
-    if not (ctx.has(storage.NUMBER, "bucket") and ctx.has(app_tier.NUMBER, "internal_alb_dns")):
-        result.missing.append("web AMI (it is baked from Parts 1 and 5)")
+    lacking = []  # what Part 6 is made from, not there: its image name cannot be known without it
+    if not ctx.has(storage.NUMBER, "bucket"):
+        lacking.append(f"the code bucket (Part 1) is missing: {NGINX_KEY} is kept in it and the web builder "
+                       f"bootstraps from it (`up` recreates it, then uploads {NGINX_KEY} again)")
+    if not ctx.has(app_tier.NUMBER, "internal_alb_dns"):
+        lacking.append(f"internal load balancer {ctx.name(app_tier.ALB_ROLE)} (Part 5) is missing: {NGINX_KEY} and "
+                       f"the web AMI carry its DNS name (`up` recreates it, then renders {NGINX_KEY} again and "
+                       f"bakes a new web AMI)")
+    if lacking:
+        check_without_inputs(ctx, result)
+        if result.present:  # some of the part is there: what it lacks is drift (nothing there: not built yet)
+            result.drift.extend(lacking)
         return result
     baking.check_image(ctx, bake(ctx), result)
     head = ctx.aws.look(nginx_conf_look(ctx), resource=f"object {NGINX_KEY}")
     if head is None or head["ETag"].strip('"') != hashlib.md5(nginx_conf(ctx)).hexdigest():
         result.drift.append(f"{NGINX_KEY} in the bucket: {'missing' if head is None else 'changed'} (`up` uploads it)")
     return result
+
+
+def check_without_inputs(ctx: Ctx, result: Check) -> None:
+    """What is there of Part 6 when what it is made from is not: which AMI the image name would
+    fingerprint cannot be told, but the part's AMIs and nginx.conf are there or not all the same
+    (so `status` says what is missing, not that the whole part is gone)."""
+    images = sorted((i for i in baking.stack_images(ctx, NUMBER) if i.get("State") in ("pending", "available")),
+                    key=lambda i: (i.get("CreationDate", ""), i["ImageId"]))
+    for image in images:
+        result.present.append(f"AMI {image.get('Name', image['ImageId'])}")
+    if images:  # the newest is the one Part 7's template runs (older ones go once it does)
+        ctx.resources["ami"], ctx.resources["image_name"] = images[-1]["ImageId"], images[-1].get("Name", "")
+    else:
+        result.missing.append("web AMI (it is baked from Parts 1 and 5)")
+    head = ctx.aws.look(nginx_conf_look(ctx), resource=f"object {NGINX_KEY}")
+    result.found(f"{NGINX_KEY} in the bucket", head is not None)
 
 
 def destroy(ctx: Ctx) -> None:
