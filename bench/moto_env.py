@@ -82,6 +82,9 @@ def moto() -> Iterator[None]:
         yield
 
 
+LOCK_CALLS = ("ssm.PutParameter", "ssm.DeleteParameter")  # threetier.lock; the stack uses no other parameter
+
+
 @dataclass
 class CallCount:
     calls: list[str] = field(default_factory=list)  # "service.Operation", in the order made
@@ -93,7 +96,12 @@ class CallCount:
 
     @property
     def mutating(self) -> list[str]:
-        return [c for c in self.calls if is_mutating(c.split(".", 1)[1])]
+        """Changes to the stack: taking and releasing the stack's lock (every `up`) are not."""
+        return [c for c in self.calls if is_mutating(c.split(".", 1)[1]) and c not in LOCK_CALLS]
+
+    @property
+    def lock_calls(self) -> list[str]:
+        return [c for c in self.calls if c in LOCK_CALLS]
 
 
 @contextlib.contextmanager

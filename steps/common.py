@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from threetier.aws import PART_TAG, STACK_TAG, Look, tag_value
-from threetier.engine import Ctx
+from threetier.engine import Check, Ctx
+from threetier.errors import ThreetierError
 
 # describe operation -> (result key, filter parameter name)
 EC2_DESCRIBE = {
@@ -52,6 +53,48 @@ def ec2_tagged(
             and (vpc is None or r.get("VpcId") == vpc)]
 
 
-def one(found: list[dict[str, Any]], id_key: str) -> dict[str, Any] | None:
-    """The resource a role names (a stable pick should an out-of-band copy exist)."""
-    return sorted(found, key=lambda r: r[id_key])[0] if found else None
+# id key -> (what it is, the AWS CLI command that deletes one)
+KINDS = {
+    "VpcId": ("VPCs", "aws ec2 delete-vpc --vpc-id {id}"),
+    "SubnetId": ("subnets", "aws ec2 delete-subnet --subnet-id {id}"),
+    "InternetGatewayId": ("internet gateways", "aws ec2 detach-internet-gateway and delete-internet-gateway "
+                                               "--internet-gateway-id {id}"),
+    "AllocationId": ("Elastic IPs", "aws ec2 release-address --allocation-id {id}"),
+    "NatGatewayId": ("NAT gateways", "aws ec2 delete-nat-gateway --nat-gateway-id {id}"),
+    "RouteTableId": ("route tables", "aws ec2 delete-route-table --route-table-id {id}"),
+    "GroupId": ("security groups", "aws ec2 delete-security-group --group-id {id}"),
+}
+
+
+class Duplicates(ThreetierError):
+    """More than one resource carries one role's tags (made out of band, or by two operators at
+    once before the stack lock): which is the stack's would be a guess, and acting on the wrong
+    one breaks the other, so `up` stops and says how to remove the extra one."""
+
+
+def duplicates_message(found: list[dict[str, Any]], id_key: str, recorded: str | None = None) -> str:
+    kind, delete = KINDS.get(id_key, ("resources", "delete it ({id})"))
+    ids = sorted(r[id_key] for r in found)
+    name = tag_value(found[0], "Name") or "?"
+    message = f"{len(ids)} {kind} carry the tags of {name}: {', '.join(ids)}"
+    extra = [i for i in ids if i != recorded] if recorded in ids else []
+    if extra:
+        how = "; ".join(delete.format(id=i) for i in extra)
+        return f"{message}; the state file's is {recorded}, so the extra one goes: {how}"
+    return (f"{message}; delete the one the stack does not use ({delete.format(id='<ID>')}) or remove its "
+            f"threetier:stack tag")
+
+
+def one(found: list[dict[str, Any]], id_key: str, *, report: Check | None = None,
+        recorded: str | None = None) -> dict[str, Any] | None:
+    """The one resource a role names. Several: `up` refuses to guess (Duplicates); a check
+    (`report`, for status and plan) notes them as drift and goes on with the recorded one, or
+    the lowest ID, so the rest of the report still means something."""
+    if len(found) <= 1:
+        return found[0] if found else None
+    message = duplicates_message(found, id_key, recorded)
+    if report is None:
+        raise Duplicates(f"{message}; then run `threetier up` again (it stops here rather than guess which "
+                         f"is the stack's)")
+    report.drift.append(message)
+    return next((r for r in found if r[id_key] == recorded), min(found, key=lambda r: r[id_key]))

@@ -170,9 +170,15 @@ def availability_zones(ctx: Ctx) -> list[str]:
     return chosen
 
 
+def recorded(ctx: Ctx, key: str) -> str | None:
+    """What the state file has for this part's `key` (which of two look-alikes is the stack's)."""
+    value = ctx.resources.get(key)
+    return value if isinstance(value, str) else None
+
+
 def ensure_vpc(ctx: Ctx) -> str:
     aws, cidr = ctx.aws, ctx.config.network.vpc_cidr
-    vpc = one(ec2_tagged(ctx, "describe_vpcs", "vpc"), "VpcId")
+    vpc = one(ec2_tagged(ctx, "describe_vpcs", "vpc"), "VpcId", recorded=recorded(ctx, "vpc"))
     if vpc is None:
         vpc = aws.call("ec2", "create_vpc", resource=ctx.name("vpc"), CidrBlock=cidr,
                        TagSpecifications=ctx.tag_spec("vpc", "vpc"))["Vpc"]
@@ -429,7 +435,7 @@ def ingress_diff(ctx: Ctx, role: str, groups: dict[str, str], rules: list[Rule])
 def check(ctx: Ctx) -> Check:
     """What is live, compared with what `start` would make; no mutating call."""
     result = Check()
-    vpc = one(ec2_tagged(ctx, "describe_vpcs", "vpc"), "VpcId")
+    vpc = one(ec2_tagged(ctx, "describe_vpcs", "vpc"), "VpcId", report=result, recorded=recorded(ctx, "vpc"))
     result.found(f"VPC {ctx.name('vpc')}", vpc is not None)
     if vpc is None:
         result.missing.append("everything inside the VPC")
@@ -443,7 +449,7 @@ def check(ctx: Ctx) -> Check:
     zones: dict[str, str] = {}  # az1/az2 -> the zone the stack's subnets are in
     for tier in ("web", "app", "db"):
         for role in subnet_roles(tier):
-            subnet = one(ec2_tagged(ctx, "describe_subnets", role), "SubnetId")
+            subnet = one(ec2_tagged(ctx, "describe_subnets", role), "SubnetId", report=result)
             result.found(f"subnet {ctx.name(role)}", subnet is not None)
             if subnet is not None:
                 subnets[role] = subnet["SubnetId"]
@@ -452,7 +458,7 @@ def check(ctx: Ctx) -> Check:
     if len(zones) == 2:  # what the database's writer and reader are placed by (replay without a state file)
         ctx.resources["azs"] = [zones["az1"], zones["az2"]]
 
-    igw = one(ec2_tagged(ctx, "describe_internet_gateways", "igw"), "InternetGatewayId")
+    igw = one(ec2_tagged(ctx, "describe_internet_gateways", "igw"), "InternetGatewayId", report=result)
     result.found(f"internet gateway {ctx.name('igw')}", igw is not None)
     if igw is not None:
         ctx.resources["internet_gateway"] = igw["InternetGatewayId"]
@@ -463,13 +469,13 @@ def check(ctx: Ctx) -> Check:
     for az_index in nat_az_indexes(ctx):
         role = f"nat-{az_index}"
         nat = one([n for n in ec2_tagged(ctx, "describe_nat_gateways", role) if n["State"] in LIVE_NAT_STATES],
-                  "NatGatewayId")
+                  "NatGatewayId", report=result)
         result.found(f"NAT gateway {ctx.name(role)}", nat is not None)
         if nat is not None:
             nats[az_index] = nat["NatGatewayId"]
             if nat["State"] != "available":
                 result.drift.append(f"NAT gateway {ctx.name(role)}: {nat['State']}")
-        address = one(ec2_tagged(ctx, "describe_addresses", f"nat-eip-{az_index}"), "AllocationId")
+        address = one(ec2_tagged(ctx, "describe_addresses", f"nat-eip-{az_index}"), "AllocationId", report=result)
         result.found(f"Elastic IP {ctx.name('nat-eip-' + az_index)}", address is not None)
     ctx.resources["nat_gateways"] = nats
     wanted = {ctx.name(f"nat-{az_index}") for az_index in nat_az_indexes(ctx)}
@@ -485,7 +491,7 @@ def check(ctx: Ctx) -> Check:
                                                  [subnets.get(subnet_role)])
     tables: dict[str, str] = {}
     for role, (target_key, target_id, subnet_ids) in targets.items():
-        table = one(ec2_tagged(ctx, "describe_route_tables", role), "RouteTableId")
+        table = one(ec2_tagged(ctx, "describe_route_tables", role), "RouteTableId", report=result)
         result.found(f"route table {ctx.name(role)}", table is not None)
         if table is None:
             continue
@@ -504,7 +510,7 @@ def check(ctx: Ctx) -> Check:
     groups: dict[str, str] = {}
     for role in SECURITY_GROUPS:
         group = one(ec2_tagged(ctx, "describe_security_groups", role,
-                               vpc=vpc["VpcId"]), "GroupId")
+                               vpc=vpc["VpcId"]), "GroupId", report=result)
         result.found(f"security group {ctx.name(role)}", group is not None)
         if group is not None:
             groups[role] = group["GroupId"]
@@ -523,9 +529,10 @@ def check(ctx: Ctx) -> Check:
 def destroy(ctx: Ctx) -> None:
     """Dependency order: NAT gateways (their EIPs wait for them), route tables, security groups,
     EIPs, internet gateway, subnets, VPC. Everything tagged with the stack goes, by tag, so a
-    lost state file or a changed config still leaves nothing behind."""
+    lost state file or a changed config still leaves nothing behind (and so do look-alikes made
+    out of band with the stack's tag: `down` removes everything tagged with the stack)."""
     aws = ctx.aws
-    nats = [n for n in ec2_tagged(ctx, "describe_nat_gateways", part=NUMBER) if n["State"] in LIVE_NAT_STATES]
+    nats = [n for n in ec2_tagged(ctx, "describe_nat_gateways") if n["State"] in LIVE_NAT_STATES]
     for nat in nats:  # started at once: deleting takes a minute, which the other parts' teardown overlaps
         aws.call("ec2", "delete_nat_gateway", resource=_name_of(nat, nat["NatGatewayId"]),
                  NatGatewayId=nat["NatGatewayId"], missing_ok=("NatGatewayNotFound", "InvalidNatGatewayID.NotFound"))
@@ -535,7 +542,7 @@ def destroy(ctx: Ctx) -> None:
     for number in (7, 6, 5, 4, 3):
         ctx.need(number, GONE)
 
-    for table in ec2_tagged(ctx, "describe_route_tables", part=NUMBER):
+    for table in ec2_tagged(ctx, "describe_route_tables"):
         what = _name_of(table, table["RouteTableId"])
         for association in table.get("Associations", []):
             if not association.get("Main"):
@@ -551,10 +558,10 @@ def destroy(ctx: Ctx) -> None:
     for nat in nats:
         wait_nat_gateway(ctx, nat["NatGatewayId"], f"NAT gateway {_name_of(nat, nat['NatGatewayId'])} deletion",
                          want="deleted")
-    for address in ec2_tagged(ctx, "describe_addresses", part=NUMBER):
+    for address in ec2_tagged(ctx, "describe_addresses"):
         release_address(ctx, address)
 
-    for igw in ec2_tagged(ctx, "describe_internet_gateways", part=NUMBER):
+    for igw in ec2_tagged(ctx, "describe_internet_gateways"):
         what = _name_of(igw, igw["InternetGatewayId"])
         for attachment in igw.get("Attachments", []):
             aws.call("ec2", "detach_internet_gateway", resource=what, InternetGatewayId=igw["InternetGatewayId"],
@@ -564,15 +571,17 @@ def destroy(ctx: Ctx) -> None:
                  missing_ok=("InvalidInternetGatewayID.NotFound",))
         ctx.record("deleted", "internet gateway", what, igw["InternetGatewayId"])
 
-    for subnet in ec2_tagged(ctx, "describe_subnets", part=NUMBER):
+    for subnet in ec2_tagged(ctx, "describe_subnets"):
         what = _name_of(subnet, subnet["SubnetId"])
         aws.call("ec2", "delete_subnet", resource=what, SubnetId=subnet["SubnetId"],
                  missing_ok=("InvalidSubnetID.NotFound",), retry_codes=("DependencyViolation",),
                  retry_timeout=DEPENDENCY_TIMEOUT, retry_delay=10)
         ctx.record("deleted", "subnet", what, subnet["SubnetId"])
 
-    for vpc in ec2_tagged(ctx, "describe_vpcs", part=NUMBER):
+    for vpc in ec2_tagged(ctx, "describe_vpcs"):
         what = _name_of(vpc, vpc["VpcId"])
+        if vpc["VpcId"] in ctx.left_alone:  # it holds what is not the stack's: AWS would refuse for minutes
+            continue
         aws.call("ec2", "delete_vpc", resource=what, VpcId=vpc["VpcId"], missing_ok=("InvalidVpcID.NotFound",),
                  retry_codes=("DependencyViolation",), retry_timeout=DEPENDENCY_TIMEOUT, retry_delay=10)
         ctx.record("deleted", "VPC", what, vpc["VpcId"])
@@ -594,7 +603,7 @@ def release_address(ctx: Ctx, address: dict[str, Any]) -> None:
 def delete_security_groups(ctx: Ctx) -> None:
     """A group cannot go while another group's rule references it: revoke those rules first."""
     aws = ctx.aws
-    groups = ec2_tagged(ctx, "describe_security_groups", part=NUMBER)
+    groups = ec2_tagged(ctx, "describe_security_groups")
     for group in groups:
         referencing = [p for p in group.get("IpPermissions", []) if p.get("UserIdGroupPairs")]
         if referencing:

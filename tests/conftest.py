@@ -3,6 +3,12 @@ and the real credential and config files are hidden."""
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +49,35 @@ def in_process_moto_is_an_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
         made.read_threads = 1  # in-process moto is CPU-bound: threads only slow it down
         return made
     monkeypatch.setattr(Runtime, "aws", aws)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def moto_server(tmp_path: Path):
+    """moto's own server in a process of its own: what separate `threetier` processes talk to."""
+    port = free_port()
+    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+    log = open(tmp_path / "moto.log", "w")  # noqa: SIM115 - closed in the finally, after the server
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"moto server did not start: {(tmp_path / 'moto.log').read_text()}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+        log.close()

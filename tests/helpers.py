@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,3 +75,18 @@ def make_engine(tmp_path: Path, raw: dict[str, Any] | None = None, clock: Clock 
 
 def mutating(engine: Engine) -> list[str]:
     return [c.operation for c in engine.ctx.aws.mutating_calls()]
+
+
+def threetier_process(url: str, cwd: Path, *args: str) -> subprocess.Popen:
+    """The installed console script, started in a process of its own against the emulator at `url`."""
+    exe = shutil.which("threetier")
+    assert exe, "the threetier console script is not installed (pip install -e .)"
+    env = {**os.environ, "AWS_ENDPOINT_URL": url, "NO_COLOR": "1"}
+    return subprocess.Popen([exe, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def threetier(url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    process = threetier_process(url, cwd, *args)
+    stdout, stderr = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)

@@ -2,57 +2,14 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import boto3
 import pytest
 
+from helpers import threetier
+
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def moto_server(tmp_path: Path):
-    port = free_port()
-    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
-    log = open(tmp_path / "moto.log", "w")  # noqa: SIM115 - closed in the finally, after the server
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"moto server did not start: {(tmp_path / 'moto.log').read_text()}") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(10)
-        log.close()
-
-
-def threetier(url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    exe = shutil.which("threetier")
-    assert exe, "the threetier console script is not installed (pip install -e .)"
-    env = {**os.environ, "AWS_ENDPOINT_URL": url, "NO_COLOR": "1"}
-    return subprocess.run([exe, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_up_status_down_as_separate_processes(moto_server: str, tmp_path: Path) -> None:

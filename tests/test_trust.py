@@ -103,3 +103,186 @@ def test_status_says_when_the_state_file_is_missing(built: Path) -> None:
     human = cli("status", cwd=built)
     assert human.code == 0 and "no state file at .threetier/threetier.json" in human.stderr
     assert json.loads(cli("status", "--json", cwd=built).stdout)["state_file"] is None
+
+
+# -- item 2: one operator at a time, anywhere: the stack's lock in AWS -------------------------
+LOCK = "/threetier/threetier/lock"
+SOMEONE_ELSE = {"user": "bob", "host": "bobs-laptop", "pid": 4242, "command": "up",
+                "since": "2026-11-21T09:00:00Z", "caller": "arn:aws:iam::123456789012:user/bob", "token": "bobs"}
+
+
+def hold_lock_as_someone_else(holder: dict | None = None) -> None:
+    boto3.client("ssm").put_parameter(Name=LOCK, Value=json.dumps(holder or SOMEONE_ELSE), Type="String")
+
+
+def lock_value() -> dict | None:
+    try:
+        return json.loads(boto3.client("ssm").get_parameter(Name=LOCK)["Parameter"]["Value"])
+    except boto3.client("ssm").exceptions.ParameterNotFound:
+        return None
+
+
+@pytest.mark.parametrize("command", [("up",), ("replay", "network")])
+def test_a_held_lock_refuses_a_change_before_any_change(tmp_path: Path, command) -> None:
+    with moto():
+        hold_lock_as_someone_else()
+        result = cli(*command, cwd=tmp_path)
+        assert result.code == 2, result.stderr
+        assert result.stderr.count("error:") == 1
+        # Who, where, since when, and how to proceed.
+        for shown in ("bob@bobs-laptop", "pid 4242", "threetier up", "2026-11-21T09:00:00Z", "user/bob",
+                      "nothing was done", "--take-over-lock"):
+            assert shown in result.stderr, (shown, result.stderr)
+        assert boto3.client("ec2").describe_vpcs(Filters=STACK_FILTER)["Vpcs"] == []
+        assert boto3.client("s3").list_buckets()["Buckets"] == []
+        assert lock_value() == SOMEONE_ELSE  # still theirs
+
+
+def test_a_held_lock_refuses_down_and_the_stack_stays(built: Path) -> None:
+    hold_lock_as_someone_else()
+    result = cli("down", "--yes", cwd=built)
+    assert result.code == 2 and "bob@bobs-laptop" in result.stderr
+    assert len(boto3.client("ec2").describe_vpcs(Filters=STACK_FILTER)["Vpcs"]) == 1
+    assert (built / ".threetier" / "threetier.json").exists()
+    status = cli("status", "--json", cwd=built)  # looking needs no lock, and says who holds it
+    assert status.code == 0
+    assert json.loads(status.stdout)["lock"]["user"] == "bob" and "token" not in json.loads(status.stdout)["lock"]
+
+
+def test_taking_over_a_dead_runs_lock_shows_whose_it_was(tmp_path: Path) -> None:
+    with moto():
+        hold_lock_as_someone_else()
+        result = cli("up", "--take-over-lock", cwd=tmp_path)
+        assert result.code == 0, result.stderr
+        assert "took over the stack lock from bob@bobs-laptop" in result.stderr
+        assert lock_value() is None  # and released at the end, like any other run's
+
+
+def test_a_lock_left_by_a_dead_process_on_this_host_is_called_stale(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid is free now
+    with moto():
+        hold_lock_as_someone_else({**SOMEONE_ELSE, "host": socket.gethostname(), "pid": gone.pid})
+        result = cli("up", cwd=tmp_path)
+        assert result.code == 2 and f"Process {gone.pid} no longer runs on this host: the lock is stale" in result.stderr
+
+
+def test_up_replay_and_down_release_the_lock_however_they_end(tmp_path: Path, monkeypatch) -> None:
+    import steps.network
+    with moto():
+        assert cli("up", cwd=tmp_path).code == 0
+        assert lock_value() is None
+        assert cli("replay", "2", cwd=tmp_path).code == 0
+        assert lock_value() is None
+
+        def broken(ctx, vpc):
+            raise KeyboardInterrupt
+        real = steps.network.ensure_security_groups
+        monkeypatch.setattr(steps.network, "ensure_security_groups", broken)
+        interrupted = cli("up", cwd=tmp_path)
+        assert interrupted.code == 130 and lock_value() is None
+        monkeypatch.setattr(steps.network, "ensure_security_groups", real)
+
+        assert cli("down", "--yes", cwd=tmp_path).code == 0
+        assert lock_value() is None  # down leaves nothing, the lock included
+        assert [p["Name"] for p in boto3.client("ssm").describe_parameters()["Parameters"]
+                if p["Name"].startswith("/threetier/")] == []
+
+
+def test_someone_else_taking_over_meanwhile_keeps_their_lock(tmp_path: Path) -> None:
+    """A run whose lock was taken over (it was thought dead) must not release the new holder's lock."""
+    from threetier import lock
+    from threetier.aws import Aws
+    with moto():
+        aws = Aws("us-east-1")
+        mine = lock.acquire(aws, "threetier", "up")
+        boto3.client("ssm").put_parameter(Name=LOCK, Value=json.dumps(SOMEONE_ELSE), Type="String", Overwrite=True)
+        lock.release(aws, "threetier", mine)
+        assert lock_value() == SOMEONE_ELSE
+
+
+@pytest.mark.slow
+def test_two_operators_in_two_processes_make_one_stack(moto_server: str, tmp_path: Path) -> None:
+    """Two `up`s of one stack from two checkouts (two state files) at the same time: one builds,
+    the other is refused naming the first; nothing is built twice, and the refused one then
+    adopts the stack."""
+    from helpers import threetier, threetier_process
+    laptops = [tmp_path / "alice", tmp_path / "bob"]
+    for laptop in laptops:
+        laptop.mkdir()
+    runs = [threetier_process(moto_server, laptop, "up") for laptop in laptops]
+    results = [(*run.communicate(timeout=300), run.returncode) for run in runs]
+    codes = sorted(code for _, _, code in results)
+    assert codes == [0, 2], [err[-500:] for _, err, _ in results]
+    refused = next(err for _, err, code in results if code == 2)
+    assert "is being changed by" in refused and "threetier up" in refused
+    ec2 = boto3.client("ec2", endpoint_url=moto_server)
+    assert len(ec2.describe_vpcs(Filters=STACK_FILTER)["Vpcs"]) == 1
+    assert len(ec2.describe_subnets(Filters=STACK_FILTER)["Subnets"]) == 6
+    loser = laptops[[code for _, _, code in results].index(2)]
+    again = threetier(moto_server, loser, "up")
+    assert again.returncode == 0, again.stderr[-800:]
+    assert "verified, nothing to do" in again.stderr
+    assert len(ec2.describe_vpcs(Filters=STACK_FILTER)["Vpcs"]) == 1
+
+
+# -- item 3: one of each, or stop -----------------------------------------------------------
+def look_alike_vpc() -> str:
+    """A second VPC carrying the stack's tags, as made out of band (or by two operators before the lock)."""
+    return boto3.client("ec2").create_vpc(CidrBlock="10.9.0.0/16", TagSpecifications=[{
+        "ResourceType": "vpc", "Tags": [{"Key": STACK_TAG, "Value": "threetier"}, {"Key": "threetier:part", "Value": "2"},
+                                        {"Key": "Name", "Value": "threetier-vpc"}]}])["Vpc"]["VpcId"]
+
+
+def test_a_look_alike_vpc_is_drift_in_status_and_plan_and_up_refuses_to_guess(built: Path) -> None:
+    state = json.loads((built / ".threetier" / "threetier.json").read_text())
+    ours = state["parts"]["2"]["resources"]["vpc"]
+    extra = look_alike_vpc()
+    ec2 = boto3.client("ec2")
+
+    status = cli("status", "--json", cwd=built)
+    assert status.code == 3
+    network = json.loads(status.stdout)["parts"][1]
+    assert network["status"] == "drifted"
+    assert any("2 VPCs carry the tags of threetier-vpc" in line and ours in line and extra in line
+               for line in network["drift"]), network["drift"]
+
+    plan = cli("plan", "--json", cwd=built)
+    assert any(extra in line for line in json.loads(plan.stdout)["parts"][1]["change"])
+
+    up = cli("up", cwd=built)
+    assert up.code == 1 and up.stderr.count("error:") == 1, up.stderr
+    assert f"the state file's is {ours}, so the extra one goes: aws ec2 delete-vpc --vpc-id {extra}" in up.stderr
+    # Nothing was done to the look-alike: no subnets moved, no gateway attached, no table associated.
+    assert ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [extra]}])["Subnets"] == []
+    assert ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [extra]}])["InternetGateways"] == []
+
+    (built / ".threetier" / "threetier.json").unlink()  # without the state file, it cannot tell which
+    blind = cli("up", cwd=built)
+    assert blind.code == 1 and "delete the one the stack does not use" in blind.stderr and extra in blind.stderr
+
+    ec2.delete_vpc(VpcId=extra)  # what the message says to do
+    assert cli("up", cwd=built).code == 0
+    assert cli("status", cwd=built).code == 0
+
+
+def test_down_says_first_what_it_cannot_delete_and_deletes_the_rest(built: Path) -> None:
+    extra = look_alike_vpc()
+    ec2 = boto3.client("ec2")
+    foreign = ec2.create_subnet(VpcId=extra, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]  # not the stack's
+    down = cli("down", "--yes", cwd=built)
+    assert down.code == 1
+    first_deletion = min((down.stderr.find(marker) for marker in ("✓", "deleted") if marker in down.stderr), default=-1)
+    warning = down.stderr.find(f"warning: down will not be able to delete VPC threetier-vpc ({extra})")
+    assert 0 <= warning < first_deletion, down.stderr
+    assert f"subnet {foreign}" in down.stderr
+    assert f"still there: VPC threetier-vpc {extra}" in down.stderr
+    # Everything else is gone: the stack's own VPC too.
+    assert [v["VpcId"] for v in ec2.describe_vpcs(Filters=STACK_FILTER)["Vpcs"]] == [extra]
+
+    ec2.delete_subnet(SubnetId=foreign)
+    assert cli("down", "--yes", cwd=built).code == 0  # and a second down finishes the job
+    assert ec2.describe_vpcs(Filters=STACK_FILTER)["Vpcs"] == []

@@ -164,7 +164,7 @@ class Aws:
         self._lock = threading.Lock()
         self._inventory: dict[str, Any] = {}
         self._clients: dict[str, Any] = {}
-        self._account: str | None = None
+        self._identity: dict[str, str] | None = None
 
     @property
     def part(self) -> str:
@@ -202,9 +202,16 @@ class Aws:
 
     @property
     def account(self) -> str:
-        if self._account is None:
-            self._account = self.call("sts", "get_caller_identity", resource="")["Account"]
-        return self._account
+        return self._caller()["Account"]
+
+    @property
+    def caller_arn(self) -> str:
+        return self._caller().get("Arn", "")
+
+    def _caller(self) -> dict[str, str]:
+        if self._identity is None:
+            self._identity = self.call("sts", "get_caller_identity", resource="")
+        return self._identity
 
     @property
     def partition(self) -> str:

@@ -101,6 +101,7 @@ class Ctx:
     part: Part | None = None
     changes: list[Change] = field(default_factory=list)
     skip_final_snapshot: bool = False  # down --skip-final-snapshot
+    left_alone: dict[str, str] = field(default_factory=dict)  # down: IDs AWS would refuse to delete, and why
     run: Run | None = None  # the command's parts in flight; None outside a run (status, plan, tests)
 
     @property
@@ -214,7 +215,15 @@ class Engine:
         return {number: span.seconds for number, span in self.timeline.items()}
 
     def save(self) -> None:
-        self.state_file.save(self.ctx.state)
+        try:
+            self.state_file.save(self.ctx.state)
+        except OSError as exc:
+            # In the middle of a run AWS may hold what this run made; the tags find it again, not the
+            # file, so nothing is lost: say so, and exit 1 (the run failed, it was not refused).
+            raise statelib.StateError(
+                statelib.cannot(self.state_file.path, "write the state file", exc, statelib.WRITABLE)
+                + "; what was created is tagged and is found again by `threetier up` (or `down`) once the "
+                  "state file can be written") from None
 
     def part(self, key: str) -> Part:
         for part in self.parts:
@@ -228,14 +237,16 @@ class Engine:
         self.ctx.part, self.ctx.aws.part = part, part.label
         return part.check(self.ctx)
 
-    def take_inventory(self, parts: Iterable[Part] | None = None) -> None:
+    def take_inventory(self, parts: Iterable[Part] | None = None, also: Iterable[Look] = ()) -> None:
         """Read what the parts' finds will read, concurrently, in a few rounds (a part's later
-        looks depend on what its earlier ones found: the rules of a security group it found)."""
+        looks depend on what its earlier ones found: the rules of a security group it found).
+        `also`: other reads of the command, in the first round."""
         parts = tuple(parts or self.parts)
         self.ctx.aws.account  # noqa: B018 - read for its effect: names derive from it (the bucket)
+        extra = list(also)
         for _ in range(4):
-            looks = [look for part in parts if part.looks
-                     for look in part.looks(dataclasses.replace(self.ctx, part=part))]
+            looks = extra + [look for part in parts if part.looks
+                             for look in part.looks(dataclasses.replace(self.ctx, part=part))]
             fresh = [look for look in looks if not self.ctx.aws.has(look)]
             if not fresh:
                 return

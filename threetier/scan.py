@@ -144,3 +144,51 @@ SCANNERS: tuple[Callable[[Aws, str], Iterator[Found]], ...] = (
 
 def tagged(aws: Aws, stack: str) -> list[Found]:
     return [found for scanner in SCANNERS for found in scanner(aws, stack)]
+
+
+# Inside a VPC, what keeps it from being deleted: (describe, result key, id key, filter, kind, in the way).
+VPC_CONTENTS: tuple[tuple[str, str, str, str, str, Callable[[dict], bool]], ...] = (
+    ("describe_subnets", "Subnets", "SubnetId", "vpc-id", "subnet", lambda r: True),
+    ("describe_instances", "Reservations", "InstanceId", "vpc-id", "instance",
+     lambda r: r["State"]["Name"] not in ("terminated", "shutting-down")),
+    ("describe_security_groups", "SecurityGroups", "GroupId", "vpc-id", "security group",
+     lambda r: r.get("GroupName") != "default"),
+    ("describe_route_tables", "RouteTables", "RouteTableId", "vpc-id", "route table",
+     lambda r: not any(a.get("Main") for a in r.get("Associations", []))),
+    ("describe_internet_gateways", "InternetGateways", "InternetGatewayId", "attachment.vpc-id",
+     "internet gateway", lambda r: True),
+    ("describe_nat_gateways", "NatGateways", "NatGatewayId", "vpc-id", "NAT gateway",
+     lambda r: r["State"] not in ("deleted", "deleting", "failed")),
+    ("describe_vpc_endpoints", "VpcEndpoints", "VpcEndpointId", "vpc-id", "VPC endpoint",
+     lambda r: r.get("State", "").lower() not in ("deleted", "deleting")),
+)
+
+
+@dataclass(frozen=True)
+class Obstacle:
+    id: str  # what down will leave in place
+    reason: str
+
+
+def obstacles(aws: Aws, stack: str) -> list[Obstacle]:
+    """What `down` will not be able to delete, known before it starts: a VPC tagged with the stack
+    that holds something which is not the stack's (made out of band: `down` leaves that alone, so
+    AWS refuses to delete the VPC)."""
+    found: list[Obstacle] = []
+    vpcs = [v for v in aws.items("ec2", "describe_vpcs", "Vpcs", resource=f"VPCs of stack {stack}",
+                                 Filters=tag_filters(stack)) if tag_value(v, STACK_TAG) == stack]
+    for vpc in vpcs:
+        vpc_id, foreign = vpc["VpcId"], []
+        for operation, key, id_key, filter_name, kind, in_the_way in VPC_CONTENTS:
+            param = "Filter" if operation == "describe_nat_gateways" else "Filters"
+            items = list(aws.items("ec2", operation, key, resource=f"{kind}s in {vpc_id}",
+                                   **{param: [{"Name": filter_name, "Values": [vpc_id]}]}))
+            if operation == "describe_instances":
+                items = [i for reservation in items for i in reservation["Instances"]]
+            foreign += [f"{kind} {item[id_key]}" for item in items
+                        if in_the_way(item) and tag_value(item, STACK_TAG) != stack]
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            found.append(Obstacle(vpc_id, f"VPC {tag_value(vpc, 'Name') or vpc_id} ({vpc_id}): it holds what is not "
+                                          f"the stack's ({shown}); delete those first, or AWS refuses to delete it"))
+    return found

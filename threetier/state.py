@@ -4,11 +4,18 @@ An index for speed, never the truth: every part re-finds its resources in
 AWS by tags and deterministic names. Written atomically (temp file + rename),
 guarded by a lock so two commands cannot run on one stack at once, and never
 holding a password or a secret value.
+
+What cannot be read, trusted, locked or written is one line naming the path,
+the reason and what to do. Reading and locking come before any AWS change, so
+their failures are `StateUnusable` (exit 2, like a bad config: nothing was
+done); a write failing in the middle of a run is the engine's to report
+(`Engine.save`, exit 1), because only it knows that AWS was changed by then.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import json
 import os
@@ -27,14 +34,54 @@ STATE_DIR = Path(".threetier")
 SECRET_KEY = re.compile(r"password|secret_?value|secret_?string|private_?key|access_?key", re.I)
 
 DONE, PENDING, FAILED, DRIFTED = "done", "pending", "failed", "drifted"
+STATUSES = (DONE, PENDING, FAILED, DRIFTED)
+
+MOVE_AWAY = "move it away (the stack is found again by its tags)"
+WRITABLE = "make its directory writable, or use --state with a path you can write"
+# Resources the parts index into or update in place (subnets[role], instances[role] = ...): any
+# other shape there would fail deep inside a part, so it is refused when the file is read.
+LIST_RESOURCES = frozenset({"azs"})
+MAP_RESOURCES = frozenset({"subnets", "security_groups", "nat_gateways", "elastic_ips", "route_tables", "instances"})
 
 
 class StateError(ThreetierError):
     pass
 
 
+class StateUnusable(StateError, UsageError):
+    """The state file cannot be read, trusted or locked: found before any AWS change, so exit 2."""
+
+
 class Locked(UsageError):
     pass
+
+
+def reason(exc: OSError, path: Path) -> str:
+    """The OS's reason; it names the file only when that is not the state file or one beside it
+    (a directory on the way that is a file, or missing)."""
+    why = exc.strerror or str(exc)  # OSError("disk full") has no strerror
+    if isinstance(exc.filename, (str, bytes, os.PathLike)):
+        failed = Path(os.fsdecode(exc.filename))
+        if failed.absolute().parent != path.absolute().parent:  # tempfile names its files absolutely
+            return f"{failed}: {why}"
+    return why
+
+
+def advice(exc: OSError, otherwise: str) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "free some disk space"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "use a shorter --state path"
+    if exc.errno == errno.EROFS:
+        return "use --state with a path on a writable file system"
+    if exc.errno == errno.ENOLCK:  # a network file system without locks
+        return "use --state with a path on a local file system"
+    return otherwise
+
+
+def cannot(path: Path, doing: str, exc: OSError, otherwise: str) -> str:
+    """One line: `<path>: cannot <doing>: <the OS's reason>; <what to do>`."""
+    return f"{path}: cannot {doing}: {reason(exc, path)}; {advice(exc, otherwise)}"
 
 
 def now() -> str:
@@ -85,23 +132,82 @@ class State:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], path: Path) -> State:
+    def from_json(cls, data: Any, path: Path) -> State:
+        """The file's contents, every field checked: a wrong type is refused here, in one line naming
+        the field, never met later as a crash somewhere inside a command."""
+        def refuse(problem: str) -> StateUnusable:
+            return StateUnusable(f"{path}: not a threetier state file: {problem}; {MOVE_AWAY}")
+
+        def expect(ok: bool, where: str, value: Any, want: str) -> None:
+            if not ok:
+                raise refuse(f"{where} is {kind(value)}, not {want}")
+
+        if not isinstance(data, dict):
+            raise refuse(f"the file holds {kind(data)}, not an object")
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise StateError(f"{path}: schema_version {version!r} is not {SCHEMA_VERSION}; "
-                             f"move the file away (the stack is found again by its tags)")
-        try:
-            parts = {
-                int(number): PartState(
-                    name=p["name"], status=p.get("status", PENDING), resources=p.get("resources", {}),
-                    started_at=p.get("started_at"), finished_at=p.get("finished_at"), error=p.get("error"),
-                )
-                for number, p in data.get("parts", {}).items()
-            }
-            return cls(stack=data["stack"], region=data["region"], account=data.get("account"),
-                       parts=parts, updated_at=data.get("updated_at"))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise StateError(f"{path}: not a threetier state file ({exc}); move it away") from None
+        if type(version) is not int or version != SCHEMA_VERSION:  # `true == 1` in Python, not in the file
+            raise StateUnusable(f"{path}: schema_version {version!r} is not {SCHEMA_VERSION}; {MOVE_AWAY}")
+        for key in ("stack", "region"):
+            expect(isinstance(data.get(key), str), key, data.get(key), "a string")
+            if not data[key]:
+                raise refuse(f"{key} is empty")
+        for key in ("account", "updated_at"):
+            expect(data.get(key) is None or isinstance(data[key], str), key, data.get(key), "a string")
+        raw_parts = data.get("parts", {})
+        expect(isinstance(raw_parts, dict), "parts", raw_parts, "an object")
+        parts: dict[int, PartState] = {}
+        for number, p in raw_parts.items():
+            if not (isinstance(number, str) and re.fullmatch(r"[1-9][0-9]{0,3}", number)):
+                raise refuse(f"parts has the key {str(number)[:40]!r}, not a part number")
+            where = f"parts.{number}"
+            expect(isinstance(p, dict), where, p, "an object")
+            if "name" not in p:
+                raise refuse(f"{where} has no name")
+            expect(isinstance(p["name"], str), f"{where}.name", p["name"], "a string")
+            status = p.get("status", PENDING)
+            if isinstance(status, str) and status not in STATUSES:
+                raise refuse(f"{where}.status is {status[:40]!r}, not one of {', '.join(STATUSES)}")
+            expect(isinstance(status, str), f"{where}.status", status, "a string")
+            resources = p.get("resources", {})
+            expect(isinstance(resources, dict), f"{where}.resources", resources, "an object")
+            for key, value in resources.items():
+                want = resource_shape(key, value)
+                if want:
+                    raise refuse(f"{where}.resources.{key} is {kind(value)}, not {want}")
+            for key in ("started_at", "finished_at", "error"):
+                expect(p.get(key) is None or isinstance(p[key], str), f"{where}.{key}", p.get(key), "a string")
+            parts[int(number)] = PartState(name=p["name"], status=status, resources=resources,
+                                           started_at=p.get("started_at"), finished_at=p.get("finished_at"),
+                                           error=p.get("error"))
+        return cls(stack=data["stack"], region=data["region"], account=data.get("account"),
+                   parts=parts, updated_at=data.get("updated_at"))
+
+
+def kind(value: Any) -> str:
+    """What a JSON value is, in JSON's words."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def resource_shape(key: str, value: Any) -> str | None:
+    """None when `value` has a shape the parts write (an ID or a name, a count, a list or map of IDs),
+    else the shape it should have."""
+    strings = isinstance(value, list) and all(isinstance(item, str) for item in value)
+    mapping = isinstance(value, dict) and all(isinstance(item, str) for item in value.values())
+    if key in LIST_RESOURCES:
+        return None if strings else "an array of strings"
+    if key in MAP_RESOURCES:
+        return None if mapping else "an object of strings"
+    count = isinstance(value, int) and not isinstance(value, bool)
+    return None if isinstance(value, str) or count or strings or mapping else (
+        "a string, a whole number, or an array or object of strings")
 
 
 def find_secrets(value: Any, path: str = "") -> list[str]:
@@ -127,30 +233,41 @@ class StateFile:
         self.lock_path = self.path.with_name(self.path.name + ".lock")
 
     def load(self) -> State | None:
+        """The state, or None when there is no file; anything else that stops it being read or
+        trusted is a StateUnusable saying what to do."""
         try:
-            text = self.path.read_text()
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise StateError(f"{self.path}: cannot read: {exc.strerror}") from None
+            raise StateUnusable(cannot(self.path, "read the state file", exc, f"make it readable, or {MOVE_AWAY}")) from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise StateUnusable(f"{self.path}: not a threetier state file: not UTF-8 text (byte {raw[exc.start]:#04x} "
+                                f"at offset {exc.start}); {MOVE_AWAY}") from None
         try:
             data = json.loads(text)
-        except json.JSONDecodeError:
-            raise StateError(f"{self.path}: not valid JSON; move it away (the stack is found again by its tags)") from None
-        if not isinstance(data, dict):
-            raise StateError(f"{self.path}: not a threetier state file; move it away")
+        except json.JSONDecodeError as exc:
+            raise StateUnusable(f"{self.path}: not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno}); "
+                                f"{MOVE_AWAY}") from None
+        except (ValueError, RecursionError):  # a number thousands of digits long, arrays nested thousands deep
+            raise StateUnusable(f"{self.path}: not valid JSON for a state file (too long a number or too deep a "
+                                f"nesting); {MOVE_AWAY}") from None
         return State.from_json(data, self.path)
 
     def save(self, state: State) -> None:
+        """Write `state` atomically. An OSError (a full disk, a directory made read-only) is raised as
+        it is: what it means to the user depends on what the run has done by then (Engine.save)."""
         state.updated_at = now()
         data = state.to_json()
         secrets = find_secrets(data)
         if secrets:
             raise StateError(f"refusing to write {secrets[0]} to the state file: secrets live in Secrets Manager only")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        fd, tmp = self._temp_file()
         try:
-            with os.fdopen(fd, "w") as handle:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(data, handle, indent=2, sort_keys=False)
                 handle.write("\n")
                 handle.flush()
@@ -162,23 +279,43 @@ class StateFile:
                 os.unlink(tmp)
             raise
 
+    def _temp_file(self) -> tuple[int, str]:
+        return tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+
     def delete(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        """After `down`: the stack is gone, only the file is left to remove."""
+        try:
             self.path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StateError(cannot(self.path, "delete the state file", exc,
+                                    "the stack is gone: delete the file by hand")) from None
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the stack's lock; another command on the same stack is refused at once."""
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        """Hold the stack's lock; another command on the same stack is refused at once. Taking it
+        comes before any AWS change, and so does a trial write of a temp file where `save` writes
+        its own: a directory this run could not write its state to (read-only, a name too long)
+        is refused here, not found out after the first part made something."""
+        try:
+            self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StateUnusable(cannot(self.path, "lock the state file", exc, WRITABLE)) from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, str(os.getpid()).encode(), 0)
+                trial, trial_path = self._temp_file()
+                os.close(trial)
+                os.unlink(trial_path)
             except BlockingIOError:
                 holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
                 raise Locked(f"{self.path}: another threetier command is running on this stack (pid {holder})") from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            except OSError as exc:
+                raise StateUnusable(cannot(self.path, "lock the state file", exc, WRITABLE)) from None
             yield
         finally:
             os.close(fd)  # closing releases the flock

@@ -32,8 +32,9 @@ Examples:
   threetier down --yes              delete everything the stack created
 
 AWS settings follow boto3: AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL.
-Exit status: 0 ok, 1 an AWS call or a part failed, 2 bad usage or config,
-3 status found drift, 130 interrupted.
+Exit status: 0 ok, 1 an AWS call or a part failed, 2 refused before any
+change (bad usage or config, another account's state file, the stack's lock
+held by another run), 3 status found drift, 130 interrupted.
 """
 
 
@@ -102,6 +103,11 @@ def _run(argv: Sequence[str] | None, out: Output) -> int:
         if out.verbose:
             import traceback
             traceback.print_exc(file=out.stderr)
+        if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+            # A file the machine refused (permissions, a full disk, a file where a directory should
+            # be) is not a bug: say which and why. Exit 1: where it happened, AWS may have changed.
+            out.error(f"{exc.filename}: {exc.strerror}")
+            return ExitStatus.ERROR
         out.error(f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)")
         return ExitStatus.ERROR
 

@@ -1,8 +1,9 @@
 """What every command shares: global options, and building config, output, AWS and state."""
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,12 @@ def global_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def lock_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """For the commands that change the stack: they hold its lock in AWS (threetier.lock)."""
+    return click.option("--take-over-lock", "take_over_lock", is_flag=True,
+                        help="take the stack's lock from a run that is dead (its holder is shown first)")(command)
 
 
 def options(ctx: click.Context) -> dict[str, Any]:
@@ -110,13 +117,22 @@ class Runtime:
                 f"another file for a stack in account {aws.account}")
         return state
 
+    @contextlib.contextmanager
+    def stack_lock(self, aws: Aws, command: str, take_over: bool) -> Iterator[None]:
+        """The stack's lock in AWS for a command that changes it: taken after the account guard and
+        before the first read of the stack, released however the command ends."""
+        from threetier import lock
+        with lock.held(aws, self.config.stack, command, take_over=take_over, out=self.out):
+            yield
+
     def inspector(self) -> Engine:
         """An engine that only looks (status, plan): AWS is the truth, so it starts from an empty state,
         and its one inventory of the stack (concurrent reads) answers the parts' checks."""
         aws = self.aws()
         self.saved_state(aws)  # another stack's, region's or account's state file is refused here too
         engine = self.engine(aws, statelib.State(stack=self.config.stack, region=aws.region))
-        engine.take_inventory()
+        from threetier.lock import lock_look
+        engine.take_inventory(also=[lock_look(self.config.stack)])  # who is changing the stack, if anyone
         return engine
 
 

@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from threetier.cli.common import global_options, runtime
+from threetier.cli.common import global_options, lock_option, runtime
 from threetier.errors import ThreetierError, UsageError
 from threetier.output import ExitStatus
+
+if TYPE_CHECKING:
+    from threetier.aws import Aws
+    from threetier.cli.common import Runtime
+    from threetier.engine import Engine
 
 
 @click.command("down", help="""Delete everything the stack created, last part first, then
@@ -23,10 +29,10 @@ Examples:
 """)
 @click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation")
 @click.option("--skip-final-snapshot", is_flag=True, help="delete the database without a final snapshot")
+@lock_option
 @global_options
 @click.pass_context
-def command(ctx: click.Context, yes: bool, skip_final_snapshot: bool) -> int:
-    from threetier import scan
+def command(ctx: click.Context, yes: bool, skip_final_snapshot: bool, take_over_lock: bool) -> int:
     rt = runtime(ctx)
     if not yes and not sys.stdin.isatty():
         raise UsageError("down: refusing to delete without a terminal to confirm on; pass --yes")
@@ -34,26 +40,36 @@ def command(ctx: click.Context, yes: bool, skip_final_snapshot: bool) -> int:
     with rt.state_file.locked():
         engine = rt.engine(aws)
         engine.ctx.skip_final_snapshot = skip_final_snapshot
-        if not yes:
-            found = scan.tagged(aws, rt.config.stack)
-            rt.out.info(f"stack {rt.config.stack} in {aws.region} ({aws.account}): "
-                        f"{len(found)} tagged resources will be deleted")
-            for item in found[:40]:
-                rt.out.info(f"  {item.kind} {item.name} {item.id}")
-            if len(found) > 40:
-                rt.out.info(f"  … and {len(found) - 40} more")
-            if not click.confirm(f"Delete stack {rt.config.stack}?", default=False, err=True):
-                raise UsageError("down: not confirmed; nothing was deleted")
-        engine.down()
-        left = scan.tagged(aws, rt.config.stack)
-        if left:
-            for item in left:
-                rt.out.error(f"still there: {item.kind} {item.name} {item.id}")
-            raise ThreetierError(f"down: {len(left)} resources tagged threetier:stack={rt.config.stack} remain")
-        rt.state_file.delete()
-        kept = scan.final_snapshots(aws, rt.config.stack)
+        with rt.stack_lock(aws, "down", take_over_lock):  # released (deleted) at the end: nothing is left
+            kept = _down(rt, aws, engine, yes)
     rt.out.info(f"stack {rt.config.stack} is gone: a scan finds nothing tagged threetier:stack={rt.config.stack}")
     if kept:
         rt.out.info(f"kept on purpose (your data; delete it when you no longer need it): DB cluster snapshot "
                     f"{', '.join(kept)}")
     return ExitStatus.OK
+
+
+def _down(rt: Runtime, aws: Aws, engine: Engine, yes: bool) -> list[str]:
+    """Confirm, delete every part at once, prove nothing is left. Returns the final snapshots kept."""
+    from threetier import scan
+    for obstacle in scan.obstacles(aws, rt.config.stack):  # said first, not after minutes of AWS refusing
+        rt.out.info(f"warning: down will not be able to delete {obstacle.reason}")
+        engine.ctx.left_alone[obstacle.id] = obstacle.reason
+    if not yes:
+        found = scan.tagged(aws, rt.config.stack)
+        rt.out.info(f"stack {rt.config.stack} in {aws.region} ({aws.account}): "
+                    f"{len(found)} tagged resources will be deleted")
+        for item in found[:40]:
+            rt.out.info(f"  {item.kind} {item.name} {item.id}")
+        if len(found) > 40:
+            rt.out.info(f"  … and {len(found) - 40} more")
+        if not click.confirm(f"Delete stack {rt.config.stack}?", default=False, err=True):
+            raise UsageError("down: not confirmed; nothing was deleted")
+    engine.down()
+    left = scan.tagged(aws, rt.config.stack)
+    if left:
+        for item in left:
+            rt.out.error(f"still there: {item.kind} {item.name} {item.id}")
+        raise ThreetierError(f"down: {len(left)} resources tagged threetier:stack={rt.config.stack} remain")
+    rt.state_file.delete()
+    return scan.final_snapshots(aws, rt.config.stack)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from threetier.cli.common import global_options, runtime
+from threetier.cli.common import global_options, lock_option, runtime
 from threetier.output import ExitStatus
 
 
@@ -17,12 +17,15 @@ Examples:
   threetier replay network
 """)
 @click.argument("part")
+@lock_option
 @global_options
 @click.pass_context
-def command(ctx: click.Context, part: str) -> int:
+def command(ctx: click.Context, part: str, take_over_lock: bool) -> int:
     rt = runtime(ctx)
     with rt.state_file.locked():
-        engine = rt.engine(rt.aws())
-        engine.part(part)  # an unknown PART is a usage error before any AWS call
-        engine.replay(part)
+        aws = rt.aws()
+        engine = rt.engine(aws)
+        engine.part(part)  # an unknown PART is a usage error before any change
+        with rt.stack_lock(aws, f"replay {part}", take_over_lock):
+            engine.replay(part)
     return ExitStatus.OK

@@ -1,6 +1,7 @@
 """`threetier status`: each part as the state file has it and as AWS has it now."""
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import click
@@ -58,13 +59,18 @@ def command(ctx: click.Context, as_json: bool) -> int:
             entry["state_file"] = {"status": record.status, "finished_at": record.finished_at, "error": record.error}
         parts.append(entry)
 
+    from threetier import lock
+    holder = lock.current(aws, rt.config.stack)
     report = {"stack": rt.config.stack, "region": aws.region, "account": account,
               "parts": parts, "outputs": outputs(parts),
-              "state_file": str(rt.state_file.path) if saved is not None else None}
+              "state_file": str(rt.state_file.path) if saved is not None else None,
+              "lock": None if holder is None else {k: v for k, v in asdict(holder).items() if k != "token"}}
     if as_json:
         rt.out.data(report)
     else:
         show(rt.out, report)
+        if holder is not None:
+            rt.out.info(f"being changed now: the stack's lock is held by {holder.describe()}")
         if saved is None and any(p["resources"] for p in parts):
             rt.out.info(f"no state file at {rt.state_file.path}: what is shown was found in AWS by the stack's "
                         f"tags (`up` writes a new one)")

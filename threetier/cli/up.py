@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from threetier.cli.common import global_options, runtime
+from threetier.cli.common import global_options, lock_option, runtime
 from threetier.output import ExitStatus, Output
 
 if TYPE_CHECKING:
@@ -27,18 +27,22 @@ Examples:
   threetier up --config prod.yaml -v
   threetier up --sandbox            no AWS account: a local emulator
 """)
+@lock_option
 @global_options
 @click.pass_context
-def command(ctx: click.Context) -> int:
+def command(ctx: click.Context, take_over_lock: bool) -> int:
+    from threetier.lock import is_lock_call
     rt = runtime(ctx)
     aws = rt.aws(start_sandbox=True)
     with rt.state_file.locked():
         engine = rt.engine(aws)
-        rt.out.info(f"threetier up: stack {rt.config.stack} in {aws.region} (config: {rt.config.source})")
-        engine.up()
+        with rt.stack_lock(aws, "up", take_over_lock):
+            rt.out.info(f"threetier up: stack {rt.config.stack} in {aws.region} (config: {rt.config.source})")
+            engine.up()
     summary(rt.out, engine)
+    changes = [call for call in aws.mutating_calls() if not is_lock_call(call)]
     rt.out.info(f"stack {rt.config.stack} is up: {len(engine.ctx.changes)} created or changed, "
-                f"{len(aws.mutating_calls())} mutating AWS calls")
+                f"{len(changes)} mutating AWS calls (besides taking and releasing the stack lock)")
     url = engine.ctx.resources_of(7).get("url")
     if url:
         rt.out.info(Text.assemble("URL: ", (url, "bold"), f"  ({engine.ctx.resources_of(7).get('round_trip', '')})"))
