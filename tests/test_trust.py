@@ -286,3 +286,16 @@ def test_down_says_first_what_it_cannot_delete_and_deletes_the_rest(built: Path)
     ec2.delete_subnet(SubnetId=foreign)
     assert cli("down", "--yes", cwd=built).code == 0  # and a second down finishes the job
     assert ec2.describe_vpcs(Filters=STACK_FILTER)["Vpcs"] == []
+
+
+def test_the_lock_costs_a_no_op_up_three_calls_not_a_second_inventory(built: Path) -> None:
+    from bench.moto_env import counting_calls
+    with counting_calls() as first:
+        assert cli("status", "--json", cwd=built).code == 0
+    with counting_calls() as again:
+        result = cli("up", cwd=built)
+    assert result.code == 0 and "0 mutating AWS calls" in result.stderr
+    assert again.mutating == [] and sorted(again.lock_calls) == ["ssm.DeleteParameter", "ssm.PutParameter"]
+    # status: the inventory (and the lock's holder); up: the same inventory, the lock's three calls,
+    # and its summary answered from that inventory.
+    assert again.total <= first.total + 3, (again.total, first.total)

@@ -39,7 +39,9 @@ def command(ctx: click.Context, take_over_lock: bool) -> int:
         with rt.stack_lock(aws, "up", take_over_lock):
             rt.out.info(f"threetier up: stack {rt.config.stack} in {aws.region} (config: {rt.config.source})")
             engine.up()
-    summary(rt.out, engine)
+            # Before the lock's release, a write that empties the inventory: a run that changed
+            # nothing still has it whole, and the summary costs no read.
+            summary(rt.out, engine)
     changes = [call for call in aws.mutating_calls() if not is_lock_call(call)]
     rt.out.info(f"stack {rt.config.stack} is up: {len(engine.ctx.changes)} created or changed, "
                 f"{len(changes)} mutating AWS calls (besides taking and releasing the stack lock)")
