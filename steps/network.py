@@ -5,7 +5,8 @@ a private DB subnet in each); an internet gateway; a NAT gateway with its own
 Elastic IP in each public subnet; a public route table to the internet gateway
 for the web subnets and one route table per AZ sending the app subnet to the
 NAT gateway in the same AZ; DB subnets with no internet route; and five
-security groups, each opening only what the next hop needs.
+security groups, each opening only what the next hop needs. The VPC's default
+security group, which nothing of the stack uses, keeps no rules at all.
 """
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ LIVE_NAT_STATES = ["pending", "available"]
 SUBNETS_AND_GROUPS = "subnets and security groups"  # their IDs are known (their rules may still come)
 ROUTES = "route tables"  # the public and app subnets have their way out (to the IGW, to a NAT gateway)
 VPC_ATTRIBUTES = ("enableDnsSupport", "enableDnsHostnames")  # off by default; instances and endpoints need both
+# AWS makes it with the VPC, just after CreateVpc returns: how long to look for it.
+DEFAULT_GROUP_TIMEOUT = 60
+DEFAULT_GROUP_POLL_DELAY = 2
 
 
 def subnet_roles(tier: str) -> tuple[str, str]:
@@ -90,14 +94,22 @@ def vpc_attribute_look(vpc: str, attribute: str) -> Look:
                 retry_codes=NOT_YET_VISIBLE)
 
 
+def default_group_look(vpc: str) -> Look:
+    """The VPC's default security group: made by AWS with the VPC, untagged, never deleted but with it."""
+    return Look("ec2", "describe_security_groups",
+                {"Filters": [{"Name": "vpc-id", "Values": [vpc]}, {"Name": "group-name", "Values": ["default"]}]},
+                key="SecurityGroups")
+
+
 def rules_look(group_id: str) -> Look:
     return Look("ec2", "describe_security_group_rules",
                 {"Filters": [{"Name": "group-id", "Values": [group_id]}]}, key="SecurityGroupRules")
 
 
 def looks(ctx: Ctx) -> Iterator[Look]:
-    """One read per resource type; then, for what those found, the VPC's attributes and each
-    security group's rules."""
+    """One read per resource type; then, for what those found, the VPC's attributes, its default
+    security group and each of the stack's security groups' rules; the default group's rules only
+    when it has some (a stack as `up` leaves it: one read for the default group, no third round)."""
     yield zones_look()
     for operation in EC2_DESCRIBE:
         yield ec2_look(ctx, operation)
@@ -106,6 +118,10 @@ def looks(ctx: Ctx) -> Iterator[Look]:
         if tag_value(vpc, "Name") == ctx.name("vpc"):
             for attribute in VPC_ATTRIBUTES:
                 yield vpc_attribute_look(vpc["VpcId"], attribute)
+            yield default_group_look(vpc["VpcId"])
+            for default in ctx.aws.peek(default_group_look(vpc["VpcId"])) or []:
+                if has_rules(default):
+                    yield rules_look(default["GroupId"])
     for group in ctx.aws.peek(ec2_look(ctx, "describe_security_groups")) or []:
         yield rules_look(group["GroupId"])
 
@@ -124,6 +140,7 @@ def start(ctx: Ctx) -> None:
     ctx.reach(ROUTES)  # the builders may boot: their ways out exist (the NAT gateways may still be pending)
     retire_unused_nat_gateways(ctx)  # only once no route points at them any more
     ensure_security_group_rules(ctx)
+    close_default_security_group(ctx, vpc)
 
 
 def finish(ctx: Ctx) -> None:
@@ -219,7 +236,17 @@ def ensure_subnets(ctx: Ctx, vpc: str, azs: list[str]) -> dict[str, str]:
                     f"{subnet['AvailabilityZone']}, config says {cidr} in {az}; subnets cannot move or resize in "
                     f"place: `threetier down`, then `up`, or set it back")
             if tier == "web" and not subnet.get("MapPublicIpOnLaunch"):
-                # Web instances live in public subnets and reach the internet through the IGW.
+                # Web instances (the web tier's ASG and the web AMI's builder) keep public IPs, as in the
+                # guide: their subnets route 0.0.0.0/0 to the internet gateway (public-rt), only the app
+                # subnets go through the NAT gateways, so without an address a web instance has no way out
+                # at boot: not to S3 (nginx.conf, the web bundle, and AL2023's dnf repositories for nginx),
+                # not to SSM (the bake's health gate, Session Manager). The address opens nothing: web-sg
+                # lets in only HTTP from the external ALB (and access.admin_cidr, at most a /16); no SSH
+                # key, IMDSv2 only. Dropping it is not a switch here: the NAT gateways and the external ALB
+                # must stay in subnets routed to the internet gateway, so the web instances would need
+                # subnets of their own routed through a NAT gateway (a new subnet tier in config.yaml), or an
+                # S3 gateway endpoint plus ssm, ssmmessages and ec2messages interface endpoints in each AZ
+                # (billed by the hour).
                 ctx.aws.call("ec2", "modify_subnet_attribute", resource=ctx.name(role), SubnetId=subnet["SubnetId"],
                              MapPublicIpOnLaunch={"Value": True}, retry_codes=NOT_YET_VISIBLE)
                 ctx.record("changed", "subnet attribute", f"{ctx.name(role)} map-public-ip-on-launch")
@@ -431,6 +458,59 @@ def ingress_diff(ctx: Ctx, role: str, groups: dict[str, str], rules: list[Rule])
     return missing, extra
 
 
+def has_rules(group: dict[str, Any]) -> bool:
+    return bool(group.get("IpPermissions") or group.get("IpPermissionsEgress"))
+
+
+def describe_rule(rule: dict[str, Any], group_id: str) -> str:
+    """'inbound all traffic from itself', 'outbound tcp 443 to 0.0.0.0/0', ... (a security group rule)."""
+    egress = rule["IsEgress"]
+    if rule["IpProtocol"] == "-1":
+        traffic = "all traffic"
+    else:
+        low, high = rule.get("FromPort", -1), rule.get("ToPort", -1)
+        traffic = f"{rule['IpProtocol']} {low}" if low == high else f"{rule['IpProtocol']} {low}-{high}"
+    peer = (rule.get("CidrIpv4") or rule.get("CidrIpv6") or rule.get("PrefixListId")
+            or (rule.get("ReferencedGroupInfo") or {}).get("GroupId") or "?")
+    if peer == group_id:
+        peer = "itself"
+    return f"{'outbound' if egress else 'inbound'} {traffic} {'to' if egress else 'from'} {peer}"
+
+
+def find_default_security_group(ctx: Ctx, vpc: str) -> dict[str, Any] | None:
+    found = ctx.aws.look(default_group_look(vpc), resource=f"default security group of {ctx.name('vpc')}")
+    return found[0] if found else None
+
+
+def close_default_security_group(ctx: Ctx, vpc: str) -> None:
+    """AWS gives every VPC a default security group that lets in all traffic from itself and out
+    all traffic; anything launched without a group lands in it. Nothing of the stack does (every
+    instance, launch template, load balancer and the database name one of the five groups), so
+    it keeps no rule at all: whatever lands there by mistake can reach nothing and be reached by
+    nothing. The group itself cannot be deleted; it goes with the VPC."""
+    aws, what = ctx.aws, f"default security group of {ctx.name('vpc')}"
+
+    def probe() -> Poll:  # made by CreateVpc, but maybe not visible at once
+        found = find_default_security_group(ctx, vpc) is not None
+        return Poll(found, "found" if found else "not visible yet")
+
+    if find_default_security_group(ctx, vpc) is None:
+        aws.wait(what, probe, delay=DEFAULT_GROUP_POLL_DELAY, timeout=DEFAULT_GROUP_TIMEOUT)
+    group = find_default_security_group(ctx, vpc)
+    if group is None or not has_rules(group):
+        return
+    group_id = group["GroupId"]
+    rules = sorted(aws.look(rules_look(group_id), resource=what), key=lambda rule: rule["IsEgress"])
+    revoked = [describe_rule(rule, group_id) for rule in rules]
+    for egress, operation in ((False, "revoke_security_group_ingress"), (True, "revoke_security_group_egress")):
+        ids = [rule["SecurityGroupRuleId"] for rule in rules if rule["IsEgress"] is egress]
+        if ids:
+            aws.call("ec2", operation, resource=what, GroupId=group_id, SecurityGroupRuleIds=ids,
+                     retry_codes=NOT_YET_VISIBLE)
+    if revoked:
+        ctx.record("changed", "security group rules", f"{what}: revoked {', '.join(revoked)}", group_id)
+
+
 # -- check -----------------------------------------------------------------------
 def check(ctx: Ctx) -> Check:
     """What is live, compared with what `start` would make; no mutating call."""
@@ -522,6 +602,13 @@ def check(ctx: Ctx) -> Check:
                 result.drift.append(f"security group {ctx.name(role)}: missing tcp {rule.port} from {rule.source}")
             for description in extra.values():
                 result.drift.append(f"security group {ctx.name(role)}: unexpected {description}")
+    default = find_default_security_group(ctx, vpc["VpcId"])
+    if default is not None and has_rules(default):
+        group_id = default["GroupId"]
+        rules = ctx.aws.look(rules_look(group_id), resource=f"default security group of {ctx.name('vpc')}")
+        for rule in sorted(rules, key=lambda rule: rule["IsEgress"]):  # inbound first
+            result.drift.append(f"default security group {group_id} of {ctx.name('vpc')}: allows "
+                                f"{describe_rule(rule, group_id)}; it should allow nothing")
     return result
 
 

@@ -83,6 +83,8 @@ BAD_CONFIGS = [
     ({"access": {"client_cidrs": "0.0.0.0/0"}}, "access.client_cidrs"),
     ({"access": {"admin_cidr": "0.0.0.0/0"}}, "access.admin_cidr"),
     ({"access": {"admin_cidr": 12}}, "access.admin_cidr"),
+    ({"access": {"admin_cidr": "0.0.0.0/1"}}, "access.admin_cidr"),
+    ({"access": {"admin_cidr": "10.0.0.0/8"}}, "access.admin_cidr"),
     ({"database": {"engine_version": "5.7.mysql_aurora.2.11.2"}}, "database.engine_version"),
     ({"database": {"backup_retention_days": 0}}, "database.backup_retention_days"),
     ({"database": {"deletion_protection": "yes"}}, "database.deletion_protection"),
@@ -113,6 +115,16 @@ def test_bad_config_exits_2_naming_the_key_before_any_aws_call(
         assert lines[0].startswith(f"error: {key}:"), lines[0]
         assert "Traceback" not in result.stderr
     assert made == []  # no AWS client was even built
+
+
+def test_admin_cidr_may_be_at_most_a_16() -> None:
+    """The operator's own range: it reaches the web and app instances directly, past the load balancers."""
+    assert configlib.parse({"access": {"admin_cidr": "172.16.0.0/16"}}).access.admin_cidr == "172.16.0.0/16"
+    with pytest.raises(configlib.ConfigError) as refused:
+        configlib.parse({"access": {"admin_cidr": "172.16.0.0/15"}})
+    message = str(refused.value)
+    assert message.startswith("access.admin_cidr: 172.16.0.0/15 is wider than a /16"), message
+    assert "bypassing the load balancers" in message and "\n" not in message
 
 
 def test_missing_explicit_config_is_an_error(tmp_path: Path) -> None:

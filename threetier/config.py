@@ -61,6 +61,9 @@ DEFAULTS: dict[str, Any] = {
 
 # Keys whose default is null: the type they take when set.
 NULLABLE = {"access.admin_cidr": str}
+# access.admin_cidr reaches the web and app instances themselves, past both load balancers: the
+# operator's own address or network, never a large slice of the internet.
+ADMIN_CIDR_WIDEST = 16
 
 STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{1,20}$")
 # ALB names may not start with internal-, security groups with sg-, buckets with xn-- or sthree.
@@ -284,9 +287,11 @@ def _validate(cfg: dict[str, Any]) -> None:
         _network(cidr, f"access.client_cidrs[{index}]")
     if access["admin_cidr"] is not None:
         admin = _network(access["admin_cidr"], "access.admin_cidr")
-        if admin.prefixlen == 0:
-            # The guide's "my IP": opening the instances themselves to the world defeats the SG chain.
-            raise ConfigError("access.admin_cidr: must be your own address range, not 0.0.0.0/0")
+        if admin.prefixlen < ADMIN_CIDR_WIDEST:
+            # The guide's "my IP": a wide range here defeats the security group chain.
+            raise ConfigError(f"access.admin_cidr: {access['admin_cidr']} is wider than a /{ADMIN_CIDR_WIDEST}: it opens "
+                              f"the web and app tiers directly to that range, bypassing the load balancers; "
+                              f"give your own address (e.g. 203.0.113.7/32) or your network's range")
 
     db = cfg["database"]
     if not AURORA_MYSQL3_VERSION.match(db["engine_version"]):
