@@ -13,10 +13,12 @@ import pytest
 
 from threetier.artifacts import application_files
 
-from .servers import AppTier, MariaDB, need
+from .servers import AppTier, LocalCA, MariaDB, need
 
 DB_USER = "app"
 DB_PASSWORD = "app-password"
+# A user the server lets in without TLS: only for the test of the explicit opt-out.
+PLAINTEXT_DB_USER = "app_plaintext"
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!cluster-test-AbC123"
 
 
@@ -53,14 +55,25 @@ def application_tree(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def mariadb(tmp_path_factory):
-    server = MariaDB(tmp_path_factory.mktemp("mariadb"))
+def local_ca(tmp_path_factory) -> LocalCA:
+    """The CA the test database's certificate chains to (RDS's CAs, in AWS)."""
+    return LocalCA(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory, local_ca):
+    """MariaDB offering TLS, as Aurora does. The app's user may log in over TLS only (REQUIRE
+    SSL: what require_secure_transport does to every user of a cluster), so an app that logs
+    in as that user spoke TLS."""
+    server = MariaDB(tmp_path_factory.mktemp("mariadb"), tls=local_ca)
     try:
         server.install()
         server.start()
         server.sql(
-            f"CREATE USER '{DB_USER}'@'127.0.0.1' IDENTIFIED BY '{DB_PASSWORD}';"
+            f"CREATE USER '{DB_USER}'@'127.0.0.1' IDENTIFIED BY '{DB_PASSWORD}' REQUIRE SSL;"
             f"GRANT ALL PRIVILEGES ON *.* TO '{DB_USER}'@'127.0.0.1';"
+            f"CREATE USER '{PLAINTEXT_DB_USER}'@'127.0.0.1' IDENTIFIED BY '{DB_PASSWORD}';"
+            f"GRANT ALL PRIVILEGES ON *.* TO '{PLAINTEXT_DB_USER}'@'127.0.0.1';"
         )
         yield server
     finally:
@@ -112,20 +125,31 @@ def secrets_manager():
     stub.close()
 
 
+# The app's TLS as in production (THREETIER_DB_TLS=required, which its systemd unit sets),
+# with one change for this machine: the CA that signed the test database's certificate
+# instead of the RDS bundle shipped with the app.
+def tls_env(local_ca: LocalCA) -> dict[str, str]:
+    return {"THREETIER_DB_TLS": "required", "THREETIER_DB_CA_BUNDLE": str(local_ca.ca_file)}
+
+
 @pytest.fixture
-def start_app(application_tree, mariadb, tmp_path):
-    """start_app(db_name, secrets=None, db_port=None) -> a running AppTier; credentials from
-    the THREETIER_DB_CREDENTIALS override, or from `secrets` (a SecretsManagerStub); the
-    database is the session's MariaDB unless db_port names another."""
+def start_app(application_tree, mariadb, local_ca, tmp_path):
+    """start_app(db_name, secrets=None, db_port=None, user=..., env=...) -> a running
+    AppTier; credentials from the THREETIER_DB_CREDENTIALS override, or from `secrets` (a
+    SecretsManagerStub); the database is the session's MariaDB unless db_port names another,
+    reached over TLS verified against the test CA (tls_env) unless `env` says otherwise."""
     started: list[AppTier] = []
 
-    def start(db_name: str, secrets: SecretsManagerStub | None = None, db_port: int | None = None) -> AppTier:
+    def start(db_name: str, secrets: SecretsManagerStub | None = None, db_port: int | None = None, *,
+              user: str = DB_USER, env: dict[str, str] | None = None) -> AppTier:
         if secrets is None:
-            env = {"THREETIER_DB_CREDENTIALS": json.dumps({"username": DB_USER, "password": DB_PASSWORD})}
+            app_env = {"THREETIER_DB_CREDENTIALS": json.dumps({"username": user, "password": DB_PASSWORD})}
         else:
-            env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                   "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets.url}
-        app = AppTier(application_tree / "app-tier", tmp_path, db_port=db_port or mariadb.port, db_name=db_name, env=env)
+            app_env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets.url}
+        app_env.update(tls_env(local_ca) if env is None else env)
+        app = AppTier(application_tree / "app-tier", tmp_path, db_port=db_port or mariadb.port, db_name=db_name,
+                      env=app_env)
         started.append(app)
         app.start()
         return app

@@ -5,6 +5,8 @@ and is stopped by the fixture that started it.
 """
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
 import os
 import shutil
@@ -18,6 +20,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 IS_ROOT = os.geteuid() == 0
@@ -85,11 +91,60 @@ def _stop(proc: subprocess.Popen | None, sig=signal.SIGTERM, timeout: float = 10
         proc.wait(timeout)
 
 
-class MariaDB:
-    """A throwaway MariaDB server: its own datadir, socket and TCP port on 127.0.0.1."""
+class LocalCA:
+    """A throwaway certificate authority and the database server's certificates it signs: what
+    Amazon RDS's CAs and an Aurora endpoint's certificate are to the app in AWS. The server's
+    certificate names `localhost` (the name the tests connect to); `other_cert_file` is one for
+    another host, to present instead (MariaDB.present_certificate)."""
 
     def __init__(self, base: Path):
+        base.mkdir(parents=True, exist_ok=True)
         self.base = base
+        self._now = datetime.datetime.now(datetime.timezone.utc)
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        self._name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "threetier test CA")])
+        ca_cert = (
+            self._builder(self._name, self._key.public_key())
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                         content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                         key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+            .sign(self._key, hashes.SHA256())
+        )
+        self.ca_file = base / "ca.pem"
+        self.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+        self.cert_file, self.key_file = self._server("server", "localhost")
+        self.other_cert_file, self.other_key_file = self._server("other", "db.elsewhere.test")
+
+    def _builder(self, subject: x509.Name, public_key) -> x509.CertificateBuilder:
+        return (x509.CertificateBuilder().subject_name(subject).issuer_name(self._name).public_key(public_key)
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(self._now - datetime.timedelta(minutes=5))
+                .not_valid_after(self._now + datetime.timedelta(days=2)))
+
+    def _server(self, stem: str, host: str) -> tuple[Path, Path]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            self._builder(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]), key.public_key())
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(self._key, hashes.SHA256())
+        )
+        cert_file, key_file = self.base / f"{stem}.pem", self.base / f"{stem}-key.pem"
+        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+        key_file.chmod(0o600)
+        return cert_file, key_file
+
+
+class MariaDB:
+    """A throwaway MariaDB server: its own datadir, socket and TCP port on 127.0.0.1; with
+    `tls`, it offers TLS with that CA's server certificate (as Aurora does, always)."""
+
+    def __init__(self, base: Path, tls: LocalCA | None = None):
+        self.base = base
+        self.tls = tls
         self.datadir = base / "data"
         self.socket = base / "mysqld.sock"
         self.port = free_port()
@@ -107,15 +162,41 @@ class MariaDB:
         )
 
     def start(self) -> None:
+        if self.tls is not None and not (self.base / "tls-cert.pem").exists():
+            self._install_certificate(self.tls.cert_file, self.tls.key_file)
         self.proc = subprocess.Popen(
             [need("mariadbd"), "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}",
              f"--port={self.port}", "--bind-address=127.0.0.1", f"--pid-file={self.base / 'mysqld.pid'}",
-             "--skip-name-resolve", "--innodb-buffer-pool-size=32M", "--skip-log-bin", *self._user_args()],
+             "--skip-name-resolve", "--innodb-buffer-pool-size=32M", "--skip-log-bin", *self._tls_args(),
+             *self._user_args()],
             stdout=self._log, stderr=subprocess.STDOUT,
         )
         wait_until(lambda: self._answers() or self._died(), "MariaDB to accept connections", timeout=60)
         if self.proc.poll() is not None:
             raise AssertionError(f"mariadbd exited: see {self.base / 'mariadbd.log'}")
+
+    def _tls_args(self) -> list[str]:
+        if self.tls is None:
+            return []
+        return [f"--ssl-ca={self.tls.ca_file}", f"--ssl-cert={self.base / 'tls-cert.pem'}",
+                f"--ssl-key={self.base / 'tls-key.pem'}", "--tls-version=TLSv1.2,TLSv1.3"]
+
+    def _install_certificate(self, cert_file: Path, key_file: Path) -> None:
+        shutil.copyfile(cert_file, self.base / "tls-cert.pem")
+        shutil.copyfile(key_file, self.base / "tls-key.pem")
+        (self.base / "tls-key.pem").chmod(0o600)
+
+    @contextlib.contextmanager
+    def present_certificate(self, cert_file: Path, key_file: Path):
+        """Serves another certificate to new connections (FLUSH SSL), the usual one again after."""
+        assert self.tls is not None
+        self._install_certificate(cert_file, key_file)
+        self.sql("FLUSH SSL")
+        try:
+            yield
+        finally:
+            self._install_certificate(self.tls.cert_file, self.tls.key_file)
+            self.sql("FLUSH SSL")
 
     def _died(self) -> bool:
         return self.proc is not None and self.proc.poll() is not None
@@ -176,7 +257,8 @@ class AppTier:
         self.config_path.write_text(json.dumps({
             "port": self.port,
             "listenHost": "127.0.0.1",
-            "database": {"host": "127.0.0.1", "port": db_port, "name": db_name,
+            # A host *name*, as Aurora's endpoints are: what verified TLS checks the certificate against.
+            "database": {"host": "localhost", "port": db_port, "name": db_name,
                          "secretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!cluster-test-AbC123",
                          "region": "us-east-1"},
         }))

@@ -2,17 +2,20 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 
 import pytest
 
-from .conftest import DB_PASSWORD, DB_USER, SECRET_ARN
+from .conftest import DB_PASSWORD, DB_USER, PLAINTEXT_DB_USER, SECRET_ARN
 from .servers import Blackhole, http, need, wait_until
 
 pytestmark = pytest.mark.slow  # starts real servers
 
 SEED = {"id": 1, "amount": 400, "description": "groceries"}
+# What the public readiness check says when the database cannot be used: nothing about why.
+NOT_READY = {"status": "unavailable", "database": "down"}
 
 
 @pytest.fixture
@@ -134,9 +137,10 @@ def test_database_outage_then_recovery_without_restart(app, mariadb):
         # Liveness stays green (the ASG must not replace the instance), readiness says why not.
         assert http("GET", f"{app.url}/health")[::2] == (200, {"status": "ok", "message": "This is the health check"})
         status, headers, body = http("GET", f"{app.url}/ready")
-        assert (status, body) == (503, {"status": "unavailable", "database": "down", "reason": body["reason"]})
-        assert body["reason"] in {"ECONNREFUSED", "PROTOCOL_CONNECTION_LOST", "ECONNRESET"}
+        assert (status, body) == (503, NOT_READY), "a generic answer: the reason is in the instance's log"
         assert headers["Retry-After"] == "5"
+        assert re.search(r"readiness: database unavailable \((ECONNREFUSED|PROTOCOL_CONNECTION_LOST|ECONNRESET)\b",
+                         app.log()), app.log()
         # Bad input is still bad input, whatever the database does.
         assert http("POST", url, {"amount": "x", "desc": "y"})[0] == 400
     finally:
@@ -157,8 +161,8 @@ def test_app_starts_while_the_database_is_down(start_app, mariadb):
         app = start_app("late")
         app.wait_healthy(timeout=5)
         assert http("GET", f"{app.url}/health")[0] == 200
-        status, _, body = http("GET", f"{app.url}/ready")
-        assert (status, body["database"], body["reason"]) == (503, "down", "ECONNREFUSED")
+        assert http("GET", f"{app.url}/ready")[::2] == (503, NOT_READY)
+        assert "readiness: database unavailable (ECONNREFUSED" in app.log()
         status, headers, body = http("GET", f"{app.url}/transaction")
         assert (status, headers["Retry-After"]) == (503, "5") and "error" in body
         assert http("POST", f"{app.url}/transaction", {"amount": 1, "desc": "too early"})[0] == 503
@@ -189,7 +193,8 @@ def test_an_unreachable_database_host(start_app, mariadb):
         started = time.monotonic()
         status, _, body = http("GET", f"{app.url}/ready", timeout=10)
         took = time.monotonic() - started
-        assert (status, body) == (503, {"status": "unavailable", "database": "down", "reason": "ETIMEDOUT"})
+        assert (status, body) == (503, NOT_READY)
+        assert "readiness: database unavailable (ETIMEDOUT" in app.log()
         assert 1 < took < 4.5, f"/ready answered in {took:.1f} s: a timeout below the probes' 5 s"
         status, _, body = http("GET", f"{app.url}/transaction", timeout=15)
         assert status == 503 and "error" in body
@@ -259,3 +264,132 @@ def test_a_dropped_database_is_recreated(app, mariadb):
     mariadb.sql("DROP DATABASE routes")
     assert http("GET", f"{app.url}/transaction")[0] == 500  # the request that finds it gone
     wait_until(lambda: http("GET", f"{app.url}/transaction")[2] == {"result": [SEED]}, "the schema to come back", 10)
+
+
+def test_readiness_reveals_no_database_error(start_app, secrets_manager):
+    """/ready is public (/api/ready through both load balancers). A database that refuses the
+    app's credentials is a plain "down" there, as is any other failure: the code and the
+    server's message (which names the database user) go to the instance's log only."""
+    secrets_manager.secret = {"username": DB_USER, "password": "not-the-password"}
+    app = start_app("refused", secrets=secrets_manager)
+    app.wait_healthy()
+    status, headers, body = http("GET", f"{app.url}/ready")
+    assert (status, body, headers["Retry-After"]) == (503, NOT_READY, "5")
+    assert http("GET", f"{app.url}/transaction")[::2] == (503, {"error": "database unavailable, try again shortly"})
+    assert "readiness: database unavailable (ER_ACCESS_DENIED_ERROR) Access denied for user 'app'" in app.log()
+
+
+# What src/tls.js gives mysql2 for a given environment, as JSON (the CA certificates in full).
+TLS_OPTIONS = """
+import { databaseTls } from './src/tls.js';
+console.log(JSON.stringify(databaseTls('db.cluster-c1a2b3c4.us-east-1.rds.amazonaws.com', JSON.parse(process.argv[1])) ?? null));
+"""
+
+
+def tls_options(app_dir, env: dict[str, str]):
+    result = subprocess.run([need("node"), "--input-type=module", "-e", TLS_OPTIONS, json.dumps(env)],
+                            cwd=app_dir, capture_output=True, text=True, timeout=30)
+    return result.returncode, (json.loads(result.stdout) if result.returncode == 0 else result.stderr)
+
+
+def pem_blocks(text: str) -> list[str]:
+    return re.findall(r"-----BEGIN CERTIFICATE-----\n.+?\n-----END CERTIFICATE-----", text, re.S)
+
+
+@pytest.mark.parametrize("env", [{"THREETIER_DB_TLS": "required"}, {}], ids=["required", "unset"])
+def test_production_tls_verifies_the_server_against_the_bundled_rds_cas(application_tree, env):
+    """The production setting (THREETIER_DB_TLS=required, which the app's systemd unit sets; unset
+    means the same): TLS 1.2 at least, the server's certificate must chain to one of the RDS CAs
+    shipped with the app -- exactly those, not the system's -- and name the host connected to."""
+    code, options = tls_options(application_tree / "app-tier", env)
+    assert code == 0, options
+    bundle = pem_blocks((application_tree / "app-tier" / "certs" / "rds-global-bundle.pem").read_text())
+    assert len(bundle) == 108
+    assert options == {"ca": bundle, "rejectUnauthorized": True, "verifyIdentity": True, "minVersion": "TLSv1.2"}
+
+
+def test_tls_off_is_explicit_and_the_server_still_decides(start_app, mariadb, application_tree):
+    """THREETIER_DB_TLS=disabled, the one way to plain text (a local database without TLS), says so
+    in the log; a server that requires TLS -- the app's user here, Aurora with
+    require_secure_transport -- then refuses the app."""
+    assert tls_options(application_tree / "app-tier", {"THREETIER_DB_TLS": "disabled"}) == (0, None)
+    mariadb.sql("DROP DATABASE IF EXISTS plaintext")
+    plain = start_app("plaintext", user=PLAINTEXT_DB_USER, env={"THREETIER_DB_TLS": "disabled"})
+    plain.wait_ready()
+    assert "database TLS DISABLED (THREETIER_DB_TLS=disabled)" in plain.log()
+    refused = start_app("plaintext", env={"THREETIER_DB_TLS": "disabled"})
+    wait_until(lambda: "ER_ACCESS_DENIED_ERROR" in refused.log(), "the server to refuse plain text")
+    assert http("GET", f"{refused.url}/ready")[::2] == (503, NOT_READY)
+
+
+def ssl_accepts(mariadb) -> int:
+    return int(mariadb.sql("SHOW GLOBAL STATUS LIKE 'Ssl_finished_accepts'").split()[1])
+
+
+def test_the_app_speaks_tls_to_the_database(start_app, mariadb):
+    """With the production setting the app's sessions are TLS: its user may log in over TLS only
+    (conftest), and the server counts the handshakes."""
+    before = ssl_accepts(mariadb)
+    mariadb.sql("DROP DATABASE IF EXISTS tlsdb")
+    app = start_app("tlsdb")
+    app.wait_ready()
+    assert http("GET", f"{app.url}/transaction")[::2] == (200, {"result": [SEED]})
+    assert ssl_accepts(mariadb) > before
+    assert re.search(r"database TLS required: TLSv1.2\+, the server's certificate checked against \d+ CAs "
+                     r"\(.*ca\.pem\) and the name localhost", app.log()), app.log()
+
+
+def test_tls_trusts_only_the_rds_cas_it_ships(start_app, mariadb):
+    """The production settings as they are -- the RDS CAs shipped with the app -- against a server
+    whose certificate another CA signed: refused, never used unverified."""
+    mariadb.sql("DROP DATABASE IF EXISTS untrusted")
+    app = start_app("untrusted", env={"THREETIER_DB_TLS": "required"})
+    wait_until(lambda: "HANDSHAKE_SSL_ERROR" in app.log(), "the app to refuse the server's certificate")
+    # The chain (the test CA's, whether the server sends it or not) ends outside the bundle.
+    assert re.search(r"HANDSHAKE_SSL_ERROR: (self-signed certificate in certificate chain|"
+                     r"unable to get local issuer certificate)", app.log()), app.log()
+    assert http("GET", f"{app.url}/health")[0] == 200, "liveness does not depend on the database"
+    assert http("GET", f"{app.url}/ready")[::2] == (503, NOT_READY)
+    assert http("GET", f"{app.url}/transaction")[0] == 503
+    assert mariadb.sql("SHOW DATABASES LIKE 'untrusted'") == "", "no statement reached the server"
+
+
+def test_tls_checks_the_server_name(start_app, mariadb, local_ca):
+    """A certificate from the right CA is not enough (every RDS endpoint's chains to the same RDS
+    CAs): it must name the host the app connects to. The server presents the CA's certificate
+    for another host: refused."""
+    mariadb.sql("DROP DATABASE IF EXISTS wrongname")
+    with mariadb.present_certificate(local_ca.other_cert_file, local_ca.other_key_file):
+        app = start_app("wrongname")
+        wait_until(lambda: "HANDSHAKE_SSL_ERROR" in app.log(), "the app to refuse the server's name")
+        assert "Host: localhost. is not in the cert's altnames: DNS:db.elsewhere.test" in app.log()
+        assert http("GET", f"{app.url}/ready")[::2] == (503, NOT_READY)
+    assert mariadb.sql("SHOW DATABASES LIKE 'wrongname'") == "", "no statement reached the server"
+
+
+@pytest.mark.parametrize(
+    ("host", "env", "message"),
+    [
+        ("db.example.internal", {"THREETIER_DB_TLS": "yes"},
+         'THREETIER_DB_TLS must be "required" or "disabled", not "yes"'),
+        ("db.example.internal", {"THREETIER_DB_CA_BUNDLE": "/nonexistent/ca.pem"},
+         "cannot read the database CA bundle /nonexistent/ca.pem"),
+        ("db.example.internal", {"THREETIER_DB_CA_BUNDLE": "EMPTY"}, "has no certificate"),
+        ("10.0.3.17", {}, "database.host must be a DNS name for verified TLS, not the address 10.0.3.17"),
+    ],
+    ids=["unknown-mode", "missing-bundle", "empty-bundle", "address-not-name"],
+)
+def test_bad_tls_settings_stop_the_app(application_tree, tmp_path, host, env, message):
+    """A TLS setting the app cannot honour stops it at start (the bake's health gate then fails):
+    it never falls back to plain text or to no verification."""
+    empty = tmp_path / "empty.pem"
+    empty.write_text("not a certificate\n")
+    env = {k: str(empty) if v == "EMPTY" else v for k, v in env.items()}
+    config = tmp_path / "app-config.json"
+    config.write_text(json.dumps({"port": 1, "database": {"host": host, "name": "x"}}))
+    result = subprocess.run([need("node"), "src/server.js"], cwd=application_tree / "app-tier",
+                            env={"PATH": "/usr/bin:/bin", "THREETIER_APP_CONFIG": str(config),
+                                 "THREETIER_DB_CREDENTIALS": json.dumps({"username": "u", "password": "p"}), **env},
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert message in result.stderr

@@ -1,10 +1,13 @@
 """What the tests run is what `threetier up` uploads: application_files()."""
 from __future__ import annotations
 
+import datetime
+import hashlib
 import json
 import re
 
 import pytest
+from cryptography import x509
 
 from threetier.artifacts import BUNDLED_APPLICATION, application_files
 
@@ -76,3 +79,32 @@ def test_a_users_own_application_folder(tmp_path):
         "web-tier/assets/app-1.js": b"built",
         "web-tier/index.html": b'<div id="root"></div>',
     }
+
+
+RDS_BUNDLE_KEY = "app-tier/certs/rds-global-bundle.pem"
+# https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem, as app-tier/certs/README.md says.
+RDS_BUNDLE_SHA256 = "e5bb2084ccf45087bda1c9bffdea0eb15ee67f0b91646106e466714f9de3c7e3"
+
+
+def test_the_rds_ca_bundle_ships_with_the_app():
+    """The CAs the app verifies Aurora's certificate against are uploaded with its sources (the
+    builder downloads nothing for them): Amazon RDS's global bundle, every certificate a valid,
+    unexpired, self-signed RDS root, among them the default CA of new clusters."""
+    files = application_files()
+    assert RDS_BUNDLE_KEY in files, "the app's TLS to the database needs its CA bundle"
+    bundle = files[RDS_BUNDLE_KEY]
+    assert hashlib.sha256(bundle).hexdigest() == RDS_BUNDLE_SHA256
+    certificates = x509.load_pem_x509_certificates(bundle)
+    assert len(certificates) == 108
+    now = datetime.datetime.now(datetime.timezone.utc)
+    names = set()
+    for cert in certificates:
+        subject = cert.subject.rfc4514_string()
+        assert cert.issuer == cert.subject, subject
+        cert.verify_directly_issued_by(cert)  # the signature is the key's own: a root, intact
+        assert cert.not_valid_before_utc < now < cert.not_valid_after_utc, subject
+        assert "OU=Amazon RDS" in subject and "O=Amazon Web Services\\, Inc." in subject, subject
+        names.add(cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value)
+    assert "Amazon RDS us-east-1 Root CA RSA2048 G1" in names  # rds-ca-rsa2048-g1, the default
+    assert all(re.fullmatch(r"Amazon RDS (Beta |Preview )?[a-z]+-[a-z]+-\d Root CA (RSA2048|RSA4096|ECC384) G1", n)
+               for n in names), sorted(names)

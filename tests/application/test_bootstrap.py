@@ -80,6 +80,11 @@ def test_app_user_data():
     assert 'fetch_tier app-tier "$APP_DIR" package-lock.json' in text
     assert '"$NPM" ci --omit=dev' in text and "run build" not in text
     assert "Restart=on-failure" in text and "WantedBy=multi-user.target" in text
+    # TLS to the database, verified against the RDS CAs that ship with the app (src/tls.js):
+    # the unit says so, and a bundle missing from the upload fails the bake before the app runs.
+    assert "Environment=THREETIER_DB_TLS=required\n" in text
+    assert "THREETIER_DB_CA_BUNDLE" not in text, "production trusts the bundled RDS CAs"
+    assert 'test -s "$APP_DIR/certs/rds-global-bundle.pem"' in text
     assert "systemctl enable threetier-app.service" in text
     # The bake waits for liveness only: the database may not be reachable yet.
     assert re.findall(r"^\s*(?:if ! )?wait_healthy (\S+)", text, re.M) == ['"http://localhost:$APP_PORT/health";']

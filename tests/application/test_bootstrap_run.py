@@ -85,11 +85,14 @@ def bucket(tmp_path):
 
 
 @pytest.fixture
-def hosts(tmp_path, bucket, secrets_manager):
+def hosts(tmp_path, bucket, secrets_manager, local_ca):
     made: list[Host] = []
-    # What the instance role gives the app in AWS: a way to read the secret.
+    # What the instance role gives the app in AWS: a way to read the secret. And, the one
+    # change for this machine to the unit's TLS settings: the test database's CA instead of
+    # the RDS CAs (the unit's THREETIER_DB_TLS=required stands).
     service_env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                   "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_manager.url}
+                   "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets_manager.url,
+                   "THREETIER_DB_CA_BUNDLE": str(local_ca.ca_file)}
 
     def make(name: str) -> Host:
         host = Host(tmp_path / name, bucket, service_env)
@@ -103,7 +106,7 @@ def hosts(tmp_path, bucket, secrets_manager):
 
 def test_app_and_web_builders_end_to_end(sandbox_ok, hosts, bucket, mariadb):
     app_port = free_port()
-    user_data = render_app_user_data(bucket=BUCKET, region="us-east-1", db_host="127.0.0.1",
+    user_data = render_app_user_data(bucket=BUCKET, region="us-east-1", db_host="localhost",
                                      db_name="bootstrapdb", db_secret_arn=SECRET_ARN, port=app_port)
     # The only change for this machine: the local MariaDB's port instead of Aurora's 3306.
     user_data = user_data.replace('"port": 3306', f'"port": {mariadb.port}')
@@ -125,6 +128,11 @@ def test_app_and_web_builders_end_to_end(sandbox_ok, hosts, bucket, mariadb):
     assert config["database"]["secretArn"] == SECRET_ARN and config["port"] == app_port
     unit = app_host.file("/etc/systemd/system/threetier-app.service").read_text()
     assert "ExecStart=/usr/bin/node-24 /opt/threetier/app-tier/src/server.js" in unit
+    # The rows above came over TLS (the app's database user may log in no other way), with the
+    # unit's setting; the RDS CAs are installed with the app.
+    assert "Environment=THREETIER_DB_TLS=required\n" in unit
+    assert app_host.file("/opt/threetier/app-tier/certs/rds-global-bundle.pem").read_bytes() == \
+        application_files()["app-tier/certs/rds-global-bundle.pem"]
     assert app_host.file("/opt/threetier/app-tier/node_modules/mysql2").is_dir()
     assert not app_host.file("/opt/threetier/app-tier/node_modules/.bin/vite").exists()
     assert "bootstrap complete" in app_host.file("/var/log/threetier-bootstrap.log").read_text()
@@ -170,7 +178,7 @@ def test_the_app_image_bakes_without_its_database(sandbox_ok, hosts, mariadb):
     answers) the app builder still completes, its app live and not ready."""
     silent = Blackhole()
     app_port = free_port()
-    user_data = render_app_user_data(bucket=BUCKET, region="us-east-1", db_host="127.0.0.1",
+    user_data = render_app_user_data(bucket=BUCKET, region="us-east-1", db_host="localhost",
                                      db_name="nodb", db_secret_arn=SECRET_ARN, port=app_port)
     user_data = user_data.replace('"port": 3306', f'"port": {silent.port}')
     host = hosts("nodb")
@@ -189,7 +197,7 @@ def test_the_app_image_bakes_without_its_database(sandbox_ok, hosts, mariadb):
 def test_a_failing_step_fails_the_bootstrap_loudly(sandbox_ok, hosts, bucket, mariadb):
     (bucket / "app-tier" / "package-lock.json").unlink()  # a broken upload
     host = hosts("broken")
-    result = host.run(render_app_user_data(bucket=BUCKET, region="us-east-1", db_host="127.0.0.1",
+    result = host.run(render_app_user_data(bucket=BUCKET, region="us-east-1", db_host="localhost",
                                            db_name="brokendb", db_secret_arn=SECRET_ARN, port=free_port()))
     assert result.returncode != 0
     log = host.file("/var/log/threetier-bootstrap.log")
@@ -212,7 +220,7 @@ def test_the_bootstrap_waits_for_its_way_out(sandbox_ok, hosts):
     """The app builder boots while its NAT gateway is still pending: S3 does not answer the first
     tries; the bootstrap waits, touching nothing else, then installs as usual."""
     app_port = free_port()
-    user_data = render_app_user_data(bucket=BUCKET, region="us-east-1", db_host="127.0.0.1",
+    user_data = render_app_user_data(bucket=BUCKET, region="us-east-1", db_host="localhost",
                                      db_name="latedb", db_secret_arn=SECRET_ARN, port=app_port)
     user_data = user_data.replace('"port": 3306', f'"port": {free_port()}')  # no database: liveness only
     host = hosts("late-network")
@@ -239,7 +247,7 @@ def test_no_way_out_fails_the_bootstrap_loudly(sandbox_ok, hosts, tier):
     """The network never comes: the bootstrap gives up at the end of the wait, through the ERR trap
     (marker + log), having installed nothing."""
     if tier == "app":
-        user_data = render_app_user_data(bucket=BUCKET, region="us-east-1", db_host="127.0.0.1",
+        user_data = render_app_user_data(bucket=BUCKET, region="us-east-1", db_host="localhost",
                                          db_name="offlinedb", db_secret_arn=SECRET_ARN, port=free_port())
     else:
         user_data = render_web_user_data(bucket=BUCKET, region="us-east-1")

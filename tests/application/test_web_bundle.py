@@ -81,4 +81,5 @@ def test_the_package_ships_the_bundle_and_no_node_modules(tmp_path):
     assert bundle and bundle <= names
     assert "threetier/application/bootstrap/web-tier.sh" in names
     assert "threetier/application/app-tier/src/server.js" in names
+    assert "threetier/application/app-tier/certs/rds-global-bundle.pem" in names, "the RDS CAs the app trusts"
     assert not [name for name in names if "/node_modules/" in name]

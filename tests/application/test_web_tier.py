@@ -19,6 +19,23 @@ from .servers import Nginx, free_port, http, need, wait_until
 pytestmark = pytest.mark.slow  # starts real servers
 
 BROWSER_DIR = Path(__file__).parent / "browser"
+# On every answer nginx gives, its own and the app's alike (issue 10, item 14).
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def assert_security_headers(headers, what: str) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        assert headers.get_all(name) == [value], f"{what}: {name}: {headers.get_all(name)}"
+    policies = headers.get_all("Content-Security-Policy") or []
+    assert len(policies) == 1, f"{what}: Content-Security-Policy: {policies}"
+    directives = {d.split()[0]: d.split()[1:] for d in policies[0].split(";") if d.strip()}
+    assert directives["frame-ancestors"] == ["'none'"], what
+    assert directives["default-src"] == ["'self'"] and directives["script-src"] == ["'self'"], what
+    assert directives["object-src"] == ["'none'"], what
 
 
 @pytest.fixture(scope="session")
@@ -112,17 +129,62 @@ def test_nginx_serves_the_build_and_proxies_the_api(site, web_build):
     assert http("GET", f"{site}/api/ready")[::2] == (200, {"status": "ok", "database": "up"})
 
 
+def test_security_headers_on_everything_nginx_serves(site, web_build):
+    """nginx adds the headers to its own files and answers and to the app's, whatever the status
+    (a location with an add_header of its own would drop the server's: none has one), and its
+    headers leave the app's Cache-Control alone."""
+    asset = next((web_build / "assets").glob("*.js")).name
+    requests = [
+        ("GET", "/health", None, 200), ("GET", "/", None, 200), ("GET", "/some/deep/link", None, 200),
+        ("GET", f"/assets/{asset}", None, 200), ("GET", "/assets/missing.js", None, 404),
+        ("GET", "/api/health", None, 200), ("GET", "/api/ready", None, 200), ("GET", "/api/transaction", None, 200),
+        ("GET", "/api/transaction/999", None, 404), ("POST", "/api/transaction", {"amount": "x"}, 400),
+        ("PUT", "/api/transaction", {}, 405), ("GET", "/api/nothing", None, 404),
+    ]
+    for method, path, body, expected in requests:
+        status, headers, _ = http(method, f"{site}{path}", body)
+        assert status == expected, f"{method} {path}: {status}"
+        assert_security_headers(headers, f"{method} {path} ({status})")
+        cache = headers.get_all("Cache-Control")
+        if path.startswith("/api/"):
+            assert cache == ["no-store"], f"{method} {path}: the app's Cache-Control, alone: {cache}"
+        elif path.startswith("/assets/") and status == 200:
+            assert cache == ["public, max-age=31536000, immutable"], cache
+        elif path != "/health" and status == 200:
+            assert cache == ["no-cache"], f"{path}: {cache}"
+
+
+def test_security_headers_on_nginx_own_errors(web_build, tmp_path):
+    """Errors nginx makes itself carry them too: the app tier unreachable (502), a body too large (413)."""
+    port = free_port()
+    conf = tmp_path / "nginx.conf"
+    conf.write_bytes(render_nginx_conf("127.0.0.1", upstream_port=free_port(), listen_port=port,
+                                       web_root=str(web_build), log_dir=str(tmp_path)))
+    nginx = Nginx(conf, tmp_path)
+    nginx.start(port)
+    try:
+        status, headers, _ = http("GET", f"http://127.0.0.1:{port}/api/transaction")
+        assert status == 502
+        assert_security_headers(headers, "502 from nginx")
+        status, headers, _ = http("POST", f"http://127.0.0.1:{port}/api/transaction", data=b"x" * 70_000,
+                                  headers={"Content-Type": "application/json"})
+        assert status == 413
+        assert_security_headers(headers, "413 from nginx")
+    finally:
+        nginx.stop()
+
+
 def test_a_database_outage_through_nginx(site, mariadb):
     """nginx passes the app's 503 from /ready through as it is; the liveness checks of both
     tiers (what the target groups ask) stay 200."""
     mariadb.stop()
     try:
         status, headers, body = http("GET", f"{site}/api/ready")
-        assert (status, body["status"], body["database"]) == (503, "unavailable", "down")
+        assert (status, body) == (503, {"status": "unavailable", "database": "down"}), "no database error in public"
         assert headers["Retry-After"] == "5"
-        assert http("GET", f"{site}/api/transaction")[0] == 503
+        assert http("GET", f"{site}/api/transaction")[::2] == (503, {"error": "database unavailable, try again shortly"})
         assert http("GET", f"{site}/health")[0] == 200
-        assert http("GET", f"{site}/api/health")[0] == 200
+        assert http("GET", f"{site}/api/health")[::2] == (200, {"status": "ok", "message": "This is the health check"})
     finally:
         mariadb.start()
     wait_until(lambda: http("GET", f"{site}/api/ready")[0] == 200, "readiness through nginx", 30)
@@ -150,3 +212,6 @@ def test_browser_lists_adds_and_deletes(site, artifacts_dir):
     assert any(re.fullmatch(r"DELETE /api/transaction/\d+", call) for call in seen["apiCalls"])
     assert http("GET", f"{site}/api/transaction")[2] == {"result": []}
     assert (artifacts_dir / "web-tier-3-added.png").stat().st_size > 10_000
+    # The page works under its Content-Security-Policy, which the browser enforces.
+    assert seen["cspViolations"] == []
+    assert seen["inlineScriptProbe"] == "blocked"

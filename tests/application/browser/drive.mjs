@@ -1,6 +1,8 @@
 // Drives the web tier's DB page in headless Chromium, like a user would:
 //   node drive.mjs BASE_URL ARTIFACT_DIR
-// Prints one JSON object of what it saw; exits non-zero when a step fails.
+// Prints one JSON object of what it saw (the rows after each step, the API calls, the
+// Content-Security-Policy violations, whether an injected inline script runs); exits non-zero
+// when a step fails.
 import { chromium } from 'playwright-core';
 
 const [baseUrl, artifactDir] = process.argv.slice(2);
@@ -33,6 +35,10 @@ try {
   const page = await browser.newPage({ viewport: { width: 1000, height: 640 } });
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
   const apiCalls = [];
+  const cspViolations = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && msg.text().includes('Content Security Policy')) cspViolations.push(msg.text());
+  });
   page.on('request', (req) => {
     if (req.url().includes('/api/')) apiCalls.push(`${req.method()} ${new URL(req.url()).pathname}`);
   });
@@ -61,6 +67,17 @@ try {
     await page.getByText('No transactions.').waitFor();
   });
   seen.apiCalls = apiCalls;
+  seen.cspViolations = [...cspViolations];
+  // Last, as it is itself a violation when the policy holds: an inline script injected into
+  // the page (what an XSS would do) must not run. (Playwright's own evaluate is exempt from
+  // the page's policy, so the probe is a <script> element the page itself then runs, or not.)
+  seen.inlineScriptProbe = await page.evaluate(async () => {
+    const script = document.createElement('script');
+    script.textContent = 'window.__threetierInlineRan = true;';
+    document.head.appendChild(script);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    return window.__threetierInlineRan === true ? 'ran' : 'blocked';
+  });
 } catch (err) {
   failed = true;
   seen.error = String(err.stack || err);

@@ -26,6 +26,8 @@ install_node
 id threetier >/dev/null 2>&1 || useradd --system --no-create-home --shell /sbin/nologin threetier
 
 fetch_tier app-tier "$APP_DIR" package-lock.json
+# The CAs the app verifies the database's certificate against ship with it (certs/README.md).
+test -s "$APP_DIR/certs/rds-global-bundle.pem"
 log "installing app dependencies"
 (cd "$APP_DIR" && retry "$NPM" ci --omit=dev)
 
@@ -50,6 +52,8 @@ Group=threetier
 WorkingDirectory=$APP_DIR
 Environment=NODE_ENV=production
 Environment=THREETIER_APP_CONFIG=/etc/threetier/app-config.json
+# TLS to the database, the server verified against the bundled RDS CAs (src/tls.js).
+Environment=THREETIER_DB_TLS=required
 ExecStart=$NODE $APP_DIR/src/server.js
 Restart=on-failure
 RestartSec=5

@@ -1,19 +1,23 @@
 // HTTP routes of the app tier (plain node:http). The contract (GUIDE.md, Part 4):
 //   GET /health                     -> 200 {"status":"ok","message":"This is the health check"}
 //   GET /ready                      -> 200 {"status":"ok","database":"up"}
-//                                    | 503 {"status":"unavailable","database":"down","reason":..}
+//                                    | 503 {"status":"unavailable","database":"down"}
 //   GET /transaction                -> 200 {"result":[{"id":1,"amount":400,"description":"groceries"}]}
 //   POST /transaction {amount,desc} -> 201 {"result":{"id":..,"amount":..,"description":..}}
 //   DELETE /transaction             -> 200 {"deleted":n}
 //   GET /transaction/:id            -> 200 {"result":{...}} | 404
 //   DELETE /transaction/:id         -> 200 {"deleted":1,"result":{...}} | 404
-// Bad input is 400, a database that cannot be reached is 503, anything else 500.
+// Bad input is 400, a database that cannot be reached is 503, anything else 500. Every route
+// is public (the web tier proxies /api/* to it): no answer carries a database error code or
+// message, a stack or a name; those go to the instance's log (journalctl -u threetier-app).
 import { isUnavailable } from './db.js';
 
 const MAX_BODY_BYTES = 16 * 1024;
 const MAX_AMOUNT = 99_999_999.99; // DECIMAL(10,2)
 const MAX_DESCRIPTION = 100; // VARCHAR(100)
 const READY_TIMEOUT_MS = 3000; // below the 5 s that load balancers and curl --max-time 5 wait
+// /ready is public: a failure is logged when its cause changes, else at most this often.
+const READY_LOG_INTERVAL_MS = 30_000;
 export const HEALTH_MESSAGE = 'This is the health check';
 
 class HttpError extends Error {
@@ -112,12 +116,26 @@ export function createHandler(db, log = console) {
 
   // Readiness: the database answers (schema in place, a trivial query within the timeout),
   // i.e. /transaction can be served. For operators and end-to-end checks, not for the ASG.
+  // Anyone can ask (/api/ready), so the answer is only up or down; why it is down -- the
+  // error code and the server's message, which may name the user or the schema -- is logged.
+  let lastReadyLog = { cause: null, at: 0 };
+  function logNotReady(err) {
+    const cause = `(${err.code || 'ERROR'}) ${err.message}`;
+    const now = Date.now();
+    if (cause !== lastReadyLog.cause || now - lastReadyLog.at >= READY_LOG_INTERVAL_MS) {
+      lastReadyLog = { cause, at: now };
+      log.warn(`readiness: database unavailable ${cause}`);
+    }
+  }
+
   async function ready(req, res) {
     try {
       await withTimeout(db.ping(READY_TIMEOUT_MS - 500), READY_TIMEOUT_MS);
+      lastReadyLog = { cause: null, at: 0 };
       send(res, 200, { status: 'ok', database: 'up' });
     } catch (err) {
-      send(res, 503, { status: 'unavailable', database: 'down', reason: err.code || 'ERROR' }, { 'Retry-After': '5' });
+      logNotReady(err);
+      send(res, 503, { status: 'unavailable', database: 'down' }, { 'Retry-After': '5' });
     }
   }
 

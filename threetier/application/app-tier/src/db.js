@@ -1,7 +1,9 @@
 // The database side: one mysql2 pool, the idempotent schema, and the error classes the
 // HTTP layer maps to status codes. The pool never pins a dead server: connections that
 // fail are destroyed, new ones resolve the writer endpoint again (Aurora failover moves
-// it), and a rejected password makes the next use re-read the secret.
+// it), and a rejected password makes the next use re-read the secret. Connections use the
+// TLS settings of src/tls.js; a certificate that fails verification is a fatal handshake
+// error (HANDSHAKE_SSL_ERROR), i.e. "unavailable", never a plain-text retry.
 import mysql from 'mysql2/promise';
 
 // Errors that mean "the database cannot be used right now" (HTTP 503), as opposed to a bug.
@@ -92,6 +94,7 @@ export class Database {
       keepAliveInitialDelay: 10_000,
       decimalNumbers: true,
       charset: 'utf8mb4',
+      ssl: s.tls, // src/tls.js: verified TLS, or undefined when explicitly disabled
     });
   }
 

@@ -4,6 +4,7 @@ import { createHandler } from './app.js';
 import { loadConfig } from './config.js';
 import { credentialSource } from './credentials.js';
 import { Database } from './db.js';
+import { databaseTls, describeTls } from './tls.js';
 
 // Schema retries while the database cannot be reached: 1 s, 2 s, 4 s, then every 5 s.
 const RETRY_SCHEMA_MS = [1000, 2000, 4000, 5000];
@@ -12,8 +13,9 @@ const LOG_EVERY_N_FAILURES = 12; // about once a minute once the retries settle
 function main() {
   const config = loadConfig();
   const { database } = config;
+  const tls = databaseTls(database.host); // fails here, before anything listens, if it cannot be honoured
   const db = new Database(
-    { host: database.host, port: database.port, name: database.name },
+    { host: database.host, port: database.port, name: database.name, tls },
     credentialSource(database),
   );
   const server = http.createServer(createHandler(db));
@@ -25,6 +27,7 @@ function main() {
 
   server.listen(config.port, config.listenHost, () => {
     console.info(`app tier listening on ${config.listenHost}:${config.port}, database ${database.host}:${database.port}/${database.name}`);
+    (tls ? console.info : console.warn)(describeTls(tls, database.host));
   });
 
   // Create the schema (and seed) in the background, without waiting for a first request.
@@ -39,7 +42,7 @@ function main() {
       failures += 1;
       const delay = RETRY_SCHEMA_MS[Math.min(failures, RETRY_SCHEMA_MS.length) - 1];
       if (failures === 1 || failures % LOG_EVERY_N_FAILURES === 0) {
-        console.warn(`database not ready (${err.code || err.message}); retrying in ${delay / 1000} s (logged about once a minute)`);
+        console.warn(`database not ready (${err.code || 'ERROR'}: ${err.message}); retrying in ${delay / 1000} s (logged about once a minute)`);
       }
       setTimeout(prepare, delay).unref();
     },
