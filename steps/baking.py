@@ -179,7 +179,7 @@ def ensure_builder(ctx: Ctx, bake: Bake) -> dict[str, Any]:
         ImageId=image["ImageId"], InstanceType=bake.instance_type, MinCount=1, MaxCount=1,
         SubnetId=network_resources["subnets"][bake.subnet_role],
         SecurityGroupIds=[network_resources["security_groups"][bake.security_group_role]],
-        IamInstanceProfile={"Arn": storage_resources["instance_profile_arn"]},
+        IamInstanceProfile={"Arn": storage_resources[storage.profile_arn_key(bake.tier)]},  # the tier's own
         MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
         BlockDeviceMappings=[{"DeviceName": image["RootDeviceName"],
                               "Ebs": {"Encrypted": True, "VolumeType": "gp3", "DeleteOnTermination": True,

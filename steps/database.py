@@ -25,7 +25,7 @@ NAME = "database"
 TITLE = "Aurora MySQL database"
 NEEDS: tuple[int, ...] = (1, 2)
 
-SECRET_POLICY_NAME = "read-db-secret"
+SECRET_POLICY_NAME = storage.SECRET_POLICY_NAME  # on the app tier's role only: the web tier never reads it
 CREATE_TIMEOUT = 40 * 60   # writer and reader together: ~6 and ~12 min, sometimes much more
 DELETE_TIMEOUT = 40 * 60
 POLL_DELAY = 30
@@ -67,7 +67,7 @@ def looks(ctx: Ctx) -> Iterator[Look]:
     yield subnet_group_look(ctx)
     yield cluster_look(ctx)
     yield from (instance_look(identifier) for identifier in instance_ids(ctx).values())
-    yield storage.iam_look("get_role_policy", RoleName=storage.role_name(ctx), PolicyName=SECRET_POLICY_NAME)
+    yield storage.iam_look("get_role_policy", RoleName=storage.role_name(ctx, "app"), PolicyName=SECRET_POLICY_NAME)
 
 
 # -- apply -----------------------------------------------------------------------
@@ -171,8 +171,9 @@ def ensure_instances(ctx: Ctx, azs: list[str]) -> None:
 
 
 def ensure_secret_readable(ctx: Ctx, cluster: dict[str, Any]) -> None:
-    """The instance role may read exactly the cluster's managed secret, nothing else."""
-    role = ctx.resources_of(storage.NUMBER).get("role") or storage.role_name(ctx)
+    """The app tier's role may read exactly the cluster's managed secret, nothing else (the web
+    tier's may not: its instances sit in public subnets and have no use for it)."""
+    role = storage.role_name(ctx, "app")
     storage.ensure_inline_policy(ctx, role, SECRET_POLICY_NAME, secret_read_policy(cluster["MasterUserSecret"]["SecretArn"]))
 
 
@@ -248,7 +249,7 @@ def check(ctx: Ctx) -> Check:
             if status != "available":
                 result.drift.append(f"DB {role} {identifier}: {status}")
     if cluster is not None:
-        role_name = storage.role_name(ctx)
+        role_name = storage.role_name(ctx, "app")
         policy = aws.look(storage.iam_look("get_role_policy", RoleName=role_name, PolicyName=SECRET_POLICY_NAME),
                           resource=f"IAM role {role_name}")
         if policy is None or storage.policy_document(policy["PolicyDocument"]) != \
@@ -312,7 +313,7 @@ def destroy(ctx: Ctx) -> None:
                  retry_timeout=10 * 60, retry_delay=15)
         ctx.record("deleted", "DB subnet group", group)
 
-    role = storage.role_name(ctx)
+    role = storage.role_name(ctx, "app")
     resource = f"IAM role {role} policy {SECRET_POLICY_NAME}"
     if aws.call("iam", "get_role_policy", resource=resource, RoleName=role, PolicyName=SECRET_POLICY_NAME,
                 missing_ok=("NoSuchEntity",)) is not None:

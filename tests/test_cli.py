@@ -96,7 +96,7 @@ def test_replay(mocked, tmp_path: Path, monkeypatch) -> None:
     refused = cli("replay", "needs-network", cwd=tmp_path)
     assert refused.code == 2 and "needs Part 2 (network) done first (VPC threetier-vpc is missing)" in refused.stderr
     assert cli("up", cwd=tmp_path).code == 0
-    boto3.client("iam").delete_role_policy(RoleName="threetier-ec2-role", PolicyName="read-code-bucket")
+    boto3.client("iam").delete_role_policy(RoleName="threetier-us-east-1-app-role", PolicyName="read-code-bucket")
     replay = cli("-v", "replay", "1", cwd=tmp_path)
     assert replay.code == 0
     assert "aws iam PutRolePolicy" in replay.stderr  # -v shows each AWS call

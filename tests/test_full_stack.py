@@ -67,8 +67,8 @@ def test_part_3_database(stack) -> None:
     members = {m["DBInstanceIdentifier"]: m["IsClusterWriter"] for m in cluster["DBClusterMembers"]}
     assert members == {f"{STACK}-aurora-writer": True, f"{STACK}-aurora-reader": False}
     assert res(stack, 3)["db_writer_endpoint"] == cluster["Endpoint"]
-    # The instance role reads exactly that secret.
-    policy = boto3.client("iam").get_role_policy(RoleName=f"{STACK}-ec2-role", PolicyName="read-db-secret")
+    # The app tier's role reads exactly that secret.
+    policy = boto3.client("iam").get_role_policy(RoleName=f"{STACK}-us-east-1-app-role", PolicyName="read-db-secret")
     statements = policy["PolicyDocument"]["Statement"]
     assert [s["Resource"] for s in statements] == [cluster["MasterUserSecret"]["SecretArn"]]
     assert set(statements[0]["Action"]) == {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
@@ -86,7 +86,7 @@ def test_parts_4_and_6_bake_health_gated_images(stack, part: int, tier: str, sub
     run = runs[0]
     assert run["SubnetId"] == network["subnets"][subnet]
     assert run["SecurityGroupIds"] == [network["security_groups"][group]]
-    assert run["IamInstanceProfile"] == {"Arn": res(stack, 1)["instance_profile_arn"]}
+    assert run["IamInstanceProfile"] == {"Arn": res(stack, 1)[f"{tier}_instance_profile_arn"]}  # the tier's own
     assert run["MetadataOptions"]["HttpTokens"] == "required"
     assert "KeyName" not in run
     parameter = boto3.client("ssm").get_parameter(
@@ -152,7 +152,7 @@ def test_parts_5_and_7_load_balanced_tiers(stack, part, tier, scheme, subnets, a
     assert data["ImageId"] == res(stack, ami_part)["ami"]
     assert data["InstanceType"] == "t3.micro"
     assert data["SecurityGroupIds"] == [network["security_groups"][instance_sg]]
-    assert data["IamInstanceProfile"]["Arn"] == res(stack, 1)["instance_profile_arn"]
+    assert data["IamInstanceProfile"]["Arn"] == res(stack, 1)[f"{tier}_instance_profile_arn"]
     assert data["MetadataOptions"]["HttpTokens"] == "required"
     assert "KeyName" not in data
     instance_tags = {t["Key"]: t["Value"] for spec in data["TagSpecifications"] if spec["ResourceType"] == "instance"

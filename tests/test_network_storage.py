@@ -66,21 +66,24 @@ def test_up_builds_part_1_as_the_guide_says(mocked, tmp_path: Path) -> None:
     from steps import web_image
     assert keys == {**artifacts.application_files(), "nginx.conf": web_image.nginx_conf(engine.ctx)}
 
-    role = iam.get_role(RoleName=f"{STACK}-ec2-role")["Role"]
-    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
-    assert {t["Key"] for t in role["Tags"]} >= {STACK_TAG, PART_TAG, "Name"}
-    attached = [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]]
-    assert attached == ["AmazonSSMManagedInstanceCore"]
-    inline = iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
-    assert sorted(inline) == ["read-code-bucket", "read-db-secret"]  # the second comes with Part 3
-    document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName="read-code-bucket")["PolicyDocument"]
-    resources = {r for s in document["Statement"] for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])}
-    assert resources == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"}  # that bucket only
-    actions = {s["Action"] for s in document["Statement"]}
-    assert actions == {"s3:ListBucket", "s3:GetObject"}  # read only
-    profile = iam.get_instance_profile(InstanceProfileName=f"{STACK}-ec2-profile")["InstanceProfile"]
-    assert [r["RoleName"] for r in profile["Roles"]] == [role["RoleName"]]
-    assert {t["Key"] for t in profile.get("Tags", [])} >= {STACK_TAG, "Name"}
+    # One role and instance profile per tier, named with the region (IAM names are account-wide).
+    for tier, reads, inline_names in (("app", ["app-tier/*"], ["read-code-bucket", "read-db-secret"]),
+                                      ("web", ["web-tier/*", "nginx.conf"], ["read-code-bucket"])):
+        role = iam.get_role(RoleName=f"{STACK}-us-east-1-{tier}-role")["Role"]
+        assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+        assert {t["Key"] for t in role["Tags"]} >= {STACK_TAG, PART_TAG, "Name"}
+        attached = [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]]
+        assert attached == ["AmazonSSMManagedInstanceCore"]
+        inline = iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
+        assert sorted(inline) == inline_names  # read-db-secret comes with Part 3, on the app tier's role only
+        document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName="read-code-bucket")["PolicyDocument"]
+        resources = {r for s in document["Statement"] for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])}
+        assert resources == {f"arn:aws:s3:::{bucket}"} | {f"arn:aws:s3:::{bucket}/{key}" for key in reads}  # its own keys
+        actions = {s["Action"] for s in document["Statement"]}
+        assert actions == {"s3:ListBucket", "s3:GetObject"}  # read only
+        profile = iam.get_instance_profile(InstanceProfileName=f"{STACK}-us-east-1-{tier}-profile")["InstanceProfile"]
+        assert [r["RoleName"] for r in profile["Roles"]] == [role["RoleName"]]
+        assert {t["Key"] for t in profile.get("Tags", [])} >= {STACK_TAG, "Name"}
 
 
 def test_up_builds_part_2_as_the_guide_says(mocked, tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ def census() -> dict[str, int]:
 
 
 EXPECTED = {"vpcs": 1, "subnets": 6, "igws": 1, "eips": 2, "nats": 2, "route_tables": 3, "security_groups": 5,
-            "rules": 5, "buckets": 1, "roles": 1, "profiles": 1, "db_clusters": 1, "db_instances": 2, "amis": 2,
+            "rules": 5, "buckets": 1, "roles": 2, "profiles": 2, "db_clusters": 1, "db_instances": 2, "amis": 2,
             "builders": 0, "load_balancers": 2, "target_groups": 2, "listeners": 2, "launch_templates": 2, "asgs": 2}
 
 CRASH_AFTER = ["CreateBucket", "PutObject", "CreateRole", "CreateInstanceProfile", "CreateVpc", "CreateSubnet",

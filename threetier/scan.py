@@ -128,14 +128,23 @@ def _s3(aws: Aws, stack: str) -> Iterator[Found]:
 
 
 def _iam(aws: Aws, stack: str) -> Iterator[Found]:
-    from steps.storage import instance_profile_name_for, role_name_for
-    role = role_name_for(stack)
-    if aws.call("iam", "get_role", resource=f"IAM role {role}", RoleName=role, missing_ok=("NoSuchEntity",)):
-        yield Found("IAM role", role, role)
-    profile = instance_profile_name_for(stack)
-    if aws.call("iam", "get_instance_profile", resource=f"instance profile {profile}",
-                InstanceProfileName=profile, missing_ok=("NoSuchEntity",)):
-        yield Found("instance profile", profile, profile)
+    """IAM names are account-wide: each tier's role and profile carry the region; the shared role
+    and profile of before (no region in their names) are this region's only when their policies say
+    so (storage.legacy_iam), or `down` here would report another region's as left over."""
+    from steps.storage import TIERS, instance_profile_name_for, legacy_iam, role_name_for
+    for tier in TIERS:
+        role = role_name_for(stack, aws.region, tier)
+        if aws.call("iam", "get_role", resource=f"IAM role {role}", RoleName=role, missing_ok=("NoSuchEntity",)):
+            yield Found("IAM role", role, role)
+        profile = instance_profile_name_for(stack, aws.region, tier)
+        if aws.call("iam", "get_instance_profile", resource=f"instance profile {profile}",
+                    InstanceProfileName=profile, missing_ok=("NoSuchEntity",)):
+            yield Found("instance profile", profile, profile)
+    legacy_role, legacy_profile = legacy_iam(aws, stack)
+    if legacy_role:
+        yield Found("IAM role", legacy_role, legacy_role)
+    if legacy_profile:
+        yield Found("instance profile", legacy_profile, legacy_profile)
 
 
 SCANNERS: tuple[Callable[[Aws, str], Iterator[Found]], ...] = (
