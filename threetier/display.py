@@ -2,8 +2,8 @@
 
 Each line names the part, how long it has been running and, while it waits,
 for what and the status AWS reported last; a part's ✓ line is printed above
-them when it ends. Off a terminal (a log, a pipe) nothing moves: only the ✓
-lines are written.
+them when it ends. Off a terminal (a log, a pipe) or on one that cannot move its
+cursor (TERM=dumb) nothing moves: only the ✓ lines are written.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class Display:
         self.spinner = Spinner("dots")
 
     def __enter__(self) -> Display:
-        if self.out.interactive:
+        if self.out.animated:
             self.previous, self.aws.on_poll = self.aws.on_poll, self.on_poll
             self.live = Live(get_renderable=self.render, console=self.out.err, transient=True,
                              refresh_per_second=4, redirect_stdout=False, redirect_stderr=False)

@@ -47,6 +47,12 @@ class Output:
     def interactive(self) -> bool:
         return self.err.is_terminal
 
+    @property
+    def animated(self) -> bool:
+        """A terminal that can move its cursor: TERM=dumb (Emacs shells, some CI consoles) cannot,
+        so a live display there would leave every frame behind as lines."""
+        return self.err.is_terminal and not self.err.is_dumb_terminal
+
     def info(self, message: str | Text) -> None:
         self.err.print(message if isinstance(message, Text) else Text(message))
 

@@ -32,6 +32,11 @@ Examples:
   threetier down --yes              delete everything the stack created
 
 AWS settings follow boto3: AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL.
+
+\b
+Shell completion (bash; zsh_source and fish_source for zsh and fish):
+  eval "$(_THREETIER_COMPLETE=bash_source threetier)"
+
 Exit status: 0 ok, 1 an AWS call or a part failed, 2 refused before any
 change (bad usage or config, another account's state file, the stack's lock
 held by another run), 3 status found drift, 130 interrupted.

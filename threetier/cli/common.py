@@ -32,6 +32,7 @@ def _remember(name: str) -> Callable[[click.Context, click.Parameter, Any], None
 
 
 def global_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of every command that talks to a stack."""
     options = [
         click.option("--config", "config_path", type=click.Path(dir_okay=False), expose_value=False,
                      callback=_remember("config"), help="config file (default: ./config.yaml)"),
@@ -39,6 +40,16 @@ def global_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      callback=_remember("state"), help="state file (default: ./.threetier/<stack>.json)"),
         click.option("--sandbox", is_flag=True, expose_value=False, callback=_remember("sandbox"),
                      help="talk to the local sandbox (moto's server) instead of AWS"),
+    ]
+    command = output_options(command)  # listed after these in --help
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of every command, `sandbox start|stop|status` included (which read no config or state)."""
+    options = [
         click.option("--no-color", is_flag=True, expose_value=False, callback=_remember("no_color"),
                      help="no colours on stderr (NO_COLOR is honoured too)"),
         click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_remember("verbose"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from threetier import sandbox as sandboxlib
-from threetier.cli.common import global_options, options
+from threetier.cli.common import options, output_options
 from threetier.output import ExitStatus, Output
 
 
@@ -39,7 +39,7 @@ Examples:
   threetier sandbox start --port 4600
 """)
 @click.option("--port", type=click.IntRange(1024, 65535), default=None, help=f"port (default {sandboxlib.DEFAULT_PORT} or any free one)")
-@global_options
+@output_options
 @click.pass_context
 def start(ctx: click.Context, port: int | None) -> int:
     box, started = sandboxlib.start(port)
@@ -53,7 +53,7 @@ def start(ctx: click.Context, port: int | None) -> int:
 Examples:
   threetier sandbox stop
 """)
-@global_options
+@output_options
 @click.pass_context
 def stop(ctx: click.Context) -> int:
     box = sandboxlib.stop()
@@ -69,7 +69,7 @@ Examples:
   threetier sandbox status --json
 """)
 @click.option("--json", "as_json", is_flag=True, help="print JSON on stdout")
-@global_options
+@output_options
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> int:
     out = _out(ctx)
