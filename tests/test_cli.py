@@ -146,13 +146,25 @@ def test_ctrl_c_exits_130_and_leaves_the_state_file_consistent(mocked, tmp_path:
     assert cli("up", cwd=tmp_path).code == 0
 
 
-def test_no_aws_credentials_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("command", [["status"], ["plan"], ["up"], ["down", "--yes"], ["replay", "network"]])
+def test_no_aws_credentials_is_a_clear_error(tmp_path: Path, monkeypatch, command: list[str]) -> None:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(key)
+    result = cli(*command, cwd=tmp_path)
+    assert result.code == 2  # nothing was attempted
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: no AWS credentials found (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; "
+        "`aws sso login` for SSO); nothing was done; to try threetier without an AWS account: threetier up --sandbox")
+    assert not (tmp_path / ".threetier").exists() or not list((tmp_path / ".threetier").glob("*.json"))
+
+
+def test_a_profile_that_does_not_exist_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "nope")
     result = cli("status", cwd=tmp_path)
-    assert result.code == 1
-    assert result.stderr.strip().splitlines()[-1] == ("error: get caller identity failed: NoCredentialsError: Unable to "
-                                                      "locate credentials (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
+    assert result.code == 2
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: The config profile (nope) could not be found (AWS_PROFILE names it")
+    assert "internal error" not in result.stderr and line.endswith("threetier up --sandbox")
 
 
 def test_help_has_examples(capsys) -> None:

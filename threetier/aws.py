@@ -34,7 +34,7 @@ import botocore.exceptions
 import botocore.session
 
 from threetier import __version__
-from threetier.errors import ThreetierError
+from threetier.errors import ThreetierError, UsageError
 
 READ_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Search")
 # Eventual consistency right after a create: the new ID is not known everywhere yet.
@@ -124,6 +124,22 @@ def error_code(exc: botocore.exceptions.ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "Unknown")
 
 
+TRY_WITHOUT_AN_ACCOUNT = "to try threetier without an AWS account: threetier up --sandbox"
+
+
+class NoCredentials(UsageError):
+    """No credentials to sign with, or a profile that does not exist: nothing was attempted (exit 2)."""
+
+
+def session(region: str | None = None, profile: str | None = None) -> boto3.Session:
+    """A boto3 session from the usual places (AWS_PROFILE, the shared files, the environment)."""
+    try:
+        return boto3.Session(region_name=region, profile_name=profile)
+    except botocore.exceptions.ProfileNotFound as exc:
+        raise NoCredentials(f"{exc} (AWS_PROFILE names it; `aws configure list-profiles` lists those there "
+                            f"are); nothing was done; {TRY_WITHOUT_AN_ACCOUNT}") from None
+
+
 class Aws:
     def __init__(
         self,
@@ -146,7 +162,7 @@ class Aws:
             isolated = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
             self.session = boto3.Session(botocore_session=isolated, region_name=region, **credentials)
         else:
-            self.session = boto3.Session(region_name=region, profile_name=profile)
+            self.session = session(region, profile)
         self.client_config = botocore.config.Config(
             retries={"mode": "standard", "max_attempts": max_attempts},
             user_agent_extra=f"threetier/{__version__}",
@@ -256,9 +272,11 @@ class Aws:
                     self.clock.sleep(retry_delay)
                     continue
                 raise self.error(operation, resource, exc) from None
-            except botocore.exceptions.NoCredentialsError as exc:
-                raise AwsError(self.part, _verb(operation), resource, type(exc).__name__,
-                               f"{exc} (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)") from None
+            except botocore.exceptions.NoCredentialsError:
+                # Only the first call can meet it (credentials are resolved once per client): nothing was done.
+                raise NoCredentials(f"no AWS credentials found (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+                                    f"AWS_SECRET_ACCESS_KEY; `aws sso login` for SSO); nothing was done; "
+                                    f"{TRY_WITHOUT_AN_ACCOUNT}") from None
             except botocore.exceptions.BotoCoreError as exc:
                 raise AwsError(self.part, _verb(operation), resource, type(exc).__name__, str(exc)) from None
 

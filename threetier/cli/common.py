@@ -82,9 +82,7 @@ class Runtime:
         return bool(self.options.get("sandbox"))
 
     def aws(self, start_sandbox: bool = False) -> Aws:
-        import boto3
-
-        from threetier.aws import Aws
+        from threetier.aws import Aws, session
         if self.sandboxed:  # wins over AWS_PROFILE, AWS_ENDPOINT_URL and credentials alike
             box = sandboxlib.running()
             if box is None and start_sandbox:
@@ -95,7 +93,7 @@ class Runtime:
             return Aws(self.config.region, endpoint_url=box.url, credentials=sandboxlib.CREDENTIALS,
                        on_call=self._show_call, emulator=True)
         region = self.config.region if self.config.region_is_explicit else (
-            boto3.Session().region_name or self.config.region)
+            session().region_name or self.config.region)
         return Aws(region, endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None, on_call=self._show_call)
 
     def _show_call(self, call: Call) -> None:
