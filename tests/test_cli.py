@@ -20,8 +20,9 @@ def mocked():
 def test_up_status_down_round_trip(mocked, tmp_path: Path) -> None:
     result = cli("up", cwd=tmp_path)
     assert result.code == 0, result.stderr
-    assert result.stdout == ""  # progress is for humans: stderr only
+    # Progress is for humans (stderr); the result (the summary, the URL) is on stdout.
     assert "Part 1 (storage)" in result.stderr and "Part 2 (network)" in result.stderr
+    assert "Part 1 (storage)" not in result.stdout and "summary" in result.stdout and "URL: http://" in result.stdout
     assert (tmp_path / ".threetier" / "threetier.json").exists()
 
     status = cli("status", "--json", cwd=tmp_path)
@@ -38,7 +39,7 @@ def test_up_status_down_round_trip(mocked, tmp_path: Path) -> None:
 
     again = cli("up", cwd=tmp_path)
     assert again.code == 0
-    assert "verified, nothing to do" in again.stderr and "0 mutating AWS calls" in again.stderr
+    assert "verified, nothing to do" in again.stderr and "0 mutating AWS calls" in again.stdout
 
     refused = cli("down", cwd=tmp_path)  # no terminal and no --yes
     assert refused.code == 2 and "pass --yes" in refused.stderr
@@ -46,7 +47,7 @@ def test_up_status_down_round_trip(mocked, tmp_path: Path) -> None:
 
     gone = cli("down", "--yes", cwd=tmp_path)
     assert gone.code == 0, gone.stderr
-    assert "a scan finds nothing tagged threetier:stack=threetier" in gone.stderr
+    assert "a scan finds nothing tagged threetier:stack=threetier" in gone.stdout
     assert not (tmp_path / ".threetier" / "threetier.json").exists()
     assert cli("down", "--yes", cwd=tmp_path).code == 0
 
@@ -74,12 +75,15 @@ def test_status_without_state_file_finds_the_stack_by_tags(mocked, tmp_path: Pat
     assert [p["status"] for p in json.loads(status.stdout)["parts"]] == ["done"] * 7
 
 
-def test_status_of_nothing_is_pending(mocked, tmp_path: Path) -> None:
+def test_status_of_nothing_says_not_deployed_and_exits_3(mocked, tmp_path: Path) -> None:
     status = cli("status", "--json", cwd=tmp_path)
-    assert status.code == 0
-    assert [p["status"] for p in json.loads(status.stdout)["parts"]] == ["pending"] * 7
+    assert status.code == 3  # everything is missing (the help: 3 when something is missing)
+    report = json.loads(status.stdout)
+    assert report["deployed"] is False and [p["status"] for p in report["parts"]] == ["pending"] * 7
     human = cli("status", cwd=tmp_path)
-    assert human.stdout == "" and "pending" in human.stderr
+    assert human.code == 3 and human.stderr == ""
+    assert human.stdout.strip() == ("stack threetier is not deployed in us-east-1 (123456789012): nothing tagged "
+                                    "threetier:stack=threetier found; `threetier up` builds it")
 
 
 def test_replay(mocked, tmp_path: Path, monkeypatch) -> None:

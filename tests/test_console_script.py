@@ -15,8 +15,8 @@ pytestmark = pytest.mark.slow
 def test_up_status_down_as_separate_processes(moto_server: str, tmp_path: Path) -> None:
     up = threetier(moto_server, tmp_path, "up")
     assert up.returncode == 0, up.stderr
-    assert up.stdout == ""
-    assert "Part 2 (network)" in up.stderr
+    assert "Part 2 (network)" in up.stderr and "Part 2 (network)" not in up.stdout
+    assert "is up:" in up.stdout and "is up:" not in up.stderr
 
     status = threetier(moto_server, tmp_path, "status", "--json")
     assert status.returncode == 0, status.stderr
@@ -34,5 +34,6 @@ def test_up_status_down_as_separate_processes(moto_server: str, tmp_path: Path) 
     assert not (tmp_path / ".threetier" / "threetier.json").exists()
 
     after = threetier(moto_server, tmp_path, "status", "--json")
-    assert after.returncode == 0
+    assert after.returncode == 3  # not deployed: everything is missing
+    assert json.loads(after.stdout)["deployed"] is False
     assert [p["status"] for p in json.loads(after.stdout)["parts"]] == ["pending"] * 7

@@ -85,7 +85,8 @@ def test_up_status_down_with_the_sandbox_as_separate_processes(workdir: Path) ->
     try:
         up = threetier(workdir, "up", "--sandbox", check_code=0)
         assert "sandbox started on http://127.0.0.1:" in up.stderr
-        assert "URL: http://threetier-ext-alb" in up.stderr and "not checked" in up.stderr
+        assert "URL: http://threetier-ext-alb" in up.stdout and "not checked" in up.stdout  # the result: stdout
+        assert "URL:" not in up.stderr and "summary" in up.stdout
         assert "\x1b[" not in up.stderr  # not a terminal (and NO_COLOR): plain text
         status = threetier(workdir, "--sandbox", "status", "--json", check_code=0)
         report = json.loads(status.stdout)  # stdout is pure JSON
@@ -94,7 +95,7 @@ def test_up_status_down_with_the_sandbox_as_separate_processes(workdir: Path) ->
         assert report["account"] == "123456789012"
         assert (workdir / ".threetier" / "sandbox" / "threetier.json").exists()  # apart from real AWS state
         threetier(workdir, "down", "--sandbox", "--yes", "--skip-final-snapshot", check_code=0)
-        after = json.loads(threetier(workdir, "status", "--sandbox", "--json", check_code=0).stdout)
+        after = json.loads(threetier(workdir, "status", "--sandbox", "--json", check_code=3).stdout)
         assert [p["status"] for p in after["parts"]] == ["pending"] * 7
     finally:
         os.environ.pop("AWS_PROFILE", None)
@@ -158,7 +159,8 @@ def test_status_reports_drift_then_up_repairs_it(built, damage) -> None:
     assert any(expected in line for line in entry["drift"]), entry["drift"]
     assert all(p["status"] == "done" for p in report["parts"] if p["part"] != part)
     human = cli("status", cwd=workdir)
-    assert human.code == 3 and human.stdout == "" and "drifted" in human.stderr
+    assert human.code == 3 and "drifted" in human.stdout and "drifted" not in human.stderr  # the result: stdout
+    assert "url: http://" in human.stdout  # `threetier status | grep url` finds it
     assert cli("up", cwd=workdir).code == 0
     again = cli("status", "--json", cwd=workdir)
     assert again.code == 0, [(p["part"], p["drift"]) for p in json.loads(again.stdout)["parts"]]
@@ -192,7 +194,7 @@ def counted(monkeypatch):
 def test_plan_on_nothing_lists_everything_as_create_with_zero_mutating_calls(tmp_path: Path, counted) -> None:
     with moto():
         result = cli("plan", "--json", cwd=tmp_path)
-        assert result.code == 0, result.stderr
+        assert result.code == 3, result.stderr  # changes: like terraform plan -detailed-exitcode
         assert counted and [op for op in counted if is_mutating(op)] == []
         plan = json.loads(result.stdout)
         assert all(p["create"] for p in plan["parts"]) and all(not p["keep"] for p in plan["parts"])
@@ -210,7 +212,9 @@ def test_plan_shows_what_up_would_change(built, counted) -> None:
     assert any("missing tcp 80 from 203.0.113.7/32" in c for c in parts[2]["change"])
     assert not parts[1]["change"] and not parts[1]["create"] and parts[1]["keep"]
     human = cli("plan", cwd=workdir)
-    assert human.stdout == "" and "up would create 0 and change" in human.stderr
+    assert human.code == 3 and "up would create 0 and change" in human.stdout and human.stderr == ""
+    write_config(workdir)
+    assert cli("plan", cwd=workdir).code == 0  # nothing to do: exit 0
 
 
 # -- convergence -----------------------------------------------------------------
@@ -229,7 +233,7 @@ def test_convergence_of_asg_size_and_instance_type(built) -> None:
     again = cli("status", "--json", cwd=workdir)
     assert again.code == 0, [(p["part"], p["drift"]) for p in json.loads(again.stdout)["parts"]]
     again = cli("up", cwd=workdir)
-    assert "0 mutating AWS calls" in again.stderr
+    assert "0 mutating AWS calls" in again.stdout
 
 
 def test_instance_refresh_on_real_aws_is_started_and_waited_for(tmp_path: Path) -> None:

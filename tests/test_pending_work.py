@@ -94,7 +94,7 @@ def test_a_refresh_lost_to_a_crash_is_named_by_status_and_done_by_up(
         assert group_instance_types(tier) == ["t3.small", "t3.small"]
         clean = cli("status", "--json", cwd=tmp_path)
         assert clean.code == 0, [(p["part"], p["drift"]) for p in json.loads(clean.stdout)["parts"]]
-        assert "0 mutating AWS calls" in cli("up", cwd=tmp_path).stderr
+        assert "0 mutating AWS calls" in cli("up", cwd=tmp_path).stdout
 
 
 # -- item 4, the real-AWS path under botocore's Stubber ------------------------------------

@@ -294,7 +294,7 @@ def test_the_lock_costs_a_no_op_up_three_calls_not_a_second_inventory(built: Pat
         assert cli("status", "--json", cwd=built).code == 0
     with counting_calls() as again:
         result = cli("up", cwd=built)
-    assert result.code == 0 and "0 mutating AWS calls" in result.stderr
+    assert result.code == 0 and "0 mutating AWS calls" in result.stdout
     assert again.mutating == [] and sorted(again.lock_calls) == ["ssm.DeleteParameter", "ssm.PutParameter"]
     # status: the inventory (and the lock's holder); up: the same inventory, the lock's three calls,
     # and its summary answered from that inventory.

@@ -1,7 +1,10 @@
 """One object owns stdout and stderr (httpie's Environment, in small).
 
-Human displays go to stderr through rich; data (status --json) goes to stdout
-and nothing else does. NO_COLOR, --no-color and non-terminals are honoured.
+A command's result (the status table, plan's changes, up's summary and URL)
+goes to stdout, so `threetier status | grep url` and `status > file` work;
+with --json stdout is one JSON object and nothing else. Progress, prompts,
+warnings and errors go to stderr. NO_COLOR, --no-color and non-terminals are
+honoured on both.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.text import Text
 
 
@@ -20,7 +23,8 @@ class ExitStatus(enum.IntEnum):
     OK = 0
     ERROR = 1          # an AWS call or a part failed
     USAGE = 2          # bad usage, bad config, refused confirmation
-    DRIFT = 3          # status: the stack differs from what it should be
+    DRIFT = 3          # status: the stack differs from what it should be (or is not there)
+    CHANGES = 3        # plan: up would create or change something
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -42,6 +46,8 @@ class Output:
         # emoji off: ARNs such as ...:secret:rds!... must not turn into pictures.
         self.err = Console(file=self.stderr, no_color=no_color, highlight=False, soft_wrap=True, emoji=False,
                            color_system=None if no_color else "auto")
+        self.res = Console(file=self.stdout, no_color=no_color, highlight=False, soft_wrap=True, emoji=False,
+                           color_system=None if no_color else "auto")
 
     @property
     def interactive(self) -> bool:
@@ -55,6 +61,10 @@ class Output:
 
     def info(self, message: str | Text) -> None:
         self.err.print(message if isinstance(message, Text) else Text(message))
+
+    def result(self, message: str | Text | RenderableType) -> None:
+        """Part of the command's result: stdout."""
+        self.res.print(Text(message) if isinstance(message, str) else message)
 
     def detail(self, message: str) -> None:
         if self.verbose:

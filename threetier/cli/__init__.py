@@ -39,8 +39,9 @@ Shell completion (bash; zsh_source and fish_source for zsh and fish):
 
 Exit status: 0 ok, 1 an AWS call or a part failed, 2 refused before any
 change (bad usage or config, no AWS credentials, another account's state
-file, the stack's lock held by another run), 3 status found drift, 130
-interrupted.
+file, the stack's lock held by another run), 3 status found drift or
+something missing, or plan has changes, 130 interrupted. Results go to
+stdout; progress, prompts and errors to stderr.
 """
 
 

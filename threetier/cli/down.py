@@ -42,9 +42,9 @@ def command(ctx: click.Context, yes: bool, skip_final_snapshot: bool, take_over_
         engine.ctx.skip_final_snapshot = skip_final_snapshot
         with rt.stack_lock(aws, "down", take_over_lock):  # released (deleted) at the end: nothing is left
             kept = _down(rt, aws, engine, yes)
-    rt.out.info(f"stack {rt.config.stack} is gone: a scan finds nothing tagged threetier:stack={rt.config.stack}")
+    rt.out.result(f"stack {rt.config.stack} is gone: a scan finds nothing tagged threetier:stack={rt.config.stack}")
     if kept:
-        rt.out.info(f"kept on purpose (your data; delete it when you no longer need it): DB cluster snapshot "
+        rt.out.result(f"kept on purpose (your data; delete it when you no longer need it): DB cluster snapshot "
                     f"{', '.join(kept)}")
     return ExitStatus.OK
 

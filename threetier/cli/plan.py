@@ -12,7 +12,9 @@ from threetier.output import ExitStatus
 
 
 @click.command("plan", help="""Show what `up` would create, change or leave alone, part by part.
-Only describe/list/get calls are made: nothing in AWS changes.
+Only describe/list/get calls are made: nothing in AWS changes. The plan goes
+to stdout. Exits 0 when `up` would change nothing, 3 when it would create or
+change something (like `terraform plan -detailed-exitcode`).
 
 \b
 Examples:
@@ -33,9 +35,11 @@ def command(ctx: click.Context, as_json: bool) -> int:
                       "keep": seen.present})
     report = {"stack": rt.config.stack, "region": aws.region, "account": account, "parts": parts,
               "mutating_calls": len(aws.mutating_calls())}
+    creates, changes = sum(len(p["create"]) for p in parts), sum(len(p["change"]) for p in parts)
+    outcome = ExitStatus.CHANGES if creates or changes else ExitStatus.OK
     if as_json:
         rt.out.data(report)
-        return ExitStatus.OK
+        return outcome
     table = Table(title=f"plan for stack {rt.config.stack} in {aws.region} ({account})")
     for column in ("part", "create", "change", "keep"):
         table.add_column(column, overflow="fold")
@@ -43,7 +47,7 @@ def command(ctx: click.Context, as_json: bool) -> int:
         table.add_row(f"{row['part']} {row['name']}",
                       Text("\n".join(f"+ {c}" for c in row["create"]), style="green"),
                       Text("\n".join(f"~ {c}" for c in row["change"]), style="yellow"), str(len(row["keep"])))
-    rt.out.err.print(table)
-    creates, changes = sum(len(p["create"]) for p in parts), sum(len(p["change"]) for p in parts)
-    rt.out.info(f"up would create {creates} and change {changes}; {sum(len(p['keep']) for p in parts)} stay as they are")
-    return ExitStatus.OK
+    rt.out.result(table)
+    rt.out.result(f"up would create {creates} and change {changes}; "
+                  f"{sum(len(p['keep']) for p in parts)} stay as they are")
+    return outcome

@@ -17,8 +17,9 @@ from threetier.output import ExitStatus
 live in AWS (missing resources and drift), key resource IDs and the stack's URL.
 Works without a state file: the stack is found by its tags.
 
-Exits 0 when every part is done and matches, 3 when something is missing,
-drifted or failed.
+The result goes to stdout (progress and warnings to stderr). Exits 0 when
+every part is done and matches, 3 when something is missing, drifted or
+failed, or the stack is not deployed at all.
 
 \b
 Examples:
@@ -61,22 +62,27 @@ def command(ctx: click.Context, as_json: bool) -> int:
 
     from threetier import lock
     holder = lock.current(aws, rt.config.stack)
-    report = {"stack": rt.config.stack, "region": aws.region, "account": account,
+    deployed = any(p["resources"] or p["drift"] or p["status"] != statelib.PENDING for p in parts)
+    report = {"stack": rt.config.stack, "region": aws.region, "account": account, "deployed": deployed,
               "parts": parts, "outputs": outputs(parts),
               "state_file": str(rt.state_file.path) if saved is not None else None,
               "lock": None if holder is None else {k: v for k, v in asdict(holder).items() if k != "token"}}
     if as_json:
         rt.out.data(report)
+    elif not deployed:
+        # Seven "pending" rows would say less than this.
+        rt.out.result(f"stack {rt.config.stack} is not deployed in {aws.region} ({account}): "
+                      f"nothing tagged threetier:stack={rt.config.stack} found; `threetier up` builds it")
     else:
         show(rt.out, report)
+    if not as_json:
         if holder is not None:
             rt.out.info(f"being changed now: the stack's lock is held by {holder.describe()}")
-        if saved is None and any(p["resources"] for p in parts):
+        if saved is None and deployed:
             rt.out.info(f"no state file at {rt.state_file.path}: what is shown was found in AWS by the stack's "
                         f"tags (`up` writes a new one)")
     healthy = all(p["status"] == statelib.DONE for p in parts)
-    untouched = all(p["status"] == statelib.PENDING and not p["drift"] for p in parts)
-    return ExitStatus.OK if healthy or untouched else ExitStatus.DRIFT
+    return ExitStatus.OK if healthy else ExitStatus.DRIFT
 
 
 def outputs(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -105,6 +111,6 @@ def show(out: Any, report: dict[str, Any]) -> None:
             cell.append(f"\n! {line}", style="yellow")
         status = part["status"]
         table.add_row(str(part["part"]), part["name"], Text(status, style=colours[status]), cell)
-    out.err.print(table)
+    out.result(table)
     for key, value in report["outputs"].items():
-        out.info(f"{key}: {value}")
+        out.result(f"{key}: {value}")

@@ -43,11 +43,11 @@ def command(ctx: click.Context, take_over_lock: bool) -> int:
             # nothing still has it whole, and the summary costs no read.
             summary(rt.out, engine)
     changes = [call for call in aws.mutating_calls() if not is_lock_call(call)]
-    rt.out.info(f"stack {rt.config.stack} is up: {len(engine.ctx.changes)} created or changed, "
-                f"{len(changes)} mutating AWS calls (besides taking and releasing the stack lock)")
+    rt.out.result(f"stack {rt.config.stack} is up: {len(engine.ctx.changes)} created or changed, "
+                  f"{len(changes)} mutating AWS calls (besides taking and releasing the stack lock)")
     url = engine.ctx.resources_of(7).get("url")
     if url:
-        rt.out.info(Text.assemble("URL: ", (url, "bold"), f"  ({engine.ctx.resources_of(7).get('round_trip', '')})"))
+        rt.out.result(Text.assemble("URL: ", (url, "bold"), f"  ({engine.ctx.resources_of(7).get('round_trip', '')})"))
     return ExitStatus.OK
 
 
@@ -74,4 +74,4 @@ def summary(out: Output, engine: Engine) -> None:
         table.add_row(f"{part.number} {part.name}", str(counts.get("created", 0)), str(counts.get("changed", 0)),
                       str(max(present - counts.get("created", 0), 0)), f"{minutes(span.start)}–{minutes(span.end)}",
                       Text(bar, style="cyan"))
-    out.err.print(table)
+    out.result(table)
