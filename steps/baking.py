@@ -16,20 +16,46 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from steps import storage
-from threetier.aws import AwsError, Look, Poll, client_token, tag_value
+from threetier.aws import STACK_TAG, AwsError, Look, Poll, client_token, tag_value
 from threetier.engine import Ctx
 
 AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
 FINGERPRINT_TAG = "threetier:fingerprint"
 LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped"]
+# A builder in one of these will never answer the health gate.
+GONE_INSTANCE_STATES = ("shutting-down", "terminated", "stopping", "stopped")
 BOOT_TIMEOUT = 10 * 60
 HEALTH_TIMEOUT = 25 * 60      # AL2023 dnf + npm ci (+ a React build for the web tier)
 HEALTH_POLL_DELAY = 15
 IMAGE_TIMEOUT = 30 * 60       # 2-6 min typically, can exceed 10
 IMAGE_POLL_DELAY = 15
+# AMI states it never leaves, yet it keeps its name: every CreateImage with that name fails
+# (InvalidAMIName.Duplicate) until the image is deregistered.
+DEAD_IMAGE_STATES = ("failed", "invalid", "error")
+DUPLICATE_IMAGE_NAME = "InvalidAMIName.Duplicate"
 # An instance profile is usable by RunInstances some seconds after it is created.
 PROFILE_NOT_YET_USABLE = ("InvalidParameterValue",)
 BOOTSTRAP_FAILED_EXIT = 2
+# The SSM agent registers ~40 s after the builder runs; past this, an instance SSM does not know
+# may be one that is gone, so its state is looked at.
+AGENT_REGISTRATION_GRACE = 2 * 60
+# Invocation outcomes (StatusDetails) that sending the command again cannot change, for one
+# instance named by ID running AWS-RunShellScript:
+HOPELESS_INVOCATIONS = {
+    # The caller may not run commands on this instance (IAM): the same identity asks again.
+    "AccessDenied": "this AWS identity may not run commands on the builder (ssm:SendCommand)",
+    # The document's platform (Linux shell) does not match the instance's: it never will.
+    "InvalidPlatform": "AWS-RunShellScript does not run on the builder's platform",
+    # Only for commands that target by tag; nothing was targeted.
+    "NoInstancesInTag": "the command targeted no instance",
+}
+# Everything else that is not Success is asked again until HEALTH_TIMEOUT: Failed (exit 1 "not
+# yet", curl refused while the tier starts), DeliveryTimedOut (the agent was not up yet),
+# ExecutionTimedOut (the script bounds itself below the execution timeout, so the agent stalled),
+# Cancelled and Terminated (a cancel, or the command's own error limit: a new command has its
+# own), RateExceeded/LimitExceeded (the account's pending commands: they drain), and
+# Undeliverable while the builder still runs (its agent is not answering; it restarts).
+# Undeliverable for a builder that is gone fails at once.
 
 
 @dataclass(frozen=True)
@@ -116,6 +142,8 @@ def start(ctx: Ctx, bake: Bake) -> None:
         ctx.resources["ami"] = image["ImageId"]
         return
     ctx.resources.pop("ami", None)
+    for dead in dead_images(ctx, bake):  # it holds the name this bake will give its image
+        discard_dead_image(ctx, dead)
     for number, milestone in bake.launch_needs:
         ctx.need(number, milestone)
     ctx.resources["builder"] = ensure_builder(ctx, bake)["InstanceId"]
@@ -125,6 +153,27 @@ def find_image(ctx: Ctx, bake: Bake) -> dict[str, Any] | None:
     images = [i for i in stack_images(ctx) if i.get("Name") == image_name(ctx, bake)
               and i.get("State") in ("pending", "available")]
     return sorted(images, key=lambda i: i["ImageId"])[0] if images else None
+
+
+def dead_images(ctx: Ctx, bake: Bake) -> list[dict[str, Any]]:
+    """The stack's own images of this name that failed: they keep the name from a new bake."""
+    return [i for i in stack_images(ctx) if i.get("Name") == image_name(ctx, bake)
+            and i.get("State") in DEAD_IMAGE_STATES]
+
+
+def state_reason(image: dict[str, Any]) -> str:
+    reason = image.get("StateReason") or {}
+    return ": ".join(part for part in (reason.get("Code"), reason.get("Message")) if part) or image.get("State", "")
+
+
+def discard_dead_image(ctx: Ctx, image: dict[str, Any]) -> None:
+    """Deregister an image that failed, and delete its snapshots, saying so: the next bake needs its name."""
+    name = image.get("Name", image["ImageId"])
+    ctx.out.info(f"  AMI {name} ({image['ImageId']}) is {image.get('State')} ({state_reason(image)}): "
+                 "deregistering it and its snapshots, so that the image can be baked again")
+    deregister_image(ctx, image, kind=f"{image.get('State')} AMI")
+    for snapshot_id in sorted(image_snapshots(image)):
+        delete_snapshot(ctx, snapshot_id)
 
 
 def architecture(ctx: Ctx, instance_type: str) -> str:
@@ -230,34 +279,66 @@ def wait_running(ctx: Ctx, instance_id: str, what: str) -> None:
 def health_gate(ctx: Ctx, bake: Bake, instance_id: str) -> None:
     """Ask the builder itself, through SSM Run Command, whether the tier is healthy."""
     aws, what = ctx.aws, f"{bake.tier} tier health on builder {instance_id}"
-    sent: dict[str, str] = {}
+    sent: dict[str, Any] = {}
 
     def probe() -> Poll:
         if "command" not in sent:
-            # Until the SSM agent has registered, the instance is unknown to Run Command.
+            # Until the SSM agent has registered, the instance is unknown to Run Command (InvalidInstanceId);
+            # any other refusal (AccessDeniedException, InvalidDocument, ...) is raised at once.
             response = aws.call("ssm", "send_command", resource=what, InstanceIds=[instance_id],
                                 DocumentName="AWS-RunShellScript", TimeoutSeconds=1800,
                                 Comment=f"threetier {ctx.stack}: {bake.tier} health gate",
                                 Parameters={"commands": health_script(bake), "executionTimeout": ["1800"]},
                                 missing_ok=("InvalidInstanceId",))
             if response is None:
+                unknown_since = sent.setdefault("unknown_since", aws.clock.now())
+                if aws.clock.now() - unknown_since >= AGENT_REGISTRATION_GRACE:
+                    gone = builder_gone(ctx, instance_id, what)
+                    if gone:
+                        return Poll(False, "InvalidInstanceId", failed=(
+                            f"SSM does not know builder {instance_id}, and it never will: {gone}"))
                 return Poll(False, "waiting for the SSM agent to register")
+            sent.pop("unknown_since", None)
             sent["command"] = response["Command"]["CommandId"]
         invocation = aws.call("ssm", "get_command_invocation", resource=what, CommandId=sent["command"],
-                              InstanceId=instance_id, missing_ok=("InvocationDoesNotExist",))
-        status = (invocation or {}).get("Status", "Pending")
+                              InstanceId=instance_id, missing_ok=("InvocationDoesNotExist",)) or {}
+        status = invocation.get("Status", "Pending")
+        details = "".join((invocation.get("StatusDetails") or status).split())  # "Delivery Timed Out" too
         if status == "Success":
             return Poll(True, "healthy")
-        if status in ("Pending", "InProgress", "Delayed"):
+        if status in ("Pending", "InProgress", "Delayed", "Cancelling"):
             return Poll(False, f"health check {status.lower()}")
-        output = ((invocation or {}).get("StandardOutputContent") or "").strip()
-        if (invocation or {}).get("ResponseCode") == BOOTSTRAP_FAILED_EXIT:
+        output = (invocation.get("StandardOutputContent") or "").strip()
+        if invocation.get("ResponseCode") == BOOTSTRAP_FAILED_EXIT:
             tail = " | ".join(line for line in output[-600:].splitlines() if line.strip())  # one line for the user
             return Poll(False, "bootstrap failed", failed=f"the {bake.tier} bootstrap failed on {instance_id}: {tail}")
+        hopeless = HOPELESS_INVOCATIONS.get(details)
+        if hopeless is None and details == "Undeliverable":
+            gone = builder_gone(ctx, instance_id, what)
+            hopeless = f"the command cannot reach the builder: {gone}" if gone else None
+        if hopeless is not None:
+            errors = " | ".join(line for line in (invocation.get("StandardErrorContent") or "")[-300:].splitlines()
+                                if line.strip())
+            return Poll(False, details, failed=(
+                f"the health check on {instance_id} ended {status} ({details}): {hopeless}"
+                + (f"; stderr: {errors}" if errors else "")))
         del sent["command"]  # not healthy yet: ask again next time
-        return Poll(False, f"not healthy yet: {output[-120:] or status}")
+        return Poll(False, f"not healthy yet: {output[-120:] or details}")
 
     aws.wait(what, probe, delay=HEALTH_POLL_DELAY, timeout=HEALTH_TIMEOUT)
+
+
+def builder_gone(ctx: Ctx, instance_id: str, what: str) -> str | None:
+    """Why the builder can no longer run anything (its state, and AWS's reason), or None while it runs."""
+    found = ctx.aws.call("ec2", "describe_instances", resource=what, InstanceIds=[instance_id],
+                         missing_ok=("InvalidInstanceID.NotFound",))
+    instances = [i for r in (found or {}).get("Reservations", []) for i in r["Instances"]]
+    if not instances:
+        return "it no longer exists"
+    state = instances[0]["State"]["Name"]
+    if state not in GONE_INSTANCE_STATES:
+        return None
+    return f"it is {state}: {instances[0].get('StateReason', {}).get('Message', state)}"
 
 
 def create_image(ctx: Ctx, bake: Bake, instance_id: str) -> str:
@@ -266,13 +347,14 @@ def create_image(ctx: Ctx, bake: Bake, instance_id: str) -> str:
     specs = [{"ResourceType": "image", "Tags": tags}, {"ResourceType": "snapshot", "Tags": tags}]
     if aws.endpoint_url:  # moto's server refuses snapshot tags in CreateImage (HTTP 500): tag them after
         specs = specs[:1]
-    image_id = aws.call(
-        "ec2", "create_image", resource=f"AMI {image_name(ctx, bake)}", InstanceId=instance_id,
-        Name=image_name(ctx, bake), Description=f"threetier {ctx.stack} {bake.tier} tier (golden image)",
-        NoReboot=False,  # a clean, consistent file system; the tier starts at boot anyway
-        TagSpecifications=specs,
-    )["ImageId"]
-    ctx.record("created", f"{bake.tier} AMI", image_name(ctx, bake), image_id)
+    try:
+        image_id = request_image(ctx, bake, instance_id, specs)
+    except AwsError as exc:
+        if exc.code != DUPLICATE_IMAGE_NAME:
+            raise
+        adopted = claim_image_name(ctx, bake, exc)
+        # Adopted, or the name is free again: CreateImage once more (a second refusal is raised).
+        image_id = adopted or request_image(ctx, bake, instance_id, specs)
     if len(specs) == 1:
         images = aws.call("ec2", "describe_images", resource=f"AMI {image_id}", ImageIds=[image_id])["Images"]
         snapshots = [m["Ebs"]["SnapshotId"] for i in images for m in i.get("BlockDeviceMappings", [])
@@ -282,14 +364,59 @@ def create_image(ctx: Ctx, bake: Bake, instance_id: str) -> str:
     return image_id
 
 
+def request_image(ctx: Ctx, bake: Bake, instance_id: str, specs: list[dict[str, Any]]) -> str:
+    image_id: str = ctx.aws.call(
+        "ec2", "create_image", resource=f"AMI {image_name(ctx, bake)}", InstanceId=instance_id,
+        Name=image_name(ctx, bake), Description=f"threetier {ctx.stack} {bake.tier} tier (golden image)",
+        NoReboot=False,  # a clean, consistent file system; the tier starts at boot anyway
+        TagSpecifications=specs,
+    )["ImageId"]
+    ctx.record("created", f"{bake.tier} AMI", image_name(ctx, bake), image_id)
+    return image_id
+
+
+def claim_image_name(ctx: Ctx, bake: Bake, refused: AwsError) -> str | None:
+    """CreateImage said an image already has this name. The stack's own one, pending or available,
+    is the image of this very bake (a crash between CreateImage and saving the state): adopt it. The
+    stack's own failed one is deregistered (None: create again). Anything else is refused, named."""
+    name = image_name(ctx, bake)
+    holders = ctx.aws.call("ec2", "describe_images", resource=f"AMI {name}", Owners=["self"],
+                           Filters=[{"Name": "name", "Values": [name]}])["Images"]
+    ours = [i for i in holders if tag_value(i, STACK_TAG) == ctx.stack]
+    usable = sorted((i for i in ours if i.get("State") in ("pending", "available")), key=lambda i: i["ImageId"])
+    if usable:
+        ctx.out.info(f"  AMI {name} already exists ({usable[0]['ImageId']}, {usable[0]['State']}): using it")
+        return str(usable[0]["ImageId"])
+    dead = [i for i in ours if i.get("State") in DEAD_IMAGE_STATES]
+    for image in dead:
+        discard_dead_image(ctx, image)
+    if dead:
+        return None
+    if ours:
+        why = (f"it is this stack's AMI {ours[0]['ImageId']} in state {ours[0].get('State')}: "
+               "enable it (aws ec2 enable-image) or deregister it, then run `up` again")
+    elif holders:
+        why = (f"AMI {holders[0]['ImageId']} has it and is not this stack's (no {STACK_TAG}={ctx.stack} tag): "
+               "deregister or rename it, then run `up` again")
+    else:
+        why = "no AMI of this account shows that name yet: run `up` again in a minute"
+    raise AwsError(refused.part, refused.action, refused.resource, refused.code, f"{refused.aws_message}; {why}")
+
+
 def wait_image(ctx: Ctx, image_id: str, name: str) -> None:
     def probe() -> Poll:
         # A just-created AMI ID may be unknown for a moment: not in the list yet, still pending.
         images = [i for i in stack_images(ctx) if i["ImageId"] == image_id]
         state = images[0]["State"] if images else "pending"
-        if state in ("failed", "invalid", "deregistered", "error"):
-            reason = images[0].get("StateReason", {}).get("Message", state)
-            return Poll(False, state, failed=f"the AMI is {state}: {reason}")
+        if state in DEAD_IMAGE_STATES:
+            # It would keep the name from the next bake: it goes now, so the next `up` starts clean.
+            discard_dead_image(ctx, images[0])
+            ctx.resources.pop("ami", None)
+            return Poll(False, state, failed=(f"the AMI {image_id} is {state}: {state_reason(images[0])} "
+                                              "(deregistered, with its snapshots: `up` bakes it again)"))
+        if state == "deregistered":
+            ctx.resources.pop("ami", None)
+            return Poll(False, state, failed=f"the AMI {image_id} is deregistered: {state_reason(images[0])}")
         return Poll(state == "available", state)
 
     ctx.aws.wait(f"AMI {name}", probe, delay=IMAGE_POLL_DELAY, timeout=IMAGE_TIMEOUT)
@@ -340,20 +467,31 @@ def delete_images(ctx: Ctx, part: int, keep: str | None = None) -> None:
     images = [i for i in stack_images(ctx, part) if i["ImageId"] != keep]
     snapshot_ids: set[str] = set()
     for image in images:
-        snapshot_ids |= {m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", [])
-                         if m.get("Ebs", {}).get("SnapshotId")}
-        aws.call("ec2", "deregister_image", resource=f"AMI {image.get('Name', image['ImageId'])}",
-                 ImageId=image["ImageId"], missing_ok=("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"))
-        ctx.record("deleted", "AMI", image.get("Name", image["ImageId"]), image["ImageId"])
+        snapshot_ids |= image_snapshots(image)
+        deregister_image(ctx, image)
     if keep is None:  # everything goes: tagged snapshots whose AMI is already gone too
         tagged = aws.call("ec2", "describe_snapshots", resource="snapshots", OwnerIds=["self"],
                           Filters=ctx.filters() + part_filter)["Snapshots"]
         snapshot_ids |= {s["SnapshotId"] for s in tagged}
     for snapshot_id in sorted(snapshot_ids):
-        aws.call("ec2", "delete_snapshot", resource=f"snapshot {snapshot_id}", SnapshotId=snapshot_id,
+        delete_snapshot(ctx, snapshot_id)
+
+
+def image_snapshots(image: dict[str, Any]) -> set[str]:
+    return {m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")}
+
+
+def deregister_image(ctx: Ctx, image: dict[str, Any], kind: str = "AMI") -> None:
+    ctx.aws.call("ec2", "deregister_image", resource=f"AMI {image.get('Name', image['ImageId'])}",
+                 ImageId=image["ImageId"], missing_ok=("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"))
+    ctx.record("deleted", kind, image.get("Name", image["ImageId"]), image["ImageId"])
+
+
+def delete_snapshot(ctx: Ctx, snapshot_id: str) -> None:
+    ctx.aws.call("ec2", "delete_snapshot", resource=f"snapshot {snapshot_id}", SnapshotId=snapshot_id,
                  missing_ok=("InvalidSnapshot.NotFound",), retry_codes=("InvalidSnapshot.InUse",),
                  retry_timeout=5 * 60, retry_delay=10)
-        ctx.record("deleted", "AMI snapshot", snapshot_id, snapshot_id)
+    ctx.record("deleted", "AMI snapshot", snapshot_id, snapshot_id)
 
 
 def wait_terminated(ctx: Ctx, instance_id: str) -> None:
