@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 import subprocess
 import time
@@ -78,13 +79,88 @@ def test_amounts_keep_two_decimals(app):
     assert stored["amount"] == 20 and stored["description"] == "rounding"
 
 
+# Amounts as JSON numbers or as numeric strings (what a text box gives: the workshop's page sends
+# those, test_workshop_page.py), stored as DECIMAL(10,2) stores them: rounded half away from zero
+# on the decimal that was sent -- "1.005" is 1.01, though the double nearest 1.005 is below it.
+@pytest.mark.parametrize(
+    ("amount", "expected"),
+    [
+        ("123.45", "123.45"), (" 7 ", "7.00"), ("+5", "5.00"), ("-5", "-5.00"), (".5", "0.50"), ("5.", "5.00"),
+        ("000123.4500", "123.45"), ("1e3", "1000.00"), ("1.5E-1", "0.15"), ("1e-400", "0.00"),
+        ("1.005", "1.01"), (1.005, "1.01"), ("-1.005", "-1.01"), (-1.005, "-1.01"), ("2.675", "2.68"),
+        (2.675, "2.68"), ("0.005", "0.01"), ("0.0049", "0.00"), (1e-7, "0.00"), ("19.999", "20.00"),
+        ("1.0049999999999999", "1.00"), ("99999999.99", "99999999.99"), ("99999999.994", "99999999.99"),
+        ("-99999999.994", "-99999999.99"), (99999999.99, "99999999.99"),
+    ],
+)
+def test_amounts_are_numbers_or_numeric_strings_rounded_as_the_database_rounds(app, mariadb, amount, expected):
+    status, _, body = http("POST", f"{app.url}/transaction", {"amount": amount, "desc": "rounding"})
+    assert status == 201, body
+    row_id = body["result"]["id"]
+    assert mariadb.sql(f"SELECT amount FROM routes.transactions WHERE id = {row_id}").strip() == expected
+    assert body["result"]["amount"] == float(expected), "the answer is what the database stored"
+    assert http("GET", f"{app.url}/transaction/{row_id}")[2]["result"]["amount"] == float(expected)
+
+
+# src/app.js's rounding, run on its own: decimalAmount(text) for each text of argv[1] (a JSON list).
+DECIMAL_AMOUNT = """
+import { decimalAmount } from './src/app.js';
+console.log(JSON.stringify(JSON.parse(process.argv[1]).map((text) => decimalAmount(text))));
+"""
+
+
+def test_amount_rounding_is_the_databases_own(application_tree, mariadb):
+    """The app rounds amounts itself (on the decimal text, never through a double): on many
+    random numeric strings -- half-way cases, long fractions, exponents, signs -- it must give
+    exactly what MariaDB's own conversion to DECIMAL(10,2) gives."""
+    rng = random.Random(1110)
+    texts = []
+    for _ in range(400):
+        whole = str(rng.randrange(10 ** rng.randrange(0, 9)))
+        fraction = "".join(rng.choice("0123456789") for _ in range(rng.randrange(0, 7)))
+        if rng.random() < 0.4:  # exactly half a cent, or just around it
+            fraction = fraction[:2].ljust(2, "0") + rng.choice(["5", "50", "49", "51", "4999", "5001"])
+        text = rng.choice(["", "-", "+"]) + whole + ("." + fraction if fraction else "")
+        if rng.random() < 0.15:
+            text = f"{text}e{rng.randrange(-4, 2)}"
+        texts.append(text)
+    texts = [t for t in texts if abs(float(t)) < 99_999_999.99]
+    result = subprocess.run([need("node"), "--input-type=module", "-e", DECIMAL_AMOUNT, json.dumps(texts)],
+                            cwd=application_tree / "app-tier", capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    ours = json.loads(result.stdout)
+    theirs = mariadb.sql("SELECT " + ", ".join(f"CAST('{t}' AS DECIMAL(10,2))" for t in texts)).split()
+    mismatches = [(t, a, b) for t, a, b in zip(texts, ours, theirs, strict=True) if a != b]
+    assert not mismatches, mismatches[:10]
+
+
+@pytest.mark.parametrize(
+    "amount",
+    ["", "   ", "abc", "12abc", "NaN", "nan", "Infinity", "-Infinity", "1,5", "0x10", "1_000", "1e", "e5", ".",
+     "+-1", "1.2.3", "\u0661\u0662", "99999999.995", "-99999999.995", "100000000", "1e8", "1e400", "5 5"],
+)
+def test_non_numeric_or_out_of_range_amount_strings_are_400(app, mariadb, amount):
+    status, _, body = http("POST", f"{app.url}/transaction", {"amount": amount, "desc": "bad amount"})
+    assert status == 400 and "amount" in body["error"], body
+    assert mariadb.sql("SELECT COUNT(*) FROM routes.transactions").strip() == "1", "nothing was added"
+
+
+@pytest.mark.parametrize("raw", [b'{"amount": NaN, "desc": "x"}', b'{"amount": Infinity, "desc": "x"}',
+                                 b'{"amount": 1e400, "desc": "x"}', b'{"amount": -1e400, "desc": "x"}'])
+def test_non_finite_json_amounts_are_400(app, raw):
+    status, _, body = http("POST", f"{app.url}/transaction", data=raw, headers={"Content-Type": "application/json"})
+    assert status == 400 and "error" in body
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [
         ({"desc": "no amount"}, 400),
-        ({"amount": "12", "desc": "amount as a string"}, 400),
         ({"amount": None, "desc": "null amount"}, 400),
         ({"amount": 1e12, "desc": "too large for DECIMAL(10,2)"}, 400),
+        ({"amount": True, "desc": "a boolean"}, 400),
+        ({"amount": [5], "desc": "a list"}, 400),
+        ({"amount": {"value": 5}, "desc": "an object"}, 400),
         ({"amount": 5}, 400),
         ({"amount": 5, "desc": "   "}, 400),
         ({"amount": 5, "desc": 42}, 400),

@@ -36,6 +36,8 @@ def assert_security_headers(headers, what: str) -> None:
     assert directives["frame-ancestors"] == ["'none'"], what
     assert directives["default-src"] == ["'self'"] and directives["script-src"] == ["'self'"], what
     assert directives["object-src"] == ["'none'"], what
+    # The workshop's front end (styled-components) injects <style> elements: inline styles only.
+    assert directives["style-src"] == ["'self'", "'unsafe-inline'"], what
 
 
 @pytest.fixture(scope="session")
@@ -191,16 +193,7 @@ def test_a_database_outage_through_nginx(site, mariadb):
 
 
 def test_browser_lists_adds_and_deletes(site, artifacts_dir):
-    need("chromium")
-    driver = BROWSER_DIR / "node_modules" / "playwright-core"
-    if not driver.is_dir():
-        need("playwright-core (npm ci in tests/application/browser)")
-    result = subprocess.run(
-        [need("node"), str(BROWSER_DIR / "drive.mjs"), site, str(artifacts_dir)],
-        capture_output=True, text=True, timeout=120,
-        env={**os.environ, "CHROMIUM": shutil.which("chromium") or "/usr/bin/chromium"},
-    )
-    seen = json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {}
+    result, seen = run_browser_script("drive.mjs", site, artifacts_dir)
     assert result.returncode == 0, f"{seen.get('error')}\n{result.stderr[-2000:]}"
     steps = {step["name"]: step["rows"] for step in seen["steps"]}
     assert steps["list"] == [["1", "400.00", "groceries"]]
@@ -215,3 +208,37 @@ def test_browser_lists_adds_and_deletes(site, artifacts_dir):
     # The page works under its Content-Security-Policy, which the browser enforces.
     assert seen["cspViolations"] == []
     assert seen["inlineScriptProbe"] == "blocked"
+
+
+def run_browser_script(script: str, site: str, artifacts_dir) -> tuple[subprocess.CompletedProcess, dict]:
+    need("chromium")
+    if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
+        need("playwright-core (npm ci in tests/application/browser)")
+    result = subprocess.run(
+        [need("node"), str(BROWSER_DIR / script), site, str(artifacts_dir)],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "CHROMIUM": shutil.which("chromium") or "/usr/bin/chromium"},
+    )
+    seen = json.loads(result.stdout.strip().splitlines()[-1]) if result.stdout.strip() else {}
+    return result, seen
+
+
+def test_browser_shows_a_load_error_instead_of_loading(web_build, tmp_path, artifacts_dir):
+    """The app tier cannot be reached (nginx answers 502): the DB page says it could not load the
+    transactions -- in its alert and in the table -- and "Loading…" does not stay on screen."""
+    port = free_port()
+    conf = tmp_path / "nginx.conf"
+    conf.write_bytes(render_nginx_conf("127.0.0.1", upstream_port=free_port(), listen_port=port,
+                                       web_root=str(web_build), log_dir=str(tmp_path)))
+    nginx = Nginx(conf, tmp_path)
+    nginx.start(port)
+    try:
+        result, seen = run_browser_script("load-error.mjs", f"http://127.0.0.1:{port}", artifacts_dir)
+    finally:
+        nginx.stop()
+    assert result.returncode == 0, f"{seen.get('error')}\n{result.stderr[-2000:]}"
+    assert "GET /api/transaction 502" in seen["apiAnswers"]
+    assert seen["alert"] == "Could not load transactions: the server answered 502"
+    assert seen["loadingVisible"] is False, seen
+    assert seen["table"] == "Could not load transactions.", seen
+

@@ -4,17 +4,20 @@ import { addTransaction, deleteAllTransactions, deleteTransaction, listTransacti
 const money = new Intl.NumberFormat('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 
 export default function Transactions() {
-  const [rows, setRows] = useState(null);
+  const [rows, setRows] = useState(null); // null until the first list arrives
+  const [loadFailed, setLoadFailed] = useState(false);
   const [error, setError] = useState('');
   const [amount, setAmount] = useState('');
   const [desc, setDesc] = useState('');
   const [busy, setBusy] = useState(false);
 
   const refresh = useCallback(async () => {
+    setLoadFailed(false);
     try {
       setRows(await listTransactions());
       setError('');
     } catch (err) {
+      setLoadFailed(true);
       setError(`Could not load transactions: ${err.message}`);
     }
   }, []);
@@ -43,7 +46,9 @@ export default function Transactions() {
       return;
     }
     run(async () => {
-      await addTransaction(value, desc.trim());
+      // The amount as typed: the app tier rounds the decimal itself, as the database does
+      // ("1.005" is 1.01), which a double (1.00499...) would not.
+      await addTransaction(amount.trim(), desc.trim());
       setAmount('');
       setDesc('');
     });
@@ -76,7 +81,7 @@ export default function Transactions() {
         <tbody>
           {rows === null && (
             <tr>
-              <td colSpan={4}>Loading…</td>
+              <td colSpan={4}>{loadFailed ? 'Could not load transactions.' : 'Loading…'}</td>
             </tr>
           )}
           {rows?.length === 0 && (
