@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import shutil
 import subprocess
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
+import boto3
 import pytest
 
-from helpers import cli
+from helpers import cli, moto
 from threetier.display import Display
 from threetier.output import Output
 
@@ -87,3 +91,65 @@ def test_shell_completion_completes_commands_and_part_names(capsys: pytest.Captu
     assert complete("replay", "app") == ["app-image", "app-tier"]
     assert "--take-over-lock" in complete("up", "--t")
     assert "_THREETIER_COMPLETE=bash_source threetier" in help_text(capsys)
+
+
+# -- one count, one meaning (item 2), --json on up, replay and down (item 7) ------------------
+TICK = re.compile(r"✓ Part (\d) \([a-z-]+\) [^:]+: (?:done|repaired) \(([^)]*)\)")
+
+
+def tally_of(text: str) -> dict[str, int]:
+    """ "5 created, 1 deleted" -> {"created": 5, "changed": 0, "deleted": 1}"""
+    found = dict.fromkeys(("created", "changed", "deleted"), 0)
+    for number, action in re.findall(r"(\d+) (created|changed|deleted)", text):
+        found[action] = int(number)
+    return found
+
+
+def summary_table(stdout: str) -> dict[int, dict[str, int]]:
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [cell.strip() for cell in line.strip("│┃ ").split("│")]
+        if len(cells) >= 5 and re.fullmatch(r"\d [a-z-]+", cells[0]):
+            rows[int(cells[0][0])] = {"created": int(cells[1]), "changed": int(cells[2]), "deleted": int(cells[3])}
+    return rows
+
+
+def test_every_count_of_a_run_says_the_same(tmp_path: Path) -> None:
+    with moto():
+        up = cli("up", cwd=tmp_path)
+        assert up.code == 0, up.stderr
+        ticks = {int(number): tally_of(text) for number, text in TICK.findall(up.stderr)}
+        table = summary_table(up.stdout)
+        assert sorted(ticks) == sorted(table) == list(range(1, 8))
+        assert ticks == table  # each part's ✓ line says what its row says
+        totals = {action: sum(row[action] for row in table.values()) for action in ("created", "changed", "deleted")}
+        last = next(line for line in up.stdout.splitlines() if "is up:" in line)
+        assert tally_of(last.split(";")[0]) == totals, last
+        # A brand-new stack: settings applied to what this run created are part of creating it.
+        assert totals["changed"] == 0 and totals["created"] > 40
+        assert totals["deleted"] == 2  # the two builders, once their images are baked
+
+        again = cli("up", "--json", cwd=tmp_path)
+        report = json.loads(again.stdout)  # stdout is the JSON and nothing else
+        assert again.code == 0 and report["command"] == "up"
+        assert (report["created"], report["changed"], report["deleted"], report["mutating_calls"]) == (0, 0, 0, 0)
+        assert report["outputs"]["url"].startswith("http://threetier-ext-alb")
+        assert [row["part"] for row in report["parts"]] == list(range(1, 8))
+
+        boto3.client("ec2").delete_route(RouteTableId=route_table(tmp_path), DestinationCidrBlock="0.0.0.0/0")
+        replay = cli("replay", "network", "--json", cwd=tmp_path)
+        fixed = json.loads(replay.stdout)
+        assert replay.code == 0 and fixed["command"] == "replay network" and fixed["part"] == 2
+        assert (fixed["created"], fixed["changed"]) == (0, 1)  # a route put back into a table that was there
+        assert [c["kind"] for c in fixed["changes"]] == ["route"]
+
+        down = cli("down", "--yes", "--skip-final-snapshot", "--json", cwd=tmp_path)
+        gone = json.loads(down.stdout)
+        said = sum(int(n) for n in re.findall(r"✓ Part \d \([a-z-]+\) [^:]+: deleted (\d+)", down.stderr))
+        assert down.code == 0 and gone["command"] == "down" and gone["deleted"] == said > 40
+        assert gone["kept_snapshots"] == [] and gone["outputs"] == {}
+
+
+def route_table(workdir: Path) -> str:
+    state = json.loads((workdir / ".threetier" / "threetier.json").read_text())
+    return state["parts"]["2"]["resources"]["route_tables"]["private-app-rt-az1"]

@@ -33,6 +33,7 @@ from rich.text import Text
 from threetier import aws as awslib
 from threetier import state as statelib
 from threetier.aws import Aws, Look
+from threetier.changes import CHANGED, CONFIGURED, CREATED, DELETED, Change, counts, describe_counts, words
 from threetier.config import Config
 from threetier.display import Display
 from threetier.errors import ThreetierError, UsageError
@@ -82,13 +83,6 @@ class Part:
         return f"Part {self.number} ({self.name})"
 
 
-@dataclass(frozen=True)
-class Change:
-    part: int
-    action: str  # created | changed | deleted
-    kind: str    # e.g. "subnet"
-    name: str
-    id: str | None = None
 
 
 @dataclass
@@ -153,8 +147,14 @@ class Ctx:
             self.run.reach(self.part_number, milestone)
 
     def record(self, action: str, kind: str, name: str, resource_id: str | None = None) -> None:
+        if action == CHANGED and self._made_this_run(name):
+            action = CONFIGURED
         self.changes.append(Change(self.part_number, action, kind, name, resource_id))
         self.out.detail(f"  {action} {kind} {name}{f' ({resource_id})' if resource_id else ''}")
+
+    def _made_this_run(self, name: str) -> bool:
+        made = {value for c in self.changes if c.action == CREATED for value in (c.name, c.id) if value}
+        return bool(words(name) & made)
 
 
 @dataclass
@@ -313,14 +313,12 @@ class Engine:
         record.status, record.finished_at = statelib.DONE, statelib.now()
         self.save()
         ctx.run.reach(part.number, DONE)
-        created = len([c for c in ctx.changes[changes_before:] if c.part == part.number])
+        tally = counts(c for c in ctx.changes[changes_before:] if c.part == part.number)
         mutated = len([c for c in ctx.aws.mutating_calls()[mutations_before:]])
         if not mutated:
             outcome = "verified, nothing to do"
-        elif was_done:
-            outcome = f"repaired ({created} changed)"
         else:
-            outcome = f"done ({created} created or changed)"
+            outcome = f"{'repaired' if was_done else 'done'} ({describe_counts(tally)})"
         self._finished(part, outcome)
 
     # -- down ------------------------------------------------------------------
@@ -348,7 +346,7 @@ class Engine:
         ctx.state.parts.pop(part.number, None)
         self.save()
         ctx.run.reach(part.number, GONE)
-        deleted = len([c for c in ctx.changes[changes_before:] if c.part == part.number])
+        deleted = counts(c for c in ctx.changes[changes_before:] if c.part == part.number)[DELETED]
         self._finished(part, f"deleted {deleted}" if deleted else "nothing to delete")
 
     # -- running parts -----------------------------------------------------------

@@ -18,6 +18,7 @@ from threetier.output import Output
 
 if TYPE_CHECKING:  # boto3 and the engine load only when a command talks to AWS (`--help` stays quick)
     from threetier.aws import Aws, Call
+    from threetier.changes import Change
     from threetier.engine import Engine
 
 META = "threetier.options"
@@ -158,3 +159,24 @@ def runtime(ctx: click.Context) -> Runtime:
     else:
         state_path = statelib.default_path(config.stack)
     return Runtime(config=config, out=out, state_file=statelib.StateFile(state_path), options=opts)
+
+
+# -- results -----------------------------------------------------------------------
+OUTPUT_KEYS = ("url", "db_writer_endpoint", "db_reader_endpoint", "internal_alb_dns", "bucket", "vpc")
+
+
+def outputs(resources_by_part: list[dict[str, Any]]) -> dict[str, Any]:
+    """The stack's addresses; the URL and endpoints come with Parts 3-7."""
+    return {key: resources[key] for resources in resources_by_part for key in OUTPUT_KEYS if key in resources}
+
+
+def change_entry(change: Change) -> dict[str, Any]:
+    return {"action": change.action, "kind": change.kind, "name": change.name, "id": change.id}
+
+
+def run_report(rt: Runtime, engine: Engine, command: str, totals: dict[str, int], **extra: Any) -> dict[str, Any]:
+    """What `up`, `down` and `replay` print with --json: the stack, what the run did, its outputs."""
+    aws = engine.ctx.aws
+    return {"stack": rt.config.stack, "region": aws.region, "account": aws.account, "command": command,
+            **totals, **extra,
+            "outputs": outputs([engine.ctx.resources_of(part.number) for part in engine.parts])}

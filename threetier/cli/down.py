@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from threetier.cli.common import global_options, lock_option, runtime
+from threetier.cli.common import change_entry, global_options, lock_option, run_report, runtime
 from threetier.errors import ThreetierError, UsageError
 from threetier.output import ExitStatus
 
@@ -26,13 +26,16 @@ It asks for confirmation on a terminal; without a terminal it refuses unless
 Examples:
   threetier down            asks first
   threetier down --yes      for scripts
+  threetier down --yes --json
 """)
 @click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation")
 @click.option("--skip-final-snapshot", is_flag=True, help="delete the database without a final snapshot")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON on stdout (and nothing else)")
 @lock_option
 @global_options
 @click.pass_context
-def command(ctx: click.Context, yes: bool, skip_final_snapshot: bool, take_over_lock: bool) -> int:
+def command(ctx: click.Context, yes: bool, skip_final_snapshot: bool, take_over_lock: bool, as_json: bool) -> int:
+    from threetier.changes import counts
     rt = runtime(ctx)
     if not yes and not sys.stdin.isatty():
         raise UsageError("down: refusing to delete without a terminal to confirm on; pass --yes")
@@ -42,7 +45,14 @@ def command(ctx: click.Context, yes: bool, skip_final_snapshot: bool, take_over_
         engine.ctx.skip_final_snapshot = skip_final_snapshot
         with rt.stack_lock(aws, "down", take_over_lock):  # released (deleted) at the end: nothing is left
             kept = _down(rt, aws, engine, yes)
-    rt.out.result(f"stack {rt.config.stack} is gone: a scan finds nothing tagged threetier:stack={rt.config.stack}")
+    deleted = counts(engine.ctx.changes)["deleted"]
+    if as_json:
+        report = run_report(rt, engine, "down", {"deleted": deleted}, kept_snapshots=kept,
+                            changes=[change_entry(change) for change in engine.ctx.changes])
+        rt.out.data({**report, "outputs": {}})  # nothing is left to address
+        return ExitStatus.OK
+    rt.out.result(f"stack {rt.config.stack} is gone: deleted {deleted}; a scan finds nothing tagged "
+                  f"threetier:stack={rt.config.stack}")
     if kept:
         rt.out.result(f"kept on purpose (your data; delete it when you no longer need it): DB cluster snapshot "
                     f"{', '.join(kept)}")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from threetier.cli.common import global_options, lock_option, runtime
+from threetier.cli.common import change_entry, global_options, lock_option, run_report, runtime
 from threetier.output import ExitStatus
 
 
@@ -21,17 +21,26 @@ changes only what differs from config.yaml.
 Examples:
   threetier replay 2
   threetier replay network
+  threetier replay app-tier --json
 """)
 @click.argument("part", shell_complete=complete_part)
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON on stdout (and nothing else)")
 @lock_option
 @global_options
 @click.pass_context
-def command(ctx: click.Context, part: str, take_over_lock: bool) -> int:
+def command(ctx: click.Context, part: str, take_over_lock: bool, as_json: bool) -> int:
+    from threetier.changes import counts, describe_counts
     rt = runtime(ctx)
     with rt.state_file.locked():
         aws = rt.aws()
         engine = rt.engine(aws)
-        engine.part(part)  # an unknown PART is a usage error before any change
+        chosen = engine.part(part)  # an unknown PART is a usage error before any change
         with rt.stack_lock(aws, f"replay {part}", take_over_lock):
             engine.replay(part)
+    tally = counts(engine.ctx.changes)
+    if as_json:
+        rt.out.data(run_report(rt, engine, f"replay {chosen.name}", tally, part=chosen.number,
+                               changes=[change_entry(change) for change in engine.ctx.changes]))
+    else:
+        rt.out.result(f"{chosen.label} {chosen.title}: {describe_counts(tally)}")
     return ExitStatus.OK

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from threetier import state as statelib
-from threetier.cli.common import global_options, runtime
+from threetier.cli.common import global_options, outputs, runtime
 from threetier.output import ExitStatus
 
 
@@ -64,7 +64,7 @@ def command(ctx: click.Context, as_json: bool) -> int:
     holder = lock.current(aws, rt.config.stack)
     deployed = any(p["resources"] or p["drift"] or p["status"] != statelib.PENDING for p in parts)
     report = {"stack": rt.config.stack, "region": aws.region, "account": account, "deployed": deployed,
-              "parts": parts, "outputs": outputs(parts),
+              "parts": parts, "outputs": outputs([p["resources"] for p in parts]),
               "state_file": str(rt.state_file.path) if saved is not None else None,
               "lock": None if holder is None else {k: v for k, v in asdict(holder).items() if k != "token"}}
     if as_json:
@@ -83,17 +83,6 @@ def command(ctx: click.Context, as_json: bool) -> int:
                         f"tags (`up` writes a new one)")
     healthy = all(p["status"] == statelib.DONE for p in parts)
     return ExitStatus.OK if healthy else ExitStatus.DRIFT
-
-
-def outputs(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """The stack's addresses; the URL and endpoints come with Parts 3-7."""
-    result: dict[str, Any] = {}
-    for part in parts:
-        resources = part["resources"]
-        for key in ("url", "db_writer_endpoint", "db_reader_endpoint", "internal_alb_dns", "bucket", "vpc"):
-            if key in resources:
-                result[key] = resources[key]
-    return result
 
 
 def show(out: Any, report: dict[str, Any]) -> None:

@@ -1,14 +1,14 @@
 """`threetier up`: Parts 1-7 in order; done parts are verified, not redone."""
 from __future__ import annotations
 
-from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 from rich.text import Text
 
-from threetier.cli.common import global_options, lock_option, runtime
+from threetier.changes import counts, describe_counts
+from threetier.cli.common import change_entry, global_options, lock_option, run_report, runtime
 from threetier.output import ExitStatus, Output
 
 if TYPE_CHECKING:
@@ -27,10 +27,11 @@ Examples:
   threetier up --config prod.yaml -v
   threetier up --sandbox            no AWS account: a local emulator
 """)
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON on stdout (and nothing else)")
 @lock_option
 @global_options
 @click.pass_context
-def command(ctx: click.Context, take_over_lock: bool) -> int:
+def command(ctx: click.Context, take_over_lock: bool, as_json: bool) -> int:
     from threetier.lock import is_lock_call
     rt = runtime(ctx)
     aws = rt.aws(start_sandbox=True)
@@ -41,37 +42,53 @@ def command(ctx: click.Context, take_over_lock: bool) -> int:
             engine.up()
             # Before the lock's release, a write that empties the inventory: a run that changed
             # nothing still has it whole, and the summary costs no read.
-            summary(rt.out, engine)
-    changes = [call for call in aws.mutating_calls() if not is_lock_call(call)]
-    rt.out.result(f"stack {rt.config.stack} is up: {len(engine.ctx.changes)} created or changed, "
-                  f"{len(changes)} mutating AWS calls (besides taking and releasing the stack lock)")
-    url = engine.ctx.resources_of(7).get("url")
-    if url:
-        rt.out.result(Text.assemble("URL: ", (url, "bold"), f"  ({engine.ctx.resources_of(7).get('round_trip', '')})"))
+            rows = summary_rows(engine)
+    mutating = len([call for call in aws.mutating_calls() if not is_lock_call(call)])
+    tally = counts(engine.ctx.changes)
+    part7 = engine.ctx.resources_of(7)
+    if as_json:
+        rt.out.data(run_report(rt, engine, "up", {**tally, "mutating_calls": mutating},
+                               parts=rows, round_trip=part7.get("round_trip")))
+        return ExitStatus.OK
+    summary(rt.out, rows)
+    rt.out.result(f"stack {rt.config.stack} is up: {describe_counts(tally)}; {mutating} mutating AWS calls "
+                  f"(besides taking and releasing the stack lock)")
+    if part7.get("url"):
+        rt.out.result(Text.assemble("URL: ", (part7["url"], "bold"), f"  ({part7.get('round_trip', '')})"))
     return ExitStatus.OK
 
 
 TIMELINE_WIDTH = 30
 
 
-def summary(out: Output, engine: Engine) -> None:
-    """What this run created, changed and kept, part by part, and when each part ran."""
-    from threetier.display import minutes
-    table = Table(title="summary", title_justify="left")
-    for column in ("part", "created", "changed", "kept", "ran", "timeline"):
-        table.add_column(column, justify="left" if column in ("part", "timeline") else "right")
+def summary_rows(engine: Engine) -> list[dict[str, Any]]:
+    """Per part that ran: what this run created, changed, deleted and kept, and when it ran."""
     engine.take_inventory()  # what is there now, in a few concurrent reads
-    total = max((span.end for span in engine.timeline.values()), default=0.0) or 1.0
+    rows = []
     for part in engine.parts:
         span = engine.timeline.get(part.number)
         if span is None:
             continue
-        counts = Counter(change.action for change in engine.ctx.changes if change.part == part.number)
+        mine = [change for change in engine.ctx.changes if change.part == part.number]
+        tally = counts(mine)
         # What is there now, less what this run made: describe calls only.
         present = len(engine.check(part).present)
-        start = int(span.start / total * TIMELINE_WIDTH)
-        bar = " " * start + "━" * max(int(span.end / total * TIMELINE_WIDTH) - start, 1)
-        table.add_row(f"{part.number} {part.name}", str(counts.get("created", 0)), str(counts.get("changed", 0)),
-                      str(max(present - counts.get("created", 0), 0)), f"{minutes(span.start)}–{minutes(span.end)}",
-                      Text(bar, style="cyan"))
+        rows.append({"part": part.number, "name": part.name, **tally,
+                     "kept": max(present - tally["created"], 0), "started": span.start, "ended": span.end,
+                     "changes": [change_entry(change) for change in mine]})
+    return rows
+
+
+def summary(out: Output, rows: list[dict[str, Any]]) -> None:
+    """The rows as a table, with each part's timeline."""
+    from threetier.display import minutes
+    table = Table(title="summary", title_justify="left")
+    for column in ("part", "created", "changed", "deleted", "kept", "ran", "timeline"):
+        table.add_column(column, justify="left" if column in ("part", "timeline") else "right")
+    total = max((row["ended"] for row in rows), default=0.0) or 1.0
+    for row in rows:
+        start = int(row["started"] / total * TIMELINE_WIDTH)
+        bar = " " * start + "━" * max(int(row["ended"] / total * TIMELINE_WIDTH) - start, 1)
+        table.add_row(f"{row['part']} {row['name']}", str(row["created"]), str(row["changed"]), str(row["deleted"]),
+                      str(row["kept"]), f"{minutes(row['started'])}–{minutes(row['ended'])}", Text(bar, style="cyan"))
     out.result(table)
