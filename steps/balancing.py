@@ -9,14 +9,15 @@ group to report healthy targets.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from steps import baking, storage
-from threetier.aws import Look, Poll
+from threetier.aws import Look, Poll, client_token
 from threetier.engine import Check, Ctx
-from threetier.errors import ThreetierError
+from threetier.errors import ThreetierError, UsageError
 
 ALB_ACTIVE_TIMEOUT = 15 * 60      # 90-180 s typically
 HEALTHY_TIMEOUT = 20 * 60         # instances boot from the AMI, then 2 passing checks
@@ -26,6 +27,12 @@ REFRESH_TIMEOUT = 45 * 60         # instance by instance, each warmed up and hea
 REFRESH_UNDER_WAY = ("Pending", "InProgress", "Baking", "Cancelling", "RollbackInProgress")
 DEREGISTRATION_DELAY = "30"       # seconds; the default 300 slows every scale-in and teardown
 ELB_NOT_FOUND = ("LoadBalancerNotFound", "TargetGroupNotFound", "ListenerNotFound")
+# Requests with header names that are not valid HTTP are dropped at the ALB, not passed to nginx
+# or the app (request smuggling); AWS's default keeps them.
+DROP_INVALID_HEADERS = "routing.http.drop_invalid_header_fields.enabled"
+DELETION_PROTECTION = "deletion_protection.enabled"
+# IMDSv2 only, and one hop: a container on the instance cannot reach the role's credentials.
+METADATA_OPTIONS: dict[str, Any] = {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1}
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,10 @@ def attributes_look(arn: str) -> Look:
     return Look("elbv2", "describe_target_group_attributes", {"TargetGroupArn": arn})
 
 
+def load_balancer_attributes_look(arn: str) -> Look:
+    return Look("elbv2", "describe_load_balancer_attributes", {"LoadBalancerArn": arn}, missing_ok=ELB_NOT_FOUND)
+
+
 def health_look(arn: str) -> Look:
     return Look("elbv2", "describe_target_health", {"TargetGroupArn": arn})
 
@@ -111,6 +122,7 @@ def looks(ctx: Ctx, tier: Tier) -> Iterator[Look]:
         yield health_look(group["TargetGroupArn"])
     for balancer in (aws.peek(load_balancer_look(ctx, tier)) or {}).get("LoadBalancers", []):
         yield listeners_look(balancer["LoadBalancerArn"])
+        yield load_balancer_attributes_look(balancer["LoadBalancerArn"])
     templates = (aws.peek(launch_template_look(ctx, tier)) or {}).get("LaunchTemplates", [])
     for template in templates:
         yield versions_look(template["LaunchTemplateId"])
@@ -190,14 +202,41 @@ def ensure_load_balancer(ctx: Ctx, tier: Tier, subnets: list[str], security_grou
                             Type="application", IpAddressType="ipv4",
                             Tags=elb_tags(ctx, tier.alb_role))["LoadBalancers"][0]
         ctx.record("created", f"{tier.scheme} load balancer", name)
+        # CreateLoadBalancer takes no attributes: those not at AWS's defaults are set in the next call.
+        changed = attribute_changes({}, wanted_load_balancer_attributes(ctx))
     else:
         if sorted(balancer.get("SecurityGroups", [])) != [security_group]:
             aws.call("elbv2", "set_security_groups", resource=f"load balancer {name}",
                      LoadBalancerArn=balancer["LoadBalancerArn"], SecurityGroups=[security_group])
             ctx.record("changed", "load balancer security groups", name)
+        # Gone since it was found (None): the change is asked for all the same, and AWS says so.
+        changed = attribute_changes(load_balancer_attributes(ctx, tier, balancer["LoadBalancerArn"]) or {},
+                                    wanted_load_balancer_attributes(ctx))
+    if changed:
+        aws.call("elbv2", "modify_load_balancer_attributes", resource=f"load balancer {name}",
+                 LoadBalancerArn=balancer["LoadBalancerArn"],
+                 Attributes=[{"Key": key, "Value": value} for key, value in changed.items()])
+        ctx.record("changed", "load balancer attributes", name,
+                   ", ".join(f"{key}={value}" for key, value in changed.items()))
     ctx.resources["load_balancer_arn"] = balancer["LoadBalancerArn"]
     ctx.resources["load_balancer_dns"] = balancer["DNSName"]
     return balancer["LoadBalancerArn"]
+
+
+def wanted_load_balancer_attributes(ctx: Ctx) -> dict[str, str]:
+    protected = ctx.config.load_balancers.deletion_protection
+    return {DROP_INVALID_HEADERS: "true", DELETION_PROTECTION: "true" if protected else "false"}
+
+
+def load_balancer_attributes(ctx: Ctx, tier: Tier, arn: str) -> dict[str, str] | None:
+    """The ALB's attributes as AWS has them; None when it vanished since it was found."""
+    found = ctx.aws.look(load_balancer_attributes_look(arn), resource=f"load balancer {ctx.name(tier.alb_role)}")
+    return None if found is None else {a["Key"]: a["Value"] for a in found.get("Attributes", [])}
+
+
+def attribute_changes(current: dict[str, str], wanted: dict[str, str]) -> dict[str, str]:
+    """The wanted attributes the ALB does not have; one AWS leaves out is at its default, false."""
+    return {key: value for key, value in wanted.items() if current.get(key, "false") != value}
 
 
 def ensure_listener(ctx: Ctx, tier: Tier, balancer: str, target_group: str) -> None:
@@ -224,7 +263,7 @@ def launch_template_data(ctx: Ctx, tier: Tier, security_group: str) -> dict[str,
         "InstanceType": tier.instance_type,
         "SecurityGroupIds": [security_group],
         "IamInstanceProfile": {"Arn": ctx.resources_of(storage.NUMBER)[storage.profile_arn_key(tier.tier)]},
-        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
+        "MetadataOptions": dict(METADATA_OPTIONS),
         "TagSpecifications": [{"ResourceType": "instance", "Tags": instance_tags},
                               {"ResourceType": "volume", "Tags": instance_tags}],
     }
@@ -236,32 +275,54 @@ def find_launch_template(ctx: Ctx, tier: Tier) -> dict[str, Any] | None:
 
 
 def ensure_launch_template(ctx: Ctx, tier: Tier, security_group: str) -> tuple[str, bool]:
-    """One template per tier; a change (new AMI, instance type) becomes a new default version.
-    Returns (template ID, whether a new version was made)."""
+    """One template per tier; a change (new AMI, instance type, security group, instance profile,
+    metadata options) becomes a new default version. Returns (template ID, whether a new version
+    was made)."""
     aws, name = ctx.aws, ctx.name(tier.launch_template_role)
     data = launch_template_data(ctx, tier, security_group)
-    token = hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest()[:64]
+    content = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
     template = find_launch_template(ctx, tier)
     new_version = False
     if template is None:
+        # Same within the hour, so a create retried after a crash returns the template it made; a
+        # new token after that, or EC2 (which remembers tokens for a day) could answer a template
+        # deleted by `down` and made again with the same data with the deleted one.
         template = aws.call("ec2", "create_launch_template", resource=name, LaunchTemplateName=name,
-                            VersionDescription=f"{tier.tier} tier", LaunchTemplateData=data, ClientToken=token,
+                            VersionDescription=f"{tier.tier} tier", LaunchTemplateData=data,
+                            ClientToken=client_token(name, content),
                             TagSpecifications=ctx.tag_spec("launch-template", tier.launch_template_role))["LaunchTemplate"]
         ctx.record("created", "launch template", name, template["LaunchTemplateId"])
     else:
         versions = aws.look(versions_look(template["LaunchTemplateId"]), resource=name)["LaunchTemplateVersions"]
         current = versions[0]["LaunchTemplateData"] if versions else {}
-        if (current.get("ImageId"), current.get("InstanceType"), current.get("SecurityGroupIds")) != \
-                (data["ImageId"], data["InstanceType"], data["SecurityGroupIds"]):
+        differ = template_differences(current, data)
+        if differ:
+            token = client_token(name, template["LaunchTemplateId"], content)  # as above, per template
             version = aws.call("ec2", "create_launch_template_version", resource=name,
                                LaunchTemplateId=template["LaunchTemplateId"], LaunchTemplateData=data,
                                ClientToken=token)["LaunchTemplateVersion"]
             aws.call("ec2", "modify_launch_template", resource=name, LaunchTemplateId=template["LaunchTemplateId"],
                      DefaultVersion=str(version["VersionNumber"]))
-            ctx.record("changed", "launch template", name, f"version {version['VersionNumber']}")
+            ctx.record("changed", "launch template", name,
+                       f"version {version['VersionNumber']}: {', '.join(differ)}")
             new_version = True
     ctx.resources["launch_template"] = template["LaunchTemplateId"]
     return template["LaunchTemplateId"], new_version
+
+
+def template_differences(current: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """The fields of `wanted` launch template data that the `current` version does not have."""
+    differ: list[str] = [key for key in ("ImageId", "InstanceType", "SecurityGroupIds")
+                         if key in wanted and current.get(key) != wanted[key]]
+    differ += [key for key in ("IamInstanceProfile", "MetadataOptions")
+               if key in wanted and lacks(current.get(key), wanted[key])]
+    return differ
+
+
+def lacks(have: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
+    """Whether `have` differs from `wanted` in a key `wanted` sets: AWS fills in options nobody gave
+    it (MetadataOptions' HttpProtocolIpv6, say), and those are no difference."""
+    return any((have or {}).get(key) != value for key, value in wanted.items())
 
 
 def find_auto_scaling_group(ctx: Ctx, tier: Tier) -> dict[str, Any] | None:
@@ -493,6 +554,11 @@ def check(ctx: Ctx, tier: Tier, result: Check) -> None:
         listeners = (ctx.aws.look(listeners_look(balancer["LoadBalancerArn"]),
                                   resource=f"listeners of {ctx.name(tier.alb_role)}") or {}).get("Listeners", [])
         result.found(f"listener {ctx.name(tier.alb_role)}:80", any(listener["Port"] == 80 for listener in listeners))
+        current = load_balancer_attributes(ctx, tier, balancer["LoadBalancerArn"])
+        if current is not None:  # None: gone since it was found (its listener shows as missing)
+            for key, value in attribute_changes(current, wanted_load_balancer_attributes(ctx)).items():
+                result.drift.append(f"load balancer {ctx.name(tier.alb_role)}: {key} is "
+                                    f"{current.get(key, 'false')}, should be {value}")
     template = find_launch_template(ctx, tier)
     result.found(f"launch template {ctx.name(tier.launch_template_role)}", template is not None)
     if template is not None:
@@ -506,6 +572,13 @@ def check(ctx: Ctx, tier: Tier, result: Check) -> None:
         if data.get("InstanceType") != tier.instance_type:
             result.drift.append(f"launch template {ctx.name(tier.launch_template_role)}: instance type "
                                 f"{data.get('InstanceType')}, config says {tier.instance_type}")
+        profile = ctx.resources_of(storage.NUMBER).get(storage.profile_arn_key(tier.tier))
+        if profile and lacks(data.get("IamInstanceProfile"), {"Arn": profile}):
+            result.drift.append(f"launch template {ctx.name(tier.launch_template_role)}: instance profile "
+                                f"{(data.get('IamInstanceProfile') or {}).get('Arn')}, should be {profile}")
+        if lacks(data.get("MetadataOptions"), METADATA_OPTIONS):
+            result.drift.append(f"launch template {ctx.name(tier.launch_template_role)}: metadata options "
+                                f"{data.get('MetadataOptions')}, should be {METADATA_OPTIONS}")
     asg = find_auto_scaling_group(ctx, tier)
     result.found(f"Auto Scaling group {ctx.name(tier.asg_role)}", asg is not None)
     if asg is not None:
@@ -521,6 +594,16 @@ def check(ctx: Ctx, tier: Tier, result: Check) -> None:
 
 
 # -- destroy ---------------------------------------------------------------------
+def before_down(ctx: Ctx, tier: Tier) -> None:
+    """Checked before `down` deletes anything: a protected load balancer stops it at the start, not
+    after the Auto Scaling group and the instances are gone."""
+    balancer = find_load_balancer(ctx, tier)
+    attributes = load_balancer_attributes(ctx, tier, balancer["LoadBalancerArn"]) if balancer else None
+    if (attributes or {}).get(DELETION_PROTECTION) == "true":
+        raise UsageError(f"down: load balancer {ctx.name(tier.alb_role)} has deletion protection on; set "
+                         f"load_balancers.deletion_protection: false, run `threetier up`, then `down` again")
+
+
 def destroy(ctx: Ctx, tier_name: str, alb_role: str) -> None:
     """ASG (deregistration delay 0 first), listeners, ALB, target group, launch template."""
     aws = ctx.aws

@@ -121,5 +121,10 @@ def check(ctx: Ctx) -> Check:
     return result
 
 
+def before_down(ctx: Ctx) -> None:
+    """A load balancer with deletion protection on refuses `down` before anything is deleted."""
+    balancing.before_down(ctx, tier(ctx))
+
+
 def destroy(ctx: Ctx) -> None:
     balancing.destroy(ctx, "web", ALB_ROLE)

@@ -27,6 +27,7 @@ def test_defaults_reproduce_the_guide() -> None:
     assert cfg.app.port == 4000
     assert (cfg.app.asg.min, cfg.app.asg.desired, cfg.app.asg.max) == (2, 2, 2)
     assert cfg.database.engine_version.startswith("8.0.mysql_aurora.3.")
+    assert cfg.load_balancers.deletion_protection is False
     assert not cfg.region_is_explicit
 
 
@@ -97,6 +98,10 @@ BAD_CONFIGS = [
     ({"app": {"port": True}}, "app.port"),
     ({"app": {"port": 80}}, "app.port"),
     ({"app": {"instance_type": "micro"}}, "app.instance_type"),
+    ({"load_balancers": {"deletion_protection": "yes"}}, "load_balancers.deletion_protection"),
+    ({"load_balancers": {"deletion_protection": 1}}, "load_balancers.deletion_protection"),
+    ({"load_balancers": {"protection": True}}, "load_balancers.protection"),
+    ({"load_balancers": True}, "load_balancers"),
 ]
 
 
@@ -147,3 +152,9 @@ def test_global_options_may_follow_the_command(tmp_path: Path) -> None:
     after = cli("status", "--config", str(bad))
     assert before.code == after.code == 2
     assert before.stderr == after.stderr
+
+
+def test_load_balancers_deletion_protection_may_be_turned_on() -> None:
+    cfg = configlib.parse({"load_balancers": {"deletion_protection": True}})
+    assert cfg.load_balancers.deletion_protection is True
+    assert cfg.database.deletion_protection is False  # each has its own key

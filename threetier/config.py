@@ -57,6 +57,9 @@ DEFAULTS: dict[str, Any] = {
         "asg": {"min": 2, "desired": 2, "max": 2},
         "keep_builder": False,
     },
+    "load_balancers": {
+        "deletion_protection": False,
+    },
 }
 
 # Keys whose default is null: the type they take when set.
@@ -132,6 +135,11 @@ class WebTier:
 
 
 @dataclass(frozen=True)
+class LoadBalancers:
+    deletion_protection: bool  # both ALBs; `down` refuses while it is on
+
+
+@dataclass(frozen=True)
 class Config:
     stack: str
     region: str
@@ -141,6 +149,7 @@ class Config:
     database: Database
     app: AppTier
     web: WebTier
+    load_balancers: LoadBalancers
     source: str  # where it was read from, for messages
 
 
@@ -194,6 +203,7 @@ def parse(raw: dict[str, Any], source: str = "config") -> Config:
         ),
         web=WebTier(instance_type=merged["web"]["instance_type"], asg=AsgSize(**merged["web"]["asg"]),
                     keep_builder=merged["web"]["keep_builder"]),
+        load_balancers=LoadBalancers(**merged["load_balancers"]),
         source=source,
     )
 
