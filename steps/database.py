@@ -7,16 +7,20 @@ the writer endpoint: the app tier connects to it.
 
 Beyond the guide (its "left as an extension"): the password is generated and
 kept by RDS in Secrets Manager (ManageMasterUserPassword), never in config,
-state, S3, user data or an AMI; the EC2 role may read exactly that secret.
+state, S3, user data or an AMI; the EC2 role may read exactly that secret. The
+cluster's own parameter group requires TLS of every client
+(require_secure_transport), as the app already connects with verified TLS. A
+cluster stopped to save money is started again by `up` and by `down`.
 """
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from steps import network, storage
-from threetier.aws import Look, Poll
+from threetier.aws import AwsError, Look, Poll
 from threetier.engine import DONE, Check, Ctx
 from threetier.errors import ThreetierError, UsageError
 
@@ -30,6 +34,16 @@ CREATE_TIMEOUT = 40 * 60   # writer and reader together: ~6 and ~12 min, sometim
 DELETE_TIMEOUT = 40 * 60
 POLL_DELAY = 30
 GONE = ("DBClusterNotFoundFault", "DBInstanceNotFound")
+PARAMETER_GROUP_GONE = ("DBParameterGroupNotFound",)  # botocore: DBParameterGroupNotFoundFault's code
+# Cluster-level settings of the stack's own parameter group. require_secure_transport is dynamic in
+# Aurora MySQL (no reboot), so it applies at once.
+CLUSTER_PARAMETERS = {"require_secure_transport": "ON"}
+# The writer is the failover target of choice (tier 0), the reader next (tier 1): roles stay as named.
+PROMOTION_TIERS = {"writer": 0, "reader": 1}
+# A stopped cluster (how a lab saves money) takes no create, change or delete until it is started again;
+# AWS starts it by itself after 7 days. Starting takes about as long as an instance coming up (an estimate).
+ASLEEP = ("stopped", "stopping")
+START_MINUTES = 10
 
 
 def cluster_id(ctx: Ctx) -> str:
@@ -38,6 +52,15 @@ def cluster_id(ctx: Ctx) -> str:
 
 def subnet_group_name(ctx: Ctx) -> str:
     return ctx.name("db-subnet-group")
+
+
+def parameter_group_name(ctx: Ctx) -> str:
+    return ctx.name("aurora-params")  # scan._rds finds a leftover one by this name
+
+
+def parameter_group_family(engine_version: str) -> str:
+    """8.0.mysql_aurora.3.10.3 (Aurora MySQL 3, the only major version config.py accepts) -> aurora-mysql8.0."""
+    return "aurora-mysql" + engine_version.split(".mysql_aurora.")[0]
 
 
 def instance_ids(ctx: Ctx) -> dict[str, str]:
@@ -63,8 +86,17 @@ def instance_look(identifier: str) -> Look:
     return Look("rds", "describe_db_instances", {"DBInstanceIdentifier": identifier}, missing_ok=GONE)
 
 
+def parameters_look(ctx: Ctx) -> Look:
+    """The parameters the stack set in its cluster parameter group (None: there is no such group). One
+    read answers both questions, so a no-op `up` pays one call for the group, not two."""
+    return Look("rds", "describe_db_cluster_parameters",
+                {"DBClusterParameterGroupName": parameter_group_name(ctx), "Source": "user"},
+                missing_ok=PARAMETER_GROUP_GONE, key="Parameters")
+
+
 def looks(ctx: Ctx) -> Iterator[Look]:
     yield subnet_group_look(ctx)
+    yield parameters_look(ctx)
     yield cluster_look(ctx)
     yield from (instance_look(identifier) for identifier in instance_ids(ctx).values())
     yield storage.iam_look("get_role_policy", RoleName=storage.role_name(ctx, "app"), PolicyName=SECRET_POLICY_NAME)
@@ -78,14 +110,19 @@ def start(ctx: Ctx) -> None:
     ctx.need(network.NUMBER, network.SUBNETS_AND_GROUPS)
     net = ctx.resources_of(network.NUMBER)
     ensure_subnet_group(ctx, [net["subnets"][role] for role in network.subnet_roles("db")])
+    ensure_parameter_group(ctx)
     cluster = ensure_cluster(ctx, net["security_groups"]["db-sg"])
     ensure_secret_readable(ctx, cluster)
 
 
 def finish(ctx: Ctx) -> None:
     """The writer and the reader, once the cluster takes them: AWS refuses CreateDBInstance
-    (InvalidDBClusterStateFault) while the cluster is still `creating`."""
-    wait_cluster_available(ctx)
+    (InvalidDBClusterStateFault) while the cluster is still `creating`, and ModifyDBCluster too. A
+    stopped cluster is started first: it would never become available by itself within the wait."""
+    if wake_cluster(ctx, describe_cluster(ctx), "`up` can use it"):
+        ctx.record("changed", "Aurora cluster", cluster_id(ctx), "started")
+    wait_cluster(ctx, "available")
+    converge_cluster(ctx)
     ensure_instances(ctx, ctx.resources_of(network.NUMBER)["azs"])
     wait_available(ctx)
 
@@ -105,6 +142,41 @@ def ensure_subnet_group(ctx: Ctx, subnet_ids: list[str]) -> None:
                      SubnetIds=subnet_ids)
             ctx.record("changed", "DB subnet group subnets", name)
     ctx.resources["db_subnet_group"] = name
+
+
+def ensure_parameter_group(ctx: Ctx) -> None:
+    """The cluster's own parameter group, made before the cluster so that it is created on it."""
+    aws, name = ctx.aws, parameter_group_name(ctx)
+    resource = f"DB cluster parameter group {name}"
+    found = aws.look(parameters_look(ctx), resource=resource)
+    if found is None:
+        aws.call("rds", "create_db_cluster_parameter_group", resource=resource, DBClusterParameterGroupName=name,
+                 DBParameterGroupFamily=parameter_group_family(ctx.config.database.engine_version),
+                 Description=f"threetier {ctx.stack}: Aurora cluster settings (TLS required)",
+                 Tags=rds_tags(ctx, "aurora-params"))
+        ctx.record("created", "DB cluster parameter group", name)
+    wrong = parameters_not_set(found or [])
+    if wrong:
+        aws.call("rds", "modify_db_cluster_parameter_group", resource=resource, DBClusterParameterGroupName=name,
+                 Parameters=[{"ParameterName": key, "ParameterValue": CLUSTER_PARAMETERS[key], "ApplyMethod": "immediate"}
+                             for key in wrong],
+                 retry_codes=PARAMETER_GROUP_GONE, retry_timeout=60, retry_delay=5)  # just created: not yet known
+        if found is not None:
+            ctx.record("changed", "DB cluster parameter group", name, ", ".join(wrong))
+    ctx.resources["db_cluster_parameter_group"] = name
+
+
+def parameters_not_set(parameters: list[dict[str, Any]]) -> list[str]:
+    """The names of CLUSTER_PARAMETERS that these (a DescribeDBClusterParameters answer) lack or contradict."""
+    present = {p.get("ParameterName"): str(p.get("ParameterValue", "")) for p in parameters}
+    return [key for key, value in CLUSTER_PARAMETERS.items() if not same_value(present.get(key), value)]
+
+
+def same_value(present: str | None, wanted: str) -> bool:
+    """MySQL takes a boolean ON as 1 too: either spelling is the setting, not drift."""
+    def normal(value: str) -> str:
+        return {"on": "1", "off": "0"}.get(value.lower(), value.lower())
+    return present is not None and normal(present) == normal(wanted)
 
 
 def describe_cluster(ctx: Ctx, *, live: bool = False) -> dict[str, Any] | None:
@@ -134,21 +206,12 @@ def ensure_cluster(ctx: Ctx, db_security_group: str) -> dict[str, Any]:
             DBSubnetGroupName=subnet_group_name(ctx), VpcSecurityGroupIds=[db_security_group], Port=3306,
             StorageEncrypted=True, BackupRetentionPeriod=db.backup_retention_days,
             DeletionProtection=db.deletion_protection, CopyTagsToSnapshot=True,
+            DBClusterParameterGroupName=parameter_group_name(ctx),
             # Extended support bills extra once a version leaves standard support: opt out.
             EngineLifecycleSupport="open-source-rds-extended-support-disabled",
             Tags=rds_tags(ctx, "aurora"),
         )["DBCluster"]
         ctx.record("created", "Aurora cluster", cluster_id(ctx))
-    else:
-        changes: dict[str, Any] = {}
-        if cluster.get("BackupRetentionPeriod") != db.backup_retention_days:
-            changes["BackupRetentionPeriod"] = db.backup_retention_days
-        if bool(cluster.get("DeletionProtection")) != db.deletion_protection:
-            changes["DeletionProtection"] = db.deletion_protection
-        if changes:
-            aws.call("rds", "modify_db_cluster", resource=f"DB cluster {cluster_id(ctx)}",
-                     DBClusterIdentifier=cluster_id(ctx), ApplyImmediately=True, **changes)
-            ctx.record("changed", "Aurora cluster", cluster_id(ctx), ", ".join(changes))
     ctx.resources["cluster"] = cluster_id(ctx)
     ctx.resources["db_writer_endpoint"] = cluster["Endpoint"]
     ctx.resources["db_reader_endpoint"] = cluster.get("ReaderEndpoint", "")
@@ -157,15 +220,44 @@ def ensure_cluster(ctx: Ctx, db_security_group: str) -> dict[str, Any]:
     return cluster
 
 
+def converge_cluster(ctx: Ctx) -> None:
+    """What config (and the stack's parameter group) say of a cluster found in place. ModifyDBCluster
+    needs the cluster available: it runs after the wait, not when the cluster is found."""
+    db, cluster = ctx.config.database, describe_cluster(ctx)
+    if cluster is None:
+        return
+    changes: dict[str, Any] = {}
+    if cluster.get("BackupRetentionPeriod") != db.backup_retention_days:
+        changes["BackupRetentionPeriod"] = db.backup_retention_days
+    if bool(cluster.get("DeletionProtection")) != db.deletion_protection:
+        changes["DeletionProtection"] = db.deletion_protection
+    if not on_parameter_group(ctx, cluster):  # made before the stack had its own group: on the default one
+        changes["DBClusterParameterGroupName"] = parameter_group_name(ctx)
+    if changes:
+        ctx.aws.call("rds", "modify_db_cluster", resource=f"DB cluster {cluster_id(ctx)}",
+                     DBClusterIdentifier=cluster_id(ctx), ApplyImmediately=True, **changes)
+        ctx.record("changed", "Aurora cluster", cluster_id(ctx), ", ".join(changes))
+    if "DBClusterParameterGroupName" in changes:
+        ctx.out.info(f"  DB cluster {cluster_id(ctx)} is now on parameter group {parameter_group_name(ctx)}; its "
+                     f"instances take it at their next reboot (`threetier status` lists those still pending)")
+
+
+def on_parameter_group(ctx: Ctx, cluster: dict[str, Any]) -> bool:
+    return str(cluster.get("DBClusterParameterGroup", "")).lower() == parameter_group_name(ctx).lower()
+
+
 def ensure_instances(ctx: Ctx, azs: list[str]) -> None:
-    """Writer first (the first instance of a cluster is its writer), then the reader in the other AZ."""
+    """Writer first (the first instance of a cluster is its writer), then the reader in the other AZ,
+    each with its promotion tier, so that a failover prefers the writer and the roles stay as named."""
     aws, db = ctx.aws, ctx.config.database
     for (role, identifier), az in zip(instance_ids(ctx).items(), azs, strict=False):
         if describe_instance(ctx, identifier) is None:
+            # A cluster just reported available may still refuse an instance for a moment: that passes.
             aws.call("rds", "create_db_instance", resource=f"DB instance {identifier}",
                      DBInstanceIdentifier=identifier, DBClusterIdentifier=cluster_id(ctx), Engine="aurora-mysql",
                      DBInstanceClass=db.instance_class, AvailabilityZone=az, PubliclyAccessible=False,
-                     Tags=rds_tags(ctx, f"aurora-{role}"))
+                     PromotionTier=PROMOTION_TIERS[role], Tags=rds_tags(ctx, f"aurora-{role}"),
+                     retry_codes=("InvalidDBClusterStateFault",), retry_timeout=10 * 60, retry_delay=30)
             ctx.record("created", f"Aurora {role} instance", identifier)
         ctx.resources.setdefault("instances", {})[role] = identifier
 
@@ -190,15 +282,43 @@ FAILED_STATES = ("failed", "incompatible-parameters", "incompatible-network", "s
                  "inaccessible-encryption-credentials", "missing")
 
 
-def wait_cluster_available(ctx: Ctx) -> None:
+def wait_cluster(ctx: Ctx, wanted: str) -> None:
+    """Until the cluster is `wanted` (available; stopped, for a cluster still stopping). Its
+    instances are not looked at: those of a stopped cluster are `stopped` too, and that is no failure."""
     def probe() -> Poll:
         cluster = describe_cluster(ctx)
         status = cluster["Status"] if cluster else "missing"
         if status in FAILED_STATES:
             return Poll(False, status, failed=f"the cluster is {status}")
-        return Poll(status == "available", status)
+        return Poll(status == wanted, status)
 
-    ctx.aws.wait(f"Aurora cluster {cluster_id(ctx)}", probe, delay=POLL_DELAY, timeout=CREATE_TIMEOUT)
+    ctx.aws.wait(f"Aurora cluster {cluster_id(ctx)}" + ("" if wanted == "available" else f" to be {wanted}"),
+                 probe, delay=POLL_DELAY, timeout=CREATE_TIMEOUT)
+
+
+def wake_cluster(ctx: Ctx, cluster: dict[str, Any] | None, so_that: str) -> bool:
+    """Start a stopped cluster, after waiting out a stopping one (StartDBCluster refuses it); the
+    caller then waits for it to be available. Whether it was started."""
+    if cluster is None or cluster["Status"] not in ASLEEP:
+        return False
+    if cluster["Status"] == "stopping":
+        wait_cluster(ctx, "stopped")
+    start_cluster(ctx, so_that)
+    return True
+
+
+def start_cluster(ctx: Ctx, so_that: str) -> None:
+    ctx.out.info(f"  DB cluster {cluster_id(ctx)} is stopped: starting it so that {so_that} "
+                 f"(takes ~{START_MINUTES} minutes)")
+    try:
+        ctx.aws.call("rds", "start_db_cluster", resource=f"DB cluster {cluster_id(ctx)}",
+                     DBClusterIdentifier=cluster_id(ctx))
+    except AwsError as exc:
+        # Refused because it is starting or available already (AWS starts a cluster stopped for 7 days
+        # by itself): that is what was wanted. Any other state is a real refusal.
+        now = describe_cluster(ctx, live=True) if exc.code == "InvalidDBClusterStateFault" else None
+        if now is None or now["Status"] not in ("starting", "available"):
+            raise
 
 
 def wait_available(ctx: Ctx) -> None:
@@ -236,10 +356,15 @@ def check(ctx: Ctx) -> Check:
         ctx.resources["db_secret_arn"] = cluster["MasterUserSecret"]["SecretArn"]
         ctx.resources["db_status"] = cluster["Status"]
         if cluster["Status"] != "available":
-            result.drift.append(f"DB cluster {cluster_id(ctx)}: {cluster['Status']}")
+            result.drift.append(f"DB cluster {cluster_id(ctx)}: {STATUS_NOTES.get(cluster['Status'], cluster['Status'])}")
         if cluster.get("BackupRetentionPeriod") != ctx.config.database.backup_retention_days:
             result.drift.append(f"DB cluster {cluster_id(ctx)}: backup retention {cluster.get('BackupRetentionPeriod')} "
                                 f"days, config says {ctx.config.database.backup_retention_days}")
+        if not on_parameter_group(ctx, cluster):
+            result.drift.append(f"DB cluster {cluster_id(ctx)}: on parameter group {cluster.get('DBClusterParameterGroup')}, "
+                                f"not {parameter_group_name(ctx)}, so TLS is not required (`up` moves it)")
+        result.drift.extend(member_drift(ctx, cluster))
+    check_parameter_group(ctx, result)
     for role, identifier in instance_ids(ctx).items():
         found = describe_instance(ctx, identifier)
         result.found(f"DB {role} {identifier}", found is not None)
@@ -247,7 +372,8 @@ def check(ctx: Ctx) -> Check:
             ctx.resources.setdefault("instances", {})[role] = identifier
             status = found["DBInstanceStatus"]
             if status != "available":
-                result.drift.append(f"DB {role} {identifier}: {status}")
+                note = "stopped with its cluster (up or down will start it)" if status == "stopped" else status
+                result.drift.append(f"DB {role} {identifier}: {note}")
     if cluster is not None:
         role_name = storage.role_name(ctx, "app")
         policy = aws.look(storage.iam_look("get_role_policy", RoleName=role_name, PolicyName=SECRET_POLICY_NAME),
@@ -258,19 +384,63 @@ def check(ctx: Ctx) -> Check:
     return result
 
 
+STATUS_NOTES = {
+    "stopped": "stopped (up or down will start it)",
+    "stopping": "stopping (up or down will start it once it has stopped)",
+    "starting": "starting (it was stopped)",
+}
+
+
+def member_drift(ctx: Ctx, cluster: dict[str, Any]) -> list[str]:
+    """The instance named writer is not the cluster's writer (a failover: AWS promoted the reader), and
+    instances that wait for a reboot to take the cluster's parameter group."""
+    members = {m["DBInstanceIdentifier"]: m for m in cluster.get("DBClusterMembers", [])}
+    writer, drift = instance_ids(ctx)["writer"], []
+    if writer in members and not members[writer].get("IsClusterWriter"):
+        acting = next((name for name, m in members.items() if m.get("IsClusterWriter")), "another instance")
+        drift.append(f"DB cluster {cluster_id(ctx)}: {acting} is the writer, not {writer} (a failover happened; harmless, "
+                     f"the app connects to the cluster endpoint, which follows the writer; to fail back: aws rds "
+                     f"failover-db-cluster --db-cluster-identifier {cluster_id(ctx)} "
+                     f"--target-db-instance-identifier {writer})")
+    for name, member in sorted(members.items()):
+        if member.get("DBClusterParameterGroupStatus") == "pending-reboot":
+            drift.append(f"DB instance {name}: its cluster parameter group applies after a reboot "
+                         f"(aws rds reboot-db-instance --db-instance-identifier {name})")
+    return drift
+
+
+def check_parameter_group(ctx: Ctx, result: Check) -> None:
+    name = parameter_group_name(ctx)
+    found = ctx.aws.look(parameters_look(ctx), resource=f"DB cluster parameter group {name}")
+    if result.found(f"DB cluster parameter group {name}", found is not None):
+        ctx.resources["db_cluster_parameter_group"] = name
+        for key in parameters_not_set(found):
+            present = next((p.get("ParameterValue") for p in found if p.get("ParameterName") == key), None)
+            result.drift.append(f"DB cluster parameter group {name}: {key} is {present or 'the default'}, "
+                                f"not {CLUSTER_PARAMETERS[key]} (`up` sets it)")
+
+
 # -- destroy ---------------------------------------------------------------------
 def before_down(ctx: Ctx) -> None:
-    """Checked before `down` deletes anything: a protected database stops it at the start, not halfway."""
+    """Checked before `down` deletes anything: a protected database stops it at the start, not halfway.
+    A stopped cluster is started now, while Parts 7-4 go: AWS deletes neither it nor its instances while
+    it is stopped, and finding that out at Part 3 would leave the NAT gateways billing."""
     cluster = describe_cluster(ctx)
     if cluster is not None and cluster.get("DeletionProtection"):
         raise UsageError(f"down: DB cluster {cluster_id(ctx)} has deletion protection on; set "
                          f"database.deletion_protection: false, run `threetier up`, then `down` again")
+    if cluster is not None and cluster["Status"] == "stopped":
+        start_cluster(ctx, "`down` can delete it")
 
 
 def destroy(ctx: Ctx) -> None:
-    """Instances, then the cluster (a final snapshot unless skipped), then the subnet group."""
+    """Instances, then the cluster (a final snapshot unless skipped), then its parameter group and the
+    subnet group. A stopped cluster is started first: AWS deletes nothing of it while it is stopped."""
     aws = ctx.aws
     cluster = describe_cluster(ctx)
+    if cluster is not None and cluster["Status"] in (*ASLEEP, "starting"):  # before_down started a stopped one
+        wake_cluster(ctx, cluster, "`down` can delete it")
+        wait_cluster(ctx, "available")
     members = {m["DBInstanceIdentifier"] for m in (cluster or {}).get("DBClusterMembers", [])}
     doomed = []
     for identifier in sorted(members | set(instance_ids(ctx).values())):
@@ -290,7 +460,8 @@ def destroy(ctx: Ctx) -> None:
                                                          DBInstanceIdentifier=identifier, missing_ok=GONE))
 
     if cluster is not None:
-        params: dict[str, Any] = {"SkipFinalSnapshot": ctx.skip_final_snapshot}
+        # Automated backups go with the cluster (AWS's default, said here so nothing is retained silently).
+        params: dict[str, Any] = {"SkipFinalSnapshot": ctx.skip_final_snapshot, "DeleteAutomatedBackups": True}
         if not ctx.skip_final_snapshot:
             stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
             params["FinalDBSnapshotIdentifier"] = f"{ctx.stack.rstrip('-')}-final-{stamp}"  # scan.is_final_snapshot
@@ -302,8 +473,17 @@ def destroy(ctx: Ctx) -> None:
                      retry_codes=("InvalidDBClusterStateFault",), retry_timeout=20 * 60, retry_delay=30, **params)
             ctx.record("deleted", "Aurora cluster", cluster_id(ctx), params.get("FinalDBSnapshotIdentifier"))
             if "FinalDBSnapshotIdentifier" in params:
-                ctx.out.info(f"  kept a final snapshot of the database: {params['FinalDBSnapshotIdentifier']}")
+                snapshot = params["FinalDBSnapshotIdentifier"]
+                ctx.out.info(f"  kept a final snapshot of the database: {snapshot}; it bills storage until deleted: "
+                             f"aws rds delete-db-cluster-snapshot --db-cluster-snapshot-identifier {snapshot}")
         wait_gone(ctx, f"DB cluster {cluster_id(ctx)}", lambda: describe_cluster(ctx))
+    delete_emulator_backups(ctx)
+
+    name = parameter_group_name(ctx)
+    if aws.call("rds", "delete_db_cluster_parameter_group", resource=f"DB cluster parameter group {name}",
+                DBClusterParameterGroupName=name, missing_ok=PARAMETER_GROUP_GONE,
+                retry_codes=("InvalidDBParameterGroupState",), retry_timeout=10 * 60, retry_delay=15) is not None:
+        ctx.record("deleted", "DB cluster parameter group", name)
 
     group = subnet_group_name(ctx)
     if aws.call("rds", "describe_db_subnet_groups", resource=f"DB subnet group {group}", DBSubnetGroupName=group,
@@ -320,6 +500,24 @@ def destroy(ctx: Ctx) -> None:
         aws.call("iam", "delete_role_policy", resource=resource, RoleName=role, PolicyName=SECRET_POLICY_NAME,
                  missing_ok=("NoSuchEntity",))
         ctx.record("deleted", "IAM inline policy", f"{role}/{SECRET_POLICY_NAME}")
+
+
+def delete_emulator_backups(ctx: Ctx) -> None:
+    """moto keeps a cluster's automated snapshots (rds:<cluster>-<yyyy-mm-dd-hh-mm>) after the cluster
+    is gone, and then refuses to create the same cluster in the same minute
+    (DBClusterSnapshotAlreadyExistsFault). On real AWS DeleteAutomatedBackups removes them with the
+    cluster, and an automated snapshot cannot be deleted by hand: only an emulator gets this."""
+    if not ctx.aws.emulator:
+        return
+    aws, cluster = ctx.aws, cluster_id(ctx)
+    for snapshot in list(aws.items("rds", "describe_db_cluster_snapshots", "DBClusterSnapshots",
+                                   resource=f"automated snapshots of DB cluster {cluster}",
+                                   DBClusterIdentifier=cluster, SnapshotType="automated")):
+        identifier = snapshot["DBClusterSnapshotIdentifier"]
+        if re.fullmatch(rf"rds:{re.escape(cluster)}-\d{{4}}(-\d{{2}}){{4}}", identifier):  # not rds:<cluster>-x-...
+            aws.call("rds", "delete_db_cluster_snapshot", resource=f"DB cluster snapshot {identifier}",
+                     DBClusterSnapshotIdentifier=identifier, missing_ok=("DBClusterSnapshotNotFoundFault",))
+            ctx.record("deleted", "automated DB cluster snapshot", identifier)
 
 
 def wait_gone(ctx: Ctx, what: str, describe: Any) -> None:

@@ -98,6 +98,10 @@ def _rds(aws: Aws, stack: str) -> Iterator[Found]:
     if aws.call("rds", "describe_db_subnet_groups", resource=f"DB subnet group {group}", DBSubnetGroupName=group,
                 missing_ok=("DBSubnetGroupNotFoundFault",)):
         yield Found("DB subnet group", group, group)
+    parameters = f"{stack}-aurora-params"  # steps.database.parameter_group_name
+    if aws.call("rds", "describe_db_cluster_parameter_groups", resource=f"DB cluster parameter group {parameters}",
+                DBClusterParameterGroupName=parameters, missing_ok=("DBParameterGroupNotFound",)):
+        yield Found("DB cluster parameter group", parameters, parameters)
     for snapshot in aws.items("rds", "describe_db_cluster_snapshots", "DBClusterSnapshots",
                               resource=f"DB cluster snapshots of stack {stack}", SnapshotType="manual"):
         if _rds_tag(snapshot, stack) and not is_final_snapshot(stack, snapshot["DBClusterSnapshotIdentifier"]):
