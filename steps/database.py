@@ -480,9 +480,12 @@ def destroy(ctx: Ctx) -> None:
     delete_emulator_backups(ctx)
 
     name = parameter_group_name(ctx)
-    if aws.call("rds", "delete_db_cluster_parameter_group", resource=f"DB cluster parameter group {name}",
-                DBClusterParameterGroupName=name, missing_ok=PARAMETER_GROUP_GONE,
-                retry_codes=("InvalidDBParameterGroupState",), retry_timeout=10 * 60, retry_delay=15) is not None:
+    # Looked at first, so that a second `down` changes nothing (and says so).
+    if aws.call("rds", "describe_db_cluster_parameter_groups", resource=f"DB cluster parameter group {name}",
+                DBClusterParameterGroupName=name, missing_ok=PARAMETER_GROUP_GONE) is not None and \
+            aws.call("rds", "delete_db_cluster_parameter_group", resource=f"DB cluster parameter group {name}",
+                     DBClusterParameterGroupName=name, missing_ok=PARAMETER_GROUP_GONE,
+                     retry_codes=("InvalidDBParameterGroupState",), retry_timeout=10 * 60, retry_delay=15) is not None:
         ctx.record("deleted", "DB cluster parameter group", name)
 
     group = subnet_group_name(ctx)

@@ -109,6 +109,8 @@ def test_down_waits_out_a_stopping_cluster_starts_it_then_deletes_it(tmp_path: P
         stub.add_response("delete_db_cluster", {"DBCluster": cluster("deleting")})
         stub.add_client_error("describe_db_clusters", service_error_code="DBClusterNotFoundFault")
         stub.add_response("describe_db_cluster_snapshots", {"DBClusterSnapshots": []})
+        stub.add_response("describe_db_cluster_parameter_groups", {"DBClusterParameterGroups": [
+            {"DBClusterParameterGroupName": "threetier-aurora-params"}]})
         stub.add_response("delete_db_cluster_parameter_group", {})
         stub.add_client_error("describe_db_subnet_groups", service_error_code="DBSubnetGroupNotFoundFault")
         with Stubber(engine.ctx.aws.client("iam")) as iam:

@@ -176,7 +176,7 @@ def test_cluster_delete_waits_out_a_backup_in_progress(tmp_path: Path) -> None:
         stub.add_response("describe_db_clusters", {"DBClusters": [{**cluster, "Status": "deleting"}]})
         stub.add_client_error("describe_db_clusters", service_error_code="DBClusterNotFoundFault")
         stub.add_response("describe_db_cluster_snapshots", {"DBClusterSnapshots": []})  # an emulator: its leftovers
-        stub.add_client_error("delete_db_cluster_parameter_group", service_error_code="DBParameterGroupNotFound")
+        stub.add_client_error("describe_db_cluster_parameter_groups", service_error_code="DBParameterGroupNotFound")
         stub.add_client_error("describe_db_subnet_groups", service_error_code="DBSubnetGroupNotFoundFault")
         with Stubber(engine.ctx.aws.client("iam")) as iam:
             iam.add_client_error("get_role_policy", service_error_code="NoSuchEntity")
