@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,7 +16,7 @@ from types import SimpleNamespace
 import boto3
 import pytest
 
-from helpers import cli, moto
+from helpers import cli, make_engine, moto
 from threetier.display import Display
 from threetier.output import Output
 
@@ -181,3 +183,36 @@ def test_one_sandbox_per_user_found_from_any_directory(tmp_path: Path) -> None:
         stopped = run_threetier(there, "sandbox", "stop")
     assert stopped.returncode == 0 and f"pid {started['pid']}" in stopped.stderr
     assert run_threetier(here, "sandbox", "status").returncode == 3
+
+
+# -- down shows everything it will delete (item 3) -----------------------------------------
+class Keyboard(io.StringIO):
+    """Standard input that is a terminal: what a person types."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_down_lists_everything_it_asks_about_by_part_billable_first(tmp_path: Path, monkeypatch) -> None:
+    from threetier import scan
+    with moto():
+        assert cli("up", cwd=tmp_path).code == 0
+        found = scan.tagged(make_engine(tmp_path).ctx.aws, "threetier")
+        monkeypatch.setattr(sys, "stdin", Keyboard("n\n"))
+        refused = cli("down", cwd=tmp_path)
+        assert refused.code == 2 and "not confirmed; nothing was deleted" in refused.stderr
+        assert len(scan.tagged(make_engine(tmp_path).ctx.aws, "threetier")) == len(found)
+    lines = refused.stderr.splitlines()
+    assert f"{len(found)} tagged resources will be deleted" in lines[0]
+    assert "more" not in refused.stderr  # nothing cut
+    listed = [line[6:] for line in lines if line.startswith("    ")]
+    assert sorted(listed) == sorted(item.describe() for item in found)  # each once, every one
+    assert "threetier-app-asg threetier-app-asg" not in refused.stderr  # a name is not said twice
+    headers = [line.strip() for line in lines if re.fullmatch(r"  Part \d \([a-z-]+\):", line)]
+    assert headers == [f"Part {n} ({name}):" for n, name in
+                       ((7, "web-tier"), (6, "web-image"), (5, "app-tier"), (4, "app-image"), (3, "database"),
+                        (2, "network"), (1, "storage"))]  # in the order they go
+    network = lines[lines.index("  Part 2 (network):") + 1:lines.index("  Part 1 (storage):")]
+    marks = [line[4] for line in network]
+    assert marks == sorted(marks, key=lambda mark: mark != "$") and "$" in marks  # what bills comes first
+    assert any("$ NAT gateway threetier-nat-az1 (nat-" in line for line in network)
