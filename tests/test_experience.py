@@ -303,6 +303,10 @@ def test_terminal_shows_progress_and_asks_before_deleting(workdir: Path) -> None
         refuse.send("n\r")
         assert refuse.wait() == 2
         assert "not confirmed; nothing was deleted" in refuse.text
+        # Everything it asked about, by Part, what bills first; nothing cut (issue 11, item 3).
+        shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", refuse.text)
+        assert "  Part 7 (web-tier):" in shown and "  Part 1 (storage):" in shown and "more" not in shown
+        assert "$ NAT gateway threetier-nat-az1 (nat-" in shown and "($: bills while it exists)" in shown
         assert json.loads(threetier(workdir, "status", "--sandbox", "--json", check_code=0).stdout)["parts"][0]["status"] == "done"
 
         accept = Terminal([exe, "down", "--sandbox", "--skip-final-snapshot"], cwd=str(workdir), env=env)
