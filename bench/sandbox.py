@@ -25,6 +25,7 @@ def time_sandbox() -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update({"AWS_EC2_METADATA_DISABLED": "true", "AWS_REGION": REGION, "NO_COLOR": "1"})
     with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as cwd:
+        env["XDG_STATE_HOME"] = cwd  # its own sandbox, not the user's
         steps = (("sandbox_start", ["sandbox", "start"]),
                  ("sandbox_up", ["up", "--sandbox"]),
                  ("sandbox_noop_up", ["up", "--sandbox"]),

@@ -23,6 +23,8 @@ def fake_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyte
             monkeypatch.delenv(key, raising=False)
     hidden = tmp_path_factory.mktemp("no-aws-home")
     monkeypatch.setenv("HOME", str(hidden))
+    # The user's sandbox (its record, log and stack state files) lives here: one per test.
+    monkeypatch.setenv("XDG_STATE_HOME", str(hidden / "state"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(hidden / "credentials-that-do-not-exist"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(hidden / "config-that-does-not-exist"))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")

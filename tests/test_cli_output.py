@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,7 +16,7 @@ from types import SimpleNamespace
 import boto3
 import pytest
 
-from helpers import cli, moto
+from helpers import cli, make_engine, moto
 from threetier.display import Display
 from threetier.output import Output
 
@@ -153,3 +155,64 @@ def test_every_count_of_a_run_says_the_same(tmp_path: Path) -> None:
 def route_table(workdir: Path) -> str:
     state = json.loads((workdir / ".threetier" / "threetier.json").read_text())
     return state["parts"]["2"]["resources"]["route_tables"]["private-app-rt-az1"]
+
+
+# -- one sandbox per user (item 5) -------------------------------------------------------
+def run_threetier(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    exe = shutil.which("threetier")
+    assert exe, "the threetier console script is not installed (pip install -e .)"
+    return subprocess.run([exe, *args], cwd=cwd, env={**os.environ, "NO_COLOR": "1"}, capture_output=True,
+                          text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+
+def test_one_sandbox_per_user_found_from_any_directory(tmp_path: Path) -> None:
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir()
+    there.mkdir()
+    assert run_threetier(here, "sandbox", "start").returncode == 0
+    try:
+        started = json.loads(run_threetier(here, "sandbox", "status", "--json").stdout)
+        seen = run_threetier(there, "sandbox", "status", "--json")
+        assert seen.returncode == 0 and json.loads(seen.stdout) == started  # the same one, from elsewhere
+        again = run_threetier(there, "sandbox", "start")
+        assert again.returncode == 0 and f"already running on {started['url']}" in again.stderr
+        status = run_threetier(there, "status", "--sandbox")
+        assert status.returncode == 3 and "is not deployed" in status.stdout  # it talked to the sandbox
+        assert not (here / ".threetier").exists() and not (there / ".threetier").exists()
+    finally:
+        stopped = run_threetier(there, "sandbox", "stop")
+    assert stopped.returncode == 0 and f"pid {started['pid']}" in stopped.stderr
+    assert run_threetier(here, "sandbox", "status").returncode == 3
+
+
+# -- down shows everything it will delete (item 3) -----------------------------------------
+class Keyboard(io.StringIO):
+    """Standard input that is a terminal: what a person types."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_down_lists_everything_it_asks_about_by_part_billable_first(tmp_path: Path, monkeypatch) -> None:
+    from threetier import scan
+    with moto():
+        assert cli("up", cwd=tmp_path).code == 0
+        found = scan.tagged(make_engine(tmp_path).ctx.aws, "threetier")
+        monkeypatch.setattr(sys, "stdin", Keyboard("n\n"))
+        refused = cli("down", cwd=tmp_path)
+        assert refused.code == 2 and "not confirmed; nothing was deleted" in refused.stderr
+        assert len(scan.tagged(make_engine(tmp_path).ctx.aws, "threetier")) == len(found)
+    lines = refused.stderr.splitlines()
+    assert f"{len(found)} tagged resources will be deleted" in lines[0]
+    assert "more" not in refused.stderr  # nothing cut
+    listed = [line[6:] for line in lines if line.startswith("    ")]
+    assert sorted(listed) == sorted(item.describe() for item in found)  # each once, every one
+    assert "threetier-app-asg threetier-app-asg" not in refused.stderr  # a name is not said twice
+    headers = [line.strip() for line in lines if re.fullmatch(r"  Part \d \([a-z-]+\):", line)]
+    assert headers == [f"Part {n} ({name}):" for n, name in
+                       ((7, "web-tier"), (6, "web-image"), (5, "app-tier"), (4, "app-image"), (3, "database"),
+                        (2, "network"), (1, "storage"))]  # in the order they go
+    network = lines[lines.index("  Part 2 (network):") + 1:lines.index("  Part 1 (storage):")]
+    marks = [line[4] for line in network]
+    assert marks == sorted(marks, key=lambda mark: mark != "$") and "$" in marks  # what bills comes first
+    assert any("$ NAT gateway threetier-nat-az1 (nat-" in line for line in network)

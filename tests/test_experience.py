@@ -44,11 +44,16 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def sandbox_home() -> Path:
+    """The user's own sandbox directory (conftest points XDG_STATE_HOME at one per test)."""
+    return Path(os.environ["XDG_STATE_HOME"]) / "threetier"
+
+
 @pytest.fixture
 def workdir(tmp_path: Path):
     """A working directory whose sandbox is always stopped afterwards: no stray server."""
     yield tmp_path
-    record = tmp_path / ".threetier" / "sandbox.json"
+    record = sandbox_home() / "sandbox.json"
     if record.exists():
         pid = json.loads(record.read_text())["pid"]
         if pid_alive(pid):
@@ -58,9 +63,10 @@ def workdir(tmp_path: Path):
 
 def test_sandbox_lifecycle(workdir: Path) -> None:
     status = threetier(workdir, "sandbox", "status")
-    assert status.returncode == 3 and "not running" in status.stderr
+    assert status.returncode == 3 and "not running" in status.stdout
     threetier(workdir, "sandbox", "start", check_code=0)
-    record = json.loads((workdir / ".threetier" / "sandbox.json").read_text())
+    record = json.loads((sandbox_home() / "sandbox.json").read_text())
+    assert not (workdir / ".threetier").exists()  # the user's, not the working directory's
     assert pid_alive(record["pid"])
     again = threetier(workdir, "sandbox", "start", check_code=0)
     assert "already running" in again.stderr and str(record["pid"]) in again.stderr
@@ -69,7 +75,7 @@ def test_sandbox_lifecycle(workdir: Path) -> None:
                          "started_at": record["started_at"]}
     threetier(workdir, "sandbox", "stop", check_code=0)
     assert not pid_alive(record["pid"])
-    assert not (workdir / ".threetier" / "sandbox.json").exists()
+    assert not (sandbox_home() / "sandbox.json").exists()
     assert threetier(workdir, "sandbox", "status").returncode == 3
     assert "no sandbox was running" in threetier(workdir, "sandbox", "stop", check_code=0).stderr
 
@@ -93,7 +99,8 @@ def test_up_status_down_with_the_sandbox_as_separate_processes(workdir: Path) ->
         assert [p["status"] for p in report["parts"]] == ["done"] * 7
         assert report["outputs"]["url"].startswith("http://threetier-ext-alb")
         assert report["account"] == "123456789012"
-        assert (workdir / ".threetier" / "sandbox" / "threetier.json").exists()  # apart from real AWS state
+        assert (sandbox_home() / "sandbox-stacks" / "threetier.json").exists()  # apart from real AWS state
+        assert not (workdir / ".threetier" / "threetier.json").exists()
         threetier(workdir, "down", "--sandbox", "--yes", "--skip-final-snapshot", check_code=0)
         after = json.loads(threetier(workdir, "status", "--sandbox", "--json", check_code=3).stdout)
         assert [p["status"] for p in after["parts"]] == ["pending"] * 7
@@ -296,6 +303,10 @@ def test_terminal_shows_progress_and_asks_before_deleting(workdir: Path) -> None
         refuse.send("n\r")
         assert refuse.wait() == 2
         assert "not confirmed; nothing was deleted" in refuse.text
+        # Everything it asked about, by Part, what bills first; nothing cut (issue 11, item 3).
+        shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", refuse.text)
+        assert "  Part 7 (web-tier):" in shown and "  Part 1 (storage):" in shown and "more" not in shown
+        assert "$ NAT gateway threetier-nat-az1 (nat-" in shown and "($: bills while it exists)" in shown
         assert json.loads(threetier(workdir, "status", "--sandbox", "--json", check_code=0).stdout)["parts"][0]["status"] == "done"
 
         accept = Terminal([exe, "down", "--sandbox", "--skip-final-snapshot"], cwd=str(workdir), env=env)

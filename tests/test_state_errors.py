@@ -282,9 +282,10 @@ def test_a_state_file_that_cannot_be_deleted_after_down(tmp_path: Path, monkeypa
                                  f"gone: delete the file by hand")
 
 
-def test_any_other_file_the_machine_refuses_is_one_line_too(tmp_path: Path) -> None:
-    (tmp_path / ".threetier").write_text("")  # a file where the directory of the sandbox's record should be
+def test_any_other_file_the_machine_refuses_is_one_line_too(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "state").write_text("")  # a file where the directory of the sandbox's record should be
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     with moto():
         result = cli("status", "--sandbox", cwd=tmp_path)
     assert result.code == 1
-    assert one_error(result) == "error: .threetier/sandbox.json: Not a directory"
+    assert one_error(result) == f"error: {tmp_path}/state/threetier/sandbox.json: Not a directory"

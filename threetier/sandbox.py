@@ -2,8 +2,10 @@
 
 `start` runs `python -m moto.server` in the background with the settings this
 stack needs (AWS managed IAM policies loaded, ACM certificates valid at once)
-and records its address and pid in .threetier/sandbox.json; `--sandbox` points
-every command at it with dummy credentials.
+and records its address and pid in the user's state directory
+($XDG_STATE_HOME/threetier, or ~/.local/state/threetier), so there is one
+sandbox per user, found from any directory; `--sandbox` points every command
+at it with dummy credentials.
 """
 from __future__ import annotations
 
@@ -23,8 +25,6 @@ from pathlib import Path
 
 from threetier.errors import ThreetierError, UsageError
 
-RECORD = Path(".threetier") / "sandbox.json"
-LOG = Path(".threetier") / "sandbox.log"
 DEFAULT_PORT = 4599
 READY_TIMEOUT = 30.0
 CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
@@ -32,6 +32,25 @@ SERVER_SETTINGS = {
     "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",  # AmazonSSMManagedInstanceCore must exist
     "MOTO_ACM_VALIDATION_WAIT": "0",
 }
+
+
+def home() -> Path:
+    """The user's own directory for the sandbox's record, log and stack state files."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "threetier"
+
+
+def record_path() -> Path:
+    return home() / "sandbox.json"
+
+
+def log_path() -> Path:
+    return home() / "sandbox.log"
+
+
+def state_path(stack: str) -> Path:
+    """A sandbox stack's state file: with the sandbox (one per user), apart from real AWS state."""
+    return home() / "sandbox-stacks" / f"{stack}.json"
 
 
 @dataclass
@@ -47,7 +66,7 @@ class Sandbox:
 
 def load() -> Sandbox | None:
     try:
-        data = json.loads(RECORD.read_text())
+        data = json.loads(record_path().read_text())
         return Sandbox(pid=int(data["pid"]), port=int(data["port"]), started_at=str(data["started_at"]))
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return None
@@ -79,7 +98,7 @@ def running() -> Sandbox | None:
     if alive(sandbox.pid) and answers(sandbox.url):
         return sandbox
     with contextlib.suppress(FileNotFoundError):
-        RECORD.unlink()
+        record_path().unlink()
     return None
 
 
@@ -109,8 +128,8 @@ def start(port: int | None = None) -> tuple[Sandbox, bool]:
     if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
         raise UsageError("sandbox: it needs moto's server; install it with: python3 -m pip install 'threetier[sandbox]'")
     chosen = free_port(port or DEFAULT_PORT)
-    RECORD.parent.mkdir(parents=True, exist_ok=True)
-    with open(LOG, "ab") as log:  # the server has its own copy of the descriptor
+    home().mkdir(parents=True, exist_ok=True)
+    with open(log_path(), "ab") as log:  # the server has its own copy of the descriptor
         process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(chosen)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -123,9 +142,9 @@ def start(port: int | None = None) -> tuple[Sandbox, bool]:
         if process.poll() is not None or time.monotonic() > deadline:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
-            raise ThreetierError(f"sandbox: moto's server did not start on {sandbox.url}; see {LOG}")
+            raise ThreetierError(f"sandbox: moto's server did not start on {sandbox.url}; see {log_path()}")
         time.sleep(0.1)
-    RECORD.write_text(json.dumps(asdict(sandbox)) + "\n")
+    record_path().write_text(json.dumps(asdict(sandbox)) + "\n")
     return sandbox, True
 
 
@@ -146,7 +165,7 @@ def stop() -> Sandbox | None:
                 os.kill(sandbox.pid, signal.SIGKILL)
             _reap(sandbox.pid)
     with contextlib.suppress(FileNotFoundError):
-        RECORD.unlink()
+        record_path().unlink()
     return sandbox
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from threetier.aws import STACK_TAG, Aws, tag_filters, tag_value
+from threetier.aws import PART_TAG, STACK_TAG, Aws, tag_filters, tag_value
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,28 @@ class Found:
     kind: str
     id: str
     name: str
+    part: int | None = None  # from its threetier:part tag, or the part that owns the name
+
+    @property
+    def billable(self) -> bool:
+        return self.kind in BILLABLE
+
+    def describe(self) -> str:
+        """"NAT gateway threetier-nat-az1 (nat-0abc…)": the name once, the ID when it says more."""
+        shown = self.name or self.id
+        if self.id != shown and not self.id.startswith("arn:"):
+            shown += f" ({self.id})"
+        return f"{self.kind} {shown}"
+
+
+# What bills while it exists (by the hour, or by the GB stored): listed first by `down`.
+BILLABLE = frozenset({"NAT gateway", "Elastic IP", "load balancer", "Auto Scaling group", "instance", "DB cluster",
+                      "DB instance", "EBS volume", "EBS snapshot", "AMI", "DB cluster snapshot", "bucket"})
+
+
+def _part(item: dict, tags_key: str = "Tags") -> int | None:
+    value = tag_value({"Tags": item.get(tags_key, [])}, PART_TAG)
+    return int(value) if value and value.isdigit() else None
 
 
 EC2_KINDS = (
@@ -39,11 +61,11 @@ def _ec2(aws: Aws, stack: str) -> Iterator[Found]:
                               **{param: tag_filters(stack)}):
             # Tag filters are checked again: moto ignores them on NAT gateways.
             if tag_value(item, STACK_TAG) == stack and (keep is None or keep(item)):
-                yield Found(kind, item[id_key], tag_value(item, "Name") or "")
+                yield Found(kind, item[id_key], tag_value(item, "Name") or "", _part(item))
     addresses = aws.call("ec2", "describe_addresses", resource=f"Elastic IPs of stack {stack}",
                          Filters=tag_filters(stack))["Addresses"]
     for address in addresses:
-        yield Found("Elastic IP", address["AllocationId"], tag_value(address, "Name") or "")
+        yield Found("Elastic IP", address["AllocationId"], tag_value(address, "Name") or "", _part(address))
 
 
 def _ec2_compute(aws: Aws, stack: str) -> Iterator[Found]:
@@ -52,26 +74,26 @@ def _ec2_compute(aws: Aws, stack: str) -> Iterator[Found]:
                                  Filters=filters):
         for instance in reservation["Instances"]:
             if instance["State"]["Name"] != "terminated":
-                yield Found("instance", instance["InstanceId"], tag_value(instance, "Name") or "")
+                yield Found("instance", instance["InstanceId"], tag_value(instance, "Name") or "", _part(instance))
     for image in aws.call("ec2", "describe_images", resource=f"AMIs of stack {stack}", Owners=["self"],
                           Filters=filters)["Images"]:
-        yield Found("AMI", image["ImageId"], image.get("Name", ""))
+        yield Found("AMI", image["ImageId"], image.get("Name", ""), _part(image))
     for snapshot in aws.items("ec2", "describe_snapshots", "Snapshots", resource=f"snapshots of stack {stack}",
                               OwnerIds=["self"], Filters=filters):
-        yield Found("EBS snapshot", snapshot["SnapshotId"], tag_value(snapshot, "Name") or "")
+        yield Found("EBS snapshot", snapshot["SnapshotId"], tag_value(snapshot, "Name") or "", _part(snapshot))
     for volume in aws.items("ec2", "describe_volumes", "Volumes", resource=f"volumes of stack {stack}", Filters=filters):
         if volume["State"] not in ("deleted", "deleting"):
-            yield Found("EBS volume", volume["VolumeId"], tag_value(volume, "Name") or "")
+            yield Found("EBS volume", volume["VolumeId"], tag_value(volume, "Name") or "", _part(volume))
     for template in aws.items("ec2", "describe_launch_templates", "LaunchTemplates",
                               resource=f"launch templates of stack {stack}", Filters=filters):
-        yield Found("launch template", template["LaunchTemplateId"], template["LaunchTemplateName"])
+        yield Found("launch template", template["LaunchTemplateId"], template["LaunchTemplateName"], _part(template))
 
 
 def _autoscaling(aws: Aws, stack: str) -> Iterator[Found]:
     for group in aws.items("autoscaling", "describe_auto_scaling_groups", "AutoScalingGroups",
                            resource=f"Auto Scaling groups of stack {stack}"):
         if tag_value(group, STACK_TAG) == stack:
-            yield Found("Auto Scaling group", group["AutoScalingGroupName"], group["AutoScalingGroupName"])
+            yield Found("Auto Scaling group", group["AutoScalingGroupName"], group["AutoScalingGroupName"], _part(group))
 
 
 def _elbv2(aws: Aws, stack: str) -> Iterator[Found]:
@@ -84,28 +106,29 @@ def _elbv2(aws: Aws, stack: str) -> Iterator[Found]:
             described = aws.call("elbv2", "describe_tags", resource=f"{kind} tags", ResourceArns=arns[start:start + 20])
             for entry in described["TagDescriptions"]:
                 if tag_value(entry, STACK_TAG) == stack:
-                    yield Found(kind, entry["ResourceArn"], items[entry["ResourceArn"]])
+                    yield Found(kind, entry["ResourceArn"], items[entry["ResourceArn"]], _part(entry))
 
 
 def _rds(aws: Aws, stack: str) -> Iterator[Found]:
     for cluster in aws.items("rds", "describe_db_clusters", "DBClusters", resource=f"DB clusters of stack {stack}"):
         if _rds_tag(cluster, stack):
-            yield Found("DB cluster", cluster["DBClusterIdentifier"], cluster["DBClusterIdentifier"])
+            yield Found("DB cluster", cluster["DBClusterIdentifier"], cluster["DBClusterIdentifier"], 3)
     for instance in aws.items("rds", "describe_db_instances", "DBInstances", resource=f"DB instances of stack {stack}"):
         if _rds_tag(instance, stack):
-            yield Found("DB instance", instance["DBInstanceIdentifier"], instance["DBInstanceIdentifier"])
+            yield Found("DB instance", instance["DBInstanceIdentifier"], instance["DBInstanceIdentifier"], 3)
     group = f"{stack}-db-subnet-group"
     if aws.call("rds", "describe_db_subnet_groups", resource=f"DB subnet group {group}", DBSubnetGroupName=group,
                 missing_ok=("DBSubnetGroupNotFoundFault",)):
-        yield Found("DB subnet group", group, group)
+        yield Found("DB subnet group", group, group, 3)
     parameters = f"{stack}-aurora-params"  # steps.database.parameter_group_name
     if aws.call("rds", "describe_db_cluster_parameter_groups", resource=f"DB cluster parameter group {parameters}",
                 DBClusterParameterGroupName=parameters, missing_ok=("DBParameterGroupNotFound",)):
-        yield Found("DB cluster parameter group", parameters, parameters)
+        yield Found("DB cluster parameter group", parameters, parameters, 3)
     for snapshot in aws.items("rds", "describe_db_cluster_snapshots", "DBClusterSnapshots",
                               resource=f"DB cluster snapshots of stack {stack}", SnapshotType="manual"):
         if _rds_tag(snapshot, stack) and not is_final_snapshot(stack, snapshot["DBClusterSnapshotIdentifier"]):
-            yield Found("DB cluster snapshot", snapshot["DBClusterSnapshotIdentifier"], snapshot["DBClusterSnapshotIdentifier"])
+            yield Found("DB cluster snapshot", snapshot["DBClusterSnapshotIdentifier"],
+                        snapshot["DBClusterSnapshotIdentifier"], 3)
 
 
 def _rds_tag(resource: dict, stack: str) -> bool:
@@ -128,7 +151,7 @@ def _s3(aws: Aws, stack: str) -> Iterator[Found]:
     name = bucket_name_for(stack, aws.account, aws.region)
     if aws.call("s3", "head_bucket", resource=f"bucket {name}", Bucket=name, ExpectedBucketOwner=aws.account,
                 missing_ok=("404", "NoSuchBucket", "NotFound")) is not None:
-        yield Found("bucket", name, name)
+        yield Found("bucket", name, name, 1)
 
 
 def _iam(aws: Aws, stack: str) -> Iterator[Found]:
@@ -139,16 +162,16 @@ def _iam(aws: Aws, stack: str) -> Iterator[Found]:
     for tier in TIERS:
         role = role_name_for(stack, aws.region, tier)
         if aws.call("iam", "get_role", resource=f"IAM role {role}", RoleName=role, missing_ok=("NoSuchEntity",)):
-            yield Found("IAM role", role, role)
+            yield Found("IAM role", role, role, 1)
         profile = instance_profile_name_for(stack, aws.region, tier)
         if aws.call("iam", "get_instance_profile", resource=f"instance profile {profile}",
                     InstanceProfileName=profile, missing_ok=("NoSuchEntity",)):
-            yield Found("instance profile", profile, profile)
+            yield Found("instance profile", profile, profile, 1)
     legacy_role, legacy_profile = legacy_iam(aws, stack)
     if legacy_role:
-        yield Found("IAM role", legacy_role, legacy_role)
+        yield Found("IAM role", legacy_role, legacy_role, 1)
     if legacy_profile:
-        yield Found("instance profile", legacy_profile, legacy_profile)
+        yield Found("instance profile", legacy_profile, legacy_profile, 1)
 
 
 SCANNERS: tuple[Callable[[Aws, str], Iterator[Found]], ...] = (

@@ -154,8 +154,8 @@ def runtime(ctx: click.Context) -> Runtime:
     config = configlib.load(opts.get("config"))
     if opts.get("state"):
         state_path = Path(opts["state"])
-    elif opts.get("sandbox"):  # never mixed up with the same stack's state on real AWS
-        state_path = statelib.STATE_DIR / "sandbox" / f"{config.stack}.json"
+    elif opts.get("sandbox"):  # with the user's one sandbox, never mixed up with real AWS state
+        state_path = sandboxlib.state_path(config.stack)
     else:
         state_path = statelib.default_path(config.stack)
     return Runtime(config=config, out=out, state_file=statelib.StateFile(state_path), options=opts)

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from threetier.aws import Aws
     from threetier.cli.common import Runtime
     from threetier.engine import Engine
+    from threetier.scan import Found
 
 
 @click.command("down", help="""Delete everything the stack created, last part first, then
@@ -67,12 +68,9 @@ def _down(rt: Runtime, aws: Aws, engine: Engine, yes: bool) -> list[str]:
         engine.ctx.left_alone[obstacle.id] = obstacle.reason
     if not yes:
         found = scan.tagged(aws, rt.config.stack)
-        rt.out.info(f"stack {rt.config.stack} in {aws.region} ({aws.account}): "
-                    f"{len(found)} tagged resources will be deleted")
-        for item in found[:40]:
-            rt.out.info(f"  {item.kind} {item.name} {item.id}")
-        if len(found) > 40:
-            rt.out.info(f"  … and {len(found) - 40} more")
+        rt.out.info(f"stack {rt.config.stack} in {aws.region} ({aws.account}): {len(found)} tagged resources will "
+                    f"be deleted, with what they hold (routes, rules, listeners, policies)")
+        show_what_goes(rt, engine, found)
         if not click.confirm(f"Delete stack {rt.config.stack}?", default=False, err=True):
             raise UsageError("down: not confirmed; nothing was deleted")
     engine.down()
@@ -83,3 +81,19 @@ def _down(rt: Runtime, aws: Aws, engine: Engine, yes: bool) -> list[str]:
         raise ThreetierError(f"down: {len(left)} resources tagged threetier:stack={rt.config.stack} remain")
     rt.state_file.delete()
     return scan.final_snapshots(aws, rt.config.stack)
+
+
+def show_what_goes(rt: Runtime, engine: Engine, found: list[Found]) -> None:
+    """Everything the user confirms, Part by Part in the order it goes, what bills ($) first in each."""
+    labels = {part.number: part.label for part in engine.parts}
+    by_part: dict[int | None, list[Found]] = {}
+    for item in found:
+        by_part.setdefault(item.part if item.part in labels else None, []).append(item)
+    order = [number for number in sorted(labels, reverse=True) if number in by_part]
+    for number in [*order, None] if None in by_part else order:
+        items = sorted(by_part[number], key=lambda item: (not item.billable, item.kind, item.name, item.id))
+        rt.out.info(f"  {labels[number] if number is not None else 'not of a part'}:")
+        for item in items:
+            rt.out.info(f"    {'$' if item.billable else ' '} {item.describe()}")
+    if any(item.billable for item in found):
+        rt.out.info("  ($: bills while it exists)")

@@ -30,8 +30,9 @@ def _out(ctx: click.Context) -> Output:
     return out
 
 
-@command.command("start", help="""Start the sandbox in the background (no-op if it runs already);
-its address and pid go to .threetier/sandbox.json.
+@command.command("start", help="""Start the sandbox in the background (no-op if it runs already).
+There is one per user, found from any directory: its address and pid go to
+$XDG_STATE_HOME/threetier/sandbox.json (~/.local/state/threetier/).
 
 \b
 Examples:
@@ -78,7 +79,7 @@ def status(ctx: click.Context, as_json: bool) -> int:
         out.data({"running": box is not None, **({"url": box.url, "pid": box.pid, "started_at": box.started_at}
                                                   if box else {})})
     elif box:
-        out.info(f"sandbox running on {box.url} (pid {box.pid}, since {box.started_at})")
+        out.result(f"sandbox running on {box.url} (pid {box.pid}, since {box.started_at})")
     else:
-        out.info("sandbox not running")
+        out.result("sandbox not running")
     return ExitStatus.OK if box else ExitStatus.DRIFT
