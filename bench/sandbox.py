@@ -25,7 +25,9 @@ def time_sandbox() -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update({"AWS_EC2_METADATA_DISABLED": "true", "AWS_REGION": REGION, "NO_COLOR": "1"})
     with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as cwd:
-        env["XDG_STATE_HOME"] = cwd  # its own sandbox, not the user's
+        # Its own sandbox, not the user's; not the working directory itself, where its `threetier/`
+        # would shadow the package for `python -m threetier`.
+        env["XDG_STATE_HOME"] = os.path.join(cwd, "state")
         steps = (("sandbox_start", ["sandbox", "start"]),
                  ("sandbox_up", ["up", "--sandbox"]),
                  ("sandbox_noop_up", ["up", "--sandbox"]),
