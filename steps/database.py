@@ -363,7 +363,7 @@ def check(ctx: Ctx) -> Check:
         if not on_parameter_group(ctx, cluster):
             result.drift.append(f"DB cluster {cluster_id(ctx)}: on parameter group {cluster.get('DBClusterParameterGroup')}, "
                                 f"not {parameter_group_name(ctx)}, so TLS is not required (`up` moves it)")
-        result.drift.extend(member_drift(ctx, cluster))
+        result.notes.extend(member_notes(ctx, cluster))
     check_parameter_group(ctx, result)
     for role, identifier in instance_ids(ctx).items():
         found = describe_instance(ctx, identifier)
@@ -391,9 +391,10 @@ STATUS_NOTES = {
 }
 
 
-def member_drift(ctx: Ctx, cluster: dict[str, Any]) -> list[str]:
+def member_notes(ctx: Ctx, cluster: dict[str, Any]) -> list[str]:
     """The instance named writer is not the cluster's writer (a failover: AWS promoted the reader), and
-    instances that wait for a reboot to take the cluster's parameter group."""
+    instances that wait for a reboot to take the cluster's parameter group. Notes, not drift: `up`
+    changes neither (a failback or a reboot interrupts the database; the operator chooses when)."""
     members = {m["DBInstanceIdentifier"]: m for m in cluster.get("DBClusterMembers", [])}
     writer, drift = instance_ids(ctx)["writer"], []
     if writer in members and not members[writer].get("IsClusterWriter"):
@@ -404,8 +405,8 @@ def member_drift(ctx: Ctx, cluster: dict[str, Any]) -> list[str]:
                      f"--target-db-instance-identifier {writer})")
     for name, member in sorted(members.items()):
         if member.get("DBClusterParameterGroupStatus") == "pending-reboot":
-            drift.append(f"DB instance {name}: its cluster parameter group applies after a reboot "
-                         f"(aws rds reboot-db-instance --db-instance-identifier {name})")
+            drift.append(f"DB instance {name}: its cluster parameter group (TLS required) applies after a "
+                         f"reboot (aws rds reboot-db-instance --db-instance-identifier {name})")
     return drift
 
 
@@ -431,6 +432,9 @@ def before_down(ctx: Ctx) -> None:
                          f"database.deletion_protection: false, run `threetier up`, then `down` again")
     if cluster is not None and cluster["Status"] == "stopped":
         start_cluster(ctx, "`down` can delete it")
+        # Said now: a `down` that fails or is interrupted before Part 3 leaves it started, and billing.
+        ctx.out.info(f"  if `down` stops before the database goes, the cluster stays started: "
+                     f"aws rds stop-db-cluster --db-cluster-identifier {cluster_id(ctx)} stops it again")
 
 
 def destroy(ctx: Ctx) -> None:

@@ -162,6 +162,17 @@ def test_no_aws_credentials_is_a_clear_error(tmp_path: Path, monkeypatch, comman
     assert not (tmp_path / ".threetier").exists() or not list((tmp_path / ".threetier").glob("*.json"))
 
 
+def test_credentials_that_cannot_be_used_are_a_clear_error(tmp_path: Path, monkeypatch) -> None:
+    for key in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key)  # a key ID without its secret
+    result = cli("up", cwd=tmp_path)
+    assert result.code == 2, result.stderr  # before any change
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: the AWS credentials cannot be used: Partial credentials found in env")
+    assert line.endswith("nothing was done; to try threetier without an AWS account: threetier up --sandbox")
+    assert "internal error" not in result.stderr
+
+
 def test_a_profile_that_does_not_exist_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("AWS_PROFILE", "nope")
     result = cli("status", cwd=tmp_path)

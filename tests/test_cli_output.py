@@ -216,3 +216,35 @@ def test_down_lists_everything_it_asks_about_by_part_billable_first(tmp_path: Pa
     marks = [line[4] for line in network]
     assert marks == sorted(marks, key=lambda mark: mark != "$") and "$" in marks  # what bills comes first
     assert any("$ NAT gateway threetier-nat-az1 (nat-" in line for line in network)
+
+
+def test_a_change_to_an_old_resource_for_a_new_one_counts_as_a_change(tmp_path: Path) -> None:
+    # A NAT gateway deleted out of band: `up` makes a new one (created) and points the existing
+    # route table at it (changed), not "configured" because the record mentions the new gateway.
+    with moto():
+        assert cli("up", cwd=tmp_path).code == 0
+        state = json.loads((tmp_path / ".threetier" / "threetier.json").read_text())
+        boto3.client("ec2").delete_nat_gateway(NatGatewayId=state["parts"]["2"]["resources"]["nat_gateways"]["az1"])
+        again = cli("up", "--json", cwd=tmp_path)
+    report = json.loads(again.stdout)
+    network = next(row for row in report["parts"] if row["part"] == 2)
+    actions = {(c["action"], c["kind"]) for c in network["changes"]}
+    assert ("created", "NAT gateway") in actions and ("changed", "route") in actions, network["changes"]
+    assert report["changed"] >= 1 and network["changed"] >= 1
+
+
+def test_a_sandbox_of_an_earlier_threetier_is_pointed_out(tmp_path: Path, monkeypatch) -> None:
+    # An earlier threetier kept the record in ./.threetier/sandbox.json: this one does not find it there.
+    assert run_threetier(tmp_path, "sandbox", "start").returncode == 0
+    home = Path(os.environ["XDG_STATE_HOME"]) / "threetier"
+    earlier = json.loads((home / "sandbox.json").read_text())
+    (tmp_path / ".threetier").mkdir()
+    (home / "sandbox.json").rename(tmp_path / ".threetier" / "sandbox.json")
+    try:
+        started = run_threetier(tmp_path, "sandbox", "start")
+        assert started.returncode == 0
+        assert (f"warning: a sandbox started by an earlier threetier still runs on http://127.0.0.1:{earlier['port']} "
+                f"(pid {earlier['pid']})") in started.stderr and f"`kill {earlier['pid']}` stops it" in started.stderr
+    finally:
+        run_threetier(tmp_path, "sandbox", "stop")
+        os.kill(earlier["pid"], 15)

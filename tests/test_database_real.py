@@ -52,9 +52,15 @@ def instance(identifier: str, status: str) -> dict[str, Any]:
 
 
 def drift(tmp_path: Path) -> list[str]:
-    """What `status` and `plan` report of Part 3 now."""
+    """What `status` and `plan` report of Part 3 now as drift (what `up` would change)."""
     engine = make_engine(tmp_path)
     return engine.check(next(p for p in engine.parts if p.number == database.NUMBER)).drift
+
+
+def notes(tmp_path: Path) -> list[str]:
+    """What `status` and `plan` say of Part 3 that `up` leaves alone."""
+    engine = make_engine(tmp_path)
+    return engine.check(next(p for p in engine.parts if p.number == database.NUMBER)).notes
 
 
 def said(engine: Engine) -> str:
@@ -90,6 +96,7 @@ def test_status_up_and_down_handle_a_cluster_stopped_to_save_money(mocked, tmp_p
     assert mutating[0] == "StartDBCluster"
     assert mutating.count("StartDBCluster") == 1
     assert f"DB cluster {CLUSTER} is stopped: starting it so that `down` can delete it" in said(down)
+    assert f"stays started: aws rds stop-db-cluster --db-cluster-identifier {CLUSTER} stops it again" in said(down)
     assert rds.describe_db_clusters()["DBClusters"] == []
 
 
@@ -190,11 +197,13 @@ def test_a_failover_is_reported_with_how_to_fail_back(mocked, tmp_path: Path) ->
     rds = boto3.client("rds")
     tiers = {i["DBInstanceIdentifier"]: i["PromotionTier"] for i in rds.describe_db_instances()["DBInstances"]}
     assert tiers == {WRITER: 0, READER: 1}
-    assert not [d for d in drift(tmp_path) if "writer" in d]
+    assert not [d for d in drift(tmp_path) + notes(tmp_path) if "writer" in d]
 
     rds.failover_db_cluster(DBClusterIdentifier=CLUSTER, TargetDBInstanceIdentifier=READER)
-    failover = [d for d in drift(tmp_path) if "failover" in d]
+    assert not [d for d in drift(tmp_path) if "writer" in d]  # up would not change it: not drift
+    failover = [d for d in notes(tmp_path) if "failover" in d]
     assert len(failover) == 1
+    assert cli("status", cwd=tmp_path).code == 0 and cli("plan", cwd=tmp_path).code == 0  # nothing for up to do
     assert failover[0].startswith(f"DB cluster {CLUSTER}: {READER} is the writer, not {WRITER}")
     assert "harmless" in failover[0]
     assert failover[0].endswith(f"aws rds failover-db-cluster --db-cluster-identifier {CLUSTER} "
@@ -206,8 +215,8 @@ def test_instances_waiting_for_a_reboot_to_take_the_parameter_group_are_named(tm
     members = [{"DBInstanceIdentifier": WRITER, "IsClusterWriter": True, "DBClusterParameterGroupStatus": "in-sync"},
                {"DBInstanceIdentifier": READER, "IsClusterWriter": False,
                 "DBClusterParameterGroupStatus": "pending-reboot"}]
-    assert database.member_drift(engine.ctx, cluster("available", DBClusterMembers=members)) == [
-        f"DB instance {READER}: its cluster parameter group applies after a reboot "
+    assert database.member_notes(engine.ctx, cluster("available", DBClusterMembers=members)) == [
+        f"DB instance {READER}: its cluster parameter group (TLS required) applies after a reboot "
         f"(aws rds reboot-db-instance --db-instance-identifier {READER})"]
 
 

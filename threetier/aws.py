@@ -131,6 +131,11 @@ class NoCredentials(UsageError):
     """No credentials to sign with, or a profile that does not exist: nothing was attempted (exit 2)."""
 
 
+# Credentials that are there but cannot be used: met at the first call, before anything is done.
+CREDENTIAL_ERRORS = (botocore.exceptions.PartialCredentialsError, botocore.exceptions.CredentialRetrievalError,
+                     botocore.exceptions.ProfileNotFound)
+
+
 def session(region: str | None = None, profile: str | None = None) -> boto3.Session:
     """A boto3 session from the usual places (AWS_PROFILE, the shared files, the environment)."""
     try:
@@ -257,11 +262,12 @@ class Aws:
         seconds for up to retry_timeout seconds (eventual consistency);
         with retry_message, only errors whose message contains it.
         """
-        method = getattr(self.client(service), operation)
         started = self.clock.now()
         while True:
             try:
-                return method(**params)
+                # Inside: botocore resolves credentials when it makes the client (a partial key pair,
+                # a failing credential_process, a source_profile that does not exist).
+                return getattr(self.client(service), operation)(**params)
             except botocore.exceptions.ClientError as exc:
                 code = error_code(exc)
                 if code in missing_ok:
@@ -272,13 +278,22 @@ class Aws:
                     self.clock.sleep(retry_delay)
                     continue
                 raise self.error(operation, resource, exc) from None
-            except botocore.exceptions.NoCredentialsError:
-                # Only the first call can meet it (credentials are resolved once per client): nothing was done.
-                raise NoCredentials(f"no AWS credentials found (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-                                    f"AWS_SECRET_ACCESS_KEY; `aws sso login` for SSO); nothing was done; "
-                                    f"{TRY_WITHOUT_AN_ACCOUNT}") from None
+            except botocore.exceptions.NoCredentialsError as exc:
+                raise self._credentials_failed(operation, resource, exc, "no AWS credentials found (set AWS_PROFILE, "
+                                               "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; `aws sso login` for "
+                                               "SSO)") from None
+            except CREDENTIAL_ERRORS as exc:
+                raise self._credentials_failed(operation, resource, exc,
+                                               f"the AWS credentials cannot be used: {exc}") from None
             except botocore.exceptions.BotoCoreError as exc:
                 raise AwsError(self.part, _verb(operation), resource, type(exc).__name__, str(exc)) from None
+
+    def _credentials_failed(self, operation: str, resource: str, exc: Exception, what: str) -> ThreetierError:
+        """Before any change (the account check is every command's first call): a usage error, exit 2,
+        with how to try it without an account. Later (credentials that expired mid-run): an AWS error."""
+        if not self.mutating_calls():
+            return NoCredentials(f"{what}; nothing was done; {TRY_WITHOUT_AN_ACCOUNT}")
+        return AwsError(self.part, _verb(operation), resource, type(exc).__name__, what)
 
     def items(self, service: str, operation: str, key: str, *, resource: str, **params: Any) -> Iterator[Any]:
         """Every item under `key` across all pages of a list/describe call."""

@@ -37,6 +37,12 @@ def describe_counts(tally: dict[str, int]) -> str:
     return ", ".join(f"{tally[action]} {action}" for action in COUNTED if tally[action]) or "nothing"
 
 
-def words(name: str) -> set[str]:
-    """The names and IDs a record's name is made of ("threetier-web-sg: tcp 80 from …", "s3://bucket/key")."""
-    return {word.strip(":,()") for word in re.split(r"[\s/]+", name.replace("s3://", "")) if word}
+def subjects(name: str) -> set[str]:
+    """What a record is about: the first name or ID of its name ("threetier-web-sg: tcp 80 from …",
+    "s3://bucket/key", "role/policy"), or what follows " of " ("default security group of vpc: …").
+    Not every word: a route to a new NAT gateway changes the route table, not the gateway."""
+    text = name.replace("s3://", "")
+    found = {re.split(r"[\s/]+", text, maxsplit=1)[0].strip(":,()")}
+    if " of " in text:
+        found.add(re.split(r"[\s/]+", text.split(" of ", 1)[1], maxsplit=1)[0].strip(":,()"))
+    return found - {""}

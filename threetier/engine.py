@@ -33,7 +33,7 @@ from rich.text import Text
 from threetier import aws as awslib
 from threetier import state as statelib
 from threetier.aws import Aws, Look
-from threetier.changes import CHANGED, CONFIGURED, CREATED, DELETED, Change, counts, describe_counts, words
+from threetier.changes import CHANGED, CONFIGURED, CREATED, DELETED, Change, counts, describe_counts, subjects
 from threetier.config import Config
 from threetier.display import Display
 from threetier.errors import ThreetierError, UsageError
@@ -52,6 +52,9 @@ class Check:
     present: list[str] = field(default_factory=list)  # resources found as they should be
     missing: list[str] = field(default_factory=list)  # resources `up` would create
     drift: list[str] = field(default_factory=list)    # resources `up` would change
+    # Worth knowing, but nothing `up` changes (a failover, a reboot to take a setting): shown by
+    # `status` and `plan`, counted by neither's exit status.
+    notes: list[str] = field(default_factory=list)
 
     def found(self, what: str, ok: bool) -> bool:
         """Record `what` as present or missing; returns `ok`."""
@@ -154,7 +157,7 @@ class Ctx:
 
     def _made_this_run(self, name: str) -> bool:
         made = {value for c in self.changes if c.action == CREATED for value in (c.name, c.id) if value}
-        return bool(words(name) & made)
+        return bool(subjects(name) & made)
 
 
 @dataclass
@@ -288,7 +291,6 @@ class Engine:
         assert part is not None and ctx.run is not None
         record = ctx.state.part(part.number, part.name)
         was_done = record.status == statelib.DONE
-        mutations_before = len(ctx.aws.mutating_calls())
         changes_before = len(ctx.changes)
         record.started_at, record.error = statelib.now(), None
         if not was_done:
@@ -313,9 +315,9 @@ class Engine:
         record.status, record.finished_at = statelib.DONE, statelib.now()
         self.save()
         ctx.run.reach(part.number, DONE)
+        # Its own records only: the parts run side by side, so the calls made meanwhile are not all its own.
         tally = counts(c for c in ctx.changes[changes_before:] if c.part == part.number)
-        mutated = len([c for c in ctx.aws.mutating_calls()[mutations_before:]])
-        if not mutated:
+        if not any(tally.values()):
             outcome = "verified, nothing to do"
         else:
             outcome = f"{'repaired' if was_done else 'done'} ({describe_counts(tally)})"

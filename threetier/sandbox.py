@@ -72,6 +72,17 @@ def load() -> Sandbox | None:
         return None
 
 
+def legacy() -> Sandbox | None:
+    """A sandbox started by an earlier threetier, which kept its record in ./.threetier/ and is not
+    found by this one: still running, it would hold its port and memory unnoticed."""
+    try:
+        data = json.loads((Path(".threetier") / "sandbox.json").read_text())
+        found = Sandbox(pid=int(data["pid"]), port=int(data["port"]), started_at=str(data["started_at"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return found if alive(found.pid) and answers(found.url) else None
+
+
 def answers(url: str, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/moto-api/", timeout=timeout) as response:  # loopback only

@@ -32,7 +32,7 @@ def command(ctx: click.Context, as_json: bool) -> int:
     for part in engine.parts:
         seen = engine.check(part)
         parts.append({"part": part.number, "name": part.name, "create": seen.missing, "change": seen.drift,
-                      "keep": seen.present})
+                      "keep": seen.present, "notes": seen.notes})
     report = {"stack": rt.config.stack, "region": aws.region, "account": account, "parts": parts,
               "mutating_calls": len(aws.mutating_calls())}
     creates, changes = sum(len(p["create"]) for p in parts), sum(len(p["change"]) for p in parts)
@@ -48,6 +48,9 @@ def command(ctx: click.Context, as_json: bool) -> int:
                       Text("\n".join(f"+ {c}" for c in row["create"]), style="green"),
                       Text("\n".join(f"~ {c}" for c in row["change"]), style="yellow"), str(len(row["keep"])))
     rt.out.result(table)
+    for row in parts:
+        for note in row["notes"]:
+            rt.out.result(f"note (up leaves it alone): {note}")
     rt.out.result(f"up would create {creates} and change {changes}; "
                   f"{sum(len(p['keep']) for p in parts)} stay as they are")
     return outcome

@@ -43,8 +43,13 @@ Examples:
 @output_options
 @click.pass_context
 def start(ctx: click.Context, port: int | None) -> int:
+    out = _out(ctx)
+    old = sandboxlib.legacy()
+    if old is not None:
+        out.info(f"warning: a sandbox started by an earlier threetier still runs on {old.url} (pid {old.pid}), "
+                 f"recorded in ./.threetier/sandbox.json; `kill {old.pid}` stops it")
     box, started = sandboxlib.start(port)
-    _out(ctx).info(f"sandbox {'started' if started else 'already running'} on {box.url} (pid {box.pid})")
+    out.info(f"sandbox {'started' if started else 'already running'} on {box.url} (pid {box.pid})")
     return ExitStatus.OK
 
 

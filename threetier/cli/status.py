@@ -55,7 +55,7 @@ def command(ctx: click.Context, as_json: bool) -> int:
         else:
             status = statelib.DONE
         entry: dict[str, Any] = {"part": part.number, "name": part.name, "status": status,
-                                 "resources": dict(live.resources), "drift": drift}
+                                 "resources": dict(live.resources), "drift": drift, "notes": list(seen.notes)}
         if record is not None:
             entry["state_file"] = {"status": record.status, "finished_at": record.finished_at, "error": record.error}
         parts.append(entry)
@@ -98,6 +98,8 @@ def show(out: Any, report: dict[str, Any]) -> None:
         cell = Text(keys)
         for line in part["drift"]:
             cell.append(f"\n! {line}", style="yellow")
+        for line in part["notes"]:
+            cell.append(f"\nnote: {line}", style="dim")
         status = part["status"]
         table.add_row(str(part["part"]), part["name"], Text(status, style=colours[status]), cell)
     out.result(table)
