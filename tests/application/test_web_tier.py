@@ -2,6 +2,7 @@
 nginx.conf, /api/ proxied to a real app tier, and the page driven in headless Chromium."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -156,8 +157,9 @@ def test_security_headers_on_everything_nginx_serves(site, web_build):
             assert cache == ["no-cache"], f"{path}: {cache}"
 
 
-def test_security_headers_on_nginx_own_errors(web_build, tmp_path):
-    """Errors nginx makes itself carry them too: the app tier unreachable (502), a body too large (413)."""
+@contextlib.contextmanager
+def site_without_app_tier(web_build, tmp_path):
+    """Our nginx and site, its upstream a port nobody listens on (nginx answers /api/ with 502)."""
     port = free_port()
     conf = tmp_path / "nginx.conf"
     conf.write_bytes(render_nginx_conf("127.0.0.1", upstream_port=free_port(), listen_port=port,
@@ -165,6 +167,14 @@ def test_security_headers_on_nginx_own_errors(web_build, tmp_path):
     nginx = Nginx(conf, tmp_path)
     nginx.start(port)
     try:
+        yield port
+    finally:
+        nginx.stop()
+
+
+def test_security_headers_on_nginx_own_errors(web_build, tmp_path):
+    """Errors nginx makes itself carry them too: the app tier unreachable (502), a body too large (413)."""
+    with site_without_app_tier(web_build, tmp_path) as port:
         status, headers, _ = http("GET", f"http://127.0.0.1:{port}/api/transaction")
         assert status == 502
         assert_security_headers(headers, "502 from nginx")
@@ -172,8 +182,6 @@ def test_security_headers_on_nginx_own_errors(web_build, tmp_path):
                                   headers={"Content-Type": "application/json"})
         assert status == 413
         assert_security_headers(headers, "413 from nginx")
-    finally:
-        nginx.stop()
 
 
 def test_a_database_outage_through_nginx(site, mariadb):
@@ -226,16 +234,8 @@ def run_browser_script(script: str, site: str, artifacts_dir) -> tuple[subproces
 def test_browser_shows_a_load_error_instead_of_loading(web_build, tmp_path, artifacts_dir):
     """The app tier cannot be reached (nginx answers 502): the DB page says it could not load the
     transactions -- in its alert and in the table -- and "Loading…" does not stay on screen."""
-    port = free_port()
-    conf = tmp_path / "nginx.conf"
-    conf.write_bytes(render_nginx_conf("127.0.0.1", upstream_port=free_port(), listen_port=port,
-                                       web_root=str(web_build), log_dir=str(tmp_path)))
-    nginx = Nginx(conf, tmp_path)
-    nginx.start(port)
-    try:
+    with site_without_app_tier(web_build, tmp_path) as port:
         result, seen = run_browser_script("load-error.mjs", f"http://127.0.0.1:{port}", artifacts_dir)
-    finally:
-        nginx.stop()
     assert result.returncode == 0, f"{seen.get('error')}\n{result.stderr[-2000:]}"
     assert "GET /api/transaction 502" in seen["apiAnswers"]
     assert seen["alert"] == "Could not load transactions: the server answered 502"
