@@ -264,12 +264,10 @@ def finish(ctx: Ctx, bake: Bake) -> None:
 
 def wait_running(ctx: Ctx, instance_id: str, what: str) -> None:
     def probe() -> Poll:
-        found = ctx.aws.call("ec2", "describe_instances", resource=what, InstanceIds=[instance_id],
-                             missing_ok=("InvalidInstanceID.NotFound",))
-        instances = [i for r in (found or {}).get("Reservations", []) for i in r["Instances"]]
-        state = instances[0]["State"]["Name"] if instances else "pending"
-        if state in ("shutting-down", "terminated", "stopping", "stopped"):
-            reason = instances[0].get("StateReason", {}).get("Message", state)
+        instance = describe_instance(ctx, instance_id, what)
+        state = instance["State"]["Name"] if instance else "pending"
+        if instance and state in GONE_INSTANCE_STATES:
+            reason = instance.get("StateReason", {}).get("Message", state)
             return Poll(False, state, failed=f"the builder is {state}: {reason}")
         return Poll(state == "running", state)
 
@@ -330,15 +328,21 @@ def health_gate(ctx: Ctx, bake: Bake, instance_id: str) -> None:
 
 def builder_gone(ctx: Ctx, instance_id: str, what: str) -> str | None:
     """Why the builder can no longer run anything (its state, and AWS's reason), or None while it runs."""
+    instance = describe_instance(ctx, instance_id, what)
+    if instance is None:
+        return "it no longer exists"
+    state = instance["State"]["Name"]
+    if state not in GONE_INSTANCE_STATES:
+        return None
+    return f"it is {state}: {instance.get('StateReason', {}).get('Message', state)}"
+
+
+def describe_instance(ctx: Ctx, instance_id: str, what: str) -> dict[str, Any] | None:
+    """One instance as AWS has it now (None: unknown, or gone for good), read live: the waits poll it."""
     found = ctx.aws.call("ec2", "describe_instances", resource=what, InstanceIds=[instance_id],
                          missing_ok=("InvalidInstanceID.NotFound",))
     instances = [i for r in (found or {}).get("Reservations", []) for i in r["Instances"]]
-    if not instances:
-        return "it no longer exists"
-    state = instances[0]["State"]["Name"]
-    if state not in GONE_INSTANCE_STATES:
-        return None
-    return f"it is {state}: {instances[0].get('StateReason', {}).get('Message', state)}"
+    return instances[0] if instances else None
 
 
 def create_image(ctx: Ctx, bake: Bake, instance_id: str) -> str:
@@ -496,10 +500,8 @@ def delete_snapshot(ctx: Ctx, snapshot_id: str) -> None:
 
 def wait_terminated(ctx: Ctx, instance_id: str) -> None:
     def probe() -> Poll:
-        found = ctx.aws.call("ec2", "describe_instances", resource=instance_id, InstanceIds=[instance_id],
-                             missing_ok=("InvalidInstanceID.NotFound",))
-        instances = [i for r in (found or {}).get("Reservations", []) for i in r["Instances"]]
-        state = instances[0]["State"]["Name"] if instances else "terminated"
+        instance = describe_instance(ctx, instance_id, instance_id)
+        state = instance["State"]["Name"] if instance else "terminated"
         return Poll(state == "terminated", state)
 
     ctx.aws.wait(f"instance {instance_id} termination", probe, delay=10, timeout=10 * 60)

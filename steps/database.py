@@ -396,18 +396,18 @@ def member_notes(ctx: Ctx, cluster: dict[str, Any]) -> list[str]:
     instances that wait for a reboot to take the cluster's parameter group. Notes, not drift: `up`
     changes neither (a failback or a reboot interrupts the database; the operator chooses when)."""
     members = {m["DBInstanceIdentifier"]: m for m in cluster.get("DBClusterMembers", [])}
-    writer, drift = instance_ids(ctx)["writer"], []
+    writer, notes = instance_ids(ctx)["writer"], []
     if writer in members and not members[writer].get("IsClusterWriter"):
         acting = next((name for name, m in members.items() if m.get("IsClusterWriter")), "another instance")
-        drift.append(f"DB cluster {cluster_id(ctx)}: {acting} is the writer, not {writer} (a failover happened; harmless, "
+        notes.append(f"DB cluster {cluster_id(ctx)}: {acting} is the writer, not {writer} (a failover happened; harmless, "
                      f"the app connects to the cluster endpoint, which follows the writer; to fail back: aws rds "
                      f"failover-db-cluster --db-cluster-identifier {cluster_id(ctx)} "
                      f"--target-db-instance-identifier {writer})")
     for name, member in sorted(members.items()):
         if member.get("DBClusterParameterGroupStatus") == "pending-reboot":
-            drift.append(f"DB instance {name}: its cluster parameter group (TLS required) applies after a "
+            notes.append(f"DB instance {name}: its cluster parameter group (TLS required) applies after a "
                          f"reboot (aws rds reboot-db-instance --db-instance-identifier {name})")
-    return drift
+    return notes
 
 
 def check_parameter_group(ctx: Ctx, result: Check) -> None:

@@ -66,9 +66,17 @@ class Sandbox:
 
 def load() -> Sandbox | None:
     try:
-        data = json.loads(record_path().read_text())
+        return parse(record_path().read_text())
+    except FileNotFoundError:
+        return None
+
+
+def parse(text: str) -> Sandbox | None:
+    """A sandbox record (None: not one)."""
+    try:
+        data = json.loads(text)
         return Sandbox(pid=int(data["pid"]), port=int(data["port"]), started_at=str(data["started_at"]))
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None
 
 
@@ -76,11 +84,10 @@ def legacy() -> Sandbox | None:
     """A sandbox started by an earlier threetier, which kept its record in ./.threetier/ and is not
     found by this one: still running, it would hold its port and memory unnoticed."""
     try:
-        data = json.loads((Path(".threetier") / "sandbox.json").read_text())
-        found = Sandbox(pid=int(data["pid"]), port=int(data["port"]), started_at=str(data["started_at"]))
-    except (OSError, ValueError, KeyError, TypeError):
+        found = parse((Path(".threetier") / "sandbox.json").read_text())
+    except OSError:
         return None
-    return found if alive(found.pid) and answers(found.url) else None
+    return found if found is not None and alive(found.pid) and answers(found.url) else None
 
 
 def answers(url: str, timeout: float = 1.0) -> bool:

@@ -37,8 +37,8 @@ BILLABLE = frozenset({"NAT gateway", "Elastic IP", "load balancer", "Auto Scalin
                       "DB instance", "EBS volume", "EBS snapshot", "AMI", "DB cluster snapshot", "bucket"})
 
 
-def _part(item: dict, tags_key: str = "Tags") -> int | None:
-    value = tag_value({"Tags": item.get(tags_key, [])}, PART_TAG)
+def _part(item: dict) -> int | None:
+    value = tag_value(item, PART_TAG)
     return int(value) if value and value.isdigit() else None
 
 
