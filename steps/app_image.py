@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from steps import baking, database, network, storage
+from steps import baking, database, log_groups, network, storage
 from threetier import artifacts
 from threetier.aws import Look
 from threetier.engine import DONE, EXISTS, Check, Ctx
@@ -30,7 +30,8 @@ def bake(ctx: Ctx) -> baking.Bake:
     app = ctx.config.app
     user_data = artifacts.render_app_user_data(
         bucket=ctx.resources_of(storage.NUMBER)["bucket"], region=ctx.aws.region,
-        db_host=db["db_writer_endpoint"], db_name=db["db_name"], db_secret_arn=db["db_secret_arn"], port=app.port)
+        db_host=db["db_writer_endpoint"], db_name=db["db_name"], db_secret_arn=db["db_secret_arn"], port=app.port,
+        log_group=log_groups.name(ctx, log_groups.APP))  # Part 1's, like the role that writes it
     app_files = {k: v for k, v in artifacts.application_files().items() if k.startswith("app-tier/")}
     return baking.Bake(tier="app", subnet_role="private-app-subnet-az1", security_group_role="app-sg",
                        instance_type=app.instance_type, architecture=baking.architecture(ctx, app.instance_type),

@@ -5,12 +5,13 @@ internal ALB in the two private app subnets with the internal-ALB security
 group and a listener on 80 forwarding to it; a launch template of the app AMI
 with the app security group and the instance profile (no key pair); an Auto
 Scaling group over both app subnets, attached to the target group, 2/2/2.
+Here it starts at 2 of 2..4 and tracks CPU (issue 12: config.yaml `app.scaling`).
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from steps import app_image, baking, balancing, network
+from steps import alarms, app_image, baking, balancing, network
 from threetier.aws import Look
 from threetier.engine import DONE, Check, Ctx
 
@@ -19,6 +20,7 @@ NAME = "app-tier"
 TITLE = "internal load balancer and app auto scaling"
 NEEDS: tuple[int, ...] = (1, 2, 4)
 ALB_ROLE = "int-alb"
+ALARMS = balancing.alarm_whats("app")  # this Part's CloudWatch alarms (config.yaml monitoring.alarms)
 
 
 def tier(ctx: Ctx) -> balancing.Tier:
@@ -28,11 +30,12 @@ def tier(ctx: Ctx) -> balancing.Tier:
         subnet_roles=("private-app-subnet-az1", "private-app-subnet-az2"),
         alb_role=ALB_ROLE, alb_security_group_role="internal-alb-sg", instance_security_group_role="app-sg",
         instance_type=app.instance_type, ami=ctx.resources_of(app_image.NUMBER).get("ami", ""),
-        min=app.asg.min, desired=app.asg.desired, max=app.asg.max)
+        min=app.asg.min, desired=app.asg.desired, max=app.asg.max, scaling=app.scaling)
 
 
 def looks(ctx: Ctx) -> Iterator[Look]:
-    return balancing.looks(ctx, tier(ctx))
+    yield from balancing.looks(ctx, tier(ctx))
+    yield alarms.alarms_look(ctx)
 
 
 def start(ctx: Ctx) -> None:
@@ -45,6 +48,9 @@ def start(ctx: Ctx) -> None:
 
 def finish(ctx: Ctx) -> None:
     """The launch template and the Auto Scaling group need the app AMI."""
+    # The alarms need only the target group and the ALB (their ARNs, from `start`): made while the
+    # image bakes, so a tier that never turns healthy already has its unhealthy-hosts alarm.
+    alarms.ensure_alarms(ctx, balancing.tier_alarms(ctx, tier(ctx)), ALARMS)
     ctx.need(app_image.NUMBER, DONE)
     balancing.finish(ctx, tier(ctx))
     # The tier runs on the current AMI now: images of earlier app code only cost money.
@@ -57,6 +63,7 @@ def check(ctx: Ctx) -> Check:
     balancing.check(ctx, tier(ctx), result)
     if "load_balancer_dns" in ctx.resources:
         ctx.resources["internal_alb_dns"] = ctx.resources["load_balancer_dns"]
+    alarms.check_alarms(ctx, balancing.tier_alarms(ctx, tier(ctx)), ALARMS, result)
     return result
 
 
@@ -66,4 +73,5 @@ def before_down(ctx: Ctx) -> None:
 
 
 def destroy(ctx: Ctx) -> None:
+    alarms.delete_alarms(ctx, ALARMS)
     balancing.destroy(ctx, "app", ALB_ROLE)

@@ -5,8 +5,9 @@ tier answers its health check *on the instance* (SSM Run Command, not a
 sleep), create an AMI of it, wait for the AMI, terminate the builder.
 
 The AMI's name carries a fingerprint of everything baked into it (the tier's
-code, its user data, nginx.conf for the web tier), so an unchanged tier is
-found and kept, and a changed one gets a new image.
+code, its user data -- with the CloudWatch agent's configuration, which names
+the stack's log groups --, nginx.conf for the web tier), so an unchanged tier
+is found and kept, and a changed one gets a new image.
 """
 from __future__ import annotations
 

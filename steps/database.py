@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from steps import network, storage
+from steps import alarms, network, storage
 from threetier.aws import AwsError, Look, Poll
 from threetier.engine import DONE, Check, Ctx
 from threetier.errors import ThreetierError, UsageError
@@ -44,6 +44,24 @@ PROMOTION_TIERS = {"writer": 0, "reader": 1}
 # AWS starts it by itself after 7 days. Starting takes about as long as an instance coming up (an estimate).
 ASLEEP = ("stopped", "stopping")
 START_MINUTES = 10
+
+# CloudWatch alarms on the writer, whichever instance it is: AWS/RDS publishes Aurora metrics by
+# DBClusterIdentifier and Role too, and Role=WRITER follows a failover (AWS's advice for Aurora).
+CPU_ALARM, MEMORY_ALARM = "aurora-writer-cpu", "aurora-writer-memory"
+ALARMS = (CPU_ALARM, MEMORY_ALARM)  # this Part's alarms (config.yaml monitoring.alarms)
+WRITER_CPU_PERCENT = 80
+# Low freeable memory: under 10 % of the instance class's memory for 15 minutes. Aurora MySQL sizes its
+# buffer pool to about 3/4 of memory, so free memory sits well above that in normal work; under it, too
+# many connections or large sorts and temporary tables, and next the instance restarts out of memory.
+FREEABLE_MEMORY_SHARE = 0.10
+# GiB of memory of the classes Aurora MySQL 3 offers (the r classes: 8 GiB per vCPU, any generation).
+BURSTABLE_MEMORY_GIB = {"db.t3.medium": 4, "db.t4g.medium": 4, "db.t3.large": 8, "db.t4g.large": 8}
+MEMORY_OPTIMIZED_FAMILIES = ("db.r5.", "db.r6g.", "db.r6i.", "db.r7g.", "db.r7i.", "db.r8g.")
+MEMORY_OPTIMIZED_GIB = {"large": 16, "xlarge": 32, "2xlarge": 64, "4xlarge": 128, "8xlarge": 256, "12xlarge": 384,
+                        "16xlarge": 512, "24xlarge": 768, "32xlarge": 1024, "48xlarge": 1536}
+# A class not in the table: a fixed floor, 1/8 of the smallest class (4 GiB). On a larger class that
+# alarm comes late rather than never stopping; the table is what to extend.
+FREEABLE_MEMORY_FALLBACK_BYTES = 512 * 1024**2
 
 
 def cluster_id(ctx: Ctx) -> str:
@@ -100,6 +118,7 @@ def looks(ctx: Ctx) -> Iterator[Look]:
     yield cluster_look(ctx)
     yield from (instance_look(identifier) for identifier in instance_ids(ctx).values())
     yield storage.iam_look("get_role_policy", RoleName=storage.role_name(ctx, "app"), PolicyName=SECRET_POLICY_NAME)
+    yield alarms.alarms_look(ctx)
 
 
 # -- apply -----------------------------------------------------------------------
@@ -124,7 +143,50 @@ def finish(ctx: Ctx) -> None:
     wait_cluster(ctx, "available")
     converge_cluster(ctx)
     ensure_instances(ctx, ctx.resources_of(network.NUMBER)["azs"])
+    alarms.ensure_alarms(ctx, writer_alarms(ctx), ALARMS)  # while the instances come up
     wait_available(ctx)
+
+
+def memory_bytes(instance_class: str) -> int | None:
+    """The class's memory, from the table above; None for a class not in it."""
+    if instance_class in BURSTABLE_MEMORY_GIB:
+        return BURSTABLE_MEMORY_GIB[instance_class] * 1024**3
+    family, _, size = instance_class.rpartition(".")
+    if f"{family}." in MEMORY_OPTIMIZED_FAMILIES and size in MEMORY_OPTIMIZED_GIB:
+        return MEMORY_OPTIMIZED_GIB[size] * 1024**3
+    return None
+
+
+def freeable_memory_threshold(instance_class: str) -> int:
+    memory = memory_bytes(instance_class)
+    return FREEABLE_MEMORY_FALLBACK_BYTES if memory is None else int(memory * FREEABLE_MEMORY_SHARE)
+
+
+def writer_alarms(ctx: Ctx) -> list[alarms.Alarm]:
+    """The writer's CPU and freeable memory, each averaged over 5 minutes, 3 periods in a row: a backup or
+    one heavy query is a burst, not a database that needs a larger class."""
+    writer = alarms.dimensions(DBClusterIdentifier=cluster_id(ctx), Role="WRITER")
+    instance_class = ctx.config.database.instance_class
+    threshold, memory = freeable_memory_threshold(instance_class), memory_bytes(instance_class)
+    how = (f"10 % of a {instance_class}'s {memory // 1024**3} GiB" if memory is not None
+           else f"a fixed floor: {instance_class} is not in threetier's table")
+    return [
+        alarms.Alarm(CPU_ALARM, (
+            f"The writer of Aurora cluster {cluster_id(ctx)} (whichever instance it is) has used more than "
+            f"{WRITER_CPU_PERCENT} % CPU for 15 minutes: queries slow down, then time out (the app answers 500). "
+            f"Look at Performance Insights or the slow query log for what runs; if it is steady load, a larger "
+            f"database.instance_class."),
+            alarms.watching("AWS/RDS", "CPUUtilization", writer, statistic="Average", period=300, periods=3,
+                            threshold=WRITER_CPU_PERCENT, comparison="GreaterThanThreshold",
+                            missing_data=alarms.MISSING)),
+        alarms.Alarm(MEMORY_ALARM, (
+            f"The writer of Aurora cluster {cluster_id(ctx)} has had less than {threshold // 1024**2} MiB of "
+            f"freeable memory ({how}) for 15 minutes: next it may restart out of memory. Look at the number of "
+            f"connections (DatabaseConnections) and memory-hungry queries (large sorts, temporary tables); if it "
+            f"is steady load, a larger database.instance_class."),
+            alarms.watching("AWS/RDS", "FreeableMemory", writer, statistic="Average", period=300, periods=3,
+                            threshold=threshold, comparison="LessThanThreshold", missing_data=alarms.MISSING)),
+    ]
 
 
 def ensure_subnet_group(ctx: Ctx, subnet_ids: list[str]) -> None:
@@ -381,6 +443,7 @@ def check(ctx: Ctx) -> Check:
         if policy is None or storage.policy_document(policy["PolicyDocument"]) != \
                 secret_read_policy(cluster["MasterUserSecret"]["SecretArn"]):
             result.drift.append(f"IAM role {role_name}: policy {SECRET_POLICY_NAME} is missing or changed")
+    alarms.check_alarms(ctx, writer_alarms(ctx), ALARMS, result)
     return result
 
 
@@ -441,6 +504,7 @@ def destroy(ctx: Ctx) -> None:
     """Instances, then the cluster (a final snapshot unless skipped), then its parameter group and the
     subnet group. A stopped cluster is started first: AWS deletes nothing of it while it is stopped."""
     aws = ctx.aws
+    alarms.delete_alarms(ctx, ALARMS)
     cluster = describe_cluster(ctx)
     if cluster is not None and cluster["Status"] in (*ASLEEP, "starting"):  # before_down started a stopped one
         wake_cluster(ctx, cluster, "`down` can delete it")

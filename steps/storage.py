@@ -8,6 +8,10 @@ with the region (IAM names are account-wide, the stack is per region): the app
 tier's reads `app-tier/*`, the web tier's `web-tier/*` and `nginx.conf`,
 neither writes the bucket, and only the app tier's may read the database's
 secret (Part 3 adds that, once it knows the secret).
+
+The tiers' log groups are here too, with the roles that write them (the CloudWatch agent of
+each tier's instances, builders included, ships the app's and nginx's logs): created by the
+stack with config.yaml's retention, each role allowed to write its own tier's groups only.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
 
+from steps import alarms, log_groups
 from threetier import artifacts
 from threetier.aws import Aws, AwsError, Look, tags
 from threetier.engine import GONE, Check, Ctx
@@ -35,6 +40,12 @@ TIERS = ("app", "web")
 TIER_READS = {"app": ("app-tier/*",), "web": ("web-tier/*", "nginx.conf")}
 # Part 3 puts it on the app tier's role (it knows the secret); the shared role of before had it too.
 SECRET_POLICY_NAME = "read-db-secret"
+# The log groups each tier's CloudWatch agent writes (its configuration, threetier.artifacts, names
+# the same), and what writing needs: never CreateLogGroup (a group the stack deleted stays deleted,
+# not remade untagged and kept forever) nor PutRetentionPolicy (retention is config.yaml's).
+LOGS_POLICY_NAME = "write-logs"
+TIER_LOG_GROUPS = {"app": (log_groups.APP,), "web": (log_groups.NGINX_ACCESS, log_groups.NGINX_ERROR)}
+LOG_WRITES = ("logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams")
 TLS_ONLY_SID = "DenyRequestsWithoutTLS"
 # Right after CreateBucket (or a delete of the same name) S3 may answer 409 OperationAborted,
 # "a conflicting conditional operation is in progress": retried; botocore's retries do not.
@@ -123,6 +134,23 @@ def code_read_policy(bucket: str, partition: str, tier: str) -> dict[str, Any]:
     }
 
 
+def logs_write_policy(ctx: Ctx, tier: str) -> dict[str, Any]:
+    """The tier's agent writes streams of its own groups (`<group ARN>` and `:*`, its streams), nothing else."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "WriteTierLogs", "Effect": "Allow", "Action": list(LOG_WRITES),
+             "Resource": [arn for what in TIER_LOG_GROUPS[tier]
+                          for arn in (log_groups.arn(ctx, what), f"{log_groups.arn(ctx, what)}:*")]},
+        ],
+    }
+
+
+def tier_log_groups() -> tuple[str, ...]:
+    """Every group this part owns, app first."""
+    return tuple(what for tier in TIERS for what in TIER_LOG_GROUPS[tier])
+
+
 def tls_only_statement(bucket: str, partition: str) -> dict[str, Any]:
     arn = f"arn:{partition}:s3:::{bucket}"
     return {"Sid": TLS_ONLY_SID, "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": [arn, f"{arn}/*"],
@@ -195,16 +223,24 @@ def looks(ctx: Ctx) -> Iterator[Look]:
         yield iam_look("get_role", RoleName=role)
         yield iam_look("list_attached_role_policies", RoleName=role)
         yield iam_look("get_role_policy", RoleName=role, PolicyName=CODE_POLICY_NAME)
+        yield iam_look("get_role_policy", RoleName=role, PolicyName=LOGS_POLICY_NAME)
         yield iam_look("get_instance_profile", InstanceProfileName=instance_profile_name(ctx, tier))
+    yield log_groups.groups_look(ctx)
+    yield from alarms.topic_looks(ctx)
 
 
 # -- apply -----------------------------------------------------------------------
 def start(ctx: Ctx) -> None:
     bucket = ensure_bucket(ctx)
     ensure_code_uploaded(ctx, bucket)
+    # Before any builder boots (Parts 4 and 6 need this part done): their agents write them.
+    for what in tier_log_groups():
+        log_groups.ensure(ctx, what)
     for tier in TIERS:
         role = ensure_role(ctx, bucket, tier)
         ensure_instance_profile(ctx, role, tier)
+    # The alarms of Parts 3, 5 and 7 notify it (monitoring.email).
+    alarms.ensure_topic(ctx)
 
 
 def finish(ctx: Ctx) -> None:
@@ -325,6 +361,7 @@ def ensure_role(ctx: Ctx, bucket: str, tier: str) -> str:
         ctx.record("changed", "IAM role policy", f"{name}/{SSM_MANAGED_POLICY}")
 
     ensure_inline_policy(ctx, name, CODE_POLICY_NAME, code_read_policy(bucket, aws.partition, tier))
+    ensure_inline_policy(ctx, name, LOGS_POLICY_NAME, logs_write_policy(ctx, tier))
     _publish(ctx, tier, "role", name)
     _publish(ctx, tier, "role_arn", role_arn)
     return name
@@ -385,8 +422,11 @@ def check(ctx: Ctx) -> Check:
         if outdated or stale:
             result.drift.append(f"bucket {bucket}: application code: {len(outdated)} files missing or changed"
                                 f"{f', {len(stale)} left over' if stale else ''} (`up` uploads them)")
+    for what in tier_log_groups():
+        log_groups.check(ctx, what, result)
     for tier in TIERS:
         check_tier_identity(ctx, result, bucket, tier)
+    alarms.check_topic(ctx, result)
     return result
 
 
@@ -404,6 +444,10 @@ def check_tier_identity(ctx: Ctx, result: Check, bucket: str, tier: str) -> None
                           resource=f"IAM role {role}")
         if inline is None or policy_document(inline["PolicyDocument"]) != code_read_policy(bucket, aws.partition, tier):
             result.drift.append(f"IAM role {role}: policy {CODE_POLICY_NAME} is missing or changed")
+        logs = aws.look(iam_look("get_role_policy", RoleName=role, PolicyName=LOGS_POLICY_NAME),
+                        resource=f"IAM role {role}")
+        if logs is None or policy_document(logs["PolicyDocument"]) != logs_write_policy(ctx, tier):
+            result.drift.append(f"IAM role {role}: policy {LOGS_POLICY_NAME} is missing or changed")
 
     profile = instance_profile_name(ctx, tier)
     found = aws.look(iam_look("get_instance_profile", InstanceProfileName=profile),
@@ -462,10 +506,13 @@ def _policy_resources(document: Any) -> set[str]:
 # -- destroy ---------------------------------------------------------------------
 def destroy(ctx: Ctx) -> None:
     """Profiles before roles (a role in a profile cannot be deleted), bucket emptied of every version.
-    Last of all: instances (builders, Auto Scaling groups) run with the profiles and read the bucket.
-    The shared role and profile of before go too, when they are this region's."""
+    Last of all: instances (builders, Auto Scaling groups) run with the profiles, read the bucket and
+    write their last lines to the log groups. The shared role and profile of before go too, when they
+    are this region's."""
     for number in (7, 6, 5, 4, 3):
         ctx.need(number, GONE)
+    for what in tier_log_groups():
+        log_groups.delete(ctx, what)
     legacy_role, legacy_profile = legacy_iam(ctx.aws, ctx.stack)
     profiles = [instance_profile_name(ctx, tier) for tier in TIERS] + ([legacy_profile] if legacy_profile else [])
     roles = [role_name(ctx, tier) for tier in TIERS] + ([legacy_role] if legacy_role else [])
@@ -477,6 +524,7 @@ def destroy(ctx: Ctx) -> None:
         ctx.aws.call("iam", "delete_role", resource=f"IAM role {role}", RoleName=role, missing_ok=("NoSuchEntity",))
         ctx.record("deleted", "IAM role", role)
     delete_bucket(ctx)
+    alarms.delete_topic(ctx)
 
 
 def delete_instance_profile(ctx: Ctx, name: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 
-from steps import app_tier, baking, network, storage
+from steps import app_tier, baking, log_groups, network, storage
 from threetier import artifacts
 from threetier.aws import Look
 from threetier.engine import DONE, EXISTS, Check, Ctx
@@ -29,8 +29,11 @@ def nginx_conf(ctx: Ctx) -> bytes:
 
 def bake(ctx: Ctx) -> baking.Bake:
     web = ctx.config.web
-    user_data = artifacts.render_web_user_data(bucket=ctx.resources_of(storage.NUMBER)["bucket"],
-                                               region=ctx.aws.region)
+    user_data = artifacts.render_web_user_data(
+        bucket=ctx.resources_of(storage.NUMBER)["bucket"], region=ctx.aws.region,
+        # Part 1's, like the role that writes them
+        access_log_group=log_groups.name(ctx, log_groups.NGINX_ACCESS),
+        error_log_group=log_groups.name(ctx, log_groups.NGINX_ERROR))
     baked = {k: v for k, v in artifacts.application_files().items() if k.startswith("web-tier/")}
     baked[NGINX_KEY] = nginx_conf(ctx)
     return baking.Bake(tier="web", subnet_role="public-web-subnet-az1", security_group_role="web-sg",

@@ -4,7 +4,8 @@ The guide: a target group (HTTP 80, health check /health); an internet-facing
 ALB in the two public subnets with the external-ALB security group and a
 listener on 80; a launch template of the web AMI with the web security group;
 an Auto Scaling group over the two public subnets, attached to the target
-group, 2/2/2. The stack's URL is the external ALB's DNS name.
+group, 2/2/2 (here 2 of 2..4, tracking CPU and requests per target: config.yaml
+`web.scaling`). The stack's URL is the external ALB's DNS name.
 
 `up` is done only when the stack works: both target groups report healthy
 targets (Parts 5 and 7; their health checks are liveness: a database outage
@@ -18,10 +19,11 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
-from steps import app_tier, baking, balancing, database, network, web_image
+from steps import alarms, app_tier, baking, balancing, database, log_groups, network, web_image
 from threetier.aws import Look, Poll
-from threetier.engine import DONE, Check, Ctx
+from threetier.engine import DONE, EXISTS, Check, Ctx
 from threetier.errors import ThreetierError
 
 NUMBER = 7
@@ -30,6 +32,13 @@ TITLE = "external load balancer and web auto scaling"
 NEEDS: tuple[int, ...] = (1, 2, 3, 5, 6)
 ALB_ROLE = "ext-alb"
 ROUND_TRIP_TIMEOUT = 6 * 60  # a new ALB's DNS name takes a minute or two to resolve
+ELB_5XX = "ext-alb-5xx"
+ALARMS = (*balancing.alarm_whats("web"), ELB_5XX)  # this Part's CloudWatch alarms (monitoring.alarms)
+# The external ALB's own 5xx, alarmed on as a count, not a rate: they are not the app's errors but
+# requests the ALB could not get answered at all (503 with no healthy web instance, 502/504 when nginx
+# reset or timed out), so a handful is an outage users saw whatever the traffic. A rate needs a floor
+# of requests not to flap in a quiet lab, and under that floor it would hide exactly that outage.
+ELB_5XX_PER_5_MINUTES = 5
 
 
 def tier(ctx: Ctx) -> balancing.Tier:
@@ -39,11 +48,13 @@ def tier(ctx: Ctx) -> balancing.Tier:
         subnet_roles=("public-web-subnet-az1", "public-web-subnet-az2"),
         alb_role=ALB_ROLE, alb_security_group_role="external-alb-sg", instance_security_group_role="web-sg",
         instance_type=web.instance_type, ami=ctx.resources_of(web_image.NUMBER).get("ami", ""),
-        min=web.asg.min, desired=web.asg.desired, max=web.asg.max)
+        min=web.asg.min, desired=web.asg.desired, max=web.asg.max, scaling=web.scaling)
 
 
 def looks(ctx: Ctx) -> Iterator[Look]:
-    return balancing.looks(ctx, tier(ctx))
+    yield from balancing.looks(ctx, tier(ctx))
+    yield alarms.alarms_look(ctx)
+    yield alarms.dashboard_look(ctx)
 
 
 def start(ctx: Ctx) -> None:
@@ -56,6 +67,16 @@ def start(ctx: Ctx) -> None:
 def finish(ctx: Ctx) -> None:
     """The launch template and the Auto Scaling group need the web AMI; the round trip needs
     the app tier's targets healthy too."""
+    # The alarms need only this Part's target group and ALB; the dashboard the app tier's too (known
+    # once Part 5 exists) and the cluster's name: both made while the image bakes.
+    alarms.ensure_alarms(ctx, web_alarms(ctx), ALARMS)
+    ctx.need(app_tier.NUMBER, EXISTS)
+    ctx.need(database.NUMBER, EXISTS)
+    body = dashboard_body(ctx)
+    if body is None:  # both tiers' start found or made their target groups and ALBs: not expected
+        raise ThreetierError(f"{NAME}: the dashboard needs both tiers' load balancers and target groups, "
+                             f"and one is not known; run `threetier up` again")
+    alarms.ensure_dashboard(ctx, body)
     ctx.need(web_image.NUMBER, DONE)
     balancing.finish(ctx, tier(ctx))
     # The tier runs on the current AMI now: images of earlier web code only cost money.
@@ -118,7 +139,91 @@ def check(ctx: Ctx) -> Check:
     balancing.check(ctx, tier(ctx), result)
     if "load_balancer_dns" in ctx.resources:
         ctx.resources["url"] = f"http://{ctx.resources['load_balancer_dns']}"
+    alarms.check_alarms(ctx, web_alarms(ctx), ALARMS, result)
+    alarms.check_dashboard(ctx, dashboard_body(ctx), result)
     return result
+
+
+# -- alarms and the dashboard -------------------------------------------------------------
+def web_alarms(ctx: Ctx) -> list[alarms.Alarm]:
+    balancer_arn = ctx.resources.get("load_balancer_arn")
+    elb_5xx = alarms.Alarm(ELB_5XX, (
+        f"The external load balancer {ctx.name(ALB_ROLE)} itself answered more than {ELB_5XX_PER_5_MINUTES} "
+        f"requests with a 5xx in 5 minutes: users saw errors. 503: no healthy web instance (see the alarm "
+        f"{ctx.name('web-unhealthy-hosts')} and the activity of the Auto Scaling group {ctx.name(tier(ctx).asg_role)}); "
+        f"502/504: nginx reset the connection or did not answer in time (log group "
+        f"{log_groups.name(ctx, log_groups.NGINX_ERROR)})."),
+        None if not balancer_arn else alarms.watching(
+            "AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count",
+            alarms.dimensions(LoadBalancer=balancing.load_balancer_dimension(balancer_arn)),
+            statistic="Sum", period=300, periods=1, threshold=ELB_5XX_PER_5_MINUTES,
+            comparison="GreaterThanThreshold", missing_data=alarms.NOT_BREACHING))
+    return [*balancing.tier_alarms(ctx, tier(ctx)), elb_5xx]
+
+
+def dashboard_body(ctx: Ctx) -> dict[str, Any] | None:
+    """Requests, response times, 5xx, healthy hosts, in-service instances of both tiers; the Aurora
+    writer's and reader's CPU and connections; the stack's alarms. None while a tier's target group
+    or load balancer is unknown (status on a stack missing one)."""
+    web, app = ctx.resources, ctx.resources_of(app_tier.NUMBER)
+    arns = [part.get(key) for part in (web, app) for key in ("load_balancer_arn", "target_group_arn")]
+    if not all(arns):
+        return None
+    region, cluster = ctx.aws.region, database.cluster_id(ctx)
+    external, internal = (balancing.load_balancer_dimension(part["load_balancer_arn"]) for part in (web, app))
+    web_group, app_group = (balancing.target_group_dimension(part["target_group_arn"]) for part in (web, app))
+    elb = "AWS/ApplicationELB"
+
+    def graph(title: str, x: int, y: int, statistic: str, metrics: list[list[Any]], **more: Any) -> dict[str, Any]:
+        return {"type": "metric", "x": x, "y": y, "width": 12, "height": 6,
+                "properties": {"title": title, "region": region, "view": "timeSeries", "stacked": False,
+                               "period": 60, "stat": statistic, "metrics": metrics, **more}}
+
+    def per_tier(metric: str, label: str, options: dict[str, Any] | None = None) -> list[list[Any]]:
+        return [[elb, metric, "TargetGroup", group, "LoadBalancer", balancer, {"label": f"{tier_name} {label}",
+                                                                              **(options or {})}]
+                for tier_name, group, balancer in (("web", web_group, external), ("app", app_group, internal))]
+
+    def aurora(metric: str) -> list[list[Any]]:
+        return [["AWS/RDS", metric, "DBClusterIdentifier", cluster, "Role", role, {"label": role.lower()}]
+                for role in ("WRITER", "READER")]
+
+    note = (f"# threetier stack `{ctx.stack}` ({region})\n"
+            f"Made by `threetier up` (Part 7): a change made here is undone by the next `up`. "
+            f"Web tier behind `{ctx.name(ALB_ROLE)}`, app tier behind `{ctx.name(app_tier.ALB_ROLE)}`, "
+            f"Aurora cluster `{cluster}`.")
+    widgets: list[dict[str, Any]] = [
+        {"type": "text", "x": 0, "y": 0, "width": 24, "height": 2, "properties": {"markdown": note}},
+        graph("Requests per minute", 0, 2, "Sum", [
+            [elb, "RequestCount", "LoadBalancer", external, {"label": "external ALB"}],
+            [elb, "RequestCount", "LoadBalancer", internal, {"label": "internal ALB"}]]),
+        graph("Target response time (seconds)", 12, 2, "p50", [
+            [elb, "TargetResponseTime", "LoadBalancer", balancer, {"stat": stat, "label": f"{tier_name} {stat}"}]
+            for tier_name, balancer in (("web", external), ("app", internal)) for stat in ("p50", "p99")]),
+        graph("5xx per minute", 0, 8, "Sum", [
+            [elb, "HTTPCode_ELB_5XX_Count", "LoadBalancer", external, {"label": "external ALB's own"}],
+            *per_tier("HTTPCode_Target_5XX_Count", "tier")]),
+        graph("Healthy hosts", 12, 8, "Minimum", [
+            *per_tier("HealthyHostCount", "healthy"),
+            *per_tier("UnHealthyHostCount", "unhealthy", {"stat": "Maximum"})]),
+        graph("Instances in service", 0, 14, "Average", [
+            ["AWS/AutoScaling", metric, "AutoScalingGroupName", ctx.name(f"{tier_name}-asg"),
+             {"label": f"{tier_name} {label}"}]
+            for tier_name in ("web", "app")
+            for metric, label in (("GroupInServiceInstances", "in service"), ("GroupDesiredCapacity", "desired"))]),
+        graph("Aurora CPU (%)", 12, 14, "Average", aurora("CPUUtilization"),
+              yAxis={"left": {"min": 0, "max": 100}}),
+        graph("Aurora connections", 0, 20, "Maximum", aurora("DatabaseConnections")),
+    ]
+    if ctx.config.monitoring.alarms:
+        owned = (*database.ALARMS, *app_tier.ALARMS, *ALARMS)
+        widgets.append({"type": "alarm", "x": 12, "y": 20, "width": 12, "height": 6, "properties": {
+            "title": "Alarms", "alarms": [alarm_arn(ctx, alarms.alarm_name(ctx, what)) for what in owned]}})
+    return {"widgets": widgets}
+
+
+def alarm_arn(ctx: Ctx, name: str) -> str:
+    return f"arn:{ctx.aws.partition}:cloudwatch:{ctx.aws.region}:{ctx.aws.account}:alarm:{name}"
 
 
 def before_down(ctx: Ctx) -> None:
@@ -127,4 +232,6 @@ def before_down(ctx: Ctx) -> None:
 
 
 def destroy(ctx: Ctx) -> None:
+    alarms.delete_alarms(ctx, ALARMS)
+    alarms.delete_dashboard(ctx)
     balancing.destroy(ctx, "web", ALB_ROLE)

@@ -1,10 +1,12 @@
 """Shared test helpers: moto with the settings this stack needs, and a CLI runner."""
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,3 +92,16 @@ def threetier(url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     process = threetier_process(url, cwd, *args)
     stdout, stderr = process.communicate(timeout=300)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+@contextlib.contextmanager
+def no_alarms_yet(engine: Engine, *then: str) -> Iterator[None]:
+    """For Stubber tests of a Part alone (no emulator behind the other clients): CloudWatch answers
+    that the stack has no alarm yet, then `then` (e.g. the two PutMetricAlarm of Part 3's finish)."""
+    from botocore.stub import Stubber
+    with Stubber(engine.ctx.aws.client("cloudwatch")) as cloudwatch:
+        cloudwatch.add_response("describe_alarms", {"MetricAlarms": []})
+        for operation in then:
+            cloudwatch.add_response(operation, {})
+        yield
+        cloudwatch.assert_no_pending_responses()

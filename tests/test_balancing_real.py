@@ -23,6 +23,7 @@ from helpers import FakeClock, cli, make_engine, moto, mutating, write_config
 from steps import app_tier, balancing, storage
 from threetier import aws as awslib
 from threetier import scan
+from threetier.config import NO_SCALING
 from threetier.engine import Check, Engine
 
 STACK = "threetier"
@@ -57,7 +58,7 @@ def app_tier_of(ami: str = "ami-12345678") -> balancing.Tier:
     return balancing.Tier(tier="app", scheme="internal", port=4000,
                           subnet_roles=("private-app-subnet-az1", "private-app-subnet-az2"), alb_role="int-alb",
                           alb_security_group_role="internal-alb-sg", instance_security_group_role="app-sg",
-                          instance_type="t3.micro", ami=ami, min=2, desired=2, max=2)
+                          instance_type="t3.micro", ami=ami, min=2, desired=2, max=2, scaling=NO_SCALING)
 
 
 def tokens(engine: Engine, operation: str) -> list[str]:

@@ -29,7 +29,8 @@ from threetier.artifacts import BOOTSTRAP_DIR, render_app_user_data
 USER_DATA = render_app_user_data(
     bucket="threetier-code-123456789012-us-east-1", region="us-east-1",
     db_host="threetier-db.cluster-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com", db_name="webappdb",
-    db_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!cluster-0a1b2c3d-AbCdEf", port=4000)
+    db_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!cluster-0a1b2c3d-AbCdEf", port=4000,
+    log_group="/threetier/threetier/app")
 NO_WAIT = USER_DATA.replace("\nwait_for_network\n", "\n")
 
 

@@ -25,7 +25,11 @@ def test_defaults_reproduce_the_guide() -> None:
     assert cfg.network.nat_gateways == "per_az" and cfg.network.azs == ()
     assert cfg.access.client_cidrs == ("0.0.0.0/0",) and cfg.access.admin_cidr is None
     assert cfg.app.port == 4000
-    assert (cfg.app.asg.min, cfg.app.asg.desired, cfg.app.asg.max) == (2, 2, 2)
+    # The guide's groups are a fixed 2/2/2; the requirements ask them to scale (CONTRACT.md).
+    assert (cfg.app.asg.min, cfg.app.asg.desired, cfg.app.asg.max) == (2, 2, 4)
+    assert (cfg.web.asg.min, cfg.web.asg.desired, cfg.web.asg.max) == (2, 2, 4)
+    assert cfg.app.scaling == configlib.Scaling(cpu_target=60, requests_per_target=None)
+    assert cfg.web.scaling == configlib.Scaling(cpu_target=60, requests_per_target=1000)
     assert cfg.database.engine_version.startswith("8.0.mysql_aurora.3.")
     assert cfg.load_balancers.deletion_protection is False
     assert not cfg.region_is_explicit
@@ -95,6 +99,20 @@ BAD_CONFIGS = [
     ({"web": {"asg": {"min": 1, "desired": 5, "max": 4}}}, "web.asg"),
     ({"web": {"asg": {"min": -1}}}, "web.asg.min"),
     ({"app": {"asg": {"max": 2.5}}}, "app.asg.max"),
+    ({"app": {"scaling": {"cpu": 50}}}, "app.scaling.cpu"),
+    ({"app": {"scaling": 60}}, "app.scaling"),
+    ({"app": {"scaling": {"cpu_target": "60"}}}, "app.scaling.cpu_target"),
+    ({"app": {"scaling": {"cpu_target": True}}}, "app.scaling.cpu_target"),
+    ({"app": {"scaling": {"cpu_target": 0}}}, "app.scaling.cpu_target"),
+    ({"web": {"scaling": {"cpu_target": 100.5}}}, "web.scaling.cpu_target"),
+    ({"web": {"scaling": {"cpu_target": -5}}}, "web.scaling.cpu_target"),
+    ({"web": {"scaling": {"requests_per_target": 0}}}, "web.scaling.requests_per_target"),
+    ({"web": {"scaling": {"requests_per_target": 2.5}}}, "web.scaling.requests_per_target"),
+    ({"web": {"scaling": {"requests_per_target": True}}}, "web.scaling.requests_per_target"),
+    ({"app": {"scaling": {"requests_per_target": True}}}, "app.scaling.requests_per_target"),
+    ({"app": {"scaling": {"requests_per_target": "1000"}}}, "app.scaling.requests_per_target"),
+    ({"app": {"scaling": {"requests_per_target": -1}}}, "app.scaling.requests_per_target"),
+    ({"web": {"asg": {"min": 2, "desired": 2, "max": 2}}}, "web.scaling"),
     ({"app": {"port": True}}, "app.port"),
     ({"app": {"port": 80}}, "app.port"),
     ({"app": {"instance_type": "micro"}}, "app.instance_type"),
@@ -102,6 +120,12 @@ BAD_CONFIGS = [
     ({"load_balancers": {"deletion_protection": 1}}, "load_balancers.deletion_protection"),
     ({"load_balancers": {"protection": True}}, "load_balancers.protection"),
     ({"load_balancers": True}, "load_balancers"),
+    ({"monitoring": {"email": "not-an-address"}}, "monitoring.email"),
+    ({"monitoring": {"email": 7}}, "monitoring.email"),
+    ({"monitoring": {"email": "ops@example.com", "alarms": False}}, "monitoring.email"),
+    ({"monitoring": {"log_retention_days": 10}}, "monitoring.log_retention_days"),
+    ({"monitoring": {"flow_logs": "yes"}}, "monitoring.flow_logs"),
+    ({"monitoring": {"dashbaord": True}}, "monitoring.dashbaord"),
 ]
 
 
@@ -158,3 +182,38 @@ def test_load_balancers_deletion_protection_may_be_turned_on() -> None:
     cfg = configlib.parse({"load_balancers": {"deletion_protection": True}})
     assert cfg.load_balancers.deletion_protection is True
     assert cfg.database.deletion_protection is False  # each has its own key
+
+
+def test_scaling_takes_any_number_as_cpu_target_and_null_turns_a_policy_off() -> None:
+    cfg = configlib.parse({"app": {"scaling": {"cpu_target": 62.5, "requests_per_target": 500}},
+                           "web": {"scaling": {"cpu_target": None}}})
+    assert cfg.app.scaling == configlib.Scaling(cpu_target=62.5, requests_per_target=500)
+    assert cfg.web.scaling == configlib.Scaling(cpu_target=None, requests_per_target=1000)
+    assert configlib.parse({"web": {"scaling": {"cpu_target": 100}}}).web.scaling.cpu_target == 100
+    # An omitted key keeps its default, as everywhere in config.yaml; {} keeps them all.
+    assert configlib.parse({"web": {"scaling": {}}}).web.scaling == configlib.parse({}).web.scaling
+
+
+def test_the_guides_fixed_groups_are_max_equal_min_with_scaling_null() -> None:
+    fixed = {"asg": {"min": 2, "desired": 2, "max": 2}, "scaling": None}
+    cfg = configlib.parse({"app": fixed, "web": fixed})
+    assert cfg.app.scaling == cfg.web.scaling == configlib.NO_SCALING and not cfg.web.scaling.on
+    assert (cfg.web.asg.min, cfg.web.asg.desired, cfg.web.asg.max) == (2, 2, 2)
+    # Policies that could never act are refused, saying both ways out.
+    with pytest.raises(configlib.ConfigError) as refused:
+        configlib.parse({"app": {"asg": {"min": 3, "desired": 3, "max": 3}}})
+    message = str(refused.value)
+    assert message.startswith("app.scaling: app.asg has max == min (3)") and "\n" not in message
+    assert "raise app.asg.max" in message and "app.scaling: null" in message
+    # max == min is fine with both policies off one by one as well.
+    off = {"cpu_target": None, "requests_per_target": None}
+    assert not configlib.parse({"web": {"asg": {"min": 1, "desired": 1, "max": 1}, "scaling": off}}).web.scaling.on
+
+
+def test_monitoring_defaults_and_a_valid_section() -> None:
+    assert configlib.parse({}).monitoring == configlib.Monitoring(
+        alarms=True, email=None, dashboard=True, flow_logs=True, log_retention_days=14)
+    cfg = configlib.parse({"monitoring": {"email": "ops@example.com", "dashboard": False, "flow_logs": False,
+                                          "log_retention_days": 90}})
+    assert cfg.monitoring == configlib.Monitoring(alarms=True, email="ops@example.com", dashboard=False,
+                                                  flow_logs=False, log_retention_days=90)

@@ -140,7 +140,8 @@ def _drift_route_target(r):
 def _drift_asg_size(r):
     boto3.client("autoscaling").update_auto_scaling_group(AutoScalingGroupName="threetier-web-asg", MinSize=1,
                                                           DesiredCapacity=1, MaxSize=3)
-    return 7, "Auto Scaling group threetier-web-asg: min/desired/max (1, 1, 3)"
+    # With scaling policies (the default) the desired capacity is theirs: min and max are drift.
+    return 7, "Auto Scaling group threetier-web-asg: min/max (1, 3), config says (2, 4)"
 
 
 def _drift_launch_template_ami(r):
@@ -211,11 +212,12 @@ def test_plan_on_nothing_lists_everything_as_create_with_zero_mutating_calls(tmp
 def test_plan_shows_what_up_would_change(built, counted) -> None:
     workdir, _resources = built
     counted.clear()
-    write_config(workdir, app={"asg": {"min": 2, "desired": 3, "max": 4}}, access={"admin_cidr": "203.0.113.7/32"})
+    # min, not desired: with scaling policies (the default since issue 12) desired is theirs.
+    write_config(workdir, app={"asg": {"min": 3, "desired": 3, "max": 4}}, access={"admin_cidr": "203.0.113.7/32"})
     plan = json.loads(cli("plan", "--json", cwd=workdir).stdout)
     assert [op for op in counted if is_mutating(op)] == []
     parts = {p["part"]: p for p in plan["parts"]}
-    assert any("threetier-app-asg" in c and "(2, 3, 4)" in c for c in parts[5]["change"])
+    assert any("threetier-app-asg" in c and "(3, 4)" in c for c in parts[5]["change"])
     assert any("missing tcp 80 from 203.0.113.7/32" in c for c in parts[2]["change"])
     assert not parts[1]["change"] and not parts[1]["create"] and parts[1]["keep"]
     human = cli("plan", cwd=workdir)
@@ -227,11 +229,12 @@ def test_plan_shows_what_up_would_change(built, counted) -> None:
 # -- convergence -----------------------------------------------------------------
 def test_convergence_of_asg_size_and_instance_type(built) -> None:
     workdir, resources = built
-    write_config(workdir, app={"instance_type": "t3.small", "asg": {"min": 2, "desired": 3, "max": 4}})
+    # With scaling policies (the default since issue 12) `up` sets min and max; AWS raises desired to the new min.
+    write_config(workdir, app={"instance_type": "t3.small", "asg": {"min": 3, "desired": 3, "max": 5}})
     result = cli("up", cwd=workdir)
     assert result.code == 0, result.stderr
     asg = boto3.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=["threetier-app-asg"])["AutoScalingGroups"][0]
-    assert (asg["MinSize"], asg["DesiredCapacity"], asg["MaxSize"]) == (2, 3, 4)
+    assert (asg["MinSize"], asg["DesiredCapacity"], asg["MaxSize"]) == (3, 3, 5)
     ec2 = boto3.client("ec2")
     default = ec2.describe_launch_template_versions(LaunchTemplateName="threetier-app-lt", Versions=["$Default"])["LaunchTemplateVersions"][0]
     assert default["VersionNumber"] == 2 and default["LaunchTemplateData"]["InstanceType"] == "t3.small"

@@ -162,7 +162,7 @@ def test_parts_5_and_7_load_balanced_tiers(stack, part, tier, scheme, subnets, a
     assert sorted(asg["VPCZoneIdentifier"].split(",")) == sorted(network["subnets"][s] for s in subnets)
     assert asg["TargetGroupARNs"] == [group["TargetGroupARN"] if "TargetGroupARN" in group else group["TargetGroupArn"]]
     assert asg["HealthCheckType"] == "ELB"
-    assert (asg["MinSize"], asg["DesiredCapacity"], asg["MaxSize"]) == (2, 2, 2)
+    assert (asg["MinSize"], asg["DesiredCapacity"], asg["MaxSize"]) == (2, 2, 4)  # scales to 4 (issue 12)
     assert asg["LaunchTemplate"]["LaunchTemplateName"] == f"{STACK}-{tier}-lt"
     assert all(t["PropagateAtLaunch"] for t in asg["Tags"])
     assert {t["Key"] for t in asg["Tags"]} == {STACK_TAG, PART_TAG, "Name"}

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from helpers import FakeClock, cli, make_engine, moto
+from helpers import FakeClock, cli, make_engine, moto, no_alarms_yet
 from steps import baking
 from threetier import scan
 from threetier.aws import AwsError
@@ -180,7 +180,8 @@ def test_cluster_delete_waits_out_a_backup_in_progress(tmp_path: Path) -> None:
         stub.add_client_error("describe_db_subnet_groups", service_error_code="DBSubnetGroupNotFoundFault")
         with Stubber(engine.ctx.aws.client("iam")) as iam:
             iam.add_client_error("get_role_policy", service_error_code="NoSuchEntity")
-            database.destroy(engine.ctx)
+            with no_alarms_yet(engine):
+                database.destroy(engine.ctx)
         stub.assert_no_pending_responses()
     assert clock.sleeps == [30, database.POLL_DELAY]  # one retry of the delete, one poll while deleting
 

@@ -3,6 +3,7 @@ retried on OperationAborted, one role and instance profile per tier, and a bucke
 requests without TLS on real AWS."""
 from __future__ import annotations
 
+import base64
 import fnmatch
 import json
 import re
@@ -127,9 +128,12 @@ def fetched_by_builder(tier: str) -> set[str]:
     if tier == "app":
         user_data = artifacts.render_app_user_data(
             bucket=bucket(), region=REGION, db_host="db.example.com", db_name="webappdb", port=4000,
-            db_secret_arn=f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:rds-AbCdEf")
+            db_secret_arn=f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:rds-AbCdEf",
+            log_group=f"/threetier/{STACK}/app")
     else:
-        user_data = artifacts.render_web_user_data(bucket=bucket(), region=REGION)
+        user_data = artifacts.render_web_user_data(bucket=bucket(), region=REGION,
+                                                   access_log_group=f"/threetier/{STACK}/nginx-access",
+                                                   error_log_group=f"/threetier/{STACK}/nginx-error")
     prefixes = re.findall(r"^\s*fetch_tier (\S+)", user_data, re.M)
     keys = set(re.findall(r"s3://\$BUCKET/([A-Za-z0-9._-][^\"'\s]*)", user_data))
     assert prefixes and all(not key.endswith("/") for key in keys)
@@ -199,10 +203,13 @@ class TestBuiltStack:
             data = ec2.describe_launch_template_versions(LaunchTemplateName=f"{STACK}-{tier}-lt",
                                                          Versions=["$Default"])["LaunchTemplateVersions"][0]
             assert data["LaunchTemplateData"]["IamInstanceProfile"]["Arn"] == profile["Arn"]
-        # Tagged at creation, never in a second call.
+        # Tagged at creation, never in a second call (every role and profile of the stack: the tiers'
+        # once each, and any other part's, such as Part 2's for the VPC flow logs).
         creates = [c for c in UP_CALLS if c.operation in ("CreateRole", "CreateInstanceProfile")]
-        assert len(creates) == 4 and all({t["Key"] for t in c.params["Tags"]} >= {STACK_TAG, PART_TAG, "Name"}
-                                         for c in creates)
+        created = [c.params.get("RoleName") or c.params.get("InstanceProfileName") for c in creates]
+        tier_iam = [name for tier in TIERS for name in (role_name(tier), profile_name(tier))]
+        assert sorted(name for name in created if name in tier_iam) == sorted(tier_iam)
+        assert all({t["Key"] for t in c.params["Tags"]} >= {STACK_TAG, PART_TAG, "Name"} for c in creates)
         assert not [c for c in UP_CALLS if c.operation in ("TagRole", "TagInstanceProfile")]
         # The public keys of status stay: the app tier's (it has what the one role had).
         assert storage["instance_profile_arn"] == storage["app_instance_profile_arn"]
@@ -211,6 +218,50 @@ class TestBuiltStack:
         assert status.code == 0, status.stdout + status.stderr
         part1 = json.loads(status.stdout)["parts"][0]["resources"]
         assert {"role", "instance_profile_arn", "app_role", "web_role", "web_instance_profile_arn"} <= set(part1)
+
+
+    def test_each_tier_writes_its_own_log_groups_only_and_its_builder_ships_to_exactly_those(self, built: Path) -> None:
+        """Issue 12: the tier's CloudWatch agent (configured by its builder's user data, in its image)
+        writes streams of its tier's groups; its role allows that and nothing else of CloudWatch Logs:
+        no other tier's group, no group it could create (a group `down` deleted stays deleted) and no
+        retention it could set (config.yaml's, set by Part 1)."""
+        groups = {"app": [f"/threetier/{STACK}/app"],
+                  "web": [f"/threetier/{STACK}/nginx-access", f"/threetier/{STACK}/nginx-error"]}
+        every = groups["app"] + groups["web"] + [f"/threetier/{STACK}-b/app", f"/threetier/{STACK}/vpc-flow-logs"]
+        for tier in TIERS:
+            statements = role_statements(role_name(tier))
+            for group in every:
+                group_arn = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{group}"
+                mine = group in groups[tier]
+                for action, resource in (("logs:CreateLogStream", f"{group_arn}:log-stream:i-0123456789abcdef0"),
+                                         ("logs:PutLogEvents", f"{group_arn}:log-stream:i-0123456789abcdef0"),
+                                         ("logs:DescribeLogStreams", group_arn),
+                                         ("logs:DescribeLogStreams", f"{group_arn}:*")):
+                    assert allowed(statements, action, resource) == mine, (tier, action, resource)
+                for action in ("logs:CreateLogGroup", "logs:PutRetentionPolicy", "logs:DeleteRetentionPolicy",
+                               "logs:DeleteLogGroup", "logs:DeleteLogStream", "logs:GetLogEvents",
+                               "logs:FilterLogEvents", "logs:TagResource"):
+                    for resource in (group_arn, f"{group_arn}:*", "*"):
+                        assert not allowed(statements, action, resource), (tier, action, resource)
+            # Every statement of the role that names CloudWatch Logs is write-logs's, exactly.
+            loggers = [st for st in statements if any(a.lower().startswith("logs:") for a in _listed(st.get("Action")))]
+            assert len(loggers) == 1 and sorted(_listed(loggers[0]["Action"])) == sorted(
+                ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"])
+
+            runs = [c.params for c in UP_CALLS if c.operation == "RunInstances" and any(
+                t["Value"] == f"{STACK}-{tier}-builder" for spec in c.params["TagSpecifications"] for t in spec["Tags"])]
+            user_data = runs[0]["UserData"]  # as recorded: botocore base64-encodes it in the same params
+            user_data = user_data if user_data.startswith("#!") else base64.b64decode(user_data).decode()
+            agent = re.search(r"<<'AGENT_CONFIG'\n(.*?)\nAGENT_CONFIG\n", user_data, re.S)
+            shipped = [e["log_group_name"] for e in json.loads(agent.group(1))["logs"]["logs_collected"]["files"]["collect_list"]]
+            assert shipped == groups[tier]
+            for group in shipped:
+                assert allowed(statements, "logs:PutLogEvents",
+                               f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{group}:log-stream:i-0123456789abcdef0")
+            # The groups the agent writes exist before the builder boots (Part 1, with the stack's retention).
+            found = boto3.client("logs").describe_log_groups(logGroupNamePrefix=f"/threetier/{STACK}/")["logGroups"]
+            assert {g["logGroupName"]: g.get("retentionInDays") for g in found if g["logGroupName"] in shipped} == \
+                dict.fromkeys(shipped, 14)
 
 
 # -- item 2: IAM names carry the region ---------------------------------------------------------

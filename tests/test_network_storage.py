@@ -67,8 +67,8 @@ def test_up_builds_part_1_as_the_guide_says(mocked, tmp_path: Path) -> None:
     assert keys == {**artifacts.application_files(), "nginx.conf": web_image.nginx_conf(engine.ctx)}
 
     # One role and instance profile per tier, named with the region (IAM names are account-wide).
-    for tier, reads, inline_names in (("app", ["app-tier/*"], ["read-code-bucket", "read-db-secret"]),
-                                      ("web", ["web-tier/*", "nginx.conf"], ["read-code-bucket"])):
+    for tier, reads, inline_names in (("app", ["app-tier/*"], ["read-code-bucket", "read-db-secret", "write-logs"]),
+                                      ("web", ["web-tier/*", "nginx.conf"], ["read-code-bucket", "write-logs"])):
         role = iam.get_role(RoleName=f"{STACK}-us-east-1-{tier}-role")["Role"]
         assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
         assert {t["Key"] for t in role["Tags"]} >= {STACK_TAG, PART_TAG, "Name"}

@@ -136,7 +136,15 @@ def refreshes(*items: tuple[str, str, int]) -> dict[str, Any]:
                                   for rid, status, percent in items]}
 
 
+def the_policies() -> dict[str, Any]:
+    """The app group's scaling policies as moto describes them (issue 12: read by check and up)."""
+    found = boto3.client("autoscaling").describe_policies(AutoScalingGroupName="threetier-app-asg")
+    # moto answers an empty PredictiveScalingConfiguration, which the Stubber's shape check refuses.
+    return {"ScalingPolicies": [{k: v for k, v in policy.items() if v != {}} for policy in found["ScalingPolicies"]]}
+
+
 GROUP = {"AutoScalingGroupNames": ["threetier-app-asg"]}
+POLICIES = {"AutoScalingGroupName": "threetier-app-asg"}
 LOOK_REFRESHES = {"AutoScalingGroupName": "threetier-app-asg"}
 START = {"AutoScalingGroupName": "threetier-app-asg", "Strategy": "Rolling",
          "Preferences": {"MinHealthyPercentage": 50, "InstanceWarmup": 120}}
@@ -147,6 +155,7 @@ def check_part_5(engine: Engine, *refresh_answers: dict[str, Any]) -> list[str]:
     assert engine.ctx.part is not None
     with Stubber(engine.ctx.aws.client("autoscaling")) as stub:
         stub.add_response("describe_auto_scaling_groups", the_group(), GROUP)
+        stub.add_response("describe_policies", the_policies(), POLICIES)
         for answer in refresh_answers:
             stub.add_response("describe_instance_refreshes", answer, LOOK_REFRESHES)
         drift = engine.check(engine.ctx.part).drift
@@ -178,6 +187,7 @@ def test_up_starts_the_refresh_a_crash_lost_and_waits_for_it(tmp_path: Path) -> 
         ctx, clock = engine.ctx, engine.ctx.aws.clock
         with Stubber(ctx.aws.client("autoscaling")) as stub:
             stub.add_response("describe_auto_scaling_groups", the_group(), GROUP)
+            stub.add_response("describe_policies", the_policies(), POLICIES)
             # Only an old refresh, long over: none under way.
             stub.add_response("describe_instance_refreshes", refreshes(("r-0", "Successful", 100)), LOOK_REFRESHES)
             stub.add_response("start_instance_refresh", {"InstanceRefreshId": "r-1"}, START)
@@ -197,6 +207,7 @@ def test_a_refresh_under_way_is_waited_for_not_started_again(tmp_path: Path) -> 
         ctx = engine.ctx
         with Stubber(ctx.aws.client("autoscaling")) as stub:
             stub.add_response("describe_auto_scaling_groups", the_group(), GROUP)
+            stub.add_response("describe_policies", the_policies(), POLICIES)
             stub.add_response("describe_instance_refreshes",
                               refreshes(("r-1", "InProgress", 50), ("r-0", "Successful", 100)), LOOK_REFRESHES)
             # No StartInstanceRefresh: the Stubber would refuse it. The one under way is waited for.
@@ -217,6 +228,7 @@ def test_a_refresh_started_meanwhile_is_adopted_not_an_old_one(tmp_path: Path) -
         ctx = engine.ctx
         with Stubber(ctx.aws.client("autoscaling")) as stub:
             stub.add_response("describe_auto_scaling_groups", the_group(), GROUP)
+            stub.add_response("describe_policies", the_policies(), POLICIES)
             stub.add_response("describe_instance_refreshes", refreshes(), LOOK_REFRESHES)
             stub.add_client_error("start_instance_refresh", service_error_code="InstanceRefreshInProgress",
                                   service_message="An Instance Refresh is already in progress", expected_params=START)

@@ -41,36 +41,47 @@ def census() -> dict[str, int]:
                          for lb in boto3.client("elbv2").describe_load_balancers()["LoadBalancers"]),
         "launch_templates": len(ec2.describe_launch_templates()["LaunchTemplates"]),
         "asgs": len(boto3.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]),
+        "scaling_policies": len(boto3.client("autoscaling").describe_policies()["ScalingPolicies"]),
+        "log_groups": len(boto3.client("logs").describe_log_groups()["logGroups"]),
+        "flow_logs": len(ec2.describe_flow_logs()["FlowLogs"]),
+        "alarms": len(boto3.client("cloudwatch").describe_alarms()["MetricAlarms"]),
+        "dashboards": len(boto3.client("cloudwatch").list_dashboards()["DashboardEntries"]),
     }
 
 
 EXPECTED = {"vpcs": 1, "subnets": 6, "igws": 1, "eips": 2, "nats": 2, "route_tables": 3, "security_groups": 5,
-            "rules": 5, "buckets": 1, "roles": 2, "profiles": 2, "db_clusters": 1, "db_instances": 2, "amis": 2,
-            "builders": 0, "load_balancers": 2, "target_groups": 2, "listeners": 2, "launch_templates": 2, "asgs": 2}
+            "rules": 5, "buckets": 1, "roles": 3, "profiles": 2, "db_clusters": 1, "db_instances": 2, "amis": 2,
+            "builders": 0, "load_balancers": 2, "target_groups": 2, "listeners": 2, "launch_templates": 2, "asgs": 2,
+            # Issue 12: cpu per tier and the web tier's requests; app, nginx-access, nginx-error, flow logs.
+            "scaling_policies": 3, "log_groups": 4, "flow_logs": 1, "alarms": 7, "dashboards": 1}
 
 CRASH_AFTER = ["CreateBucket", "PutObject", "CreateRole", "CreateInstanceProfile", "CreateVpc", "CreateSubnet",
                "CreateInternetGateway", "AllocateAddress", "CreateNatGateway", "CreateRouteTable",
                "AssociateRouteTable", "CreateSecurityGroup", "AuthorizeSecurityGroupIngress",
                "CreateDBSubnetGroup", "CreateDBCluster", "CreateDBInstance", "RunInstances", "SendCommand",
                "CreateImage", "TerminateInstances", "CreateTargetGroup", "CreateLoadBalancer", "CreateListener",
-               "CreateLaunchTemplate", "CreateAutoScalingGroup"]
+               "CreateLaunchTemplate", "CreateAutoScalingGroup",
+               "CreateLogGroup", "CreateFlowLogs", "PutScalingPolicy", "PutMetricAlarm", "PutDashboard"]
 
 
 class Crash(KeyboardInterrupt):
     """The process dies right after AWS did the work, before threetier saw the answer."""
 
 
+def crash_up_after(engine, operation: str) -> None:
+    """`up` dies right after AWS answered `operation` the first time."""
+    def crash(model, **_):
+        if model.name == operation:
+            raise Crash(operation)
+    engine.ctx.aws.session.events.register("after-call", crash)
+    with pytest.raises(Crash):
+        engine.up()
+
+
 @pytest.mark.parametrize("operation", CRASH_AFTER)
 def test_crash_right_after_a_create_then_up_ends_with_exactly_one_of_everything(tmp_path: Path, operation: str) -> None:
     with moto():
-        engine = make_engine(tmp_path)
-
-        def crash(model, **_):
-            if model.name == operation:
-                raise Crash(operation)
-        engine.ctx.aws.session.events.register("after-call", crash)
-        with pytest.raises(Crash):
-            engine.up()
+        crash_up_after(make_engine(tmp_path), operation)
         saved = json.loads((tmp_path / "state.json").read_text())
         assert any(p["status"] == "failed" and p["error"] == "interrupted" for p in saved["parts"].values())
 
@@ -79,5 +90,28 @@ def test_crash_right_after_a_create_then_up_ends_with_exactly_one_of_everything(
         assert census() == EXPECTED
         assert all(p.status == "done" for p in resumed.ctx.state.parts.values())
         final = make_engine(tmp_path)
+        final.up()
+        assert mutating(final) == []
+
+
+@pytest.mark.parametrize("operation", ["CreateTopic", "Subscribe", "EnableMetricsCollection"])
+def test_a_crash_in_the_alarm_topic_or_group_metrics_then_up_ends_with_one_topic_and_one_subscription(
+        tmp_path: Path, operation: str) -> None:
+    """With monitoring.email: the topic is found by its ARN after a crash, the subscription is listed
+    again instead of made twice, and group metrics are enabled by the next `up`."""
+    raw = {"monitoring": {"email": "ops@example.com"}}
+    with moto():
+        crash_up_after(make_engine(tmp_path, raw), operation)
+
+        make_engine(tmp_path, raw).up()
+        sns = boto3.client("sns")
+        topics = [t["TopicArn"] for t in sns.list_topics()["Topics"]]
+        assert [t.rsplit(":", 1)[1] for t in topics] == ["threetier-alarms"]
+        subscriptions = sns.list_subscriptions_by_topic(TopicArn=topics[0])["Subscriptions"]
+        assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("email", "ops@example.com")]
+        groups = boto3.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+        assert all({m["Metric"] for m in g["EnabledMetrics"]} >= {"GroupInServiceInstances"} for g in groups)
+        assert census() == EXPECTED
+        final = make_engine(tmp_path, raw)
         final.up()
         assert mutating(final) == []

@@ -84,8 +84,14 @@ def test_down_follows_the_dependency_order(mocked, tmp_path: Path) -> None:
     assert max(last("DeleteSubnet"), last("DeleteInternetGateway"), last("DeleteSecurityGroup"),
                last("DeleteRouteTable")) < first("DeleteVpc")
     # Part 1: the profile lets go of the role before either is deleted; the bucket is emptied first.
-    assert first("RemoveRoleFromInstanceProfile") < first("DeleteInstanceProfile") < first("DeleteRole")
-    assert last("DetachRolePolicy") < first("DeleteRole") and last("DeleteRolePolicy") < first("DeleteRole")
+    # (The tier roles: Part 2 deletes the flow-logs role, which no profile holds, much earlier.)
+    tier_role_deletes = [i for i, c in enumerate(engine.ctx.aws.calls)
+                         if c.operation == "DeleteRole" and not c.params["RoleName"].endswith("-flow-logs-role")]
+    assert first("RemoveRoleFromInstanceProfile") < first("DeleteInstanceProfile") < tier_role_deletes[0]
+    assert first("DeleteFlowLogs") < first("DeleteVpc")
+    tier_role_calls = [c.operation for c in engine.ctx.aws.calls if "-flow-logs-" not in c.params.get("RoleName", "")]
+    assert tier_role_calls.index("DeleteRole") > max(
+        len(tier_role_calls) - 1 - tier_role_calls[::-1].index(op) for op in ("DetachRolePolicy", "DeleteRolePolicy"))
     assert last("DeleteObjects") < first("DeleteBucket")
     assert scan.tagged(engine.ctx.aws, "threetier") == []
 

@@ -2,9 +2,10 @@
 
 One function builds the bucket's contents so that the tests exercise the
 very same bytes `threetier up` puts in S3. The renderers below produce the
-nginx.conf of Part 6 and the user data of the two AMI builders (Parts 4 and
-6); every value they template in is validated first, so that nothing can
-inject nginx or shell syntax, and no placeholder is left in the output.
+nginx.conf of Part 6, the CloudWatch agent's configuration of each tier and
+the user data of the two AMI builders (Parts 4 and 6); every value they
+template in is validated first, so that nothing can inject nginx, JSON or
+shell syntax, and no placeholder is left in the output.
 """
 from __future__ import annotations
 
@@ -31,6 +32,16 @@ BOOTSTRAP_DIR = BUNDLED_APPLICATION / "bootstrap"
 # Where the web builder installs the React build, and nginx serves it from.
 WEB_ROOT = "/usr/share/nginx/threetier"
 NGINX_LOG_DIR = "/var/log/nginx"
+# What the CloudWatch agent (installed on both builders, so in both images) ships to the stack's
+# log groups: the app's stdout and stderr, which its systemd unit appends to APP_LOG_FILE, and
+# nginx's own two logs. Its configuration, rendered per tier from the template below, is written
+# by the user data to LOG_AGENT_CONFIG.
+APP_LOG_FILE = "/var/log/threetier/app.log"
+NGINX_ACCESS_LOG = f"{NGINX_LOG_DIR}/access.log"
+NGINX_ERROR_LOG = f"{NGINX_LOG_DIR}/error.log"
+LOG_AGENT_TEMPLATE = {"app": BUNDLED_APPLICATION / "cloudwatch-agent-app.json.template",
+                      "web": BUNDLED_APPLICATION / "cloudwatch-agent-web.json.template"}
+LOG_AGENT_CONFIG = "/etc/threetier/cloudwatch-agent.json"
 
 _PLACEHOLDER = re.compile(r"@@[A-Z_]+@@")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -40,6 +51,9 @@ _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}\Z")
 _DB_NAME = re.compile(r"[A-Za-z0-9_]{1,64}\Z")
 _SECRET_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@!-]{1,512}\Z")
 _ABS_PATH = re.compile(r"/(?:[A-Za-z0-9._-]+/?)*\Z")
+# CloudWatch Logs' own rule for group names (1-512 of a-z A-Z 0-9 _ - / . #): nothing that could
+# end a JSON string or the user data's heredoc. The stack's are /threetier/<stack>/<what>.
+_LOG_GROUP = re.compile(r"[A-Za-z0-9_./#-]{1,512}\Z")
 
 
 def application_files(source: Path | None = None) -> dict[str, bytes]:
@@ -116,6 +130,36 @@ def render_nginx_conf(
     return text.encode()
 
 
+def render_app_log_agent_config(*, log_group: str) -> str:
+    """The CloudWatch agent's configuration on the app tier: the app's log file (its stdout and
+    stderr) to `log_group`, one stream per instance."""
+    return _render_log_agent_config("app", {
+        "APP_LOG_FILE": _check(_ABS_PATH, APP_LOG_FILE, "app log file"),
+        "APP_LOG_GROUP": _check(_LOG_GROUP, log_group, "app log group"),
+    })
+
+
+def render_web_log_agent_config(*, access_log_group: str, error_log_group: str) -> str:
+    """The CloudWatch agent's configuration on the web tier: nginx's access and error logs, each
+    to its group, one stream per instance."""
+    return _render_log_agent_config("web", {
+        "NGINX_ACCESS_LOG": _check(_ABS_PATH, NGINX_ACCESS_LOG, "nginx access log"),
+        "NGINX_ACCESS_LOG_GROUP": _check(_LOG_GROUP, access_log_group, "nginx access log group"),
+        "NGINX_ERROR_LOG": _check(_ABS_PATH, NGINX_ERROR_LOG, "nginx error log"),
+        "NGINX_ERROR_LOG_GROUP": _check(_LOG_GROUP, error_log_group, "nginx error log group"),
+    })
+
+
+def _render_log_agent_config(tier: str, values: dict[str, str]) -> str:
+    """No retention_in_days: the stack's groups get config.yaml's from Part 1, and an agent that
+    set its own would need logs:PutRetentionPolicy (the tiers' roles have only what writing needs)."""
+    text = _fill(LOG_AGENT_TEMPLATE[tier].read_text(), values).rstrip("\n")
+    collected = json.loads(text)["logs"]["logs_collected"]["files"]["collect_list"]
+    if any("retention_in_days" in entry for entry in collected):
+        raise ValueError(f"{LOG_AGENT_TEMPLATE[tier].name}: retention is the stack's, not the agent's")
+    return text
+
+
 def _render_user_data(name: str, values: dict[str, str]) -> str:
     common = (BOOTSTRAP_DIR / "common.sh").read_text().rstrip("\n")
     return _fill((BOOTSTRAP_DIR / name).read_text(), {"COMMON": common, **values})
@@ -128,10 +172,16 @@ def _bucket_and_region(bucket: str, region: str) -> dict[str, str]:
     }
 
 
+def _log_agent(config: str) -> dict[str, str]:
+    """What common.sh's ship_logs needs: where the agent's configuration goes, and the configuration."""
+    return {"LOG_AGENT_CONFIG_FILE": shlex.quote(LOG_AGENT_CONFIG), "LOG_AGENT_CONFIG": config}
+
+
 def render_app_user_data(
-    *, bucket: str, region: str, db_host: str, db_name: str, db_secret_arn: str, port: int
+    *, bucket: str, region: str, db_host: str, db_name: str, db_secret_arn: str, port: int, log_group: str
 ) -> str:
-    """User data of the app-tier builder: the Node.js app as a systemd service on `port`."""
+    """User data of the app-tier builder: the Node.js app as a systemd service on `port`, its
+    stdout and stderr appended to APP_LOG_FILE, which the CloudWatch agent ships to `log_group`."""
     config = {
         "port": _check_port(port, "app port"),
         "database": {
@@ -148,12 +198,21 @@ def render_app_user_data(
             **_bucket_and_region(bucket, region),
             "APP_PORT": str(port),
             "APP_CONFIG": json.dumps(config, indent=2),
+            "APP_LOG_FILE": shlex.quote(APP_LOG_FILE),
+            **_log_agent(render_app_log_agent_config(log_group=log_group)),
         },
     )
 
 
-def render_web_user_data(*, bucket: str, region: str) -> str:
-    """User data of the web-tier builder: nginx serving the React build copied from the bucket."""
+def render_web_user_data(*, bucket: str, region: str, access_log_group: str, error_log_group: str) -> str:
+    """User data of the web-tier builder: nginx serving the React build copied from the bucket, its
+    access and error logs shipped by the CloudWatch agent to the two groups."""
     return _render_user_data(
-        "web-tier.sh", {**_bucket_and_region(bucket, region), "WEB_ROOT": shlex.quote(WEB_ROOT)}
+        "web-tier.sh",
+        {
+            **_bucket_and_region(bucket, region),
+            "WEB_ROOT": shlex.quote(WEB_ROOT),
+            **_log_agent(render_web_log_agent_config(access_log_group=access_log_group,
+                                                     error_log_group=error_log_group)),
+        },
     )

@@ -49,21 +49,36 @@ DEFAULTS: dict[str, Any] = {
     "app": {
         "instance_type": "t3.micro",
         "port": 4000,
-        "asg": {"min": 2, "desired": 2, "max": 2},
+        "asg": {"min": 2, "desired": 2, "max": 4},
+        "scaling": {"cpu_target": 60, "requests_per_target": None},
         "keep_builder": False,
     },
     "web": {
         "instance_type": "t3.micro",
-        "asg": {"min": 2, "desired": 2, "max": 2},
+        "asg": {"min": 2, "desired": 2, "max": 4},
+        "scaling": {"cpu_target": 60, "requests_per_target": 1000},
         "keep_builder": False,
     },
     "load_balancers": {
         "deletion_protection": False,
     },
+    "monitoring": {
+        "alarms": True,
+        "email": None,
+        "dashboard": True,
+        "flow_logs": True,
+        "log_retention_days": 14,
+    },
 }
 
 # Keys whose default is null: the type they take when set.
-NULLABLE = {"access.admin_cidr": str}
+NULLABLE = {"access.admin_cidr": str, "app.scaling.requests_per_target": int, "monitoring.email": str}
+# Keys that may be null although their default is not: null turns that scaling policy (or, for the
+# whole section, every policy of the tier) off.
+MAY_BE_NULL = frozenset({"app.scaling", "web.scaling", "app.scaling.cpu_target", "web.scaling.cpu_target",
+                         "web.scaling.requests_per_target"})
+# Keys that take any number, not only an integer like their default (a CPU target of 62.5 %).
+ANY_NUMBER = frozenset({"app.scaling.cpu_target", "web.scaling.cpu_target"})
 # access.admin_cidr reaches the web and app instances themselves, past both load balancers: the
 # operator's own address or network, never a large slice of the internet.
 ADMIN_CIDR_WIDEST = 16
@@ -79,6 +94,11 @@ AURORA_MYSQL3_VERSION = re.compile(r"^8\.0\.mysql_aurora\.3\.\d{2}\.\d+$")
 MYSQL_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,15}$")
 TIERS = ("web", "app", "db")
 # MySQL/Aurora words that cannot be the master username.
+# The retentions CloudWatch Logs accepts (PutRetentionPolicy), in days.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                      3288, 3653)
+# Enough to catch a typo, not a full RFC 5322 parser: SNS itself is the final judge.
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 RESERVED_DB_USERNAMES = frozenset({"root", "rdsadmin", "mysql", "user", "select", "table"})
 
 
@@ -120,10 +140,25 @@ class Database:
 
 
 @dataclass(frozen=True)
+class Scaling:
+    """Target tracking for a tier's Auto Scaling group; None turns that policy off."""
+    cpu_target: float | None            # average CPU % of the group's instances
+    requests_per_target: int | None     # ALB requests per instance per minute
+
+    @property
+    def on(self) -> bool:
+        return self.cpu_target is not None or self.requests_per_target is not None
+
+
+NO_SCALING = Scaling(cpu_target=None, requests_per_target=None)
+
+
+@dataclass(frozen=True)
 class AppTier:
     instance_type: str
     port: int
     asg: AsgSize
+    scaling: Scaling
     keep_builder: bool
 
 
@@ -131,12 +166,22 @@ class AppTier:
 class WebTier:
     instance_type: str
     asg: AsgSize
+    scaling: Scaling
     keep_builder: bool
 
 
 @dataclass(frozen=True)
 class LoadBalancers:
     deletion_protection: bool  # both ALBs; `down` refuses while it is on
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    alarms: bool             # the stack's CloudWatch alarms (tiers, external ALB, Aurora writer)
+    email: str | None        # an SNS topic with this e-mail subscription receives the alarms
+    dashboard: bool          # one CloudWatch dashboard for the stack
+    flow_logs: bool          # VPC flow logs to CloudWatch Logs
+    log_retention_days: int  # for every log group the stack creates
 
 
 @dataclass(frozen=True)
@@ -150,6 +195,7 @@ class Config:
     app: AppTier
     web: WebTier
     load_balancers: LoadBalancers
+    monitoring: Monitoring
     source: str  # where it was read from, for messages
 
 
@@ -199,13 +245,22 @@ def parse(raw: dict[str, Any], source: str = "config") -> Config:
             instance_type=merged["app"]["instance_type"],
             port=merged["app"]["port"],
             asg=AsgSize(**merged["app"]["asg"]),
+            scaling=_scaling(merged["app"]["scaling"]),
             keep_builder=merged["app"]["keep_builder"],
         ),
         web=WebTier(instance_type=merged["web"]["instance_type"], asg=AsgSize(**merged["web"]["asg"]),
-                    keep_builder=merged["web"]["keep_builder"]),
+                    scaling=_scaling(merged["web"]["scaling"]), keep_builder=merged["web"]["keep_builder"]),
         load_balancers=LoadBalancers(**merged["load_balancers"]),
+        monitoring=Monitoring(**merged["monitoring"]),
         source=source,
     )
+
+
+def _scaling(section: dict[str, Any] | None) -> Scaling:
+    if section is None:
+        return NO_SCALING
+    cpu = section["cpu_target"]
+    return Scaling(cpu_target=None if cpu is None else float(cpu), requests_per_target=section["requests_per_target"])
 
 
 def _type_name(value: Any) -> str:
@@ -216,6 +271,12 @@ def _type_name(value: Any) -> str:
 def _merge(default: Any, given: Any, path: str) -> Any:
     """Overlay `given` on `default`, rejecting unknown keys and wrong types."""
     where = path or "the top level"
+    if given is None and path in MAY_BE_NULL:
+        return None
+    if path in ANY_NUMBER:
+        if isinstance(given, bool) or not isinstance(given, (int, float)):
+            raise ConfigError(f"{path}: expected a number or null, got {_type_name(given)}")
+        return given
     if isinstance(default, dict):
         if not isinstance(given, dict):
             raise ConfigError(f"{where}: expected a mapping, got {_type_name(given)}")
@@ -227,7 +288,8 @@ def _merge(default: Any, given: Any, path: str) -> Any:
                 else copy.deepcopy(value) for key, value in default.items()}
     if default is None:
         expected = NULLABLE[path]
-        if given is not None and not isinstance(given, expected):
+        # bool is an int in Python: `requests_per_target: true` is no number of requests.
+        if given is not None and (not isinstance(given, expected) or isinstance(given, bool)):
             raise ConfigError(f"{path}: expected {_type_name(expected())} or null, got {_type_name(given)}")
         return given
     # bool is an int in Python: keep them apart so `port: true` is refused.
@@ -327,6 +389,34 @@ def _validate(cfg: dict[str, Any]) -> None:
             raise ConfigError(f"{tier}.asg: needs min <= desired <= max, got {size['min']} / {size['desired']} / {size['max']}")
         if size["max"] < 1:
             raise ConfigError(f"{tier}.asg.max: must be at least 1")
+        _validate_scaling(tier, section["scaling"], size)
+    monitoring = cfg["monitoring"]
+    if monitoring["email"] is not None and not EMAIL.match(monitoring["email"]):
+        raise ConfigError(f"monitoring.email: {monitoring['email']!r} is not an e-mail address")
+    if monitoring["email"] is not None and not monitoring["alarms"]:
+        raise ConfigError("monitoring.email: the e-mail receives the alarms, and monitoring.alarms is false; "
+                          "set monitoring.alarms: true, or monitoring.email: null")
+    if monitoring["log_retention_days"] not in LOG_RETENTION_DAYS:
+        raise ConfigError(f"monitoring.log_retention_days: CloudWatch Logs keeps logs for one of "
+                          f"{', '.join(map(str, LOG_RETENTION_DAYS))} days, got {monitoring['log_retention_days']}")
     port = cfg["app"]["port"]
     if not 1024 <= port <= 65535 or port in (3306,):
         raise ConfigError(f"app.port: must be an unprivileged TCP port (1024-65535, not 3306), got {port}")
+
+
+def _validate_scaling(tier: str, scaling: dict[str, Any] | None, size: dict[str, int]) -> None:
+    if scaling is None:
+        return
+    cpu, requests = scaling["cpu_target"], scaling["requests_per_target"]
+    if cpu is not None and not 0 < cpu <= 100:
+        raise ConfigError(f"{tier}.scaling.cpu_target: a CPU utilisation in percent, more than 0 and at most 100, "
+                          f"got {cpu}")
+    if requests is not None and requests < 1:
+        raise ConfigError(f"{tier}.scaling.requests_per_target: a number of requests per instance per minute, "
+                          f"at least 1, got {requests}")
+    # Refused, not warned about: a policy on a group with max == min can never change its size (AWS
+    # keeps desired within min..max), yet status would show the tier as scaling; under load it
+    # would silently not. Fixed groups say so with `scaling: null` (the guide's 2/2/2).
+    if (cpu is not None or requests is not None) and size["max"] == size["min"]:
+        raise ConfigError(f"{tier}.scaling: {tier}.asg has max == min ({size['max']}), so no policy could ever "
+                          f"change the group's size; raise {tier}.asg.max, or set {tier}.scaling: null for a fixed group")

@@ -55,6 +55,9 @@ class Check:
     # Worth knowing, but nothing `up` changes (a failover, a reboot to take a setting): shown by
     # `status` and `plan`, counted by neither's exit status.
     notes: list[str] = field(default_factory=list)
+    # CloudWatch alarm name -> state (OK, ALARM, INSUFFICIENT_DATA): shown by `status`, which exits 3
+    # on ALARM; not by `plan` (an alarm firing is nothing `up` changes).
+    alarms: dict[str, str] = field(default_factory=dict)
 
     def found(self, what: str, ok: bool) -> bool:
         """Record `what` as present or missing; returns `ok`."""

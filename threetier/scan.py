@@ -34,7 +34,8 @@ class Found:
 
 # What bills while it exists (by the hour, or by the GB stored): listed first by `down`.
 BILLABLE = frozenset({"NAT gateway", "Elastic IP", "load balancer", "Auto Scaling group", "instance", "DB cluster",
-                      "DB instance", "EBS volume", "EBS snapshot", "AMI", "DB cluster snapshot", "bucket"})
+                      "DB instance", "EBS volume", "EBS snapshot", "AMI", "DB cluster snapshot", "bucket",
+                      "alarm", "dashboard", "log group", "flow log"})
 
 
 def _part(item: dict) -> int | None:
@@ -62,6 +63,10 @@ def _ec2(aws: Aws, stack: str) -> Iterator[Found]:
             # Tag filters are checked again: moto ignores them on NAT gateways.
             if tag_value(item, STACK_TAG) == stack and (keep is None or keep(item)):
                 yield Found(kind, item[id_key], tag_value(item, "Name") or "", _part(item))
+    for flow_log in aws.items("ec2", "describe_flow_logs", "FlowLogs", resource=f"flow logs of stack {stack}",
+                              Filters=tag_filters(stack)):
+        if tag_value(flow_log, STACK_TAG) == stack:
+            yield Found("flow log", flow_log["FlowLogId"], tag_value(flow_log, "Name") or "", _part(flow_log))
     addresses = aws.call("ec2", "describe_addresses", resource=f"Elastic IPs of stack {stack}",
                          Filters=tag_filters(stack))["Addresses"]
     for address in addresses:
@@ -167,6 +172,10 @@ def _iam(aws: Aws, stack: str) -> Iterator[Found]:
         if aws.call("iam", "get_instance_profile", resource=f"instance profile {profile}",
                     InstanceProfileName=profile, missing_ok=("NoSuchEntity",)):
             yield Found("instance profile", profile, profile, 1)
+    flow_logs_role = role_name_for(stack, aws.region, "flow-logs")  # steps.network's, for VPC flow logs
+    if aws.call("iam", "get_role", resource=f"IAM role {flow_logs_role}", RoleName=flow_logs_role,
+                missing_ok=("NoSuchEntity",)):
+        yield Found("IAM role", flow_logs_role, flow_logs_role, 2)
     legacy_role, legacy_profile = legacy_iam(aws, stack)
     if legacy_role:
         yield Found("IAM role", legacy_role, legacy_role, 1)
@@ -174,8 +183,46 @@ def _iam(aws: Aws, stack: str) -> Iterator[Found]:
         yield Found("instance profile", legacy_profile, legacy_profile, 1)
 
 
+def _cloudwatch(aws: Aws, stack: str) -> Iterator[Found]:
+    """Alarms carry the stack's tags (a name prefix alone would match stack `a-b`'s for stack `a`);
+    the dashboard and the log groups cannot be listed by tag: their names are deterministic."""
+    from steps.alarms import dashboard_name_for
+    from steps.log_groups import prefix_for
+    for alarm in aws.items("cloudwatch", "describe_alarms", "MetricAlarms", resource=f"alarms of stack {stack}",
+                           AlarmNamePrefix=f"{stack}-"):
+        alarm_tags = aws.call("cloudwatch", "list_tags_for_resource", resource=f"alarm {alarm['AlarmName']}",
+                              ResourceARN=alarm["AlarmArn"], missing_ok=("ResourceNotFound",
+                                                                         "ResourceNotFoundException"))
+        if tag_value(alarm_tags or {}, STACK_TAG) == stack:
+            yield Found("alarm", alarm["AlarmArn"], alarm["AlarmName"], _part(alarm_tags or {}))
+    dashboard = dashboard_name_for(stack, aws.region)
+    for entry in aws.items("cloudwatch", "list_dashboards", "DashboardEntries", resource=f"dashboard {dashboard}",
+                           DashboardNamePrefix=dashboard):
+        if entry["DashboardName"] == dashboard:
+            yield Found("dashboard", dashboard, dashboard, 7)
+    for group in aws.items("logs", "describe_log_groups", "logGroups", resource=f"log groups of stack {stack}",
+                           logGroupNamePrefix=prefix_for(stack)):
+        yield Found("log group", group["logGroupName"], group["logGroupName"],
+                    2 if group["logGroupName"].endswith("/vpc-flow-logs") else 1)
+
+
+def _sns(aws: Aws, stack: str) -> Iterator[Found]:
+    """The alarms' topic, by its deterministic ARN, and what is subscribed to it."""
+    from steps.alarms import topic_name_for
+    name = topic_name_for(stack)
+    arn = f"arn:{aws.partition}:sns:{aws.region}:{aws.account}:{name}"
+    if aws.call("sns", "get_topic_attributes", resource=f"SNS topic {name}", TopicArn=arn,
+                missing_ok=("NotFound",)) is None:
+        return
+    yield Found("SNS topic", arn, name, 1)
+    for subscription in aws.items("sns", "list_subscriptions_by_topic", "Subscriptions",
+                                  resource=f"SNS topic {name}", TopicArn=arn):
+        yield Found("SNS subscription", subscription["SubscriptionArn"],
+                    f"{subscription.get('Protocol')} {subscription.get('Endpoint')}", 1)
+
+
 SCANNERS: tuple[Callable[[Aws, str], Iterator[Found]], ...] = (
-    _autoscaling, _elbv2, _ec2_compute, _rds, _ec2, _s3, _iam)
+    _autoscaling, _elbv2, _ec2_compute, _rds, _ec2, _s3, _iam, _cloudwatch, _sns)
 
 
 def tagged(aws: Aws, stack: str) -> list[Found]:

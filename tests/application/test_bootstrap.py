@@ -8,7 +8,15 @@ import subprocess
 
 import pytest
 
-from threetier.artifacts import WEB_ROOT, render_app_user_data, render_web_user_data
+from threetier.artifacts import (
+    APP_LOG_FILE,
+    LOG_AGENT_CONFIG,
+    WEB_ROOT,
+    render_app_log_agent_config,
+    render_app_user_data,
+    render_web_log_agent_config,
+    render_web_user_data,
+)
 
 from .servers import need
 
@@ -19,8 +27,10 @@ APP = dict(
     db_name="webappdb",
     db_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!cluster-0a1b2c3d-4e5f-AbCdEf",
     port=4000,
+    log_group="/threetier/threetier/app",
 )
-WEB = dict(bucket=APP["bucket"], region=APP["region"])
+WEB = dict(bucket=APP["bucket"], region=APP["region"], access_log_group="/threetier/threetier/nginx-access",
+           error_log_group="/threetier/threetier/nginx-error")
 
 
 @pytest.fixture(params=["app", "web"])
@@ -123,13 +133,66 @@ BAD_VALUES = {
     "db_secret_arn": ["", "arn:aws:s3:::bucket", "arn:aws:secretsmanager:us-east-1:123:secret:x",
                       "arn:aws:secretsmanager:us-east-1:123456789012:secret:x'; id; '"],
     "port": [0, 65536, "4000", True, None],
+    # Each lands in the agent's JSON, inside the user data's heredoc.
+    "log_group": ["", "a b", 'grp"}', "grp\\x", "/threetier/$(id)/app", "/threetier/`id`/app", "grp\n",
+                  "/threetier/../app", "g" * 513, None],
+    "access_log_group": ["", 'grp"}', "/threetier/$(id)/nginx-access", "grp\nAGENT_CONFIG", 7],
+    "error_log_group": ["", 'grp"}', "/threetier/x;id/nginx-error", "grp\nAGENT_CONFIG", 7],
 }
 
 
 @pytest.mark.parametrize(("field", "value"), [(f, v) for f, values in BAD_VALUES.items() for v in values])
 def test_unsafe_inputs_are_rejected(field, value):
-    with pytest.raises(ValueError):
-        render_app_user_data(**{**APP, field: value})
+    if field in APP:
+        with pytest.raises(ValueError):
+            render_app_user_data(**{**APP, field: value})
     if field in WEB:
         with pytest.raises(ValueError):
             render_web_user_data(**{**WEB, field: value})
+
+
+# -- the tier's logs to CloudWatch Logs ---------------------------------------------------
+def agent_config_in(text: str) -> dict:
+    """The CloudWatch agent's configuration as the user data writes it."""
+    return json.loads(re.search(r"<<'AGENT_CONFIG'\n(.*?)\nAGENT_CONFIG\n", text, re.S).group(1))
+
+
+def test_the_log_agent_is_installed_configured_and_enabled(user_data):
+    """Both builders install the CloudWatch agent from AL2023's repository in their one dnf
+    transaction, write its configuration, start it with it and enable it (the images' instances
+    start it at boot) -- before the tier's service starts, so its first lines are shipped too."""
+    tier, text, _ = user_data
+    assert "LOG_PACKAGES=(amazon-cloudwatch-agent logrotate)\n" in text
+    assert 'local packages=("$@" "${LOG_PACKAGES[@]}")' in text
+    assert "LOG_AGENT_CTL=/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl\n" in text
+    assert f"LOG_AGENT_CONFIG_FILE={LOG_AGENT_CONFIG}\n" in text
+    ship_logs = re.search(r"^ship_logs\(\) \{\n(.*?)^\}\n\n", text, re.S | re.M).group(1)  # the JSON's own } too
+    assert '"$LOG_AGENT_CTL" -a fetch-config -m ec2 -s -c "file:$LOG_AGENT_CONFIG_FILE"\n' in ship_logs
+    assert ship_logs.index('cat > "$LOG_AGENT_CONFIG_FILE"') < ship_logs.index('"$LOG_AGENT_CTL"') \
+        < ship_logs.index("systemctl enable amazon-cloudwatch-agent.service")
+    steps = top_level_calls(text, "install_packages", "install_node", "ship_logs", "systemctl restart")
+    assert steps.count("ship_logs") == 1
+    assert steps.index("ship_logs") == 1 and steps[0] in ("install_node", "install_packages nginx"), steps
+    if tier == "app":
+        assert steps.index("systemctl restart threetier-app.service") > steps.index("ship_logs")
+        assert agent_config_in(text) == json.loads(render_app_log_agent_config(log_group=APP["log_group"]))
+    else:
+        assert agent_config_in(text) == json.loads(render_web_log_agent_config(
+            access_log_group=WEB["access_log_group"], error_log_group=WEB["error_log_group"]))
+
+
+def test_the_apps_output_goes_to_the_file_the_agent_tails():
+    """The agent reads files, not the journal: the unit appends the app's stdout and stderr to
+    the very file the agent's configuration names, and logrotate truncates it in place."""
+    text = render_app_user_data(**APP)
+    assert f"APP_LOG_FILE={APP_LOG_FILE}\n" in text
+    (entry,) = agent_config_in(text)["logs"]["logs_collected"]["files"]["collect_list"]
+    assert entry["file_path"] == APP_LOG_FILE and entry["log_group_name"] == APP["log_group"]
+    unit = re.search(r"<<UNIT\n(.*?)\nUNIT\n", text, re.S).group(1)
+    assert "StandardOutput=append:$APP_LOG_FILE\n" in unit and "StandardError=append:$APP_LOG_FILE\n" in unit
+    assert 'install -d -m 0755 "$(dirname "$APP_LOG_FILE")"' in text, "systemd does not make the folder"
+    rotate = re.search(r"<<ROTATE\n(.*?)\nROTATE\n", text, re.S).group(1)
+    assert rotate.startswith("$APP_LOG_FILE {\n") and "    copytruncate\n" in rotate
+    assert re.search(r"^\s+rotate \d+$", rotate, re.M) and "    maxsize 50M\n" in rotate
+    # On a failed health check the bootstrap shows the app's own lines, no longer in the journal.
+    assert 'tail -n 100 "$APP_LOG_FILE"' in text

@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from threetier.artifacts import application_files, render_app_user_data, render_nginx_conf, render_web_user_data
+from threetier.artifacts import (
+    LOG_AGENT_CONFIG,
+    application_files,
+    render_app_log_agent_config,
+    render_app_user_data,
+    render_nginx_conf,
+    render_web_log_agent_config,
+    render_web_user_data,
+)
 
 from .conftest import SECRET_ARN
 from .servers import IN_CI, Blackhole, free_port, http, need, port_open, wait_until
@@ -23,6 +31,11 @@ pytestmark = pytest.mark.slow  # starts real servers
 
 RUNNER = Path(__file__).parent / "al2023" / "run-user-data.sh"
 BUCKET = "threetier-code-123456789012-us-east-1"
+APP_LOG_GROUP = "/threetier/threetier/app"
+WEB_LOG_GROUPS = {"access_log_group": "/threetier/threetier/nginx-access",
+                  "error_log_group": "/threetier/threetier/nginx-error"}
+AGENT_CTL_CALL = f"amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:{LOG_AGENT_CONFIG}"
+AGENT_DIR = "/opt/aws/amazon-cloudwatch-agent"
 SEED = {"id": 1, "amount": 400, "description": "groceries"}
 
 
@@ -107,7 +120,8 @@ def hosts(tmp_path, bucket, secrets_manager, local_ca):
 def test_app_and_web_builders_end_to_end(sandbox_ok, hosts, bucket, mariadb):
     app_port = free_port()
     user_data = render_app_user_data(bucket=BUCKET, region="us-east-1", db_host="localhost",
-                                     db_name="bootstrapdb", db_secret_arn=SECRET_ARN, port=app_port)
+                                     db_name="bootstrapdb", db_secret_arn=SECRET_ARN, port=app_port,
+                                     log_group=APP_LOG_GROUP)
     # The only change for this machine: the local MariaDB's port instead of Aurora's 3306.
     user_data = user_data.replace('"port": 3306', f'"port": {mariadb.port}')
     app_host = hosts("app")
@@ -118,8 +132,8 @@ def test_app_and_web_builders_end_to_end(sandbox_ok, hosts, bucket, mariadb):
         assert http("GET", f"http://127.0.0.1:{app_port}/transaction")[2] == {"result": [SEED]}
 
     calls = app_host.calls()
-    assert [c for c in calls if c.startswith("dnf ")] == ["dnf install -y nodejs24 nodejs24-npm"] * 2, \
-        "one dnf transaction per run"
+    assert [c for c in calls if c.startswith("dnf ")] == \
+        ["dnf install -y nodejs24 nodejs24-npm amazon-cloudwatch-agent logrotate"] * 2, "one dnf transaction per run"
     assert "alternatives --set node /usr/bin/node-24" in calls
     assert f"aws s3 cp --recursive --only-show-errors --region us-east-1 s3://{BUCKET}/app-tier/ " \
            "/opt/threetier/app-tier.new/" in calls
@@ -136,18 +150,29 @@ def test_app_and_web_builders_end_to_end(sandbox_ok, hosts, bucket, mariadb):
     assert app_host.file("/opt/threetier/app-tier/node_modules/mysql2").is_dir()
     assert not app_host.file("/opt/threetier/app-tier/node_modules/.bin/vite").exists()
     assert "bootstrap complete" in app_host.file("/var/log/threetier-bootstrap.log").read_text()
+    # Its logs: the agent installed, configured with the app's file and group, started, enabled,
+    # before the app starts (each run); the app's output in the very file the agent tails.
+    agent = render_app_log_agent_config(log_group=APP_LOG_GROUP)
+    assert_ships_logs(app_host, agent, before="systemctl restart threetier-app.service", runs=2)
+    (entry,) = json.loads(agent)["logs"]["logs_collected"]["files"]["collect_list"]
+    app_log = app_host.file(entry["file_path"]).read_text()
+    assert app_log.count(f"app tier listening on 0.0.0.0:{app_port}") == 2, app_log  # one per run, appended
+    assert "database schema ready" in app_log
+    assert not (app_host.state / "threetier-app.service.log").exists(), "nothing of the app's outside that file"
+    rotate = app_host.file("/etc/logrotate.d/threetier-app").read_text()
+    assert rotate.startswith(f"{entry['file_path']} {{\n") and "copytruncate" in rotate
 
     # The web builder: nginx.conf is already rendered at the bucket root; the internal
     # ALB is played by the app tier started above.
     (bucket / "nginx.conf").write_bytes(render_nginx_conf("127.0.0.1", upstream_port=app_port))
     web_host = hosts("web")
-    result = web_host.run(render_web_user_data(bucket=BUCKET, region="us-east-1"))
+    result = web_host.run(render_web_user_data(bucket=BUCKET, region="us-east-1", **WEB_LOG_GROUPS))
     assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
     assert web_host.file("/var/lib/threetier/bootstrap.done").is_file()
     # Only nginx is installed (one dnf transaction); no Node.js, nothing is built: the
     # served files are the uploaded bundle, byte for byte.
     calls = web_host.calls()
-    assert [c for c in calls if c.startswith("dnf ")] == ["dnf install -y nginx"]
+    assert [c for c in calls if c.startswith("dnf ")] == ["dnf install -y nginx amazon-cloudwatch-agent logrotate"]
     assert not [c for c in calls if c.startswith("alternatives")]
     assert not web_host.file("/usr/bin/node-24").exists() and not web_host.file("/usr/bin/npm-24").exists()
     assert f"aws s3 cp --recursive --only-show-errors --region us-east-1 s3://{BUCKET}/web-tier/ " \
@@ -162,6 +187,28 @@ def test_app_and_web_builders_end_to_end(sandbox_ok, hosts, bucket, mariadb):
     assert http("GET", "http://127.0.0.1/api/ready")[::2] == (200, {"status": "ok", "database": "up"})
     log = web_host.file("/var/log/threetier-bootstrap.log").read_text()
     assert "GET /api/ready through the internal ALB: {\"status\":\"ok\",\"database\":\"up\"}" in log
+    # nginx's two logs, each to its group, are the files nginx writes: the requests above are there.
+    agent = render_web_log_agent_config(**WEB_LOG_GROUPS)
+    assert_ships_logs(web_host, agent, before="systemctl restart nginx.service", runs=1)
+    access, error = json.loads(agent)["logs"]["logs_collected"]["files"]["collect_list"]
+    assert (access["log_group_name"], error["log_group_name"]) == tuple(WEB_LOG_GROUPS.values())
+    assert '"GET /api/transaction HTTP/1.1" 200' in web_host.file(access["file_path"]).read_text()
+    assert web_host.file(error["file_path"]).is_file()
+
+
+def assert_ships_logs(host: Host, agent_config: str, *, before: str, runs: int) -> None:
+    """The agent's configuration written where the user data said, handed to the agent (the fake
+    control script checks it as the agent's translator would), the agent started with it and
+    enabled at boot -- each run, and before the tier's service starts."""
+    calls = host.calls()
+    assert calls.count(AGENT_CTL_CALL) == runs and calls.count("systemctl enable amazon-cloudwatch-agent.service") == runs
+    for start in (i for i, call in enumerate(calls) if call == AGENT_CTL_CALL):
+        assert calls.index("systemctl enable amazon-cloudwatch-agent.service", start) < calls.index(before, start)
+    assert json.loads(host.file(LOG_AGENT_CONFIG).read_text()) == json.loads(agent_config)
+    name = LOG_AGENT_CONFIG.rsplit("/", 1)[1]
+    assert host.file(f"{AGENT_DIR}/etc/amazon-cloudwatch-agent.d/file_{name}").read_text() == \
+        host.file(LOG_AGENT_CONFIG).read_text()
+    assert json.loads((host.state / "cloudwatch-agent.started").read_text()) == json.loads(agent_config)
 
 
 def test_the_simulated_host_has_no_node_or_nginx_until_installed(sandbox_ok, hosts):
@@ -179,7 +226,8 @@ def test_the_app_image_bakes_without_its_database(sandbox_ok, hosts, mariadb):
     silent = Blackhole()
     app_port = free_port()
     user_data = render_app_user_data(bucket=BUCKET, region="us-east-1", db_host="localhost",
-                                     db_name="nodb", db_secret_arn=SECRET_ARN, port=app_port)
+                                     db_name="nodb", db_secret_arn=SECRET_ARN, port=app_port,
+                                     log_group=APP_LOG_GROUP)
     user_data = user_data.replace('"port": 3306', f'"port": {silent.port}')
     host = hosts("nodb")
     try:
@@ -198,7 +246,8 @@ def test_a_failing_step_fails_the_bootstrap_loudly(sandbox_ok, hosts, bucket, ma
     (bucket / "app-tier" / "package-lock.json").unlink()  # a broken upload
     host = hosts("broken")
     result = host.run(render_app_user_data(bucket=BUCKET, region="us-east-1", db_host="localhost",
-                                           db_name="brokendb", db_secret_arn=SECRET_ARN, port=free_port()))
+                                           db_name="brokendb", db_secret_arn=SECRET_ARN, port=free_port(),
+                                           log_group=APP_LOG_GROUP))
     assert result.returncode != 0
     log = host.file("/var/log/threetier-bootstrap.log")
     wait_until(lambda: "bootstrap FAILED (exit 1)" in log.read_text(), "the failure in the bootstrap log", 5)
@@ -221,7 +270,8 @@ def test_the_bootstrap_waits_for_its_way_out(sandbox_ok, hosts):
     tries; the bootstrap waits, touching nothing else, then installs as usual."""
     app_port = free_port()
     user_data = render_app_user_data(bucket=BUCKET, region="us-east-1", db_host="localhost",
-                                     db_name="latedb", db_secret_arn=SECRET_ARN, port=app_port)
+                                     db_name="latedb", db_secret_arn=SECRET_ARN, port=app_port,
+                                     log_group=APP_LOG_GROUP)
     user_data = user_data.replace('"port": 3306', f'"port": {free_port()}')  # no database: liveness only
     host = hosts("late-network")
     host.env["FAKE_NETWORK_DOWN_CALLS"] = "2"
@@ -233,7 +283,7 @@ def test_the_bootstrap_waits_for_its_way_out(sandbox_ok, hosts):
     calls = host.calls()
     probe = f"aws s3api head-bucket --bucket {BUCKET} --region us-east-1 --cli-connect-timeout 5 --cli-read-timeout 5"
     assert calls[:3] == [probe] * 3, "three tries (two without the network) before anything else"
-    assert probe not in calls[3:] and calls[3] == "dnf install -y nodejs24 nodejs24-npm"
+    assert probe not in calls[3:] and calls[3] == "dnf install -y nodejs24 nodejs24-npm amazon-cloudwatch-agent logrotate"
     log = host.file("/var/log/threetier-bootstrap.log").read_text()
     assert log.count("waiting for the network") == 1 and log.count("network through after") == 1
     assert f"waiting for the network (s3://{BUCKET} in us-east-1)" in log
@@ -248,9 +298,10 @@ def test_no_way_out_fails_the_bootstrap_loudly(sandbox_ok, hosts, tier):
     (marker + log), having installed nothing."""
     if tier == "app":
         user_data = render_app_user_data(bucket=BUCKET, region="us-east-1", db_host="localhost",
-                                         db_name="offlinedb", db_secret_arn=SECRET_ARN, port=free_port())
+                                         db_name="offlinedb", db_secret_arn=SECRET_ARN, port=free_port(),
+                                         log_group=APP_LOG_GROUP)
     else:
-        user_data = render_web_user_data(bucket=BUCKET, region="us-east-1")
+        user_data = render_web_user_data(bucket=BUCKET, region="us-east-1", **WEB_LOG_GROUPS)
     host = hosts(f"offline-{tier}")
     host.env["FAKE_NETWORK_DOWN_CALLS"] = "always"
     result = host.run(shorter_network_wait(user_data, wait=3, poll=1))

@@ -162,7 +162,7 @@ def runtime(ctx: click.Context) -> Runtime:
 
 
 # -- results -----------------------------------------------------------------------
-OUTPUT_KEYS = ("url", "db_writer_endpoint", "db_reader_endpoint", "internal_alb_dns", "bucket", "vpc")
+OUTPUT_KEYS = ("url", "db_writer_endpoint", "db_reader_endpoint", "internal_alb_dns", "bucket", "vpc", "dashboard_url")
 
 
 def outputs(resources_by_part: list[dict[str, Any]]) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from threetier import state as statelib
 from threetier.cli.common import global_options, outputs, runtime
 from threetier.output import ExitStatus
 
+ALARM = "ALARM"  # CloudWatch's state of an alarm whose condition holds
+
 
 @click.command("status", help="""Show each part: its status in the state file against what is
 live in AWS (missing resources and drift), key resource IDs and the stack's URL.
@@ -19,7 +21,8 @@ Works without a state file: the stack is found by its tags.
 
 The result goes to stdout (progress and warnings to stderr). Exits 0 when
 every part is done and matches, 3 when something is missing, drifted or
-failed, or the stack is not deployed at all.
+failed, a CloudWatch alarm of the stack is in ALARM, or the stack is not
+deployed at all.
 
 \b
 Examples:
@@ -55,7 +58,8 @@ def command(ctx: click.Context, as_json: bool) -> int:
         else:
             status = statelib.DONE
         entry: dict[str, Any] = {"part": part.number, "name": part.name, "status": status,
-                                 "resources": dict(live.resources), "drift": drift, "notes": list(seen.notes)}
+                                 "resources": dict(live.resources), "drift": drift, "notes": list(seen.notes),
+                                 "alarms": dict(sorted(seen.alarms.items()))}
         if record is not None:
             entry["state_file"] = {"status": record.status, "finished_at": record.finished_at, "error": record.error}
         parts.append(entry)
@@ -81,7 +85,10 @@ def command(ctx: click.Context, as_json: bool) -> int:
         if saved is None and deployed:
             rt.out.info(f"no state file at {rt.state_file.path}: what is shown was found in AWS by the stack's "
                         f"tags (`up` writes a new one)")
-    healthy = all(p["status"] == statelib.DONE for p in parts)
+    firing = sorted(name for p in parts for name, state in p["alarms"].items() if state == ALARM)
+    if firing and not as_json:
+        rt.out.info(f"in ALARM: {', '.join(firing)}")
+    healthy = all(p["status"] == statelib.DONE for p in parts) and not firing
     return ExitStatus.OK if healthy else ExitStatus.DRIFT
 
 
@@ -100,8 +107,24 @@ def show(out: Any, report: dict[str, Any]) -> None:
             cell.append(f"\n! {line}", style="yellow")
         for line in part["notes"]:
             cell.append(f"\nnote: {line}", style="dim")
+        if part["alarms"]:
+            cell.append(f"\n{alarm_summary(part['alarms'])}",
+                        style="red" if ALARM in part["alarms"].values() else "")
         status = part["status"]
         table.add_row(str(part["part"]), part["name"], Text(status, style=colours[status]), cell)
     out.result(table)
     for key, value in report["outputs"].items():
         out.result(f"{key}: {value}")
+
+
+def alarm_summary(alarms: dict[str, str]) -> str:
+    """"alarms: 1 ALARM (threetier-web-unhealthy-hosts), 3 OK": the ones in ALARM by name."""
+    by_state: dict[str, list[str]] = {}
+    for name, state in sorted(alarms.items()):
+        by_state.setdefault(state, []).append(name)
+    shown = []
+    for state in (ALARM, "INSUFFICIENT_DATA", "OK", *sorted(set(by_state) - {ALARM, "INSUFFICIENT_DATA", "OK"})):
+        if state in by_state:
+            names = f" ({', '.join(by_state[state])})" if state == ALARM else ""
+            shown.append(f"{len(by_state[state])} {state}{names}")
+    return "alarms: " + ", ".join(shown)

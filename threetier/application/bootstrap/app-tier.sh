@@ -1,10 +1,12 @@
 #!/bin/bash
 # threetier: user data of the app-tier builder (Amazon Linux 2023), rendered by
 # threetier.artifacts.render_app_user_data. Installs the Node.js app from S3 as the
-# systemd service threetier-app on port @@APP_PORT@@; safe to run again.
+# systemd service threetier-app on port @@APP_PORT@@, its output shipped to CloudWatch Logs;
+# safe to run again.
 BUCKET=@@BUCKET@@
 REGION=@@REGION@@
 APP_PORT=@@APP_PORT@@
+APP_LOG_FILE=@@APP_LOG_FILE@@
 NODE_MAJOR=24
 APP_DIR=/opt/threetier/app-tier
 @@COMMON@@
@@ -39,6 +41,26 @@ cat > /etc/threetier/app-config.json <<'JSON'
 JSON
 chmod 0644 /etc/threetier/app-config.json
 
+# The app's stdout and stderr go to a file (systemd opens it, so the sandboxed service needs no
+# right to /var/log), which the CloudWatch agent tails: the agent reads files, not the journal.
+# Rotated by copying then truncating it, in place: the service keeps its descriptor (O_APPEND,
+# so its next line goes to the start of the emptied file, and the agent sees the truncation).
+install -d -m 0755 "$(dirname "$APP_LOG_FILE")"
+cat > /etc/logrotate.d/threetier-app <<ROTATE
+$APP_LOG_FILE {
+    daily
+    maxsize 50M
+    rotate 7
+    compress
+    delaycompress
+    missingok
+    notifempty
+    copytruncate
+}
+ROTATE
+chmod 0644 /etc/logrotate.d/threetier-app
+ship_logs
+
 cat > /etc/systemd/system/threetier-app.service <<UNIT
 [Unit]
 Description=threetier app tier (Node.js API on port $APP_PORT)
@@ -55,6 +77,8 @@ Environment=THREETIER_APP_CONFIG=/etc/threetier/app-config.json
 # TLS to the database, the server verified against the bundled RDS CAs (src/tls.js).
 Environment=THREETIER_DB_TLS=required
 ExecStart=$NODE $APP_DIR/src/server.js
+StandardOutput=append:$APP_LOG_FILE
+StandardError=append:$APP_LOG_FILE
 Restart=on-failure
 RestartSec=5
 NoNewPrivileges=yes
@@ -76,7 +100,8 @@ systemctl restart threetier-app.service
 # Liveness only: the app serves without its database (it creates the schema by itself
 # once the database answers), so the image can be baked before Aurora is reachable.
 if ! wait_healthy "http://localhost:$APP_PORT/health"; then
-  journalctl -u threetier-app.service --no-pager -n 100
+  journalctl -u threetier-app.service --no-pager -n 20
+  tail -n 100 "$APP_LOG_FILE" || true
   false  # fails the bootstrap through the ERR trap (marker + console)
 fi
 # Informational: whether the database answers yet (GET /ready).

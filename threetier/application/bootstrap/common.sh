@@ -77,9 +77,13 @@ network_probe() {
 
 # install_packages PKG...: ONE dnf transaction (metadata is fetched once per transaction,
 # which is most of its time), so each builder calls it once. The AWS CLI, which the
-# standard AL2023 image has, joins that transaction on an image without it.
+# standard AL2023 image has, joins that transaction on an image without it. So do, on both
+# builders, the CloudWatch agent (from AL2023's own repository), which ships the tier's logs
+# (ship_logs), and logrotate, which keeps the log files on the instance small (the standard
+# image has it; named here because the tiers' log files rely on it).
+LOG_PACKAGES=(amazon-cloudwatch-agent logrotate)
 install_packages() {
-  local packages=("$@")
+  local packages=("$@" "${LOG_PACKAGES[@]}")
   command -v aws >/dev/null || packages+=(awscli-2)
   log "installing ${packages[*]}"
   retry dnf install -y "${packages[@]}"
@@ -96,6 +100,24 @@ fetch_tier() {
   test -f "$dest.new/$required"
   rm -rf "$dest"
   mv "$dest.new" "$dest"
+}
+
+# ship_logs: the CloudWatch agent (install_packages installs it) tails the tier's log files into
+# the stack's log groups, a stream per instance, as its configuration says (rendered by
+# threetier.artifacts; no retention there: the stack sets it on the groups). -s (re)starts the
+# agent with it; enabled, it starts on every boot of an instance launched from the image. The
+# builder ships too: its logs are in the groups while it bakes.
+LOG_AGENT_CONFIG_FILE=@@LOG_AGENT_CONFIG_FILE@@
+LOG_AGENT_CTL=/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl
+ship_logs() {
+  log "shipping the tier's logs to CloudWatch Logs ($LOG_AGENT_CONFIG_FILE)"
+  install -d -m 0755 "$(dirname "$LOG_AGENT_CONFIG_FILE")"
+  cat > "$LOG_AGENT_CONFIG_FILE" <<'AGENT_CONFIG'
+@@LOG_AGENT_CONFIG@@
+AGENT_CONFIG
+  chmod 0644 "$LOG_AGENT_CONFIG_FILE"
+  "$LOG_AGENT_CTL" -a fetch-config -m ec2 -s -c "file:$LOG_AGENT_CONFIG_FILE"
+  systemctl enable amazon-cloudwatch-agent.service
 }
 
 # wait_healthy URL: the service answers 2xx within about four minutes.

@@ -2,7 +2,8 @@
 # threetier: user data of the web-tier builder (Amazon Linux 2023), rendered by
 # threetier.artifacts.render_web_user_data. nginx serves the React app, built ahead of time
 # and shipped in the package (s3://BUCKET/web-tier/ holds the built files: nothing is
-# built here), with the rendered s3://BUCKET/nginx.conf; safe to run again.
+# built here), with the rendered s3://BUCKET/nginx.conf, its logs shipped to CloudWatch Logs;
+# safe to run again.
 BUCKET=@@BUCKET@@
 REGION=@@REGION@@
 WEB_ROOT=@@WEB_ROOT@@
@@ -10,6 +11,9 @@ WEB_ROOT=@@WEB_ROOT@@
 
 wait_for_network
 install_packages nginx
+# nginx's access and error logs (the nginx package rotates them); the agent picks them up as
+# nginx creates them.
+ship_logs
 
 fetch_tier web-tier "$WEB_ROOT" index.html
 if command -v restorecon >/dev/null; then restorecon -R "$WEB_ROOT"; fi
