@@ -30,9 +30,13 @@ def topic_name_for(stack: str) -> str:
     return f"{stack}-{TOPIC_ROLE}"
 
 
-def topic_arn(ctx: Ctx) -> str:
+def topic_arn_for(stack: str, partition: str, region: str, account: str) -> str:
     """Deterministic: SNS topic ARNs are the region, the account and the name."""
-    return f"arn:{ctx.aws.partition}:sns:{ctx.aws.region}:{ctx.aws.account}:{topic_name_for(ctx.stack)}"
+    return f"arn:{partition}:sns:{region}:{account}:{topic_name_for(stack)}"
+
+
+def topic_arn(ctx: Ctx) -> str:
+    return topic_arn_for(ctx.stack, ctx.aws.partition, ctx.aws.region, ctx.aws.account)
 
 
 def topic_look(ctx: Ctx) -> Look:

@@ -21,7 +21,7 @@ from typing import Any
 
 from steps import log_groups, storage
 from steps.common import EC2_DESCRIBE, ec2_look, ec2_tagged, one
-from threetier.aws import NOT_YET_VISIBLE, STACK_TAG, AwsError, Look, Poll, client_token, tag_value, tags
+from threetier.aws import NOT_YET_VISIBLE, STACK_TAG, AwsError, Look, Poll, client_token, tag_value
 from threetier.config import ConfigError
 from threetier.engine import GONE, Check, Ctx
 
@@ -634,15 +634,10 @@ def ensure_flow_logs_role(ctx: Ctx) -> str:
     aws, name = ctx.aws, flow_logs_role_name(ctx)
     resource = f"IAM role {name}"
     trust = flow_logs_trust_policy(aws.partition, aws.region, aws.account)
-    found = aws.look(flow_logs_role_look(ctx), resource=resource)
-    if found is None:
-        found = aws.call("iam", "create_role", resource=resource, RoleName=name,
-                         AssumeRolePolicyDocument=json.dumps(trust),
-                         Description=f"threetier {ctx.stack} in {aws.region}: VPC flow logs to "
-                                     f"{log_groups.name(ctx, log_groups.FLOW_LOGS)}",
-                         Tags=tags(ctx.stack, ctx.part_number, name))
-        ctx.record("created", "IAM role", name)
-    elif storage.policy_document(found["Role"]["AssumeRolePolicyDocument"]) != trust:
+    existed = aws.look(flow_logs_role_look(ctx), resource=resource) is not None
+    found = storage.find_or_create_role(ctx, name, trust, f"threetier {ctx.stack} in {aws.region}: VPC flow logs "
+                                                          f"to {log_groups.name(ctx, log_groups.FLOW_LOGS)}")
+    if existed and storage.policy_document(found["Role"]["AssumeRolePolicyDocument"]) != trust:
         aws.call("iam", "update_assume_role_policy", resource=resource, RoleName=name,
                  PolicyDocument=json.dumps(trust))
         ctx.record("changed", "IAM role trust policy", name)

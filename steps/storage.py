@@ -340,17 +340,23 @@ def _publish(ctx: Ctx, tier: str, key: str, value: str) -> None:
         ctx.resources[key] = value
 
 
+def find_or_create_role(ctx: Ctx, name: str, trust: dict[str, Any], description: str) -> dict[str, Any]:
+    """GetRole's answer for the role, created (tagged, with this trust policy) when it is missing."""
+    resource = f"IAM role {name}"
+    found = ctx.aws.look(iam_look("get_role", RoleName=name), resource=resource)
+    if found is None:
+        found = ctx.aws.call("iam", "create_role", resource=resource, RoleName=name,
+                             AssumeRolePolicyDocument=json.dumps(trust), Description=description,
+                             Tags=tags(ctx.stack, ctx.part_number, name))
+        ctx.record("created", "IAM role", name)
+    return found
+
+
 def ensure_role(ctx: Ctx, bucket: str, tier: str) -> str:
     aws, name = ctx.aws, role_name(ctx, tier)
     resource = f"IAM role {name}"
-    found = aws.look(iam_look("get_role", RoleName=name), resource=resource)
-    if found is None:
-        found = aws.call("iam", "create_role", resource=resource, RoleName=name,
-                         AssumeRolePolicyDocument=json.dumps(EC2_TRUST_POLICY),
-                         Description=f"threetier {ctx.stack} in {aws.region}: {tier} tier instances "
-                                     f"(Session Manager, read their code in the bucket)",
-                         Tags=tags(ctx.stack, ctx.part_number, name))
-        ctx.record("created", "IAM role", name)
+    found = find_or_create_role(ctx, name, EC2_TRUST_POLICY, f"threetier {ctx.stack} in {aws.region}: {tier} tier "
+                                                             f"instances (Session Manager, read their code in the bucket)")
     role_arn = found["Role"]["Arn"]
 
     policy_arn = f"arn:{aws.partition}:iam::aws:policy/{SSM_MANAGED_POLICY}"

@@ -10,6 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import botocore.client
 import pytest
 
 AWS_ENV_PREFIXES = ("AWS_",)
@@ -83,3 +84,16 @@ def moto_server(tmp_path: Path):
         server.terminate()
         server.wait(10)
         log.close()
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every AWS operation made in this process, whoever makes it (the CLI's own clients too)."""
+    seen: list[str] = []
+    real = botocore.client.BaseClient._make_api_call
+
+    def record(self, operation, params):
+        seen.append(operation)
+        return real(self, operation, params)
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", record)
+    return seen

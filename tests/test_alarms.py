@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import botocore.client
 import pytest
 
 from helpers import cli, make_engine, moto, write_config
@@ -27,18 +26,6 @@ ALARMS = {**TIER_ALARMS, f"{STACK}-ext-alb-5xx": 7, f"{STACK}-aurora-writer-cpu"
 DASHBOARD = f"{STACK}-us-east-1-dashboard"  # dashboards are global: the region is in the name
 LOCK = ("PutParameter", "DeleteParameter")  # the stack's lock, taken and released by every `up`
 
-
-@pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every AWS operation made in this process, whoever makes it."""
-    seen: list[str] = []
-    real = botocore.client.BaseClient._make_api_call
-
-    def record(self, operation, params):
-        seen.append(operation)
-        return real(self, operation, params)
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", record)
-    return seen
 
 
 def mutating(calls: list[str]) -> list[str]:

@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import boto3
-import botocore.client
 import pytest
 from botocore.stub import Stubber
 
@@ -186,36 +185,23 @@ def test_status_shows_target_health_database_and_url(built) -> None:
 
 
 # -- plan ------------------------------------------------------------------------
-@pytest.fixture
-def counted(monkeypatch):
-    """Every API call made in this process, whoever makes it."""
-    seen: list[str] = []
-    real = botocore.client.BaseClient._make_api_call
-
-    def record(self, operation, params):
-        seen.append(operation)
-        return real(self, operation, params)
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", record)
-    return seen
-
-
-def test_plan_on_nothing_lists_everything_as_create_with_zero_mutating_calls(tmp_path: Path, counted) -> None:
+def test_plan_on_nothing_lists_everything_as_create_with_zero_mutating_calls(tmp_path: Path, calls) -> None:
     with moto():
         result = cli("plan", "--json", cwd=tmp_path)
         assert result.code == 3, result.stderr  # changes: like terraform plan -detailed-exitcode
-        assert counted and [op for op in counted if is_mutating(op)] == []
+        assert calls and [op for op in calls if is_mutating(op)] == []
         plan = json.loads(result.stdout)
         assert all(p["create"] for p in plan["parts"]) and all(not p["keep"] for p in plan["parts"])
         assert boto3.client("ec2").describe_vpcs(Filters=[{"Name": "tag:threetier:stack", "Values": ["threetier"]}])["Vpcs"] == []
 
 
-def test_plan_shows_what_up_would_change(built, counted) -> None:
+def test_plan_shows_what_up_would_change(built, calls) -> None:
     workdir, _resources = built
-    counted.clear()
+    calls.clear()
     # min, not desired: with scaling policies (the default since issue 12) desired is theirs.
     write_config(workdir, app={"asg": {"min": 3, "desired": 3, "max": 4}}, access={"admin_cidr": "203.0.113.7/32"})
     plan = json.loads(cli("plan", "--json", cwd=workdir).stdout)
-    assert [op for op in counted if is_mutating(op)] == []
+    assert [op for op in calls if is_mutating(op)] == []
     parts = {p["part"]: p for p in plan["parts"]}
     assert any("threetier-app-asg" in c and "(3, 4)" in c for c in parts[5]["change"])
     assert any("missing tcp 80 from 203.0.113.7/32" in c for c in parts[2]["change"])

@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import boto3
-import botocore.client
 import pytest
 
 from helpers import cli, moto, write_config
@@ -19,18 +18,6 @@ from threetier.aws import is_mutating
 
 STACK = "threetier"
 
-
-@pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every AWS operation made in this process, whoever makes it."""
-    seen: list[str] = []
-    real = botocore.client.BaseClient._make_api_call
-
-    def record(self, operation, params):
-        seen.append(operation)
-        return real(self, operation, params)
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", record)
-    return seen
 
 
 @pytest.fixture

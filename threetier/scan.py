@@ -172,7 +172,8 @@ def _iam(aws: Aws, stack: str) -> Iterator[Found]:
         if aws.call("iam", "get_instance_profile", resource=f"instance profile {profile}",
                     InstanceProfileName=profile, missing_ok=("NoSuchEntity",)):
             yield Found("instance profile", profile, profile, 1)
-    flow_logs_role = role_name_for(stack, aws.region, "flow-logs")  # steps.network's, for VPC flow logs
+    from steps.network import flow_logs_role_name_for
+    flow_logs_role = flow_logs_role_name_for(stack, aws.region)
     if aws.call("iam", "get_role", resource=f"IAM role {flow_logs_role}", RoleName=flow_logs_role,
                 missing_ok=("NoSuchEntity",)):
         yield Found("IAM role", flow_logs_role, flow_logs_role, 2)
@@ -208,9 +209,8 @@ def _cloudwatch(aws: Aws, stack: str) -> Iterator[Found]:
 
 def _sns(aws: Aws, stack: str) -> Iterator[Found]:
     """The alarms' topic, by its deterministic ARN, and what is subscribed to it."""
-    from steps.alarms import topic_name_for
-    name = topic_name_for(stack)
-    arn = f"arn:{aws.partition}:sns:{aws.region}:{aws.account}:{name}"
+    from steps.alarms import topic_arn_for, topic_name_for
+    name, arn = topic_name_for(stack), topic_arn_for(stack, aws.partition, aws.region, aws.account)
     if aws.call("sns", "get_topic_attributes", resource=f"SNS topic {name}", TopicArn=arn,
                 missing_ok=("NotFound",)) is None:
         return
