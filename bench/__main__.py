@@ -4,6 +4,8 @@ The real engine runs in-process against moto with a virtual clock, and bench.mod
 behave like AWS in time (shared/aws-latency.md). Reported:
 1. modeled minutes of `up` then `down` from an empty account, concurrent engine and the
    sequential baseline (Engine(sequential=True)), each in a fresh moto, and every violation;
+   and the concurrent engine again with the front door (config `edge`: shop.example.com in a
+   hosted zone made first; HTTPS with a requested certificate, DNS validation modeled; the WAF);
 2. AWS calls of the modeled `up`, of a no-op `up` and of `status` on the complete stack;
 3. wall seconds of that no-op `up` and `status` with every AWS call delayed by a real 80 ms;
 4. with --sandbox: whole-process seconds of the CLI against a moto server.
@@ -36,6 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--delay", type=float, default=0.08, help="real seconds added to each AWS call for the "
                         "wall-time measurement of no-op up and status (default 0.08)")
     parser.add_argument("--skip-sequential", action="store_true", help="model the concurrent engine only")
+    parser.add_argument("--skip-edge", action="store_true",
+                        help="do not model the run with the front door (edge.domain: certificate, DNS)")
     parser.add_argument("--sandbox", action="store_true",
                         help="also time the CLI as processes against a moto server (threetier sandbox)")
     return parser.parse_args(argv)
@@ -46,7 +50,7 @@ def minutes(seconds: float | None) -> float | None:
 
 
 def report(concurrent: Modeled, sequential: Modeled | None, sandbox: dict[str, Any], gantt: str | None,
-           delay: float) -> dict[str, Any]:
+           delay: float, edge: Modeled | None = None) -> dict[str, Any]:
     looks = concurrent.looks
     ms = int(delay * 1000)
     result: dict[str, Any] = {
@@ -54,10 +58,14 @@ def report(concurrent: Modeled, sequential: Modeled | None, sandbox: dict[str, A
         "down_minutes": minutes(concurrent.down_seconds),
         "sequential_up_minutes": minutes(sequential.up_seconds) if sequential else None,
         "sequential_down_minutes": minutes(sequential.down_seconds) if sequential else None,
+        "edge_up_minutes": minutes(edge.up_seconds) if edge else None,
+        "edge_down_minutes": minutes(edge.down_seconds) if edge else None,
         "up_calls": concurrent.up_calls,
         "down_calls": concurrent.down_calls,
         "sequential_up_calls": sequential.up_calls if sequential else None,
         "sequential_down_calls": sequential.down_calls if sequential else None,
+        "edge_up_calls": edge.up_calls if edge else None,
+        "edge_down_calls": edge.down_calls if edge else None,
         "up_call_minutes": minutes(concurrent.up_call_seconds),
         "noop_up_calls": looks.get("noop_up_calls"),
         "noop_up_mutating_calls": looks.get("noop_up_mutating_calls"),
@@ -71,13 +79,17 @@ def report(concurrent: Modeled, sequential: Modeled | None, sandbox: dict[str, A
         "status_exit": looks.get("status_exit"),
         "violations": concurrent.violations,
         "sequential_violations": sequential.violations if sequential else [],
+        "edge_violations": edge.violations if edge else [],
         "relaxed": concurrent.relaxed,
         "sequential_relaxed": sequential.relaxed if sequential else [],
+        "edge_relaxed": edge.relaxed if edge else [],
         "refusals": concurrent.refusals,
         "sequential_refusals": sequential.refusals if sequential else {},
+        "edge_refusals": edge.refusals if edge else {},
         "error": concurrent.error,
         "sequential_error": sequential.error if sequential else None,
-        "bench_wall_seconds": _round(concurrent.wall_seconds + (sequential.wall_seconds if sequential else 0)),
+        "edge_error": edge.error if edge else None,
+        "bench_wall_seconds": _round(sum(r.wall_seconds for r in (concurrent, sequential, edge) if r is not None)),
         "gantt": gantt,
     }
     for key in ("noop_up_mutating", "noop_up_stderr", "status_stderr"):
@@ -91,7 +103,8 @@ def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def print_table(result: dict[str, Any], concurrent: Modeled, sequential: Modeled | None, delay: float) -> None:
+def print_table(result: dict[str, Any], concurrent: Modeled, sequential: Modeled | None, delay: float,
+                edge: Modeled | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -110,6 +123,12 @@ def print_table(result: dict[str, Any], concurrent: Modeled, sequential: Modeled
                   fmt(sequential and f"{sequential.up_calls} / {sequential.down_calls}"))
     table.add_row("violations", str(len(concurrent.violations)), fmt(sequential and str(len(sequential.violations))))
     table.add_row("refusals (retried)", _codes(concurrent.refusals), fmt(sequential and _codes(sequential.refusals)))
+    if edge is not None:
+        table.add_row("up, edge (HTTPS, DNS)", fmt(result["edge_up_minutes"], " min"), "—")
+        table.add_row("down, edge", fmt(result["edge_down_minutes"], " min"), "—")
+        table.add_row("AWS calls, edge", f"{edge.up_calls} / {edge.down_calls}", "—")
+        table.add_row("violations, edge", str(len(edge.violations)), "—")
+        table.add_row("refusals, edge", _codes(edge.refusals), "—")
     console.print(table)
 
     ms = int(delay * 1000)
@@ -131,7 +150,7 @@ def print_table(result: dict[str, Any], concurrent: Modeled, sequential: Modeled
             box.add_row(key.removeprefix("sandbox_").removesuffix("_seconds").replace("_", " "), fmt(value))
         console.print(box)
 
-    for label, run in (("concurrent", concurrent), ("sequential", sequential)):
+    for label, run in (("concurrent", concurrent), ("sequential", sequential), ("edge", edge)):
         if run is None:
             continue
         if run.error:
@@ -159,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_sequential:
         progress("modeling up + down, sequential baseline ...")
         sequential = modeled_run(sequential=True, relax=args.relax)
+    edge = None
+    if not args.skip_edge:
+        progress("modeling up + down with the front door (edge.domain), concurrent engine ...")
+        edge = modeled_run(sequential=False, relax=args.relax, edge=True, waf=True)
     sandbox: dict[str, Any] = {}
     if args.sandbox:
         progress("timing the CLI against a moto server ...")
@@ -171,13 +194,16 @@ def main(argv: list[str] | None = None) -> int:
         if sequential is not None:
             panels.append((f"sequential baseline: up {_m(sequential.up_seconds)}", sequential.spans,
                            sequential.up_seconds))
+        if edge is not None:
+            panels.append((f"concurrent engine with edge (HTTPS, DNS): up {_m(edge.up_seconds)}", edge.spans,
+                           edge.up_seconds))
         gantt = str(draw(panels, args.gantt))
-    result = report(concurrent, sequential, sandbox, gantt, args.delay)
+    result = report(concurrent, sequential, sandbox, gantt, args.delay, edge)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:
-        print_table(result, concurrent, sequential, args.delay)
-    runs = [r for r in (concurrent, sequential) if r is not None]
+        print_table(result, concurrent, sequential, args.delay, edge)
+    runs = [r for r in (concurrent, sequential, edge) if r is not None]
     return 1 if any(r.error or r.violations for r in runs) else 0
 
 

@@ -5,7 +5,9 @@ no user data. `LatencyModel(aws, clock)` hooks the botocore clients of ONE
 `threetier.aws.Aws` object (botocore events: before-parameter-build,
 before-call, after-call) and makes moto behave as AWS does in time. Every
 figure is the "model" column of shared/aws-latency.md ("How long AWS takes:
-the latency model for benchmarks"); the source of each is cited there.
+the latency model for benchmarks"); the source of each is cited there. Part 7's
+front door (ACM, Route 53, WAFv2) has no figure there: those are estimates,
+each with its public source beside its constant (CERT_*, WAF_*).
 
 Time: the model keeps its own reference to the base clock it was given and
 charges every call's cost with `clock.sleep(cost)` on that clock, never
@@ -14,7 +16,8 @@ reads time with `clock.now()`. Calls may come from several threads: the
 model's state is guarded by one lock.
 
 What it enforces (aws-latency.md, "Real-AWS rules a faithful model enforces"):
-- every call costs 80 ms ("One API call"); creates of VPC, subnet, IGW, route
+- every call costs 80 ms ("One API call"), ACM, Route 53 and WAFv2 ones too
+  (their clients are hooked like the others); creates of VPC, subnet, IGW, route
   table, route, security group, rule and association cost 2 s;
 - an instance profile is usable by RunInstances 8 s after CreateInstanceProfile;
 - NAT gateways: pending 100 s, deleting 60 s; CreateRoute to one created < 5 s
@@ -41,6 +44,20 @@ What it enforces (aws-latency.md, "Real-AWS rules a faithful model enforces"):
 - Auto Scaling: instances InService 110 s after CreateAutoScalingGroup;
   targets healthy 30 s after max(InService, their ALB active); a deleted group
   stays visible ("Delete in progress") 150 s and holds its subnets and groups;
+- ACM, DNS validation: DescribeCertificate shows no validation ResourceRecord
+  for 5 s after RequestCertificate; a certificate is PENDING_VALIDATION until
+  the exact CNAMEs it shows (name and value) are in a Route 53 zone (written by
+  ChangeResourceRecordSets, or there before the request), ISSUED 240 s later
+  (DescribeCertificate and ListCertificates answer the model's status, not
+  moto's MOTO_ACM_VALIDATION_WAIT one); CreateListener / ModifyListener /
+  AddListenerCertificates with a certificate not ISSUED: UnsupportedCertificate
+  (a violation), and CertificateNotFound for 20 s after it is ISSUED;
+  DeleteCertificate: ResourceInUseException while a listener uses it (a
+  violation) and for 10 s after the last one went;
+- WAFv2: AssociateWebACL: WAFNonexistentItemException while the ALB is
+  provisioning (a violation), WAFUnavailableEntityException for 30 s after
+  CreateWebACL; DeleteWebACL: WAFAssociatedItemException while associated (a
+  violation) and for 20 s after DisassociateWebACL or the ALB's deletion;
 - dependency refusals: DeleteSubnet / DeleteSecurityGroup while ENIs remain,
   DeleteSecurityGroup referenced by another group, DetachInternetGateway while
   public addresses are mapped, DeleteVpc with subnets, groups, route tables or
@@ -49,7 +66,9 @@ What it enforces (aws-latency.md, "Real-AWS rules a faithful model enforces"):
 Two lists tell "waited correctly" from "did it in the wrong order":
 `refusals` holds every error the model answered (including eventual
 consistency that a correct caller retries: a NAT ID or a profile not yet
-visible, an unknown new AMI ID, an SSM agent not registered yet), and
+visible, an unknown new AMI ID, an SSM agent not registered yet, a certificate
+or web ACL ELB or WAF does not know yet, one still in use a moment after its
+listener or association went), and
 `violations` those where the caller acted before the model said a resource
 was ready or gone (one string each; a correct engine leaves it empty).
 `relax={"rule", ...}` lets single rules pass (recorded in `relaxed`) while an
@@ -67,6 +86,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 
 from threetier.aws import PART_TAG, Aws, Clock
 
@@ -102,13 +122,38 @@ SYSTEMD_ENABLE_SECONDS = 5.0
 HEALTH_WAIT_SECONDS = 240.0       # common.sh wait_healthy: 120 tries, 2 s apart
 BOOTSTRAP_FAIL_SECONDS = 60.0     # a bootstrap without the internet gives up after its retries
 NETWORK_WAIT_SECONDS = 900.0      # common.sh wait_for_network: NETWORK_WAIT_SECONDS, its limit
+# Part 7's front door (ACM, Route 53, WAFv2). aws-latency.md has no figures for these: each is an
+# estimate, from the public source named beside it.
+# DescribeCertificate shows the validation CNAME a few seconds after RequestCertificate: the record
+# is assigned asynchronously (terraform-provider-aws internal/service/acm/certificate.go waits for it,
+# certificateDNSValidationAssignmentTimeout; the ACM user guide, dns-validation).
+CERT_RECORD_SHOWN_SECONDS = 5.0
+# The validation CNAME in a Route 53 zone -> ISSUED. AWS: DNS validation typically takes minutes and
+# "might need to wait up to several hours" (AWS Knowledge Center, acm-certificate-pending-validation);
+# aws-cdk waits up to 9.5 min (aws/aws-cdk 5b5ca48, #2914), terraform up to 45 min
+# (hashicorp/terraform-provider-aws#9338). Estimate: 4 min.
+CERT_VALIDATION_SECONDS = 240.0
+# An ISSUED certificate is not known to ELB at once: CreateListener/ModifyListener answer
+# CertificateNotFound (hashicorp/terraform#10180 retries it up to 5 min;
+# hashicorp/terraform-provider-aws#17505). Estimate: 20 s.
+CERT_PROPAGATION_SECONDS = 20.0
+# DeleteCertificate answers ResourceInUseException for a while after the last listener using it went
+# (terraform-provider-aws acm certificate.go retries it, certificateCrossServicePropagationTimeout).
+# Estimate: 10 s.
+CERT_RELEASE_SECONDS = 10.0
+# AssociateWebACL right after CreateWebACL: WAFUnavailableEntityException
+# (hashicorp/terraform-provider-aws#17527, #29080). Estimate: 30 s.
+WAF_ACL_USABLE_SECONDS = 30.0
+# DeleteWebACL right after DisassociateWebACL (or the ALB's deletion): WAFAssociatedItemException
+# (terraform-provider-aws wafv2 web_acl.go retries DeleteWebACL on it, 5 min). Estimate: 20 s.
+WAF_DISASSOCIATE_SECONDS = 20.0
 
 NETWORK_CREATES = frozenset({
     "CreateVpc", "CreateSubnet", "CreateInternetGateway", "AttachInternetGateway", "CreateRouteTable",
     "CreateRoute", "ReplaceRoute", "AssociateRouteTable", "CreateSecurityGroup",
     "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress",
 })
-HOOKED_SERVICES = ("ec2", "rds", "elbv2", "autoscaling", "ssm", "iam", "s3", "sts")
+HOOKED_SERVICES = ("ec2", "rds", "elbv2", "autoscaling", "ssm", "iam", "s3", "sts", "acm", "route53", "wafv2")
 
 # Rules whose breach is a violation; `relax` takes these names.
 RULES = {
@@ -125,6 +170,10 @@ RULES = {
     "delete-vpc-dependencies": "DeleteVpc with subnets, groups, route tables or a gateway",
     "delete-cluster-with-instances": "DeleteDBCluster while it has instances",
     "delete-subnet-group-in-use": "DeleteDBSubnetGroup while a cluster uses it",
+    "listener-on-pending-certificate": "CreateListener/ModifyListener with a certificate that is not ISSUED",
+    "delete-certificate-in-use": "DeleteCertificate while a listener uses it",
+    "waf-on-provisioning-alb": "AssociateWebACL with a load balancer still provisioning",
+    "delete-web-acl-associated": "DeleteWebACL while it is associated with a resource",
 }
 
 
@@ -380,6 +429,37 @@ class _Group:
     gone: bool = False
 
 
+@dataclass
+class _Certificate:
+    arn: str
+    domain: str
+    part: int | None
+    requested: float
+    records: frozenset[tuple[str, str]]  # its validation CNAMEs: (name., value.), lower case
+    validated: float | None = None       # from when all its CNAMEs were in a zone (validation started)
+    released: float | None = None        # when the last listener using it went
+    in_use: bool = False
+    deleted: float | None = None
+
+    @property
+    def issued(self) -> float | None:
+        return None if self.validated is None else self.validated + CERT_VALIDATION_SECONDS
+
+
+@dataclass
+class _WebAcl:
+    arn: str
+    name: str
+    part: int | None
+    created: float
+    released: float | None = None        # when its last association went
+    deleted: float | None = None
+
+
+def _fqdn(name: str) -> str:
+    return name.lower().rstrip(".") + "."
+
+
 class LatencyModel:
     """Hooks the clients of one `Aws` object; see the module docstring.
 
@@ -413,6 +493,10 @@ class LatencyModel:
         self.listeners: dict[str, set[str]] = {}   # target group ARN -> load balancer ARNs
         self.groups: dict[str, _Group] = {}
         self.commands: dict[tuple[str, str], float] = {}  # (command, instance) -> sent
+        self.certificates: dict[str, _Certificate] = {}
+        self.cnames: dict[tuple[str, str], float] = {}     # CNAMEs written to Route 53: (name., value.) -> when
+        self.web_acls: dict[str, _WebAcl] = {}
+        self.associations: dict[str, str] = {}             # resource ARN -> web ACL ARN
         self._deferred: list[tuple[float, str, Callable[[], None]]] = []
         self._raw: dict[str, Any] = {}
         self._hooked: set[int] = set()
@@ -436,6 +520,13 @@ class LatencyModel:
             ("ssm", "SendCommand"): self._send_command_before,
             ("ssm", "GetCommandInvocation"): self._get_command_invocation,
             ("elbv2", "DeleteLoadBalancer"): self._delete_load_balancer_before,
+            ("elbv2", "CreateListener"): self._listener_certificates_before,
+            ("elbv2", "ModifyListener"): self._listener_certificates_before,
+            ("elbv2", "AddListenerCertificates"): self._listener_certificates_before,
+            ("acm", "DeleteCertificate"): self._delete_certificate,
+            ("wafv2", "AssociateWebACL"): self._associate_web_acl,
+            ("wafv2", "DisassociateWebACL"): self._disassociate_web_acl_before,
+            ("wafv2", "DeleteWebACL"): self._delete_web_acl,
         }
         self._after: dict[tuple[str, str], Callable[..., None]] = {
             ("iam", "CreateInstanceProfile"): self._profile_created,
@@ -459,6 +550,19 @@ class LatencyModel:
             ("autoscaling", "CreateAutoScalingGroup"): self._asg_created,
             ("autoscaling", "DescribeAutoScalingGroups"): self._describe_asgs,
             ("ssm", "SendCommand"): self._command_sent,
+            ("elbv2", "ModifyListener"): self._certificate_users_changed,
+            ("elbv2", "DeleteListener"): self._certificate_users_changed,
+            ("elbv2", "AddListenerCertificates"): self._certificate_users_changed,
+            ("elbv2", "RemoveListenerCertificates"): self._certificate_users_changed,
+            ("acm", "RequestCertificate"): self._certificate_requested,
+            ("acm", "DescribeCertificate"): self._describe_certificate,
+            ("acm", "ListCertificates"): self._list_certificates,
+            ("acm", "DeleteCertificate"): self._certificate_deleted,
+            ("route53", "ChangeResourceRecordSets"): self._records_changed,
+            ("wafv2", "CreateWebACL"): self._web_acl_created,
+            ("wafv2", "AssociateWebACL"): self._web_acl_associated,
+            ("wafv2", "DisassociateWebACL"): self._web_acl_disassociated,
+            ("wafv2", "DeleteWebACL"): self._web_acl_deleted,
         }
         for service in HOOKED_SERVICES:
             self._hook(aws.client(service))
@@ -480,6 +584,9 @@ class LatencyModel:
         events.register_first("before-parameter-build", self._keep_params)
         events.register_first("before-call", self._before_call)
         events.register_first("after-call", self._after_call)
+        # After _keep_params and the Aws object's own record of the parameters as the caller gave them
+        # (botocore runs an operation's own handlers before the service-wide ones).
+        events.register_last("before-parameter-build", self._rewrite_params)
 
     def raw(self, service: str) -> Any:
         """The model's own, unhooked view of moto (not counted as a call of the engine)."""
@@ -511,6 +618,12 @@ class LatencyModel:
 
     def _keep_params(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
         context["bench_params"] = copy.deepcopy(params)
+
+    def _rewrite_params(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        """What moto is sent, when its answer would be wrong: ListCertificates filters by moto's status,
+        so moto is asked for all and the after-call filters by the model's."""
+        if self._op(model) == ("acm", "ListCertificates"):
+            params.pop("CertificateStatuses", None)
 
     def _before_call(self, model: Any, context: dict[str, Any], **_: Any) -> Any:
         service, operation = self._op(model)
@@ -1149,11 +1262,14 @@ class LatencyModel:
         lb = self.load_balancers.get(params.get("LoadBalancerArn", ""))
         if lb is not None and lb.deleted is None:
             lb.deleted = self.now  # gone from describe at once (moto); its ENIs stay 60 s
+        self._certificate_users_changed()
+        self._association_gone(params.get("LoadBalancerArn", ""))  # AWS drops it with the ALB; moto keeps it
 
     def _listener_created(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
         for action in params.get("DefaultActions") or []:
             if action.get("TargetGroupArn"):
                 self.listeners.setdefault(action["TargetGroupArn"], set()).add(params.get("LoadBalancerArn", ""))
+        self._certificate_users_changed()
 
     def _target_group_load_balancers(self, target_group: str) -> set[str]:
         arns = set(self.listeners.get(target_group, set()))
@@ -1260,6 +1376,259 @@ class LatencyModel:
         self.defer(self.now + ASG_DELETE_SECONDS, f"delete Auto Scaling group {name}", delete)
         return answer({})
 
+    # -- ACM and Route 53: the certificate of Part 7's front door ----------------------------------
+    def certificate_status(self, arn: str) -> str | None:
+        """PENDING_VALIDATION until its validation CNAMEs have been in a zone 240 s, then ISSUED
+        (None: a certificate the model did not see requested, or deleted: moto's answer stands)."""
+        cert = self.certificates.get(arn)
+        if cert is None or cert.deleted is not None:
+            return None
+        issued = cert.issued
+        return "ISSUED" if issued is not None and self.now >= issued else "PENDING_VALIDATION"
+
+    def _zone_cnames(self) -> set[tuple[str, str]]:
+        """The CNAMEs in every hosted zone now (moto's), as (name., value.)."""
+        route53, found = self.raw("route53"), set[tuple[str, str]]()
+        for zone in route53.list_hosted_zones()["HostedZones"]:
+            for record_set in route53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]:
+                if record_set["Type"] == "CNAME":
+                    found |= {(_fqdn(record_set["Name"]), _fqdn(r["Value"]))
+                              for r in record_set.get("ResourceRecords", [])}
+        return found
+
+    def _certificate_requested(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+        arn = parsed.get("CertificateArn")
+        if not arn or arn in self.certificates:  # the same IdempotencyToken: the same certificate
+            return
+        described = self.raw("acm").describe_certificate(CertificateArn=arn)["Certificate"]
+        # DNS validation only: a certificate validated by email stays pending in the model.
+        records = frozenset((_fqdn(o["ResourceRecord"]["Name"]), _fqdn(o["ResourceRecord"]["Value"]))
+                            for o in described.get("DomainValidationOptions", [])
+                            if o.get("ResourceRecord") and params.get("ValidationMethod") == "DNS")
+        for key in records & self._zone_cnames():  # already in a zone (written before the request)
+            self.cnames.setdefault(key, self.now)
+        self.certificates[arn] = _Certificate(arn, params.get("DomainName") or described.get("DomainName", arn),
+                                              self._part(params), self.now, records)
+        self._validate_certificates()
+
+    def _records_changed(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+        for change in (params.get("ChangeBatch") or {}).get("Changes", []):
+            record_set = change.get("ResourceRecordSet") or {}
+            if record_set.get("Type") != "CNAME":
+                continue
+            name = _fqdn(record_set.get("Name", ""))
+            values = {_fqdn(r.get("Value", "")) for r in record_set.get("ResourceRecords") or []}
+            writes = change.get("Action") in ("CREATE", "UPSERT")
+            for key in [k for k in self.cnames if k[0] == name and not (writes and k[1] in values)]:
+                del self.cnames[key]
+            if writes:
+                for value in values:
+                    self.cnames.setdefault((name, value), self.now)
+        self._validate_certificates()
+
+    def _validate_certificates(self) -> None:
+        """Validation starts once all of a pending certificate's CNAMEs are in a zone (not before it
+        was requested), and stops if one goes before it is issued."""
+        for cert in self.certificates.values():
+            issued = cert.issued
+            if cert.deleted is not None or not cert.records or (issued is not None and self.now >= issued):
+                continue
+            seen = [self.cnames[r] for r in cert.records if r in self.cnames]
+            if len(seen) < len(cert.records):
+                cert.validated = None
+            elif cert.validated is None:
+                cert.validated = max(cert.requested, *seen)
+
+    def _describe_certificate(self, parsed: dict[str, Any], **_: Any) -> None:
+        certificate = parsed.get("Certificate") or {}
+        record = self.certificates.get(certificate.get("CertificateArn", ""))
+        status = self.certificate_status(certificate.get("CertificateArn", ""))
+        if record is None or status is None:
+            return
+        certificate["Status"] = status
+        if status != "ISSUED":
+            certificate.pop("IssuedAt", None)
+        shown = self.now - record.requested >= CERT_RECORD_SHOWN_SECONDS
+        for option in certificate.get("DomainValidationOptions", []):
+            option["ValidationStatus"] = "SUCCESS" if status == "ISSUED" else "PENDING_VALIDATION"
+            if not shown:
+                option.pop("ResourceRecord", None)
+
+
+    def _list_certificates(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+        summaries = parsed.get("CertificateSummaryList", [])
+        _override(summaries, "CertificateArn", "Status", self.certificate_status)
+        for summary in summaries:
+            record = self.certificates.get(summary["CertificateArn"])
+            if record is not None and "InUse" in summary:
+                summary["InUse"] = record.in_use
+        wanted = params.get("CertificateStatuses")
+        if wanted:
+            parsed["CertificateSummaryList"] = [s for s in summaries if s.get("Status") in wanted]
+
+    def _certificate_users(self) -> dict[str, list[str]]:
+        """Certificate ARN -> the listeners using it now (moto's; its ELBv2 does not tell ACM)."""
+        elbv2, users = self.raw("elbv2"), dict[str, list[str]]()
+        for lb in elbv2.describe_load_balancers()["LoadBalancers"]:
+            for listener in elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]:
+                for cert in listener.get("Certificates") or []:
+                    users.setdefault(cert["CertificateArn"], []).append(
+                        f"listener {lb['LoadBalancerName']}:{listener['Port']}")
+        return users
+
+    def _certificate_users_changed(self, *_: Any, **__: Any) -> None:
+        """After a listener or a load balancer changed: which certificates are in use, since when not."""
+        if not self.certificates:
+            return
+        users = self._certificate_users()
+        for cert in self.certificates.values():
+            using = cert.arn in users
+            if cert.in_use and not using:
+                cert.released = self.now
+            cert.in_use = using
+
+    def _listener_certificates_before(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
+        for spec in params.get("Certificates") or []:
+            arn = spec.get("CertificateArn", "")
+            cert, status = self.certificates.get(arn), self.certificate_status(arn)
+            if cert is None or status is None:
+                continue
+            issued = cert.issued
+            if status != "ISSUED":
+                refused = self.refuse("UnsupportedCertificate", f"The certificate '{arn}' is {status}: a listener "
+                                      f"takes an issued certificate only", operation=operation, service="elbv2",
+                                      rule="listener-on-pending-certificate")
+                if refused is not None:
+                    return refused
+            elif issued is not None and self.now < issued + CERT_PROPAGATION_SECONDS:
+                # Not a mistake of the caller: ELB does not know the new certificate yet; retried.
+                return self.refuse("CertificateNotFound", f"Certificate '{arn}' not found", operation=operation,
+                                   service="elbv2")
+        return None
+
+    def _refuse_in_use(self, code: str, message: str, using: list[str], released: float | None, window: float, *,
+                       operation: str, service: str, rule: str) -> Any:
+        """A delete refused while `using` names something (a violation of `rule`), and for `window` s after
+        the last user went at `released` (not a mistake of the caller: not everywhere yet; retried)."""
+        if using:
+            refused = self.refuse(code, f"{message} ({', '.join(using)})", operation=operation, service=service,
+                                  rule=rule)
+            if refused is not None:
+                return refused
+        if released is not None and self.now - released < window:
+            return self.refuse(code, message, operation=operation, service=service)
+        return None
+
+    def _delete_certificate(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
+        arn = params.get("CertificateArn", "")
+        cert = self.certificates.get(arn)
+        return self._refuse_in_use("ResourceInUseException", f"Certificate {arn} is in use",
+                                   self._certificate_users().get(arn, []), cert.released if cert else None,
+                                   CERT_RELEASE_SECONDS, operation=operation, service="acm",
+                                   rule="delete-certificate-in-use")
+
+    def _certificate_deleted(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+        cert = self.certificates.get(params.get("CertificateArn", ""))
+        if cert is not None and cert.deleted is None:
+            cert.deleted = self.now
+
+    # -- WAFv2: the web ACL on the external ALB -----------------------------------------------------
+    def _web_acl_created(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+        summary = parsed.get("Summary") or {}
+        arn = summary.get("ARN")
+        if arn and arn not in self.web_acls:
+            self.web_acls[arn] = _WebAcl(arn, summary.get("Name") or params.get("Name", ""), self._part(params),
+                                         self.now)
+
+    def _web_acl_arn(self, params: dict[str, Any]) -> str | None:
+        """The ARN of the web ACL that Name, Scope and Id name (None: moto knows none)."""
+        name, acl_id = params.get("Name", ""), params.get("Id", "")
+        known = next((a.arn for a in self.web_acls.values() if a.arn.endswith(f"/{name}/{acl_id}")), None)
+        if known is not None:
+            return known
+        try:
+            found = self.raw("wafv2").get_web_acl(Name=name, Scope=params.get("Scope", "REGIONAL"), Id=acl_id)
+        except ClientError:
+            return None
+        return found["WebACL"]["ARN"]
+
+    def _web_acl_of(self, resource: str) -> str | None:
+        """The web ACL associated with a resource, by the model or (made before it) by moto."""
+        if resource in self.associations:
+            return self.associations[resource]
+        try:
+            found = self.raw("wafv2").get_web_acl_for_resource(ResourceArn=resource).get("WebACL") or {}
+        except ClientError:
+            return None
+        return found.get("ARN")
+
+    def _web_acl_resources(self, arn: str) -> list[str]:
+        """What the web ACL is associated with now (an ALB's association goes with the ALB)."""
+        found = [resource for resource, acl in self.associations.items() if acl == arn]
+        for lb in self.raw("elbv2").describe_load_balancers()["LoadBalancers"]:
+            resource = lb["LoadBalancerArn"]
+            if resource not in self.associations and self._web_acl_of(resource) == arn:
+                found.append(resource)
+        return found
+
+    def _associate_web_acl(self, params: dict[str, Any], operation: str, context: dict[str, Any], **_: Any) -> Any:
+        resource, arn = params.get("ResourceArn", ""), params.get("WebACLArn", "")
+        if self.load_balancer_state(resource) == "provisioning":
+            # kubernetes-sigs/aws-load-balancer-controller#2022: WAF cannot find an ALB still provisioning.
+            refused = self.refuse("WAFNonexistentItemException", f"AWS WAF couldn't perform the operation because "
+                                  f"your resource doesn't exist ({resource} is provisioning)", operation=operation,
+                                  service="wafv2", rule="waf-on-provisioning-alb")
+            if refused is not None:
+                return refused
+        acl = self.web_acls.get(arn)
+        if acl is not None and self.now - acl.created < WAF_ACL_USABLE_SECONDS:
+            # Not a mistake of the caller: the new web ACL is not available everywhere yet; retried.
+            return self.refuse("WAFUnavailableEntityException", "AWS WAF couldn't retrieve the resource that you "
+                               "requested. Retry your request.", operation=operation, service="wafv2")
+        context["bench_previous_web_acl"] = self._web_acl_of(resource)  # before moto adds this one
+        return None
+
+    def _web_acl_associated(self, parsed: dict[str, Any], params: dict[str, Any], context: dict[str, Any],
+                            **_: Any) -> None:
+        resource, arn = params.get("ResourceArn", ""), params.get("WebACLArn", "")
+        previous = context.get("bench_previous_web_acl")
+        if previous is not None and previous != arn:  # AWS replaces the resource's association
+            self.associations[resource] = previous
+            self._association_gone(resource)
+        self.associations[resource] = arn
+
+    def _disassociate_web_acl_before(self, params: dict[str, Any], **_: Any) -> Any:
+        resource = params.get("ResourceArn", "")
+        acl = self._web_acl_of(resource)  # learnt now: one made before the model was installed
+        if acl is not None:
+            self.associations[resource] = acl
+        return None
+
+    def _web_acl_disassociated(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+        self._association_gone(params.get("ResourceArn", ""))
+
+    def _association_gone(self, resource: str) -> None:
+        arn = self.associations.pop(resource, None)
+        if arn is not None:
+            self.web_acls.setdefault(arn, _WebAcl(arn, arn.split("/")[-2], None, -1e9)).released = self.now
+
+    def _delete_web_acl(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
+        arn = self._web_acl_arn(params)
+        if arn is None:
+            return None  # moto answers WAFNonexistentItemException
+        acl = self.web_acls.get(arn)
+        return self._refuse_in_use("WAFAssociatedItemException", "AWS WAF couldn't perform the operation because "
+                                   "your resource is being used by another resource or it's associated with "
+                                   "another resource", self._web_acl_resources(arn), acl.released if acl else None,
+                                   WAF_DISASSOCIATE_SECONDS, operation=operation, service="wafv2",
+                                   rule="delete-web-acl-associated")
+
+    def _web_acl_deleted(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+        acl = next((a for a in self.web_acls.values()
+                    if a.arn.endswith(f"/{params.get('Name', '')}/{params.get('Id', '')}")), None)
+        if acl is not None and acl.deleted is None:
+            acl.deleted = self.now
+
     # -- spans: the model's own record of every long operation ------------------------------------
     @property
     def spans(self) -> list[Span]:
@@ -1330,6 +1699,16 @@ class LatencyModel:
             if group.deleted is not None:
                 spans.append(Span(group.part, "Auto Scaling group", group.name, group.deleted,
                                   group.deleted + ASG_DELETE_SECONDS, action="delete"))
+        for cert in self.certificates.values():
+            issued, segments = cert.issued, []
+            if cert.validated is not None and issued is not None:
+                if cert.validated > cert.requested:
+                    segments.append(("validation record", cert.requested, cert.validated))
+                segments.append(("DNS validation", cert.validated, issued))
+            spans.append(Span(cert.part, "certificate", cert.domain, cert.requested, issued, segments=segments))
+        for acl in self.web_acls.values():
+            if acl.created > -1e8:
+                spans.append(Span(acl.part, "web ACL", acl.name, acl.created, acl.created + WAF_ACL_USABLE_SECONDS))
         for name, created in self.profiles.items():
             if name.startswith("arn:"):
                 continue

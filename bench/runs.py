@@ -15,11 +15,30 @@ from typing import Any
 from bench.model import LatencyModel, Span, VirtualClock
 from bench.moto_env import counting_calls, moto
 
+# The `edge` variant: a public zone the account already has (threetier never creates one), and a
+# name in it for the stack (config.yaml `edge`).
+EDGE_ZONE = "example.com"
+EDGE_DOMAIN = "shop.example.com"
+
+
+def edge_config(*, waf: bool = False) -> dict[str, Any]:
+    """The front door of Part 7: HTTPS with a requested certificate, and (once built) the WAF."""
+    return {"edge": {"domain": EDGE_DOMAIN, "hosted_zone": EDGE_ZONE, "waf": waf}}
+
+
+def create_edge_zone() -> str:
+    """The public hosted zone, made in moto as the user made it (not through the model: no time, no call
+    of the engine's)."""
+    import boto3
+    route53 = boto3.client("route53")
+    return route53.create_hosted_zone(Name=EDGE_ZONE, CallerReference="bench-edge-zone")["HostedZone"]["Id"]
+
 
 @dataclass
 class Modeled:
     """One modeled `up` then `down --skip-final-snapshot` from an empty account."""
     sequential: bool
+    edge: bool = False                    # with the front door (HTTPS, DNS): config `edge`
     up_seconds: float | None = None
     down_seconds: float | None = None
     up_calls: int = 0
@@ -35,8 +54,10 @@ class Modeled:
     looks: dict[str, Any] = field(default_factory=dict)      # no-op up / status, measured on the full stack
 
 
-def engine_for(directory: Path, clock: Any, *, sequential: bool, relax: Iterable[str] = ()) -> tuple[Any, LatencyModel]:
-    """The real engine on a fresh Aws object (default config), with the latency model on its clients."""
+def engine_for(directory: Path, clock: Any, *, sequential: bool, relax: Iterable[str] = (),
+               raw_config: dict[str, Any] | None = None) -> tuple[Any, LatencyModel]:
+    """The real engine on a fresh Aws object (the default config, or `raw_config` as config.yaml would
+    give it), with the latency model on its clients."""
     from steps import PARTS
     from threetier import config as configlib
     from threetier import state as statelib
@@ -44,7 +65,7 @@ def engine_for(directory: Path, clock: Any, *, sequential: bool, relax: Iterable
     from threetier.engine import Ctx, Engine
     from threetier.output import Output
 
-    config = configlib.parse({})
+    config = configlib.parse(raw_config or {})
     aws = Aws(config.region, clock=clock, emulator=True)
     model = LatencyModel(aws, clock, relax=relax)
     state_file = statelib.StateFile(directory / "state.json")
@@ -54,13 +75,18 @@ def engine_for(directory: Path, clock: Any, *, sequential: bool, relax: Iterable
 
 
 def modeled_run(*, sequential: bool, relax: Iterable[str] = (), looks: bool = False,
-                delay: float = 0.08) -> Modeled:
-    result = Modeled(sequential=sequential)
+                delay: float = 0.08, edge: bool = False, waf: bool = False) -> Modeled:
+    """`edge`: with the front door (edge.domain in a hosted zone made first), and the WAF with `waf`.
+    `looks` measures the defaults' no-op up and status: not with `edge`."""
+    result = Modeled(sequential=sequential, edge=edge)
     started = time.monotonic()
     with moto(), tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         directory = Path(tmp)
         clock = VirtualClock()
-        engine, model = engine_for(directory, clock, sequential=sequential, relax=relax)
+        if edge:
+            create_edge_zone()
+        engine, model = engine_for(directory, clock, sequential=sequential, relax=relax,
+                                   raw_config=edge_config(waf=waf) if edge else None)
         aws = engine.ctx.aws
         try:
             t0 = clock.now()
@@ -69,7 +95,7 @@ def modeled_run(*, sequential: bool, relax: Iterable[str] = (), looks: bool = Fa
             result.up_calls = len(aws.calls)
             result.up_call_seconds = model.call_seconds
             result.spans = model.spans
-            if looks:
+            if looks and not edge:  # measure_looks runs the CLI with the default config
                 result.looks = measure_looks(directory, delay=delay)
             calls_before = len(aws.calls)
             t1 = clock.now()

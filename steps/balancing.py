@@ -167,14 +167,15 @@ def looks(ctx: Ctx, tier: Tier) -> Iterator[Look]:
 
 
 # -- start -----------------------------------------------------------------------
-def start(ctx: Ctx, tier: Tier) -> None:
+def start(ctx: Ctx, tier: Tier, keep_actions: tuple[list[dict[str, Any]], ...] = ()) -> None:
     """What needs only the network: the target group, the load balancer and its listener (whose
-    DNS name is known at once, though the ALB takes minutes to become active)."""
+    DNS name is known at once, though the ALB takes minutes to become active). keep_actions: other
+    default actions listener 80 may keep (the external ALB's redirect to HTTPS, set once 443 exists)."""
     network = ctx.resources_of(2)
     target_group = ensure_target_group(ctx, tier, network["vpc"])
     balancer = ensure_load_balancer(ctx, tier, [network["subnets"][r] for r in tier.subnet_roles],
                                     network["security_groups"][tier.alb_security_group_role])
-    ensure_listener(ctx, tier, balancer, target_group)
+    ensure_listener(ctx, tier, balancer, target_group, keep_actions)
 
 
 def start_instances(ctx: Ctx, tier: Tier) -> None:
@@ -270,17 +271,36 @@ def attribute_changes(current: dict[str, str], wanted: dict[str, str]) -> dict[s
     return {key: value for key, value in wanted.items() if current.get(key, "false") != value}
 
 
-def ensure_listener(ctx: Ctx, tier: Tier, balancer: str, target_group: str) -> None:
+def forward_to(target_group: str) -> list[dict[str, Any]]:
+    return [{"Type": "forward", "TargetGroupArn": target_group}]
+
+
+def same_actions(current: list[dict[str, Any]], wanted: list[dict[str, Any]]) -> bool:
+    """Whether a listener's default actions are these: the keys we set, ignoring what AWS adds
+    (an Order, a ForwardConfig echoing the target group)."""
+    def essence(actions: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return [(a["Type"], a.get("TargetGroupArn"),
+                 tuple(sorted((a.get("RedirectConfig") or {}).items()))) for a in actions]
+    return essence(current) == essence(wanted)
+
+
+def find_listener(ctx: Ctx, tier: Tier, balancer: str, port: int) -> dict[str, Any] | None:
+    listeners = (ctx.aws.look(listeners_look(balancer), resource=f"listeners of {ctx.name(tier.alb_role)}")
+                 or {}).get("Listeners", [])
+    return next((listener for listener in listeners if listener["Port"] == port), None)
+
+
+def ensure_listener(ctx: Ctx, tier: Tier, balancer: str, target_group: str,
+                    keep_actions: tuple[list[dict[str, Any]], ...] = ()) -> None:
     aws, name = ctx.aws, ctx.name(tier.alb_role)
-    listeners = (aws.look(listeners_look(balancer), resource=f"listeners of {name}") or {}).get("Listeners", [])
-    http = next((listener for listener in listeners if listener["Port"] == 80), None)
-    forward = [{"Type": "forward", "TargetGroupArn": target_group}]
+    http = find_listener(ctx, tier, balancer, 80)
+    forward = forward_to(target_group)
     if http is None:
         http = aws.call("elbv2", "create_listener", resource=f"listener {name}:80", LoadBalancerArn=balancer,
                         Protocol="HTTP", Port=80, DefaultActions=forward,
                         Tags=elb_tags(ctx, f"{tier.alb_role}-http"))["Listeners"][0]
         ctx.record("created", "listener", f"{name}:80")
-    elif [(a["Type"], a.get("TargetGroupArn")) for a in http["DefaultActions"]] != [("forward", target_group)]:
+    elif not any(same_actions(http["DefaultActions"], wanted) for wanted in (forward, *keep_actions)):
         aws.call("elbv2", "modify_listener", resource=f"listener {name}:80", ListenerArn=http["ListenerArn"],
                  DefaultActions=forward)
         ctx.record("changed", "listener", f"{name}:80")

@@ -98,6 +98,8 @@ def wanted_rules(ctx: Ctx) -> dict[str, list[Rule]]:
         "app-sg": [Rule(port, "internal-alb-sg", "app port from the internal ALB")],
         "db-sg": [Rule(3306, "app-sg", "MySQL from the app tier")],
     }
+    if ctx.config.edge.https:  # HTTPS on the external ALB (edge.domain): the same clients reach 443
+        rules["external-alb-sg"] += [Rule(443, cidr, "HTTPS from allowed clients") for cidr in access.client_cidrs]
     if access.admin_cidr:  # the guide's "my IP", for testing the tiers directly
         rules["web-sg"].append(Rule(80, access.admin_cidr, "HTTP from the operator (testing)"))
         rules["app-sg"].append(Rule(port, access.admin_cidr, "app port from the operator (testing)"))

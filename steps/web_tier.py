@@ -2,10 +2,11 @@
 
 The guide: a target group (HTTP 80, health check /health); an internet-facing
 ALB in the two public subnets with the external-ALB security group and a
-listener on 80; a launch template of the web AMI with the web security group;
+listener on 80 (and, with config.yaml `edge`, 443 with an ACM certificate and an alias record:
+steps/edge.py; with `edge.waf`, a WAF web ACL on the ALB: steps/waf.py); a launch template of the web AMI with the web security group;
 an Auto Scaling group over the two public subnets, attached to the target
 group, 2/2/2 (here 2 of 2..4, tracking CPU and requests per target: config.yaml
-`web.scaling`). The stack's URL is the external ALB's DNS name.
+`web.scaling`). The stack's URL is the external ALB's DNS name, or https://<edge.domain>.
 
 `up` is done only when the stack works: both target groups report healthy
 targets (Parts 5 and 7; their health checks are liveness: a database outage
@@ -21,7 +22,7 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-from steps import alarms, app_tier, baking, balancing, database, log_groups, network, web_image
+from steps import alarms, app_tier, baking, balancing, database, edge, log_groups, network, waf, web_image
 from threetier.aws import Look, Poll
 from threetier.engine import DONE, EXISTS, Check, Ctx
 from threetier.errors import ThreetierError
@@ -53,6 +54,8 @@ def tier(ctx: Ctx) -> balancing.Tier:
 
 def looks(ctx: Ctx) -> Iterator[Look]:
     yield from balancing.looks(ctx, tier(ctx))
+    yield from edge.looks(ctx)
+    yield from waf.looks(ctx)
     yield alarms.alarms_look(ctx)
     yield alarms.dashboard_look(ctx)
 
@@ -60,8 +63,11 @@ def looks(ctx: Ctx) -> Iterator[Look]:
 def start(ctx: Ctx) -> None:
     """The target group, the internet-facing ALB and its listener need only the network."""
     ctx.need(network.NUMBER, network.SUBNETS_AND_GROUPS)
-    balancing.start(ctx, tier(ctx))
-    ctx.resources["url"] = f"http://{ctx.resources['load_balancer_dns']}"
+    balancing.start(ctx, tier(ctx), edge.keep_actions(ctx))
+    # With edge.domain: the certificate is requested now and waited for in finish, while the image bakes.
+    edge.start(ctx, tier(ctx))
+    # With edge.waf: the web ACL now; AWS lets it be associated only a while after (in finish).
+    waf.start(ctx, tier(ctx))
 
 
 def finish(ctx: Ctx) -> None:
@@ -77,6 +83,8 @@ def finish(ctx: Ctx) -> None:
         raise ThreetierError(f"{NAME}: the dashboard needs both tiers' load balancers and target groups, "
                              f"and one is not known; run `threetier up` again")
     alarms.ensure_dashboard(ctx, body)
+    edge.finish(ctx, tier(ctx))  # the certificate issued (minutes of DNS validation), 443, the record
+    waf.finish(ctx, tier(ctx))  # on the ALB before it has targets: no request is served unfiltered
     ctx.need(web_image.NUMBER, DONE)
     balancing.finish(ctx, tier(ctx))
     # The tier runs on the current AMI now: images of earlier web code only cost money.
@@ -90,12 +98,16 @@ def finish(ctx: Ctx) -> None:
     ctx.out.info(f"  {ctx.resources['url']}: {ctx.resources['round_trip']}")
 
 
-def fetch(url: str) -> tuple[int, bytes]:
+def fetch(ctx: Ctx, url: str) -> edge.Fetched:
+    """GET through the front door: https://<edge.domain> by edge.fetch_https (through the ALB's own
+    name while the new domain does not resolve here), the ALB's http name by urllib."""
+    if url.startswith("https://"):
+        return edge.fetch_https(ctx, url, timeout=10)
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # our own ALB, http by design
-            return response.status, response.read(65536)
+        with urllib.request.urlopen(url, timeout=10) as response:  # our own ALB
+            return edge.Fetched(response.status, response.read(65536), False)
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read(4096)
+        return edge.Fetched(exc.code, exc.read(4096), False)
 
 
 def round_trip(ctx: Ctx, url: str) -> str:
@@ -106,20 +118,21 @@ def round_trip(ctx: Ctx, url: str) -> str:
 
     def probe() -> Poll:
         try:
-            status, _ = fetch(f"{url}/health")
+            status, _, _ = fetch(ctx, f"{url}/health")
             if status != 200:
                 return Poll(False, f"/health answered {status}")
             # Readiness, end to end: nginx -> internal ALB -> the app -> Aurora.
-            status, _ = fetch(f"{url}/api/ready")
+            status, _, _ = fetch(ctx, f"{url}/api/ready")
             if status != 200:
                 return Poll(False, f"/api/ready answered {status} (the app tier cannot reach the database yet)")
-            status, body = fetch(f"{url}/api/transaction")
+            status, body, through = fetch(ctx, f"{url}/api/transaction")
             if status != 200:
                 return Poll(False, f"/api/transaction answered {status}")
             rows = json.loads(body).get("result")
             if not isinstance(rows, list):
                 return Poll(False, "/api/transaction answered without a result list")
             seen["rows"] = str(len(rows))
+            seen["through"] = "yes" if through else ""
             return Poll(True, "ok")
         except (OSError, ValueError) as exc:
             return Poll(False, f"{type(exc).__name__}: {exc}")
@@ -131,7 +144,9 @@ def round_trip(ctx: Ctx, url: str) -> str:
             return (f"not checked: this machine could not reach it, and access.client_cidrs "
                     f"({', '.join(ctx.config.access.client_cidrs)}) may not include its address ({exc})")
         raise
-    return f"working: /health 200, /api/ready 200, /api/transaction 200 with {seen['rows']} transactions"
+    note = (f" (through the load balancer's own name: {edge.domain(ctx)} does not resolve here yet)"
+            if seen.get("through") else "")
+    return f"working: /health 200, /api/ready 200, /api/transaction 200 with {seen['rows']} transactions{note}"
 
 
 def check(ctx: Ctx) -> Check:
@@ -139,6 +154,8 @@ def check(ctx: Ctx) -> Check:
     balancing.check(ctx, tier(ctx), result)
     if "load_balancer_dns" in ctx.resources:
         ctx.resources["url"] = f"http://{ctx.resources['load_balancer_dns']}"
+    edge.check(ctx, tier(ctx), result)
+    waf.check(ctx, tier(ctx), result)
     alarms.check_alarms(ctx, web_alarms(ctx), ALARMS, result)
     alarms.check_dashboard(ctx, dashboard_body(ctx), result)
     return result
@@ -215,6 +232,10 @@ def dashboard_body(ctx: Ctx) -> dict[str, Any] | None:
               yAxis={"left": {"min": 0, "max": 100}}),
         graph("Aurora connections", 0, 20, "Maximum", aurora("DatabaseConnections")),
     ]
+    if ctx.config.edge.waf:
+        widgets.append(graph("WAF requests per minute", 0, 26, "Sum", [
+            ["AWS/WAFV2", metric, "WebACL", waf.name(ctx), "Region", region, "Rule", "ALL", {"label": label}]
+            for metric, label in (("AllowedRequests", "allowed"), ("BlockedRequests", "blocked"))]))
     if ctx.config.monitoring.alarms:
         owned = (*database.ALARMS, *app_tier.ALARMS, *ALARMS)
         widgets.append({"type": "alarm", "x": 12, "y": 20, "width": 12, "height": 6, "properties": {
@@ -234,4 +255,7 @@ def before_down(ctx: Ctx) -> None:
 def destroy(ctx: Ctx) -> None:
     alarms.delete_alarms(ctx, ALARMS)
     alarms.delete_dashboard(ctx)
+    edge.destroy_records(ctx, tier(ctx))  # while the ALB they point at is there
+    waf.destroy(ctx, tier(ctx))  # off the ALB, then deleted
     balancing.destroy(ctx, "web", ALB_ROLE)
+    edge.destroy_certificates(ctx)  # once no listener uses them

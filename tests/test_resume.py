@@ -115,3 +115,38 @@ def test_a_crash_in_the_alarm_topic_or_group_metrics_then_up_ends_with_one_topic
         final = make_engine(tmp_path, raw)
         final.up()
         assert mutating(final) == []
+
+
+@pytest.mark.parametrize("operation", ["RequestCertificate", "ChangeResourceRecordSets", "CreateWebACL",
+                                       "AssociateWebACL"])
+def test_a_crash_in_the_front_door_then_up_ends_with_one_certificate_one_record_set_and_one_web_acl(
+        tmp_path: Path, operation: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With edge (issue 13): the certificate is found by its tag, the records are UPSERTed, the web
+    ACL is found by its name, and its association is looked up before it is made."""
+    from moto import settings
+    monkeypatch.setattr(settings, "ACM_VALIDATION_WAIT", 0)
+    raw = {"edge": {"domain": "shop.example.com", "hosted_zone": "example.com", "waf": True}}
+    with moto():
+        zone = boto3.client("route53").create_hosted_zone(Name="example.com", CallerReference="z")["HostedZone"]["Id"]
+        crash_up_after(make_engine(tmp_path, raw), operation)
+
+        resumed = make_engine(tmp_path, raw)
+        resumed.up()
+        web = resumed.ctx.state.parts[7].resources
+        assert len(boto3.client("acm").list_certificates()["CertificateSummaryList"]) == 1
+        records = boto3.client("route53").list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
+        assert sorted(r["Type"] for r in records) == ["A", "CNAME", "NS", "SOA"]
+        acls = boto3.client("wafv2").list_web_acls(Scope="REGIONAL")["WebACLs"]
+        assert [a["Name"] for a in acls] == ["threetier-web-acl"]
+        on = boto3.client("wafv2").get_web_acl_for_resource(ResourceArn=web["load_balancer_arn"])
+        assert on["WebACL"]["ARN"] == acls[0]["ARN"]
+        assert census() == {**EXPECTED, "listeners": 3, "rules": 6}  # 443, and 443 open on the external ALB's group
+        final = make_engine(tmp_path, raw)
+        final.up()
+        assert mutating(final) == []
+        # ... and `down` knows every record it wrote, the one written just before the crash too.
+        down = make_engine(tmp_path, raw)
+        down.ctx.skip_final_snapshot = True
+        down.down()
+        records = boto3.client("route53").list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
+        assert sorted(r["Type"] for r in records) == ["NS", "SOA"]

@@ -69,10 +69,19 @@ DEFAULTS: dict[str, Any] = {
         "flow_logs": True,
         "log_retention_days": 14,
     },
+    "edge": {
+        "domain": None,            # e.g. shop.example.com; needs hosted_zone
+        "hosted_zone": None,       # the Route 53 public zone holding it (name or ID)
+        "certificate_arn": None,   # an existing ACM certificate instead of requesting one
+        "https_redirect": True,    # with a certificate: 80 answers 301 to https
+        "waf": False,              # a WAFv2 web ACL on the external ALB (steps/waf.py)
+        "waf_rate_limit": 2000,    # requests per 5 minutes per client IP
+    },
 }
 
 # Keys whose default is null: the type they take when set.
-NULLABLE = {"access.admin_cidr": str, "app.scaling.requests_per_target": int, "monitoring.email": str}
+NULLABLE = {"access.admin_cidr": str, "app.scaling.requests_per_target": int, "monitoring.email": str,
+            "edge.domain": str, "edge.hosted_zone": str, "edge.certificate_arn": str}
 # Keys that may be null although their default is not: null turns that scaling policy (or, for the
 # whole section, every policy of the tier) off.
 MAY_BE_NULL = frozenset({"app.scaling", "web.scaling", "app.scaling.cpu_target", "web.scaling.cpu_target",
@@ -100,6 +109,15 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 # Enough to catch a typo, not a full RFC 5322 parser: SNS itself is the final judge.
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 RESERVED_DB_USERNAMES = frozenset({"root", "rdsadmin", "mysql", "user", "select", "table"})
+# A DNS hostname of two labels or more: letters, digits and inner hyphens, 63 per label, 253 in all.
+HOSTNAME_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+# Any case in config.yaml (normalised to upper case, without the /hostedzone/ prefix).
+HOSTED_ZONE_ID = re.compile(r"^(/hostedzone/)?Z[A-Z0-9]{1,31}$", re.IGNORECASE)
+# ACM's RequestCertificate takes a DomainName of 64 characters at most.
+ACM_DOMAIN_LENGTH = 64
+ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$")
+# AWS WAF's rate-based rule limit (RateBasedStatement.Limit, requests per 5 minutes): 10 to 2e9.
+WAF_RATE_LIMIT = (10, 2_000_000_000)
 
 
 class ConfigError(UsageError):
@@ -185,6 +203,21 @@ class Monitoring:
 
 
 @dataclass(frozen=True)
+class Edge:
+    """HTTPS, DNS and the WAF in front of the external ALB (Part 7: steps/edge.py, steps/waf.py)."""
+    domain: str | None            # the site's name; with hosted_zone, an alias record to the external ALB
+    hosted_zone: str | None       # a Route 53 public zone: its name or ID (never created, never deleted)
+    certificate_arn: str | None   # the user's ACM certificate; None: one is requested for domain
+    https_redirect: bool          # with HTTPS on, listener 80 answers 301 to https
+    waf: bool
+    waf_rate_limit: int
+
+    @property
+    def https(self) -> bool:
+        return self.domain is not None
+
+
+@dataclass(frozen=True)
 class Config:
     stack: str
     region: str
@@ -196,6 +229,7 @@ class Config:
     web: WebTier
     load_balancers: LoadBalancers
     monitoring: Monitoring
+    edge: Edge
     source: str  # where it was read from, for messages
 
 
@@ -252,8 +286,22 @@ def parse(raw: dict[str, Any], source: str = "config") -> Config:
                     scaling=_scaling(merged["web"]["scaling"]), keep_builder=merged["web"]["keep_builder"]),
         load_balancers=LoadBalancers(**merged["load_balancers"]),
         monitoring=Monitoring(**merged["monitoring"]),
+        edge=Edge(**{**merged["edge"], "domain": _lower(merged["edge"]["domain"]),
+                     "hosted_zone": _zone(merged["edge"]["hosted_zone"])}),
         source=source,
     )
+
+
+def _lower(name: str | None) -> str | None:
+    """DNS names compare without case or a trailing dot."""
+    return None if name is None else name.lower().rstrip(".")
+
+
+def _zone(zone: str | None) -> str | None:
+    """A hosted zone ID in upper case without its /hostedzone/ prefix; a zone name as _lower."""
+    if zone is not None and HOSTED_ZONE_ID.match(zone):
+        return zone.split("/")[-1].upper()
+    return _lower(zone)
 
 
 def _scaling(section: dict[str, Any] | None) -> Scaling:
@@ -399,6 +447,7 @@ def _validate(cfg: dict[str, Any]) -> None:
     if monitoring["log_retention_days"] not in LOG_RETENTION_DAYS:
         raise ConfigError(f"monitoring.log_retention_days: CloudWatch Logs keeps logs for one of "
                           f"{', '.join(map(str, LOG_RETENTION_DAYS))} days, got {monitoring['log_retention_days']}")
+    _validate_edge(cfg["edge"], cfg["region"])
     port = cfg["app"]["port"]
     if not 1024 <= port <= 65535 or port in (3306,):
         raise ConfigError(f"app.port: must be an unprivileged TCP port (1024-65535, not 3306), got {port}")
@@ -420,3 +469,46 @@ def _validate_scaling(tier: str, scaling: dict[str, Any] | None, size: dict[str,
     if (cpu is not None or requests is not None) and size["max"] == size["min"]:
         raise ConfigError(f"{tier}.scaling: {tier}.asg has max == min ({size['max']}), so no policy could ever "
                           f"change the group's size; raise {tier}.asg.max, or set {tier}.scaling: null for a fixed group")
+
+
+def is_hostname(name: str) -> bool:
+    labels = name.split(".")
+    return len(name) <= 253 and len(labels) >= 2 and all(HOSTNAME_LABEL.match(label) for label in labels) \
+        and not labels[-1].isdigit() and len(labels[-1]) >= 2  # a top-level domain has 2 letters or more
+
+
+def _validate_edge(edge: dict[str, Any], region: str) -> None:
+    domain, zone, certificate = _lower(edge["domain"]), edge["hosted_zone"], edge["certificate_arn"]
+    if domain is not None and not is_hostname(domain):
+        raise ConfigError(f"edge.domain: {edge['domain']!r} is not a DNS hostname like shop.example.com")
+    if domain is not None and certificate is None and len(domain) > ACM_DOMAIN_LENGTH:
+        raise ConfigError(f"edge.domain: ACM requests a certificate for a name of {ACM_DOMAIN_LENGTH} characters "
+                          f"at most, and {domain} has {len(domain)}; use a shorter name, or give "
+                          f"edge.certificate_arn (e.g. a wildcard certificate of a parent domain)")
+    if domain is not None and zone is None:
+        raise ConfigError("edge.domain: needs edge.hosted_zone, the Route 53 public zone that holds it (name or ID)")
+    if zone is not None and domain is None:
+        raise ConfigError("edge.hosted_zone: needs edge.domain, the name to point at the external load balancer")
+    if zone is not None and not HOSTED_ZONE_ID.match(zone):
+        zone_name = _lower(zone) or ""
+        if not is_hostname(zone_name):
+            raise ConfigError(f"edge.hosted_zone: {zone!r} is neither a hosted zone ID like Z0123456789ABCDEFGHIJ "
+                              f"nor a zone name like example.com")
+        if domain is not None and domain != zone_name and not domain.endswith(f".{zone_name}"):
+            raise ConfigError(f"edge.domain: {domain} is not inside edge.hosted_zone {zone_name}")
+    if certificate is not None:
+        match = ACM_ARN.match(certificate)
+        if not match:
+            raise ConfigError(f"edge.certificate_arn: {certificate!r} is not an ACM certificate ARN like "
+                              f"arn:aws:acm:{region}:123456789012:certificate/<uuid>")
+        if match["region"] != region:
+            # An ALB takes certificates of its own region only.
+            raise ConfigError(f"edge.certificate_arn: the certificate is in {match['region']}, the stack in {region}; "
+                              f"the load balancer can use a certificate of its own region only")
+        if domain is None:
+            raise ConfigError("edge.certificate_arn: needs edge.domain and edge.hosted_zone (the name it covers, "
+                              "which the stack's alias record and URL use)")
+    low, high = WAF_RATE_LIMIT
+    if not low <= edge["waf_rate_limit"] <= high:
+        raise ConfigError(f"edge.waf_rate_limit: requests per 5 minutes per client IP, {low} to {high:_}, "
+                          f"got {edge['waf_rate_limit']}")

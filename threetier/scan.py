@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from threetier.aws import PART_TAG, STACK_TAG, Aws, tag_filters, tag_value
 
@@ -35,7 +36,7 @@ class Found:
 # What bills while it exists (by the hour, or by the GB stored): listed first by `down`.
 BILLABLE = frozenset({"NAT gateway", "Elastic IP", "load balancer", "Auto Scaling group", "instance", "DB cluster",
                       "DB instance", "EBS volume", "EBS snapshot", "AMI", "DB cluster snapshot", "bucket",
-                      "alarm", "dashboard", "log group", "flow log"})
+                      "alarm", "dashboard", "log group", "flow log", "web ACL"})
 
 
 def _part(item: dict) -> int | None:
@@ -221,8 +222,35 @@ def _sns(aws: Aws, stack: str) -> Iterator[Found]:
                     f"{subscription.get('Protocol')} {subscription.get('Endpoint')}", 1)
 
 
+def _acm(aws: Aws, stack: str) -> Iterator[Found]:
+    """Certificates the stack requested (Part 7, edge.domain): tagged with it. The user's own
+    certificate (edge.certificate_arn) is not, and is never the stack's to delete."""
+    for summary in aws.items("acm", "list_certificates", "CertificateSummaryList", resource=f"certificates of stack {stack}"):
+        found = aws.call("acm", "list_tags_for_certificate", resource=f"certificate {summary['CertificateArn']}",
+                         CertificateArn=summary["CertificateArn"], missing_ok=("ResourceNotFoundException",))
+        if tag_value(found or {}, STACK_TAG) == stack:
+            yield Found("certificate", summary["CertificateArn"], summary.get("DomainName", ""), _part(found or {}))
+
+
+def _wafv2(aws: Aws, stack: str) -> Iterator[Found]:
+    """Regional web ACLs tagged with the stack (Part 7, edge.waf). WAFv2 has no paginators: pages
+    are followed by NextMarker."""
+    params: dict[str, Any] = {"Scope": "REGIONAL", "Limit": 100}
+    while True:
+        page = aws.call("wafv2", "list_web_acls", resource=f"web ACLs of stack {stack}", **params)
+        for summary in page.get("WebACLs", []):
+            found = aws.call("wafv2", "list_tags_for_resource", resource=f"web ACL {summary['Name']}",
+                             ResourceARN=summary["ARN"], missing_ok=("WAFNonexistentItemException",)) or {}
+            tags = {"Tags": found.get("TagInfoForResource", {}).get("TagList", [])}
+            if tag_value(tags, STACK_TAG) == stack:
+                yield Found("web ACL", summary["ARN"], summary["Name"], _part(tags))
+        if not page.get("NextMarker") or not page.get("WebACLs"):
+            return
+        params["NextMarker"] = page["NextMarker"]
+
+
 SCANNERS: tuple[Callable[[Aws, str], Iterator[Found]], ...] = (
-    _autoscaling, _elbv2, _ec2_compute, _rds, _ec2, _s3, _iam, _cloudwatch, _sns)
+    _autoscaling, _elbv2, _ec2_compute, _rds, _ec2, _s3, _iam, _cloudwatch, _sns, _acm, _wafv2)
 
 
 def tagged(aws: Aws, stack: str) -> list[Found]:

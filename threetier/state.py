@@ -40,7 +40,11 @@ MOVE_AWAY = "move it away (the stack is found again by its tags)"
 WRITABLE = "make its directory writable, or use --state with a path you can write"
 # Resources the parts index into or update in place (subnets[role], instances[role] = ...): any
 # other shape there would fail deep inside a part, so it is refused when the file is read.
-LIST_RESOURCES = frozenset({"azs"})
+LIST_RESOURCES = frozenset({"azs", "edge_records"})
+# Resources AWS cannot be asked about by tag (the Route 53 records Part 7 wrote: records take no
+# tags), or whose presence says whether to ask at all (a web ACL kept after edge.waf went off): the
+# state file alone knows them, so `status` and `plan` start from them too.
+REMEMBERED_RESOURCES = frozenset({"edge_records", "web_acl_arn"})
 MAP_RESOURCES = frozenset({"subnets", "security_groups", "nat_gateways", "elastic_ips", "route_tables", "instances"})
 
 

@@ -139,8 +139,14 @@ class Runtime:
         """An engine that only looks (status, plan): AWS is the truth, so it starts from an empty state,
         and its one inventory of the stack (concurrent reads) answers the parts' checks."""
         aws = self.aws()
-        self.saved_state(aws)  # another stack's, region's or account's state file is refused here too
-        engine = self.engine(aws, statelib.State(stack=self.config.stack, region=aws.region))
+        saved = self.saved_state(aws)  # another stack's, region's or account's state file is refused here too
+        state = statelib.State(stack=self.config.stack, region=aws.region)
+        for number, part in (saved.parts.items() if saved else ()):
+            # What no tag can say (the Route 53 records the stack wrote): from the state file.
+            kept = {key: value for key, value in part.resources.items() if key in statelib.REMEMBERED_RESOURCES}
+            if kept:
+                state.part(number, part.name).resources.update(kept)
+        engine = self.engine(aws, state)
         from threetier.lock import lock_look
         engine.take_inventory(also=[lock_look(self.config.stack)])  # who is changing the stack, if anyone
         return engine
