@@ -6,6 +6,9 @@ behave like AWS in time (shared/aws-latency.md). Reported:
    sequential baseline (Engine(sequential=True)), each in a fresh moto, and every violation;
    and the concurrent engine again with the front door (config `edge`: shop.example.com in a
    hosted zone made first; HTTPS with a requested certificate, DNS validation modeled; the WAF);
+   in the concurrent run, between up and down, `pause` then `resume` (lab mode), each modeled
+   (Aurora stopped and started, NAT gateways deleted and made again, the groups drained to 0 and
+   back); `down` then takes down the resumed stack, running as after `up`;
 2. AWS calls of the modeled `up`, of a no-op `up` and of `status` on the complete stack;
 3. wall seconds of that no-op `up` and `status` with every AWS call delayed by a real 80 ms;
 4. with --sandbox: whole-process seconds of the CLI against a moto server.
@@ -38,6 +41,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--delay", type=float, default=0.08, help="real seconds added to each AWS call for the "
                         "wall-time measurement of no-op up and status (default 0.08)")
     parser.add_argument("--skip-sequential", action="store_true", help="model the concurrent engine only")
+    parser.add_argument("--skip-pause", action="store_true",
+                        help="do not model pause and resume between the concurrent run's up and down")
     parser.add_argument("--skip-edge", action="store_true",
                         help="do not model the run with the front door (edge.domain: certificate, DNS)")
     parser.add_argument("--sandbox", action="store_true",
@@ -58,6 +63,12 @@ def report(concurrent: Modeled, sequential: Modeled | None, sandbox: dict[str, A
         "down_minutes": minutes(concurrent.down_seconds),
         "sequential_up_minutes": minutes(sequential.up_seconds) if sequential else None,
         "sequential_down_minutes": minutes(sequential.down_seconds) if sequential else None,
+        "pause_minutes": minutes(concurrent.pause_seconds),
+        "resume_minutes": minutes(concurrent.resume_seconds),
+        "pause_calls": concurrent.pause_calls if concurrent.pause else None,
+        "resume_calls": concurrent.resume_calls if concurrent.pause else None,
+        "pause_violations": concurrent.pause_violations,
+        "resume_violations": concurrent.resume_violations,
         "edge_up_minutes": minutes(edge.up_seconds) if edge else None,
         "edge_down_minutes": minutes(edge.down_seconds) if edge else None,
         "up_calls": concurrent.up_calls,
@@ -122,6 +133,12 @@ def print_table(result: dict[str, Any], concurrent: Modeled, sequential: Modeled
     table.add_row("AWS calls: up / down", f"{result['up_calls']} / {result['down_calls']}",
                   fmt(sequential and f"{sequential.up_calls} / {sequential.down_calls}"))
     table.add_row("violations", str(len(concurrent.violations)), fmt(sequential and str(len(sequential.violations))))
+    if concurrent.pause:
+        table.add_row("pause / resume (lab mode)", f"{fmt(result['pause_minutes'], ' min')} / "
+                      f"{fmt(result['resume_minutes'], ' min')}", "—")
+        table.add_row("AWS calls: pause / resume", f"{result['pause_calls']} / {result['resume_calls']}", "—")
+        table.add_row("violations: pause / resume",
+                      f"{len(concurrent.pause_violations)} / {len(concurrent.resume_violations)}", "—")
     table.add_row("refusals (retried)", _codes(concurrent.refusals), fmt(sequential and _codes(sequential.refusals)))
     if edge is not None:
         table.add_row("up, edge (HTTPS, DNS)", fmt(result["edge_up_minutes"], " min"), "—")
@@ -172,8 +189,9 @@ def _codes(counts: dict[str, int]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     progress = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr))
-    progress("modeling up + down, concurrent engine ...")
-    concurrent = modeled_run(sequential=False, relax=args.relax, looks=True, delay=args.delay)
+    progress("modeling up + down, concurrent engine" + ("" if args.skip_pause else ", pause and resume between") + " ...")
+    concurrent = modeled_run(sequential=False, relax=args.relax, looks=True, delay=args.delay,
+                             pause=not args.skip_pause)
     sequential = None
     if not args.skip_sequential:
         progress("modeling up + down, sequential baseline ...")

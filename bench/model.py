@@ -26,6 +26,14 @@ What it enforces (aws-latency.md, "Real-AWS rules a faithful model enforces"):
   available; instances creating 480 s each (in parallel), deleting 480 s;
   the cluster cannot be deleted while it has instances; deleting 60 s (+120 s
   with a final snapshot);
+- Aurora stop and start (`pause`, `resume`; estimates, see CLUSTER_STOP_SECONDS):
+  StopDBCluster only of an available cluster whose instances are available
+  (a violation otherwise), then cluster and instances `stopping` 300 s, then
+  `stopped`; StartDBCluster of a stopped cluster, then `starting` 480 s, then
+  `available` (a cluster still stopping: a violation; one starting or available:
+  a plain refusal); while stopping, stopped or starting, ModifyDBCluster,
+  ModifyDBInstance, CreateDBInstance, DeleteDBInstance and DeleteDBCluster are
+  refused with InvalidDBClusterStateFault (a violation);
 - EC2: pending 30 s; shutting-down 60 s after terminate;
 - builders: user data starts 30 s after `running` and is charged action by
   action from the rendered script ("Builder bootstrap, action by action"); it
@@ -41,9 +49,13 @@ What it enforces (aws-latency.md, "Real-AWS rules a faithful model enforces"):
   unknown to DescribeImages for 1 s;
 - ALBs provisioning 150 s; a deleted ALB's ENIs hold its subnets and security
   groups 60 s;
-- Auto Scaling: instances InService 110 s after CreateAutoScalingGroup;
-  targets healthy 30 s after max(InService, their ALB active); a deleted group
-  stays visible ("Delete in progress") 150 s and holds its subnets and groups;
+- Auto Scaling: instances InService 110 s after CreateAutoScalingGroup, and
+  after an UpdateAutoScalingGroup/SetDesiredCapacity that adds instances;
+  targets healthy 30 s after max(InService, their ALB active); instances a
+  scale-in removes stay in the group (Terminating) for the target group's
+  deregistration delay (its attribute; 300 s by default) + 60 s shutting-down;
+  a deleted group stays visible ("Delete in progress") 150 s and holds its
+  subnets and groups;
 - ACM, DNS validation: DescribeCertificate shows no validation ResourceRecord
   for 5 s after RequestCertificate; a certificate is PENDING_VALIDATION until
   the exact CNAMEs it shows (name and value) are in a Route 53 zone (written by
@@ -147,6 +159,23 @@ WAF_ACL_USABLE_SECONDS = 30.0
 # DeleteWebACL right after DisassociateWebACL (or the ALB's deletion): WAFAssociatedItemException
 # (terraform-provider-aws wafv2 web_acl.go retries DeleteWebACL on it, 5 min). Estimate: 20 s.
 WAF_DISASSOCIATE_SECONDS = 20.0
+# `pause` and `resume` (issue 14): Aurora stop/start and an Auto Scaling group's scale-in to 0. aws-latency.md
+# has no figure for the first two: estimates. AWS: "You can stop a DB cluster only when it and its instances
+# are available"; a stopped cluster takes no modification, no instance added or removed and no delete until
+# started (Aurora User Guide, aurora-cluster-stop-start: limitations; StopDBCluster/StartDBCluster API
+# reference: InvalidDBClusterStateFault, InvalidDBInstanceState). No duration is published: the guide says the
+# instances are stopped and started with the cluster; public start/stop schedulers (aws-solutions/instance-
+# scheduler-on-aws, sqlxpert/lights-off-aws) poll for minutes. Estimates: stopping 5 min (shutting the instances
+# down, no storage work); starting 8 min, as long as one Aurora instance coming up (DB_INSTANCE_CREATE_SECONDS;
+# the engine itself says ~10 min, steps/database.py START_MINUTES).
+CLUSTER_STOP_SECONDS = 300.0
+CLUSTER_START_SECONDS = 480.0
+# A scale-in: the ASG deregisters the instance from its target groups and waits out their deregistration
+# delay (aws-latency.md: 300 s by default, "as configured": the target group's
+# deregistration_delay.timeout_seconds, which steps/balancing.py sets to 30 s), then terminates it
+# (EC2_TERMINATE_SECONDS); only then is it gone from DescribeAutoScalingGroups (ASG user guide, "Amazon EC2
+# Auto Scaling instance lifecycle", Terminating -> Terminated; ELB user guide, deregistration delay).
+DEREGISTRATION_DELAY_DEFAULT_SECONDS = 300.0
 
 NETWORK_CREATES = frozenset({
     "CreateVpc", "CreateSubnet", "CreateInternetGateway", "AttachInternetGateway", "CreateRouteTable",
@@ -174,6 +203,10 @@ RULES = {
     "delete-certificate-in-use": "DeleteCertificate while a listener uses it",
     "waf-on-provisioning-alb": "AssociateWebACL with a load balancer still provisioning",
     "delete-web-acl-associated": "DeleteWebACL while it is associated with a resource",
+    "stop-cluster-not-available": "StopDBCluster while the cluster or one of its instances is not available",
+    "start-cluster-stopping": "StartDBCluster while the cluster is still stopping",
+    "change-stopped-cluster": "ModifyDBCluster/ModifyDBInstance/CreateDBInstance/DeleteDBInstance/DeleteDBCluster "
+                              "while the cluster is stopping, stopped or starting",
 }
 
 
@@ -234,7 +267,7 @@ class Span:
     name: str
     start: float
     end: float | None         # None: not over (yet)
-    action: str = "create"    # create | delete
+    action: str = "create"    # create | delete | stop | start
     segments: list[tuple[str, float, float]] = field(default_factory=list)  # (label, start, end)
     failed: str | None = None
 
@@ -350,10 +383,20 @@ class _Cluster:
     deleted: float | None = None
     delete_seconds: float = CLUSTER_DELETE_SECONDS
     gone: bool = False
+    stop_requested: float | None = None    # the last StopDBCluster
+    start_requested: float | None = None   # the last StartDBCluster after it
 
     @property
     def available_at(self) -> float:
         return self.created + CLUSTER_CREATE_SECONDS
+
+    def power(self, t: float) -> str | None:
+        """stopping, stopped or starting at `t` (None: running, as far as stop and start go)."""
+        if self.stop_requested is None:
+            return None
+        if self.start_requested is None:
+            return "stopping" if t < self.stop_requested + CLUSTER_STOP_SECONDS else "stopped"
+        return "starting" if t < self.start_requested + CLUSTER_START_SECONDS else None
 
 
 @dataclass
@@ -427,6 +470,13 @@ class _Group:
     created: float
     deleted: float | None = None
     gone: bool = False
+    launched: float | None = None          # the last scale-out (None: its creation)
+    draining: dict[str, tuple[dict[str, Any], float]] = field(default_factory=dict)  # id -> (as moto had it, gone at)
+    drains: list[tuple[float, float]] = field(default_factory=list)  # every scale-in: (requested, last one gone)
+
+    @property
+    def in_service_at(self) -> float:
+        return (self.created if self.launched is None else self.launched) + ASG_IN_SERVICE_SECONDS
 
 
 @dataclass
@@ -515,6 +565,12 @@ class LatencyModel:
             ("rds", "DeleteDBInstance"): self._delete_db_instance,
             ("rds", "DeleteDBCluster"): self._delete_db_cluster,
             ("rds", "DeleteDBSubnetGroup"): self._delete_db_subnet_group,
+            ("rds", "StopDBCluster"): self._stop_db_cluster,
+            ("rds", "StartDBCluster"): self._start_db_cluster,
+            ("rds", "ModifyDBCluster"): self._change_db_cluster,
+            ("rds", "ModifyDBInstance"): self._change_db_instance,
+            ("autoscaling", "UpdateAutoScalingGroup"): self._resize_asg_before,
+            ("autoscaling", "SetDesiredCapacity"): self._resize_asg_before,
             ("autoscaling", "CreateAutoScalingGroup"): self._create_asg_before,
             ("autoscaling", "DeleteAutoScalingGroup"): self._delete_asg,
             ("ssm", "SendCommand"): self._send_command_before,
@@ -549,6 +605,10 @@ class LatencyModel:
             ("elbv2", "DescribeTargetHealth"): self._describe_target_health,
             ("autoscaling", "CreateAutoScalingGroup"): self._asg_created,
             ("autoscaling", "DescribeAutoScalingGroups"): self._describe_asgs,
+            ("autoscaling", "UpdateAutoScalingGroup"): self._asg_resized,
+            ("autoscaling", "SetDesiredCapacity"): self._asg_resized,
+            ("rds", "StopDBCluster"): self._cluster_stopped,
+            ("rds", "StartDBCluster"): self._cluster_started,
             ("ssm", "SendCommand"): self._command_sent,
             ("elbv2", "ModifyListener"): self._certificate_users_changed,
             ("elbv2", "DeleteListener"): self._certificate_users_changed,
@@ -1117,7 +1177,9 @@ class LatencyModel:
             return None
         if cluster.deleted is not None:
             return "deleting"
-        return "creating" if self.now < cluster.available_at else "available"
+        if self.now < cluster.available_at:
+            return "creating"
+        return cluster.power(self.now) or "available"
 
     def db_instance_status(self, identifier: str) -> str | None:
         instance = self.db_instances.get(identifier)
@@ -1125,6 +1187,10 @@ class LatencyModel:
             return None
         if instance.deleted is not None:
             return "deleting"
+        cluster = self.clusters.get(instance.cluster)
+        power = cluster.power(self.now) if cluster is not None else None
+        if power is not None:  # stopped and started with its cluster
+            return power
         return "creating" if self.now < instance.ready else "available"
 
     def _cluster_created(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
@@ -1141,8 +1207,11 @@ class LatencyModel:
 
     def _create_db_instance(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
         cluster_id = params.get("DBClusterIdentifier", "")
+        asleep = self._refuse_asleep(cluster_id, operation)
+        if asleep is not None:
+            return asleep
         status = self.cluster_status(cluster_id)
-        if status is not None and status != "available":
+        if status is not None and status not in ("available", "stopping", "stopped", "starting"):
             return self.refuse("InvalidDBClusterStateFault", f"DB cluster {cluster_id} is not in the available "
                                f"state (it is {status})", operation=operation, service="rds",
                                rule="db-instance-before-cluster")
@@ -1169,6 +1238,9 @@ class LatencyModel:
         db = next((d for d in found if d["DBInstanceIdentifier"] == identifier), None)
         if db is None:
             return None  # moto answers DBInstanceNotFound
+        asleep = self._refuse_asleep(db.get("DBClusterIdentifier", ""), operation)
+        if asleep is not None:
+            return asleep
         record = self.db_instances.get(identifier)
         if record is None:  # made before the model was installed
             record = self.db_instances[identifier] = _DbInstance(identifier, db.get("DBClusterIdentifier", ""),
@@ -1191,15 +1263,16 @@ class LatencyModel:
         cluster = next((c for c in found if c["DBClusterIdentifier"] == cluster_id), None)
         if cluster is None:
             return None
+        asleep = self._refuse_asleep(cluster_id, operation)
+        if asleep is not None:
+            return asleep
         members = [m["DBInstanceIdentifier"] for m in cluster.get("DBClusterMembers", [])]
         if members:
             return self.refuse("InvalidDBClusterStateFault", f"Cluster {cluster_id} still has instances "
                                f"({', '.join(members)})", operation=operation, service="rds",
                                rule="delete-cluster-with-instances")
-        record = self.clusters.get(cluster_id)
-        if record is None:
-            record = self.clusters[cluster_id] = _Cluster(cluster_id, None, -1e9, cluster.get("Endpoint", ""),
-                                                          cluster.get("DBSubnetGroup", ""))
+        record = self._cluster_record(cluster_id)
+        assert record is not None
         if record.deleted is not None:
             return self.refuse("InvalidDBClusterStateFault", f"Cluster {cluster_id} is already being deleted",
                                operation=operation, service="rds")
@@ -1214,6 +1287,77 @@ class LatencyModel:
             record.gone = True
         self.defer(self.now + record.delete_seconds, f"delete DB cluster {cluster_id}", delete)
         return answer({"DBCluster": {**cluster, "Status": "deleting"}})
+
+    def _cluster_record(self, cluster_id: str) -> _Cluster | None:
+        """The model's record of a cluster, learnt from moto when it was made before the model was installed."""
+        if cluster_id in self.clusters:
+            return self.clusters[cluster_id]
+        found = self.raw("rds").describe_db_clusters()["DBClusters"]
+        cluster = next((c for c in found if c["DBClusterIdentifier"] == cluster_id), None)
+        if cluster is None:
+            return None
+        record = self.clusters[cluster_id] = _Cluster(cluster_id, None, -1e9, cluster.get("Endpoint", ""),
+                                                      cluster.get("DBSubnetGroup", ""))
+        return record
+
+    def _refuse_asleep(self, cluster_id: str, operation: str) -> Any:
+        """AWS changes nothing of a cluster stopping, stopped or starting (InvalidDBClusterStateFault)."""
+        status = self.cluster_status(cluster_id)
+        if status in ("stopping", "stopped", "starting"):
+            return self.refuse("InvalidDBClusterStateFault", f"DB cluster {cluster_id} is {status}: no {operation} "
+                               f"until it is available", operation=operation, service="rds",
+                               rule="change-stopped-cluster")
+        return None
+
+    def _change_db_cluster(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
+        return self._refuse_asleep(params.get("DBClusterIdentifier", ""), operation)
+
+    def _change_db_instance(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
+        record = self.db_instances.get(params.get("DBInstanceIdentifier", ""))
+        return self._refuse_asleep(record.cluster, operation) if record is not None else None
+
+    def _stop_db_cluster(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
+        """Only an available cluster with every instance available stops."""
+        cluster_id = params.get("DBClusterIdentifier", "")
+        record = self._cluster_record(cluster_id)
+        if record is None:
+            return None  # moto answers DBClusterNotFoundFault
+        status = self.cluster_status(cluster_id)
+        busy = [f"{i.id} {self.db_instance_status(i.id)}" for i in self.db_instances.values()
+                if i.cluster == cluster_id and not i.gone and self.db_instance_status(i.id) != "available"]
+        if status != "available" or busy:
+            why = f"it is {status}" if status != "available" else f"its instances are not available ({', '.join(busy)})"
+            return self.refuse("InvalidDBClusterStateFault", f"DB cluster {cluster_id} cannot be stopped: {why}",
+                               operation=operation, service="rds", rule="stop-cluster-not-available")
+        return None
+
+    def _cluster_stopped(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+        record = self._cluster_record(params.get("DBClusterIdentifier", ""))
+        if record is not None:
+            record.stop_requested, record.start_requested = self.now, None
+        if parsed.get("DBCluster"):
+            parsed["DBCluster"]["Status"] = "stopping"
+
+    def _start_db_cluster(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
+        """Only a stopped cluster starts: one still stopping is a caller that did not wait (a violation);
+        one starting or available is refused as AWS does (the caller may take that as done)."""
+        cluster_id = params.get("DBClusterIdentifier", "")
+        record = self._cluster_record(cluster_id)
+        if record is None:
+            return None
+        status = self.cluster_status(cluster_id)
+        if status == "stopped":
+            return None
+        message = f"DbCluster {cluster_id} is in {status} state but expected it to be one of stopped"
+        return self.refuse("InvalidDBClusterStateFault", message, operation=operation, service="rds",
+                           rule="start-cluster-stopping" if status == "stopping" else None)
+
+    def _cluster_started(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+        record = self._cluster_record(params.get("DBClusterIdentifier", ""))
+        if record is not None and record.stop_requested is not None:
+            record.start_requested = self.now
+        if parsed.get("DBCluster"):
+            parsed["DBCluster"]["Status"] = "starting"
 
     def _delete_db_subnet_group(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
         name = params.get("DBSubnetGroupName", "")
@@ -1288,7 +1432,7 @@ class LatencyModel:
             return None
         active = max((self.load_balancers[a].created + ALB_CREATE_SECONDS if a in self.load_balancers else -1e9)
                      for a in arns)
-        return max(max(g.created + ASG_IN_SERVICE_SECONDS for g in groups), active) + TARGET_HEALTHY_SECONDS
+        return max(max(g.in_service_at for g in groups), active) + TARGET_HEALTHY_SECONDS
 
     def _describe_target_health(self, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
         target_group = params.get("TargetGroupArn", "")
@@ -1345,9 +1489,72 @@ class LatencyModel:
                 continue
             if record.deleted is not None:
                 group["Status"] = "Delete in progress"
-            if self.now < record.created + ASG_IN_SERVICE_SECONDS:
+            if self.now < record.in_service_at:
                 for instance in group.get("Instances", []):
                     instance["LifecycleState"] = "Pending"
+            listed = {i["InstanceId"] for i in group.get("Instances", [])}
+            for instance_id, (instance, gone_at) in list(record.draining.items()):
+                if self.now >= gone_at:
+                    del record.draining[instance_id]
+                elif instance_id not in listed:  # moto removed it at once; AWS drains it first
+                    group.setdefault("Instances", []).append({**instance, "LifecycleState": "Terminating",
+                                                              "HealthStatus": "Healthy"})
+
+    def _group_record(self, name: str) -> _Group | None:
+        """The model's record of a group, learnt from moto when it was made before the model was installed."""
+        if name in self.groups:
+            return self.groups[name]
+        found = self.raw("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+        if not found:
+            return None
+        subnets = tuple(s for s in (found[0].get("VPCZoneIdentifier") or "").split(",") if s)
+        spec = found[0].get("LaunchTemplate") or {}
+        data = self._launch_template(spec) if spec else {}
+        sub = self.raw("ec2").describe_subnets(SubnetIds=list(subnets))["Subnets"] if subnets else []
+        record = self.groups[name] = _Group(
+            name, int(_tag(found[0].get("Tags", []), PART_TAG) or 0) or None, sub[0]["VpcId"] if sub else "",
+            subnets, tuple(data.get("SecurityGroupIds") or []), any(s.get("MapPublicIpOnLaunch") for s in sub),
+            tuple(found[0].get("TargetGroupARNs", [])), -1e9)
+        return record
+
+    def _group_instances(self, name: str) -> dict[str, dict[str, Any]]:
+        found = self.raw("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+        return {i["InstanceId"]: i for i in (found[0].get("Instances", []) if found else [])}
+
+    def drain_seconds(self, group: _Group) -> float:
+        """How long an instance a scale-in removes stays: the longest deregistration delay of the group's
+        target groups (as their attribute says, 300 s by default), then shutting-down."""
+        delays = [DEREGISTRATION_DELAY_DEFAULT_SECONDS if not group.target_groups else 0.0]
+        for arn in group.target_groups:
+            try:
+                attributes = self.raw("elbv2").describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
+            except ClientError:
+                continue
+            value = next((a["Value"] for a in attributes if a["Key"] == "deregistration_delay.timeout_seconds"), None)
+            delays.append(DEREGISTRATION_DELAY_DEFAULT_SECONDS if value is None else float(value))
+        return max(delays) + EC2_TERMINATE_SECONDS
+
+    def _resize_asg_before(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> Any:
+        """The group's instances before moto resizes it (moto launches and removes at once)."""
+        name = params.get("AutoScalingGroupName", "")
+        if self._group_record(name) is not None:
+            context["bench_asg_before"] = self._group_instances(name)
+        return None
+
+    def _asg_resized(self, parsed: dict[str, Any], params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        name = params.get("AutoScalingGroupName", "")
+        record, before = self.groups.get(name), context.get("bench_asg_before")
+        if record is None or before is None:
+            return
+        after = self._group_instances(name)
+        removed = [i for i in before if i not in after]
+        if removed:
+            gone_at = self.now + self.drain_seconds(record)
+            for instance_id in removed:
+                record.draining.setdefault(instance_id, (before[instance_id], gone_at))
+            record.drains.append((self.now, gone_at))
+        if any(i not in before for i in after):
+            record.launched = self.now
 
     def _delete_asg(self, params: dict[str, Any], operation: str, **_: Any) -> Any:
         """Answered here; the group stays (Delete in progress) 150 s, then moto deletes it."""
@@ -1355,16 +1562,8 @@ class LatencyModel:
         found = self.raw("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
         if not found:
             return None  # moto answers
-        record = self.groups.get(name)
-        if record is None:  # made before the model was installed
-            subnets = tuple(s for s in (found[0].get("VPCZoneIdentifier") or "").split(",") if s)
-            spec = found[0].get("LaunchTemplate") or {}
-            data = self._launch_template(spec) if spec else {}
-            sub = self.raw("ec2").describe_subnets(SubnetIds=list(subnets))["Subnets"] if subnets else []
-            record = self.groups[name] = _Group(
-                name, int(_tag(found[0].get("Tags", []), PART_TAG) or 0) or None, sub[0]["VpcId"] if sub else "",
-                subnets, tuple(data.get("SecurityGroupIds") or []), any(s.get("MapPublicIpOnLaunch") for s in sub),
-                tuple(found[0].get("TargetGroupARNs", [])), -1e9)
+        record = self._group_record(name)  # learnt now when made before the model was installed
+        assert record is not None
         if record.deleted is not None:
             return answer({})
         record.deleted = self.now
@@ -1646,6 +1845,12 @@ class LatencyModel:
         for cluster in self.clusters.values():
             if cluster.created > -1e8:
                 spans.append(Span(cluster.part, "Aurora cluster", cluster.id, cluster.created, cluster.available_at))
+            if cluster.stop_requested is not None:
+                spans.append(Span(cluster.part, "Aurora cluster", cluster.id, cluster.stop_requested,
+                                  cluster.stop_requested + CLUSTER_STOP_SECONDS, action="stop"))
+            if cluster.start_requested is not None:
+                spans.append(Span(cluster.part, "Aurora cluster", cluster.id, cluster.start_requested,
+                                  cluster.start_requested + CLUSTER_START_SECONDS, action="start"))
             if cluster.deleted is not None:
                 spans.append(Span(cluster.part, "Aurora cluster", cluster.id, cluster.deleted,
                                   cluster.deleted + cluster.delete_seconds, action="delete"))
@@ -1696,6 +1901,11 @@ class LatencyModel:
                     start = group.created + ASG_IN_SERVICE_SECONDS
                     spans.append(Span(group.part, "target health", f"{group.name} targets", start,
                                       healthy if healthy is not None else None))
+            if group.launched is not None:
+                spans.append(Span(group.part, "Auto Scaling group", group.name, group.launched, group.in_service_at))
+            for start, end in group.drains:
+                spans.append(Span(group.part, "Auto Scaling instances", f"{group.name} scale-in", start, end,
+                                  action="delete"))
             if group.deleted is not None:
                 spans.append(Span(group.part, "Auto Scaling group", group.name, group.deleted,
                                   group.deleted + ASG_DELETE_SECONDS, action="delete"))

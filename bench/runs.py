@@ -1,4 +1,4 @@
-"""The measurements: a modeled `up` + `down`, and the commands that only look."""
+"""The measurements: a modeled `up` (+ `pause` and `resume`) + `down`, and the commands that only look."""
 from __future__ import annotations
 
 import contextlib
@@ -36,18 +36,27 @@ def create_edge_zone() -> str:
 
 @dataclass
 class Modeled:
-    """One modeled `up` then `down --skip-final-snapshot` from an empty account."""
+    """One modeled `up`, with `pause` then `resume` (`pause=True`), then `down --skip-final-snapshot`,
+    from an empty account. `down` always takes down a running stack: right after `up`, or after `resume`."""
     sequential: bool
     edge: bool = False                    # with the front door (HTTPS, DNS): config `edge`
+    pause: bool = False                   # pause and resume were modeled between up and down
     up_seconds: float | None = None
     down_seconds: float | None = None
+    pause_seconds: float | None = None
+    resume_seconds: float | None = None
     up_calls: int = 0
     down_calls: int = 0
+    pause_calls: int = 0
+    resume_calls: int = 0
+    pause_violations: list[str] = field(default_factory=list)   # of `violations`, those during pause
+    resume_violations: list[str] = field(default_factory=list)  # ... and during resume
     up_call_seconds: float = 0.0          # of up_seconds, spent in API round trips
     violations: list[str] = field(default_factory=list)
     refusals: dict[str, int] = field(default_factory=dict)   # code -> count (all, retried ones too)
     relaxed: list[str] = field(default_factory=list)
     spans: list[Span] = field(default_factory=list)           # of `up` only
+    pause_spans: list[Span] = field(default_factory=list)     # what pause and resume stopped, drained, made
     down_spans: list[Span] = field(default_factory=list)
     error: str | None = None
     wall_seconds: float = 0.0
@@ -75,10 +84,11 @@ def engine_for(directory: Path, clock: Any, *, sequential: bool, relax: Iterable
 
 
 def modeled_run(*, sequential: bool, relax: Iterable[str] = (), looks: bool = False,
-                delay: float = 0.08, edge: bool = False, waf: bool = False) -> Modeled:
+                delay: float = 0.08, edge: bool = False, waf: bool = False, pause: bool = False) -> Modeled:
     """`edge`: with the front door (edge.domain in a hosted zone made first), and the WAF with `waf`.
-    `looks` measures the defaults' no-op up and status: not with `edge`."""
-    result = Modeled(sequential=sequential, edge=edge)
+    `looks` measures the defaults' no-op up and status: not with `edge`. `pause`: `threetier pause`
+    then `threetier resume` between up (and looks) and down (`pause_and_resume`)."""
+    result = Modeled(sequential=sequential, edge=edge, pause=pause)
     started = time.monotonic()
     with moto(), tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         directory = Path(tmp)
@@ -97,13 +107,15 @@ def modeled_run(*, sequential: bool, relax: Iterable[str] = (), looks: bool = Fa
             result.spans = model.spans
             if looks and not edge:  # measure_looks runs the CLI with the default config
                 result.looks = measure_looks(directory, delay=delay)
+            if pause:
+                pause_and_resume(engine, model, clock, result)
             calls_before = len(aws.calls)
             t1 = clock.now()
             engine.ctx.skip_final_snapshot = True
             engine.down()
             result.down_seconds = clock.now() - t1
             result.down_calls = len(aws.calls) - calls_before
-            result.down_spans = [s for s in model.spans if s.action == "delete"]
+            result.down_spans = [s for s in model.spans if s.action == "delete" and s.start >= t1]
         except Exception as exc:  # reported, not raised: a benchmark of a failing engine
             result.error = f"{type(exc).__name__}: {exc}"
             if os.environ.get("BENCH_TRACEBACK"):
@@ -116,6 +128,41 @@ def modeled_run(*, sequential: bool, relax: Iterable[str] = (), looks: bool = Fa
         result.relaxed = list(model.relaxed)
     result.wall_seconds = time.monotonic() - started
     return result
+
+
+def pause_and_resume(engine: Any, model: LatencyModel, clock: Any, result: Modeled) -> None:
+    """`threetier pause` then `threetier resume` on the stack `up` made, in-process on the same engine,
+    moto and virtual clock, calling what the commands call (cli/pause.py: refuse_unless_up, then
+    Engine.pause; cli/resume.py: is_new_stack, then Engine.up) but without their locks (the state
+    file's and the stack's lock in SSM: two calls each, not modeled) and their reports. Each is timed
+    on the virtual clock, start to end; their violations are also in `result.violations`."""
+    from threetier.cli.common import Runtime
+    from threetier.cli.pause import refuse_unless_up
+    from threetier.cli.up import is_new_stack
+
+    ctx, aws = engine.ctx, engine.ctx.aws
+    rt = Runtime(config=ctx.config, out=ctx.out, state_file=engine.state_file, options={})
+
+    def pause() -> None:
+        if ctx.state.paused is None:  # as cli/pause.py: a stack not fully up is refused
+            refuse_unless_up(rt, engine)
+        engine.pause()
+
+    def resume() -> None:
+        if is_new_stack(rt, engine):
+            raise RuntimeError("resume: the stack does not exist")
+        engine.up()
+    phases = (("pause", pause), ("resume", resume))
+    began = clock.now()
+    for label, run in phases:
+        calls, violations, started = len(aws.calls), len(model.violations), clock.now()
+        try:
+            run()
+            setattr(result, f"{label}_seconds", clock.now() - started)  # None when it failed
+        finally:
+            setattr(result, f"{label}_calls", len(aws.calls) - calls)
+            setattr(result, f"{label}_violations", model.violations[violations:])
+    result.pause_spans = [s for s in model.spans if s.start >= began]
 
 
 @contextlib.contextmanager

@@ -181,12 +181,30 @@ def find_alarms(ctx: Ctx) -> dict[str, dict[str, Any]]:
     return {alarm["AlarmName"]: alarm for alarm in found or []}
 
 
-def alarm_parameters(ctx: Ctx, alarm: Alarm) -> dict[str, Any]:
-    """PutMetricAlarm's parameters but the name and the tags; also what `up` compares with AWS."""
+def alarm_parameters(ctx: Ctx, alarm: Alarm, actions_enabled: bool = True) -> dict[str, Any]:
+    """PutMetricAlarm's parameters but the name and the tags; also what `up` compares with AWS.
+    actions_enabled False: while the stack is paused (`silence`)."""
     actions = alarm_actions(ctx)
     # OK too: whoever was told of the alarm is told when it is over.
-    return {"AlarmDescription": alarm.description, "ActionsEnabled": True, "AlarmActions": actions,
+    return {"AlarmDescription": alarm.description, "ActionsEnabled": actions_enabled, "AlarmActions": actions,
             "OKActions": actions, **(alarm.watches or {})}
+
+
+def silence(ctx: Ctx, wanted: list[Alarm]) -> None:
+    """`pause`: the alarms stay (and keep their state), but tell no one: with no instance behind it the
+    external ALB answers 503 to every visitor, which is the stack paused, not an outage. Put again
+    whole with ActionsEnabled false (moto has no DisableAlarmActions); `up` (and so `resume`) finds
+    ActionsEnabled false is not what the stack sets, and puts them back on."""
+    if not ctx.config.monitoring.alarms:
+        return
+    found = find_alarms(ctx)
+    for alarm in wanted:
+        name, have = alarm_name(ctx, alarm.what), found.get(alarm_name(ctx, alarm.what))
+        if have is None or alarm.watches is None or not have.get("ActionsEnabled", True):
+            continue
+        ctx.aws.call("cloudwatch", "put_metric_alarm", resource=f"CloudWatch alarm {name}", AlarmName=name,
+                     **alarm_parameters(ctx, alarm, actions_enabled=False))
+        ctx.record("changed", "CloudWatch alarm", name, "actions off while paused")
 
 
 def canonical(value: Any) -> Any:
@@ -279,7 +297,9 @@ def check_alarms(ctx: Ctx, wanted: list[Alarm], owned: Iterable[str], result: Ch
             continue
         result.alarms[name] = have.get("StateValue", "INSUFFICIENT_DATA")
         if alarm.watches is not None:
-            differ = differences(have, alarm_parameters(ctx, alarm))
+            # Paused: off is how `pause` leaves them, on how a pause that did not get that far left them.
+            differ = [d for d in differences(have, alarm_parameters(ctx, alarm))
+                      if not (ctx.paused and d.startswith("ActionsEnabled "))]
             if differ:
                 result.drift.append(f"CloudWatch alarm {name}: {'; '.join(differ)} (`up` puts it again)")
     why = "monitoring.alarms is false" if not ctx.config.monitoring.alarms else "not in config.yaml"

@@ -67,6 +67,11 @@ def check(ctx: Ctx) -> Check:
     return result
 
 
+def pause(ctx: Ctx) -> None:
+    """No app instance while paused; the ALB, the template and the image stay."""
+    balancing.pause(ctx, tier(ctx), lambda ctx: balancing.tier_alarms(ctx, tier(ctx)))
+
+
 def before_down(ctx: Ctx) -> None:
     """A load balancer with deletion protection on refuses `down` before anything is deleted."""
     balancing.before_down(ctx, tier(ctx))

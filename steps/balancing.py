@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -398,6 +398,10 @@ def ensure_auto_scaling_group(ctx: Ctx, tier: Tier, template: str, target_group:
     else:
         enable_group_metrics(ctx, tier, collected_metrics(group))
         changed: dict[str, Any] = {k: v for k, v in managed_sizes(tier).items() if group.get(k) != v}
+        if group.get("DesiredCapacity", 0) < tier.min or group.get("MaxSize") == 0:
+            # Paused (max 0; config's max is 1 at least) or below min: it starts again where a new
+            # group does. Not min alone: with min 0 a paused tier would stay at 0 instances.
+            changed["DesiredCapacity"] = tier.desired
         if changed:
             aws.call("autoscaling", "update_auto_scaling_group", resource=f"Auto Scaling group {name}",
                      AutoScalingGroupName=name, **changed)
@@ -443,6 +447,54 @@ def size_drift(tier: Tier, group: dict[str, Any], name: str) -> str | None:
                 f"{(tier.min, tier.max)}")
     sizes = (group["MinSize"], group["DesiredCapacity"], group["MaxSize"])
     return f"Auto Scaling group {name}: min/desired/max {sizes}, config says {(tier.min, tier.desired, tier.max)}"
+
+
+PAUSED_SIZES: dict[str, Any] = {"MinSize": 0, "DesiredCapacity": 0, "MaxSize": 0}
+
+
+def paused_size_drift(group: dict[str, Any], name: str) -> str | None:
+    """A paused group is at 0/0/0; anything else bills."""
+    if all(group.get(key) == value for key, value in PAUSED_SIZES.items()):
+        return None
+    sizes = (group["MinSize"], group["DesiredCapacity"], group["MaxSize"])
+    return (f"Auto Scaling group {name}: min/desired/max {sizes} while the stack is paused, which wants 0 "
+            f"(a pause or resume did not finish: run the one you meant again)")
+
+
+def sizes_said(tier: Tier) -> str:
+    return f"min {tier.min}, desired {tier.desired}, max {tier.max}"
+
+
+# -- pause -------------------------------------------------------------------------
+PAUSE_TIMEOUT = 15 * 60  # the deregistration delay (30 s), then terminating (30-90 s)
+
+
+def pause(ctx: Ctx, tier: Tier, tier_alarms: Callable[[Ctx], list[alarms.Alarm]]) -> None:
+    """The group to min = desired = max = 0, then wait until its last instance is gone. Max goes to 0
+    too, rather than suspending the group's processes: then nothing can scale it out again, neither
+    a target-tracking policy nor a desired capacity set by hand, what it is paused at reads in one
+    DescribeAutoScalingGroups, and `up` puts min and max back from config.yaml as it always does
+    (and desired, below min: `ensure_auto_scaling_group`), with no suspended process left for it
+    to know about. The tier's alarms are silenced first (`alarms.silence`)."""
+    group, balancer = find_target_group(ctx, tier), find_load_balancer(ctx, tier)
+    if group is not None and balancer is not None:  # what the alarms watch, when the state file does not say
+        ctx.resources["target_group_arn"], ctx.resources["load_balancer_arn"] = \
+            group["TargetGroupArn"], balancer["LoadBalancerArn"]
+    alarms.silence(ctx, tier_alarms(ctx))
+    name = ctx.name(tier.asg_role)
+    found = find_auto_scaling_group(ctx, tier)
+    if found is None:
+        return
+    if paused_size_drift(found, name) is not None:
+        ctx.aws.call("autoscaling", "update_auto_scaling_group", resource=f"Auto Scaling group {name}",
+                     AutoScalingGroupName=name, **PAUSED_SIZES)
+        ctx.record("changed", "Auto Scaling group size", name, "min=0, desired=0, max=0 (paused)")
+
+    def probe() -> Poll:
+        left = (find_auto_scaling_group(ctx, tier) or {}).get("Instances", [])
+        return Poll(not left, f"{len(left)} instances left")
+
+    ctx.aws.wait(f"the instances of {name} to go", probe, delay=15, timeout=PAUSE_TIMEOUT)
 
 
 # -- target tracking ---------------------------------------------------------------
@@ -803,7 +855,7 @@ def check(ctx: Ctx, tier: Tier, result: Check) -> None:
         targets = target_states(ctx, tier)
         healthy = sum(1 for t in targets if t["TargetHealth"]["State"] == "healthy")
         ctx.resources["healthy_targets"] = f"{healthy}/{len(targets)}"
-        if healthy < tier.healthy_floor:
+        if healthy < tier.healthy_floor and not ctx.paused:
             result.drift.append(f"target group {ctx.name(tier.target_group_role)}: {healthy} of {tier.healthy_floor} "
                                 f"targets healthy")
     balancer = find_load_balancer(ctx, tier)
@@ -843,9 +895,13 @@ def check(ctx: Ctx, tier: Tier, result: Check) -> None:
     result.found(f"Auto Scaling group {ctx.name(tier.asg_role)}", asg is not None)
     if asg is not None:
         ctx.resources["auto_scaling_group"] = asg["AutoScalingGroupName"]
-        drift = size_drift(tier, asg, ctx.name(tier.asg_role))
+        drift = paused_size_drift(asg, ctx.name(tier.asg_role)) if ctx.paused else \
+            size_drift(tier, asg, ctx.name(tier.asg_role))
         if drift is not None:
             result.drift.append(drift)
+        elif ctx.paused:
+            result.notes.append(f"Auto Scaling group {ctx.name(tier.asg_role)}: 0 instances while paused "
+                                f"(`threetier resume` brings back {sizes_said(tier)})")
         uncollected = sorted(set(GROUP_METRICS) - collected_metrics(asg))
         if uncollected:
             result.drift.append(f"Auto Scaling group {ctx.name(tier.asg_role)}: does not collect "

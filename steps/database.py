@@ -417,7 +417,9 @@ def check(ctx: Ctx) -> Check:
         ctx.resources["db_name"] = ctx.config.database.name
         ctx.resources["db_secret_arn"] = cluster["MasterUserSecret"]["SecretArn"]
         ctx.resources["db_status"] = cluster["Status"]
-        if cluster["Status"] != "available":
+        if ctx.paused:
+            check_paused_cluster(ctx, cluster, result)
+        elif cluster["Status"] != "available":
             result.drift.append(f"DB cluster {cluster_id(ctx)}: {STATUS_NOTES.get(cluster['Status'], cluster['Status'])}")
         if cluster.get("BackupRetentionPeriod") != ctx.config.database.backup_retention_days:
             result.drift.append(f"DB cluster {cluster_id(ctx)}: backup retention {cluster.get('BackupRetentionPeriod')} "
@@ -433,7 +435,7 @@ def check(ctx: Ctx) -> Check:
         if found is not None:
             ctx.resources.setdefault("instances", {})[role] = identifier
             status = found["DBInstanceStatus"]
-            if status != "available":
+            if status != "available" and not (ctx.paused and status in (*ASLEEP, "starting")):
                 note = "stopped with its cluster (up or down will start it)" if status == "stopped" else status
                 result.drift.append(f"DB {role} {identifier}: {note}")
     if cluster is not None:
@@ -445,6 +447,55 @@ def check(ctx: Ctx) -> Check:
             result.drift.append(f"IAM role {role_name}: policy {SECRET_POLICY_NAME} is missing or changed")
     alarms.check_alarms(ctx, writer_alarms(ctx), ALARMS, result)
     return result
+
+
+def check_paused_cluster(ctx: Ctx, cluster: dict[str, Any], result: Check) -> None:
+    """Paused: stopped (or stopping) is as it should be; running bills, and AWS itself starts a
+    cluster stopped for 7 days."""
+    status = cluster["Status"]
+    if status in ASLEEP:
+        result.notes.append(f"DB cluster {cluster_id(ctx)}: {status} while paused (storage kept; "
+                            f"`threetier resume` starts it)")
+    elif status in ("available", "starting"):
+        result.drift.append(f"DB cluster {cluster_id(ctx)}: {status} while the stack is paused: it bills by the "
+                            f"hour (AWS starts a cluster stopped for 7 days by itself; or a pause or resume did "
+                            f"not finish): `threetier pause` stops it again, `threetier resume` resumes the stack")
+    else:
+        result.drift.append(f"DB cluster {cluster_id(ctx)}: {status}")
+
+
+# -- pause -----------------------------------------------------------------------
+STOPPED_DAYS = 7  # AWS starts a stopped Aurora cluster by itself after this many days
+
+
+def pause(ctx: Ctx) -> None:
+    """The cluster stopped: its instances bill no more, its storage (the data), endpoints, secret and
+    parameter group stay. AWS stops a cluster only when it and its instances are available (it answers
+    InvalidDBClusterStateFault otherwise): a cluster starting, backing up or modifying is waited for
+    first. AWS starts it again by itself after 7 days: when is kept with the paused marker."""
+    alarms.silence(ctx, writer_alarms(ctx))
+    cluster = describe_cluster(ctx)
+    if cluster is None:
+        return
+    paused = ctx.state.paused
+    if cluster["Status"] not in ASLEEP:
+        wait_available(ctx)
+        if paused is not None:  # said before the call: a crash after it would leave no date at all
+            paused.aurora_restarts_at = restarts_at()
+        ctx.aws.call("rds", "stop_db_cluster", resource=f"DB cluster {cluster_id(ctx)}",
+                     DBClusterIdentifier=cluster_id(ctx),
+                     # An instance may start a backup or maintenance between the wait and the call.
+                     retry_codes=("InvalidDBClusterStateFault", "InvalidDBInstanceState"),
+                     retry_timeout=20 * 60, retry_delay=POLL_DELAY)
+        ctx.record("changed", "Aurora cluster", cluster_id(ctx), "stopped")
+    elif paused is not None and paused.aurora_restarts_at is None:  # stopped before, by a pause that crashed
+        paused.aurora_restarts_at = restarts_at()
+    wait_cluster(ctx, "stopped")
+
+
+def restarts_at() -> str:
+    """When AWS will start a cluster stopped now: 7 days on (UTC, ISO 8601, to the second)."""
+    return (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=STOPPED_DAYS)).isoformat(timespec="seconds")
 
 
 STATUS_NOTES = {

@@ -801,13 +801,22 @@ def check(ctx: Ctx) -> Check:
         role = f"nat-{az_index}"
         nat = one([n for n in ec2_tagged(ctx, "describe_nat_gateways", role) if n["State"] in LIVE_NAT_STATES],
                   "NatGatewayId", report=result)
+        address = one(ec2_tagged(ctx, "describe_addresses", f"nat-eip-{az_index}"), "AllocationId", report=result)
+        if ctx.paused:  # none is how `pause` leaves them
+            for what, there in ((f"NAT gateway {ctx.name(role)}", nat), (f"Elastic IP {ctx.name('nat-eip-' + az_index)}",
+                                                                         address)):
+                if there is not None:
+                    result.drift.append(f"{what}: there while the stack is paused: it bills by the hour {UNFINISHED}")
+            continue
         result.found(f"NAT gateway {ctx.name(role)}", nat is not None)
         if nat is not None:
             nats[az_index] = nat["NatGatewayId"]
             if nat["State"] != "available":
                 result.drift.append(f"NAT gateway {ctx.name(role)}: {nat['State']}")
-        address = one(ec2_tagged(ctx, "describe_addresses", f"nat-eip-{az_index}"), "AllocationId", report=result)
         result.found(f"Elastic IP {ctx.name('nat-eip-' + az_index)}", address is not None)
+    if ctx.paused:
+        result.notes.append(f"no NAT gateway while paused: `threetier resume` makes {len(nat_az_indexes(ctx))} "
+                            f"again, with new Elastic IPs, and the app subnets' routes to them")
     ctx.resources["nat_gateways"] = nats
     wanted = {ctx.name(f"nat-{az_index}") for az_index in nat_az_indexes(ctx)}
     for nat in ec2_tagged(ctx, "describe_nat_gateways", part=NUMBER):
@@ -828,10 +837,16 @@ def check(ctx: Ctx) -> Check:
             continue
         tables[role] = table["RouteTableId"]
         default = next((r for r in table.get("Routes", []) if r.get("DestinationCidrBlock") == ANYWHERE), None)
-        if default is None or default.get(target_key) != target_id or default.get("State") == "blackhole":
+        if ctx.paused and target_key == "NatGatewayId":
+            if default is not None:  # to a NAT gateway still there, or gone (a blackhole)
+                result.drift.append(f"route table {ctx.name(role)}: {ANYWHERE} goes to {default.get('NatGatewayId')} "
+                                    f"while the stack is paused {UNFINISHED}")
+        elif default is None or default.get(target_key) != target_id or default.get("State") == "blackhole":
             now = "no route" if default is None else (
                 default.get("NatGatewayId") or default.get("GatewayId") or "another target")
-            result.drift.append(f"route table {ctx.name(role)}: {ANYWHERE} goes to {now}, should go to {target_id}")
+            kind = "a NAT gateway" if target_key == "NatGatewayId" else "the internet gateway"
+            should = target_id or f"{kind} (missing: `up` makes it)"
+            result.drift.append(f"route table {ctx.name(role)}: {ANYWHERE} goes to {now}, should go to {should}")
         associated = {a.get("SubnetId") for a in table.get("Associations", [])}
         for subnet_id in subnet_ids:
             if subnet_id and subnet_id not in associated:
@@ -862,6 +877,38 @@ def check(ctx: Ctx) -> Check:
                                 f"{describe_rule(rule, group_id)}; it should allow nothing")
     check_flow_logs(ctx, result, vpc["VpcId"])
     return result
+
+
+# -- pause -----------------------------------------------------------------------
+UNFINISHED = "(a pause or resume did not finish: run the one you meant again)"
+
+
+def pause(ctx: Ctx) -> None:
+    """No NAT gateway bills while paused (the baked app tier needs no internet, and there is no
+    instance to need it). In dependency order: the routes to them first (so no blackhole route is
+    left behind), then the gateways, then, once each is deleted (AWS refuses before), their Elastic
+    IPs. `up` (and so `resume`) makes all three again, as it would after a loss."""
+    aws = ctx.aws
+    for table in ec2_tagged(ctx, "describe_route_tables", part=NUMBER):
+        what = _name_of(table, table["RouteTableId"])
+        for route in table.get("Routes", []):
+            if route.get("DestinationCidrBlock") == ANYWHERE and route.get("NatGatewayId"):
+                aws.call("ec2", "delete_route", resource=f"route table {what}", RouteTableId=table["RouteTableId"],
+                         DestinationCidrBlock=ANYWHERE, missing_ok=("InvalidRoute.NotFound",))
+                ctx.record("changed", "route", f"{what} {ANYWHERE} -> {route['NatGatewayId']} removed")
+    gateways = [n for n in ec2_tagged(ctx, "describe_nat_gateways", part=NUMBER)
+                if n["State"] in (*LIVE_NAT_STATES, "deleting")]
+    for nat in gateways:
+        if nat["State"] != "deleting":
+            aws.call("ec2", "delete_nat_gateway", resource=_name_of(nat, nat["NatGatewayId"]),
+                     NatGatewayId=nat["NatGatewayId"], missing_ok=("NatGatewayNotFound", "InvalidNatGatewayID.NotFound"))
+            ctx.record("deleted", "NAT gateway", _name_of(nat, nat["NatGatewayId"]), nat["NatGatewayId"])
+    for nat in gateways:
+        wait_nat_gateway(ctx, nat["NatGatewayId"], f"NAT gateway {_name_of(nat, nat['NatGatewayId'])} deletion",
+                         want="deleted")
+    for address in ec2_tagged(ctx, "describe_addresses", part=NUMBER):
+        release_address(ctx, address)
+    ctx.resources["nat_gateways"], ctx.resources["elastic_ips"] = {}, {}
 
 
 # -- destroy ---------------------------------------------------------------------

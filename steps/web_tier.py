@@ -247,6 +247,11 @@ def alarm_arn(ctx: Ctx, name: str) -> str:
     return f"arn:{ctx.aws.partition}:cloudwatch:{ctx.aws.region}:{ctx.aws.account}:alarm:{name}"
 
 
+def pause(ctx: Ctx) -> None:
+    """No web instance while paused (the URL answers 503); the ALB, its address and the image stay."""
+    balancing.pause(ctx, tier(ctx), web_alarms)
+
+
 def before_down(ctx: Ctx) -> None:
     """A load balancer with deletion protection on refuses `down` before anything is deleted."""
     balancing.before_down(ctx, tier(ctx))

@@ -44,6 +44,7 @@ from threetier.scheduler import Cancelled, Scheduler, Task, TaskClock
 EXISTS = "exists"  # `start` is over: the IDs other parts need are known
 DONE = "done"      # `finish` is over: the part is ready
 GONE = "gone"      # `destroy` is over: nothing of the part holds anything else
+PAUSE_FAILED = "pause: "  # how a Part's last error in the state file says its pause failed
 
 
 @dataclass
@@ -77,12 +78,14 @@ class Part:
     check: Callable[[Ctx], Check]
     before_down: Callable[[Ctx], None] | None = None  # refuses `down` before anything is deleted
     looks: Callable[[Ctx], Iterable[Look]] | None = None  # the reads of its finds, for the inventory
+    pause: Callable[[Ctx], None] | None = None  # `threetier pause`: stop what bills by the hour, keep the rest
 
     @classmethod
     def from_module(cls, module: ModuleType) -> Part:
         return cls(number=module.NUMBER, name=module.NAME, title=module.TITLE, needs=module.NEEDS,
                    start=module.start, finish=module.finish, destroy=module.destroy, check=module.check,
-                   before_down=getattr(module, "before_down", None), looks=getattr(module, "looks", None))
+                   before_down=getattr(module, "before_down", None), looks=getattr(module, "looks", None),
+                   pause=getattr(module, "pause", None))
 
     @property
     def label(self) -> str:
@@ -103,6 +106,9 @@ class Ctx:
     skip_final_snapshot: bool = False  # down --skip-final-snapshot
     left_alone: dict[str, str] = field(default_factory=dict)  # down: IDs AWS would refuse to delete, and why
     run: Run | None = None  # the command's parts in flight; None outside a run (status, plan, tests)
+    # `status` of a paused stack: what `pause` removed, stopped or scaled to 0 is as it should be (a
+    # note), what it left billing is drift. `plan` leaves it off: it lists what `resume` would change.
+    paused: bool = False
 
     @property
     def stack(self) -> str:
@@ -263,9 +269,15 @@ class Engine:
         self.ctx.state.account = self.ctx.aws.account
         self.take_inventory()
         self._run(self.parts, self._apply)
+        if self.ctx.state.paused is not None:  # every Part is as config.yaml says: running, not paused
+            self.ctx.state.paused = None
+            self.save()
 
     def replay(self, key: str) -> None:
         part = self.part(key)
+        if self.ctx.state.paused is not None:  # one Part alone would leave the stack half paused
+            raise UsageError(f"replay {part.name}: stack {self.ctx.stack} is paused (since "
+                             f"{self.ctx.state.paused.since}); `threetier resume` brings it back first")
         self.ctx.state.account = self.ctx.aws.account
         needed = self.needed_by(part)
         self.take_inventory([*needed, part])
@@ -326,7 +338,36 @@ class Engine:
             outcome = f"{'repaired' if was_done else 'done'} ({describe_counts(tally)})"
         self._finished(part, outcome)
 
-    # -- down ------------------------------------------------------------------
+    # -- pause -----------------------------------------------------------------
+    def pause(self) -> None:
+        """Every Part's `pause` at once (7, 5, 3, 2: the waits for instances to go, the cluster to
+        stop and the NAT gateways to be deleted overlap). The marker is written first, so a crash
+        leaves a stack that says it is paused and `pause` again finishes the job; the Parts stay done."""
+        ctx = self.ctx
+        ctx.state.account = ctx.aws.account
+        if ctx.state.paused is None:
+            ctx.state.paused = statelib.Paused(since=statelib.now())
+            self.save()
+        self._run(tuple(part for part in reversed(self.parts) if part.pause), self._pause)
+        ctx.aws.part = "pause"
+
+    def _pause(self, ctx: Ctx) -> None:
+        part = ctx.part
+        assert part is not None and part.pause is not None
+        record = ctx.state.part(part.number, part.name)
+        changes_before = len(ctx.changes)
+        try:
+            part.pause(ctx)
+            if (record.error or "").startswith(PAUSE_FAILED):  # an earlier pause's failure is over
+                record.error = None
+        except ThreetierError as exc:
+            record.error = f"{PAUSE_FAILED}{exc}"  # still done: what it made is there, only the pause failed
+            raise
+        finally:
+            self.save()
+        tally = counts(c for c in ctx.changes[changes_before:] if c.part == part.number)
+        self._finished(part, f"paused ({describe_counts(tally)})" if any(tally.values()) else "paused already")
+
     def down(self) -> None:
         ctx = self.ctx
         for part in reversed(self.parts):

@@ -3,7 +3,7 @@
 The lock is an SSM parameter, `/threetier/<stack>/lock`, in the stack's region. Taking it is
 PutParameter without Overwrite, which AWS makes atomic: of two operators, exactly one creates it
 and the other gets ParameterAlreadyExists. It needs nothing to exist first (it works from the
-first call of the first `up`), costs nothing (a standard parameter), and `up`/`down`/`replay`
+first call of the first `up`), costs nothing (a standard parameter), and `up`/`down`/`replay`/`pause`/`resume`
 take it before their first read of the stack, because what they decide to create rests on
 those reads. Releasing deletes it, so `down` leaves nothing behind.
 

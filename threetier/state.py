@@ -107,12 +107,26 @@ class PartState:
 
 
 @dataclass
+class Paused:
+    """The stack is paused (`threetier pause`, lab mode): since when, and when AWS will start its
+    stopped Aurora cluster by itself (7 days after it stopped it; None until pause stopped it). Kept
+    in the state file as `"paused": {"since": ..., "aurora_restarts_at": ...}`, present only while
+    paused; `up` (or `resume`) clears it once the stack is as config.yaml says again."""
+    since: str
+    aurora_restarts_at: str | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"since": self.since, "aurora_restarts_at": self.aurora_restarts_at}
+
+
+@dataclass
 class State:
     stack: str
     region: str
     account: str | None = None
     parts: dict[int, PartState] = field(default_factory=dict)
     updated_at: str | None = None
+    paused: Paused | None = None
 
     def part(self, number: int, name: str) -> PartState:
         if number not in self.parts:
@@ -133,6 +147,8 @@ class State:
                 }
                 for number, p in sorted(self.parts.items())
             },
+            # Only while paused: a running stack's file is as it was before pause existed.
+            **({"paused": self.paused.to_json()} if self.paused else {}),
         }
 
     @classmethod
@@ -183,8 +199,15 @@ class State:
             parts[int(number)] = PartState(name=p["name"], status=status, resources=resources,
                                            started_at=p.get("started_at"), finished_at=p.get("finished_at"),
                                            error=p.get("error"))
+        paused = data.get("paused")
+        expect(paused is None or isinstance(paused, dict), "paused", paused, "an object")
+        if paused is not None:
+            expect(isinstance(paused.get("since"), str), "paused.since", paused.get("since"), "a string")
+            restarts = paused.get("aurora_restarts_at")
+            expect(restarts is None or isinstance(restarts, str), "paused.aurora_restarts_at", restarts, "a string")
         return cls(stack=data["stack"], region=data["region"], account=data.get("account"),
-                   parts=parts, updated_at=data.get("updated_at"))
+                   parts=parts, updated_at=data.get("updated_at"),
+                   paused=Paused(paused["since"], paused.get("aurora_restarts_at")) if paused else None)
 
 
 def kind(value: Any) -> str:

@@ -12,7 +12,7 @@ from typing import IO
 import click
 
 from threetier import __version__
-from threetier.cli import down, plan, replay, sandbox, status, up
+from threetier.cli import cost, down, pause, plan, replay, resume, sandbox, status, up
 from threetier.cli.common import global_options, options
 from threetier.errors import ThreetierError, UsageError
 from threetier.output import ExitStatus, Output
@@ -30,6 +30,9 @@ Examples:
   threetier status --json           what is live, as JSON on stdout
   threetier replay network          run Part 2 alone
   threetier down --yes              delete everything the stack created
+  threetier cost                    what the configured stack costs a month (no AWS call)
+  threetier pause                   lab mode: stop what bills by the hour, keep the data
+  threetier resume                  bring a paused stack back, as config.yaml says
 
 AWS settings follow boto3: AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL.
 
@@ -55,7 +58,7 @@ def cli() -> None:
     pass
 
 
-for module in (up, plan, down, status, replay, sandbox):
+for module in (up, plan, down, status, replay, cost, pause, resume, sandbox):
     cli.add_command(module.command)
 
 

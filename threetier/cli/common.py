@@ -67,6 +67,15 @@ def lock_option(command: Callable[..., Any]) -> Callable[..., Any]:
                         help="take the stack's lock from a run that is dead (its holder is shown first)")(command)
 
 
+def changing_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--json, --take-over-lock and the global options, passing click's context: the options of a
+    command that changes the stack and has nothing else to ask (`pause`, `resume`)."""
+    command = global_options(click.pass_context(command))
+    command = lock_option(command)
+    return click.option("--json", "as_json", is_flag=True,
+                        help="print the result as JSON on stdout (and nothing else)")(command)
+
+
 def options(ctx: click.Context) -> dict[str, Any]:
     return ctx.find_root().meta.get(META, {})
 
@@ -83,7 +92,7 @@ class Runtime:
         return bool(self.options.get("sandbox"))
 
     def aws(self, start_sandbox: bool = False) -> Aws:
-        from threetier.aws import Aws, session
+        from threetier.aws import Aws
         if self.sandboxed:  # wins over AWS_PROFILE, AWS_ENDPOINT_URL and credentials alike
             box = sandboxlib.running()
             if box is None and start_sandbox:
@@ -93,9 +102,15 @@ class Runtime:
                 raise UsageError("--sandbox: the sandbox is not running; `threetier sandbox start` (or `up --sandbox`)")
             return Aws(self.config.region, endpoint_url=box.url, credentials=sandboxlib.CREDENTIALS,
                        on_call=self._show_call, emulator=True)
-        region = self.config.region if self.config.region_is_explicit else (
-            session().region_name or self.config.region)
-        return Aws(region, endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None, on_call=self._show_call)
+        return Aws(self.region(), endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None, on_call=self._show_call)
+
+    def region(self) -> str:
+        """The stack's region, with no AWS call: config.yaml's `region:` when given there (and always with
+        --sandbox), else the environment's (AWS_REGION, the profile), else the default."""
+        if self.sandboxed or self.config.region_is_explicit:
+            return self.config.region
+        from threetier.aws import session
+        return session().region_name or self.config.region
 
     def _show_call(self, call: Call) -> None:
         self.out.detail(f"  aws {call.service} {call.operation}")
@@ -152,6 +167,24 @@ class Runtime:
         return engine
 
 
+@contextlib.contextmanager
+def changing(rt: Runtime, command: str, take_over: bool, *, start_sandbox: bool = False) -> Iterator[Engine]:
+    """A command that changes the stack: the state file's lock, its engine, the stack's lock in AWS
+    (taken after the account guard, before the first read of the stack), and its first line."""
+    aws = rt.aws(start_sandbox=start_sandbox)
+    with rt.state_file.locked():
+        engine = rt.engine(aws)
+        with rt.stack_lock(aws, command, take_over):
+            rt.out.info(f"threetier {command}: stack {rt.config.stack} in {aws.region} (config: {rt.config.source})")
+            yield engine
+
+
+def stack_changes(aws: Aws) -> int:
+    """The mutating calls a command made to the stack: taking and releasing its lock are not."""
+    from threetier.lock import is_lock_call
+    return len([call for call in aws.mutating_calls() if not is_lock_call(call)])
+
+
 def runtime(ctx: click.Context) -> Runtime:
     """Read and validate everything local; no AWS call happens here."""
     opts = options(ctx)
@@ -174,6 +207,19 @@ OUTPUT_KEYS = ("url", "db_writer_endpoint", "db_reader_endpoint", "internal_alb_
 def outputs(resources_by_part: list[dict[str, Any]]) -> dict[str, Any]:
     """The stack's addresses; the URL and endpoints come with Parts 3-7."""
     return {key: resources[key] for resources in resources_by_part for key in OUTPUT_KEYS if key in resources}
+
+
+def paused_json(paused: statelib.Paused | None) -> dict[str, Any] | None:
+    """The paused marker as `status`, `plan`, `pause` and `cost` print it with --json (None: running)."""
+    return None if paused is None else paused.to_json()
+
+
+def restart_said(paused: statelib.Paused) -> str:
+    """When AWS starts the stopped Aurora cluster by itself (and it bills again)."""
+    when = (f"on {paused.aurora_restarts_at} (7 days after the stop)" if paused.aurora_restarts_at
+            else "7 days after it stopped")
+    return (f"AWS starts the stopped Aurora cluster by itself {when}, and it bills again: `threetier resume` "
+            f"before then, or `threetier pause` again after to stop it")
 
 
 def change_entry(change: Change) -> dict[str, Any]:

@@ -7,14 +7,15 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from threetier.cli.common import global_options, runtime
+from threetier.cli.common import global_options, paused_json, runtime
 from threetier.output import ExitStatus
 
 
 @click.command("plan", help="""Show what `up` would create, change or leave alone, part by part.
 Only describe/list/get calls are made: nothing in AWS changes. The plan goes
 to stdout. Exits 0 when `up` would change nothing, 3 when it would create or
-change something (like `terraform plan -detailed-exitcode`).
+change something (like `terraform plan -detailed-exitcode`). On a paused
+stack it is what `threetier resume` would change.
 
 \b
 Examples:
@@ -28,18 +29,23 @@ def command(ctx: click.Context, as_json: bool) -> int:
     rt = runtime(ctx)
     engine = rt.inspector()
     aws, account = engine.ctx.aws, engine.ctx.aws.account
+    saved = rt.saved_state(aws)
+    paused = saved.paused if saved else None  # the checks do not expect it: they list what resume changes
     parts: list[dict[str, Any]] = []
     for part in engine.parts:
         seen = engine.check(part)
         parts.append({"part": part.number, "name": part.name, "create": seen.missing, "change": seen.drift,
                       "keep": seen.present, "notes": seen.notes})
-    report = {"stack": rt.config.stack, "region": aws.region, "account": account, "parts": parts,
-              "mutating_calls": len(aws.mutating_calls())}
+    report = {"stack": rt.config.stack, "region": aws.region, "account": account, "paused": paused_json(paused),
+              "parts": parts, "mutating_calls": len(aws.mutating_calls())}
     creates, changes = sum(len(p["create"]) for p in parts), sum(len(p["change"]) for p in parts)
     outcome = ExitStatus.CHANGES if creates or changes else ExitStatus.OK
     if as_json:
         rt.out.data(report)
         return outcome
+    if paused is not None:
+        rt.out.result(f"stack {rt.config.stack} is paused (since {paused.since}): `threetier resume` (or `up`) "
+                      f"would make these changes")
     table = Table(title=f"plan for stack {rt.config.stack} in {aws.region} ({account})")
     for column in ("part", "create", "change", "keep"):
         table.add_column(column, overflow="fold")

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from threetier import state as statelib
-from threetier.cli.common import global_options, outputs, runtime
+from threetier.cli.common import global_options, outputs, paused_json, restart_said, runtime
 from threetier.output import ExitStatus
 
 ALARM = "ALARM"  # CloudWatch's state of an alarm whose condition holds
@@ -22,7 +22,10 @@ Works without a state file: the stack is found by its tags.
 The result goes to stdout (progress and warnings to stderr). Exits 0 when
 every part is done and matches, 3 when something is missing, drifted or
 failed, a CloudWatch alarm of the stack is in ALARM, or the stack is not
-deployed at all.
+deployed at all. A stack paused by `threetier pause` says so (and when AWS
+will start its Aurora cluster by itself); what the pause stopped is not
+drift, so a paused stack as `pause` left it exits 0, while anything it left
+running (it bills) is drift.
 
 \b
 Examples:
@@ -37,7 +40,9 @@ def command(ctx: click.Context, as_json: bool) -> int:
     engine = rt.inspector()
     aws, account = engine.ctx.aws, engine.ctx.aws.account
     saved = rt.saved_state(aws)
+    paused = saved.paused if saved else None
     live = engine.ctx
+    live.paused = paused is not None  # what `pause` stopped is as it should be, not drift
     parts: list[dict[str, Any]] = []
     for part in engine.parts:
         seen = engine.check(part)
@@ -70,6 +75,7 @@ def command(ctx: click.Context, as_json: bool) -> int:
     report = {"stack": rt.config.stack, "region": aws.region, "account": account, "deployed": deployed,
               "parts": parts, "outputs": outputs([p["resources"] for p in parts]),
               "state_file": str(rt.state_file.path) if saved is not None else None,
+              "paused": paused_json(paused),
               "lock": None if holder is None else {k: v for k, v in asdict(holder).items() if k != "token"}}
     if as_json:
         rt.out.data(report)
@@ -80,6 +86,10 @@ def command(ctx: click.Context, as_json: bool) -> int:
     else:
         show(rt.out, report)
     if not as_json:
+        if paused is not None and deployed:
+            rt.out.result(f"paused since {paused.since} (`threetier pause`): no instance, Aurora stopped, no NAT "
+                          f"gateway; the URL answers 503 until `threetier resume`")
+            rt.out.result(restart_said(paused))
         if holder is not None:
             rt.out.info(f"being changed now: the stack's lock is held by {holder.describe()}")
         if saved is None and deployed:
@@ -87,7 +97,9 @@ def command(ctx: click.Context, as_json: bool) -> int:
                         f"tags (`up` writes a new one)")
     firing = sorted(name for p in parts for name, state in p["alarms"].items() if state == ALARM)
     if firing and not as_json:
-        rt.out.info(f"in ALARM: {', '.join(firing)}")
+        rt.out.info(f"in ALARM: {', '.join(firing)}" + (" (their actions are off while paused)" if paused else ""))
+    if paused is not None:  # with no instance behind the ALBs an alarm may well fire: that is the pause
+        firing = []
     healthy = all(p["status"] == statelib.DONE for p in parts) and not firing
     return ExitStatus.OK if healthy else ExitStatus.DRIFT
 

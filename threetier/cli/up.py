@@ -1,6 +1,7 @@
 """`threetier up`: Parts 1-7 in order; done parts are verified, not redone."""
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -8,7 +9,19 @@ from rich.table import Table
 from rich.text import Text
 
 from threetier.changes import counts, describe_counts
-from threetier.cli.common import change_entry, global_options, lock_option, run_report, runtime
+from threetier.cli.common import (
+    Runtime,
+    change_entry,
+    changing,
+    global_options,
+    lock_option,
+    run_report,
+    runtime,
+    stack_changes,
+)
+from threetier.cli.cost import summary_line
+from threetier.errors import UsageError
+from threetier.estimate import estimate
 from threetier.output import ExitStatus, Output
 
 if TYPE_CHECKING:
@@ -21,41 +34,78 @@ Each part finds its resources by tags before creating anything, so running
 `up` again after a crash or an interruption resumes where it stopped and ends
 with exactly one of everything; on a complete stack it changes nothing.
 
+Before it creates a new stack it says what the stack costs a month
+(`threetier cost` has the lines) and, on a terminal, asks first.
+
 \b
 Examples:
   threetier up
+  threetier up --yes                no question before a new stack (scripts)
   threetier up --config prod.yaml -v
   threetier up --sandbox            no AWS account: a local emulator
 """)
+@click.option("--yes", "-y", is_flag=True, help="do not ask before creating a new stack (it bills by the hour)")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON on stdout (and nothing else)")
 @lock_option
 @global_options
 @click.pass_context
-def command(ctx: click.Context, take_over_lock: bool, as_json: bool) -> int:
-    from threetier.lock import is_lock_call
+def command(ctx: click.Context, yes: bool, take_over_lock: bool, as_json: bool) -> int:
     rt = runtime(ctx)
-    aws = rt.aws(start_sandbox=True)
-    with rt.state_file.locked():
-        engine = rt.engine(aws)
-        with rt.stack_lock(aws, "up", take_over_lock):
-            rt.out.info(f"threetier up: stack {rt.config.stack} in {aws.region} (config: {rt.config.source})")
-            engine.up()
-            # Before the lock's release, a write that empties the inventory: a run that changed
-            # nothing still has it whole, and the summary costs no read.
-            rows = summary_rows(engine)
-    mutating = len([call for call in aws.mutating_calls() if not is_lock_call(call)])
+    with changing(rt, "up", take_over_lock, start_sandbox=True) as engine:
+        if not rt.sandboxed and is_new_stack(rt, engine):  # the sandbox bills nothing
+            confirm_cost(rt, engine.ctx.aws.region, yes)
+        if engine.ctx.state.paused is not None:
+            rt.out.info(f"stack {rt.config.stack} is paused (since {engine.ctx.state.paused.since}): up brings "
+                        f"it back as config.yaml says, as `threetier resume` does")
+        engine.up()
+        # Before the lock's release, a write that empties the inventory: a run that changed
+        # nothing still has it whole, and the summary costs no read.
+        rows = summary_rows(engine)
+    return report(rt, engine, "up", rows, "up", as_json)
+
+
+def report(rt: Runtime, engine: Engine, command: str, rows: list[dict[str, Any]], outcome: str, as_json: bool,
+           **extra: Any) -> int:
+    """What `up` and `resume` print: the summary, the counts, the URL and its round trip."""
+    mutating = stack_changes(engine.ctx.aws)
     tally = counts(engine.ctx.changes)
     part7 = engine.ctx.resources_of(7)
     if as_json:
-        rt.out.data(run_report(rt, engine, "up", {**tally, "mutating_calls": mutating},
-                               parts=rows, round_trip=part7.get("round_trip")))
+        rt.out.data(run_report(rt, engine, command, {**tally, "mutating_calls": mutating},
+                               parts=rows, round_trip=part7.get("round_trip"), **extra))
         return ExitStatus.OK
     summary(rt.out, rows)
-    rt.out.result(f"stack {rt.config.stack} is up: {describe_counts(tally)}; {mutating} mutating AWS calls "
+    rt.out.result(f"stack {rt.config.stack} is {outcome}: {describe_counts(tally)}; {mutating} mutating AWS calls "
                   f"(besides taking and releasing the stack lock)")
     if part7.get("url"):
         rt.out.result(Text.assemble("URL: ", (part7["url"], "bold"), f"  ({part7.get('round_trip', '')})"))
     return ExitStatus.OK
+
+
+def is_new_stack(rt: Runtime, engine: Engine) -> bool:
+    """Nothing of the stack exists yet: the state file records no part, and the parts' checks find
+    nothing of it (what `status` calls not deployed). The checks read the inventory `up` takes
+    anyway (the engine's own finds are then served from it): no AWS call is added."""
+    if engine.ctx.state.parts:
+        return False
+    from threetier import state as statelib
+    aws = engine.ctx.aws
+    probe = rt.engine(aws, statelib.State(stack=rt.config.stack, region=aws.region))  # its finds stay its own
+    probe.take_inventory()
+    found = any(seen.present or seen.drift for seen in map(probe.check, probe.parts))
+    aws.part = ""  # the checks named their parts: what follows on this thread is no part's
+    return not found
+
+
+def confirm_cost(rt: Runtime, region: str, yes: bool) -> None:
+    """Before a new stack: what it costs, on stderr; on a terminal, unless --yes, ask. Refused: exit 2,
+    and nothing of the stack was made (only the stack's lock was taken and released)."""
+    rt.out.info(f"stack {rt.config.stack} does not exist in {region} yet; from now until `threetier down` it "
+                f"costs {summary_line(estimate(rt.config, region))}; `threetier cost` has the lines")
+    if yes or not (sys.stdin.isatty() and rt.out.interactive):  # a script or a pipe: nobody to ask
+        return
+    if not click.confirm(f"Create stack {rt.config.stack}?", default=False, err=True):
+        raise UsageError("up: not confirmed; nothing was created")
 
 
 TIMELINE_WIDTH = 30

@@ -1,0 +1,314 @@
+"""What the configured stack costs a month, line by line, from the price table (threetier.pricing).
+
+No AWS call: it prices config.yaml, so it answers before `up` and without credentials. Every
+quantity that is not in config.yaml is an assumption, and each is said in `Estimate.assumptions`
+(printed by `threetier cost`), not hidden in a number.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from threetier.config import Config
+from threetier.pricing import FALLBACK_REGION, PRICES, PRICES_DATE, PRICES_SOURCE, RegionPrices, prices_for
+
+HOURS_PER_MONTH = 730  # AWS's own convention (8,760 hours a year / 12)
+AZS = 2                # every tier spans two availability zones
+LOAD_BALANCERS = 2     # the external (internet-facing) ALB and the internal one
+DB_INSTANCES = 2       # the Aurora writer and its reader in the other AZ
+BAKED_IMAGES = 2       # the app and web AMIs, one EBS snapshot each
+SECRETS = 1            # the database password, kept by RDS in Secrets Manager
+# monitoring.alarms: 7 alarms (steps/balancing.py, web_tier.py, database.py) watching 9 metrics: CloudWatch
+# bills an alarm per metric it watches, and the two 5xx-rate alarms divide two metrics each.
+STACK_ALARMS, STACK_ALARM_METRICS = 7, 9
+# AWS makes two alarms (scale out, scale in) for each target-tracking policy, billed like any alarm.
+ALARMS_PER_SCALING_POLICY = 2
+# edge.waf (issue 13's WAF): a rate-based rule and three AWS managed rule groups, each a billed rule.
+WAF_RULES = 4
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    """The quantities config.yaml does not say. Light lab traffic; change them here, they are printed."""
+    nat_gb_per_month: float = 10.0          # the stack's traffic through NAT, whichever gateway carries it
+    lcus_per_load_balancer: float = 1.0
+    aurora_storage_gb: float = 10.0
+    aurora_io_millions_per_month: float = 10.0
+    root_volume_gb: int = 8                 # the Amazon Linux 2023 image's own root size (steps/baking.py)
+    image_snapshot_gb: float = 8.0          # at most the volume: a snapshot bills only the blocks written
+    external_alb_public_ips: int = AZS      # an internet-facing ALB has a public address in each AZ
+    flow_log_gb_per_month: float = 2.0
+    tier_log_gb_per_month: float = 1.0      # the app's and nginx's logs, by the CloudWatch agent
+    waf_million_requests_per_month: float = 1.0
+
+
+ASSUMED = Assumptions()
+
+
+@dataclass(frozen=True)
+class Line:
+    """One priced item: `quantity` units of `unit` at `unit_usd` each, a month. `unit_usd` is None
+    when the table has no price for it: the line is shown, and the total leaves it out, saying so."""
+    item: str
+    quantity: float
+    unit: str
+    unit_usd: float | None
+
+    @property
+    def monthly_usd(self) -> float | None:
+        return None if self.unit_usd is None else self.quantity * self.unit_usd
+
+
+@dataclass(frozen=True)
+class Estimate:
+    stack: str
+    region: str            # where the stack lives
+    prices_region: str     # whose prices were used (FALLBACK_REGION for a region the table lacks)
+    lines: tuple[Line, ...]
+    assumptions: tuple[str, ...]
+    notes: tuple[str, ...]            # the region fallback, prices the table lacks, what a setting saves
+    nat_single_saving_usd: float      # a month: nat_gateways single against per_az
+    running_monthly_usd: float        # the stack up, as config.yaml says
+    paused_monthly_usd: float         # the stack paused (`threetier pause`): what still bills
+    paused: bool = False              # whether `lines` are the paused stack's
+    prices_date: str = PRICES_DATE
+
+    @property
+    def monthly_usd(self) -> float:
+        return sum(line.monthly_usd for line in self.lines if line.monthly_usd is not None)
+
+    @property
+    def hourly_usd(self) -> float:
+        return self.monthly_usd / HOURS_PER_MONTH
+
+    @property
+    def unpriced(self) -> list[str]:
+        return [line.item for line in self.lines if line.unit_usd is None]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"stack": self.stack, "region": self.region, "prices_region": self.prices_region,
+                "prices_date": self.prices_date, "prices_source": PRICES_SOURCE, "currency": "USD",
+                "monthly_usd": round(self.monthly_usd, 2), "hourly_usd": round(self.hourly_usd, 4),
+                "paused": self.paused, "running_monthly_usd": round(self.running_monthly_usd, 2),
+                "paused_monthly_usd": round(self.paused_monthly_usd, 2),
+                "complete": not self.unpriced, "unpriced": self.unpriced,
+                "lines": [{"item": line.item, "quantity": line.quantity, "unit": line.unit, "unit_usd": line.unit_usd,
+                           "monthly_usd": None if line.monthly_usd is None else round(line.monthly_usd, 4)}
+                          for line in self.lines],
+                "assumptions": list(self.assumptions), "notes": list(self.notes),
+                "savings": [{"setting": "network.nat_gateways: single", "monthly_usd": round(self.nat_single_saving_usd, 2)}]}
+
+
+def nat_gateway_count(config: Config) -> int:
+    return AZS if config.network.nat_gateways == "per_az" else 1
+
+
+def nat_gateway_month(prices: RegionPrices) -> float:
+    """What one NAT gateway adds a month: its hours and its Elastic IP's public IPv4 hours. The data it
+    processes is the stack's traffic, which one gateway or two carry alike (cross-AZ transfer aside)."""
+    return HOURS_PER_MONTH * (prices.nat_gateway_hour + prices.public_ipv4_hour)
+
+
+def scaling_policies(config: Config) -> int:
+    return sum((tier.scaling.cpu_target is not None) + (tier.scaling.requests_per_target is not None)
+               for tier in (config.web, config.app))
+
+
+def estimate(config: Config, region: str | None = None, assumed: Assumptions = ASSUMED, *,
+             paused: bool = False) -> Estimate:
+    """The stack config.yaml describes, in `region` (config's by default), priced a month; `paused`:
+    the stack as `threetier pause` leaves it."""
+    region = region or config.region
+    prices_region, prices = prices_for(region)
+    nats = nat_gateway_count(config)
+    web_public = config.web.asg.desired + config.web.keep_builder
+    running, idle = running_lines(config, prices, assumed), paused_lines(config, prices, assumed)
+    lines = idle if paused else running
+
+    notes = []
+    if prices_region != region:
+        notes.append(f"region {region} is not in the price table ({', '.join(PRICES)}): the estimate uses "
+                     f"{FALLBACK_REGION} prices")
+    for line in lines:
+        if line.unit_usd is None:
+            notes.append(f"no price in the {prices_region} price table for {line.item}: the total leaves out its "
+                         f"{line.quantity:,g} {line.unit}s")
+    saving = nat_gateway_month(prices)
+    if paused:
+        notes.append(f"running, the stack costs ${total(running):,.2f} a month; `threetier pause` saves "
+                     f"${total(running) - total(idle):,.2f} of it. AWS starts a stopped Aurora cluster by itself "
+                     f"after 7 days: `threetier pause` again stops it, or the month costs more")
+    elif config.network.nat_gateways == "per_az":
+        notes.append(f"network.nat_gateways: single would save ${saving:,.2f} a month (one NAT gateway and its "
+                     f"Elastic IP; the second AZ's app tier then reaches the internet through the first AZ)")
+    else:
+        notes.append(f"network.nat_gateways: single saves ${saving:,.2f} a month against per_az (one NAT gateway "
+                     f"and its Elastic IP)")
+    if not paused:
+        notes.append(f"paused (`threetier pause`, lab mode) it costs ${total(idle):,.2f} a month "
+                     f"(`threetier cost --paused` has the lines)")
+    said = assumptions(config, assumed, prices, nats, web_public)
+    if paused:
+        said = (PAUSED_ASSUMPTION, *said)
+    return Estimate(stack=config.stack, region=region, prices_region=prices_region, lines=tuple(lines),
+                    assumptions=said, notes=tuple(notes), nat_single_saving_usd=saving,
+                    running_monthly_usd=total(running), paused_monthly_usd=total(idle), paused=paused)
+
+
+PAUSED_ASSUMPTION = (
+    "paused (`threetier pause`): no EC2 instance (no root volume, no web address), no NAT gateway or Elastic IP, "
+    "no Aurora instance-hour or I/O (a stopped cluster bills its storage; backups within its size are free); "
+    "the idle load balancers bill their hours and their public addresses but no LCU; logs: what is kept, nothing "
+    "new; a builder kept by keep_builder is left running by pause")
+
+
+def total(lines: list[Line]) -> float:
+    return sum(line.monthly_usd for line in lines if line.monthly_usd is not None)
+
+
+def kept_builders(config: Config) -> list[tuple[Any, str]]:
+    """The builders config.yaml keeps running after their bake (keep_builder), with their tier's name."""
+    return [(tier, name) for tier, name in ((config.web, "web"), (config.app, "app")) if tier.keep_builder]
+
+
+def builder_lines(config: Config, prices: RegionPrices) -> list[Line]:
+    return [Line(f"EC2 {tier.instance_type} x1 ({name} builder, {name}.keep_builder)", HOURS_PER_MONTH,
+                 "instance-hour", prices.ec2_instance_hour.get(tier.instance_type))
+            for tier, name in kept_builders(config)]
+
+
+def kept_lines(config: Config, prices: RegionPrices, assumed: Assumptions) -> list[Line]:
+    """What bills the same whether the stack runs or is paused: the images, the secret, CloudWatch's
+    alarms (the target-tracking ones stay with their policies) and dashboard, the logs kept."""
+    log_gb = assumed.tier_log_gb_per_month + (assumed.flow_log_gb_per_month if config.monitoring.flow_logs else 0.0)
+    kept_months = config.monitoring.log_retention_days * 24 / HOURS_PER_MONTH  # steady state: that many months'
+    policies = scaling_policies(config)
+    lines = [
+        Line(f"EBS snapshots of the AMIs x{BAKED_IMAGES}", BAKED_IMAGES * assumed.image_snapshot_gb,
+             "GB-month", prices.ebs_snapshot_gb_month),
+        Line("Secrets Manager secret", SECRETS, "secret-month", prices.secret_month),
+    ]
+    if config.monitoring.alarms:
+        lines.append(Line(f"CloudWatch alarms x{STACK_ALARMS} ({STACK_ALARM_METRICS} metrics)", STACK_ALARM_METRICS,
+                          "metric-month", prices.alarm_metric_month))
+    if policies:
+        lines.append(Line(f"target tracking alarms x{policies * ALARMS_PER_SCALING_POLICY}",
+                          policies * ALARMS_PER_SCALING_POLICY, "metric-month", prices.alarm_metric_month))
+    if config.monitoring.dashboard:
+        lines.append(Line("CloudWatch dashboard", 1, "dashboard-month", prices.dashboard_month))
+    lines.append(Line(f"CloudWatch Logs stored ({config.monitoring.log_retention_days} days)", log_gb * kept_months,
+                      "GB-month", prices.logs_stored_gb_month))
+    if config.edge.waf:
+        lines += [Line("WAF web ACL", 1, "ACL-month", prices.waf_web_acl_month),
+                  Line(f"WAF rules x{WAF_RULES}", WAF_RULES, "rule-month", prices.waf_rule_month)]
+    return lines
+
+
+def paused_lines(config: Config, prices: RegionPrices, assumed: Assumptions) -> list[Line]:
+    """What still bills while the stack is paused: the idle load balancers and their addresses, Aurora's
+    storage, a kept builder, and what bills the same either way (`kept_lines`)."""
+    hours, builders = HOURS_PER_MONTH, kept_builders(config)
+    public_ips = assumed.external_alb_public_ips + config.web.keep_builder
+    lines = [
+        Line(f"load balancer x{LOAD_BALANCERS} (external, internal), idle", LOAD_BALANCERS * hours, "ALB-hour",
+             prices.alb_hour),
+        Line("Aurora storage (the cluster stopped)", assumed.aurora_storage_gb, "GB-month",
+             prices.aurora_storage_gb_month),
+        *builder_lines(config, prices),
+    ]
+    if builders:
+        lines.append(Line(f"EBS gp3 root volumes x{len(builders)} (kept builders)",
+                          len(builders) * assumed.root_volume_gb, "GB-month", prices.ebs_gp3_gb_month))
+    lines.append(Line(f"public IPv4 x{public_ips} ({assumed.external_alb_public_ips} ALB"
+                      + (", 1 web builder" if config.web.keep_builder else "") + ")", public_ips * hours,
+                      "address-hour", prices.public_ipv4_hour))
+    return lines + kept_lines(config, prices, assumed)
+
+
+def running_lines(config: Config, prices: RegionPrices, assumed: Assumptions) -> list[Line]:
+    """Every line of the stack up, as config.yaml says."""
+    hours = HOURS_PER_MONTH
+    nats = nat_gateway_count(config)
+    web, app = config.web.asg.desired, config.app.asg.desired
+    instances = web + app + len(kept_builders(config))
+    # Public addresses: the web instances (their subnets map one at launch), a kept web builder (it is
+    # baked in a public subnet too), the NAT gateways' Elastic IPs, the external ALB's.
+    web_public = web + config.web.keep_builder
+    public_ips = web_public + nats + assumed.external_alb_public_ips
+    log_gb = assumed.tier_log_gb_per_month + (assumed.flow_log_gb_per_month if config.monitoring.flow_logs else 0.0)
+
+    lines = [
+        Line(f"NAT gateway x{nats} ({config.network.nat_gateways})", nats * hours, "gateway-hour", prices.nat_gateway_hour),
+        Line("NAT gateway data processed", assumed.nat_gb_per_month, "GB", prices.nat_gateway_gb),
+        Line(f"load balancer x{LOAD_BALANCERS} (external, internal)", LOAD_BALANCERS * hours, "ALB-hour",
+             prices.alb_hour),
+        Line("load balancer capacity units", LOAD_BALANCERS * assumed.lcus_per_load_balancer * hours, "LCU-hour",
+             prices.alb_lcu_hour),
+        Line(f"Aurora {config.database.instance_class} x{DB_INSTANCES} (writer, reader)", DB_INSTANCES * hours,
+             "instance-hour", prices.aurora_instance_hour.get(config.database.instance_class)),
+        Line("Aurora storage", assumed.aurora_storage_gb, "GB-month", prices.aurora_storage_gb_month),
+        Line("Aurora I/O requests", assumed.aurora_io_millions_per_month, "million",
+             prices.aurora_io_million),
+        Line(f"EC2 {config.web.instance_type} x{web} (web tier)", web * hours, "instance-hour",
+             prices.ec2_instance_hour.get(config.web.instance_type)),
+        Line(f"EC2 {config.app.instance_type} x{app} (app tier)", app * hours, "instance-hour",
+             prices.ec2_instance_hour.get(config.app.instance_type)),
+        *builder_lines(config, prices),
+        Line(f"EBS gp3 root volumes x{instances}", instances * assumed.root_volume_gb, "GB-month",
+             prices.ebs_gp3_gb_month),
+        Line(f"public IPv4 x{public_ips} ({web_public} web, {nats} NAT, {assumed.external_alb_public_ips} ALB)",
+             public_ips * hours, "address-hour", prices.public_ipv4_hour),
+        Line("CloudWatch Logs ingested", log_gb, "GB", prices.logs_ingested_gb),
+    ]
+    if config.edge.waf:
+        lines.append(Line("WAF requests", assumed.waf_million_requests_per_month, "million", prices.waf_million_requests))
+    return lines + kept_lines(config, prices, assumed)
+
+
+def assumptions(config: Config, assumed: Assumptions, prices: RegionPrices, nats: int, web_public: int) -> tuple[str, ...]:
+    """Each quantity the estimate took that config.yaml does not say, in words."""
+    web, app = config.web.asg, config.app.asg
+    at_max = max_capacity_extra(config, assumed, prices)
+    said = [
+        f"{HOURS_PER_MONTH} hours a month; on-demand list prices, Linux, no free tier, Savings Plans or reservations",
+        f"each tier at its asg.desired (web {web.desired}, app {app.desired}); scaled out to asg.max (web {web.max}, "
+        f"app {app.max}) it costs "
+        + (f"up to ${at_max:,.2f} a month more" if at_max is not None else "more (an instance type has no price here)"),
+        f"{assumed.nat_gb_per_month:g} GB a month through the NAT gateways (packages while baking, the SSM and "
+        f"CloudWatch agents, S3): the stack's traffic, the same with one gateway or {AZS}",
+        f"{assumed.lcus_per_load_balancer:g} LCU an hour per load balancer (light traffic; 1 LCU is 25 new "
+        f"connections a second, 3,000 active connections or 1 GB an hour)",
+        f"Aurora Standard: {assumed.aurora_storage_gb:g} GB stored, {assumed.aurora_io_millions_per_month:g} million "
+        f"I/O requests a month; backups within backup_retention_days are free up to the cluster's size",
+        f"root volumes: {assumed.root_volume_gb} GB gp3 each (the Amazon Linux 2023 image's size); the AMI snapshots "
+        f"{assumed.image_snapshot_gb:g} GB each, an upper bound (a snapshot bills only the blocks written)",
+        f"public IPv4 addresses: {web_public} web instances (public subnets), {nats} NAT gateway Elastic IP(s), "
+        f"{assumed.external_alb_public_ips} for the internet-facing ALB (one per AZ); the internal ALB has none",
+        f"logs: {assumed.tier_log_gb_per_month:g} GB of app and nginx logs a month"
+        + (f" and {assumed.flow_log_gb_per_month:g} GB of VPC flow logs" if config.monitoring.flow_logs else "")
+        + f", kept {config.monitoring.log_retention_days} days (monitoring.log_retention_days)",
+        f"one NAT gateway-month (nat_gateways single vs per_az) is {HOURS_PER_MONTH} NAT gateway-hours plus its "
+        f"Elastic IP's {HOURS_PER_MONTH} public IPv4 address-hours",
+    ]
+    if config.edge.waf:
+        said.append(f"WAF: {assumed.waf_million_requests_per_month:g} million requests a month")
+    if config.edge.https:
+        said.append("HTTPS (edge.domain): ACM public certificates are free, Route 53 answers alias queries to the "
+                    "ALB free, and the hosted zone is yours (not counted)")
+    said.append("not counted: data transfer out to the internet and between AZs, S3 (a few MB of code), SNS e-mail, "
+                "the stack's lock (an SSM standard parameter, free), the builders while an image bakes (minutes)")
+    return tuple(said)
+
+
+def max_capacity_extra(config: Config, assumed: Assumptions, prices: RegionPrices) -> float | None:
+    """A month at asg.max instead of asg.desired: the instances, their root volumes, the web tier's public IPs."""
+    extra = 0.0
+    for tier, public in ((config.web, True), (config.app, False)):
+        more = tier.asg.max - tier.asg.desired
+        price = prices.ec2_instance_hour.get(tier.instance_type)
+        if price is None:
+            return None
+        extra += more * (HOURS_PER_MONTH * (price + (prices.public_ipv4_hour if public else 0.0))
+                         + assumed.root_volume_gb * prices.ebs_gp3_gb_month)
+    return extra
+
