@@ -33,7 +33,7 @@ def name(ctx: Ctx, what: str) -> str:
 
 
 def tag_name(ctx: Ctx, what: str) -> str:
-    """Its Name tag, `<stack>-<role>` like every resource's (CONTRACT.md), e.g. threetier-app-log-group."""
+    """Its Name tag, `<stack>-<role>` like every resource's (docs/interface.md, "Tags and names"), e.g. threetier-app-log-group."""
     return ctx.name(f"{what}-log-group")
 
 

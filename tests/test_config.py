@@ -25,7 +25,7 @@ def test_defaults_reproduce_the_guide() -> None:
     assert cfg.network.nat_gateways == "per_az" and cfg.network.azs == ()
     assert cfg.access.client_cidrs == ("0.0.0.0/0",) and cfg.access.admin_cidr is None
     assert cfg.app.port == 4000
-    # The guide's groups are a fixed 2/2/2; the requirements ask them to scale (CONTRACT.md).
+    # The guide's groups are a fixed 2/2/2; the requirements ask them to scale (docs/interface.md, config.yaml).
     assert (cfg.app.asg.min, cfg.app.asg.desired, cfg.app.asg.max) == (2, 2, 4)
     assert (cfg.web.asg.min, cfg.web.asg.desired, cfg.web.asg.max) == (2, 2, 4)
     assert cfg.app.scaling == configlib.Scaling(cpu_target=60, requests_per_target=None)

@@ -1,7 +1,11 @@
-"""config.yaml: loading and validation (CONTRACT.md, "config.yaml").
+"""config.yaml: loading and validation (docs/interface.md, "config.yaml").
 
 Every key has a default that reproduces the guide. Validation happens here,
 before any AWS call, and every error names the key's path in one line.
+
+One block per section of the file, in its order: the section's defaults, the key
+type rules `_merge` needs beyond its defaults, its dataclass, its checks and how it
+is built. `load` and `parse` at the end assemble them.
 """
 from __future__ import annotations
 
@@ -18,117 +22,59 @@ from threetier.errors import UsageError
 
 DEFAULT_CONFIG_PATH = Path("config.yaml")
 
-# Aurora MySQL 3 (MySQL 8.0 compatible), pinned so every stack gets the same engine.
-AURORA_MYSQL_VERSION = "8.0.mysql_aurora.3.10.3"
-
-DEFAULTS: dict[str, Any] = {
-    "stack": "threetier",
-    "region": "us-east-1",
-    "network": {
-        "vpc_cidr": "10.0.0.0/16",
-        "azs": [],
-        "subnets": {
-            "web": ["10.0.0.0/24", "10.0.1.0/24"],
-            "app": ["10.0.2.0/24", "10.0.3.0/24"],
-            "db": ["10.0.4.0/24", "10.0.5.0/24"],
-        },
-        "nat_gateways": "per_az",
-    },
-    "access": {
-        "client_cidrs": ["0.0.0.0/0"],
-        "admin_cidr": None,
-    },
-    "database": {
-        "engine_version": AURORA_MYSQL_VERSION,
-        "instance_class": "db.t4g.medium",
-        "name": "webappdb",
-        "username": "admin",
-        "backup_retention_days": 7,
-        "deletion_protection": False,
-    },
-    "app": {
-        "instance_type": "t3.micro",
-        "port": 4000,
-        "asg": {"min": 2, "desired": 2, "max": 4},
-        "scaling": {"cpu_target": 60, "requests_per_target": None},
-        "keep_builder": False,
-    },
-    "web": {
-        "instance_type": "t3.micro",
-        "asg": {"min": 2, "desired": 2, "max": 4},
-        "scaling": {"cpu_target": 60, "requests_per_target": 1000},
-        "keep_builder": False,
-    },
-    "load_balancers": {
-        "deletion_protection": False,
-    },
-    "monitoring": {
-        "alarms": True,
-        "email": None,
-        "dashboard": True,
-        "flow_logs": True,
-        "log_retention_days": 14,
-    },
-    "edge": {
-        "domain": None,            # e.g. shop.example.com; needs hosted_zone
-        "hosted_zone": None,       # the Route 53 public zone holding it (name or ID)
-        "certificate_arn": None,   # an existing ACM certificate instead of requesting one
-        "https_redirect": True,    # with a certificate: 80 answers 301 to https
-        "waf": False,              # a WAFv2 web ACL on the external ALB (steps/waf.py)
-        "waf_rate_limit": 2000,    # requests per 5 minutes per client IP
-    },
-}
-
-# Keys whose default is null: the type they take when set.
-NULLABLE = {"access.admin_cidr": str, "app.scaling.requests_per_target": int, "monitoring.email": str,
-            "edge.domain": str, "edge.hosted_zone": str, "edge.certificate_arn": str}
-# Keys that may be null although their default is not: null turns that scaling policy (or, for the
-# whole section, every policy of the tier) off.
-MAY_BE_NULL = frozenset({"app.scaling", "web.scaling", "app.scaling.cpu_target", "web.scaling.cpu_target",
-                         "web.scaling.requests_per_target"})
-# Keys that take any number, not only an integer like their default (a CPU target of 62.5 %).
-ANY_NUMBER = frozenset({"app.scaling.cpu_target", "web.scaling.cpu_target"})
-# access.admin_cidr reaches the web and app instances themselves, past both load balancers: the
-# operator's own address or network, never a large slice of the internet.
-ADMIN_CIDR_WIDEST = 16
-
-STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{1,20}$")
-# ALB names may not start with internal-, security groups with sg-, buckets with xn-- or sthree.
-RESERVED_STACK_PREFIXES = ("internal-", "sg-", "xn--", "sthree", "amzn-s3-demo-")
-REGION_NAME = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
-AZ_NAME = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d[a-z]$")
-INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
-DB_INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9-]+\.[a-z0-9]+$")
-AURORA_MYSQL3_VERSION = re.compile(r"^8\.0\.mysql_aurora\.3\.\d{2}\.\d+$")
-MYSQL_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,15}$")
-TIERS = ("web", "app", "db")
-# MySQL/Aurora words that cannot be the master username.
-# The retentions CloudWatch Logs accepts (PutRetentionPolicy), in days.
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
-                      3288, 3653)
-# Enough to catch a typo, not a full RFC 5322 parser: SNS itself is the final judge.
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-RESERVED_DB_USERNAMES = frozenset({"root", "rdsadmin", "mysql", "user", "select", "table"})
-# A DNS hostname of two labels or more: letters, digits and inner hyphens, 63 per label, 253 in all.
-HOSTNAME_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-# Any case in config.yaml (normalised to upper case, without the /hostedzone/ prefix).
-HOSTED_ZONE_ID = re.compile(r"^(/hostedzone/)?Z[A-Z0-9]{1,31}$", re.IGNORECASE)
-# ACM's RequestCertificate takes a DomainName of 64 characters at most.
-ACM_DOMAIN_LENGTH = 64
-ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$")
-# AWS WAF's rate-based rule limit (RateBasedStatement.Limit, requests per 5 minutes): 10 to 2e9.
-WAF_RATE_LIMIT = (10, 2_000_000_000)
-
 
 class ConfigError(UsageError):
     """A config.yaml problem: the message names the key's path."""
 
 
-@dataclass(frozen=True)
-class AsgSize:
-    min: int
-    desired: int
-    max: int
+def _cidr_block(value: str, key: str) -> ipaddress.IPv4Network:
+    """A CIDR block of network: or access:, refused in one line naming its key."""
+    try:
+        return ipaddress.IPv4Network(value, strict=True)
+    except ValueError:
+        raise ConfigError(f"{key}: {value!r} is not an IPv4 CIDR block like 10.0.0.0/16") from None
+
+
+# --- stack, region (the top level) -------------------------------------------------------------
+
+TOP_LEVEL_DEFAULTS: dict[str, Any] = {
+    "stack": "threetier",
+    "region": "us-east-1",
+}
+
+STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{1,20}$")
+# ALB names may not start with internal-, security groups with sg-, buckets with xn-- or sthree.
+RESERVED_STACK_PREFIXES = ("internal-", "sg-", "xn--", "sthree", "amzn-s3-demo-")
+REGION_NAME = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+
+
+def _check_top_level(stack: str, region: str) -> None:
+    if not STACK_NAME.match(stack):
+        raise ConfigError(f"stack: {stack!r} must match [a-z][a-z0-9-]{{1,20}}")
+    if stack.endswith("-") or "--" in stack:  # RDS identifiers refuse both
+        raise ConfigError(f"stack: {stack!r} must not end with '-' or contain '--'")
+    if stack.startswith(RESERVED_STACK_PREFIXES):
+        raise ConfigError(f"stack: {stack!r} must not start with "
+                          f"{', '.join(RESERVED_STACK_PREFIXES)} (AWS reserves them in names)")
+    if not REGION_NAME.match(region):
+        raise ConfigError(f"region: {region!r} is not an AWS region name like us-east-1")
+
+
+# --- network ------------------------------------------------------------------------------------
+
+NETWORK_DEFAULTS: dict[str, Any] = {
+    "vpc_cidr": "10.0.0.0/16",
+    "azs": [],
+    "subnets": {
+        "web": ["10.0.0.0/24", "10.0.1.0/24"],
+        "app": ["10.0.2.0/24", "10.0.3.0/24"],
+        "db": ["10.0.4.0/24", "10.0.5.0/24"],
+    },
+    "nat_gateways": "per_az",
+}
+
+AZ_NAME = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d[a-z]$")
+TIERS = ("web", "app", "db")
 
 
 @dataclass(frozen=True)
@@ -141,10 +87,106 @@ class Network:
     nat_gateways: str
 
 
+def _check_network(network: dict[str, Any], region: str) -> None:
+    vpc = _cidr_block(network["vpc_cidr"], "network.vpc_cidr")
+    if not 16 <= vpc.prefixlen <= 28:
+        raise ConfigError(f"network.vpc_cidr: a VPC's prefix must be /16 to /28, got /{vpc.prefixlen}")
+    azs = network["azs"]
+    if len(azs) not in (0, 2):
+        raise ConfigError(f"network.azs: give exactly two availability zones, or [] for the region's first two; got {len(azs)}")
+    for index, az in enumerate(azs):
+        if not AZ_NAME.match(az) or not az.startswith(region):
+            raise ConfigError(f"network.azs[{index}]: {az!r} is not an availability zone of region {region}")
+    if len(set(azs)) != len(azs):
+        raise ConfigError("network.azs: the two availability zones must differ")
+    seen: list[tuple[str, ipaddress.IPv4Network]] = []
+    for tier in TIERS:
+        cidrs = network["subnets"][tier]
+        if len(cidrs) != 2:
+            raise ConfigError(f"network.subnets.{tier}: give one CIDR per AZ (exactly two), got {len(cidrs)}")
+        for index, cidr in enumerate(cidrs):
+            key = f"network.subnets.{tier}[{index}]"
+            subnet = _cidr_block(cidr, key)
+            if not subnet.subnet_of(vpc):
+                raise ConfigError(f"{key}: {cidr} is not inside network.vpc_cidr {vpc}")
+            if not 16 <= subnet.prefixlen <= 28:
+                raise ConfigError(f"{key}: a subnet's prefix must be /16 to /28, got /{subnet.prefixlen}")
+            for other_key, other in seen:
+                if subnet.overlaps(other):
+                    raise ConfigError(f"{key}: {cidr} overlaps {other_key} {other}")
+            seen.append((key, subnet))
+    if network["nat_gateways"] not in ("per_az", "single"):
+        raise ConfigError(f"network.nat_gateways: must be per_az or single, got {network['nat_gateways']!r}")
+
+
+def _network_from(network: dict[str, Any]) -> Network:
+    subnets = network["subnets"]
+    return Network(
+        vpc_cidr=network["vpc_cidr"],
+        azs=tuple(network["azs"]),
+        web_subnets=tuple(subnets["web"]),
+        app_subnets=tuple(subnets["app"]),
+        db_subnets=tuple(subnets["db"]),
+        nat_gateways=network["nat_gateways"],
+    )
+
+
+# --- access -------------------------------------------------------------------------------------
+
+ACCESS_DEFAULTS: dict[str, Any] = {
+    "client_cidrs": ["0.0.0.0/0"],
+    "admin_cidr": None,
+}
+ACCESS_NULLABLE = {"access.admin_cidr": str}
+
+# access.admin_cidr reaches the web and app instances themselves, past both load balancers: the
+# operator's own address or network, never a large slice of the internet.
+ADMIN_CIDR_WIDEST = 16
+
+
 @dataclass(frozen=True)
 class Access:
     client_cidrs: tuple[str, ...]
     admin_cidr: str | None
+
+
+def _check_access(access: dict[str, Any]) -> None:
+    if not access["client_cidrs"]:
+        raise ConfigError("access.client_cidrs: give at least one CIDR (0.0.0.0/0 for everyone)")
+    for index, cidr in enumerate(access["client_cidrs"]):
+        _cidr_block(cidr, f"access.client_cidrs[{index}]")
+    if access["admin_cidr"] is not None:
+        admin = _cidr_block(access["admin_cidr"], "access.admin_cidr")
+        if admin.prefixlen < ADMIN_CIDR_WIDEST:
+            # The guide's "my IP": a wide range here defeats the security group chain.
+            raise ConfigError(f"access.admin_cidr: {access['admin_cidr']} is wider than a /{ADMIN_CIDR_WIDEST}: it opens "
+                              f"the web and app tiers directly to that range, bypassing the load balancers; "
+                              f"give your own address (e.g. 203.0.113.7/32) or your network's range")
+
+
+def _access_from(access: dict[str, Any]) -> Access:
+    return Access(client_cidrs=tuple(access["client_cidrs"]), admin_cidr=access["admin_cidr"])
+
+
+# --- database -----------------------------------------------------------------------------------
+
+# Aurora MySQL 3 (MySQL 8.0 compatible), pinned so every stack gets the same engine.
+AURORA_MYSQL_VERSION = "8.0.mysql_aurora.3.10.3"
+
+DATABASE_DEFAULTS: dict[str, Any] = {
+    "engine_version": AURORA_MYSQL_VERSION,
+    "instance_class": "db.t4g.medium",
+    "name": "webappdb",
+    "username": "admin",
+    "backup_retention_days": 7,
+    "deletion_protection": False,
+}
+
+AURORA_MYSQL3_VERSION = re.compile(r"^8\.0\.mysql_aurora\.3\.\d{2}\.\d+$")
+DB_INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9-]+\.[a-z0-9]+$")
+MYSQL_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,15}$")
+# MySQL/Aurora words that cannot be the master username.
+RESERVED_DB_USERNAMES = frozenset({"root", "rdsadmin", "mysql", "user", "select", "table"})
 
 
 @dataclass(frozen=True)
@@ -155,6 +197,31 @@ class Database:
     username: str
     backup_retention_days: int
     deletion_protection: bool
+
+
+def _check_database(db: dict[str, Any]) -> None:
+    if not AURORA_MYSQL3_VERSION.match(db["engine_version"]):
+        raise ConfigError(f"database.engine_version: {db['engine_version']!r} is not an Aurora MySQL 3 version like {AURORA_MYSQL_VERSION}")
+    if not DB_INSTANCE_CLASS.match(db["instance_class"]):
+        raise ConfigError(f"database.instance_class: {db['instance_class']!r} is not a DB instance class like db.t4g.medium")
+    if not MYSQL_IDENTIFIER.match(db["name"]):
+        raise ConfigError(f"database.name: {db['name']!r} must be a letter then up to 15 letters, digits or _")
+    if not MYSQL_IDENTIFIER.match(db["username"]) or db["username"].lower() in RESERVED_DB_USERNAMES:
+        raise ConfigError(f"database.username: {db['username']!r} must be a letter then up to 15 letters, digits or _, and not a reserved name")
+    if not 1 <= db["backup_retention_days"] <= 35:
+        raise ConfigError(f"database.backup_retention_days: must be 1 to 35, got {db['backup_retention_days']}")
+
+
+# --- what the app and web tiers share: instance type, Auto Scaling group, scaling policies ------
+
+INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+
+
+@dataclass(frozen=True)
+class AsgSize:
+    min: int
+    desired: int
+    max: int
 
 
 @dataclass(frozen=True)
@@ -171,6 +238,60 @@ class Scaling:
 NO_SCALING = Scaling(cpu_target=None, requests_per_target=None)
 
 
+def _check_tier(tier: str, section: dict[str, Any]) -> None:
+    if not INSTANCE_TYPE.match(section["instance_type"]):
+        raise ConfigError(f"{tier}.instance_type: {section['instance_type']!r} is not an EC2 instance type like t3.micro")
+    size = section["asg"]
+    for bound in ("min", "desired", "max"):
+        if size[bound] < 0:
+            raise ConfigError(f"{tier}.asg.{bound}: must not be negative, got {size[bound]}")
+    if not size["min"] <= size["desired"] <= size["max"]:
+        raise ConfigError(f"{tier}.asg: needs min <= desired <= max, got {size['min']} / {size['desired']} / {size['max']}")
+    if size["max"] < 1:
+        raise ConfigError(f"{tier}.asg.max: must be at least 1")
+    _check_scaling(tier, section["scaling"], size)
+
+
+def _check_scaling(tier: str, scaling: dict[str, Any] | None, size: dict[str, int]) -> None:
+    if scaling is None:
+        return
+    cpu, requests = scaling["cpu_target"], scaling["requests_per_target"]
+    if cpu is not None and not 0 < cpu <= 100:
+        raise ConfigError(f"{tier}.scaling.cpu_target: a CPU utilisation in percent, more than 0 and at most 100, "
+                          f"got {cpu}")
+    if requests is not None and requests < 1:
+        raise ConfigError(f"{tier}.scaling.requests_per_target: a number of requests per instance per minute, "
+                          f"at least 1, got {requests}")
+    # Refused, not warned about: a policy on a group with max == min can never change its size (AWS
+    # keeps desired within min..max), yet status would show the tier as scaling; under load it
+    # would silently not. Fixed groups say so with `scaling: null` (the guide's 2/2/2).
+    if (cpu is not None or requests is not None) and size["max"] == size["min"]:
+        raise ConfigError(f"{tier}.scaling: {tier}.asg has max == min ({size['max']}), so no policy could ever "
+                          f"change the group's size; raise {tier}.asg.max, or set {tier}.scaling: null for a fixed group")
+
+
+def _scaling(section: dict[str, Any] | None) -> Scaling:
+    if section is None:
+        return NO_SCALING
+    cpu = section["cpu_target"]
+    return Scaling(cpu_target=None if cpu is None else float(cpu), requests_per_target=section["requests_per_target"])
+
+
+# --- app ----------------------------------------------------------------------------------------
+
+APP_DEFAULTS: dict[str, Any] = {
+    "instance_type": "t3.micro",
+    "port": 4000,
+    "asg": {"min": 2, "desired": 2, "max": 4},
+    "scaling": {"cpu_target": 60, "requests_per_target": None},
+    "keep_builder": False,
+}
+APP_NULLABLE = {"app.scaling.requests_per_target": int}
+# null turns that scaling policy (or, for the whole section, both) off.
+APP_MAY_BE_NULL = frozenset({"app.scaling", "app.scaling.cpu_target"})
+APP_ANY_NUMBER = frozenset({"app.scaling.cpu_target"})  # a CPU target of 62.5 %
+
+
 @dataclass(frozen=True)
 class AppTier:
     instance_type: str
@@ -178,6 +299,38 @@ class AppTier:
     asg: AsgSize
     scaling: Scaling
     keep_builder: bool
+
+
+def _check_app(app: dict[str, Any]) -> None:
+    _check_tier("app", app)  # app.port apart: _check runs _check_app_port last of all
+
+
+def _check_app_port(port: int) -> None:
+    if not 1024 <= port <= 65535 or port in (3306,):
+        raise ConfigError(f"app.port: must be an unprivileged TCP port (1024-65535, not 3306), got {port}")
+
+
+def _app_tier_from(app: dict[str, Any]) -> AppTier:
+    return AppTier(
+        instance_type=app["instance_type"],
+        port=app["port"],
+        asg=AsgSize(**app["asg"]),
+        scaling=_scaling(app["scaling"]),
+        keep_builder=app["keep_builder"],
+    )
+
+
+# --- web ----------------------------------------------------------------------------------------
+
+WEB_DEFAULTS: dict[str, Any] = {
+    "instance_type": "t3.micro",
+    "asg": {"min": 2, "desired": 2, "max": 4},
+    "scaling": {"cpu_target": 60, "requests_per_target": 1000},
+    "keep_builder": False,
+}
+# null turns that scaling policy (or, for the whole section, both) off.
+WEB_MAY_BE_NULL = frozenset({"web.scaling", "web.scaling.cpu_target", "web.scaling.requests_per_target"})
+WEB_ANY_NUMBER = frozenset({"web.scaling.cpu_target"})  # a CPU target of 62.5 %
 
 
 @dataclass(frozen=True)
@@ -188,9 +341,44 @@ class WebTier:
     keep_builder: bool
 
 
+def _check_web(web: dict[str, Any]) -> None:
+    _check_tier("web", web)
+
+
+def _web_tier_from(web: dict[str, Any]) -> WebTier:
+    return WebTier(instance_type=web["instance_type"], asg=AsgSize(**web["asg"]),
+                   scaling=_scaling(web["scaling"]), keep_builder=web["keep_builder"])
+
+
+# --- load_balancers -----------------------------------------------------------------------------
+
+# Nothing to check beyond the type, which _merge checks.
+LOAD_BALANCERS_DEFAULTS: dict[str, Any] = {
+    "deletion_protection": False,
+}
+
+
 @dataclass(frozen=True)
 class LoadBalancers:
     deletion_protection: bool  # both ALBs; `down` refuses while it is on
+
+
+# --- monitoring ---------------------------------------------------------------------------------
+
+MONITORING_DEFAULTS: dict[str, Any] = {
+    "alarms": True,
+    "email": None,
+    "dashboard": True,
+    "flow_logs": True,
+    "log_retention_days": 14,
+}
+MONITORING_NULLABLE = {"monitoring.email": str}
+
+# The retentions CloudWatch Logs accepts (PutRetentionPolicy), in days.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                      3288, 3653)
+# Enough to catch a typo, not a full RFC 5322 parser: SNS itself is the final judge.
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 @dataclass(frozen=True)
@@ -200,6 +388,40 @@ class Monitoring:
     dashboard: bool          # one CloudWatch dashboard for the stack
     flow_logs: bool          # VPC flow logs to CloudWatch Logs
     log_retention_days: int  # for every log group the stack creates
+
+
+def _check_monitoring(monitoring: dict[str, Any]) -> None:
+    if monitoring["email"] is not None and not EMAIL.match(monitoring["email"]):
+        raise ConfigError(f"monitoring.email: {monitoring['email']!r} is not an e-mail address")
+    if monitoring["email"] is not None and not monitoring["alarms"]:
+        raise ConfigError("monitoring.email: the e-mail receives the alarms, and monitoring.alarms is false; "
+                          "set monitoring.alarms: true, or monitoring.email: null")
+    if monitoring["log_retention_days"] not in LOG_RETENTION_DAYS:
+        raise ConfigError(f"monitoring.log_retention_days: CloudWatch Logs keeps logs for one of "
+                          f"{', '.join(map(str, LOG_RETENTION_DAYS))} days, got {monitoring['log_retention_days']}")
+
+
+# --- edge ---------------------------------------------------------------------------------------
+
+EDGE_DEFAULTS: dict[str, Any] = {
+    "domain": None,            # e.g. shop.example.com; needs hosted_zone
+    "hosted_zone": None,       # the Route 53 public zone holding it (name or ID)
+    "certificate_arn": None,   # an existing ACM certificate instead of requesting one
+    "https_redirect": True,    # with a certificate: 80 answers 301 to https
+    "waf": False,              # a WAFv2 web ACL on the external ALB (steps/waf.py)
+    "waf_rate_limit": 2000,    # requests per 5 minutes per client IP
+}
+EDGE_NULLABLE = {"edge.domain": str, "edge.hosted_zone": str, "edge.certificate_arn": str}
+
+# A DNS hostname of two labels or more: letters, digits and inner hyphens, 63 per label, 253 in all.
+HOSTNAME_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+# Any case in config.yaml (normalised to upper case, without the /hostedzone/ prefix).
+HOSTED_ZONE_ID = re.compile(r"^(/hostedzone/)?Z[A-Z0-9]{1,31}$", re.IGNORECASE)
+# ACM's RequestCertificate takes a DomainName of 64 characters at most.
+ACM_DOMAIN_LENGTH = 64
+ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$")
+# AWS WAF's rate-based rule limit (RateBasedStatement.Limit, requests per 5 minutes): 10 to 2e9.
+WAF_RATE_LIMIT = (10, 2_000_000_000)
 
 
 @dataclass(frozen=True)
@@ -215,6 +437,89 @@ class Edge:
     @property
     def https(self) -> bool:
         return self.domain is not None
+
+
+def is_hostname(name: str) -> bool:
+    labels = name.split(".")
+    return len(name) <= 253 and len(labels) >= 2 and all(HOSTNAME_LABEL.match(label) for label in labels) \
+        and not labels[-1].isdigit() and len(labels[-1]) >= 2  # a top-level domain has 2 letters or more
+
+
+def _lower(name: str | None) -> str | None:
+    """DNS names compare without case or a trailing dot."""
+    return None if name is None else name.lower().rstrip(".")
+
+
+def _zone(zone: str | None) -> str | None:
+    """A hosted zone ID in upper case without its /hostedzone/ prefix; a zone name as _lower."""
+    if zone is not None and HOSTED_ZONE_ID.match(zone):
+        return zone.split("/")[-1].upper()
+    return _lower(zone)
+
+
+def _check_edge(edge: dict[str, Any], region: str) -> None:
+    domain, zone, certificate = _lower(edge["domain"]), edge["hosted_zone"], edge["certificate_arn"]
+    if domain is not None and not is_hostname(domain):
+        raise ConfigError(f"edge.domain: {edge['domain']!r} is not a DNS hostname like shop.example.com")
+    if domain is not None and certificate is None and len(domain) > ACM_DOMAIN_LENGTH:
+        raise ConfigError(f"edge.domain: ACM requests a certificate for a name of {ACM_DOMAIN_LENGTH} characters "
+                          f"at most, and {domain} has {len(domain)}; use a shorter name, or give "
+                          f"edge.certificate_arn (e.g. a wildcard certificate of a parent domain)")
+    if domain is not None and zone is None:
+        raise ConfigError("edge.domain: needs edge.hosted_zone, the Route 53 public zone that holds it (name or ID)")
+    if zone is not None and domain is None:
+        raise ConfigError("edge.hosted_zone: needs edge.domain, the name to point at the external load balancer")
+    if zone is not None and not HOSTED_ZONE_ID.match(zone):
+        zone_name = _lower(zone) or ""
+        if not is_hostname(zone_name):
+            raise ConfigError(f"edge.hosted_zone: {zone!r} is neither a hosted zone ID like Z0123456789ABCDEFGHIJ "
+                              f"nor a zone name like example.com")
+        if domain is not None and domain != zone_name and not domain.endswith(f".{zone_name}"):
+            raise ConfigError(f"edge.domain: {domain} is not inside edge.hosted_zone {zone_name}")
+    if certificate is not None:
+        match = ACM_ARN.match(certificate)
+        if not match:
+            raise ConfigError(f"edge.certificate_arn: {certificate!r} is not an ACM certificate ARN like "
+                              f"arn:aws:acm:{region}:123456789012:certificate/<uuid>")
+        if match["region"] != region:
+            # An ALB takes certificates of its own region only.
+            raise ConfigError(f"edge.certificate_arn: the certificate is in {match['region']}, the stack in {region}; "
+                              f"the load balancer can use a certificate of its own region only")
+        if domain is None:
+            raise ConfigError("edge.certificate_arn: needs edge.domain and edge.hosted_zone (the name it covers, "
+                              "which the stack's alias record and URL use)")
+    low, high = WAF_RATE_LIMIT
+    if not low <= edge["waf_rate_limit"] <= high:
+        raise ConfigError(f"edge.waf_rate_limit: requests per 5 minutes per client IP, {low} to {high:_}, "
+                          f"got {edge['waf_rate_limit']}")
+
+
+def _edge_from(edge: dict[str, Any]) -> Edge:
+    return Edge(**{**edge, "domain": _lower(edge["domain"]), "hosted_zone": _zone(edge["hosted_zone"])})
+
+
+# --- the whole file -----------------------------------------------------------------------------
+
+# The sections in the order config.yaml shows them: _merge reports the first unknown or mistyped
+# key in this order, and lists a section's known keys in it.
+DEFAULTS: dict[str, Any] = {
+    **TOP_LEVEL_DEFAULTS,
+    "network": NETWORK_DEFAULTS,
+    "access": ACCESS_DEFAULTS,
+    "database": DATABASE_DEFAULTS,
+    "app": APP_DEFAULTS,
+    "web": WEB_DEFAULTS,
+    "load_balancers": LOAD_BALANCERS_DEFAULTS,
+    "monitoring": MONITORING_DEFAULTS,
+    "edge": EDGE_DEFAULTS,
+}
+
+# Keys whose default is null: the type they take when set.
+NULLABLE = {**ACCESS_NULLABLE, **APP_NULLABLE, **MONITORING_NULLABLE, **EDGE_NULLABLE}
+# Keys that may be null although their default is not.
+MAY_BE_NULL = APP_MAY_BE_NULL | WEB_MAY_BE_NULL
+# Keys that take any number, not only an integer like their default.
+ANY_NUMBER = APP_ANY_NUMBER | WEB_ANY_NUMBER
 
 
 @dataclass(frozen=True)
@@ -258,57 +563,35 @@ def load(path: str | Path | None) -> Config:
 
 def parse(raw: dict[str, Any], source: str = "config") -> Config:
     merged = _merge(DEFAULTS, raw, path="")
-    _validate(merged)
-    network, access, db = merged["network"], merged["access"], merged["database"]
-    subnets = network["subnets"]
+    _check(merged)
     return Config(
         stack=merged["stack"],
         region=merged["region"],
         region_is_explicit="region" in raw,
-        network=Network(
-            vpc_cidr=network["vpc_cidr"],
-            azs=tuple(network["azs"]),
-            web_subnets=tuple(subnets["web"]),
-            app_subnets=tuple(subnets["app"]),
-            db_subnets=tuple(subnets["db"]),
-            nat_gateways=network["nat_gateways"],
-        ),
-        access=Access(client_cidrs=tuple(access["client_cidrs"]), admin_cidr=access["admin_cidr"]),
-        database=Database(**db),
-        app=AppTier(
-            instance_type=merged["app"]["instance_type"],
-            port=merged["app"]["port"],
-            asg=AsgSize(**merged["app"]["asg"]),
-            scaling=_scaling(merged["app"]["scaling"]),
-            keep_builder=merged["app"]["keep_builder"],
-        ),
-        web=WebTier(instance_type=merged["web"]["instance_type"], asg=AsgSize(**merged["web"]["asg"]),
-                    scaling=_scaling(merged["web"]["scaling"]), keep_builder=merged["web"]["keep_builder"]),
+        network=_network_from(merged["network"]),
+        access=_access_from(merged["access"]),
+        database=Database(**merged["database"]),
+        app=_app_tier_from(merged["app"]),
+        web=_web_tier_from(merged["web"]),
         load_balancers=LoadBalancers(**merged["load_balancers"]),
         monitoring=Monitoring(**merged["monitoring"]),
-        edge=Edge(**{**merged["edge"], "domain": _lower(merged["edge"]["domain"]),
-                     "hosted_zone": _zone(merged["edge"]["hosted_zone"])}),
+        edge=_edge_from(merged["edge"]),
         source=source,
     )
 
 
-def _lower(name: str | None) -> str | None:
-    """DNS names compare without case or a trailing dot."""
-    return None if name is None else name.lower().rstrip(".")
-
-
-def _zone(zone: str | None) -> str | None:
-    """A hosted zone ID in upper case without its /hostedzone/ prefix; a zone name as _lower."""
-    if zone is not None and HOSTED_ZONE_ID.match(zone):
-        return zone.split("/")[-1].upper()
-    return _lower(zone)
-
-
-def _scaling(section: dict[str, Any] | None) -> Scaling:
-    if section is None:
-        return NO_SCALING
-    cpu = section["cpu_target"]
-    return Scaling(cpu_target=None if cpu is None else float(cpu), requests_per_target=section["requests_per_target"])
+def _check(cfg: dict[str, Any]) -> None:
+    """Every section's checks; the order decides which of several problems is reported."""
+    _check_top_level(cfg["stack"], cfg["region"])
+    _check_network(cfg["network"], cfg["region"])
+    _check_access(cfg["access"])
+    _check_database(cfg["database"])
+    _check_app(cfg["app"])
+    _check_web(cfg["web"])
+    _check_monitoring(cfg["monitoring"])
+    _check_edge(cfg["edge"], cfg["region"])
+    # Last, after edge, where it has always been: a config with several problems still names the same one.
+    _check_app_port(cfg["app"]["port"])
 
 
 def _type_name(value: Any) -> str:
@@ -349,166 +632,3 @@ def _merge(default: Any, given: Any, path: str) -> Any:
             if not isinstance(item, type(sample)):
                 raise ConfigError(f"{path}[{index}]: expected {_type_name(sample)}, got {_type_name(item)}")
     return copy.deepcopy(given)
-
-
-def _network(value: str, key: str) -> ipaddress.IPv4Network:
-    try:
-        return ipaddress.IPv4Network(value, strict=True)
-    except ValueError:
-        raise ConfigError(f"{key}: {value!r} is not an IPv4 CIDR block like 10.0.0.0/16") from None
-
-
-def _validate(cfg: dict[str, Any]) -> None:
-    if not STACK_NAME.match(cfg["stack"]):
-        raise ConfigError(f"stack: {cfg['stack']!r} must match [a-z][a-z0-9-]{{1,20}}")
-    if cfg["stack"].endswith("-") or "--" in cfg["stack"]:  # RDS identifiers refuse both
-        raise ConfigError(f"stack: {cfg['stack']!r} must not end with '-' or contain '--'")
-    if cfg["stack"].startswith(RESERVED_STACK_PREFIXES):
-        raise ConfigError(f"stack: {cfg['stack']!r} must not start with "
-                          f"{', '.join(RESERVED_STACK_PREFIXES)} (AWS reserves them in names)")
-    if not REGION_NAME.match(cfg["region"]):
-        raise ConfigError(f"region: {cfg['region']!r} is not an AWS region name like us-east-1")
-
-    network = cfg["network"]
-    vpc = _network(network["vpc_cidr"], "network.vpc_cidr")
-    if not 16 <= vpc.prefixlen <= 28:
-        raise ConfigError(f"network.vpc_cidr: a VPC's prefix must be /16 to /28, got /{vpc.prefixlen}")
-    azs = network["azs"]
-    if len(azs) not in (0, 2):
-        raise ConfigError(f"network.azs: give exactly two availability zones, or [] for the region's first two; got {len(azs)}")
-    for index, az in enumerate(azs):
-        if not AZ_NAME.match(az) or not az.startswith(cfg["region"]):
-            raise ConfigError(f"network.azs[{index}]: {az!r} is not an availability zone of region {cfg['region']}")
-    if len(set(azs)) != len(azs):
-        raise ConfigError("network.azs: the two availability zones must differ")
-    seen: list[tuple[str, ipaddress.IPv4Network]] = []
-    for tier in TIERS:
-        cidrs = network["subnets"][tier]
-        if len(cidrs) != 2:
-            raise ConfigError(f"network.subnets.{tier}: give one CIDR per AZ (exactly two), got {len(cidrs)}")
-        for index, cidr in enumerate(cidrs):
-            key = f"network.subnets.{tier}[{index}]"
-            subnet = _network(cidr, key)
-            if not subnet.subnet_of(vpc):
-                raise ConfigError(f"{key}: {cidr} is not inside network.vpc_cidr {vpc}")
-            if not 16 <= subnet.prefixlen <= 28:
-                raise ConfigError(f"{key}: a subnet's prefix must be /16 to /28, got /{subnet.prefixlen}")
-            for other_key, other in seen:
-                if subnet.overlaps(other):
-                    raise ConfigError(f"{key}: {cidr} overlaps {other_key} {other}")
-            seen.append((key, subnet))
-    if network["nat_gateways"] not in ("per_az", "single"):
-        raise ConfigError(f"network.nat_gateways: must be per_az or single, got {network['nat_gateways']!r}")
-
-    access = cfg["access"]
-    if not access["client_cidrs"]:
-        raise ConfigError("access.client_cidrs: give at least one CIDR (0.0.0.0/0 for everyone)")
-    for index, cidr in enumerate(access["client_cidrs"]):
-        _network(cidr, f"access.client_cidrs[{index}]")
-    if access["admin_cidr"] is not None:
-        admin = _network(access["admin_cidr"], "access.admin_cidr")
-        if admin.prefixlen < ADMIN_CIDR_WIDEST:
-            # The guide's "my IP": a wide range here defeats the security group chain.
-            raise ConfigError(f"access.admin_cidr: {access['admin_cidr']} is wider than a /{ADMIN_CIDR_WIDEST}: it opens "
-                              f"the web and app tiers directly to that range, bypassing the load balancers; "
-                              f"give your own address (e.g. 203.0.113.7/32) or your network's range")
-
-    db = cfg["database"]
-    if not AURORA_MYSQL3_VERSION.match(db["engine_version"]):
-        raise ConfigError(f"database.engine_version: {db['engine_version']!r} is not an Aurora MySQL 3 version like {AURORA_MYSQL_VERSION}")
-    if not DB_INSTANCE_CLASS.match(db["instance_class"]):
-        raise ConfigError(f"database.instance_class: {db['instance_class']!r} is not a DB instance class like db.t4g.medium")
-    if not MYSQL_IDENTIFIER.match(db["name"]):
-        raise ConfigError(f"database.name: {db['name']!r} must be a letter then up to 15 letters, digits or _")
-    if not MYSQL_IDENTIFIER.match(db["username"]) or db["username"].lower() in RESERVED_DB_USERNAMES:
-        raise ConfigError(f"database.username: {db['username']!r} must be a letter then up to 15 letters, digits or _, and not a reserved name")
-    if not 1 <= db["backup_retention_days"] <= 35:
-        raise ConfigError(f"database.backup_retention_days: must be 1 to 35, got {db['backup_retention_days']}")
-
-    for tier in ("app", "web"):
-        section = cfg[tier]
-        if not INSTANCE_TYPE.match(section["instance_type"]):
-            raise ConfigError(f"{tier}.instance_type: {section['instance_type']!r} is not an EC2 instance type like t3.micro")
-        size = section["asg"]
-        for bound in ("min", "desired", "max"):
-            if size[bound] < 0:
-                raise ConfigError(f"{tier}.asg.{bound}: must not be negative, got {size[bound]}")
-        if not size["min"] <= size["desired"] <= size["max"]:
-            raise ConfigError(f"{tier}.asg: needs min <= desired <= max, got {size['min']} / {size['desired']} / {size['max']}")
-        if size["max"] < 1:
-            raise ConfigError(f"{tier}.asg.max: must be at least 1")
-        _validate_scaling(tier, section["scaling"], size)
-    monitoring = cfg["monitoring"]
-    if monitoring["email"] is not None and not EMAIL.match(monitoring["email"]):
-        raise ConfigError(f"monitoring.email: {monitoring['email']!r} is not an e-mail address")
-    if monitoring["email"] is not None and not monitoring["alarms"]:
-        raise ConfigError("monitoring.email: the e-mail receives the alarms, and monitoring.alarms is false; "
-                          "set monitoring.alarms: true, or monitoring.email: null")
-    if monitoring["log_retention_days"] not in LOG_RETENTION_DAYS:
-        raise ConfigError(f"monitoring.log_retention_days: CloudWatch Logs keeps logs for one of "
-                          f"{', '.join(map(str, LOG_RETENTION_DAYS))} days, got {monitoring['log_retention_days']}")
-    _validate_edge(cfg["edge"], cfg["region"])
-    port = cfg["app"]["port"]
-    if not 1024 <= port <= 65535 or port in (3306,):
-        raise ConfigError(f"app.port: must be an unprivileged TCP port (1024-65535, not 3306), got {port}")
-
-
-def _validate_scaling(tier: str, scaling: dict[str, Any] | None, size: dict[str, int]) -> None:
-    if scaling is None:
-        return
-    cpu, requests = scaling["cpu_target"], scaling["requests_per_target"]
-    if cpu is not None and not 0 < cpu <= 100:
-        raise ConfigError(f"{tier}.scaling.cpu_target: a CPU utilisation in percent, more than 0 and at most 100, "
-                          f"got {cpu}")
-    if requests is not None and requests < 1:
-        raise ConfigError(f"{tier}.scaling.requests_per_target: a number of requests per instance per minute, "
-                          f"at least 1, got {requests}")
-    # Refused, not warned about: a policy on a group with max == min can never change its size (AWS
-    # keeps desired within min..max), yet status would show the tier as scaling; under load it
-    # would silently not. Fixed groups say so with `scaling: null` (the guide's 2/2/2).
-    if (cpu is not None or requests is not None) and size["max"] == size["min"]:
-        raise ConfigError(f"{tier}.scaling: {tier}.asg has max == min ({size['max']}), so no policy could ever "
-                          f"change the group's size; raise {tier}.asg.max, or set {tier}.scaling: null for a fixed group")
-
-
-def is_hostname(name: str) -> bool:
-    labels = name.split(".")
-    return len(name) <= 253 and len(labels) >= 2 and all(HOSTNAME_LABEL.match(label) for label in labels) \
-        and not labels[-1].isdigit() and len(labels[-1]) >= 2  # a top-level domain has 2 letters or more
-
-
-def _validate_edge(edge: dict[str, Any], region: str) -> None:
-    domain, zone, certificate = _lower(edge["domain"]), edge["hosted_zone"], edge["certificate_arn"]
-    if domain is not None and not is_hostname(domain):
-        raise ConfigError(f"edge.domain: {edge['domain']!r} is not a DNS hostname like shop.example.com")
-    if domain is not None and certificate is None and len(domain) > ACM_DOMAIN_LENGTH:
-        raise ConfigError(f"edge.domain: ACM requests a certificate for a name of {ACM_DOMAIN_LENGTH} characters "
-                          f"at most, and {domain} has {len(domain)}; use a shorter name, or give "
-                          f"edge.certificate_arn (e.g. a wildcard certificate of a parent domain)")
-    if domain is not None and zone is None:
-        raise ConfigError("edge.domain: needs edge.hosted_zone, the Route 53 public zone that holds it (name or ID)")
-    if zone is not None and domain is None:
-        raise ConfigError("edge.hosted_zone: needs edge.domain, the name to point at the external load balancer")
-    if zone is not None and not HOSTED_ZONE_ID.match(zone):
-        zone_name = _lower(zone) or ""
-        if not is_hostname(zone_name):
-            raise ConfigError(f"edge.hosted_zone: {zone!r} is neither a hosted zone ID like Z0123456789ABCDEFGHIJ "
-                              f"nor a zone name like example.com")
-        if domain is not None and domain != zone_name and not domain.endswith(f".{zone_name}"):
-            raise ConfigError(f"edge.domain: {domain} is not inside edge.hosted_zone {zone_name}")
-    if certificate is not None:
-        match = ACM_ARN.match(certificate)
-        if not match:
-            raise ConfigError(f"edge.certificate_arn: {certificate!r} is not an ACM certificate ARN like "
-                              f"arn:aws:acm:{region}:123456789012:certificate/<uuid>")
-        if match["region"] != region:
-            # An ALB takes certificates of its own region only.
-            raise ConfigError(f"edge.certificate_arn: the certificate is in {match['region']}, the stack in {region}; "
-                              f"the load balancer can use a certificate of its own region only")
-        if domain is None:
-            raise ConfigError("edge.certificate_arn: needs edge.domain and edge.hosted_zone (the name it covers, "
-                              "which the stack's alias record and URL use)")
-    low, high = WAF_RATE_LIMIT
-    if not low <= edge["waf_rate_limit"] <= high:
-        raise ConfigError(f"edge.waf_rate_limit: requests per 5 minutes per client IP, {low} to {high:_}, "
-                          f"got {edge['waf_rate_limit']}")

@@ -1,4 +1,4 @@
-"""The state file (CONTRACT.md, "State file").
+"""The state file (docs/interface.md, "State file").
 
 An index for speed, never the truth: every part re-finds its resources in
 AWS by tags and deterministic names. Written atomically (temp file + rename),
