@@ -2,6 +2,6 @@
 
 `python -m bench` runs `up` and `down` in-process against moto on a virtual
 clock, with `bench.model.LatencyModel` making moto behave like AWS in time
-(the figures of shared/aws-latency.md), and reports minutes, call counts and
+(the figures and sources of docs/aws-latency.md), and reports minutes, call counts and
 the wall seconds of the commands that only look.
 """

@@ -1,7 +1,7 @@
 """`python -m bench`: how long `threetier up` and `down --skip-final-snapshot` take on real AWS, modeled.
 
 The real engine runs in-process against moto with a virtual clock, and bench.model makes moto
-behave like AWS in time (shared/aws-latency.md). Reported:
+behave like AWS in time (docs/aws-latency.md). Reported:
 1. modeled minutes of `up` then `down` from an empty account, concurrent engine and the
    sequential baseline (Engine(sequential=True)), each in a fresh moto, and every violation;
    and the concurrent engine again with the front door (config `edge`: shop.example.com in a
@@ -120,7 +120,7 @@ def print_table(result: dict[str, Any], concurrent: Modeled, sequential: Modeled
     from rich.table import Table
 
     console = Console()
-    table = Table(title="threetier on real AWS, modeled (shared/aws-latency.md)", title_justify="left")
+    table = Table(title="threetier on real AWS, modeled (docs/aws-latency.md)", title_justify="left")
     table.add_column("measure")
     table.add_column("concurrent engine", justify="right")
     table.add_column("sequential baseline", justify="right")

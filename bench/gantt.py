@@ -63,7 +63,7 @@ def draw(panels: Sequence[tuple[str, Sequence[Span], float | None]], path: Path)
             ax.text(total / 60, len(rows) - 0.6, f"up done: {total / 60:.1f} min ", fontsize=8, ha="right",
                     va="bottom", fontweight="bold")
         ax.set_title(title, fontsize=10, loc="left")
-    axes[-1, 0].set_xlabel("minutes since `threetier up` started (virtual time, shared/aws-latency.md model)")
+    axes[-1, 0].set_xlabel("minutes since `threetier up` started (virtual time, docs/aws-latency.md model)")
     parts = sorted({s.part for _, spans, _ in panels for s in spans if s.part})
     fig.legend(handles=[Patch(color=COLORS[p], label=f"Part {p} {PART_NAMES.get(p, '')}") for p in parts],
                loc="lower center", ncol=len(parts), fontsize=8, frameon=False)
