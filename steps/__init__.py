@@ -1,8 +1,9 @@
-"""The guide's Parts, one module each. Their order lives here and nowhere else."""
-from steps import app_image, app_tier, database, network, storage, web_image, web_tier
+"""The guide's Parts, one module each. Their order lives here and nowhere else; what each waits
+for, in steps/graph.py."""
+from steps import app_image, app_tier, database, graph, network, storage, web_image, web_tier
 from threetier.engine import Part
 
-PARTS: tuple[Part, ...] = tuple(Part.from_module(module) for module in (
+PARTS: tuple[Part, ...] = tuple(Part.from_module(module, graph.EDGES) for module in (
     storage,   # Part 1 — S3 code bucket, EC2 role and instance profile, code upload
     network,   # Part 2 — VPC, subnets, IGW, NAT gateways, route tables, security groups
     database,  # Part 3 — DB subnet group, Aurora MySQL cluster, writer + reader, secret access

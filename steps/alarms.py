@@ -265,7 +265,7 @@ def ensure_alarms(ctx: Ctx, wanted: list[Alarm], owned: Iterable[str]) -> None:
     if not ctx.config.monitoring.alarms:
         wanted = []
     if wanted and alarm_actions(ctx):
-        ctx.need(TOPIC_PART, EXISTS)  # the topic the actions name is made by Part 1's start
+        ctx.need(TOPIC_PART, EXISTS)  # the topic the actions name is made by Part 1's start (steps/graph.py)
     found = find_alarms(ctx)
     for alarm in wanted:
         name, parameters = alarm_name(ctx, alarm.what), alarm_parameters(ctx, alarm)

@@ -22,7 +22,6 @@ from threetier.engine import DONE, EXISTS, Check, Ctx
 NUMBER = 4
 NAME = "app-image"
 TITLE = "app tier instance and AMI"
-NEEDS: tuple[int, ...] = (1, 2, 3)
 
 
 def bake(ctx: Ctx) -> baking.Bake:
@@ -40,7 +39,7 @@ def bake(ctx: Ctx) -> baking.Bake:
                        baked_files=app_files,
                        # In a private subnet, it boots while the NAT gateway is still pending: its
                        # bootstrap waits for the way out (wait_for_network) before dnf, S3 and npm.
-                       launch_needs=((network.NUMBER, network.ROUTES),))
+                       launch_needs=((network.NUMBER, network.ROUTES),))  # an edge of steps/graph.py
 
 
 def looks(ctx: Ctx) -> Iterator[Look]:

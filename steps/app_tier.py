@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from steps import alarms, app_image, baking, balancing, network
+from steps import alarms, app_image, baking, balancing, network, storage
 from threetier.aws import Look
 from threetier.engine import DONE, Check, Ctx
 
 NUMBER = 5
 NAME = "app-tier"
 TITLE = "internal load balancer and app auto scaling"
-NEEDS: tuple[int, ...] = (1, 2, 4)
 ALB_ROLE = "int-alb"
 ALARMS = balancing.alarm_whats("app")  # this Part's CloudWatch alarms (config.yaml monitoring.alarms)
 
@@ -52,6 +51,7 @@ def finish(ctx: Ctx) -> None:
     # image bakes, so a tier that never turns healthy already has its unhealthy-hosts alarm.
     alarms.ensure_alarms(ctx, balancing.tier_alarms(ctx, tier(ctx)), ALARMS)
     ctx.need(app_image.NUMBER, DONE)
+    ctx.need(storage.NUMBER, DONE)  # the template's instance profile (done already: Part 4 needed it)
     balancing.finish(ctx, tier(ctx))
     # The tier runs on the current AMI now: images of earlier app code only cost money.
     if tier(ctx).ami:

@@ -37,7 +37,7 @@ METADATA_OPTIONS: dict[str, Any] = {"HttpTokens": "required", "HttpEndpoint": "e
 # Target tracking: a new instance counts in the group's metrics only after this warm-up, because
 # until it serves, its boot-time CPU and its missing requests would skew the average and make the
 # policy add still more. Launch to passing the target group's check: ~110 s to InService (EC2
-# pending -> running, boot, the baked service up; aws-latency.md) + 2 passing checks 15 s apart.
+# pending -> running, boot, the baked service up; docs/aws-latency.md) + 2 passing checks 15 s apart.
 INSTANCE_WARMUP = 140
 CPU_METRIC = "ASGAverageCPUUtilization"
 REQUESTS_METRIC = "ALBRequestCountPerTarget"

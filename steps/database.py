@@ -27,7 +27,6 @@ from threetier.errors import ThreetierError, UsageError
 NUMBER = 3
 NAME = "database"
 TITLE = "Aurora MySQL database"
-NEEDS: tuple[int, ...] = (1, 2)
 
 SECRET_POLICY_NAME = storage.SECRET_POLICY_NAME  # on the app tier's role only: the web tier never reads it
 CREATE_TIMEOUT = 40 * 60   # writer and reader together: ~6 and ~12 min, sometimes much more

@@ -23,12 +23,11 @@ from steps import log_groups, storage
 from steps.common import EC2_DESCRIBE, ec2_look, ec2_tagged, one
 from threetier.aws import NOT_YET_VISIBLE, STACK_TAG, AwsError, Look, Poll, client_token, tag_value
 from threetier.config import ConfigError
-from threetier.engine import GONE, Check, Ctx
+from threetier.engine import Check, Ctx
 
 NUMBER = 2
 NAME = "network"
 TITLE = "network and security"
-NEEDS: tuple[int, ...] = ()
 
 ANYWHERE = "0.0.0.0/0"
 NAT_AVAILABLE_TIMEOUT = 15 * 60   # typically 85-125 s, rarely 5-10 min
@@ -927,8 +926,7 @@ def destroy(ctx: Ctx) -> None:
     remove_flow_logs(ctx)  # whatever monitoring.flow_logs says now: before the VPC, and nothing waits for them
     # Everything else here is held by the other parts: ENIs of load balancers, instances and the
     # database keep subnets and security groups in use, public IPs keep the internet gateway attached.
-    for number in (7, 6, 5, 4, 3):
-        ctx.need(number, GONE)
+    ctx.need_for_teardown()  # steps/graph.py: every Part built on the network
 
     for table in ec2_tagged(ctx, "describe_route_tables"):
         what = _name_of(table, table["RouteTableId"])

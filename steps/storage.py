@@ -25,12 +25,11 @@ from urllib.parse import unquote
 from steps import alarms, log_groups
 from threetier import artifacts
 from threetier.aws import Aws, AwsError, Look, tags
-from threetier.engine import GONE, Check, Ctx
+from threetier.engine import Check, Ctx
 
 NUMBER = 1
 NAME = "storage"
 TITLE = "storage and identity"
-NEEDS: tuple[int, ...] = ()
 
 SSM_MANAGED_POLICY = "AmazonSSMManagedInstanceCore"
 CODE_POLICY_NAME = "read-code-bucket"
@@ -515,8 +514,7 @@ def destroy(ctx: Ctx) -> None:
     Last of all: instances (builders, Auto Scaling groups) run with the profiles, read the bucket and
     write their last lines to the log groups. The shared role and profile of before go too, when they
     are this region's."""
-    for number in (7, 6, 5, 4, 3):
-        ctx.need(number, GONE)
+    ctx.need_for_teardown()  # steps/graph.py: every Part whose instances or policies use this one's
     for what in tier_log_groups():
         log_groups.delete(ctx, what)
     legacy_role, legacy_profile = legacy_iam(ctx.aws, ctx.stack)

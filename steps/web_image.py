@@ -19,7 +19,6 @@ from threetier.engine import DONE, EXISTS, Check, Ctx
 NUMBER = 6
 NAME = "web-image"
 TITLE = "web tier instance and AMI"
-NEEDS: tuple[int, ...] = (1, 2, 5)
 NGINX_KEY = "nginx.conf"  # at the bucket root, as in the guide
 
 

@@ -22,7 +22,7 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-from steps import alarms, app_tier, baking, balancing, database, edge, log_groups, network, waf, web_image
+from steps import alarms, app_tier, baking, balancing, database, edge, log_groups, network, storage, waf, web_image
 from threetier.aws import Look, Poll
 from threetier.engine import DONE, EXISTS, Check, Ctx
 from threetier.errors import ThreetierError
@@ -30,7 +30,6 @@ from threetier.errors import ThreetierError
 NUMBER = 7
 NAME = "web-tier"
 TITLE = "external load balancer and web auto scaling"
-NEEDS: tuple[int, ...] = (1, 2, 3, 5, 6)
 ALB_ROLE = "ext-alb"
 ROUND_TRIP_TIMEOUT = 6 * 60  # a new ALB's DNS name takes a minute or two to resolve
 ELB_5XX = "ext-alb-5xx"
@@ -86,6 +85,7 @@ def finish(ctx: Ctx) -> None:
     edge.finish(ctx, tier(ctx))  # the certificate issued (minutes of DNS validation), 443, the record
     waf.finish(ctx, tier(ctx))  # on the ALB before it has targets: no request is served unfiltered
     ctx.need(web_image.NUMBER, DONE)
+    ctx.need(storage.NUMBER, DONE)  # the template's instance profile (done already: Part 6 needed it)
     balancing.finish(ctx, tier(ctx))
     # The tier runs on the current AMI now: images of earlier web code only cost money.
     if tier(ctx).ami:

@@ -17,12 +17,19 @@ missing something recreates only that (repaired). Before the parts run, the
 engine takes one inventory of the stack (`take_inventory`: each part's `looks`,
 read concurrently), so a run that changes nothing reads AWS in a few rounds
 instead of a hundred sequential calls. `down` runs the parts' `destroy` the same
-way: everything starts at once, and a part waits (`ctx.need(n, GONE)`) only for
-the parts whose resources hold its own.
+way: everything starts at once, and a part waits (`ctx.need_for_teardown()`)
+only for the parts whose resources hold its own.
+
+Which part may wait for which milestone of which other is declared once, as
+`Edge`s, in steps/graph.py: `ctx.need` refuses any wait not declared there, a
+part's `needs` (what `replay` checks first) and its teardown waits are read
+from there. A part module's hooks are named in `HOOKS` below; `Part.from_module`
+refuses a module that lacks a required one or misspells one.
 """
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -46,6 +53,15 @@ DONE = "done"      # `finish` is over: the part is ready
 GONE = "gone"      # `destroy` is over: nothing of the part holds anything else
 PAUSE_FAILED = "pause: "  # how a Part's last error in the state file says its pause failed
 
+# The functions a Part module defines for the engine, by name. `Part.from_module` refuses a module that
+# lacks a required one, and one that defines a function of its own within NEAR_MISS edits of a hook's
+# name without being it (`look`, `destory`): read with getattr(module, "looks", None), such a typo
+# would only mean "no hook", silently. A helper whose name is that close is made private (`_pauses`).
+REQUIRED_HOOKS = ("start", "finish", "destroy", "check")
+OPTIONAL_HOOKS = ("before_down", "looks", "pause")
+HOOKS = REQUIRED_HOOKS + OPTIONAL_HOOKS
+NEAR_MISS = 2  # edit distance: one wrong, missing or extra letter, or two
+
 
 @dataclass
 class Check:
@@ -67,11 +83,24 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Edge:
+    """Part `part` waits, somewhere in its code (`ctx.need`), for Part `needs` to reach `milestone`.
+    steps/graph.py declares every one; `why` is what the drawing (`threetier graph`) says."""
+    part: int
+    needs: int
+    milestone: str
+    why: str
+    # What of `needs` the resources of `part` hold while they exist (ENIs in its subnets, instances
+    # running with its profile): then `needs`'s destroy waits for `part` GONE. "": nothing held.
+    holds: str = ""
+
+
+@dataclass(frozen=True)
 class Part:
     number: int
     name: str
     title: str
-    needs: tuple[int, ...]
+    needs: tuple[int, ...]  # the parts it needs to be built (`replay` looks at them first): from its edges
     start: Callable[[Ctx], None]
     finish: Callable[[Ctx], None]
     destroy: Callable[[Ctx], None]
@@ -79,19 +108,61 @@ class Part:
     before_down: Callable[[Ctx], None] | None = None  # refuses `down` before anything is deleted
     looks: Callable[[Ctx], Iterable[Look]] | None = None  # the reads of its finds, for the inventory
     pause: Callable[[Ctx], None] | None = None  # `threetier pause`: stop what bills by the hour, keep the rest
+    edges: tuple[Edge, ...] = ()  # every wait it may make (`ctx.need`), from steps/graph.py
 
     @classmethod
-    def from_module(cls, module: ModuleType) -> Part:
-        return cls(number=module.NUMBER, name=module.NAME, title=module.TITLE, needs=module.NEEDS,
-                   start=module.start, finish=module.finish, destroy=module.destroy, check=module.check,
-                   before_down=getattr(module, "before_down", None), looks=getattr(module, "looks", None),
-                   pause=getattr(module, "pause", None))
+    def from_module(cls, module: ModuleType, edges: Iterable[Edge] = ()) -> Part:
+        """The Part a steps/ module defines; `edges`: the graph's, of which it takes its own."""
+        own = tuple(edge for edge in edges if edge.part == module.NUMBER)
+        return cls(number=module.NUMBER, name=module.NAME, title=module.TITLE,
+                   needs=tuple(sorted({edge.needs for edge in own if edge.milestone != GONE})),
+                   **hooks_of(module), edges=own)
 
     @property
     def label(self) -> str:
         return f"Part {self.number} ({self.name})"
 
+    @property
+    def gone_first(self) -> tuple[int, ...]:
+        """The parts whose resources hold its own: its destroy waits until they are GONE."""
+        return tuple(edge.needs for edge in self.edges if edge.milestone == GONE)
 
+    def declares(self, number: int, milestone: str) -> bool:
+        return any(edge.needs == number and edge.milestone == milestone for edge in self.edges)
+
+
+def hooks_of(module: ModuleType) -> dict[str, Callable[..., Any]]:
+    """A Part module's hooks by name (see HOOKS); refused, at import of steps, when one required is
+    missing, or when the module defines a function whose name is a near miss of a hook's."""
+    where = module.__name__
+    missing = [name for name in REQUIRED_HOOKS if not callable(getattr(module, name, None))]
+    if missing:
+        raise ThreetierError(f"internal error: Part module {where} lacks the hook(s) {', '.join(missing)} "
+                             f"(a Part defines {', '.join(REQUIRED_HOOKS)}; may define {', '.join(OPTIONAL_HOOKS)})")
+    for name, value in vars(module).items():
+        # Its own functions only: what it imports (Look, Check) is another module's interface.
+        if name in HOOKS or name.startswith("_") or not inspect.isfunction(value) or value.__module__ != where:
+            continue
+        near = [hook for hook in HOOKS if edit_distance(name.lower(), hook) <= NEAR_MISS]
+        if near:
+            raise ThreetierError(f"internal error: Part module {where} defines {name}(), which is not a hook: "
+                                 f"a misspelt {' or '.join(near)}? (hooks: {', '.join(HOOKS)}; a helper "
+                                 f"named that close to one is made private: _{name})")
+    if hasattr(module, "NEEDS"):  # the graph is the one place: a second list would only rot
+        raise ThreetierError(f"internal error: Part module {where} defines NEEDS; what a Part needs is "
+                             f"declared in steps/graph.py")
+    return {name: getattr(module, name) for name in HOOKS if getattr(module, name, None) is not None}
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein: the fewest letters to change, drop or add to turn `a` into `b`."""
+    previous = list(range(len(b) + 1))
+    for i, letter in enumerate(a, 1):
+        current = [i]
+        for j, other in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (letter != other)))
+        previous = current
+    return previous[-1]
 
 
 @dataclass
@@ -149,9 +220,20 @@ class Ctx:
         return all(found.get(key) for key in keys)
 
     def need(self, number: int, milestone: str = DONE) -> None:
-        """Wait here until part `number` reaches `milestone` (at once outside a run)."""
+        """Wait here until part `number` reaches `milestone` (at once outside a run). Only along an
+        edge steps/graph.py declares for the running part: refused even when the milestone is
+        reached already, so an undeclared wait fails in every run, not only in one where it waits."""
+        if self.part is not None and not self.part.declares(number, milestone):
+            raise ThreetierError(f"internal error: {self.part.label} needs Part {number} {milestone}, an "
+                                 f"undeclared edge (declare it in steps/graph.py)")
         if self.run is not None:
             self.run.need(self.part, number, milestone)
+
+    def need_for_teardown(self) -> None:
+        """In `destroy`: wait until every part whose resources hold the running part's is GONE (the
+        graph's GONE edges), the latest part first. Outside a part (a test), at once, like `need`."""
+        for number in self.part.gone_first if self.part else ():
+            self.need(number, GONE)
 
     def reach(self, milestone: str) -> None:
         """The running part reached a milestone of its own that other parts may wait for."""
@@ -192,7 +274,7 @@ class Run:
         if number not in self.numbers:
             who = part.label if part else "this command"
             raise ThreetierError(f"internal error: {who} needs Part {number} {milestone}, which this run "
-                                 f"does not execute (missing from NEEDS?)")
+                                 f"does not execute (missing from steps/graph.py?)")
         self.scheduler.wait_until(lambda: self.has(number, milestone) or number in self.failed,
                                   f"Part {number} {milestone}")
         if number in self.failed:

@@ -12,7 +12,7 @@ from typing import IO
 import click
 
 from threetier import __version__
-from threetier.cli import cost, down, pause, plan, replay, resume, sandbox, status, up
+from threetier.cli import cost, down, graph, pause, plan, replay, resume, sandbox, status, up
 from threetier.cli.common import global_options, options
 from threetier.errors import ThreetierError, UsageError
 from threetier.output import ExitStatus, Output
@@ -33,6 +33,7 @@ Examples:
   threetier cost                    what the configured stack costs a month (no AWS call)
   threetier pause                   lab mode: stop what bills by the hour, keep the data
   threetier resume                  bring a paused stack back, as config.yaml says
+  threetier graph --format dot      which Part waits for which, and why (no AWS call)
 
 AWS settings follow boto3: AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL.
 
@@ -58,7 +59,7 @@ def cli() -> None:
     pass
 
 
-for module in (up, plan, down, status, replay, cost, pause, resume, sandbox):
+for module in (up, plan, down, status, replay, cost, pause, resume, graph, sandbox):
     cli.add_command(module.command)
 
 
