@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from helpers import FakeClock, make_engine, moto
+from helpers import FakeClock, make_engine
 from steps import baking
 from threetier.aws import AwsError
 from threetier.engine import Engine
@@ -143,26 +143,24 @@ def test_an_ami_that_fails_while_waited_for_is_deregistered_at_once_with_its_rea
     assert "ami" not in engine.ctx.resources  # the next `up` bakes afresh
 
 
-def test_up_deregisters_a_failed_ami_of_the_same_name_before_it_bakes_again(tmp_path: Path) -> None:
+def test_up_deregisters_a_failed_ami_of_the_same_name_before_it_bakes_again(built: Path) -> None:
     """moto never fails an AMI: its state is set in moto's backend, as real AWS leaves one."""
     from moto.ec2.models import ec2_backends
-    with moto():
-        first = make_engine(tmp_path)
-        first.up()
-        failed_id = first.ctx.state.parts[4].resources["ami"]
-        name = first.ctx.state.parts[4].resources["image_name"]
-        ec2_backends[first.ctx.aws.account]["us-east-1"].amis[failed_id].state = "failed"
+    first = make_engine(built)  # the restored stack's state, as the `up` that made it left it
+    failed_id = first.ctx.state.parts[4].resources["ami"]
+    name = first.ctx.state.parts[4].resources["image_name"]
+    ec2_backends[first.ctx.aws.account]["us-east-1"].amis[failed_id].state = "failed"
 
-        again = make_engine(tmp_path)
-        again.up()
-        ops = [(c.operation, c.params) for c in again.ctx.aws.mutating_calls()]
-        deregistered = next(i for i, (op, p) in enumerate(ops) if op == "DeregisterImage" and p["ImageId"] == failed_id)
-        created = next(i for i, (op, p) in enumerate(ops) if op == "CreateImage" and p["Name"] == name)
-        assert deregistered < created  # the name is free before CreateImage asks for it
-        assert f"AMI {name} ({failed_id}) is failed" in info(again)
-        images = [i for i in boto3.client("ec2").describe_images(Owners=["self"])["Images"] if i["Name"] == name]
-        assert [(i["ImageId"] != failed_id, i["State"]) for i in images] == [(True, "available")]
-        assert again.ctx.state.parts[4].resources["ami"] == images[0]["ImageId"]
+    again = make_engine(built)
+    again.up()
+    ops = [(c.operation, c.params) for c in again.ctx.aws.mutating_calls()]
+    deregistered = next(i for i, (op, p) in enumerate(ops) if op == "DeregisterImage" and p["ImageId"] == failed_id)
+    created = next(i for i, (op, p) in enumerate(ops) if op == "CreateImage" and p["Name"] == name)
+    assert deregistered < created  # the name is free before CreateImage asks for it
+    assert f"AMI {name} ({failed_id}) is failed" in info(again)
+    images = [i for i in boto3.client("ec2").describe_images(Owners=["self"])["Images"] if i["Name"] == name]
+    assert [(i["ImageId"] != failed_id, i["State"]) for i in images] == [(True, "available")]
+    assert again.ctx.state.parts[4].resources["ami"] == images[0]["ImageId"]
 
 
 # -- item 6: the SSM health gate --------------------------------------------------------------

@@ -146,35 +146,33 @@ def drift_of(tmp_path: Path, part: int) -> list[str]:
     ("MetadataOptions", {"HttpTokens": "optional", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 2}),
 ])
 def test_an_old_instance_profile_or_metadata_options_make_a_new_template_version(
-        mocked, tmp_path: Path, field: str, old: dict[str, Any]) -> None:
+        built: Path, field: str, old: dict[str, Any]) -> None:
     """A stack from before per-tier instance profiles (or with IMDSv1 left on) gets a new default
     version on its next `up`, not only when its AMI next changes."""
-    assert cli("up", cwd=tmp_path).code == 0
     wanted = default_version("threetier-app-lt")["LaunchTemplateData"][field]
     make_default_by_hand("threetier-app-lt", **{field: old})
     assert default_version("threetier-app-lt")["LaunchTemplateData"][field] == old
-    drift = drift_of(tmp_path, app_tier.NUMBER)
+    drift = drift_of(built, app_tier.NUMBER)
     assert len(drift) == 1 and drift[0].startswith("launch template threetier-app-lt: "), drift
 
-    engine = make_engine(tmp_path)
+    engine = make_engine(built)
     engine.up()
     assert mutating(engine).count("CreateLaunchTemplateVersion") == 1
     now = default_version("threetier-app-lt")
     assert now["VersionNumber"] == 3 and now["LaunchTemplateData"][field] == wanted
     assert [c.id for c in engine.ctx.changes if c.kind == "launch template"] == [f"version 3: {field}"]
-    assert drift_of(tmp_path, app_tier.NUMBER) == []
-    again = make_engine(tmp_path)
+    assert drift_of(built, app_tier.NUMBER) == []
+    again = make_engine(built)
     again.up()
     assert mutating(again) == []  # what AWS adds to the options it was given is no difference
 
 
 def test_a_new_instance_profile_asks_for_an_instance_refresh(
-        mocked, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """On AWS (not the emulator) the new version is rolled out: the instances run the old profile."""
-    make_engine(tmp_path).up()  # its state file holds what Part 5 found (the target group)
     make_default_by_hand("threetier-app-lt",
                          IamInstanceProfile={"Arn": "arn:aws:iam::123456789012:instance-profile/threetier-profile"})
-    engine = make_engine(tmp_path)
+    engine = make_engine(built)  # the restored state file holds what Part 5 found (the target group)
     engine.ctx.part = next(p for p in engine.parts if p.number == app_tier.NUMBER)
     engine.ctx.aws.emulator = False
     refreshes: list[str] = []

@@ -52,25 +52,23 @@ def test_up_status_down_round_trip(mocked, tmp_path: Path) -> None:
     assert cli("down", "--yes", cwd=tmp_path).code == 0
 
 
-def test_status_reports_drift_and_exits_3(mocked, tmp_path: Path) -> None:
-    assert cli("up", cwd=tmp_path).code == 0
-    state = json.loads((tmp_path / ".threetier" / "threetier.json").read_text())
+def test_status_reports_drift_and_exits_3(built: Path) -> None:
+    state = json.loads((built / ".threetier" / "threetier.json").read_text())
     table = state["parts"]["2"]["resources"]["route_tables"]["private-app-rt-az1"]
     nat_az2 = state["parts"]["2"]["resources"]["nat_gateways"]["az2"]
     boto3.client("ec2").replace_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat_az2)
-    status = cli("status", "--json", cwd=tmp_path)
+    status = cli("status", "--json", cwd=built)
     assert status.code == 3
     network = json.loads(status.stdout)["parts"][1]
     assert network["status"] == "drifted"
     assert any("private-app-rt-az1" in d and nat_az2 in d for d in network["drift"])
-    assert cli("up", cwd=tmp_path).code == 0  # up repairs it
-    assert cli("status", "--json", cwd=tmp_path).code == 0
+    assert cli("up", cwd=built).code == 0  # up repairs it
+    assert cli("status", "--json", cwd=built).code == 0
 
 
-def test_status_without_state_file_finds_the_stack_by_tags(mocked, tmp_path: Path) -> None:
-    assert cli("up", cwd=tmp_path).code == 0
-    (tmp_path / ".threetier" / "threetier.json").unlink()
-    status = cli("status", "--json", cwd=tmp_path)
+def test_status_without_state_file_finds_the_stack_by_tags(built: Path) -> None:
+    (built / ".threetier" / "threetier.json").unlink()
+    status = cli("status", "--json", cwd=built)
     assert status.code == 0
     assert [p["status"] for p in json.loads(status.stdout)["parts"]] == ["done"] * 7
 

@@ -117,6 +117,7 @@ def summary_table(stdout: str) -> dict[int, dict[str, int]]:
 
 
 def test_every_count_of_a_run_says_the_same(tmp_path: Path) -> None:
+    # A build: what a new stack's first `up` says is asserted.
     with moto():
         up = cli("up", cwd=tmp_path)
         assert up.code == 0, up.stderr
@@ -193,15 +194,13 @@ class Keyboard(io.StringIO):
         return True
 
 
-def test_down_lists_everything_it_asks_about_by_part_billable_first(tmp_path: Path, monkeypatch) -> None:
+def test_down_lists_everything_it_asks_about_by_part_billable_first(built: Path, monkeypatch) -> None:
     from threetier import scan
-    with moto():
-        assert cli("up", cwd=tmp_path).code == 0
-        found = scan.tagged(make_engine(tmp_path).ctx.aws, "threetier")
-        monkeypatch.setattr(sys, "stdin", Keyboard("n\n"))
-        refused = cli("down", cwd=tmp_path)
-        assert refused.code == 2 and "not confirmed; nothing was deleted" in refused.stderr
-        assert len(scan.tagged(make_engine(tmp_path).ctx.aws, "threetier")) == len(found)
+    found = scan.tagged(make_engine(built).ctx.aws, "threetier")
+    monkeypatch.setattr(sys, "stdin", Keyboard("n\n"))
+    refused = cli("down", cwd=built)
+    assert refused.code == 2 and "not confirmed; nothing was deleted" in refused.stderr
+    assert len(scan.tagged(make_engine(built).ctx.aws, "threetier")) == len(found)
     lines = refused.stderr.splitlines()
     assert f"{len(found)} tagged resources will be deleted" in lines[0]
     assert "more" not in refused.stderr  # nothing cut
@@ -218,14 +217,12 @@ def test_down_lists_everything_it_asks_about_by_part_billable_first(tmp_path: Pa
     assert any("$ NAT gateway threetier-nat-az1 (nat-" in line for line in network)
 
 
-def test_a_change_to_an_old_resource_for_a_new_one_counts_as_a_change(tmp_path: Path) -> None:
+def test_a_change_to_an_old_resource_for_a_new_one_counts_as_a_change(built: Path) -> None:
     # A NAT gateway deleted out of band: `up` makes a new one (created) and points the existing
     # route table at it (changed), not "configured" because the record mentions the new gateway.
-    with moto():
-        assert cli("up", cwd=tmp_path).code == 0
-        state = json.loads((tmp_path / ".threetier" / "threetier.json").read_text())
-        boto3.client("ec2").delete_nat_gateway(NatGatewayId=state["parts"]["2"]["resources"]["nat_gateways"]["az1"])
-        again = cli("up", "--json", cwd=tmp_path)
+    state = json.loads((built / ".threetier" / "threetier.json").read_text())
+    boto3.client("ec2").delete_nat_gateway(NatGatewayId=state["parts"]["2"]["resources"]["nat_gateways"]["az1"])
+    again = cli("up", "--json", cwd=built)
     report = json.loads(again.stdout)
     network = next(row for row in report["parts"] if row["part"] == 2)
     actions = {(c["action"], c["kind"]) for c in network["changes"]}

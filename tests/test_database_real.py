@@ -72,23 +72,22 @@ def operations(engine: Engine) -> list[str]:
 
 
 # -- item 1: a stopped cluster ---------------------------------------------------------
-def test_status_up_and_down_handle_a_cluster_stopped_to_save_money(mocked, tmp_path: Path) -> None:
+def test_status_up_and_down_handle_a_cluster_stopped_to_save_money(built: Path) -> None:
     """moto: stopped stays stopped until StartDBCluster. Before, `up` waited 40 minutes for it and
     `down` deleted Parts 7-4 and then failed on it (real AWS refuses to delete a stopped cluster)."""
-    make_engine(tmp_path).up()
     rds = boto3.client("rds")
     rds.stop_db_cluster(DBClusterIdentifier=CLUSTER)
 
-    assert f"DB cluster {CLUSTER}: stopped (up or down will start it)" in drift(tmp_path)
+    assert f"DB cluster {CLUSTER}: stopped (up or down will start it)" in drift(built)
 
-    again = make_engine(tmp_path, clock=FakeClock())
+    again = make_engine(built, clock=FakeClock())
     again.up()  # not a 40-minute wait on "stopped" ending in a timeout
     assert "StartDBCluster" in operations(again)
     assert f"DB cluster {CLUSTER} is stopped: starting it so that `up` can use it (takes ~" in said(again)
     assert rds.describe_db_clusters(DBClusterIdentifier=CLUSTER)["DBClusters"][0]["Status"] == "available"
 
     rds.stop_db_cluster(DBClusterIdentifier=CLUSTER)
-    down = make_engine(tmp_path)
+    down = make_engine(built)
     down.ctx.skip_final_snapshot = True
     down.down()
     mutating = [c.operation for c in down.ctx.aws.mutating_calls()]
@@ -197,18 +196,17 @@ def test_instances_are_created_once_the_cluster_is_available_writer_first_and_a_
         (WRITER, 0, AZS[0]), (WRITER, 0, AZS[0]), (READER, 1, AZS[1])]
 
 
-def test_a_failover_is_reported_with_how_to_fail_back(mocked, tmp_path: Path) -> None:
-    make_engine(tmp_path).up()
+def test_a_failover_is_reported_with_how_to_fail_back(built: Path) -> None:
     rds = boto3.client("rds")
     tiers = {i["DBInstanceIdentifier"]: i["PromotionTier"] for i in rds.describe_db_instances()["DBInstances"]}
     assert tiers == {WRITER: 0, READER: 1}
-    assert not [d for d in drift(tmp_path) + notes(tmp_path) if "writer" in d]
+    assert not [d for d in drift(built) + notes(built) if "writer" in d]
 
     rds.failover_db_cluster(DBClusterIdentifier=CLUSTER, TargetDBInstanceIdentifier=READER)
-    assert not [d for d in drift(tmp_path) if "writer" in d]  # up would not change it: not drift
-    failover = [d for d in notes(tmp_path) if "failover" in d]
+    assert not [d for d in drift(built) if "writer" in d]  # up would not change it: not drift
+    failover = [d for d in notes(built) if "failover" in d]
     assert len(failover) == 1
-    assert cli("status", cwd=tmp_path).code == 0 and cli("plan", cwd=tmp_path).code == 0  # nothing for up to do
+    assert cli("status", cwd=built).code == 0 and cli("plan", cwd=built).code == 0  # nothing for up to do
     assert failover[0].startswith(f"DB cluster {CLUSTER}: {READER} is the writer, not {WRITER}")
     assert "harmless" in failover[0]
     assert failover[0].endswith(f"aws rds failover-db-cluster --db-cluster-identifier {CLUSTER} "
@@ -226,11 +224,10 @@ def test_instances_waiting_for_a_reboot_to_take_the_parameter_group_are_named(tm
 
 
 # -- item 9: automated backups and snapshots -------------------------------------------------
-def test_up_down_up_down_within_a_minute_leaves_no_automated_snapshot(mocked, tmp_path: Path, monkeypatch) -> None:
+def test_up_down_up_down_within_a_minute_leaves_no_automated_snapshot(built: Path, monkeypatch) -> None:
     """moto names a cluster's automated snapshot by the minute and keeps it after the cluster: the
-    same minute is held still here, so the second `up` meets the first one's snapshot for sure."""
-    minute = dt.datetime(2026, 11, 21, 23, 40, 7)
-    monkeypatch.setattr("moto.rds.models.utcnow", lambda: minute)
+    minute the first `up` made the cluster in is held still here, so the second `up` meets the first
+    one's snapshot for sure."""
     rds = boto3.client("rds")
 
     def automated() -> list[str]:
@@ -238,9 +235,10 @@ def test_up_down_up_down_within_a_minute_leaves_no_automated_snapshot(mocked, tm
                 rds.describe_db_cluster_snapshots(SnapshotType="automated")["DBClusterSnapshots"]
                 if s["DBClusterSnapshotIdentifier"].startswith(f"rds:{CLUSTER}-")]
 
-    make_engine(tmp_path).up()
-    assert automated() == [f"rds:{CLUSTER}-2026-11-21-23-40"]  # the leftover in question
-    down = make_engine(tmp_path)
+    [leftover] = automated()  # the leftover in question, named by the minute the stack was built in
+    minute = dt.datetime.strptime(leftover.removeprefix(f"rds:{CLUSTER}-"), "%Y-%m-%d-%H-%M")
+    monkeypatch.setattr("moto.rds.models.utcnow", lambda: minute)
+    down = make_engine(built)
     down.down()  # keeps a final snapshot
     assert automated() == []
     delete = next(c.params for c in down.ctx.aws.calls if c.operation == "DeleteDBCluster")
@@ -249,8 +247,10 @@ def test_up_down_up_down_within_a_minute_leaves_no_automated_snapshot(mocked, tm
     assert f"kept a final snapshot of the database: {final}; it bills storage until deleted: " \
            f"aws rds delete-db-cluster-snapshot --db-cluster-snapshot-identifier {final}" in said(down)
 
-    assert cli("up", cwd=tmp_path).code == 0  # the same cluster, the same minute
-    result = cli("down", "--yes", "--skip-final-snapshot", cwd=tmp_path)
+    # The CLI on the state file the engine's `down` left (its own is the restored stack's, stale now).
+    state = ("--state", str(built / "state.json"))
+    assert cli(*state, "up", cwd=built).code == 0  # the same cluster, the same minute
+    result = cli(*state, "down", "--yes", "--skip-final-snapshot", cwd=built)
     assert result.code == 0, result.stderr
     assert automated() == []
     manual = [s["DBClusterSnapshotIdentifier"] for s in
@@ -319,9 +319,8 @@ def test_the_cluster_requires_tls_through_its_own_parameter_group_and_up_restore
     assert not [d for d in drift(tmp_path) if "parameter group" in d]
 
 
-def test_down_deletes_the_parameter_group_and_the_scan_would_name_a_leftover_one(mocked, tmp_path: Path) -> None:
-    assert cli("up", cwd=tmp_path).code == 0
-    result = cli("down", "--yes", "--skip-final-snapshot", cwd=tmp_path)
+def test_down_deletes_the_parameter_group_and_the_scan_would_name_a_leftover_one(built: Path) -> None:
+    result = cli("down", "--yes", "--skip-final-snapshot", cwd=built)
     assert result.code == 0, result.stderr
     rds = boto3.client("rds")
     with pytest.raises(rds.exceptions.DBParameterGroupNotFoundFault):
@@ -329,8 +328,8 @@ def test_down_deletes_the_parameter_group_and_the_scan_would_name_a_leftover_one
     # One left behind (a crash between its create and the cluster's, then no `up`): the scan names it.
     rds.create_db_cluster_parameter_group(DBClusterParameterGroupName=PARAMETER_GROUP,
                                           DBParameterGroupFamily="aurora-mysql8.0", Description="left over")
-    found = [(f.kind, f.id) for f in scan.tagged(make_engine(tmp_path).ctx.aws, STACK)]
+    found = [(f.kind, f.id) for f in scan.tagged(make_engine(built).ctx.aws, STACK)]
     assert found == [("DB cluster parameter group", PARAMETER_GROUP)]
     # and `down` deletes it even with no cluster left.
-    assert cli("down", "--yes", cwd=tmp_path).code == 0
-    assert scan.tagged(make_engine(tmp_path).ctx.aws, STACK) == []
+    assert cli("down", "--yes", cwd=built).code == 0
+    assert scan.tagged(make_engine(built).ctx.aws, STACK) == []

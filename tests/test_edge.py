@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -36,6 +37,26 @@ def edge_config(**edge_keys) -> dict:
 
 def make_zone(name: str = ZONE) -> str:
     return boto3.client("route53").create_hosted_zone(Name=name, CallerReference=name)["HostedZone"]["Id"].split("/")[-1]
+
+
+def the_zone() -> str:
+    """The ID of the zone made before `up` (by make_zone, or for the reference stack "edge")."""
+    return boto3.client("route53").list_hosted_zones_by_name(DNSName=ZONE)["HostedZones"][0]["Id"].split("/")[-1]
+
+
+def edge_added(directory: Path, **edge_keys) -> Any:
+    """`up` with the edge turned on, on the restored default stack: the edge's first `up` (Part 7's, the
+    same as in a new stack) meets the zone as the test left it, without building Parts 1-6 for it.
+    The engine, whose calls and changes the test reads."""
+    engine = make_engine(directory, edge_config(**edge_keys))
+    engine.up()
+    return engine
+
+
+def engine_state_only(directory: Path) -> None:
+    """The reference's CLI state file removed (the engine's runs, in state.json, leave it stale): the CLI
+    finds the stack by its tags, as it did when the test built the stack with the engine."""
+    (directory / ".threetier" / "threetier.json").unlink()
 
 
 def zone_records(zone_id: str) -> list[dict]:
@@ -118,7 +139,9 @@ def test_a_bad_edge_exits_2_with_one_line_before_any_aws_call(tmp_path, edge_key
 
 
 # -- with edge off, nothing changes ----------------------------------------------------------
-def test_edge_off_makes_no_edge_call_and_no_443(tmp_path) -> None:
+def test_edge_and_waf_off_make_no_edge_or_waf_call_and_no_443(tmp_path) -> None:
+    # A build: the calls of a new stack's `up` are what is asserted. One build for the edge and the WAF
+    # (test_waf.py's test_a_stack_without_waf_makes_no_waf_call is merged in).
     with moto():
         engine = make_engine(tmp_path)
         engine.up()
@@ -126,14 +149,17 @@ def test_edge_off_makes_no_edge_call_and_no_443(tmp_path) -> None:
             engine.check(part)
         services = {c.service for c in engine.ctx.aws.calls}
         assert "acm" not in services and "route53" not in services
+        assert "wafv2" not in services
         assert "DescribeListenerAttributes" not in {c.operation for c in engine.ctx.aws.calls}
         assert set(listeners(engine)) == {80}
         assert {port for port, _ in external_ports(engine)} == {80}
         assert engine.ctx.state.parts[7].resources["url"].startswith("http://threetier-ext-alb-")
+        assert "waf" not in engine.ctx.state.parts[7].resources
 
 
 # -- the whole edge against moto -----------------------------------------------------------------
 def test_edge_up_again_status_converge_and_down(tmp_path) -> None:
+    # A build: the calls of a new stack's `up` are asserted (the certificate requested before the bake).
     with moto():
         zone_id = make_zone()
         engine = make_engine(tmp_path, edge_config())
@@ -223,48 +249,45 @@ def test_edge_up_again_status_converge_and_down(tmp_path) -> None:
         assert operations.index("DeleteListener") < operations.index("DeleteCertificate")
 
 
-def test_a_given_certificate_is_used_and_kept(tmp_path) -> None:
-    with moto():
-        zone_id = make_zone()
-        acm = boto3.client("acm")
-        mine = acm.request_certificate(DomainName=f"*.{ZONE}", ValidationMethod="DNS")["CertificateArn"]
-        assert acm.describe_certificate(CertificateArn=mine)["Certificate"]["Status"] == "ISSUED"
-        engine = make_engine(tmp_path, edge_config(certificate_arn=mine, https_redirect=False))
+def test_a_given_certificate_is_used_and_kept(built: Path) -> None:
+    zone_id = make_zone()
+    acm = boto3.client("acm")
+    mine = acm.request_certificate(DomainName=f"*.{ZONE}", ValidationMethod="DNS")["CertificateArn"]
+    assert acm.describe_certificate(CertificateArn=mine)["Certificate"]["Status"] == "ISSUED"
+    engine = edge_added(built, certificate_arn=mine, https_redirect=False)
+    assert "RequestCertificate" not in mutating(engine)
+    assert listeners(engine)[443]["Certificates"][0]["CertificateArn"] == mine
+    assert listeners(engine)[80]["DefaultActions"][0]["Type"] == "forward"
+    # Only the alias record was written: no validation records for a certificate we did not request.
+    assert {r["Type"] for r in zone_records(zone_id)} == {"NS", "SOA", "A"}
+    down = make_engine(built, edge_config(certificate_arn=mine))
+    down.ctx.skip_final_snapshot = True
+    down.down()
+    assert acm.describe_certificate(CertificateArn=mine)["Certificate"]["Status"] == "ISSUED"  # kept
+    assert {r["Type"] for r in zone_records(zone_id)} == {"NS", "SOA"}
+
+
+def test_a_given_certificate_for_another_name_is_refused(built: Path) -> None:
+    # The edge's first `up` on the built stack: no 443 yet, and none made.
+    make_zone()
+    other = boto3.client("acm").request_certificate(DomainName="other.example.net")["CertificateArn"]
+    engine = make_engine(built, edge_config(certificate_arn=other))
+    with pytest.raises(ThreetierError, match=re.escape(f"is for other.example.net, not {DOMAIN}")):
         engine.up()
-        assert "RequestCertificate" not in mutating(engine)
-        assert listeners(engine)[443]["Certificates"][0]["CertificateArn"] == mine
-        assert listeners(engine)[80]["DefaultActions"][0]["Type"] == "forward"
-        # Only the alias record was written: no validation records for a certificate we did not request.
-        assert {r["Type"] for r in zone_records(zone_id)} == {"NS", "SOA", "A"}
-        down = make_engine(tmp_path, edge_config(certificate_arn=mine))
-        down.ctx.skip_final_snapshot = True
-        down.down()
-        assert acm.describe_certificate(CertificateArn=mine)["Certificate"]["Status"] == "ISSUED"  # kept
-        assert {r["Type"] for r in zone_records(zone_id)} == {"NS", "SOA"}
+    assert "CreateListener" not in [c.operation for c in engine.ctx.aws.calls if c.params.get("Port") == 443]
 
 
-def test_a_given_certificate_for_another_name_is_refused(tmp_path) -> None:
-    with moto():
-        make_zone()
-        other = boto3.client("acm").request_certificate(DomainName="other.example.net")["CertificateArn"]
-        engine = make_engine(tmp_path, edge_config(certificate_arn=other))
-        with pytest.raises(ThreetierError, match=re.escape(f"is for other.example.net, not {DOMAIN}")):
-            engine.up()
-        assert "CreateListener" not in [c.operation for c in engine.ctx.aws.calls if c.params.get("Port") == 443]
-
-
-def test_a_missing_zone_is_never_created(tmp_path) -> None:
-    with moto():
-        engine = make_engine(tmp_path, edge_config())
-        with pytest.raises(ThreetierError, match=r"no public Route 53 hosted zone example\.com in this account; "
-                                                 r"threetier never creates one"):
-            engine.up()
-        # Refused before anything of the edge: no Route 53 change, no certificate requested.
-        assert not [c for c in engine.ctx.aws.mutating_calls() if c.service in ("route53", "acm")]
-        write_config(tmp_path, **edge_config())
-        result = cli("up", "--state", str(tmp_path / "state.json"), cwd=tmp_path)
-        assert result.code == 1 and "no public Route 53 hosted zone example.com" in result.stderr
-        assert boto3.client("route53").list_hosted_zones()["HostedZones"] == []
+def test_a_missing_zone_is_never_created(built: Path) -> None:
+    engine = make_engine(built, edge_config())
+    with pytest.raises(ThreetierError, match=r"no public Route 53 hosted zone example\.com in this account; "
+                                             r"threetier never creates one"):
+        engine.up()
+    # Refused before anything of the edge: no Route 53 change, no certificate requested.
+    assert not [c for c in engine.ctx.aws.mutating_calls() if c.service in ("route53", "acm")]
+    write_config(built, **edge_config())
+    result = cli("up", "--state", str(built / "state.json"), cwd=built)
+    assert result.code == 1 and "no public Route 53 hosted zone example.com" in result.stderr
+    assert boto3.client("route53").list_hosted_zones()["HostedZones"] == []
 
 
 # -- the certificate's wait, which moto does not show (it issues at once) -----------------------------
@@ -318,78 +341,74 @@ def record_types(zone_id: str) -> set[tuple[str, str]]:
     return {(r["Name"], r["Type"]) for r in zone_records(zone_id)}
 
 
-def test_edge_turned_off_removes_the_records_and_the_certificate(tmp_path) -> None:
-    with moto():
-        zone_id = make_zone()
-        make_engine(tmp_path, edge_config()).up()
-        assert (f"{DOMAIN}.", "A") in record_types(zone_id) and len(stack_certificates()) == 1
-        written = make_engine(tmp_path).ctx.state.parts[7].resources[edge.RECORDS]
-        assert f"{zone_id} {DOMAIN}. A" in written and f"{zone_id} {VALIDATION_NAME} CNAME" in written
+def test_edge_turned_off_removes_the_records_and_the_certificate(stack_from) -> None:
+    tmp_path = stack_from("edge")
+    zone_id = the_zone()
+    assert (f"{DOMAIN}.", "A") in record_types(zone_id) and len(stack_certificates()) == 1
+    written = make_engine(tmp_path).ctx.state.parts[7].resources[edge.RECORDS]
+    assert f"{zone_id} {DOMAIN}. A" in written and f"{zone_id} {VALIDATION_NAME} CNAME" in written
 
-        # status with edge off: the listener, both records and the certificate are drift.
-        write_config(tmp_path)
-        shown = cli("status", "--json", "--state", str(tmp_path / "state.json"), cwd=tmp_path)
-        assert shown.code == 3, shown.stdout + shown.stderr
-        drift = json.loads(shown.stdout)["parts"][6]["drift"]
-        assert any(d.startswith(f"alias record {DOMAIN}: present") for d in drift), drift
-        assert any(d.startswith(f"validation record {VALIDATION_NAME.rstrip('.')}: present") for d in drift), drift
-        assert any(d.startswith(f"certificate {DOMAIN} (") for d in drift), drift
+    # status with edge off: the listener, both records and the certificate are drift.
+    write_config(tmp_path)
+    shown = cli("status", "--json", "--state", str(tmp_path / "state.json"), cwd=tmp_path)
+    assert shown.code == 3, shown.stdout + shown.stderr
+    drift = json.loads(shown.stdout)["parts"][6]["drift"]
+    assert any(d.startswith(f"alias record {DOMAIN}: present") for d in drift), drift
+    assert any(d.startswith(f"validation record {VALIDATION_NAME.rstrip('.')}: present") for d in drift), drift
+    assert any(d.startswith(f"certificate {DOMAIN} (") for d in drift), drift
 
-        off = make_engine(tmp_path)
-        off.up()
-        assert {t for _, t in record_types(zone_id)} == {"NS", "SOA"}
-        assert stack_certificates() == []
-        assert set(listeners(off)) == {80}
-        operations = [c.operation for c in off.ctx.aws.calls]
-        assert operations.index("DeleteListener") < operations.index("DeleteCertificate")
-        assert edge.RECORDS not in off.ctx.state.parts[7].resources
-        # And then an up with edge off asks ACM and Route 53 nothing.
-        again = make_engine(tmp_path)
-        again.up()
-        assert not {c.service for c in again.ctx.aws.calls} & {"acm", "route53"}
+    off = make_engine(tmp_path)
+    off.up()
+    assert {t for _, t in record_types(zone_id)} == {"NS", "SOA"}
+    assert stack_certificates() == []
+    assert set(listeners(off)) == {80}
+    operations = [c.operation for c in off.ctx.aws.calls]
+    assert operations.index("DeleteListener") < operations.index("DeleteCertificate")
+    assert edge.RECORDS not in off.ctx.state.parts[7].resources
+    # And then an up with edge off asks ACM and Route 53 nothing.
+    again = make_engine(tmp_path)
+    again.up()
+    assert not {c.service for c in again.ctx.aws.calls} & {"acm", "route53"}
 
 
-def test_down_without_the_zone_in_config_removes_what_the_state_recorded(tmp_path) -> None:
-    with moto():
-        zone_id = make_zone()
-        make_engine(tmp_path, edge_config()).up()
-        down = make_engine(tmp_path)  # config without edge
-        down.ctx.skip_final_snapshot = True
-        down.down()
-        assert {t for _, t in record_types(zone_id)} == {"NS", "SOA"}
-        assert stack_certificates() == []
+def test_down_without_the_zone_in_config_removes_what_the_state_recorded(stack_from) -> None:
+    tmp_path = stack_from("edge")
+    down = make_engine(tmp_path)  # config without edge
+    down.ctx.skip_final_snapshot = True
+    down.down()
+    assert {t for _, t in record_types(the_zone())} == {"NS", "SOA"}
+    assert stack_certificates() == []
 
 
 def test_down_with_the_state_lost_finds_the_alias_by_the_certificate_and_names_the_validation_record(
-        tmp_path) -> None:
+        stack_from) -> None:
     """No state and no edge in config: the stack's certificate (tagged) names its domain, whose zone
     holds the alias to the stack's ALB: deleted. Its validation record may validate another
     certificate of the account in another region, which cannot be told: left, and named."""
-    with moto():
-        zone_id = make_zone()
-        make_engine(tmp_path, edge_config()).up()
-        (tmp_path / "state.json").unlink()
-        down = make_engine(tmp_path)  # no state, no edge in config
-        down.ctx.skip_final_snapshot = True
-        down.down()
-        assert record_types(zone_id) == {(f"{ZONE}.", "NS"), (f"{ZONE}.", "SOA"), (VALIDATION_NAME, "CNAME")}
-        assert stack_certificates() == []
-        said = down.ctx.out.stderr.getvalue()
-        assert f"validation record(s) {VALIDATION_NAME.rstrip('.')}" in said and "left in Route 53" in said
+    tmp_path = stack_from("edge")
+    zone_id = the_zone()
+    (tmp_path / "state.json").unlink()
+    down = make_engine(tmp_path)  # no state, no edge in config
+    down.ctx.skip_final_snapshot = True
+    down.down()
+    assert record_types(zone_id) == {(f"{ZONE}.", "NS"), (f"{ZONE}.", "SOA"), (VALIDATION_NAME, "CNAME")}
+    assert stack_certificates() == []
+    said = down.ctx.out.stderr.getvalue()
+    assert f"validation record(s) {VALIDATION_NAME.rstrip('.')}" in said and "left in Route 53" in said
 
 
-def test_an_alias_of_the_same_stack_in_another_region_is_not_ours(tmp_path) -> None:
-    with moto():
-        zone_id = make_zone()
-        other = {"Name": f"eu.{ZONE}.", "Type": "A", "AliasTarget": {
-            "HostedZoneId": "Z32O12XQLNTSW2", "DNSName": OTHER_REGION_ALB, "EvaluateTargetHealth": True}}
-        put_record(zone_id, other)
-        make_engine(tmp_path, edge_config()).up()
-        assert (f"eu.{ZONE}.", "A") in record_types(zone_id)
-        down = make_engine(tmp_path, edge_config())
-        down.ctx.skip_final_snapshot = True
-        down.down()
-        assert record_types(zone_id) == {(f"{ZONE}.", "NS"), (f"{ZONE}.", "SOA"), (f"eu.{ZONE}.", "A")}
+def test_an_alias_of_the_same_stack_in_another_region_is_not_ours(built: Path) -> None:
+    # The record is there before the edge's first `up`, as before the stack's.
+    zone_id = make_zone()
+    other = {"Name": f"eu.{ZONE}.", "Type": "A", "AliasTarget": {
+        "HostedZoneId": "Z32O12XQLNTSW2", "DNSName": OTHER_REGION_ALB, "EvaluateTargetHealth": True}}
+    put_record(zone_id, other)
+    edge_added(built)
+    assert (f"eu.{ZONE}.", "A") in record_types(zone_id)
+    down = make_engine(built, edge_config())
+    down.ctx.skip_final_snapshot = True
+    down.down()
+    assert record_types(zone_id) == {(f"{ZONE}.", "NS"), (f"{ZONE}.", "SOA"), (f"eu.{ZONE}.", "A")}
 
 
 @pytest.mark.parametrize("existing", [None, "an older certificate"])
@@ -438,35 +457,32 @@ def test_a_just_issued_certificate_is_retried_on_the_listener(tmp_path, existing
     ({"Type": "A", "AliasTarget": {"HostedZoneId": "Z32O12XQLNTSW2", "DNSName": OTHER_REGION_ALB,
                                    "EvaluateTargetHealth": False}}, "an alias to " + OTHER_REGION_ALB.rstrip(".")),
 ])
-def test_someone_elses_record_at_the_domain_is_refused_not_overwritten(tmp_path, record_set: dict, shown: str) -> None:
-    with moto():
-        zone_id = make_zone()
-        put_record(zone_id, {"Name": f"{DOMAIN}.", **record_set})
-        before = zone_records(zone_id)
-        write_config(tmp_path, **edge_config())
-        result = cli("up", "--state", str(tmp_path / "state.json"), cwd=tmp_path)
-        assert result.code == 1, result.stdout + result.stderr
-        assert f"the {record_set['Type']} record {DOMAIN} ({shown}) that threetier did not write" in result.stderr
-        assert "nothing was changed" in result.stderr
-        assert zone_records(zone_id) == before
-        assert stack_certificates() == []  # refused before the certificate was requested
+def test_someone_elses_record_at_the_domain_is_refused_not_overwritten(built: Path, record_set: dict, shown: str) -> None:
+    zone_id = make_zone()
+    put_record(zone_id, {"Name": f"{DOMAIN}.", **record_set})
+    before = zone_records(zone_id)
+    write_config(built, **edge_config())
+    result = cli("up", "--state", str(built / "state.json"), cwd=built)
+    assert result.code == 1, result.stdout + result.stderr
+    assert f"the {record_set['Type']} record {DOMAIN} ({shown}) that threetier did not write" in result.stderr
+    assert "nothing was changed" in result.stderr
+    assert zone_records(zone_id) == before
+    assert stack_certificates() == []  # refused before the certificate was requested
 
 
-def test_a_validation_record_that_was_there_already_is_left(tmp_path) -> None:
+def test_a_validation_record_that_was_there_already_is_left(built: Path) -> None:
     """ACM gives one validation CNAME per domain and account (any region): one already in the zone
     validates another certificate, which would stop renewing without it."""
-    with moto():
-        zone_id = make_zone()
-        put_record(zone_id, {"Name": VALIDATION_NAME, "Type": "CNAME", "TTL": 300,
-                             "ResourceRecords": [{"Value": VALIDATION_VALUE}]})
-        engine = make_engine(tmp_path, edge_config())
-        engine.up()
-        assert f"{zone_id} {VALIDATION_NAME} CNAME" not in engine.ctx.state.parts[7].resources[edge.RECORDS]
-        down = make_engine(tmp_path, edge_config())
-        down.ctx.skip_final_snapshot = True
-        down.down()
-        assert stack_certificates() == []
-        assert record_types(zone_id) == {(f"{ZONE}.", "NS"), (f"{ZONE}.", "SOA"), (VALIDATION_NAME, "CNAME")}
+    zone_id = make_zone()
+    put_record(zone_id, {"Name": VALIDATION_NAME, "Type": "CNAME", "TTL": 300,
+                         "ResourceRecords": [{"Value": VALIDATION_VALUE}]})
+    engine = edge_added(built)
+    assert f"{zone_id} {VALIDATION_NAME} CNAME" not in engine.ctx.state.parts[7].resources[edge.RECORDS]
+    down = make_engine(built, edge_config())
+    down.ctx.skip_final_snapshot = True
+    down.down()
+    assert stack_certificates() == []
+    assert record_types(zone_id) == {(f"{ZONE}.", "NS"), (f"{ZONE}.", "SOA"), (VALIDATION_NAME, "CNAME")}
 
 
 # -- HSTS on 443 ----------------------------------------------------------------------------------
@@ -491,36 +507,35 @@ def reads_after_the_inventory(engine) -> list[str]:
     return [c.operation for c in engine.ctx.aws.calls[after_inventory[0]:]]
 
 
-def test_443_sends_hsts_converges_it_and_status_shows_it_drifting(tmp_path) -> None:
-    with moto():
-        make_zone()
-        engine = make_engine(tmp_path, edge_config())
-        engine.up()
-        https = listeners(engine)[443]["ListenerArn"]
-        assert hsts(https) == "max-age=31536000"
-        # Set on the listener made this run: part of making it, not a change of its own.
-        assert [(c.action, c.name) for c in engine.ctx.changes if c.kind == "listener attributes"] == [
-            ("configured", "threetier-ext-alb:443")]
+def test_443_sends_hsts_converges_it_and_status_shows_it_drifting(built: Path) -> None:
+    make_zone()
+    engine = edge_added(built)  # makes 443
+    engine_state_only(built)
+    https = listeners(engine)[443]["ListenerArn"]
+    assert hsts(https) == "max-age=31536000"
+    # Set on the listener made this run: part of making it, not a change of its own.
+    assert [(c.action, c.name) for c in engine.ctx.changes if c.kind == "listener attributes"] == [
+        ("configured", "threetier-ext-alb:443")]
 
-        # Someone turns it off: status says so, up puts it back (that call alone), as a change.
-        boto3.client("elbv2").modify_listener_attributes(ListenerArn=https, Attributes=[
-            {"Key": edge.HSTS, "Value": "max-age=0"}])
-        write_config(tmp_path, **edge_config())
-        drifted = cli("status", "--json", cwd=tmp_path)
-        assert drifted.code == 3, drifted.stdout + drifted.stderr
-        assert json.loads(drifted.stdout)["parts"][6]["drift"] == [
-            "listener threetier-ext-alb:443: Strict-Transport-Security max-age=0, should be max-age=31536000"]
-        fixed = make_engine(tmp_path, edge_config())
-        fixed.up()
-        assert mutating(fixed) == ["ModifyListenerAttributes"] and hsts(https) == "max-age=31536000"
-        assert [(c.action, c.name) for c in fixed.ctx.changes if c.kind == "listener attributes"] == [
-            ("changed", "threetier-ext-alb:443")]
+    # Someone turns it off: status says so, up puts it back (that call alone), as a change.
+    boto3.client("elbv2").modify_listener_attributes(ListenerArn=https, Attributes=[
+        {"Key": edge.HSTS, "Value": "max-age=0"}])
+    write_config(built, **edge_config())
+    drifted = cli("status", "--json", cwd=built)
+    assert drifted.code == 3, drifted.stdout + drifted.stderr
+    assert json.loads(drifted.stdout)["parts"][6]["drift"] == [
+        "listener threetier-ext-alb:443: Strict-Transport-Security max-age=0, should be max-age=31536000"]
+    fixed = make_engine(built, edge_config())
+    fixed.up()
+    assert mutating(fixed) == ["ModifyListenerAttributes"] and hsts(https) == "max-age=31536000"
+    assert [(c.action, c.name) for c in fixed.ctx.changes if c.kind == "listener attributes"] == [
+        ("changed", "threetier-ext-alb:443")]
 
-        # A no-op up and status read it (and all of the edge) in the inventory, not one by one.
-        again = make_engine(tmp_path, edge_config())
-        assert reads_after_the_inventory(again) == []
-        assert mutating(again) == []
-        assert [c.operation for c in again.ctx.aws.calls].count("DescribeListenerAttributes") == 1
+    # A no-op up and status read it (and all of the edge) in the inventory, not one by one.
+    again = make_engine(built, edge_config())
+    assert reads_after_the_inventory(again) == []
+    assert mutating(again) == []
+    assert [c.operation for c in again.ctx.aws.calls].count("DescribeListenerAttributes") == 1
 
 
 # -- the certificate request's idempotency token --------------------------------------------------
@@ -590,49 +605,45 @@ def down(tmp_path) -> None:
     engine.down()
 
 
-def test_another_alias_of_the_user_s_to_the_alb_survives_up_and_down(tmp_path) -> None:
+def test_another_alias_of_the_user_s_to_the_alb_survives_up_and_down(stack_from) -> None:
     """www.example.com aimed by the user at the stack's ALB (another name for the same site) is not
     the stack's: a domain change, `up` and `down` leave it (down says it points at a going ALB)."""
-    with moto():
-        zone_id = make_zone()
-        engine = make_engine(tmp_path, edge_config())
+    tmp_path = stack_from("edge")
+    zone_id = the_zone()
+    engine = make_engine(tmp_path, edge_config())
+    balancer = boto3.client("elbv2").describe_load_balancers(
+        LoadBalancerArns=[engine.ctx.state.parts[7].resources["load_balancer_arn"]])["LoadBalancers"][0]
+    www = {"Name": f"www.{ZONE}.", "Type": "A", "AliasTarget": {
+        "HostedZoneId": balancer["CanonicalHostedZoneId"], "DNSName": balancer["DNSName"], "EvaluateTargetHealth": False}}
+    put_record(zone_id, www)
+    again = make_engine(tmp_path, edge_config(domain=f"api.{ZONE}"))
+    again.up()
+    assert (f"www.{ZONE}.", "A") in record_types(zone_id) and (f"{DOMAIN}.", "A") not in record_types(zone_id)
+    engine = make_engine(tmp_path, edge_config(domain=f"api.{ZONE}"))
+    engine.ctx.skip_final_snapshot = True
+    engine.down()
+    assert (f"www.{ZONE}.", "A") in record_types(zone_id) and (f"api.{ZONE}.", "A") not in record_types(zone_id)
+    assert f"alias record www.{ZONE} in hosted zone {ZONE} points at threetier-ext-alb" in engine.ctx.out.stderr.getvalue()
+
+
+def test_a_validation_record_written_without_its_final_dot_is_the_same_record(built: Path) -> None:
+    zone_id = make_zone()
+    put_record(zone_id, {"Name": VALIDATION_NAME, "Type": "CNAME", "TTL": 300,
+                         "ResourceRecords": [{"Value": VALIDATION_VALUE.rstrip(".")}]})
+    engine = edge_added(built)
+    assert "ChangeResourceRecordSets" in mutating(engine)  # the alias ...
+    assert f"{zone_id} {VALIDATION_NAME} CNAME" not in engine.ctx.state.parts[7].resources[edge.RECORDS]  # ... only
+    down(built)
+    assert (VALIDATION_NAME, "CNAME") in record_types(zone_id)
+
+
+def test_another_value_at_the_validation_record_s_name_is_refused_not_overwritten(built: Path) -> None:
+    zone_id = make_zone()
+    put_record(zone_id, {"Name": VALIDATION_NAME, "Type": "CNAME", "TTL": 300,
+                         "ResourceRecords": [{"Value": "elsewhere.example.net."}]})
+    engine = make_engine(built, edge_config())
+    with pytest.raises(ThreetierError, match=f"has the CNAME record {VALIDATION_NAME.rstrip('.')} "
+                                             r"\(elsewhere.example.net.\)"):
         engine.up()
-        balancer = boto3.client("elbv2").describe_load_balancers(
-            LoadBalancerArns=[engine.ctx.state.parts[7].resources["load_balancer_arn"]])["LoadBalancers"][0]
-        www = {"Name": f"www.{ZONE}.", "Type": "A", "AliasTarget": {
-            "HostedZoneId": balancer["CanonicalHostedZoneId"], "DNSName": balancer["DNSName"], "EvaluateTargetHealth": False}}
-        put_record(zone_id, www)
-        again = make_engine(tmp_path, edge_config(domain=f"api.{ZONE}"))
-        again.up()
-        assert (f"www.{ZONE}.", "A") in record_types(zone_id) and (f"{DOMAIN}.", "A") not in record_types(zone_id)
-        engine = make_engine(tmp_path, edge_config(domain=f"api.{ZONE}"))
-        engine.ctx.skip_final_snapshot = True
-        engine.down()
-        assert (f"www.{ZONE}.", "A") in record_types(zone_id) and (f"api.{ZONE}.", "A") not in record_types(zone_id)
-        assert f"alias record www.{ZONE} in hosted zone {ZONE} points at threetier-ext-alb" in engine.ctx.out.stderr.getvalue()
-
-
-def test_a_validation_record_written_without_its_final_dot_is_the_same_record(tmp_path) -> None:
-    with moto():
-        zone_id = make_zone()
-        put_record(zone_id, {"Name": VALIDATION_NAME, "Type": "CNAME", "TTL": 300,
-                             "ResourceRecords": [{"Value": VALIDATION_VALUE.rstrip(".")}]})
-        engine = make_engine(tmp_path, edge_config())
-        engine.up()
-        assert "ChangeResourceRecordSets" in mutating(engine)  # the alias ...
-        assert f"{zone_id} {VALIDATION_NAME} CNAME" not in engine.ctx.state.parts[7].resources[edge.RECORDS]  # ... only
-        down(tmp_path)
-        assert (VALIDATION_NAME, "CNAME") in record_types(zone_id)
-
-
-def test_another_value_at_the_validation_record_s_name_is_refused_not_overwritten(tmp_path) -> None:
-    with moto():
-        zone_id = make_zone()
-        put_record(zone_id, {"Name": VALIDATION_NAME, "Type": "CNAME", "TTL": 300,
-                             "ResourceRecords": [{"Value": "elsewhere.example.net."}]})
-        engine = make_engine(tmp_path, edge_config())
-        with pytest.raises(ThreetierError, match=f"has the CNAME record {VALIDATION_NAME.rstrip('.')} "
-                                                 r"\(elsewhere.example.net.\)"):
-            engine.up()
-        left = [r for r in zone_records(zone_id) if r["Name"] == VALIDATION_NAME]
-        assert left[0]["ResourceRecords"] == [{"Value": "elsewhere.example.net."}]
+    left = [r for r in zone_records(zone_id) if r["Name"] == VALIDATION_NAME]
+    assert left[0]["ResourceRecords"] == [{"Value": "elsewhere.example.net."}]

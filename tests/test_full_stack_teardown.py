@@ -1,5 +1,5 @@
-"""Issue 3: teardown of the whole stack against moto: nothing left, one final snapshot, the order;
-and the health gate under botocore's Stubber."""
+"""Issue 3: teardown of the whole stack against moto: nothing left, one final snapshot, the order
+(each from the default stack restored: conftest's `built`); and the health gate under botocore's Stubber."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,11 +22,10 @@ def mocked():
         yield
 
 
-def test_down_skip_final_snapshot_leaves_nothing_in_any_service(mocked, tmp_path: Path) -> None:
-    assert cli("up", cwd=tmp_path).code == 0
-    result = cli("down", "--yes", "--skip-final-snapshot", cwd=tmp_path)
+def test_down_skip_final_snapshot_leaves_nothing_in_any_service(built: Path) -> None:
+    result = cli("down", "--yes", "--skip-final-snapshot", cwd=built)
     assert result.code == 0, result.stderr
-    engine = make_engine(tmp_path)
+    engine = make_engine(built)
     assert scan.tagged(engine.ctx.aws, STACK) == []
     ec2, rds = boto3.client("ec2"), boto3.client("rds")
     assert [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
@@ -46,12 +45,11 @@ def test_down_skip_final_snapshot_leaves_nothing_in_any_service(mocked, tmp_path
     assert boto3.client("s3").list_buckets()["Buckets"] == []
     assert [r for r in boto3.client("iam").list_roles()["Roles"] if r["RoleName"].startswith(STACK)] == []
     assert boto3.client("iam").list_instance_profiles()["InstanceProfiles"] == []
-    assert cli("down", "--yes", cwd=tmp_path).code == 0  # and again: nothing to do
+    assert cli("down", "--yes", cwd=built).code == 0  # and again: nothing to do
 
 
-def test_down_keeps_exactly_one_final_snapshot(mocked, tmp_path: Path) -> None:
-    assert cli("up", cwd=tmp_path).code == 0
-    result = cli("down", "--yes", cwd=tmp_path)
+def test_down_keeps_exactly_one_final_snapshot(built: Path) -> None:
+    result = cli("down", "--yes", cwd=built)
     assert result.code == 0, result.stderr
     manual = boto3.client("rds").describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"]
     assert len(manual) == 1
@@ -59,9 +57,8 @@ def test_down_keeps_exactly_one_final_snapshot(mocked, tmp_path: Path) -> None:
     assert manual[0]["DBClusterSnapshotIdentifier"] in result.stderr  # the user is told what was kept
 
 
-def test_teardown_order_of_parts_7_to_3(mocked, tmp_path: Path) -> None:
-    make_engine(tmp_path).up()
-    engine = make_engine(tmp_path)
+def test_teardown_order_of_parts_7_to_3(built: Path) -> None:
+    engine = make_engine(built)
     engine.down()
     ops = [(c.operation, c.params) for c in engine.ctx.aws.calls if c.mutating]
 

@@ -162,3 +162,11 @@ def test_graph_dot_and_mermaid_draw_every_edge(no_aws: Path, capsys: pytest.Capt
     assert bad.code == 2 and "'yaml' is not one of 'text', 'dot', 'mermaid'" in bad.stderr
     assert cli("graph", "--help").code == 0
     assert "Examples:" in capsys.readouterr().out  # click writes help to sys.stdout itself
+
+
+def test_the_readme_shows_the_graph_as_threetier_graph_prints_it(no_aws: Path) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    shown = readme.split("<!-- threetier graph -->\n", 1)[1].split("\n<!-- /threetier graph -->", 1)[0]
+    printed = cli("graph", cwd=no_aws)
+    assert printed.code == 0
+    assert [line.removeprefix("    ") for line in shown.split("\n")] == printed.stdout.rstrip("\n").split("\n")

@@ -63,12 +63,11 @@ def saved(tmp_path: Path) -> dict[str, Any]:
 
 
 # -- the whole cycle -----------------------------------------------------------------
-def test_pause_status_resume_status_ends_with_the_topology_of_a_fresh_up(mocked, tmp_path: Path) -> None:
-    assert cli("up", cwd=tmp_path).code == 0
-    running = topology()
+def test_pause_status_resume_status_ends_with_the_topology_of_a_fresh_up(built: Path) -> None:
+    running = topology()  # a fresh `up`'s: the reference stack
     assert running["nats"] == 2 and running["routes_to_nat"] == 2 and running["alarm_actions"] == [True]
 
-    paused = cli("pause", "--json", cwd=tmp_path)
+    paused = cli("pause", "--json", cwd=built)
     assert paused.code == 0, paused.stderr
     report = json.loads(paused.stdout)  # one object, nothing else
     assert report["command"] == "pause" and report["paused"]["since"]
@@ -76,10 +75,10 @@ def test_pause_status_resume_status_ends_with_the_topology_of_a_fresh_up(mocked,
     assert report["paused_monthly_usd"] < report["running_monthly_usd"]
     assert topology() == paused_topology(running)
     # Kept: the load balancers and listeners, images, bucket, database, secret, alarms, dashboard.
-    assert saved(tmp_path)["paused"] == report["paused"]
-    assert saved(tmp_path)["parts"]["2"]["resources"]["nat_gateways"] == {}
+    assert saved(built)["paused"] == report["paused"]
+    assert saved(built)["parts"]["2"]["resources"]["nat_gateways"] == {}
 
-    status = cli("status", "--json", cwd=tmp_path)
+    status = cli("status", "--json", cwd=built)
     assert status.code == 0, status.stdout  # a stack paused as pause leaves it is healthy
     seen = json.loads(status.stdout)
     assert seen["paused"] == report["paused"]
@@ -89,13 +88,13 @@ def test_pause_status_resume_status_ends_with_the_topology_of_a_fresh_up(mocked,
     assert any("no NAT gateway while paused" in note for note in notes)
     assert any(f"DB cluster {CLUSTER}: stopped while paused" in note for note in notes)
     assert any("threetier-web-asg: 0 instances while paused" in note for note in notes)
-    text = cli("status", cwd=tmp_path)
+    text = cli("status", cwd=built)
     assert text.code == 0
     assert f"paused since {report['paused']['since']}" in text.stdout
     assert f"AWS starts the stopped Aurora cluster by itself on {report['paused']['aurora_restarts_at']}" \
         in " ".join(text.stdout.split())
 
-    plan = cli("plan", "--json", cwd=tmp_path)
+    plan = cli("plan", "--json", cwd=built)
     assert plan.code == 3  # resume has work to do
     planned = json.loads(plan.stdout)
     assert planned["paused"] == report["paused"]
@@ -104,58 +103,55 @@ def test_pause_status_resume_status_ends_with_the_topology_of_a_fresh_up(mocked,
     changes = [change for p in planned["parts"] for change in p["change"]]
     assert any(f"DB cluster {CLUSTER}: stopped" in change for change in changes)
     assert any("threetier-app-asg: min/max (0, 0)" in change for change in changes)
-    assert "`threetier resume` (or `up`) would make these changes" in cli("plan", cwd=tmp_path).stdout
+    assert "`threetier resume` (or `up`) would make these changes" in cli("plan", cwd=built).stdout
 
-    resumed = cli("resume", "--json", cwd=tmp_path)
+    resumed = cli("resume", "--json", cwd=built)
     assert resumed.code == 0, resumed.stderr
     done = json.loads(resumed.stdout)
     assert done["command"] == "resume" and done["was_paused"] == report["paused"]
     assert topology() == running
-    assert "paused" not in saved(tmp_path)
-    after = cli("status", "--json", cwd=tmp_path)
+    assert "paused" not in saved(built)
+    after = cli("status", "--json", cwd=built)
     assert after.code == 0 and json.loads(after.stdout)["paused"] is None
     assert all(p["drift"] == [] for p in json.loads(after.stdout)["parts"])
 
 
-def test_pause_twice_and_resume_on_a_running_stack_change_nothing(mocked, tmp_path: Path, calls: list[str]) -> None:
-    assert cli("up", cwd=tmp_path).code == 0
-    assert cli("pause", cwd=tmp_path).code == 0
-    first = saved(tmp_path)["paused"]
+def test_pause_twice_and_resume_on_a_running_stack_change_nothing(built: Path, calls: list[str]) -> None:
+    assert cli("pause", cwd=built).code == 0
+    first = saved(built)["paused"]
 
     calls.clear()
-    again = cli("pause", cwd=tmp_path)
+    again = cli("pause", cwd=built)
     assert again.code == 0, again.stderr
     assert mutating(calls) == []
     assert "it was paused already, nothing changed; 0 mutating AWS calls" in again.stdout
-    assert saved(tmp_path)["paused"] == first  # still paused since the first pause
+    assert saved(built)["paused"] == first  # still paused since the first pause
 
-    assert cli("resume", cwd=tmp_path).code == 0
+    assert cli("resume", cwd=built).code == 0
     calls.clear()
-    no_op = cli("resume", cwd=tmp_path)
+    no_op = cli("resume", cwd=built)
     assert no_op.code == 0, no_op.stderr
     assert mutating(calls) == []
     assert "not paused: verifying it as `up` does" in no_op.stderr and "0 mutating AWS calls" in no_op.stdout
 
 
-def test_up_on_a_paused_stack_resumes_it_and_replay_refuses(mocked, tmp_path: Path, calls: list[str]) -> None:
-    assert cli("up", cwd=tmp_path).code == 0
+def test_up_on_a_paused_stack_resumes_it_and_replay_refuses(built: Path, calls: list[str]) -> None:
     running = topology()
-    assert cli("pause", cwd=tmp_path).code == 0
+    assert cli("pause", cwd=built).code == 0
 
     calls.clear()
-    replay = cli("replay", "network", cwd=tmp_path)
+    replay = cli("replay", "network", cwd=built)
     assert replay.code == 2 and "stack threetier is paused" in replay.stderr and "`threetier resume`" in replay.stderr
     assert mutating(calls) == []
 
-    up = cli("up", cwd=tmp_path)
+    up = cli("up", cwd=built)
     assert up.code == 0, up.stderr
     assert "is paused (since" in up.stderr and "as `threetier resume` does" in up.stderr
-    assert topology() == running and "paused" not in saved(tmp_path)
+    assert topology() == running and "paused" not in saved(built)
 
 
 # -- refusals ------------------------------------------------------------------------------
-def test_pause_refuses_a_stack_not_fully_up_and_resume_one_that_does_not_exist(mocked, tmp_path: Path,
-                                                                               calls: list[str]) -> None:
+def test_pause_and_resume_refuse_a_stack_that_does_not_exist(mocked, tmp_path: Path, calls: list[str]) -> None:
     nothing = cli("pause", cwd=tmp_path)
     assert nothing.code == 2 and "is not deployed in us-east-1; nothing to pause" in nothing.stderr
     assert len(nothing.stderr.strip().splitlines()) == 2  # the command's first line, then the refusal
@@ -163,24 +159,24 @@ def test_pause_refuses_a_stack_not_fully_up_and_resume_one_that_does_not_exist(m
     assert "does not exist in us-east-1; `threetier up` builds it" in cli("resume", cwd=tmp_path).stderr
     assert mutating(calls) == []
 
-    assert cli("up", cwd=tmp_path).code == 0
+
+def test_pause_refuses_a_stack_not_fully_up(built: Path, calls: list[str]) -> None:
     boto3.client("autoscaling").delete_auto_scaling_group(AutoScalingGroupName="threetier-app-asg", ForceDelete=True)
     calls.clear()
-    half = cli("pause", cwd=tmp_path)
+    half = cli("pause", cwd=built)
     assert half.code == 2
     assert ("is not fully up (Part 5 (app-tier): Auto Scaling group threetier-app-asg is missing); nothing was "
             "changed: `threetier up` first") in half.stderr
-    assert mutating(calls) == [] and "paused" not in saved(tmp_path)
+    assert mutating(calls) == [] and "paused" not in saved(built)
 
 
 @pytest.mark.parametrize("command", ["pause", "resume"])
-def test_pause_and_resume_hold_the_stack_lock(mocked, tmp_path: Path, calls: list[str], command: str) -> None:
-    assert cli("up", cwd=tmp_path).code == 0
+def test_pause_and_resume_hold_the_stack_lock(built: Path, calls: list[str], command: str) -> None:
     other = lock.Holder(user="bob", host="elsewhere", pid=4242, command="up", since="2026-11-21T18:03:12Z",
                         caller="arn:aws:iam::123456789012:user/bob", token="theirs")
     boto3.client("ssm").put_parameter(Name=lock.parameter_name("threetier"), Value=other.to_json(), Type="String")
     calls.clear()
-    refused = cli(command, cwd=tmp_path)
+    refused = cli(command, cwd=built)
     assert refused.code == 2
     assert "is being changed by bob@elsewhere (pid 4242, threetier up)" in refused.stderr
     assert [op for op in calls if op != "GetParameter" and op.startswith(("Put", "Delete", "Update", "Stop", "Start"))] \
@@ -188,7 +184,7 @@ def test_pause_and_resume_hold_the_stack_lock(mocked, tmp_path: Path, calls: lis
     # Taken while the command runs: a run holding it is named by `status`.
     boto3.client("ssm").delete_parameter(Name=lock.parameter_name("threetier"))
     calls.clear()
-    assert cli(command, cwd=tmp_path).code == 0
+    assert cli(command, cwd=built).code == 0
     from threetier.aws import is_mutating
     changed = [op for op in calls if is_mutating(op)]
     assert changed[0] == "PutParameter" and changed[-1] == "DeleteParameter"  # taken first, released last
@@ -200,6 +196,7 @@ def test_pause_and_resume_hold_the_stack_lock(mocked, tmp_path: Path, calls: lis
 def test_a_tier_with_min_0_comes_back_to_its_desired_size(mocked, tmp_path: Path) -> None:
     """A lab tier allowed to scale to nothing (min 0) is paused at max 0: resume gives it its desired
     size again, not min's 0 (with scaling on, desired is otherwise the policies')."""
+    # Built here: no reference stack has this config.
     (tmp_path / "config.yaml").write_text("app:\n  asg: {min: 0, desired: 1, max: 2}\n")
     assert cli("up", cwd=tmp_path).code == 0
     assert cli("pause", cwd=tmp_path).code == 0
@@ -210,11 +207,10 @@ def test_a_tier_with_min_0_comes_back_to_its_desired_size(mocked, tmp_path: Path
 
 
 # -- the order of a pause -------------------------------------------------------------------
-def test_pause_removes_the_routes_then_the_nat_gateways_then_their_elastic_ips(mocked, tmp_path: Path) -> None:
+def test_pause_removes_the_routes_then_the_nat_gateways_then_their_elastic_ips(built: Path) -> None:
     """moto releases an Elastic IP still on a NAT gateway and leaves no blackhole: the order is
     asserted on the calls made, per NAT gateway."""
-    make_engine(tmp_path).up()
-    engine = make_engine(tmp_path)
+    engine = make_engine(built)
     engine.pause()
     calls = engine.ctx.aws.calls
     order = [(c.operation, c.params.get("NatGatewayId") or c.params.get("AllocationId") or c.params.get("RouteTableId"))
@@ -251,56 +247,50 @@ def crash_after(engine: Engine, operation: str, run: str) -> None:
 
 @pytest.mark.parametrize("operation", ["PutMetricAlarm", "UpdateAutoScalingGroup", "StopDBCluster", "DeleteRoute",
                                        "DeleteNatGateway", "ReleaseAddress"])
-def test_a_crash_during_pause_then_pause_again_converges(tmp_path: Path, operation: str) -> None:
-    with moto():
-        make_engine(tmp_path).up()
-        running = topology()
-        crash_after(make_engine(tmp_path), operation, "pause")
-        state = json.loads((tmp_path / "state.json").read_text())
-        assert state["paused"]["since"]  # written before the first change: status says paused
+def test_a_crash_during_pause_then_pause_again_converges(built: Path, operation: str) -> None:
+    running = topology()
+    crash_after(make_engine(built), operation, "pause")
+    state = json.loads((built / "state.json").read_text())
+    assert state["paused"]["since"]  # written before the first change: status says paused
 
-        again = make_engine(tmp_path)
-        again.pause()
-        assert topology() == paused_topology(running)
-        assert again.ctx.state.paused is not None and again.ctx.state.paused.aurora_restarts_at
-        final = make_engine(tmp_path)
-        final.pause()
-        assert [c.operation for c in final.ctx.aws.mutating_calls()] == []
+    again = make_engine(built)
+    again.pause()
+    assert topology() == paused_topology(running)
+    assert again.ctx.state.paused is not None and again.ctx.state.paused.aurora_restarts_at
+    final = make_engine(built)
+    final.pause()
+    assert [c.operation for c in final.ctx.aws.mutating_calls()] == []
 
 
 @pytest.mark.parametrize("operation", ["StartDBCluster", "AllocateAddress", "CreateNatGateway", "CreateRoute",
                                        "UpdateAutoScalingGroup", "PutMetricAlarm"])
-def test_a_crash_during_resume_then_resume_again_converges(tmp_path: Path, operation: str) -> None:
-    with moto():
-        make_engine(tmp_path).up()
-        running = topology()
-        make_engine(tmp_path).pause()
-        crash_after(make_engine(tmp_path), operation, "up")  # resume is `up`
-        assert json.loads((tmp_path / "state.json").read_text())["paused"]  # not resumed until it is
+def test_a_crash_during_resume_then_resume_again_converges(built: Path, operation: str) -> None:
+    running = topology()
+    make_engine(built).pause()
+    crash_after(make_engine(built), operation, "up")  # resume is `up`
+    assert json.loads((built / "state.json").read_text())["paused"]  # not resumed until it is
 
-        again = make_engine(tmp_path)
-        again.up()
-        assert topology() == running and again.ctx.state.paused is None
-        final = make_engine(tmp_path)
-        final.up()
-        assert [c.operation for c in final.ctx.aws.mutating_calls()] == []
+    again = make_engine(built)
+    again.up()
+    assert topology() == running and again.ctx.state.paused is None
+    final = make_engine(built)
+    final.up()
+    assert [c.operation for c in final.ctx.aws.mutating_calls()] == []
 
 
 # -- down of a paused stack -------------------------------------------------------------------
-def test_down_of_a_paused_stack_starts_the_cluster_first_and_leaves_nothing(mocked, tmp_path: Path,
-                                                                           calls: list[str]) -> None:
+def test_down_of_a_paused_stack_starts_the_cluster_first_and_leaves_nothing(built: Path, calls: list[str]) -> None:
     """Real AWS deletes neither a stopped cluster nor its instances (test_database_real plays it with
     Stubber): `down` starts it before it deletes anything."""
-    assert cli("up", cwd=tmp_path).code == 0
-    assert cli("pause", cwd=tmp_path).code == 0
+    assert cli("pause", cwd=built).code == 0
     calls.clear()
-    gone = cli("down", "--yes", "--skip-final-snapshot", cwd=tmp_path)
+    gone = cli("down", "--yes", "--skip-final-snapshot", cwd=built)
     assert gone.code == 0, gone.stderr
     changes = mutating(calls)
     assert changes[0] == "StartDBCluster" and changes.index("StartDBCluster") < changes.index("DeleteDBInstance")
     assert "DeleteNatGateway" not in changes and "ReleaseAddress" not in changes  # none left to delete
     assert "a scan finds nothing tagged threetier:stack=threetier" in gone.stdout
-    assert not (tmp_path / STATE).exists()
+    assert not (built / STATE).exists()
 
 
 # -- pending states (Stubber) ---------------------------------------------------------------------

@@ -4,6 +4,8 @@ Item 4: a launch template default version newer than what the Auto Scaling group
 is an instance refresh due, whether or not this run made the version: `status` and `plan` name it,
 and `up` starts it (or waits for the one under way). Item 6: with the internal ALB gone, Part 6 is
 what it is (its AMI is there; the ALB its nginx.conf names is not), not "gone".
+
+Each test starts from the default stack restored (conftest's `built`): building it is set-up here.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from helpers import FakeClock, cli, make_engine, moto, write_config
+from helpers import FakeClock, cli, make_engine, write_config
 from steps import app_tier, balancing
 from threetier.cli.common import Runtime
 from threetier.engine import Engine
@@ -64,37 +66,35 @@ def drift_of(status_stdout: str, part: int) -> list[str]:
     ("app", "CreateLaunchTemplateVersion"),
 ])
 def test_a_refresh_lost_to_a_crash_is_named_by_status_and_done_by_up(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tier: str, operation: str) -> None:
+        built: Path, monkeypatch: pytest.MonkeyPatch, tier: str, operation: str) -> None:
     part = TIER_PART[tier]
-    with moto():
-        assert cli("up", cwd=tmp_path).code == 0
-        assert group_instance_types(tier) == ["t3.micro", "t3.micro"]
-        write_config(tmp_path, **{tier: {"instance_type": "t3.small"}})
+    assert group_instance_types(tier) == ["t3.micro", "t3.micro"]
+    write_config(built, **{tier: {"instance_type": "t3.small"}})
 
-        with monkeypatch.context() as patched:
-            crash_after(patched, operation)
-            crashed = cli("up", cwd=tmp_path)
-        assert crashed.code == 130, crashed.stderr
-        assert group_instance_types(tier) == ["t3.micro", "t3.micro"]
+    with monkeypatch.context() as patched:
+        crash_after(patched, operation)
+        crashed = cli("up", cwd=built)
+    assert crashed.code == 130, crashed.stderr
+    assert group_instance_types(tier) == ["t3.micro", "t3.micro"]
 
-        status = cli("status", "--json", cwd=tmp_path)
-        assert status.code == 3
-        drift = drift_of(status.stdout, part)
-        if operation == "ModifyLaunchTemplate":  # the new version is the default: only the refresh is left
-            assert any(f"Auto Scaling group threetier-{tier}-asg: 2 of 2 instances run t3.micro" in line
-                       and "is t3.small" in line and "an instance refresh is due" in line for line in drift), drift
-            plan = json.loads(cli("plan", "--json", cwd=tmp_path).stdout)
-            assert any("an instance refresh is due" in line for line in plan["parts"][part - 1]["change"])
-        else:  # the new version is not the default yet: the template itself still differs
-            assert any("instance type t3.micro, config says t3.small" in line for line in drift), drift
+    status = cli("status", "--json", cwd=built)
+    assert status.code == 3
+    drift = drift_of(status.stdout, part)
+    if operation == "ModifyLaunchTemplate":  # the new version is the default: only the refresh is left
+        assert any(f"Auto Scaling group threetier-{tier}-asg: 2 of 2 instances run t3.micro" in line
+                   and "is t3.small" in line and "an instance refresh is due" in line for line in drift), drift
+        plan = json.loads(cli("plan", "--json", cwd=built).stdout)
+        assert any("an instance refresh is due" in line for line in plan["parts"][part - 1]["change"])
+    else:  # the new version is not the default yet: the template itself still differs
+        assert any("instance type t3.micro, config says t3.small" in line for line in drift), drift
 
-        resumed = cli("up", cwd=tmp_path)
-        assert resumed.code == 0, resumed.stderr
-        assert "the emulator has no instance refresh" in resumed.stderr
-        assert group_instance_types(tier) == ["t3.small", "t3.small"]
-        clean = cli("status", "--json", cwd=tmp_path)
-        assert clean.code == 0, [(p["part"], p["drift"]) for p in json.loads(clean.stdout)["parts"]]
-        assert "0 mutating AWS calls" in cli("up", cwd=tmp_path).stdout
+    resumed = cli("up", cwd=built)
+    assert resumed.code == 0, resumed.stderr
+    assert "the emulator has no instance refresh" in resumed.stderr
+    assert group_instance_types(tier) == ["t3.small", "t3.small"]
+    clean = cli("status", "--json", cwd=built)
+    assert clean.code == 0, [(p["part"], p["drift"]) for p in json.loads(clean.stdout)["parts"]]
+    assert "0 mutating AWS calls" in cli("up", cwd=built).stdout
 
 
 # -- item 4, the real-AWS path under botocore's Stubber ------------------------------------
@@ -119,10 +119,10 @@ def real_aws_engine(tmp_path: Path, app_instance_type: str = "t3.small") -> Engi
     return engine
 
 
-def built_then_crashed(tmp_path: Path) -> Engine:
-    make_engine(tmp_path).up()
+def built_then_crashed(built: Path) -> Engine:
+    """The restored stack (`built`) as that crash leaves it, and a real-AWS engine on it."""
     crash_before_the_refresh()
-    return real_aws_engine(tmp_path)
+    return real_aws_engine(built)
 
 
 def the_group() -> dict[str, Any]:
@@ -163,114 +163,107 @@ def check_part_5(engine: Engine, *refresh_answers: dict[str, Any]) -> list[str]:
     return drift
 
 
-def test_status_names_a_refresh_due_or_under_way_and_reads_none_when_nothing_is_due(tmp_path: Path) -> None:
-    with moto():
-        make_engine(tmp_path).up()
-        # Up to date: no refresh is looked for (the Stubber refuses any read not given here).
-        assert check_part_5(real_aws_engine(tmp_path, "t3.micro")) == []
+def test_status_names_a_refresh_due_or_under_way_and_reads_none_when_nothing_is_due(built: Path) -> None:
+    # Up to date: no refresh is looked for (the Stubber refuses any read not given here).
+    assert check_part_5(real_aws_engine(built, "t3.micro")) == []
 
-        crash_before_the_refresh()
-        drift = check_part_5(real_aws_engine(tmp_path), refreshes(("r-0", "Successful", 100)))
-        assert len(drift) == 1 and drift[0].startswith("Auto Scaling group threetier-app-asg: 2 of 2 instances run "
-                                                       "t3.micro"), drift
-        assert "the launch template's default version 2 is t3.small" in drift[0]
-        assert drift[0].endswith("an instance refresh is due (`up` starts it)")
+    crash_before_the_refresh()
+    drift = check_part_5(real_aws_engine(built), refreshes(("r-0", "Successful", 100)))
+    assert len(drift) == 1 and drift[0].startswith("Auto Scaling group threetier-app-asg: 2 of 2 instances run "
+                                                   "t3.micro"), drift
+    assert "the launch template's default version 2 is t3.small" in drift[0]
+    assert drift[0].endswith("an instance refresh is due (`up` starts it)")
 
-        drift = check_part_5(real_aws_engine(tmp_path), refreshes(("r-1", "InProgress", 50)))
-        assert len(drift) == 1 and "an instance refresh is under way (r-1: InProgress 50%)" in drift[0], drift
-        assert "is due" not in drift[0]
+    drift = check_part_5(real_aws_engine(built), refreshes(("r-1", "InProgress", 50)))
+    assert len(drift) == 1 and "an instance refresh is under way (r-1: InProgress 50%)" in drift[0], drift
+    assert "is due" not in drift[0]
 
 
-def test_up_starts_the_refresh_a_crash_lost_and_waits_for_it(tmp_path: Path) -> None:
-    with moto():
-        engine = built_then_crashed(tmp_path)
-        ctx, clock = engine.ctx, engine.ctx.aws.clock
-        with Stubber(ctx.aws.client("autoscaling")) as stub:
-            stub.add_response("describe_auto_scaling_groups", the_group(), GROUP)
-            stub.add_response("describe_policies", the_policies(), POLICIES)
-            # Only an old refresh, long over: none under way.
-            stub.add_response("describe_instance_refreshes", refreshes(("r-0", "Successful", 100)), LOOK_REFRESHES)
-            stub.add_response("start_instance_refresh", {"InstanceRefreshId": "r-1"}, START)
-            for status, percent in (("Pending", 0), ("InProgress", 50), ("Successful", 100)):
-                stub.add_response("describe_instance_refreshes", refreshes(("r-1", status, percent)),
-                                  {**LOOK_REFRESHES, "InstanceRefreshIds": ["r-1"]})
-            balancing.finish(ctx, app_tier.tier(ctx))
-            stub.assert_no_pending_responses()
-        assert next(c for c in ctx.changes if c.kind == "instance refresh").id == "r-1"
-        assert isinstance(clock, FakeClock) and [s for s in clock.sleeps if s == 30] == [30, 30]
-        assert "instance_refresh" not in ctx.resources
+def test_up_starts_the_refresh_a_crash_lost_and_waits_for_it(built: Path) -> None:
+    engine = built_then_crashed(built)
+    ctx, clock = engine.ctx, engine.ctx.aws.clock
+    with Stubber(ctx.aws.client("autoscaling")) as stub:
+        stub.add_response("describe_auto_scaling_groups", the_group(), GROUP)
+        stub.add_response("describe_policies", the_policies(), POLICIES)
+        # Only an old refresh, long over: none under way.
+        stub.add_response("describe_instance_refreshes", refreshes(("r-0", "Successful", 100)), LOOK_REFRESHES)
+        stub.add_response("start_instance_refresh", {"InstanceRefreshId": "r-1"}, START)
+        for status, percent in (("Pending", 0), ("InProgress", 50), ("Successful", 100)):
+            stub.add_response("describe_instance_refreshes", refreshes(("r-1", status, percent)),
+                              {**LOOK_REFRESHES, "InstanceRefreshIds": ["r-1"]})
+        balancing.finish(ctx, app_tier.tier(ctx))
+        stub.assert_no_pending_responses()
+    assert next(c for c in ctx.changes if c.kind == "instance refresh").id == "r-1"
+    assert isinstance(clock, FakeClock) and [s for s in clock.sleeps if s == 30] == [30, 30]
+    assert "instance_refresh" not in ctx.resources
 
 
-def test_a_refresh_under_way_is_waited_for_not_started_again(tmp_path: Path) -> None:
-    with moto():
-        engine = built_then_crashed(tmp_path)
-        ctx = engine.ctx
-        with Stubber(ctx.aws.client("autoscaling")) as stub:
-            stub.add_response("describe_auto_scaling_groups", the_group(), GROUP)
-            stub.add_response("describe_policies", the_policies(), POLICIES)
-            stub.add_response("describe_instance_refreshes",
-                              refreshes(("r-1", "InProgress", 50), ("r-0", "Successful", 100)), LOOK_REFRESHES)
-            # No StartInstanceRefresh: the Stubber would refuse it. The one under way is waited for.
-            for status, percent in (("InProgress", 50), ("Successful", 100)):
-                stub.add_response("describe_instance_refreshes", refreshes(("r-1", status, percent)),
-                                  {**LOOK_REFRESHES, "InstanceRefreshIds": ["r-1"]})
-            balancing.finish(ctx, app_tier.tier(ctx))
-            stub.assert_no_pending_responses()
-        assert "instance_refresh" not in ctx.resources
-        assert not [c for c in ctx.aws.mutating_calls() if c.operation == "StartInstanceRefresh"]
+def test_a_refresh_under_way_is_waited_for_not_started_again(built: Path) -> None:
+    engine = built_then_crashed(built)
+    ctx = engine.ctx
+    with Stubber(ctx.aws.client("autoscaling")) as stub:
+        stub.add_response("describe_auto_scaling_groups", the_group(), GROUP)
+        stub.add_response("describe_policies", the_policies(), POLICIES)
+        stub.add_response("describe_instance_refreshes",
+                          refreshes(("r-1", "InProgress", 50), ("r-0", "Successful", 100)), LOOK_REFRESHES)
+        # No StartInstanceRefresh: the Stubber would refuse it. The one under way is waited for.
+        for status, percent in (("InProgress", 50), ("Successful", 100)):
+            stub.add_response("describe_instance_refreshes", refreshes(("r-1", status, percent)),
+                              {**LOOK_REFRESHES, "InstanceRefreshIds": ["r-1"]})
+        balancing.finish(ctx, app_tier.tier(ctx))
+        stub.assert_no_pending_responses()
+    assert "instance_refresh" not in ctx.resources
+    assert not [c for c in ctx.aws.mutating_calls() if c.operation == "StartInstanceRefresh"]
 
 
-def test_a_refresh_started_meanwhile_is_adopted_not_an_old_one(tmp_path: Path) -> None:
+def test_a_refresh_started_meanwhile_is_adopted_not_an_old_one(built: Path) -> None:
     """Between the look and the start another refresh began (InstanceRefreshInProgress): the running
     one is waited for, not the first of the group's past refreshes."""
-    with moto():
-        engine = built_then_crashed(tmp_path)
-        ctx = engine.ctx
-        with Stubber(ctx.aws.client("autoscaling")) as stub:
-            stub.add_response("describe_auto_scaling_groups", the_group(), GROUP)
-            stub.add_response("describe_policies", the_policies(), POLICIES)
-            stub.add_response("describe_instance_refreshes", refreshes(), LOOK_REFRESHES)
-            stub.add_client_error("start_instance_refresh", service_error_code="InstanceRefreshInProgress",
-                                  service_message="An Instance Refresh is already in progress", expected_params=START)
-            stub.add_response("describe_instance_refreshes",
-                              refreshes(("r-0", "Successful", 100), ("r-2", "Pending", 0)), LOOK_REFRESHES)
-            for status, percent in (("InProgress", 50), ("Successful", 100)):
-                stub.add_response("describe_instance_refreshes", refreshes(("r-2", status, percent)),
-                                  {**LOOK_REFRESHES, "InstanceRefreshIds": ["r-2"]})
-            balancing.finish(ctx, app_tier.tier(ctx))
-            stub.assert_no_pending_responses()
-        assert "instance_refresh" not in ctx.resources
+    engine = built_then_crashed(built)
+    ctx = engine.ctx
+    with Stubber(ctx.aws.client("autoscaling")) as stub:
+        stub.add_response("describe_auto_scaling_groups", the_group(), GROUP)
+        stub.add_response("describe_policies", the_policies(), POLICIES)
+        stub.add_response("describe_instance_refreshes", refreshes(), LOOK_REFRESHES)
+        stub.add_client_error("start_instance_refresh", service_error_code="InstanceRefreshInProgress",
+                              service_message="An Instance Refresh is already in progress", expected_params=START)
+        stub.add_response("describe_instance_refreshes",
+                          refreshes(("r-0", "Successful", 100), ("r-2", "Pending", 0)), LOOK_REFRESHES)
+        for status, percent in (("InProgress", 50), ("Successful", 100)):
+            stub.add_response("describe_instance_refreshes", refreshes(("r-2", status, percent)),
+                              {**LOOK_REFRESHES, "InstanceRefreshIds": ["r-2"]})
+        balancing.finish(ctx, app_tier.tier(ctx))
+        stub.assert_no_pending_responses()
+    assert "instance_refresh" not in ctx.resources
 
 
 # -- item 6: the internal ALB gone, Part 6 is there -----------------------------------------
-def test_with_the_internal_alb_gone_part_6_is_not_gone_and_its_ami_is_there(tmp_path: Path) -> None:
-    with moto():
-        assert cli("up", cwd=tmp_path).code == 0
-        state = json.loads((tmp_path / ".threetier" / "threetier.json").read_text())
-        web_ami = state["parts"]["6"]["resources"]["ami"]
-        elbv2 = boto3.client("elbv2")
-        arn = elbv2.describe_load_balancers(Names=["threetier-int-alb"])["LoadBalancers"][0]["LoadBalancerArn"]
-        elbv2.delete_load_balancer(LoadBalancerArn=arn)
+def test_with_the_internal_alb_gone_part_6_is_not_gone_and_its_ami_is_there(built: Path) -> None:
+    state = json.loads((built / ".threetier" / "threetier.json").read_text())
+    web_ami = state["parts"]["6"]["resources"]["ami"]
+    elbv2 = boto3.client("elbv2")
+    arn = elbv2.describe_load_balancers(Names=["threetier-int-alb"])["LoadBalancers"][0]["LoadBalancerArn"]
+    elbv2.delete_load_balancer(LoadBalancerArn=arn)
 
-        status = cli("status", "--json", cwd=tmp_path)
-        assert status.code == 3
-        parts = json.loads(status.stdout)["parts"]
-        web_image, app = parts[5], parts[4]
-        assert web_image["status"] == "drifted"
-        assert "every resource of this part is gone" not in web_image["drift"], web_image["drift"]
-        assert web_image["resources"]["ami"] == web_ami
-        assert any("internal load balancer threetier-int-alb (Part 5) is missing" in line
-                   for line in web_image["drift"]), web_image["drift"]
-        assert "missing: load balancer threetier-int-alb" in app["drift"], app["drift"]
-        # Part 7's template runs that AMI: nothing to say about it there.
-        assert not [line for line in parts[6]["drift"] if "AMI" in line], parts[6]["drift"]
+    status = cli("status", "--json", cwd=built)
+    assert status.code == 3
+    parts = json.loads(status.stdout)["parts"]
+    web_image, app = parts[5], parts[4]
+    assert web_image["status"] == "drifted"
+    assert "every resource of this part is gone" not in web_image["drift"], web_image["drift"]
+    assert web_image["resources"]["ami"] == web_ami
+    assert any("internal load balancer threetier-int-alb (Part 5) is missing" in line
+               for line in web_image["drift"]), web_image["drift"]
+    assert "missing: load balancer threetier-int-alb" in app["drift"], app["drift"]
+    # Part 7's template runs that AMI: nothing to say about it there.
+    assert not [line for line in parts[6]["drift"] if "AMI" in line], parts[6]["drift"]
 
-        plan = json.loads(cli("plan", "--json", cwd=tmp_path).stdout)["parts"]
-        assert any(web_ami in line or line.startswith("AMI threetier-web-ami-") for line in plan[5]["keep"]), plan[5]
-        assert any("nginx.conf" in line for line in plan[5]["keep"]), plan[5]
-        assert "load balancer threetier-int-alb" in plan[4]["create"]
+    plan = json.loads(cli("plan", "--json", cwd=built).stdout)["parts"]
+    assert any(web_ami in line or line.startswith("AMI threetier-web-ami-") for line in plan[5]["keep"]), plan[5]
+    assert any("nginx.conf" in line for line in plan[5]["keep"]), plan[5]
+    assert "load balancer threetier-int-alb" in plan[4]["create"]
 
-        repaired = cli("up", cwd=tmp_path)
-        assert repaired.code == 0, repaired.stderr
-        clean = cli("status", "--json", cwd=tmp_path)
-        assert clean.code == 0, [(p["part"], p["drift"]) for p in json.loads(clean.stdout)["parts"]]
+    repaired = cli("up", cwd=built)
+    assert repaired.code == 0, repaired.stderr
+    clean = cli("status", "--json", cwd=built)
+    assert clean.code == 0, [(p["part"], p["drift"]) for p in json.loads(clean.stdout)["parts"]]

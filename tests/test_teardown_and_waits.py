@@ -1,5 +1,5 @@
 """What moto cannot show: pending states, waits, eventual consistency and the teardown
-order, under the real-AWS model (bench/model.py) on a virtual clock, and AWS errors via Stubber."""
+order, under the real-AWS model (bench/model/) on a virtual clock, and AWS errors via Stubber."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,7 +31,8 @@ def ops(engine) -> list[str]:
     return [c.operation for c in engine.ctx.aws.calls]
 
 
-def test_up_waits_for_the_nat_gateways_and_retries_a_route_to_a_new_one(mocked, tmp_path: Path, monkeypatch) -> None:
+def test_up_waits_for_the_nat_gateways_retries_a_route_to_a_new_one_and_the_model_refuses_a_wrong_order(
+        mocked, tmp_path: Path, monkeypatch) -> None:
     # Long enough that the routes made right after the NAT gateways meet an ID not yet visible.
     monkeypatch.setattr(bench.model, "NAT_ROUTE_VISIBLE_SECONDS", 60.0)
     engine, model, clock = modelled(tmp_path)
@@ -48,11 +49,16 @@ def test_up_waits_for_the_nat_gateways_and_retries_a_route_to_a_new_one(mocked, 
     assert refused and calls.count("CreateRoute") == 3 + len(refused)
     assert engine.ctx.state.parts[2].status == "done"
 
+    # The model is not a rubber stamp: releasing a NAT gateway's EIP first is refused (by a model
+    # that saw the NAT gateways made, as this one did).
+    allocation = engine.ctx.state.parts[2].resources["elastic_ips"]["az1"]
+    with pytest.raises(AwsError, match=r"InvalidIPAddress.InUse"):
+        engine.ctx.aws.call("ec2", "release_address", resource="eip", AllocationId=allocation)
+    assert model.violations
 
-def test_down_follows_the_dependency_order(mocked, tmp_path: Path) -> None:
-    up_engine, _, _ = modelled(tmp_path)
-    up_engine.up()
-    engine, model, clock = modelled(tmp_path)
+
+def test_down_follows_the_dependency_order(built: Path) -> None:
+    engine, model, clock = modelled(built)  # a model of `down` alone: it did not see the stack made
     when: dict[str, list[float]] = {}
     started = clock.now()
     engine.ctx.aws.on_call = lambda call: when.setdefault(call.operation, []).append(clock.now() - started)
@@ -94,16 +100,6 @@ def test_down_follows_the_dependency_order(mocked, tmp_path: Path) -> None:
         len(tier_role_calls) - 1 - tier_role_calls[::-1].index(op) for op in ("DetachRolePolicy", "DeleteRolePolicy"))
     assert last("DeleteObjects") < first("DeleteBucket")
     assert scan.tagged(engine.ctx.aws, "threetier") == []
-
-
-def test_the_model_catches_a_wrong_order(mocked, tmp_path: Path) -> None:
-    """The model is not a rubber stamp: releasing a NAT gateway's EIP first is refused."""
-    engine, model, _ = modelled(tmp_path)
-    engine.up()
-    allocation = engine.ctx.state.parts[2].resources["elastic_ips"]["az1"]
-    with pytest.raises(AwsError, match=r"InvalidIPAddress.InUse"):
-        engine.ctx.aws.call("ec2", "release_address", resource="eip", AllocationId=allocation)
-    assert model.violations
 
 
 def test_a_failed_nat_gateway_fails_the_part_naming_it(mocked, tmp_path: Path) -> None:

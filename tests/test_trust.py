@@ -14,13 +14,6 @@ OTHER_ACCOUNT = "111111111111"
 STACK_FILTER = [{"Name": f"tag:{STACK_TAG}", "Values": ["threetier"]}]
 
 
-@pytest.fixture
-def built(tmp_path: Path):
-    with moto():
-        assert cli("up", cwd=tmp_path).code == 0
-        yield tmp_path
-
-
 def switch_to_other_account(monkeypatch: pytest.MonkeyPatch) -> None:
     """Credentials of another account, as a different AWS_PROFILE would give (moto: MOTO_ACCOUNT_ID
     makes every later request that account's)."""
@@ -172,6 +165,7 @@ def test_a_lock_left_by_a_dead_process_on_this_host_is_called_stale(tmp_path: Pa
 
 def test_up_replay_and_down_release_the_lock_however_they_end(tmp_path: Path, monkeypatch) -> None:
     import steps.network
+    # Built here: the first `up` releasing the lock is part of what is proven.
     with moto():
         assert cli("up", cwd=tmp_path).code == 0
         assert lock_value() is None

@@ -3,6 +3,7 @@ external ALB (config.yaml `edge.waf`)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import boto3
 import pytest
@@ -37,15 +38,12 @@ def rules_of(summary: dict) -> dict[str, dict]:
     return {rule["Name"]: rule for rule in acl["Rules"]}
 
 
-def test_a_stack_without_waf_makes_no_waf_call(tmp_path) -> None:
-    with moto():
-        engine = make_engine(tmp_path)
-        engine.up()
-        assert "wafv2" not in {c.service for c in engine.ctx.aws.calls}
-        assert "waf" not in engine.ctx.state.parts[7].resources
+# A stack without the WAF makes no WAF call: test_edge.py's test_edge_and_waf_off_make_no_edge_or_waf_call_and_no_443
+# (one build for both).
 
 
 def test_waf_up_again_status_converge_off_on_and_down(tmp_path) -> None:
+    # A build: the order of a new stack's calls is asserted (the ACL on the ALB before the web instances).
     with moto():
         engine = make_engine(tmp_path, waf_config())
         engine.up()
@@ -163,27 +161,26 @@ def test_waf_up_again_status_converge_off_on_and_down(tmp_path) -> None:
         assert [f for f in tagged(down.ctx.aws, "threetier") if f.kind == "web ACL"] == []
 
 
-def test_the_scan_finds_a_leftover_web_acl(tmp_path) -> None:
-    with moto():
-        make_engine(tmp_path, waf_config()).up()
-        found = [f for f in tagged(make_engine(tmp_path).ctx.aws, "threetier") if f.kind == "web ACL"]
-        assert [(f.name, f.part, f.billable) for f in found] == [(ACL, 7, True)]
+def test_the_scan_finds_a_leftover_web_acl(stack_from) -> None:
+    tmp_path = stack_from("waf")
+    found = [f for f in tagged(make_engine(tmp_path).ctx.aws, "threetier") if f.kind == "web ACL"]
+    assert [(f.name, f.part, f.billable) for f in found] == [(ACL, 7, True)]
 
 
-def test_a_web_acl_of_the_stack_s_name_that_is_not_the_stack_s_is_never_taken_over(tmp_path) -> None:
-    with moto():
-        visibility = {"SampledRequestsEnabled": False, "CloudWatchMetricsEnabled": False, "MetricName": "theirs"}
-        theirs = boto3.client("wafv2").create_web_acl(Name=ACL, Scope="REGIONAL", DefaultAction={"Block": {}},
-                                                      Rules=[], VisibilityConfig=visibility)["Summary"]
-        engine = make_engine(tmp_path, waf_config())
-        with pytest.raises(ThreetierError, match=f"web ACL {ACL} .* is not tagged with stack threetier"):
-            engine.up()
-        assert "CreateWebACL" not in mutating(engine) and "UpdateWebACL" not in mutating(engine)
-        down = make_engine(tmp_path, waf_config())
-        down.ctx.skip_final_snapshot = True
-        down.down()
-        assert [s["ARN"] for s in web_acls()] == [theirs["ARN"]]  # left alone ...
-        assert f"web ACL {ACL}" in down.ctx.out.stderr.getvalue()  # ... and said
+def test_a_web_acl_of_the_stack_s_name_that_is_not_the_stack_s_is_never_taken_over(built: Path) -> None:
+    # Theirs is there before the WAF's first `up` (on the built stack, as on a new one: Part 7 makes the ACL).
+    visibility = {"SampledRequestsEnabled": False, "CloudWatchMetricsEnabled": False, "MetricName": "theirs"}
+    theirs = boto3.client("wafv2").create_web_acl(Name=ACL, Scope="REGIONAL", DefaultAction={"Block": {}},
+                                                  Rules=[], VisibilityConfig=visibility)["Summary"]
+    engine = make_engine(built, waf_config())
+    with pytest.raises(ThreetierError, match=f"web ACL {ACL} .* is not tagged with stack threetier"):
+        engine.up()
+    assert "CreateWebACL" not in mutating(engine) and "UpdateWebACL" not in mutating(engine)
+    down = make_engine(built, waf_config())
+    down.ctx.skip_final_snapshot = True
+    down.down()
+    assert [s["ARN"] for s in web_acls()] == [theirs["ARN"]]  # left alone ...
+    assert f"web ACL {ACL}" in down.ctx.out.stderr.getvalue()  # ... and said
 
 
 # -- AWS's eventual consistency, which moto does not show -----------------------------------------
