@@ -27,27 +27,15 @@ DASHBOARD = f"{STACK}-us-east-1-dashboard"  # dashboards are global: the region 
 LOCK = ("PutParameter", "DeleteParameter")  # the stack's lock, taken and released by every `up`
 
 
-
 def mutating(calls: list[str]) -> list[str]:
     return sorted(op for op in calls if is_mutating(op) and op not in LOCK)
 
 
+# `built` (conftest): the default stack (alarms and dashboard on, no e-mail), restored as `up` left it.
 @pytest.fixture
-def built(tmp_path: Path):
-    """The default stack (alarms and dashboard on, no e-mail), built by `up` in moto."""
-    with moto():
-        result = cli("up", cwd=tmp_path)
-        assert result.code == 0, result.stderr
-        yield tmp_path
-
-
-@pytest.fixture
-def built_with_email(tmp_path: Path):
-    write_config(tmp_path, monitoring={"email": EMAIL})
-    with moto():
-        result = cli("up", cwd=tmp_path)
-        assert result.code == 0, result.stderr
-        yield tmp_path
+def built_with_email(stack_from) -> Path:
+    """The stack with monitoring.email set to EMAIL (reference "email"), restored as `up` left it."""
+    return stack_from("email")
 
 
 def described() -> dict[str, dict[str, Any]]:

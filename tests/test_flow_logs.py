@@ -34,6 +34,8 @@ OFF = {"monitoring": {"flow_logs": False}}
 
 @pytest.fixture
 def mocked():
+    """An empty moto, for the tests about building; the others start from `built` (conftest): the
+    default stack restored as `up` left it."""
     with moto():
         yield
 
@@ -145,14 +147,13 @@ def test_the_role_name_scan_looks_for_is_the_one_up_makes() -> None:
 
 
 # -- status and idempotence -----------------------------------------------------------------------
-def test_status_shows_them_and_a_second_up_changes_and_reads_nothing_more(mocked, tmp_path: Path) -> None:
-    up(tmp_path)
-    seen, engine = check(tmp_path)
+def test_status_shows_them_and_a_second_up_changes_and_reads_nothing_more(built: Path) -> None:
+    seen, engine = check(built)
     assert {f"flow log {FLOW_LOG}", f"IAM role {ROLE}", f"log group {GROUP}"} <= set(seen.present)
     assert seen.missing == [] and seen.drift == [] and seen.notes == []
     assert mutating(engine) == []
 
-    again = make_engine(tmp_path)
+    again = make_engine(built)
     real_take = again.take_inventory
     after_inventory: list[int] = []
 
@@ -174,19 +175,18 @@ def test_status_shows_them_and_a_second_up_changes_and_reads_nothing_more(mocked
     assert len([c for c in again.ctx.aws.calls if c.operation == "GetRole" and c.params["RoleName"] == ROLE]) == 1
 
 
-def test_a_retention_change_converges(mocked, tmp_path: Path) -> None:
-    up(tmp_path)
+def test_a_retention_change_converges(built: Path) -> None:
     longer = {"monitoring": {"log_retention_days": 30}}
-    seen, _ = check(tmp_path, longer)
+    seen, _ = check(built, longer)
     assert any(d.startswith(f"log group {GROUP}: keeps logs 14 days") for d in seen.drift), seen.drift
-    changed = up(tmp_path, longer)
+    changed = up(built, longer)
     puts = [c.params for c in changed.ctx.aws.calls if c.operation == "PutRetentionPolicy"
             and c.params["logGroupName"] == GROUP]
     assert puts == [{"logGroupName": GROUP, "retentionInDays": 30}]
     assert the_group()["retentionInDays"] == 30
     assert set(flow_log_writes(changed)) == {"PutRetentionPolicy"}  # nothing else of theirs
     assert len(stack_flow_logs()) == 1
-    assert flow_log_writes(up(tmp_path, longer)) == Counter()
+    assert flow_log_writes(up(built, longer)) == Counter()
 
 
 # -- drift, and what `up` does about it -----------------------------------------------------------
@@ -243,78 +243,74 @@ def _delete_the_log_group(_engine: Engine) -> None:
     (_trust_without_the_guard, f"drift: IAM role {ROLE}: its trust policy", {"UpdateAssumeRolePolicy": 1}),
     (_delete_the_log_group, f"missing: log group {GROUP}", {"CreateLogGroup": 1, "PutRetentionPolicy": 1}),
 ], ids=lambda v: v.__name__.strip("_") if callable(v) else "")
-def test_status_reports_drift_and_up_repairs_only_that(mocked, tmp_path: Path, damage, seen: str,
-                                                        repair: dict[str, int]) -> None:
-    engine = up(tmp_path)
+def test_status_reports_drift_and_up_repairs_only_that(built: Path, damage, seen: str, repair: dict[str, int]) -> None:
+    engine = make_engine(built)  # the restored stack's state: its IDs
     damage(engine)
-    found, _ = check(tmp_path)
+    found, _ = check(built)
     kind, text = seen.split(": ", 1)
     reported = found.missing if kind == "missing" else found.drift
     assert any(text in line for line in reported), (kind, reported)
 
-    repaired = up(tmp_path)
+    repaired = up(built)
     assert flow_log_writes(repaired) == Counter(repair)
     [flow_log] = stack_flow_logs()
     assert (flow_log["ResourceId"], flow_log["TrafficType"], flow_log["LogGroupName"],
             flow_log["DeliverLogsPermissionArn"]) == (the_vpc(engine), "ALL", GROUP, ROLE_ARN)
-    after, _ = check(tmp_path)
+    after, _ = check(built)
     assert after.drift == [] and after.missing == []
-    assert flow_log_writes(up(tmp_path)) == Counter()
+    assert flow_log_writes(up(built)) == Counter()
 
 
-def test_a_flow_log_that_fails_to_deliver_is_noted_by_status(mocked, tmp_path: Path) -> None:
-    engine = up(tmp_path)
+def test_a_flow_log_that_fails_to_deliver_is_noted_by_status(built: Path) -> None:
+    engine = make_engine(built)
     _delete_the_flow_log(engine)
     _delete_the_log_group(engine)
     add_flow_log(the_vpc(engine))  # moto, like AWS, takes it and fails the delivery: no such group
-    seen, _ = check(tmp_path)
+    seen, _ = check(built)
     assert f"log group {GROUP}" in seen.missing
     assert seen.notes == [f"flow log {FLOW_LOG}: delivery to its log group FAILED (Access error)"]
 
 
 # -- monitoring.flow_logs: false, and down ---------------------------------------------------------
-def test_flow_logs_false_removes_them_and_true_brings_them_back(mocked, tmp_path: Path) -> None:
-    up(tmp_path)
-    seen, engine = check(tmp_path, OFF)
+def test_flow_logs_false_removes_them_and_true_brings_them_back(built: Path) -> None:
+    seen, engine = check(built, OFF)
     unwanted = "monitoring.flow_logs is false (`up` deletes it)"
     assert sorted(seen.drift) == sorted([f"flow log {FLOW_LOG}: {unwanted}", f"IAM role {ROLE}: {unwanted}",
                                          f"log group {GROUP}: {unwanted}"])
     assert mutating(engine) == []
 
-    off = up(tmp_path, OFF)
+    off = up(built, OFF)
     assert flow_log_writes(off) == Counter({"DeleteFlowLogs": 1, "DeleteRolePolicy": 1, "DeleteRole": 1,
                                             "DeleteLogGroup": 1})
     order = [c.operation for c in off.ctx.aws.calls]
     assert order.index("DeleteFlowLogs") < order.index("DeleteRole")  # nothing delivers as it any more
     assert stack_flow_logs() == [] and the_role() is None and the_group() is None
     assert "flow_log" not in off.ctx.state.parts[2].resources
-    assert flow_log_writes(up(tmp_path, OFF)) == Counter()
-    seen, _ = check(tmp_path, OFF)
+    assert flow_log_writes(up(built, OFF)) == Counter()
+    seen, _ = check(built, OFF)
     assert seen.drift == [] and not [p for p in seen.present if "flow" in p]
 
-    on = up(tmp_path)
+    on = up(built)
     assert flow_log_writes(on) == Counter({"CreateLogGroup": 1, "PutRetentionPolicy": 1, "CreateRole": 1,
                                            "PutRolePolicy": 1, "CreateFlowLogs": 1})
     assert len(stack_flow_logs()) == 1
 
 
-def test_down_deletes_the_flow_log_before_the_vpc_and_leaves_none_of_them(mocked, tmp_path: Path) -> None:
-    up(tmp_path)
-    down = make_engine(tmp_path)
+def test_down_deletes_the_flow_log_before_the_vpc_and_leaves_none_of_them(built: Path) -> None:
+    down = make_engine(built)
     down.down()
     order = [c.operation for c in down.ctx.aws.calls]
     assert order.index("DeleteFlowLogs") < order.index("DeleteVpc")
     assert order.index("DeleteFlowLogs") < order.index("DeleteRole")
     assert stack_flow_logs() == [] and the_role() is None and the_group() is None
     assert [f for f in scan.tagged(down.ctx.aws, STACK) if "flow" in f.kind or f.name in (ROLE, GROUP)] == []
-    again = make_engine(tmp_path)
+    again = make_engine(built)
     again.down()  # gone is success: nothing to delete, nothing refused
     assert mutating(again) == []
 
 
-def test_down_with_flow_logs_false_in_config_still_deletes_them(mocked, tmp_path: Path) -> None:
-    up(tmp_path)
-    make_engine(tmp_path, OFF).down()
+def test_down_with_flow_logs_false_in_config_still_deletes_them(built: Path) -> None:
+    make_engine(built, OFF).down()
     assert stack_flow_logs() == [] and the_role() is None and the_group() is None
 
 

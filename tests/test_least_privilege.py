@@ -15,7 +15,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from helpers import FakeClock, cli, make_engine, moto, write_config
+from helpers import FakeClock, cli, make_engine, write_config
 from threetier import scan
 from threetier.aws import PART_TAG, STACK_TAG, Aws, Call
 
@@ -280,41 +280,38 @@ def test_iam_names_carry_the_region_and_fit_iams_limits() -> None:
     assert len(storage.role_name_for(longest_stack, odd, "app")) <= 64
 
 
-def test_two_regions_same_stack_name_have_independent_roles(tmp_path: Path) -> None:
-    east, west = tmp_path / "east", tmp_path / "west"
-    east.mkdir()
+def test_two_regions_same_stack_name_have_independent_roles(stack_from, tmp_path: Path) -> None:
+    east = stack_from("default", tmp_path / "east")  # the default region, us-east-1: restored
+    west = tmp_path / "west"  # the same stack name in another region: built beside it
     west.mkdir()
-    write_config(east, region="us-east-1")
     write_config(west, region="eu-west-1")
-    with moto():
-        assert cli("up", cwd=east).code == 0
-        assert cli("up", cwd=west).code == 0
-        iam = boto3.client("iam")
-        for region in ("us-east-1", "eu-west-1"):
-            secret = boto3.client("rds", region_name=region).describe_db_clusters(
-                DBClusterIdentifier=f"{STACK}-aurora")["DBClusters"][0]["MasterUserSecret"]["SecretArn"]
-            assert f":{region}:" in secret
-            document = iam.get_role_policy(RoleName=role_name("app", region), PolicyName="read-db-secret")
-            assert [s["Resource"] for s in document["PolicyDocument"]["Statement"]] == [secret]
-            for tier in TIERS:  # each reads its own region's bucket
-                statements = role_statements(role_name(tier, region))
-                assert allowed(statements, "s3:ListBucket", f"arn:aws:s3:::{bucket(region)}")
-                other = bucket("eu-west-1" if region == "us-east-1" else "us-east-1")
-                assert not allowed(statements, "s3:ListBucket", f"arn:aws:s3:::{other}")
+    assert cli("up", cwd=west).code == 0
+    iam = boto3.client("iam")
+    for region in ("us-east-1", "eu-west-1"):
+        secret = boto3.client("rds", region_name=region).describe_db_clusters(
+            DBClusterIdentifier=f"{STACK}-aurora")["DBClusters"][0]["MasterUserSecret"]["SecretArn"]
+        assert f":{region}:" in secret
+        document = iam.get_role_policy(RoleName=role_name("app", region), PolicyName="read-db-secret")
+        assert [s["Resource"] for s in document["PolicyDocument"]["Statement"]] == [secret]
+        for tier in TIERS:  # each reads its own region's bucket
+            statements = role_statements(role_name(tier, region))
+            assert allowed(statements, "s3:ListBucket", f"arn:aws:s3:::{bucket(region)}")
+            other = bucket("eu-west-1" if region == "us-east-1" else "us-east-1")
+            assert not allowed(statements, "s3:ListBucket", f"arn:aws:s3:::{other}")
 
-        down = cli("down", "--yes", "--skip-final-snapshot", cwd=east)
-        assert down.code == 0, down.stderr
-        for tier in TIERS:
-            with pytest.raises(iam.exceptions.NoSuchEntityException):
-                iam.get_role(RoleName=role_name(tier, "us-east-1"))
-            profile = iam.get_instance_profile(InstanceProfileName=profile_name(tier, "eu-west-1"))["InstanceProfile"]
-            assert [r["RoleName"] for r in profile["Roles"]] == [role_name(tier, "eu-west-1")]
-        status = cli("status", "--json", cwd=west)
-        assert status.code == 0, status.stdout
-        assert all(part["status"] == "done" and not part["drift"] for part in json.loads(status.stdout)["parts"])
-        assert cli("down", "--yes", "--skip-final-snapshot", cwd=west).code == 0
-        assert [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(STACK)] == []
-        assert iam.list_instance_profiles()["InstanceProfiles"] == []
+    down = cli("down", "--yes", "--skip-final-snapshot", cwd=east)
+    assert down.code == 0, down.stderr
+    for tier in TIERS:
+        with pytest.raises(iam.exceptions.NoSuchEntityException):
+            iam.get_role(RoleName=role_name(tier, "us-east-1"))
+        profile = iam.get_instance_profile(InstanceProfileName=profile_name(tier, "eu-west-1"))["InstanceProfile"]
+        assert [r["RoleName"] for r in profile["Roles"]] == [role_name(tier, "eu-west-1")]
+    status = cli("status", "--json", cwd=west)
+    assert status.code == 0, status.stdout
+    assert all(part["status"] == "done" and not part["drift"] for part in json.loads(status.stdout)["parts"])
+    assert cli("down", "--yes", "--skip-final-snapshot", cwd=west).code == 0
+    assert [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(STACK)] == []
+    assert iam.list_instance_profiles()["InstanceProfiles"] == []
 
 
 def make_legacy(region: str) -> None:
@@ -335,35 +332,31 @@ def make_legacy(region: str) -> None:
     iam.add_role_to_instance_profile(InstanceProfileName=f"{STACK}-ec2-profile", RoleName=f"{STACK}-ec2-role")
 
 
-def test_down_removes_the_old_shared_role_and_profile_of_this_region(tmp_path: Path) -> None:
-    with moto():
-        assert cli("up", cwd=tmp_path).code == 0
-        make_legacy(REGION)  # as left by an `up` of threetier before this change
-        found = {(f.kind, f.name) for f in scan.tagged(make_engine(tmp_path).ctx.aws, STACK)}
-        assert {("IAM role", f"{STACK}-ec2-role"), ("instance profile", f"{STACK}-ec2-profile")} <= found
-        assert {("IAM role", role_name(t)) for t in TIERS} <= found
-        assert cli("up", cwd=tmp_path).code == 0  # up leaves it alone: instances may still run with it
-        assert boto3.client("iam").get_role(RoleName=f"{STACK}-ec2-role")
-        down = cli("down", "--yes", "--skip-final-snapshot", cwd=tmp_path)
-        assert down.code == 0, down.stderr
-        iam = boto3.client("iam")
-        assert [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(STACK)] == []
-        assert iam.list_instance_profiles()["InstanceProfiles"] == []
+def test_down_removes_the_old_shared_role_and_profile_of_this_region(built: Path) -> None:
+    make_legacy(REGION)  # as left by an `up` of threetier before this change
+    found = {(f.kind, f.name) for f in scan.tagged(make_engine(built).ctx.aws, STACK)}
+    assert {("IAM role", f"{STACK}-ec2-role"), ("instance profile", f"{STACK}-ec2-profile")} <= found
+    assert {("IAM role", role_name(t)) for t in TIERS} <= found
+    assert cli("up", cwd=built).code == 0  # up leaves it alone: instances may still run with it
+    assert boto3.client("iam").get_role(RoleName=f"{STACK}-ec2-role")
+    down = cli("down", "--yes", "--skip-final-snapshot", cwd=built)
+    assert down.code == 0, down.stderr
+    iam = boto3.client("iam")
+    assert [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(STACK)] == []
+    assert iam.list_instance_profiles()["InstanceProfiles"] == []
 
 
-def test_down_leaves_the_old_shared_role_of_another_region_alone(tmp_path: Path) -> None:
-    with moto():
-        assert cli("up", cwd=tmp_path).code == 0
-        make_legacy("eu-west-1")  # last written by that region's stack: its instances may run with it
-        assert ("IAM role", f"{STACK}-ec2-role") not in {(f.kind, f.name) for f in
-                                                         scan.tagged(make_engine(tmp_path).ctx.aws, STACK)}
-        down = cli("down", "--yes", "--skip-final-snapshot", cwd=tmp_path)
-        assert down.code == 0, down.stderr
-        iam = boto3.client("iam")
-        assert iam.get_role(RoleName=f"{STACK}-ec2-role")["Role"]
-        assert [r["RoleName"] for r in iam.get_instance_profile(
-            InstanceProfileName=f"{STACK}-ec2-profile")["InstanceProfile"]["Roles"]] == [f"{STACK}-ec2-role"]
-        assert not [r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(f"{STACK}-{REGION}-")]
+def test_down_leaves_the_old_shared_role_of_another_region_alone(built: Path) -> None:
+    make_legacy("eu-west-1")  # last written by that region's stack: its instances may run with it
+    assert ("IAM role", f"{STACK}-ec2-role") not in {(f.kind, f.name) for f in
+                                                     scan.tagged(make_engine(built).ctx.aws, STACK)}
+    down = cli("down", "--yes", "--skip-final-snapshot", cwd=built)
+    assert down.code == 0, down.stderr
+    iam = boto3.client("iam")
+    assert iam.get_role(RoleName=f"{STACK}-ec2-role")["Role"]
+    assert [r["RoleName"] for r in iam.get_instance_profile(
+        InstanceProfileName=f"{STACK}-ec2-profile")["InstanceProfile"]["Roles"]] == [f"{STACK}-ec2-role"]
+    assert not [r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(f"{STACK}-{REGION}-")]
 
 
 # -- items 4 and 13 on the real-AWS path, under botocore's Stubber ----------------------------------
@@ -434,18 +427,16 @@ def test_a_bucket_that_has_it_all_makes_no_mutating_call_on_real_aws(tmp_path: P
     assert aws.mutating_calls() == []
 
 
-def test_status_on_real_aws_reports_the_tls_policy_missing_as_drift(tmp_path: Path) -> None:
-    with moto():
-        make_engine(tmp_path).up()
-        # The emulator's bucket has no policy: moto's server would refuse every request under it.
-        with pytest.raises(boto3.client("s3").exceptions.ClientError, match="NoSuchBucketPolicy"):
-            boto3.client("s3").get_bucket_policy(Bucket=bucket())
-        engine = make_engine(tmp_path)
-        assert engine.check(engine.parts[0]).drift == []  # the emulator: no policy is expected
-        engine = make_engine(tmp_path)
-        engine.ctx.aws.emulator = False
-        drift = engine.check(engine.parts[0]).drift
-        assert any("TLS" in line and bucket() in line for line in drift), drift
+def test_status_on_real_aws_reports_the_tls_policy_missing_as_drift(built: Path) -> None:
+    # The emulator's bucket has no policy: moto's server would refuse every request under it.
+    with pytest.raises(boto3.client("s3").exceptions.ClientError, match="NoSuchBucketPolicy"):
+        boto3.client("s3").get_bucket_policy(Bucket=bucket())
+    engine = make_engine(built)
+    assert engine.check(engine.parts[0]).drift == []  # the emulator: no policy is expected
+    engine = make_engine(built)
+    engine.ctx.aws.emulator = False
+    drift = engine.check(engine.parts[0]).drift
+    assert any("TLS" in line and bucket() in line for line in drift), drift
 
 
 def test_the_tls_policy_document_denies_every_request_without_tls() -> None:

@@ -19,6 +19,8 @@ STACK = "threetier"
 
 @pytest.fixture
 def mocked():
+    """An empty moto, for the tests about building; the others start from `built` (conftest): the
+    default stack restored as `up` left it."""
     with moto():
         yield
 
@@ -45,8 +47,8 @@ def live_nats() -> list[dict]:
     return [n for n in ec2().describe_nat_gateways()["NatGateways"] if n["State"] not in ("deleted", "failed")]
 
 
-def test_up_builds_part_1_as_the_guide_says(mocked, tmp_path: Path) -> None:
-    engine = up(tmp_path)
+def test_up_builds_part_1_as_the_guide_says(built: Path) -> None:
+    engine = make_engine(built)
     s3, iam = boto3.client("s3"), boto3.client("iam")
     bucket = engine.ctx.state.parts[1].resources["bucket"]
     assert bucket == f"{STACK}-code-123456789012-us-east-1"
@@ -55,10 +57,7 @@ def test_up_builds_part_1_as_the_guide_says(mocked, tmp_path: Path) -> None:
     rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
-    # The bucket is tagged at creation (moto drops CreateBucketConfiguration.Tags, so look at the call).
-    create = next(c for c in engine.ctx.aws.calls if c.operation == "CreateBucket")
-    assert {t["Key"]: t["Value"] for t in create.params["CreateBucketConfiguration"]["Tags"]} == {
-        STACK_TAG: STACK, PART_TAG: "1", "Name": f"{STACK}-code-bucket"}
+    # (That the bucket is tagged at creation only its CreateBucket call shows: the next test.)
 
     # The application code, byte for byte.
     keys = {o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
@@ -86,8 +85,7 @@ def test_up_builds_part_1_as_the_guide_says(mocked, tmp_path: Path) -> None:
         assert {t["Key"] for t in profile.get("Tags", [])} >= {STACK_TAG, "Name"}
 
 
-def test_up_builds_part_2_as_the_guide_says(mocked, tmp_path: Path) -> None:
-    engine = up(tmp_path)
+def test_up_builds_part_2_as_the_guide_says(built: Path) -> None:
     client = ec2()
     vpcs = client.describe_vpcs(Filters=stack_filter())["Vpcs"]
     assert len(vpcs) == 1 and vpcs[0]["CidrBlock"] == "10.0.0.0/16"
@@ -156,11 +154,7 @@ def test_up_builds_part_2_as_the_guide_says(mocked, tmp_path: Path) -> None:
             assert tag_value(item, STACK_TAG) == STACK, kind
             assert tag_value(item, PART_TAG) == "2", kind
             assert (tag_value(item, "Name") or "").startswith(f"{STACK}-"), kind
-    # ... and set at creation: every create call carried TagSpecifications.
-    creates = [c for c in engine.ctx.aws.calls if c.service == "ec2" and c.operation.startswith(("Create", "Allocate"))
-               and c.operation != "CreateRoute"]
-    assert creates and all(c.params.get("TagSpecifications") for c in creates), [c.operation for c in creates]
-    assert not [c for c in engine.ctx.aws.calls if c.operation in ("CreateTags", "TagResource", "PutBucketTagging")]
+    # (... set at creation: test_up_tags_at_creation_and_a_second_up_makes_no_mutating_call.)
 
 
 def assert_security_group_chain(vpc_id: str, admin: str | None, clients: tuple[str, ...] = ("0.0.0.0/0",), port: int = 4000) -> None:
@@ -214,9 +208,21 @@ def test_single_nat_lab_mode(mocked, tmp_path: Path) -> None:
         assert any(r.get("NatGatewayId") == nats[0]["NatGatewayId"] for r in table["Routes"])
 
 
-def test_second_up_makes_no_mutating_call(mocked, tmp_path: Path) -> None:
+def test_up_tags_at_creation_and_a_second_up_makes_no_mutating_call(mocked, tmp_path: Path) -> None:
+    """What only the calls of a first `up` show (so it builds from nothing): every EC2 resource is
+    tagged in the call that creates it, none afterwards; then a second `up` has nothing to do."""
     first = up(tmp_path)
     assert len(mutating(first)) > 40
+    # Every EC2 create call carried TagSpecifications.
+    creates = [c for c in first.ctx.aws.calls if c.service == "ec2" and c.operation.startswith(("Create", "Allocate"))
+               and c.operation != "CreateRoute"]
+    assert creates and all(c.params.get("TagSpecifications") for c in creates), [c.operation for c in creates]
+    assert not [c for c in first.ctx.aws.calls if c.operation in ("CreateTags", "TagResource", "PutBucketTagging")]
+    # The bucket too (moto drops CreateBucketConfiguration.Tags, so look at the call).
+    create = next(c for c in first.ctx.aws.calls if c.operation == "CreateBucket")
+    assert {t["Key"]: t["Value"] for t in create.params["CreateBucketConfiguration"]["Tags"]} == {
+        STACK_TAG: STACK, PART_TAG: "1", "Name": f"{STACK}-code-bucket"}
+
     second = up(tmp_path)
     assert mutating(second) == []
     assert second.ctx.changes == []
@@ -273,19 +279,17 @@ def _detach_igw(client, resources):
     (_delete_code_object, {"PutObject": 1}),
     (_detach_igw, {"AttachInternetGateway": 1}),
 ], ids=lambda v: v.__name__.strip("_") if callable(v) else "")
-def test_up_after_out_of_band_damage_recreates_only_that(mocked, tmp_path: Path, damage, repair) -> None:
-    first = up(tmp_path)
-    resources = {n: p.resources for n, p in first.ctx.state.parts.items()}
+def test_up_after_out_of_band_damage_recreates_only_that(built: Path, damage, repair) -> None:
+    resources = {n: p.resources for n, p in make_engine(built).ctx.state.parts.items()}
     damage(ec2(), resources)
-    again = up(tmp_path)
+    again = up(built)
     assert Counter(mutating(again)) == Counter(repair)
-    assert mutating(up(tmp_path)) == []  # and it is whole again
+    assert mutating(up(built)) == []  # and it is whole again
     assert len(live_nats()) == 2
 
 
-def test_down_removes_everything_and_second_down_is_a_noop(mocked, tmp_path: Path) -> None:
-    up(tmp_path)
-    down = make_engine(tmp_path)
+def test_down_removes_everything_and_second_down_is_a_noop(built: Path) -> None:
+    down = make_engine(built)
     down.down()
     assert scan.tagged(down.ctx.aws, STACK) == []
     client = ec2()
@@ -296,46 +300,44 @@ def test_down_removes_everything_and_second_down_is_a_noop(mocked, tmp_path: Pat
     assert [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]] == []
     assert boto3.client("iam").list_instance_profiles()["InstanceProfiles"] == []
     assert [r["RoleName"] for r in boto3.client("iam").list_roles()["Roles"] if r["RoleName"].startswith(STACK)] == []
-    again = make_engine(tmp_path)
+    again = make_engine(built)
     again.down()
     assert mutating(again) == []
 
 
-def test_down_without_a_state_file_finds_the_stack_by_its_tags(mocked, tmp_path: Path) -> None:
-    up(tmp_path)
-    (tmp_path / "state.json").unlink()
-    engine = make_engine(tmp_path)
+def test_down_without_a_state_file_finds_the_stack_by_its_tags(built: Path) -> None:
+    (built / "state.json").unlink()
+    engine = make_engine(built)
     engine.down()
     assert scan.tagged(engine.ctx.aws, STACK) == []
 
 
-def test_down_empties_every_version_of_the_bucket(mocked, tmp_path: Path) -> None:
-    engine = up(tmp_path)
+def test_down_empties_every_version_of_the_bucket(built: Path) -> None:
+    engine = make_engine(built)
     bucket = engine.ctx.state.parts[1].resources["bucket"]
     s3 = boto3.client("s3")
     for body in (b"one", b"two", b"three"):
         s3.put_object(Bucket=bucket, Key="notes.txt", Body=body)
     s3.delete_object(Bucket=bucket, Key="notes.txt")  # a delete marker on top
-    make_engine(tmp_path).down()
+    make_engine(built).down()
     assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 
 
-def test_other_stacks_are_left_alone(mocked, tmp_path: Path) -> None:
-    (tmp_path / "a").mkdir()
+def test_other_stacks_are_left_alone(stack_from, tmp_path: Path) -> None:
+    first = stack_from("default", tmp_path / "a")  # stack threetier, restored; beta built beside it
     (tmp_path / "b").mkdir()
-    up(tmp_path / "a", {"stack": "alpha"})
     up(tmp_path / "b", {"stack": "beta", "network": {"vpc_cidr": "10.1.0.0/16", "subnets": {
         "web": ["10.1.0.0/24", "10.1.1.0/24"], "app": ["10.1.2.0/24", "10.1.3.0/24"],
         "db": ["10.1.4.0/24", "10.1.5.0/24"]}}})
-    make_engine(tmp_path / "a", {"stack": "alpha"}).down()
+    make_engine(first).down()
     beta = make_engine(tmp_path / "b", {"stack": "beta"})
     assert len(scan.tagged(beta.ctx.aws, "beta")) > 15
-    assert scan.tagged(beta.ctx.aws, "alpha") == []
+    assert scan.tagged(beta.ctx.aws, STACK) == []
 
 
-def test_state_file_holds_no_secret_and_is_only_an_index(mocked, tmp_path: Path) -> None:
-    engine = up(tmp_path)
-    text = (tmp_path / "state.json").read_text()
+def test_state_file_holds_no_secret_and_is_only_an_index(built: Path) -> None:
+    engine = make_engine(built)
+    text = (built / "state.json").read_text()
     data = json.loads(text)
     assert data["schema_version"] == 1 and data["stack"] == STACK and data["account"] == "123456789012"
     secret = boto3.client("secretsmanager").get_secret_value(SecretId=data["parts"]["3"]["resources"]["db_secret_arn"])
@@ -344,15 +346,14 @@ def test_state_file_holds_no_secret_and_is_only_an_index(mocked, tmp_path: Path)
     assert "password" not in text.lower()
     # A wrong ID in the state file is not trusted: AWS's tags win.
     data["parts"]["2"]["resources"]["vpc"] = "vpc-00000000000000000"
-    (tmp_path / "state.json").write_text(json.dumps(data))
-    again = up(tmp_path)
+    (built / "state.json").write_text(json.dumps(data))
+    again = up(built)
     assert mutating(again) == []
     assert again.ctx.state.parts[2].resources["vpc"] == engine.ctx.state.parts[2].resources["vpc"]
 
 
-def test_changing_the_vpc_cidr_is_refused_with_what_to_do(mocked, tmp_path: Path) -> None:
-    up(tmp_path)
-    engine = make_engine(tmp_path, {"network": {"vpc_cidr": "10.9.0.0/16", "subnets": {
+def test_changing_the_vpc_cidr_is_refused_with_what_to_do(built: Path) -> None:
+    engine = make_engine(built, {"network": {"vpc_cidr": "10.9.0.0/16", "subnets": {
         "web": ["10.9.0.0/24", "10.9.1.0/24"], "app": ["10.9.2.0/24", "10.9.3.0/24"],
         "db": ["10.9.4.0/24", "10.9.5.0/24"]}}})
     from threetier.config import ConfigError
@@ -361,8 +362,8 @@ def test_changing_the_vpc_cidr_is_refused_with_what_to_do(mocked, tmp_path: Path
     assert [c for c in mutating(engine) if c.startswith("Create")] == []
 
 
-def test_subnets_are_inside_the_vpc(mocked, tmp_path: Path) -> None:
-    engine = up(tmp_path)
+def test_subnets_are_inside_the_vpc(built: Path) -> None:
+    engine = make_engine(built)
     vpc = ipaddress.ip_network(engine.ctx.config.network.vpc_cidr)
     for subnet in ec2().describe_subnets(Filters=stack_filter())["Subnets"]:
         assert ipaddress.ip_network(subnet["CidrBlock"]).subnet_of(vpc)

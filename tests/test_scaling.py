@@ -17,16 +17,7 @@ from steps import balancing
 from threetier.aws import is_mutating
 
 STACK = "threetier"
-
-
-
-@pytest.fixture
-def built(tmp_path: Path):
-    """The default stack, built by `up` in moto."""
-    with moto():
-        result = cli("up", cwd=tmp_path)
-        assert result.code == 0, result.stderr
-        yield tmp_path
+# `built` (conftest): the default stack, restored as `up` left it.
 
 
 def policies(tier: str) -> dict[str, dict]:

@@ -168,13 +168,12 @@ def slow(destroy):
     return waits_first
 
 
-def test_a_whole_stack_down_deletes_the_groups_after_every_instance(mocked, tmp_path: Path, monkeypatch) -> None:
+def test_a_whole_stack_down_deletes_the_groups_after_every_instance(built: Path, monkeypatch) -> None:
     """The builders and the tiers' instances ship their last lines until they are gone: each tier
     group goes only once Parts 3 to 7 (Auto Scaling groups, builders, database) are gone."""
     from steps import log_groups
-    make_engine(tmp_path).up()
     assert set(stack_groups()) >= set(GROUPS.values())
-    engine = make_engine(tmp_path)
+    engine = make_engine(built)
     # moto terminates at once; on AWS the ASGs' instances take minutes to go, during which the
     # other parts run: Parts 5 and 7 here wait once for theirs, as they would.
     engine.parts = tuple(dataclasses.replace(p, destroy=slow(p.destroy)) if p.number in (5, 7) else p
