@@ -3,6 +3,8 @@ and call counting with an optional real delay per call."""
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import os
 import tempfile
 import threading
@@ -18,7 +20,9 @@ if TYPE_CHECKING:
     from moto.core.config import DefaultConfig
 
 REGION = "us-east-1"
-MOTO_CONFIG: DefaultConfig = {"iam": {"load_aws_managed_policies": True}}
+# AWS managed policies are loaded by `aws_managed_policies_we_attach` below, not by moto: all ~1,300
+# of them cost about a second of CPU in every new IAM backend, and the stack attaches one.
+MOTO_CONFIG: DefaultConfig = {"iam": {"load_aws_managed_policies": False}}
 
 
 @contextlib.contextmanager
@@ -44,12 +48,61 @@ def fake_aws_environment() -> Iterator[None]:
         os.environ.update(saved)
 
 
+@functools.cache
+def _managed_policy_data() -> dict[str, Any]:
+    """moto's copy of the AWS managed policies the stack attaches (parsed once a process)."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    from steps.storage import SSM_MANAGED_POLICY
+    return {name: data for name, data in json.loads(aws_managed_policies_data).items()
+            if name in (SSM_MANAGED_POLICY,)}
+
+
+def aws_managed_policies_we_attach(self: Any) -> list[Any]:
+    """IAMBackend._init_aws_policies, for only the managed policies the stack attaches."""
+    from moto.iam.models import AWSManagedPolicy
+    return [AWSManagedPolicy.from_data(name, self.account_id, self.region_name, data)
+            for name, data in _managed_policy_data().items()]
+
+
+AL2023_PARAMETER_PREFIX = "/aws/service/ami-amazon-linux-latest/al2023-"
+
+
+@functools.cache
+def _al2023_images(region: str) -> tuple[dict[str, Any], ...]:
+    """The Amazon Linux 2023 AMIs that moto's SSM public parameters name in `region`, as moto's EC2
+    describes them: the only public images the stack launches (steps/baking.py)."""
+    from moto.utilities.utils import load_resource
+    try:
+        parameters = load_resource("moto.ssm.models", f"resources/ami-amazon-linux-latest/{region}.json")
+        images = load_resource("moto.ec2.models.amis", f"../resources/latest_amis/{region}.json")
+    except FileNotFoundError:
+        return ()
+    named = {p["Value"] for p in parameters if p["Name"].startswith(AL2023_PARAMETER_PREFIX)}
+    return tuple(image for image in images if image["ami_id"] in named)
+
+
+def load_amis_we_launch(self: Any) -> None:
+    """AmiBackend._load_amis for only the images `_al2023_images` names: moto's default set (several
+    hundred AMIs) costs a third of a second in every new EC2 backend."""
+    from moto.core.parse import default_timestamp_parser
+    from moto.ec2.models.amis import Ami
+    for found in _al2023_images(self.region_name):
+        image = {**found, "owner_alias": "amazon"}
+        if image.get("creation_date"):
+            image["creation_date"] = default_timestamp_parser(image["creation_date"])
+        self.amis[image["ami_id"]] = Ami(self, **image)
+
+
 @contextlib.contextmanager
 def mocked_aws() -> Iterator[None]:
-    """moto in-process, as the tests use it too: AWS managed policies loaded, and snapshot tags in
-    CreateImage's TagSpecifications taken as real AWS takes them (moto raises NotImplementedError)."""
+    """moto in-process, as the tests use it too: of AWS's managed policies and public images only
+    those the stack uses (a new backend in a few milliseconds instead of a second and a half), and
+    snapshot tags in CreateImage's TagSpecifications taken as real AWS takes them (moto raises
+    NotImplementedError)."""
     from moto import mock_aws
     from moto.ec2.models.amis import AmiBackend
+    from moto.iam.models import IAMBackend
 
     original = AmiBackend.create_image
 
@@ -61,7 +114,9 @@ def mocked_aws() -> Iterator[None]:
             ami.ebs_snapshot.add_tag(tag["Key"], tag["Value"])
         return ami
 
-    with mock_aws(config=MOTO_CONFIG), mock.patch.object(AmiBackend, "create_image", create_image):
+    with mock_aws(config=MOTO_CONFIG), mock.patch.object(AmiBackend, "create_image", create_image), \
+            mock.patch.object(AmiBackend, "_load_amis", load_amis_we_launch), \
+            mock.patch.object(IAMBackend, "_init_aws_policies", aws_managed_policies_we_attach):
         yield
 
 

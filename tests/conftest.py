@@ -2,6 +2,7 @@
 and the real credential and config files are hidden."""
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -15,6 +16,42 @@ import pytest
 
 AWS_ENV_PREFIXES = ("AWS_",)
 REGION = "us-east-1"
+
+
+def _share_botocore_models() -> None:
+    """Every command makes a new boto3 session, and a session parses botocore's JSON service models
+    and builds each client class (EC2's has 765 methods) anew: most of the CPU of a `status` in
+    moto. A real process pays that once; so do the tests, by sharing one loader and one client
+    class per service between sessions. Nothing else is shared: credentials, regions, endpoints and
+    event handlers (moto's, Stubber's) stay each session's and client's own."""
+    import functools
+
+    import botocore.session
+
+    create_loader = functools.cache(botocore.session.create_loader)
+    botocore.session.create_loader = create_loader  # type: ignore[assignment]
+    create_class = botocore.client.ClientCreator._create_client_class
+    classes: dict[tuple[str, str], type] = {}
+
+    def client_class(self, service_name: str, service_model) -> type:
+        key = (service_name, service_model.api_version)
+        if key not in classes:
+            classes[key] = create_class(self, service_name, service_model)
+        return classes[key]
+    botocore.client.ClientCreator._create_client_class = client_class  # type: ignore[method-assign]
+
+
+_share_botocore_models()
+
+
+def _acm_issues_at_once() -> None:
+    """MOTO_ACM_VALIDATION_WAIT=0 (below) is read into moto.settings when moto is first imported,
+    which may be before any fixture runs: the setting itself, for every test and reference stack."""
+    import moto.settings
+    moto.settings.ACM_VALIDATION_WAIT = 0
+
+
+_acm_issues_at_once()
 
 
 @pytest.fixture(autouse=True)
@@ -97,3 +134,29 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return real(self, operation, params)
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", record)
     return seen
+
+
+@pytest.fixture(scope="session")
+def reference_stacks(tmp_path_factory: pytest.TempPathFactory):
+    """The session's reference stacks (tests/reference_stacks.py): each built once, on first use."""
+    from reference_stacks import ReferenceStacks
+    return ReferenceStacks(tmp_path_factory.mktemp("reference-stacks"))
+
+
+@pytest.fixture
+def stack_from(reference_stacks, tmp_path: Path):
+    """`stack_from(name)`: the reference stack `name` (reference_stacks.CONFIGS) restored into a fresh
+    moto for the rest of the test; returns the directory holding its config.yaml and state file
+    (tmp_path unless another is given). Replaces `with moto(): ...up()` where the build is set-up."""
+    with contextlib.ExitStack() as contexts:
+        def restore(name: str, directory: Path = tmp_path) -> Path:
+            return contexts.enter_context(reference_stacks.restored(name, directory))
+        yield restore
+
+
+@pytest.fixture
+def built(reference_stacks, tmp_path: Path):
+    """The default stack as `up` leaves it, restored into a fresh moto; config.yaml and the state file
+    in tmp_path (the CLI's .threetier/threetier.json, and state.json for helpers.make_engine)."""
+    with reference_stacks.restored("default", tmp_path):
+        yield tmp_path
