@@ -53,7 +53,7 @@ def _managed_policy_data() -> dict[str, Any]:
     """moto's copy of the AWS managed policies the stack attaches (parsed once a process)."""
     from moto.iam.aws_managed_policies import aws_managed_policies_data
 
-    from steps.storage import SSM_MANAGED_POLICY
+    from threetier.blocks.iam import SSM_MANAGED_POLICY
     return {name: data for name, data in json.loads(aws_managed_policies_data).items()
             if name in (SSM_MANAGED_POLICY,)}
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from steps import baking, database, log_groups, network, storage
+from steps import baking, database, network, storage
 from threetier import artifacts
 from threetier.aws import Look
+from threetier.blocks import log_groups
 from threetier.engine import DONE, EXISTS, Check, Ctx
 
 NUMBER = 4

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from steps import alarms, app_image, baking, balancing, network, storage
+from steps import app_image, baking, balancing, network, storage
 from threetier.aws import Look
-from threetier.engine import DONE, Check, Ctx
+from threetier.blocks import alarms
+from threetier.engine import DONE, EXISTS, Check, Ctx
 
 NUMBER = 5
 NAME = "app-tier"
@@ -49,7 +50,10 @@ def finish(ctx: Ctx) -> None:
     """The launch template and the Auto Scaling group need the app AMI."""
     # The alarms need only the target group and the ALB (their ARNs, from `start`): made while the
     # image bakes, so a tier that never turns healthy already has its unhealthy-hosts alarm.
-    alarms.ensure_alarms(ctx, balancing.tier_alarms(ctx, tier(ctx)), ALARMS)
+    wanted = balancing.tier_alarms(ctx, tier(ctx))
+    if alarms.notify(ctx, wanted):
+        ctx.need(storage.NUMBER, EXISTS)  # the SNS topic their actions name: made by Part 1's start
+    alarms.ensure_alarms(ctx, wanted, ALARMS)
     ctx.need(app_image.NUMBER, DONE)
     ctx.need(storage.NUMBER, DONE)  # the template's instance profile (done already: Part 4 needed it)
     balancing.finish(ctx, tier(ctx))

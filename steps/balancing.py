@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from steps import alarms, baking, log_groups, storage
+from steps import baking, storage
 from threetier.aws import Look, Poll, client_token
+from threetier.blocks import alarms, log_groups
 from threetier.config import Scaling
 from threetier.engine import Check, Ctx
 from threetier.errors import ThreetierError, UsageError

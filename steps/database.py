@@ -19,16 +19,18 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from steps import alarms, network, storage
+from steps import network, storage
 from threetier.aws import AwsError, Look, Poll
-from threetier.engine import DONE, Check, Ctx
+from threetier.blocks import alarms, iam
+from threetier.engine import DONE, EXISTS, Check, Ctx
 from threetier.errors import ThreetierError, UsageError
+from threetier.names import db_parameter_group_name_for, db_subnet_group_name_for, final_snapshot_prefix_for
 
 NUMBER = 3
 NAME = "database"
 TITLE = "Aurora MySQL database"
 
-SECRET_POLICY_NAME = storage.SECRET_POLICY_NAME  # on the app tier's role only: the web tier never reads it
+SECRET_POLICY_NAME = iam.SECRET_POLICY_NAME  # on the app tier's role only: the web tier never reads it
 CREATE_TIMEOUT = 40 * 60   # writer and reader together: ~6 and ~12 min, sometimes much more
 DELETE_TIMEOUT = 40 * 60
 POLL_DELAY = 30
@@ -68,11 +70,11 @@ def cluster_id(ctx: Ctx) -> str:
 
 
 def subnet_group_name(ctx: Ctx) -> str:
-    return ctx.name("db-subnet-group")
+    return db_subnet_group_name_for(ctx.stack)
 
 
 def parameter_group_name(ctx: Ctx) -> str:
-    return ctx.name("aurora-params")  # scan._rds finds a leftover one by this name
+    return db_parameter_group_name_for(ctx.stack)
 
 
 def parameter_group_family(engine_version: str) -> str:
@@ -116,7 +118,7 @@ def looks(ctx: Ctx) -> Iterator[Look]:
     yield parameters_look(ctx)
     yield cluster_look(ctx)
     yield from (instance_look(identifier) for identifier in instance_ids(ctx).values())
-    yield storage.iam_look("get_role_policy", RoleName=storage.role_name(ctx, "app"), PolicyName=SECRET_POLICY_NAME)
+    yield iam.iam_look("get_role_policy", RoleName=iam.role_name(ctx, "app"), PolicyName=SECRET_POLICY_NAME)
     yield alarms.alarms_look(ctx)
 
 
@@ -142,7 +144,10 @@ def finish(ctx: Ctx) -> None:
     wait_cluster(ctx, "available")
     converge_cluster(ctx)
     ensure_instances(ctx, ctx.resources_of(network.NUMBER)["azs"])
-    alarms.ensure_alarms(ctx, writer_alarms(ctx), ALARMS)  # while the instances come up
+    wanted = writer_alarms(ctx)  # put while the instances come up
+    if alarms.notify(ctx, wanted):
+        ctx.need(storage.NUMBER, EXISTS)  # the SNS topic their actions name: made by Part 1's start
+    alarms.ensure_alarms(ctx, wanted, ALARMS)
     wait_available(ctx)
 
 
@@ -326,8 +331,8 @@ def ensure_instances(ctx: Ctx, azs: list[str]) -> None:
 def ensure_secret_readable(ctx: Ctx, cluster: dict[str, Any]) -> None:
     """The app tier's role may read exactly the cluster's managed secret, nothing else (the web
     tier's may not: its instances sit in public subnets and have no use for it)."""
-    role = storage.role_name(ctx, "app")
-    storage.ensure_inline_policy(ctx, role, SECRET_POLICY_NAME, secret_read_policy(cluster["MasterUserSecret"]["SecretArn"]))
+    role = iam.role_name(ctx, "app")
+    iam.ensure_inline_policy(ctx, role, SECRET_POLICY_NAME, secret_read_policy(cluster["MasterUserSecret"]["SecretArn"]))
 
 
 def secret_read_policy(secret_arn: str) -> dict[str, Any]:
@@ -438,10 +443,10 @@ def check(ctx: Ctx) -> Check:
                 note = "stopped with its cluster (up or down will start it)" if status == "stopped" else status
                 result.drift.append(f"DB {role} {identifier}: {note}")
     if cluster is not None:
-        role_name = storage.role_name(ctx, "app")
-        policy = aws.look(storage.iam_look("get_role_policy", RoleName=role_name, PolicyName=SECRET_POLICY_NAME),
+        role_name = iam.role_name(ctx, "app")
+        policy = aws.look(iam.iam_look("get_role_policy", RoleName=role_name, PolicyName=SECRET_POLICY_NAME),
                           resource=f"IAM role {role_name}")
-        if policy is None or storage.policy_document(policy["PolicyDocument"]) != \
+        if policy is None or iam.policy_document(policy["PolicyDocument"]) != \
                 secret_read_policy(cluster["MasterUserSecret"]["SecretArn"]):
             result.drift.append(f"IAM role {role_name}: policy {SECRET_POLICY_NAME} is missing or changed")
     alarms.check_alarms(ctx, writer_alarms(ctx), ALARMS, result)
@@ -582,7 +587,7 @@ def destroy(ctx: Ctx) -> None:
         params: dict[str, Any] = {"SkipFinalSnapshot": ctx.skip_final_snapshot, "DeleteAutomatedBackups": True}
         if not ctx.skip_final_snapshot:
             stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-            params["FinalDBSnapshotIdentifier"] = f"{ctx.stack.rstrip('-')}-final-{stamp}"  # scan.is_final_snapshot
+            params["FinalDBSnapshotIdentifier"] = f"{final_snapshot_prefix_for(ctx.stack)}{stamp}"
         current = describe_cluster(ctx, live=True)  # its state now, after the instances went
         if current is not None and current["Status"] != "deleting":
             # Not deletable while backing up or modifying (or with instances still leaving): that passes.
@@ -614,7 +619,7 @@ def destroy(ctx: Ctx) -> None:
                  retry_timeout=10 * 60, retry_delay=15)
         ctx.record("deleted", "DB subnet group", group)
 
-    role = storage.role_name(ctx, "app")
+    role = iam.role_name(ctx, "app")
     resource = f"IAM role {role} policy {SECRET_POLICY_NAME}"
     if aws.call("iam", "get_role_policy", resource=resource, RoleName=role, PolicyName=SECRET_POLICY_NAME,
                 missing_ok=("NoSuchEntity",)) is not None:

@@ -19,11 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from steps import log_groups, storage
-from steps.common import EC2_DESCRIBE, ec2_look, ec2_tagged, one
 from threetier.aws import NOT_YET_VISIBLE, STACK_TAG, AwsError, Look, Poll, client_token, tag_value
+from threetier.blocks import iam, log_groups
+from threetier.blocks.finders import EC2_DESCRIBE, ec2_look, ec2_tagged, one
 from threetier.config import ConfigError
 from threetier.engine import Check, Ctx
+from threetier.names import flow_logs_role_name_for
 
 NUMBER = 2
 NAME = "network"
@@ -545,9 +546,6 @@ def close_default_security_group(ctx: Ctx, vpc: str) -> None:
 
 
 # -- VPC flow logs -----------------------------------------------------------------
-def flow_logs_role_name_for(stack: str, region: str) -> str:
-    """`<stack>-<region>-flow-logs-role`: IAM names are account-wide, the stack is per region."""
-    return storage.role_name_for(stack, region, "flow-logs")
 
 
 def flow_logs_role_name(ctx: Ctx) -> str:
@@ -598,11 +596,11 @@ def flow_logs_look(ctx: Ctx) -> Look:
 
 
 def flow_logs_role_look(ctx: Ctx) -> Look:
-    return storage.iam_look("get_role", RoleName=flow_logs_role_name(ctx))
+    return iam.iam_look("get_role", RoleName=flow_logs_role_name(ctx))
 
 
 def flow_logs_policy_look(ctx: Ctx) -> Look:
-    return storage.iam_look("get_role_policy", RoleName=flow_logs_role_name(ctx), PolicyName=FLOW_LOGS_POLICY_NAME)
+    return iam.iam_look("get_role_policy", RoleName=flow_logs_role_name(ctx), PolicyName=FLOW_LOGS_POLICY_NAME)
 
 
 def stack_flow_logs(ctx: Ctx) -> list[dict[str, Any]]:
@@ -636,13 +634,13 @@ def ensure_flow_logs_role(ctx: Ctx) -> str:
     resource = f"IAM role {name}"
     trust = flow_logs_trust_policy(aws.partition, aws.region, aws.account)
     existed = aws.look(flow_logs_role_look(ctx), resource=resource) is not None
-    found = storage.find_or_create_role(ctx, name, trust, f"threetier {ctx.stack} in {aws.region}: VPC flow logs "
+    found = iam.find_or_create_role(ctx, name, trust, f"threetier {ctx.stack} in {aws.region}: VPC flow logs "
                                                           f"to {log_groups.name(ctx, log_groups.FLOW_LOGS)}")
-    if existed and storage.policy_document(found["Role"]["AssumeRolePolicyDocument"]) != trust:
+    if existed and iam.policy_document(found["Role"]["AssumeRolePolicyDocument"]) != trust:
         aws.call("iam", "update_assume_role_policy", resource=resource, RoleName=name,
                  PolicyDocument=json.dumps(trust))
         ctx.record("changed", "IAM role trust policy", name)
-    storage.ensure_inline_policy(ctx, name, FLOW_LOGS_POLICY_NAME,
+    iam.ensure_inline_policy(ctx, name, FLOW_LOGS_POLICY_NAME,
                                  flow_logs_write_policy(log_groups.arn(ctx, log_groups.FLOW_LOGS)))
     ctx.resources["flow_logs_role"] = name
     ctx.resources["flow_logs_role_arn"] = found["Role"]["Arn"]
@@ -704,7 +702,7 @@ def remove_flow_logs(ctx: Ctx) -> None:
         delete_flow_log(ctx, flow_log)
     role = flow_logs_role_name(ctx)
     if ctx.aws.look(flow_logs_role_look(ctx), resource=f"IAM role {role}") is not None \
-            and storage.release_role(ctx, role):
+            and iam.release_role(ctx, role):
         ctx.aws.call("iam", "delete_role", resource=f"IAM role {role}", RoleName=role, missing_ok=("NoSuchEntity",))
         ctx.record("deleted", "IAM role", role)
     log_groups.delete(ctx, log_groups.FLOW_LOGS)
@@ -732,12 +730,12 @@ def check_flow_logs(ctx: Ctx, result: Check, vpc: str | None) -> None:
     if result.found(f"IAM role {role}", found_role is not None):
         role_arn = found_role["Role"]["Arn"]
         trust = flow_logs_trust_policy(aws.partition, aws.region, aws.account)
-        if storage.policy_document(found_role["Role"]["AssumeRolePolicyDocument"]) != trust:
+        if iam.policy_document(found_role["Role"]["AssumeRolePolicyDocument"]) != trust:
             result.drift.append(f"IAM role {role}: its trust policy is not the flow-logs service's of this "
                                 f"account and region only")
         policy = aws.look(flow_logs_policy_look(ctx), resource=f"IAM role {role}")
         wanted = flow_logs_write_policy(log_groups.arn(ctx, log_groups.FLOW_LOGS))
-        if policy is None or storage.policy_document(policy["PolicyDocument"]) != wanted:
+        if policy is None or iam.policy_document(policy["PolicyDocument"]) != wanted:
             result.drift.append(f"IAM role {role}: policy {FLOW_LOGS_POLICY_NAME} is missing or changed")
     if vpc is None:
         return

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 
-from steps import app_tier, baking, log_groups, network, storage
+from steps import app_tier, baking, network, storage
 from threetier import artifacts
 from threetier.aws import Look
+from threetier.blocks import log_groups
 from threetier.engine import DONE, EXISTS, Check, Ctx
 
 NUMBER = 6

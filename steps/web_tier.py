@@ -22,8 +22,9 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-from steps import alarms, app_tier, baking, balancing, database, edge, log_groups, network, storage, waf, web_image
+from steps import app_tier, baking, balancing, database, edge, network, storage, waf, web_image
 from threetier.aws import Look, Poll
+from threetier.blocks import alarms, dashboard, log_groups
 from threetier.engine import DONE, EXISTS, Check, Ctx
 from threetier.errors import ThreetierError
 
@@ -56,7 +57,7 @@ def looks(ctx: Ctx) -> Iterator[Look]:
     yield from edge.looks(ctx)
     yield from waf.looks(ctx)
     yield alarms.alarms_look(ctx)
-    yield alarms.dashboard_look(ctx)
+    yield dashboard.dashboard_look(ctx)
 
 
 def start(ctx: Ctx) -> None:
@@ -74,14 +75,17 @@ def finish(ctx: Ctx) -> None:
     the app tier's targets healthy too."""
     # The alarms need only this Part's target group and ALB; the dashboard the app tier's too (known
     # once Part 5 exists) and the cluster's name: both made while the image bakes.
-    alarms.ensure_alarms(ctx, web_alarms(ctx), ALARMS)
+    wanted = web_alarms(ctx)
+    if alarms.notify(ctx, wanted):
+        ctx.need(storage.NUMBER, EXISTS)  # the SNS topic their actions name: made by Part 1's start
+    alarms.ensure_alarms(ctx, wanted, ALARMS)
     ctx.need(app_tier.NUMBER, EXISTS)
     ctx.need(database.NUMBER, EXISTS)
     body = dashboard_body(ctx)
     if body is None:  # both tiers' start found or made their target groups and ALBs: not expected
         raise ThreetierError(f"{NAME}: the dashboard needs both tiers' load balancers and target groups, "
                              f"and one is not known; run `threetier up` again")
-    alarms.ensure_dashboard(ctx, body)
+    dashboard.ensure_dashboard(ctx, body)
     edge.finish(ctx, tier(ctx))  # the certificate issued (minutes of DNS validation), 443, the record
     waf.finish(ctx, tier(ctx))  # on the ALB before it has targets: no request is served unfiltered
     ctx.need(web_image.NUMBER, DONE)
@@ -157,7 +161,7 @@ def check(ctx: Ctx) -> Check:
     edge.check(ctx, tier(ctx), result)
     waf.check(ctx, tier(ctx), result)
     alarms.check_alarms(ctx, web_alarms(ctx), ALARMS, result)
-    alarms.check_dashboard(ctx, dashboard_body(ctx), result)
+    dashboard.check_dashboard(ctx, dashboard_body(ctx), result)
     return result
 
 
@@ -259,7 +263,7 @@ def before_down(ctx: Ctx) -> None:
 
 def destroy(ctx: Ctx) -> None:
     alarms.delete_alarms(ctx, ALARMS)
-    alarms.delete_dashboard(ctx)
+    dashboard.delete_dashboard(ctx)
     edge.destroy_records(ctx, tier(ctx))  # while the ALB they point at is there
     waf.destroy(ctx, tier(ctx))  # off the ALB, then deleted
     balancing.destroy(ctx, "web", ALB_ROLE)

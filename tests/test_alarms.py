@@ -14,8 +14,9 @@ import boto3
 import pytest
 
 from helpers import cli, make_engine, moto, write_config
-from steps import alarms, balancing, database
+from steps import balancing, database
 from threetier.aws import PART_TAG, STACK_TAG, is_mutating
+from threetier.blocks import alarms
 
 STACK = "threetier"
 EMAIL = "ops@example.com"

@@ -14,7 +14,7 @@ from botocore.stub import Stubber
 from helpers import FakeClock, make_engine, moto, mutating
 from steps import network
 from test_resume import Crash
-from threetier import scan
+from threetier import names, scan
 from threetier.aws import PART_TAG, STACK_TAG, AwsError, tag_value
 from threetier.engine import Check, Engine
 
@@ -142,8 +142,8 @@ def test_up_makes_the_log_group_a_role_that_writes_only_to_it_and_one_flow_log_o
 
 
 def test_the_role_name_scan_looks_for_is_the_one_up_makes() -> None:
-    assert network.flow_logs_role_name_for(STACK, REGION) == ROLE
-    assert network.flow_logs_role_name_for("shop", "ap-southeast-2") == "shop-ap-southeast-2-flow-logs-role"
+    assert names.flow_logs_role_name_for(STACK, REGION) == ROLE
+    assert names.flow_logs_role_name_for("shop", "ap-southeast-2") == "shop-ap-southeast-2-flow-logs-role"
 
 
 # -- status and idempotence -----------------------------------------------------------------------

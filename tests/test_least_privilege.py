@@ -266,18 +266,18 @@ class TestBuiltStack:
 
 # -- item 2: IAM names carry the region ---------------------------------------------------------
 def test_iam_names_carry_the_region_and_fit_iams_limits() -> None:
-    from steps import storage
+    from threetier import names
     longest_stack, longest_region = "a" + "b" * 20, "ap-southeast-4"
     for tier in TIERS:
-        role = storage.role_name_for(longest_stack, longest_region, tier)
-        profile = storage.instance_profile_name_for(longest_stack, longest_region, tier)
+        role = names.role_name_for(longest_stack, longest_region, tier)
+        profile = names.instance_profile_name_for(longest_stack, longest_region, tier)
         assert longest_region in role and longest_region in profile
         assert len(role) <= 64 and len(profile) <= 128
-        assert storage.role_name_for(STACK, "us-east-1", tier) != storage.role_name_for(STACK, "eu-west-1", tier)
+        assert names.role_name_for(STACK, "us-east-1", tier) != names.role_name_for(STACK, "eu-west-1", tier)
     # A region name the config accepts but AWS has not (yet): still deterministic, still within the limit.
     odd = "us-" + "x" * 60 + "-1"
-    assert storage.role_name_for(longest_stack, odd, "app") == storage.role_name_for(longest_stack, odd, "app")
-    assert len(storage.role_name_for(longest_stack, odd, "app")) <= 64
+    assert names.role_name_for(longest_stack, odd, "app") == names.role_name_for(longest_stack, odd, "app")
+    assert len(names.role_name_for(longest_stack, odd, "app")) <= 64
 
 
 def test_two_regions_same_stack_name_have_independent_roles(stack_from, tmp_path: Path) -> None:

@@ -171,7 +171,7 @@ def slow(destroy):
 def test_a_whole_stack_down_deletes_the_groups_after_every_instance(built: Path, monkeypatch) -> None:
     """The builders and the tiers' instances ship their last lines until they are gone: each tier
     group goes only once Parts 3 to 7 (Auto Scaling groups, builders, database) are gone."""
-    from steps import log_groups
+    from threetier.blocks import log_groups
     assert set(stack_groups()) >= set(GROUPS.values())
     engine = make_engine(built)
     # moto terminates at once; on AWS the ASGs' instances take minutes to go, during which the

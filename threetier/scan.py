@@ -12,6 +12,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from threetier.aws import PART_TAG, STACK_TAG, Aws, tag_filters, tag_value
+from threetier.blocks.iam import TIERS, legacy_iam
+from threetier.names import (
+    bucket_name_for,
+    dashboard_name_for,
+    db_parameter_group_name_for,
+    db_subnet_group_name_for,
+    final_snapshot_prefix_for,
+    flow_logs_role_name_for,
+    instance_profile_name_for,
+    log_group_prefix_for,
+    role_name_for,
+    topic_arn_for,
+    topic_name_for,
+)
 
 
 @dataclass(frozen=True)
@@ -122,11 +136,11 @@ def _rds(aws: Aws, stack: str) -> Iterator[Found]:
     for instance in aws.items("rds", "describe_db_instances", "DBInstances", resource=f"DB instances of stack {stack}"):
         if _rds_tag(instance, stack):
             yield Found("DB instance", instance["DBInstanceIdentifier"], instance["DBInstanceIdentifier"], 3)
-    group = f"{stack}-db-subnet-group"
+    group = db_subnet_group_name_for(stack)
     if aws.call("rds", "describe_db_subnet_groups", resource=f"DB subnet group {group}", DBSubnetGroupName=group,
                 missing_ok=("DBSubnetGroupNotFoundFault",)):
         yield Found("DB subnet group", group, group, 3)
-    parameters = f"{stack}-aurora-params"  # steps.database.parameter_group_name
+    parameters = db_parameter_group_name_for(stack)
     if aws.call("rds", "describe_db_cluster_parameter_groups", resource=f"DB cluster parameter group {parameters}",
                 DBClusterParameterGroupName=parameters, missing_ok=("DBParameterGroupNotFound",)):
         yield Found("DB cluster parameter group", parameters, parameters, 3)
@@ -142,7 +156,7 @@ def _rds_tag(resource: dict, stack: str) -> bool:
 
 
 def is_final_snapshot(stack: str, identifier: str) -> bool:
-    return identifier.startswith(f"{stack.rstrip('-')}-final-")
+    return identifier.startswith(final_snapshot_prefix_for(stack))
 
 
 def final_snapshots(aws: Aws, stack: str) -> list[str]:
@@ -153,7 +167,6 @@ def final_snapshots(aws: Aws, stack: str) -> list[str]:
 
 
 def _s3(aws: Aws, stack: str) -> Iterator[Found]:
-    from steps.storage import bucket_name_for
     name = bucket_name_for(stack, aws.account, aws.region)
     if aws.call("s3", "head_bucket", resource=f"bucket {name}", Bucket=name, ExpectedBucketOwner=aws.account,
                 missing_ok=("404", "NoSuchBucket", "NotFound")) is not None:
@@ -163,8 +176,7 @@ def _s3(aws: Aws, stack: str) -> Iterator[Found]:
 def _iam(aws: Aws, stack: str) -> Iterator[Found]:
     """IAM names are account-wide: each tier's role and profile carry the region; the shared role
     and profile of before (no region in their names) are this region's only when their policies say
-    so (storage.legacy_iam), or `down` here would report another region's as left over."""
-    from steps.storage import TIERS, instance_profile_name_for, legacy_iam, role_name_for
+    so (iam.legacy_iam), or `down` here would report another region's as left over."""
     for tier in TIERS:
         role = role_name_for(stack, aws.region, tier)
         if aws.call("iam", "get_role", resource=f"IAM role {role}", RoleName=role, missing_ok=("NoSuchEntity",)):
@@ -173,7 +185,6 @@ def _iam(aws: Aws, stack: str) -> Iterator[Found]:
         if aws.call("iam", "get_instance_profile", resource=f"instance profile {profile}",
                     InstanceProfileName=profile, missing_ok=("NoSuchEntity",)):
             yield Found("instance profile", profile, profile, 1)
-    from steps.network import flow_logs_role_name_for
     flow_logs_role = flow_logs_role_name_for(stack, aws.region)
     if aws.call("iam", "get_role", resource=f"IAM role {flow_logs_role}", RoleName=flow_logs_role,
                 missing_ok=("NoSuchEntity",)):
@@ -188,8 +199,6 @@ def _iam(aws: Aws, stack: str) -> Iterator[Found]:
 def _cloudwatch(aws: Aws, stack: str) -> Iterator[Found]:
     """Alarms carry the stack's tags (a name prefix alone would match stack `a-b`'s for stack `a`);
     the dashboard and the log groups cannot be listed by tag: their names are deterministic."""
-    from steps.alarms import dashboard_name_for
-    from steps.log_groups import prefix_for
     for alarm in aws.items("cloudwatch", "describe_alarms", "MetricAlarms", resource=f"alarms of stack {stack}",
                            AlarmNamePrefix=f"{stack}-"):
         alarm_tags = aws.call("cloudwatch", "list_tags_for_resource", resource=f"alarm {alarm['AlarmName']}",
@@ -203,14 +212,13 @@ def _cloudwatch(aws: Aws, stack: str) -> Iterator[Found]:
         if entry["DashboardName"] == dashboard:
             yield Found("dashboard", dashboard, dashboard, 7)
     for group in aws.items("logs", "describe_log_groups", "logGroups", resource=f"log groups of stack {stack}",
-                           logGroupNamePrefix=prefix_for(stack)):
+                           logGroupNamePrefix=log_group_prefix_for(stack)):
         yield Found("log group", group["logGroupName"], group["logGroupName"],
                     2 if group["logGroupName"].endswith("/vpc-flow-logs") else 1)
 
 
 def _sns(aws: Aws, stack: str) -> Iterator[Found]:
     """The alarms' topic, by its deterministic ARN, and what is subscribed to it."""
-    from steps.alarms import topic_arn_for, topic_name_for
     name, arn = topic_name_for(stack), topic_arn_for(stack, aws.partition, aws.region, aws.account)
     if aws.call("sns", "get_topic_attributes", resource=f"SNS topic {name}", TopicArn=arn,
                 missing_ok=("NotFound",)) is None:

@@ -8,7 +8,6 @@ import re
 
 import pytest
 
-from steps import log_groups
 from threetier import artifacts
 from threetier.artifacts import (
     APP_LOG_FILE,
@@ -16,6 +15,7 @@ from threetier.artifacts import (
     render_nginx_conf,
     render_web_log_agent_config,
 )
+from threetier.blocks import log_groups
 
 STACK = "threetier"
 APP_GROUP = log_groups.name_for(STACK, log_groups.APP)

@@ -1,10 +1,9 @@
 """CloudWatch Logs groups of the stack: flow logs (Part 2), the app's and nginx's logs (Part 1, with
-the roles that write them). Shared like balancing.py: each Part that owns a group calls these.
+the roles that write them): each Part that owns a group calls these.
 
 Every group is created by the stack, never by a writer (the CloudWatch agent, the flow-logs
 service), so it is tagged at creation, has config.yaml's retention from the start, and `down`
-finds it by name. Names are `/threetier/<stack>/<what>`: the trailing slash of the prefix keeps
-stack `a` from matching stack `a-b`'s groups.
+finds it by name, `/threetier/<stack>/<what>` (threetier.names).
 """
 from __future__ import annotations
 
@@ -12,20 +11,14 @@ from typing import Any
 
 from threetier.aws import STACK_TAG, Look
 from threetier.engine import Check, Ctx
+from threetier.names import log_group_name_for as name_for
+from threetier.names import log_group_prefix_for as prefix_for
 
 # What each group holds -> its last path element.
 APP = "app"                  # the Node.js app's stdout/stderr (app tier)
 NGINX_ACCESS = "nginx-access"  # web tier
 NGINX_ERROR = "nginx-error"    # web tier
 FLOW_LOGS = "vpc-flow-logs"    # Part 2
-
-
-def prefix_for(stack: str) -> str:
-    return f"/threetier/{stack}/"
-
-
-def name_for(stack: str, what: str) -> str:
-    return f"{prefix_for(stack)}{what}"
 
 
 def name(ctx: Ctx, what: str) -> str:

@@ -1,4 +1,5 @@
-"""Finders shared by the parts: look a resource up by its tags before creating it."""
+"""Finders of EC2 resources by the stack's tags: look a resource up before creating it, and refuse
+to guess when several carry one role's tags."""
 from __future__ import annotations
 
 from typing import Any
