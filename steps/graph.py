@@ -25,7 +25,7 @@ STORAGE, NETWORK, DATABASE, APP_IMAGE, APP_TIER, WEB_IMAGE, WEB_TIER = (
     storage.NUMBER, network.NUMBER, database.NUMBER, app_image.NUMBER, app_tier.NUMBER, web_image.NUMBER,
     web_tier.NUMBER)
 
-ALARM_TOPIC = "its alarms' actions name the SNS topic (monitoring.email)"  # steps/alarms.py, Parts 3, 5, 7
+ALARM_TOPIC = "its alarms' actions name the SNS topic (monitoring.email)"  # threetier/blocks/alarms.py, Parts 3, 5, 7
 
 # The build: in each Part, in the order its code waits.
 BUILD: tuple[Edge, ...] = (

@@ -14,9 +14,9 @@ import boto3
 import pytest
 
 from helpers import cli, make_engine, moto, write_config
-from steps import balancing, database
+from steps import database
 from threetier.aws import PART_TAG, STACK_TAG, is_mutating
-from threetier.blocks import alarms
+from threetier.blocks import alarms, balancing
 
 STACK = "threetier"
 EMAIL = "ops@example.com"

@@ -11,10 +11,11 @@ import pytest
 from botocore.stub import Stubber
 
 from helpers import FakeClock, cli, make_engine, moto
-from steps import app_tier, balancing, database
+from steps import app_tier, database
 from test_resume import census
 from threetier import lock
 from threetier import state as statelib
+from threetier.blocks import balancing
 from threetier.engine import Engine
 
 STATE = Path(".threetier") / "threetier.json"

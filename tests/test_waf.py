@@ -9,8 +9,9 @@ import pytest
 from botocore.stub import Stubber
 
 from helpers import FakeClock, cli, make_engine, moto, mutating, write_config
-from steps import waf, web_tier
+from steps import web_tier
 from threetier.aws import PART_TAG, STACK_TAG, tag_value
+from threetier.blocks import waf
 from threetier.errors import ThreetierError
 from threetier.scan import tagged
 
