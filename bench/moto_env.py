@@ -71,7 +71,7 @@ AL2023_PARAMETER_PREFIX = "/aws/service/ami-amazon-linux-latest/al2023-"
 @functools.cache
 def _al2023_images(region: str) -> tuple[dict[str, Any], ...]:
     """The Amazon Linux 2023 AMIs that moto's SSM public parameters name in `region`, as moto's EC2
-    describes them: the only public images the stack launches (steps/baking.py)."""
+    describes them: the only public images the stack launches (threetier/blocks/baking.py)."""
     from moto.utilities.utils import load_resource
     try:
         parameters = load_resource("moto.ssm.models", f"resources/ami-amazon-linux-latest/{region}.json")

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from steps import baking, database, network, storage
+from steps import database, network, storage
 from threetier import artifacts
 from threetier.aws import Look
-from threetier.blocks import log_groups
+from threetier.blocks import baking, log_groups
 from threetier.engine import DONE, EXISTS, Check, Ctx
 
 NUMBER = 4
@@ -33,14 +33,13 @@ def bake(ctx: Ctx) -> baking.Bake:
         db_host=db["db_writer_endpoint"], db_name=db["db_name"], db_secret_arn=db["db_secret_arn"], port=app.port,
         log_group=log_groups.name(ctx, log_groups.APP))  # Part 1's, like the role that writes it
     app_files = {k: v for k, v in artifacts.application_files().items() if k.startswith("app-tier/")}
-    return baking.Bake(tier="app", subnet_role="private-app-subnet-az1", security_group_role="app-sg",
+    return baking.Bake(tier="app", subnet=network.subnet_ids(ctx, "app")[0],
+                       security_group=network.security_group_id(ctx, "app-sg"),
+                       instance_profile_arn=storage.profile_arn(ctx, "app"),
                        instance_type=app.instance_type, architecture=baking.architecture(ctx, app.instance_type),
                        user_data=user_data,
                        health_url=f"http://localhost:{app.port}/health", keep_builder=app.keep_builder,
-                       baked_files=app_files,
-                       # In a private subnet, it boots while the NAT gateway is still pending: its
-                       # bootstrap waits for the way out (wait_for_network) before dnf, S3 and npm.
-                       launch_needs=((network.NUMBER, network.ROUTES),))  # an edge of steps/graph.py
+                       baked_files=app_files)
 
 
 def looks(ctx: Ctx) -> Iterator[Look]:
@@ -52,7 +51,9 @@ def start(ctx: Ctx) -> None:
     created), not the database itself: the bake's health check is the app's liveness."""
     ctx.need(storage.NUMBER, DONE)
     ctx.need(database.NUMBER, EXISTS)
-    baking.start(ctx, bake(ctx))
+    # In a private subnet, a builder boots while the NAT gateway is still pending: its bootstrap
+    # waits for the way out (wait_for_network) before dnf, S3 and npm. Only its route must exist.
+    baking.start(ctx, bake(ctx), before_launch=lambda: ctx.need(network.NUMBER, network.ROUTES))
 
 
 def finish(ctx: Ctx) -> None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from steps import app_image, baking, balancing, network, storage
+from steps import app_image, network, storage
 from threetier.aws import Look
-from threetier.blocks import alarms
+from threetier.blocks import alarms, baking, balancing
 from threetier.engine import DONE, EXISTS, Check, Ctx
 
 NUMBER = 5
@@ -27,8 +27,10 @@ def tier(ctx: Ctx) -> balancing.Tier:
     app = ctx.config.app
     return balancing.Tier(
         tier="app", scheme="internal", port=app.port,
-        subnet_roles=("private-app-subnet-az1", "private-app-subnet-az2"),
-        alb_role=ALB_ROLE, alb_security_group_role="internal-alb-sg", instance_security_group_role="app-sg",
+        alb_role=ALB_ROLE, vpc=network.vpc_id(ctx), subnets=network.subnet_ids(ctx, "app"),
+        alb_security_group=network.security_group_id(ctx, "internal-alb-sg"),
+        instance_security_group=network.security_group_id(ctx, "app-sg"),
+        instance_profile_arn=storage.profile_arn(ctx, "app"),
         instance_type=app.instance_type, ami=ctx.resources_of(app_image.NUMBER).get("ami", ""),
         min=app.asg.min, desired=app.asg.desired, max=app.asg.max, scaling=app.scaling)
 

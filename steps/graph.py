@@ -25,7 +25,7 @@ STORAGE, NETWORK, DATABASE, APP_IMAGE, APP_TIER, WEB_IMAGE, WEB_TIER = (
     storage.NUMBER, network.NUMBER, database.NUMBER, app_image.NUMBER, app_tier.NUMBER, web_image.NUMBER,
     web_tier.NUMBER)
 
-ALARM_TOPIC = "its alarms' actions name the SNS topic (monitoring.email)"  # steps/alarms.py, Parts 3, 5, 7
+ALARM_TOPIC = "its alarms' actions name the SNS topic (monitoring.email)"  # threetier/blocks/alarms.py, Parts 3, 5, 7
 
 # The build: in each Part, in the order its code waits.
 BUILD: tuple[Edge, ...] = (
@@ -38,7 +38,7 @@ BUILD: tuple[Edge, ...] = (
     Edge(APP_IMAGE, STORAGE, DONE, "the builder boots with the app profile, from the code bucket",
          holds="the builder runs with the app instance profile"),
     Edge(APP_IMAGE, DATABASE, EXISTS, "user data names the DB endpoint and secret"),
-    Edge(APP_IMAGE, NETWORK, ROUTES, "the builder goes out by the NAT route (launch_needs)",
+    Edge(APP_IMAGE, NETWORK, ROUTES, "the builder goes out by the NAT route (its launch waits)",
          holds="the builder's ENI is in an app subnet"),
 
     Edge(APP_TIER, NETWORK, SUBNETS_AND_GROUPS, "internal ALB in the app subnets, internal-alb-sg",

@@ -6,25 +6,22 @@ Elastic IP in each public subnet; a public route table to the internet gateway
 for the web subnets and one route table per AZ sending the app subnet to the
 NAT gateway in the same AZ; DB subnets with no internet route; and five
 security groups, each opening only what the next hop needs. The VPC's default
-security group, which nothing of the stack uses, keeps no rules at all.
+security group, which nothing of the stack uses, keeps no rules at all
+(threetier.blocks.security_groups).
 
 With monitoring.flow_logs (on by default), the VPC's flow logs go to a CloudWatch Logs group of
-the stack, written by a role of its own that may write only to that group.
+the stack, written by a role of its own that may write only to that group (threetier.blocks.flow_logs).
 """
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-from threetier.aws import NOT_YET_VISIBLE, STACK_TAG, AwsError, Look, Poll, client_token, tag_value
-from threetier.blocks import iam, log_groups
-from threetier.blocks.finders import EC2_DESCRIBE, ec2_look, ec2_tagged, one
+from threetier.aws import NOT_YET_VISIBLE, Look, Poll, client_token, tag_value
+from threetier.blocks import flow_logs, security_groups
+from threetier.blocks.finders import DEPENDENCY_TIMEOUT, EC2_DESCRIBE, ec2_look, ec2_tagged, name_of, one
 from threetier.config import ConfigError
 from threetier.engine import Check, Ctx
-from threetier.names import flow_logs_role_name_for
 
 NUMBER = 2
 NAME = "network"
@@ -34,31 +31,11 @@ ANYWHERE = "0.0.0.0/0"
 NAT_AVAILABLE_TIMEOUT = 15 * 60   # typically 85-125 s, rarely 5-10 min
 NAT_DELETED_TIMEOUT = 10 * 60     # typically 37-79 s
 NAT_POLL_DELAY = 10
-# ENIs of a just-deleted ALB, NAT gateway or instance linger for a minute or more.
-DEPENDENCY_TIMEOUT = 10 * 60
 LIVE_NAT_STATES = ["pending", "available"]
 # Milestones of this part, before all of it exists: what other parts wait for.
 SUBNETS_AND_GROUPS = "subnets and security groups"  # their IDs are known (their rules may still come)
 ROUTES = "route tables"  # the public and app subnets have their way out (to the IGW, to a NAT gateway)
 VPC_ATTRIBUTES = ("enableDnsSupport", "enableDnsHostnames")  # off by default; instances and endpoints need both
-# AWS makes it with the VPC, just after CreateVpc returns: how long to look for it.
-DEFAULT_GROUP_TIMEOUT = 60
-DEFAULT_GROUP_POLL_DELAY = 2
-
-# VPC flow logs (monitoring.flow_logs): one flow log on the VPC, every packet's record (accepted and
-# rejected) to the stack's log group, delivered by the flow-logs service as the stack's role.
-FLOW_LOG_ROLE = "vpc-flow-log"  # its Name tag: <stack>-vpc-flow-log
-FLOW_LOGS_POLICY_NAME = "write-flow-logs"
-FLOW_LOGS_TRAFFIC = "ALL"
-FLOW_LOGS_DESTINATION = "cloud-watch-logs"
-# A role made a moment ago is not yet assumable by the flow-logs service: CreateFlowLogs answers
-# InvalidParameter "Unable to assume given IAM role: '<role ARN>'" (hashicorp/terraform-provider-aws#29323),
-# the very error and message terraform-provider-aws retries on CreateFlowLogs (internal/service/ec2/
-# vpc_flow_log.go) for its IAM propagation timeout of 2 minutes.
-ROLE_NOT_YET_ASSUMABLE = ("InvalidParameter",)
-ROLE_NOT_YET_ASSUMABLE_MESSAGE = "Unable to assume given IAM role"
-IAM_PROPAGATION_TIMEOUT = 2 * 60
-FLOW_LOG_GONE = ("InvalidFlowLogId.NotFound",)
 
 
 def subnet_roles(tier: str) -> tuple[str, str]:
@@ -66,44 +43,21 @@ def subnet_roles(tier: str) -> tuple[str, str]:
     return (f"{prefix}-subnet-az1", f"{prefix}-subnet-az2")
 
 
-@dataclass(frozen=True)
-class Rule:
-    """One ingress rule: TCP ports from a CIDR or from another of the stack's security groups."""
-    port: int
-    source: str  # a CIDR, or a security group role like "web-sg"
-    description: str
-
-    @property
-    def from_group(self) -> bool:
-        return not self.source[0].isdigit()
+# -- what the other Parts stand on (read by them, as this Part found or made it) -----------
+def vpc_id(ctx: Ctx) -> str:
+    """The VPC's ID; "" while unknown (`status` of a stack without it)."""
+    return str(ctx.resources_of(NUMBER).get("vpc", ""))
 
 
-# The five chained security groups, in the order of the request flow.
-SECURITY_GROUPS = ("external-alb-sg", "web-sg", "internal-alb-sg", "app-sg", "db-sg")
-SG_DESCRIPTIONS = {
-    "external-alb-sg": "external ALB: HTTP from the allowed clients",
-    "web-sg": "web tier: HTTP from the external ALB",
-    "internal-alb-sg": "internal ALB: HTTP from the web tier",
-    "app-sg": "app tier: the app port from the internal ALB",
-    "db-sg": "database: MySQL from the app tier only",
-}
+def subnet_ids(ctx: Ctx, tier: str) -> tuple[str, ...]:
+    """The tier's subnets, az1 then az2; "" for one unknown."""
+    subnets = ctx.resources_of(NUMBER).get("subnets", {})
+    return tuple(str(subnets.get(role, "")) for role in subnet_roles(tier))
 
 
-def wanted_rules(ctx: Ctx) -> dict[str, list[Rule]]:
-    access, port = ctx.config.access, ctx.config.app.port
-    rules: dict[str, list[Rule]] = {
-        "external-alb-sg": [Rule(80, cidr, "HTTP from allowed clients") for cidr in access.client_cidrs],
-        "web-sg": [Rule(80, "external-alb-sg", "HTTP from the external ALB")],
-        "internal-alb-sg": [Rule(80, "web-sg", "HTTP from the web tier")],
-        "app-sg": [Rule(port, "internal-alb-sg", "app port from the internal ALB")],
-        "db-sg": [Rule(3306, "app-sg", "MySQL from the app tier")],
-    }
-    if ctx.config.edge.https:  # HTTPS on the external ALB (edge.domain): the same clients reach 443
-        rules["external-alb-sg"] += [Rule(443, cidr, "HTTPS from allowed clients") for cidr in access.client_cidrs]
-    if access.admin_cidr:  # the guide's "my IP", for testing the tiers directly
-        rules["web-sg"].append(Rule(80, access.admin_cidr, "HTTP from the operator (testing)"))
-        rules["app-sg"].append(Rule(port, access.admin_cidr, "app port from the operator (testing)"))
-    return rules
+def security_group_id(ctx: Ctx, role: str) -> str:
+    """The security group's ID (role: "app-sg", ...); "" while unknown."""
+    return str(ctx.resources_of(NUMBER).get("security_groups", {}).get(role, ""))
 
 
 # -- what the finders read (the inventory) ---------------------------------------
@@ -115,18 +69,6 @@ def zones_look() -> Look:
 def vpc_attribute_look(vpc: str, attribute: str) -> Look:
     return Look("ec2", "describe_vpc_attribute", {"VpcId": vpc, "Attribute": attribute},
                 retry_codes=NOT_YET_VISIBLE)
-
-
-def default_group_look(vpc: str) -> Look:
-    """The VPC's default security group: made by AWS with the VPC, untagged, never deleted but with it."""
-    return Look("ec2", "describe_security_groups",
-                {"Filters": [{"Name": "vpc-id", "Values": [vpc]}, {"Name": "group-name", "Values": ["default"]}]},
-                key="SecurityGroups")
-
-
-def rules_look(group_id: str) -> Look:
-    return Look("ec2", "describe_security_group_rules",
-                {"Filters": [{"Name": "group-id", "Values": [group_id]}]}, key="SecurityGroupRules")
 
 
 def looks(ctx: Ctx) -> Iterator[Look]:
@@ -141,20 +83,13 @@ def looks(ctx: Ctx) -> Iterator[Look]:
         if tag_value(vpc, "Name") == ctx.name("vpc"):
             for attribute in VPC_ATTRIBUTES:
                 yield vpc_attribute_look(vpc["VpcId"], attribute)
-            yield default_group_look(vpc["VpcId"])
-            for default in ctx.aws.peek(default_group_look(vpc["VpcId"])) or []:
-                if has_rules(default):
-                    yield rules_look(default["GroupId"])
+            yield security_groups.default_group_look(vpc["VpcId"])
+            for default in ctx.aws.peek(security_groups.default_group_look(vpc["VpcId"])) or []:
+                if security_groups.has_rules(default):
+                    yield security_groups.rules_look(default["GroupId"])
     for group in ctx.aws.peek(ec2_look(ctx, "describe_security_groups")) or []:
-        yield rules_look(group["GroupId"])
-    # Flow logs: one describe by the stack's tag, the role, and the stack's log groups (one read
-    # that Part 1's groups share); the role's policy only once the role is known to exist.
-    yield flow_logs_look(ctx)
-    yield log_groups.groups_look(ctx)
-    role = flow_logs_role_look(ctx)
-    yield role
-    if ctx.aws.has(role) and ctx.aws.peek(role) is not None:
-        yield flow_logs_policy_look(ctx)
+        yield security_groups.rules_look(group["GroupId"])
+    yield from flow_logs.looks(ctx)
 
 
 # -- apply -----------------------------------------------------------------------
@@ -164,17 +99,17 @@ def start(ctx: Ctx) -> None:
     subnets = ensure_subnets(ctx, vpc, azs)
     igw = ensure_internet_gateway(ctx, vpc)
     nats = ensure_nat_gateways(ctx, vpc, subnets)  # started here, waited for in finish()
-    ensure_security_groups(ctx, vpc)
+    security_groups.ensure_security_groups(ctx, vpc)
     ctx.reach(SUBNETS_AND_GROUPS)  # the database and both load balancers start now
     ensure_public_route_table(ctx, vpc, igw, subnets)
     ensure_app_route_tables(ctx, vpc, nats, subnets)
     ctx.reach(ROUTES)  # the builders may boot: their ways out exist (the NAT gateways may still be pending)
     retire_unused_nat_gateways(ctx)  # only once no route points at them any more
-    ensure_security_group_rules(ctx)
-    close_default_security_group(ctx, vpc)
+    security_groups.ensure_security_group_rules(ctx)
+    security_groups.close_default_security_group(ctx, vpc)
     # Last: nothing waits for it, and a role made just now may need seconds to be assumable
     # (retried), which the NAT gateways' minutes of `pending` overlap.
-    ensure_flow_logs(ctx, vpc)
+    flow_logs.ensure_flow_logs(ctx, vpc)
 
 
 def finish(ctx: Ctx) -> None:
@@ -188,9 +123,9 @@ def retire_unused_nat_gateways(ctx: Ctx) -> None:
     wanted = {ctx.name(f"nat-{az_index}") for az_index in nat_az_indexes(ctx)}
     for nat in ec2_tagged(ctx, "describe_nat_gateways", part=NUMBER):
         if nat["State"] in LIVE_NAT_STATES and tag_value(nat, "Name") not in wanted:
-            ctx.aws.call("ec2", "delete_nat_gateway", resource=_name_of(nat, nat["NatGatewayId"]),
+            ctx.aws.call("ec2", "delete_nat_gateway", resource=name_of(nat, nat["NatGatewayId"]),
                          NatGatewayId=nat["NatGatewayId"], missing_ok=("NatGatewayNotFound", "InvalidNatGatewayID.NotFound"))
-            ctx.record("deleted", "NAT gateway", _name_of(nat, nat["NatGatewayId"]), nat["NatGatewayId"])
+            ctx.record("deleted", "NAT gateway", name_of(nat, nat["NatGatewayId"]), nat["NatGatewayId"])
             ctx.resources.setdefault("retired_nat_gateways", []).append(nat["NatGatewayId"])
 
 
@@ -430,332 +365,7 @@ def ensure_app_route_tables(ctx: Ctx, vpc: str, nats: dict[str, str], subnets: d
     # DB subnets keep the VPC's main route table: local routes only, no way to the internet.
 
 
-def ensure_security_groups(ctx: Ctx, vpc: str) -> dict[str, str]:
-    aws = ctx.aws
-    groups: dict[str, str] = {}
-    for role in SECURITY_GROUPS:
-        group = one(ec2_tagged(ctx, "describe_security_groups", role,
-                               vpc=vpc), "GroupId")
-        if group is None:
-            group_id = aws.call("ec2", "create_security_group", resource=ctx.name(role), GroupName=ctx.name(role),
-                                Description=f"threetier {ctx.stack} {SG_DESCRIPTIONS[role]}", VpcId=vpc,
-                                TagSpecifications=ctx.tag_spec("security-group", role),
-                                retry_codes=NOT_YET_VISIBLE)["GroupId"]
-            ctx.record("created", "security group", ctx.name(role), group_id)
-        else:
-            group_id = group["GroupId"]
-        groups[role] = group_id
-    ctx.resources["security_groups"] = groups
-    return groups
-
-
-def ensure_security_group_rules(ctx: Ctx) -> None:
-    groups = ctx.resources["security_groups"]
-    for role, rules in wanted_rules(ctx).items():
-        ensure_ingress_rules(ctx, role, groups, rules)
-
-
-def ensure_ingress_rules(ctx: Ctx, role: str, groups: dict[str, str], rules: list[Rule]) -> None:
-    """Exactly these ingress rules on the group: add what is missing, revoke what is not wanted."""
-    aws, group_id = ctx.aws, groups[role]
-    missing, extra = ingress_diff(ctx, role, groups, rules)
-    if extra:
-        aws.call("ec2", "revoke_security_group_ingress", resource=ctx.name(role), GroupId=group_id,
-                 SecurityGroupRuleIds=list(extra))
-        ctx.record("changed", "security group rules", f"{ctx.name(role)}: revoked {', '.join(extra.values())}")
-    for rule in missing:
-        permission: dict[str, Any] = {"IpProtocol": "tcp", "FromPort": rule.port, "ToPort": rule.port}
-        if rule.from_group:
-            permission["UserIdGroupPairs"] = [{"GroupId": groups[rule.source], "Description": rule.description}]
-        else:
-            permission["IpRanges"] = [{"CidrIp": rule.source, "Description": rule.description}]
-        rule_role = f"{role}-{rule.port}-from-{rule.source.replace('/', '_')}"
-        aws.call("ec2", "authorize_security_group_ingress", resource=ctx.name(role), GroupId=group_id,
-                 IpPermissions=[permission], TagSpecifications=ctx.tag_spec("security-group-rule", rule_role),
-                 retry_codes=NOT_YET_VISIBLE)
-        ctx.record("changed", "security group rule", f"{ctx.name(role)}: tcp {rule.port} from {rule.source}")
-
-
-def ingress_diff(ctx: Ctx, role: str, groups: dict[str, str], rules: list[Rule]) -> tuple[list[Rule], dict[str, str]]:
-    """(wanted rules that are missing, {rule ID: description} of rules present but not wanted)."""
-    present = [r for r in ctx.aws.look(rules_look(groups[role]), resource=ctx.name(role)) if not r["IsEgress"]]
-    names = {group_id: group_role for group_role, group_id in groups.items()}
-    have: dict[tuple[str, int, int, str], str] = {}
-    for r in present:
-        source = (r.get("CidrIpv4") or (r.get("ReferencedGroupInfo") or {}).get("GroupId")
-                  or r.get("CidrIpv6") or r.get("PrefixListId") or "?")
-        have[(r["IpProtocol"], r.get("FromPort", -1), r.get("ToPort", -1), names.get(source, source))] = \
-            r["SecurityGroupRuleId"]
-    wanted = {("tcp", rule.port, rule.port, rule.source): rule for rule in rules}
-    missing = [rule for key, rule in wanted.items() if key not in have]
-    extra = {rule_id: f"{key[0]} {key[1]}-{key[2]} from {key[3]}" for key, rule_id in have.items() if key not in wanted}
-    return missing, extra
-
-
-def has_rules(group: dict[str, Any]) -> bool:
-    return bool(group.get("IpPermissions") or group.get("IpPermissionsEgress"))
-
-
-def describe_rule(rule: dict[str, Any], group_id: str) -> str:
-    """'inbound all traffic from itself', 'outbound tcp 443 to 0.0.0.0/0', ... (a security group rule)."""
-    egress = rule["IsEgress"]
-    if rule["IpProtocol"] == "-1":
-        traffic = "all traffic"
-    else:
-        low, high = rule.get("FromPort", -1), rule.get("ToPort", -1)
-        traffic = f"{rule['IpProtocol']} {low}" if low == high else f"{rule['IpProtocol']} {low}-{high}"
-    peer = (rule.get("CidrIpv4") or rule.get("CidrIpv6") or rule.get("PrefixListId")
-            or (rule.get("ReferencedGroupInfo") or {}).get("GroupId") or "?")
-    if peer == group_id:
-        peer = "itself"
-    return f"{'outbound' if egress else 'inbound'} {traffic} {'to' if egress else 'from'} {peer}"
-
-
-def find_default_security_group(ctx: Ctx, vpc: str) -> dict[str, Any] | None:
-    found = ctx.aws.look(default_group_look(vpc), resource=f"default security group of {ctx.name('vpc')}")
-    return found[0] if found else None
-
-
-def close_default_security_group(ctx: Ctx, vpc: str) -> None:
-    """AWS gives every VPC a default security group that lets in all traffic from itself and out
-    all traffic; anything launched without a group lands in it. Nothing of the stack does (every
-    instance, launch template, load balancer and the database name one of the five groups), so
-    it keeps no rule at all: whatever lands there by mistake can reach nothing and be reached by
-    nothing. The group itself cannot be deleted; it goes with the VPC."""
-    aws, what = ctx.aws, f"default security group of {ctx.name('vpc')}"
-
-    def probe() -> Poll:  # made by CreateVpc, but maybe not visible at once
-        found = find_default_security_group(ctx, vpc) is not None
-        return Poll(found, "found" if found else "not visible yet")
-
-    if find_default_security_group(ctx, vpc) is None:
-        aws.wait(what, probe, delay=DEFAULT_GROUP_POLL_DELAY, timeout=DEFAULT_GROUP_TIMEOUT)
-    group = find_default_security_group(ctx, vpc)
-    if group is None or not has_rules(group):
-        return
-    group_id = group["GroupId"]
-    rules = sorted(aws.look(rules_look(group_id), resource=what), key=lambda rule: rule["IsEgress"])
-    revoked = [describe_rule(rule, group_id) for rule in rules]
-    for egress, operation in ((False, "revoke_security_group_ingress"), (True, "revoke_security_group_egress")):
-        ids = [rule["SecurityGroupRuleId"] for rule in rules if rule["IsEgress"] is egress]
-        if ids:
-            aws.call("ec2", operation, resource=what, GroupId=group_id, SecurityGroupRuleIds=ids,
-                     retry_codes=NOT_YET_VISIBLE)
-    if revoked:
-        ctx.record("changed", "security group rules", f"{what}: revoked {', '.join(revoked)}", group_id)
-
-
 # -- VPC flow logs -----------------------------------------------------------------
-
-
-def flow_logs_role_name(ctx: Ctx) -> str:
-    return flow_logs_role_name_for(ctx.stack, ctx.aws.region)
-
-
-def flow_logs_trust_policy(partition: str, region: str, account: str) -> dict[str, Any]:
-    """Only the flow-logs service may assume the role, and only for flow logs of this account in this
-    region: the confused-deputy guard AWS's flow-logs guide recommends (aws:SourceAccount, aws:SourceArn)."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-            "Condition": {
-                "StringEquals": {"aws:SourceAccount": account},
-                "ArnLike": {"aws:SourceArn": f"arn:{partition}:ec2:{region}:{account}:vpc-flow-log/*"},
-            },
-        }],
-    }
-
-
-def flow_logs_write_policy(group_arn: str) -> dict[str, Any]:
-    """The role may write to its log group only. AWS's flow-logs guide lists logs:CreateLogGroup and
-    logs:DescribeLogGroups too. Not CreateLogGroup: the stack makes the group before the flow log
-    (tagged, with its retention), and one deleted out of band must not come back untagged and kept
-    forever (`up` remakes it). Not DescribeLogGroups: it cannot be limited to one group (IAM
-    authorizes it on the account's groups as a whole, maxbanton/cwh#83), and delivery to a group that
-    exists does without it (terraform-aws-modules/terraform-aws-vpc scopes its flow-logs policy to
-    `<group ARN>` and `<group ARN>:*`, which grants no DescribeLogGroups: its #1262). Should delivery
-    fail anyway, `status` notes the flow log's DeliverLogsStatus."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "WriteItsLogGroupOnly",
-            "Effect": "Allow",
-            "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-            "Resource": [group_arn, f"{group_arn}:*"],
-        }],
-    }
-
-
-def flow_logs_look(ctx: Ctx) -> Look:
-    """Every flow log carrying the stack's tag, whatever it logs: the finder keeps those of the VPC,
-    `down` and `flow_logs: false` delete them all; one read, needing no VPC ID (the first round)."""
-    return Look("ec2", "describe_flow_logs", {"Filter": ctx.filters()}, key="FlowLogs")
-
-
-def flow_logs_role_look(ctx: Ctx) -> Look:
-    return iam.iam_look("get_role", RoleName=flow_logs_role_name(ctx))
-
-
-def flow_logs_policy_look(ctx: Ctx) -> Look:
-    return iam.iam_look("get_role_policy", RoleName=flow_logs_role_name(ctx), PolicyName=FLOW_LOGS_POLICY_NAME)
-
-
-def stack_flow_logs(ctx: Ctx) -> list[dict[str, Any]]:
-    found = ctx.aws.look(flow_logs_look(ctx), resource=f"flow logs of stack {ctx.stack}") or []
-    return [f for f in found if tag_value(f, STACK_TAG) == ctx.stack]  # moto may ignore the tag filter
-
-
-def flow_log_differences(ctx: Ctx, flow_log: dict[str, Any], role_arn: str) -> list[str]:
-    """How a flow log differs from the one the stack wants (none: it is that one)."""
-    wanted = {"TrafficType": FLOW_LOGS_TRAFFIC, "LogDestinationType": FLOW_LOGS_DESTINATION,
-              "LogGroupName": log_groups.name(ctx, log_groups.FLOW_LOGS), "DeliverLogsPermissionArn": role_arn}
-    return [f"{key} is {flow_log.get(key) or 'not set'}, should be {value}"
-            for key, value in wanted.items() if flow_log.get(key) != value]
-
-
-def ensure_flow_logs(ctx: Ctx, vpc: str) -> None:
-    """The log group, then the role that writes to it, then the flow log; or, with
-    `monitoring.flow_logs: false`, none of them."""
-    if not ctx.config.monitoring.flow_logs:
-        remove_flow_logs(ctx)
-        return
-    group = log_groups.ensure(ctx, log_groups.FLOW_LOGS)  # before the flow log: the role may not create it
-    role_arn = ensure_flow_logs_role(ctx)
-    ensure_flow_log(ctx, vpc, group, role_arn)
-    ctx.resources["flow_log_group"] = group
-
-
-def ensure_flow_logs_role(ctx: Ctx) -> str:
-    """The role the flow-logs service delivers as; returns its ARN."""
-    aws, name = ctx.aws, flow_logs_role_name(ctx)
-    resource = f"IAM role {name}"
-    trust = flow_logs_trust_policy(aws.partition, aws.region, aws.account)
-    existed = aws.look(flow_logs_role_look(ctx), resource=resource) is not None
-    found = iam.find_or_create_role(ctx, name, trust, f"threetier {ctx.stack} in {aws.region}: VPC flow logs "
-                                                          f"to {log_groups.name(ctx, log_groups.FLOW_LOGS)}")
-    if existed and iam.policy_document(found["Role"]["AssumeRolePolicyDocument"]) != trust:
-        aws.call("iam", "update_assume_role_policy", resource=resource, RoleName=name,
-                 PolicyDocument=json.dumps(trust))
-        ctx.record("changed", "IAM role trust policy", name)
-    iam.ensure_inline_policy(ctx, name, FLOW_LOGS_POLICY_NAME,
-                                 flow_logs_write_policy(log_groups.arn(ctx, log_groups.FLOW_LOGS)))
-    ctx.resources["flow_logs_role"] = name
-    ctx.resources["flow_logs_role_arn"] = found["Role"]["Arn"]
-    return str(found["Role"]["Arn"])
-
-
-def ensure_flow_log(ctx: Ctx, vpc: str, group: str, role_arn: str) -> None:
-    """Exactly one flow log of the stack on the VPC, as wanted. One that logs elsewhere, as another
-    role, or less traffic is replaced: deleted first, as AWS refuses a second flow log of the same
-    VPC to the same log group (FlowLogAlreadyExists)."""
-    aws, name = ctx.aws, ctx.name(FLOW_LOG_ROLE)
-    on_vpc = [f for f in stack_flow_logs(ctx) if f.get("ResourceId") == vpc]
-    keep = next((f for f in on_vpc if not flow_log_differences(ctx, f, role_arn)), None)
-    for flow_log in on_vpc:
-        if flow_log is not keep:
-            delete_flow_log(ctx, flow_log)
-    if keep is not None:
-        ctx.resources["flow_log"] = keep["FlowLogId"]
-        return
-    # The token makes botocore's retries of this one request (a timeout after AWS made the flow log)
-    # make one flow log. New for every create, not client_token's hour: a deleted flow log leaves
-    # DescribeFlowLogs at once, so nothing found would tell a token's earlier, deleted flow log from
-    # none, and AWS would answer a reused token with that deleted flow log's ID (EC2 idempotency: a
-    # repeated request "succeeds without performing any further actions"). A crash before the answer
-    # is the finder's: the tags are set at creation.
-    created = aws.call("ec2", "create_flow_logs", resource=name, ResourceType="VPC", ResourceIds=[vpc],
-                       TrafficType=FLOW_LOGS_TRAFFIC, LogDestinationType=FLOW_LOGS_DESTINATION,
-                       LogGroupName=group, DeliverLogsPermissionArn=role_arn,
-                       TagSpecifications=ctx.tag_spec("vpc-flow-log", FLOW_LOG_ROLE), ClientToken=uuid.uuid4().hex,
-                       retry_codes=ROLE_NOT_YET_ASSUMABLE, retry_message=ROLE_NOT_YET_ASSUMABLE_MESSAGE,
-                       retry_timeout=IAM_PROPAGATION_TIMEOUT)
-    # A refusal for one of the resources comes back in Unsuccessful, not as an error.
-    refused = [item.get("Error") or {} for item in created.get("Unsuccessful") or []]
-    if refused or not created.get("FlowLogIds"):
-        error = refused[0] if refused else {}
-        raise AwsError(aws.part, "create flow log", name, error.get("Code", "Unsuccessful"),
-                       error.get("Message", "CreateFlowLogs made no flow log"))
-    flow_log_id = created["FlowLogIds"][0]
-    ctx.record("created", "flow log", name, flow_log_id)
-    ctx.resources["flow_log"] = flow_log_id
-
-
-def delete_flow_log(ctx: Ctx, flow_log: dict[str, Any]) -> None:
-    what = _name_of(flow_log, flow_log["FlowLogId"])
-    answer = ctx.aws.call("ec2", "delete_flow_logs", resource=f"flow log {what}", FlowLogIds=[flow_log["FlowLogId"]],
-                          missing_ok=FLOW_LOG_GONE)
-    refused = [item.get("Error") or {} for item in (answer or {}).get("Unsuccessful") or []]
-    refused = [error for error in refused if error.get("Code") not in FLOW_LOG_GONE]  # gone already: deleted
-    if refused:
-        raise AwsError(ctx.aws.part, "delete flow log", what, refused[0].get("Code", "Unsuccessful"),
-                       refused[0].get("Message", ""))
-    ctx.record("deleted", "flow log", what, flow_log["FlowLogId"])
-
-
-def remove_flow_logs(ctx: Ctx) -> None:
-    """Every flow log of the stack, then the role (nothing delivers as it any more), then the log
-    group. What is gone already counts as deleted: a second run changes nothing."""
-    for flow_log in stack_flow_logs(ctx):
-        delete_flow_log(ctx, flow_log)
-    role = flow_logs_role_name(ctx)
-    if ctx.aws.look(flow_logs_role_look(ctx), resource=f"IAM role {role}") is not None \
-            and iam.release_role(ctx, role):
-        ctx.aws.call("iam", "delete_role", resource=f"IAM role {role}", RoleName=role, missing_ok=("NoSuchEntity",))
-        ctx.record("deleted", "IAM role", role)
-    log_groups.delete(ctx, log_groups.FLOW_LOGS)
-    for key in ("flow_log", "flow_logs_role", "flow_logs_role_arn", "flow_log_group"):
-        ctx.resources.pop(key, None)
-
-
-def check_flow_logs(ctx: Ctx, result: Check, vpc: str | None) -> None:
-    """The log group, the role (its trust and its policy), the flow log on the VPC (vpc None: there
-    is no VPC, and what is inside it is reported missing already). No mutating call."""
-    aws, role = ctx.aws, flow_logs_role_name(ctx)
-    found_role = aws.look(flow_logs_role_look(ctx), resource=f"IAM role {role}")
-    if not ctx.config.monitoring.flow_logs:
-        unwanted = "monitoring.flow_logs is false (`up` deletes it)"
-        for flow_log in stack_flow_logs(ctx):
-            result.drift.append(f"flow log {_name_of(flow_log, flow_log['FlowLogId'])}: {unwanted}")
-        if found_role is not None:
-            result.drift.append(f"IAM role {role}: {unwanted}")
-        if log_groups.find(ctx, log_groups.FLOW_LOGS) is not None:
-            result.drift.append(f"log group {log_groups.name(ctx, log_groups.FLOW_LOGS)}: {unwanted}")
-        return
-
-    log_groups.check(ctx, log_groups.FLOW_LOGS, result)
-    role_arn = f"arn:{aws.partition}:iam::{aws.account}:role/{role}"  # the one `up` would make
-    if result.found(f"IAM role {role}", found_role is not None):
-        role_arn = found_role["Role"]["Arn"]
-        trust = flow_logs_trust_policy(aws.partition, aws.region, aws.account)
-        if iam.policy_document(found_role["Role"]["AssumeRolePolicyDocument"]) != trust:
-            result.drift.append(f"IAM role {role}: its trust policy is not the flow-logs service's of this "
-                                f"account and region only")
-        policy = aws.look(flow_logs_policy_look(ctx), resource=f"IAM role {role}")
-        wanted = flow_logs_write_policy(log_groups.arn(ctx, log_groups.FLOW_LOGS))
-        if policy is None or iam.policy_document(policy["PolicyDocument"]) != wanted:
-            result.drift.append(f"IAM role {role}: policy {FLOW_LOGS_POLICY_NAME} is missing or changed")
-    if vpc is None:
-        return
-
-    name = ctx.name(FLOW_LOG_ROLE)
-    on_vpc = [f for f in stack_flow_logs(ctx) if f.get("ResourceId") == vpc]
-    keep = next((f for f in on_vpc if not flow_log_differences(ctx, f, role_arn)), None)
-    if keep is not None or not on_vpc:
-        result.found(f"flow log {name}", keep is not None)
-    for flow_log in on_vpc:
-        if flow_log is keep:
-            continue
-        what = f"flow log {_name_of(flow_log, flow_log['FlowLogId'])} ({flow_log['FlowLogId']})"
-        differences = flow_log_differences(ctx, flow_log, role_arn) if keep is None else ["a second one of the VPC"]
-        result.drift.append(f"{what}: {'; '.join(differences)} (`up` replaces it)")
-    if keep is not None:
-        ctx.resources["flow_log"] = keep["FlowLogId"]
-        if keep.get("DeliverLogsStatus") == "FAILED":
-            result.notes.append(f"flow log {name}: delivery to its log group FAILED "
-                                f"({keep.get('DeliverLogsErrorMessage') or 'no reason given'})")
 
 
 # -- check -----------------------------------------------------------------------
@@ -766,7 +376,7 @@ def check(ctx: Ctx) -> Check:
     result.found(f"VPC {ctx.name('vpc')}", vpc is not None)
     if vpc is None:
         result.missing.append("everything inside the VPC")
-        check_flow_logs(ctx, result, None)
+        flow_logs.check_flow_logs(ctx, result, None)
         return result
     ctx.resources["vpc"] = vpc["VpcId"]
     if vpc["CidrBlock"] != ctx.config.network.vpc_cidr:
@@ -818,7 +428,7 @@ def check(ctx: Ctx) -> Check:
     wanted = {ctx.name(f"nat-{az_index}") for az_index in nat_az_indexes(ctx)}
     for nat in ec2_tagged(ctx, "describe_nat_gateways", part=NUMBER):
         if nat["State"] in LIVE_NAT_STATES and tag_value(nat, "Name") not in wanted:
-            result.drift.append(f"NAT gateway {_name_of(nat, nat['NatGatewayId'])}: not wanted with "
+            result.drift.append(f"NAT gateway {name_of(nat, nat['NatGatewayId'])}: not wanted with "
                                 f"nat_gateways: {ctx.config.network.nat_gateways}")
 
     targets = {"public-rt": ("GatewayId", ctx.resources.get("internet_gateway"),
@@ -850,29 +460,8 @@ def check(ctx: Ctx) -> Check:
                 result.drift.append(f"route table {ctx.name(role)}: subnet {subnet_id} is not associated")
     ctx.resources["route_tables"] = tables
 
-    groups: dict[str, str] = {}
-    for role in SECURITY_GROUPS:
-        group = one(ec2_tagged(ctx, "describe_security_groups", role,
-                               vpc=vpc["VpcId"]), "GroupId", report=result)
-        result.found(f"security group {ctx.name(role)}", group is not None)
-        if group is not None:
-            groups[role] = group["GroupId"]
-    ctx.resources["security_groups"] = groups
-    if len(groups) == len(SECURITY_GROUPS):
-        for role, rules in wanted_rules(ctx).items():
-            missing, extra = ingress_diff(ctx, role, groups, rules)
-            for rule in missing:
-                result.drift.append(f"security group {ctx.name(role)}: missing tcp {rule.port} from {rule.source}")
-            for description in extra.values():
-                result.drift.append(f"security group {ctx.name(role)}: unexpected {description}")
-    default = find_default_security_group(ctx, vpc["VpcId"])
-    if default is not None and has_rules(default):
-        group_id = default["GroupId"]
-        rules = ctx.aws.look(rules_look(group_id), resource=f"default security group of {ctx.name('vpc')}")
-        for rule in sorted(rules, key=lambda rule: rule["IsEgress"]):  # inbound first
-            result.drift.append(f"default security group {group_id} of {ctx.name('vpc')}: allows "
-                                f"{describe_rule(rule, group_id)}; it should allow nothing")
-    check_flow_logs(ctx, result, vpc["VpcId"])
+    security_groups.check_security_groups(ctx, result, vpc["VpcId"])
+    flow_logs.check_flow_logs(ctx, result, vpc["VpcId"])
     return result
 
 
@@ -887,7 +476,7 @@ def pause(ctx: Ctx) -> None:
     IPs. `up` (and so `resume`) makes all three again, as it would after a loss."""
     aws = ctx.aws
     for table in ec2_tagged(ctx, "describe_route_tables", part=NUMBER):
-        what = _name_of(table, table["RouteTableId"])
+        what = name_of(table, table["RouteTableId"])
         for route in table.get("Routes", []):
             if route.get("DestinationCidrBlock") == ANYWHERE and route.get("NatGatewayId"):
                 aws.call("ec2", "delete_route", resource=f"route table {what}", RouteTableId=table["RouteTableId"],
@@ -897,11 +486,11 @@ def pause(ctx: Ctx) -> None:
                 if n["State"] in (*LIVE_NAT_STATES, "deleting")]
     for nat in gateways:
         if nat["State"] != "deleting":
-            aws.call("ec2", "delete_nat_gateway", resource=_name_of(nat, nat["NatGatewayId"]),
+            aws.call("ec2", "delete_nat_gateway", resource=name_of(nat, nat["NatGatewayId"]),
                      NatGatewayId=nat["NatGatewayId"], missing_ok=("NatGatewayNotFound", "InvalidNatGatewayID.NotFound"))
-            ctx.record("deleted", "NAT gateway", _name_of(nat, nat["NatGatewayId"]), nat["NatGatewayId"])
+            ctx.record("deleted", "NAT gateway", name_of(nat, nat["NatGatewayId"]), nat["NatGatewayId"])
     for nat in gateways:
-        wait_nat_gateway(ctx, nat["NatGatewayId"], f"NAT gateway {_name_of(nat, nat['NatGatewayId'])} deletion",
+        wait_nat_gateway(ctx, nat["NatGatewayId"], f"NAT gateway {name_of(nat, nat['NatGatewayId'])} deletion",
                          want="deleted")
     for address in ec2_tagged(ctx, "describe_addresses", part=NUMBER):
         release_address(ctx, address)
@@ -918,16 +507,16 @@ def destroy(ctx: Ctx) -> None:
     aws = ctx.aws
     nats = [n for n in ec2_tagged(ctx, "describe_nat_gateways") if n["State"] in LIVE_NAT_STATES]
     for nat in nats:  # started at once: deleting takes a minute, which the other parts' teardown overlaps
-        aws.call("ec2", "delete_nat_gateway", resource=_name_of(nat, nat["NatGatewayId"]),
+        aws.call("ec2", "delete_nat_gateway", resource=name_of(nat, nat["NatGatewayId"]),
                  NatGatewayId=nat["NatGatewayId"], missing_ok=("NatGatewayNotFound", "InvalidNatGatewayID.NotFound"))
-        ctx.record("deleted", "NAT gateway", _name_of(nat, nat["NatGatewayId"]), nat["NatGatewayId"])
-    remove_flow_logs(ctx)  # whatever monitoring.flow_logs says now: before the VPC, and nothing waits for them
+        ctx.record("deleted", "NAT gateway", name_of(nat, nat["NatGatewayId"]), nat["NatGatewayId"])
+    flow_logs.remove_flow_logs(ctx)  # whatever monitoring.flow_logs says now: before the VPC, and nothing waits for them
     # Everything else here is held by the other parts: ENIs of load balancers, instances and the
     # database keep subnets and security groups in use, public IPs keep the internet gateway attached.
     ctx.need_for_teardown()  # steps/graph.py: every Part built on the network
 
     for table in ec2_tagged(ctx, "describe_route_tables"):
-        what = _name_of(table, table["RouteTableId"])
+        what = name_of(table, table["RouteTableId"])
         for association in table.get("Associations", []):
             if not association.get("Main"):
                 aws.call("ec2", "disassociate_route_table", resource=what,
@@ -937,16 +526,16 @@ def destroy(ctx: Ctx) -> None:
                  missing_ok=("InvalidRouteTableID.NotFound",))
         ctx.record("deleted", "route table", what, table["RouteTableId"])
 
-    delete_security_groups(ctx)
+    security_groups.delete_security_groups(ctx)
 
     for nat in nats:
-        wait_nat_gateway(ctx, nat["NatGatewayId"], f"NAT gateway {_name_of(nat, nat['NatGatewayId'])} deletion",
+        wait_nat_gateway(ctx, nat["NatGatewayId"], f"NAT gateway {name_of(nat, nat['NatGatewayId'])} deletion",
                          want="deleted")
     for address in ec2_tagged(ctx, "describe_addresses"):
         release_address(ctx, address)
 
     for igw in ec2_tagged(ctx, "describe_internet_gateways"):
-        what = _name_of(igw, igw["InternetGatewayId"])
+        what = name_of(igw, igw["InternetGatewayId"])
         for attachment in igw.get("Attachments", []):
             aws.call("ec2", "detach_internet_gateway", resource=what, InternetGatewayId=igw["InternetGatewayId"],
                      VpcId=attachment["VpcId"], missing_ok=("Gateway.NotAttached", "InvalidInternetGatewayID.NotFound"),
@@ -956,14 +545,14 @@ def destroy(ctx: Ctx) -> None:
         ctx.record("deleted", "internet gateway", what, igw["InternetGatewayId"])
 
     for subnet in ec2_tagged(ctx, "describe_subnets"):
-        what = _name_of(subnet, subnet["SubnetId"])
+        what = name_of(subnet, subnet["SubnetId"])
         aws.call("ec2", "delete_subnet", resource=what, SubnetId=subnet["SubnetId"],
                  missing_ok=("InvalidSubnetID.NotFound",), retry_codes=("DependencyViolation",),
                  retry_timeout=DEPENDENCY_TIMEOUT, retry_delay=10)
         ctx.record("deleted", "subnet", what, subnet["SubnetId"])
 
     for vpc in ec2_tagged(ctx, "describe_vpcs"):
-        what = _name_of(vpc, vpc["VpcId"])
+        what = name_of(vpc, vpc["VpcId"])
         if vpc["VpcId"] in ctx.left_alone:  # it holds what is not the stack's: AWS would refuse for minutes
             continue
         aws.call("ec2", "delete_vpc", resource=what, VpcId=vpc["VpcId"], missing_ok=("InvalidVpcID.NotFound",),
@@ -972,7 +561,7 @@ def destroy(ctx: Ctx) -> None:
 
 
 def release_address(ctx: Ctx, address: dict[str, Any]) -> None:
-    what = _name_of(address, address["AllocationId"])
+    what = name_of(address, address["AllocationId"])
     if address.get("AssociationId"):
         ctx.aws.call("ec2", "disassociate_address", resource=what, AssociationId=address["AssociationId"],
                      missing_ok=("InvalidAssociationID.NotFound",))
@@ -982,25 +571,3 @@ def release_address(ctx: Ctx, address: dict[str, Any]) -> None:
                  retry_codes=("InvalidIPAddress.InUse", "AuthFailure"), retry_timeout=DEPENDENCY_TIMEOUT,
                  retry_delay=10)
     ctx.record("deleted", "Elastic IP", what, address["AllocationId"])
-
-
-def delete_security_groups(ctx: Ctx) -> None:
-    """A group cannot go while another group's rule references it: revoke those rules first."""
-    aws = ctx.aws
-    groups = ec2_tagged(ctx, "describe_security_groups")
-    for group in groups:
-        referencing = [p for p in group.get("IpPermissions", []) if p.get("UserIdGroupPairs")]
-        if referencing:
-            aws.call("ec2", "revoke_security_group_ingress", resource=_name_of(group, group["GroupId"]),
-                     GroupId=group["GroupId"], IpPermissions=referencing, missing_ok=("InvalidGroup.NotFound",))
-    for group in groups:
-        what = _name_of(group, group["GroupId"])
-        # ENIs of a deleted ALB or instance keep a group in use for a while.
-        aws.call("ec2", "delete_security_group", resource=what, GroupId=group["GroupId"],
-                 missing_ok=("InvalidGroup.NotFound",), retry_codes=("DependencyViolation",),
-                 retry_timeout=DEPENDENCY_TIMEOUT, retry_delay=10)
-        ctx.record("deleted", "security group", what, group["GroupId"])
-
-
-def _name_of(resource: dict[str, Any], fallback: str) -> str:
-    return tag_value(resource, "Name") or fallback

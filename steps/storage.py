@@ -48,11 +48,6 @@ def bucket_name(ctx: Ctx) -> str:
     return bucket_name_for(ctx.stack, ctx.aws.account, ctx.aws.region)
 
 
-def profile_arn_key(tier: str) -> str:
-    """Where Part 1's resources hold the ARN of the tier's instance profile (builders, templates)."""
-    return f"{tier}_instance_profile_arn"
-
-
 def tier_log_groups() -> tuple[str, ...]:
     """Every group this part owns, app first."""
     return tuple(what for tier in iam.TIERS for what in iam.TIER_LOG_GROUPS[tier])
@@ -86,6 +81,18 @@ def _without_sid(statement: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(found.get(key), str):
             found[key] = [found[key]]
     return found
+
+
+# -- what the other Parts stand on (read by them, as this Part found or made it) -----------
+def profile_arn_key(tier: str) -> str:
+    """Where Part 1's resources hold the ARN of the tier's instance profile (builders, templates)."""
+    return f"{tier}_instance_profile_arn"
+
+
+def profile_arn(ctx: Ctx, tier: str) -> str:
+    """The tier's instance profile ARN, as this Part found or made it, for the Part that launches the
+    tier's instances; "" while unknown (`status` of a stack without it)."""
+    return str(ctx.resources_of(NUMBER).get(profile_arn_key(tier), ""))
 
 
 # -- what the finders read (the inventory) ---------------------------------------

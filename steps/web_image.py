@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 
-from steps import app_tier, baking, network, storage
+from steps import app_tier, network, storage
 from threetier import artifacts
 from threetier.aws import Look
-from threetier.blocks import log_groups
+from threetier.blocks import baking, log_groups
 from threetier.engine import DONE, EXISTS, Check, Ctx
 
 NUMBER = 6
@@ -36,7 +36,9 @@ def bake(ctx: Ctx) -> baking.Bake:
         error_log_group=log_groups.name(ctx, log_groups.NGINX_ERROR))
     baked = {k: v for k, v in artifacts.application_files().items() if k.startswith("web-tier/")}
     baked[NGINX_KEY] = nginx_conf(ctx)
-    return baking.Bake(tier="web", subnet_role="public-web-subnet-az1", security_group_role="web-sg",
+    return baking.Bake(tier="web", subnet=network.subnet_ids(ctx, "web")[0],
+                       security_group=network.security_group_id(ctx, "web-sg"),
+                       instance_profile_arn=storage.profile_arn(ctx, "web"),
                        instance_type=web.instance_type, architecture=baking.architecture(ctx, web.instance_type),
                        user_data=user_data, health_url="http://localhost/health",
                        keep_builder=web.keep_builder, baked_files=baked)

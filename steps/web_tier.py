@@ -2,11 +2,13 @@
 
 The guide: a target group (HTTP 80, health check /health); an internet-facing
 ALB in the two public subnets with the external-ALB security group and a
-listener on 80 (and, with config.yaml `edge`, 443 with an ACM certificate and an alias record:
-steps/edge.py; with `edge.waf`, a WAF web ACL on the ALB: steps/waf.py); a launch template of the web AMI with the web security group;
-an Auto Scaling group over the two public subnets, attached to the target
-group, 2/2/2 (here 2 of 2..4, tracking CPU and requests per target: config.yaml
-`web.scaling`). The stack's URL is the external ALB's DNS name, or https://<edge.domain>.
+listener on 80 (and, with config.yaml `edge`, 443 with an ACM certificate and
+an alias record: threetier.blocks.edge; with `edge.waf`, a WAF web ACL on the
+ALB: threetier.blocks.waf); a launch template of the web AMI with the web
+security group; an Auto Scaling group over the two public subnets, attached to
+the target group, 2/2/2 (here 2 of 2..4, tracking CPU and requests per target:
+config.yaml `web.scaling`). The stack's URL is the external ALB's DNS name, or
+https://<edge.domain>.
 
 `up` is done only when the stack works: both target groups report healthy
 targets (Parts 5 and 7; their health checks are liveness: a database outage
@@ -17,14 +19,13 @@ app reaches Aurora), /api/transaction — or it says why it could not.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-from steps import app_tier, baking, balancing, database, edge, network, storage, waf, web_image
+from steps import app_tier, database, network, storage, web_image
 from threetier.aws import Look, Poll
-from threetier.blocks import alarms, dashboard, log_groups
+from threetier.blocks import alarms, baking, balancing, certificates, dashboard, dns, edge, https, log_groups, waf
+from threetier.blocks.probe import fetch
 from threetier.engine import DONE, EXISTS, Check, Ctx
 from threetier.errors import ThreetierError
 
@@ -46,8 +47,10 @@ def tier(ctx: Ctx) -> balancing.Tier:
     web = ctx.config.web
     return balancing.Tier(
         tier="web", scheme="internet-facing", port=80,
-        subnet_roles=("public-web-subnet-az1", "public-web-subnet-az2"),
-        alb_role=ALB_ROLE, alb_security_group_role="external-alb-sg", instance_security_group_role="web-sg",
+        alb_role=ALB_ROLE, vpc=network.vpc_id(ctx), subnets=network.subnet_ids(ctx, "web"),
+        alb_security_group=network.security_group_id(ctx, "external-alb-sg"),
+        instance_security_group=network.security_group_id(ctx, "web-sg"),
+        instance_profile_arn=storage.profile_arn(ctx, "web"),
         instance_type=web.instance_type, ami=ctx.resources_of(web_image.NUMBER).get("ami", ""),
         min=web.asg.min, desired=web.asg.desired, max=web.asg.max, scaling=web.scaling)
 
@@ -63,7 +66,7 @@ def looks(ctx: Ctx) -> Iterator[Look]:
 def start(ctx: Ctx) -> None:
     """The target group, the internet-facing ALB and its listener need only the network."""
     ctx.need(network.NUMBER, network.SUBNETS_AND_GROUPS)
-    balancing.start(ctx, tier(ctx), edge.keep_actions(ctx))
+    balancing.start(ctx, tier(ctx), https.keep_actions(ctx))
     # With edge.domain: the certificate is requested now and waited for in finish, while the image bakes.
     edge.start(ctx, tier(ctx))
     # With edge.waf: the web ACL now; AWS lets it be associated only a while after (in finish).
@@ -102,18 +105,6 @@ def finish(ctx: Ctx) -> None:
     ctx.out.info(f"  {ctx.resources['url']}: {ctx.resources['round_trip']}")
 
 
-def fetch(ctx: Ctx, url: str) -> edge.Fetched:
-    """GET through the front door: https://<edge.domain> by edge.fetch_https (through the ALB's own
-    name while the new domain does not resolve here), the ALB's http name by urllib."""
-    if url.startswith("https://"):
-        return edge.fetch_https(ctx, url, timeout=10)
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # our own ALB
-            return edge.Fetched(response.status, response.read(65536), False)
-    except urllib.error.HTTPError as exc:
-        return edge.Fetched(exc.code, exc.read(4096), False)
-
-
 def round_trip(ctx: Ctx, url: str) -> str:
     """One real request through the whole stack; says so plainly when that cannot be done."""
     if ctx.aws.emulator:
@@ -148,7 +139,7 @@ def round_trip(ctx: Ctx, url: str) -> str:
             return (f"not checked: this machine could not reach it, and access.client_cidrs "
                     f"({', '.join(ctx.config.access.client_cidrs)}) may not include its address ({exc})")
         raise
-    note = (f" (through the load balancer's own name: {edge.domain(ctx)} does not resolve here yet)"
+    note = (f" (through the load balancer's own name: {dns.domain(ctx)} does not resolve here yet)"
             if seen.get("through") else "")
     return f"working: /health 200, /api/ready 200, /api/transaction 200 with {seen['rows']} transactions{note}"
 
@@ -176,7 +167,7 @@ def web_alarms(ctx: Ctx) -> list[alarms.Alarm]:
         f"{log_groups.name(ctx, log_groups.NGINX_ERROR)})."),
         None if not balancer_arn else alarms.watching(
             "AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count",
-            alarms.dimensions(LoadBalancer=balancing.load_balancer_dimension(balancer_arn)),
+            alarms.dimensions(LoadBalancer=alarms.load_balancer_dimension(balancer_arn)),
             statistic="Sum", period=300, periods=1, threshold=ELB_5XX_PER_5_MINUTES,
             comparison="GreaterThanThreshold", missing_data=alarms.NOT_BREACHING))
     return [*balancing.tier_alarms(ctx, tier(ctx)), elb_5xx]
@@ -191,8 +182,8 @@ def dashboard_body(ctx: Ctx) -> dict[str, Any] | None:
     if not all(arns):
         return None
     region, cluster = ctx.aws.region, database.cluster_id(ctx)
-    external, internal = (balancing.load_balancer_dimension(part["load_balancer_arn"]) for part in (web, app))
-    web_group, app_group = (balancing.target_group_dimension(part["target_group_arn"]) for part in (web, app))
+    external, internal = (alarms.load_balancer_dimension(part["load_balancer_arn"]) for part in (web, app))
+    web_group, app_group = (alarms.target_group_dimension(part["target_group_arn"]) for part in (web, app))
     elb = "AWS/ApplicationELB"
 
     def graph(title: str, x: int, y: int, statistic: str, metrics: list[list[Any]], **more: Any) -> dict[str, Any]:
@@ -267,4 +258,4 @@ def destroy(ctx: Ctx) -> None:
     edge.destroy_records(ctx, tier(ctx))  # while the ALB they point at is there
     waf.destroy(ctx, tier(ctx))  # off the ALB, then deleted
     balancing.destroy(ctx, "web", ALB_ROLE)
-    edge.destroy_certificates(ctx)  # once no listener uses them
+    certificates.destroy_certificates(ctx)  # once no listener uses them

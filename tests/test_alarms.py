@@ -1,4 +1,4 @@
-"""Issue 12: the stack's CloudWatch alarms (Parts 3, 5 and 7) and its dashboard (Part 7), against moto.
+"""The stack's CloudWatch alarms (Parts 3, 5 and 7) and its dashboard (Part 7), against moto.
 
 What `up` puts (metric, dimensions, threshold, actions, tags), that a no-op `up` changes none of it,
 how a changed config.yaml or a change by hand converges, what `check` reports (each alarm's state),
@@ -14,9 +14,9 @@ import boto3
 import pytest
 
 from helpers import cli, make_engine, moto, write_config
-from steps import balancing, database
+from steps import database
 from threetier.aws import PART_TAG, STACK_TAG, is_mutating
-from threetier.blocks import alarms
+from threetier.blocks import alarms, balancing
 
 STACK = "threetier"
 EMAIL = "ops@example.com"

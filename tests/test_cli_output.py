@@ -1,4 +1,4 @@
-"""Issue 11: the CLI as people use it (help, completion, terminals)."""
+"""The CLI as people use it (help, completion, terminals)."""
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,4 @@
-"""Issue 14, first slice: `threetier cost` prices config.yaml from the project's price table (no AWS
+"""`threetier cost` prices config.yaml from the project's price table (no AWS
 call), and `up` says what a new stack costs, asking first on a terminal."""
 from __future__ import annotations
 
@@ -257,7 +257,8 @@ def test_up_on_a_real_terminal_asks_and_no_stops_before_any_change(tmp_path: Pat
 def test_the_estimate_counts_what_the_steps_make() -> None:
     """The estimate keeps its counts as constants (pricing needs no step module at import); they
     must follow the steps: every alarm the stack puts, every rule of the web ACL."""
-    from steps import app_tier, database, waf, web_tier
+    from steps import app_tier, database, web_tier
     from threetier import estimate as estimatelib
+    from threetier.blocks import waf
     assert len(database.ALARMS) + len(app_tier.ALARMS) + len(web_tier.ALARMS) == estimatelib.STACK_ALARMS
     assert len(waf.MANAGED_RULE_GROUPS) + 1 == estimatelib.WAF_RULES  # and the rate-based rule

@@ -1,4 +1,4 @@
-"""Issue 13, first slice: HTTPS and DNS in front of the external ALB (config.yaml `edge`)."""
+"""HTTPS and DNS in front of the external ALB (config.yaml `edge`)."""
 from __future__ import annotations
 
 import json
@@ -11,9 +11,10 @@ import pytest
 from botocore.stub import Stubber
 
 from helpers import FakeClock, cli, make_engine, moto, mutating, write_config
-from steps import edge
 from threetier import config as configlib
 from threetier.aws import STACK_TAG, WaitTimeout, client_token, tag_value
+from threetier.blocks import certificates, dns
+from threetier.blocks import https as https_listener
 from threetier.errors import ThreetierError
 from threetier.scan import tagged
 
@@ -303,25 +304,25 @@ def test_the_certificate_wait_polls_until_issued(tmp_path) -> None:
     clock = FakeClock()
     engine = make_engine(tmp_path, edge_config(), clock=clock)
     with pending_then(engine, "PENDING_VALIDATION", "PENDING_VALIDATION", "ISSUED") as stub:
-        edge.wait_issued(engine.ctx, CERT_ARN)
+        certificates.wait_issued(engine.ctx, CERT_ARN)
         stub.assert_no_pending_responses()
-    assert clock.sleeps == [edge.CERTIFICATE_POLL, edge.CERTIFICATE_POLL]
+    assert clock.sleeps == [certificates.CERTIFICATE_POLL, certificates.CERTIFICATE_POLL]
 
 
 def test_a_failed_validation_stops_the_wait(tmp_path) -> None:
     engine = make_engine(tmp_path, edge_config())
     with pending_then(engine, "PENDING_VALIDATION", "VALIDATION_TIMED_OUT"), \
             pytest.raises(ThreetierError, match="VALIDATION_TIMED_OUT"):
-        edge.wait_issued(engine.ctx, CERT_ARN)
+        certificates.wait_issued(engine.ctx, CERT_ARN)
 
 
 def test_a_certificate_never_issued_times_out(tmp_path) -> None:
     clock = FakeClock()
     engine = make_engine(tmp_path, edge_config(), clock=clock)
-    polls = edge.CERTIFICATE_ISSUED_TIMEOUT // edge.CERTIFICATE_POLL + 1
+    polls = certificates.CERTIFICATE_ISSUED_TIMEOUT // certificates.CERTIFICATE_POLL + 1
     with pending_then(engine, *["PENDING_VALIDATION"] * polls), pytest.raises(WaitTimeout) as timed_out:
-        edge.wait_issued(engine.ctx, CERT_ARN)
-    assert clock.t == edge.CERTIFICATE_ISSUED_TIMEOUT
+        certificates.wait_issued(engine.ctx, CERT_ARN)
+    assert clock.t == certificates.CERTIFICATE_ISSUED_TIMEOUT
     # The likeliest cause, said: the registrar does not delegate the domain to the zone.
     assert "PENDING_VALIDATION" in str(timed_out.value) and f"name servers of hosted zone {ZONE}" in str(timed_out.value)
 
@@ -345,7 +346,7 @@ def test_edge_turned_off_removes_the_records_and_the_certificate(stack_from) -> 
     tmp_path = stack_from("edge")
     zone_id = the_zone()
     assert (f"{DOMAIN}.", "A") in record_types(zone_id) and len(stack_certificates()) == 1
-    written = make_engine(tmp_path).ctx.state.parts[7].resources[edge.RECORDS]
+    written = make_engine(tmp_path).ctx.state.parts[7].resources[dns.RECORDS]
     assert f"{zone_id} {DOMAIN}. A" in written and f"{zone_id} {VALIDATION_NAME} CNAME" in written
 
     # status with edge off: the listener, both records and the certificate are drift.
@@ -364,7 +365,7 @@ def test_edge_turned_off_removes_the_records_and_the_certificate(stack_from) -> 
     assert set(listeners(off)) == {80}
     operations = [c.operation for c in off.ctx.aws.calls]
     assert operations.index("DeleteListener") < operations.index("DeleteCertificate")
-    assert edge.RECORDS not in off.ctx.state.parts[7].resources
+    assert dns.RECORDS not in off.ctx.state.parts[7].resources
     # And then an up with edge off asks ACM and Route 53 nothing.
     again = make_engine(tmp_path)
     again.up()
@@ -421,7 +422,7 @@ def test_a_just_issued_certificate_is_retried_on_the_listener(tmp_path, existing
     group = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/threetier-web-tg/0123456789abcdef"
     engine.ctx.resources.update(load_balancer_arn=balancer, target_group_arn=group)
     https = {"ListenerArn": f"{balancer.replace(':loadbalancer/', ':listener/')}/1", "Port": 443, "Protocol": "HTTPS",
-             "SslPolicy": edge.TLS_POLICY, "Certificates": [{"CertificateArn": CERT_ARN.replace("1234-1234", "0000-1234")}],
+             "SslPolicy": https_listener.TLS_POLICY, "Certificates": [{"CertificateArn": CERT_ARN.replace("1234-1234", "0000-1234")}],
              "DefaultActions": [{"Type": "forward", "TargetGroupArn": group}]}
     operation = "modify_listener" if existing else "create_listener"
     with Stubber(engine.ctx.aws.client("elbv2")) as stub:
@@ -430,11 +431,11 @@ def test_a_just_issued_certificate_is_retried_on_the_listener(tmp_path, existing
             stub.add_client_error(operation, "CertificateNotFound", "Certificate not found", 400)
         stub.add_response(operation, {"Listeners": [https]})
         if existing:  # its HSTS header is read (and is right); a new listener gets it set at once
-            stub.add_response("describe_listener_attributes", {"Attributes": [{"Key": edge.HSTS, "Value": edge.HSTS_HEADER}]})
+            stub.add_response("describe_listener_attributes", {"Attributes": [{"Key": https_listener.HSTS, "Value": https_listener.HSTS_HEADER}]})
         else:
             stub.add_response("modify_listener_attributes", {})
         stub.add_response("describe_listeners", {"Listeners": []})
-        edge.ensure_https_listener(engine.ctx, web_tier.tier(engine.ctx), CERT_ARN)
+        https_listener.ensure_https_listener(engine.ctx, web_tier.tier(engine.ctx), CERT_ARN)
         stub.assert_no_pending_responses()
     assert clock.sleeps == [10, 10]
     # Not for ever: 300 s, then the error.
@@ -444,11 +445,11 @@ def test_a_just_issued_certificate_is_retried_on_the_listener(tmp_path, existing
     engine2.ctx.resources.update(load_balancer_arn=balancer, target_group_arn=group)
     with Stubber(engine2.ctx.aws.client("elbv2")) as stub:
         stub.add_response("describe_listeners", {"Listeners": [https] if existing else []})
-        for _ in range(edge.CERTIFICATE_PROPAGATION_TIMEOUT // 10 + 1):
+        for _ in range(https_listener.CERTIFICATE_PROPAGATION_TIMEOUT // 10 + 1):
             stub.add_client_error(operation, "CertificateNotFound", "Certificate not found", 400)
         with pytest.raises(ThreetierError, match="CertificateNotFound"):
-            edge.ensure_https_listener(engine2.ctx, web_tier.tier(engine2.ctx), CERT_ARN)
-    assert clock2.t == edge.CERTIFICATE_PROPAGATION_TIMEOUT
+            https_listener.ensure_https_listener(engine2.ctx, web_tier.tier(engine2.ctx), CERT_ARN)
+    assert clock2.t == https_listener.CERTIFICATE_PROPAGATION_TIMEOUT
 
 
 @pytest.mark.parametrize("record_set,shown", [
@@ -477,7 +478,7 @@ def test_a_validation_record_that_was_there_already_is_left(built: Path) -> None
     put_record(zone_id, {"Name": VALIDATION_NAME, "Type": "CNAME", "TTL": 300,
                          "ResourceRecords": [{"Value": VALIDATION_VALUE}]})
     engine = edge_added(built)
-    assert f"{zone_id} {VALIDATION_NAME} CNAME" not in engine.ctx.state.parts[7].resources[edge.RECORDS]
+    assert f"{zone_id} {VALIDATION_NAME} CNAME" not in engine.ctx.state.parts[7].resources[dns.RECORDS]
     down = make_engine(built, edge_config())
     down.ctx.skip_final_snapshot = True
     down.down()
@@ -488,7 +489,7 @@ def test_a_validation_record_that_was_there_already_is_left(built: Path) -> None
 # -- HSTS on 443 ----------------------------------------------------------------------------------
 def hsts(listener_arn: str) -> str | None:
     attributes = boto3.client("elbv2").describe_listener_attributes(ListenerArn=listener_arn)["Attributes"]
-    return {a["Key"]: a["Value"] for a in attributes}.get(edge.HSTS)
+    return {a["Key"]: a["Value"] for a in attributes}.get(https_listener.HSTS)
 
 
 def reads_after_the_inventory(engine) -> list[str]:
@@ -519,7 +520,7 @@ def test_443_sends_hsts_converges_it_and_status_shows_it_drifting(built: Path) -
 
     # Someone turns it off: status says so, up puts it back (that call alone), as a change.
     boto3.client("elbv2").modify_listener_attributes(ListenerArn=https, Attributes=[
-        {"Key": edge.HSTS, "Value": "max-age=0"}])
+        {"Key": https_listener.HSTS, "Value": "max-age=0"}])
     write_config(built, **edge_config())
     drifted = cli("status", "--json", cwd=built)
     assert drifted.code == 3, drifted.stdout + drifted.stderr
@@ -567,7 +568,7 @@ def tokens_requested(tmp_path, listed: dict[str, str], handed_back: list[tuple[s
                 stub.add_client_error("describe_certificate", "ResourceNotFoundException", "gone", 400)
             else:
                 stub.add_response("describe_certificate", certificate_shown(arn, status), {"CertificateArn": arn})
-        assert edge.ensure_certificate(engine.ctx) == handed_back[-1][0]
+        assert certificates.ensure_certificate(engine.ctx) == handed_back[-1][0]
         stub.assert_no_pending_responses()
     return [c.params["IdempotencyToken"] for c in engine.ctx.aws.calls if c.operation == "RequestCertificate"]
 
@@ -632,7 +633,7 @@ def test_a_validation_record_written_without_its_final_dot_is_the_same_record(bu
                          "ResourceRecords": [{"Value": VALIDATION_VALUE.rstrip(".")}]})
     engine = edge_added(built)
     assert "ChangeResourceRecordSets" in mutating(engine)  # the alias ...
-    assert f"{zone_id} {VALIDATION_NAME} CNAME" not in engine.ctx.state.parts[7].resources[edge.RECORDS]  # ... only
+    assert f"{zone_id} {VALIDATION_NAME} CNAME" not in engine.ctx.state.parts[7].resources[dns.RECORDS]  # ... only
     down(built)
     assert (VALIDATION_NAME, "CNAME") in record_types(zone_id)
 

@@ -1,5 +1,5 @@
-"""Issue 13: `up`'s round trip to https://<edge.domain> while this machine cannot resolve the new
-name yet (edge.fetch_https), against a real HTTPS server on this machine's loopback."""
+"""`up`'s round trip to https://<edge.domain> while this machine cannot resolve the new
+name yet (probe.fetch_https), against a real HTTPS server on this machine's loopback."""
 from __future__ import annotations
 
 import contextlib
@@ -14,8 +14,8 @@ import pytest
 
 from application.servers import LocalCA
 from helpers import make_engine
-from steps import edge
 from threetier import __version__
+from threetier.blocks import probe
 from threetier.engine import Ctx
 
 # LocalCA's certificate for another host plays the domain's: a name that resolves nowhere (.test),
@@ -85,7 +85,7 @@ def the_domain_does_not_resolve() -> None:
 def test_a_domain_that_does_not_resolve_is_fetched_through_the_balancers_name_for_the_domain(
         ctx: Ctx, local_ca: LocalCA, trusting: ssl.SSLContext) -> None:
     with https_server(local_ca.other_cert_file, local_ca.other_key_file) as (port, seen):
-        fetched = edge.fetch_https(ctx, f"https://{DOMAIN}:{port}/api/ready?x=1", timeout=5, context=trusting)
+        fetched = probe.fetch_https(ctx, f"https://{DOMAIN}:{port}/api/ready?x=1", timeout=5, context=trusting)
     assert fetched == (200, b"ok", True)
     # The handshake (SNI) and the request (Host) named the domain, not the name connected to.
     # And it said who it is: AWS's common rule set (edge.waf) blocks a request with no User-Agent.
@@ -98,14 +98,14 @@ def test_a_certificate_for_another_name_is_refused_through_the_balancers_name(
     """The ALB's own name is not what the certificate must be for: the domain is."""
     with https_server(local_ca.cert_file, local_ca.key_file) as (port, seen), \
             pytest.raises(ssl.SSLCertVerificationError, match=f"Hostname mismatch.*'{DOMAIN}'"):
-        edge.fetch_https(ctx, f"https://{DOMAIN}:{port}/health", timeout=5, context=trusting)
+        probe.fetch_https(ctx, f"https://{DOMAIN}:{port}/health", timeout=5, context=trusting)
     assert seen["sni"] == [DOMAIN] and seen["host"] == []  # nothing was asked over it
 
 
 def test_a_domain_that_resolves_is_fetched_as_it_is(ctx: Ctx, local_ca: LocalCA, trusting: ssl.SSLContext) -> None:
     ctx.resources["load_balancer_dns"] = "192.0.2.1"  # TEST-NET-1: reaching it would time out
     with https_server(local_ca.cert_file, local_ca.key_file) as (port, seen):
-        fetched = edge.fetch_https(ctx, f"https://localhost:{port}/health", timeout=5, context=trusting)
+        fetched = probe.fetch_https(ctx, f"https://localhost:{port}/health", timeout=5, context=trusting)
     assert fetched == (200, b"ok", False)
     assert seen["sni"] == ["localhost"]
 
@@ -114,4 +114,4 @@ def test_without_the_balancers_name_an_unresolved_domain_is_the_error(ctx: Ctx, 
     """An OSError, as urllib's: the round trip polls again and says it."""
     del ctx.resources["load_balancer_dns"]
     with pytest.raises(socket.gaierror):
-        edge.fetch_https(ctx, f"https://{DOMAIN}/health", timeout=5, context=trusting)
+        probe.fetch_https(ctx, f"https://{DOMAIN}/health", timeout=5, context=trusting)

@@ -16,7 +16,7 @@ import pytest
 from bench.model import LatencyModel, VirtualClock
 from helpers import FakeClock, make_engine, moto
 from steps import web_tier
-from test_resume import EXPECTED, Crash, census
+from test_crash_recovery import EXPECTED, Crash, census
 from threetier import scan
 from threetier import state as statelib
 from threetier.engine import DONE, EXISTS
@@ -239,7 +239,7 @@ CRASH_AFTER = ("CreateDBCluster", "RunInstances", "CreateLoadBalancer", "CreateI
 @pytest.mark.parametrize("operation", CRASH_AFTER)
 def test_a_crash_while_parts_run_side_by_side_resumes_to_one_of_everything(mocked, tmp_path: Path,
                                                                             operation: str) -> None:
-    """As test_resume, but with the real-AWS model: other parts are mid-wait when one crashes."""
+    """As test_crash_recovery, but with the real-AWS model: other parts are mid-wait when one crashes."""
     engine, _model, _clock = modeled(tmp_path)
 
     def crash(model: Any, **_: Any) -> None:

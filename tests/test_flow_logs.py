@@ -1,4 +1,4 @@
-"""Issue 12: VPC flow logs, built by Part 2 — the log group, a role that may write only to it, one
+"""VPC flow logs, built by Part 2 — the log group, a role that may write only to it, one
 flow log on the VPC; shown by status, idempotent, converged, removed by `flow_logs: false` and `down`."""
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from botocore.stub import Stubber
 
 from helpers import FakeClock, make_engine, moto, mutating
 from steps import network
-from test_resume import Crash
+from test_crash_recovery import Crash
 from threetier import names, scan
 from threetier.aws import PART_TAG, STACK_TAG, AwsError, tag_value
+from threetier.blocks import flow_logs
 from threetier.engine import Check, Engine
 
 STACK = "threetier"
@@ -365,7 +366,7 @@ def test_a_role_not_yet_assumable_is_retried_with_the_same_token(tmp_path: Path)
             ec2.add_client_error("create_flow_logs", service_error_code="InvalidParameter", service_message=UNABLE,
                                  http_status_code=400)
         ec2.add_response("create_flow_logs", {"FlowLogIds": ["fl-0123456789abcdef0"], "Unsuccessful": []})
-        network.ensure_flow_log(engine.ctx, "vpc-0123456789abcdef0", GROUP, ROLE_ARN)
+        flow_logs.ensure_flow_log(engine.ctx, "vpc-0123456789abcdef0", GROUP, ROLE_ARN)
         ec2.assert_no_pending_responses()
     assert clock.sleeps == [5, 5, 5]
     tokens = {c.params["ClientToken"] for c in aws.calls if c.operation == "CreateFlowLogs"}
@@ -383,8 +384,8 @@ def test_a_role_never_assumable_gives_up_after_the_iam_propagation_timeout(tmp_p
             ec2.add_client_error("create_flow_logs", service_error_code="InvalidParameter", service_message=UNABLE,
                                  http_status_code=400)
         with pytest.raises(AwsError, match=r"create flow logs .*InvalidParameter: Unable to assume given IAM role"):
-            network.ensure_flow_log(engine.ctx, "vpc-0123456789abcdef0", GROUP, ROLE_ARN)
-    assert network.IAM_PROPAGATION_TIMEOUT <= clock.t < network.IAM_PROPAGATION_TIMEOUT + 10
+            flow_logs.ensure_flow_log(engine.ctx, "vpc-0123456789abcdef0", GROUP, ROLE_ARN)
+    assert flow_logs.IAM_PROPAGATION_TIMEOUT <= clock.t < flow_logs.IAM_PROPAGATION_TIMEOUT + 10
 
 
 def test_another_invalid_parameter_is_not_retried(tmp_path: Path) -> None:
@@ -395,7 +396,7 @@ def test_another_invalid_parameter_is_not_retried(tmp_path: Path) -> None:
         ec2.add_client_error("create_flow_logs", service_error_code="InvalidParameter",
                              service_message="LogGroupName is invalid", http_status_code=400)
         with pytest.raises(AwsError, match="LogGroupName is invalid"):
-            network.ensure_flow_log(engine.ctx, "vpc-0123456789abcdef0", GROUP, ROLE_ARN)
+            flow_logs.ensure_flow_log(engine.ctx, "vpc-0123456789abcdef0", GROUP, ROLE_ARN)
     assert clock.sleeps == []
 
 
@@ -407,5 +408,5 @@ def test_a_refusal_in_unsuccessful_is_an_error_not_a_flow_log(tmp_path: Path) ->
             "ResourceId": "vpc-0123456789abcdef0",
             "Error": {"Code": "FlowLogsLimitExceeded", "Message": "too many flow logs"}}]})
         with pytest.raises(AwsError, match="FlowLogsLimitExceeded: too many flow logs"):
-            network.ensure_flow_log(engine.ctx, "vpc-0123456789abcdef0", GROUP, ROLE_ARN)
+            flow_logs.ensure_flow_log(engine.ctx, "vpc-0123456789abcdef0", GROUP, ROLE_ARN)
     assert engine.ctx.changes == [] and "flow_log" not in engine.ctx.resources

@@ -1,4 +1,4 @@
-"""Issue 21: one declared graph of the Parts' waits (steps/graph.py), enforced by `ctx.need`, used
+"""One declared graph of the Parts' waits (steps/graph.py), enforced by `ctx.need`, used
 by every edge it declares, drawn by `threetier graph`; and the Part hooks, refused when misspelt."""
 from __future__ import annotations
 

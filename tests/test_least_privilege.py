@@ -1,4 +1,4 @@
-"""Issue 10, "Real AWS and least privilege" (items 2, 4, 10, 13): IAM names per region, S3 calls
+"""Least privilege on real AWS: IAM names per region, S3 calls
 retried on OperationAborted, one role and instance profile per tier, and a bucket that refuses
 requests without TLS on real AWS."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 14, second slice: `threetier pause` and `resume` (lab mode), against moto; the pending
+"""`threetier pause` and `resume` (lab mode), against moto; the pending
 states moto cannot produce (a cluster starting, stopping; instances draining) with botocore's Stubber."""
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import pytest
 from botocore.stub import Stubber
 
 from helpers import FakeClock, cli, make_engine, moto
-from steps import app_tier, balancing, database
-from test_resume import census
+from steps import app_tier, database
+from test_crash_recovery import census
 from threetier import lock
 from threetier import state as statelib
+from threetier.blocks import balancing
 from threetier.engine import Engine
 
 STATE = Path(".threetier") / "threetier.json"
@@ -29,7 +30,7 @@ def mocked():
 
 
 def topology() -> dict[str, Any]:
-    """test_resume's census, and what pause changes: group sizes, the cluster's status, the routes to
+    """test_crash_recovery's census, and what pause changes: group sizes, the cluster's status, the routes to
     NAT gateways, whether the alarms notify."""
     ec2, rds = boto3.client("ec2"), boto3.client("rds")
     groups = boto3.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
@@ -280,7 +281,7 @@ def test_a_crash_during_resume_then_resume_again_converges(built: Path, operatio
 
 # -- down of a paused stack -------------------------------------------------------------------
 def test_down_of_a_paused_stack_starts_the_cluster_first_and_leaves_nothing(built: Path, calls: list[str]) -> None:
-    """Real AWS deletes neither a stopped cluster nor its instances (test_database_real plays it with
+    """Real AWS deletes neither a stopped cluster nor its instances (test_database plays it with
     Stubber): `down` starts it before it deletes anything."""
     assert cli("pause", cwd=built).code == 0
     calls.clear()

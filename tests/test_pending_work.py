@@ -18,7 +18,8 @@ import pytest
 from botocore.stub import Stubber
 
 from helpers import FakeClock, cli, make_engine, write_config
-from steps import app_tier, balancing
+from steps import app_tier
+from threetier.blocks import balancing
 from threetier.cli.common import Runtime
 from threetier.engine import Engine
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import boto3
 
 from helpers import cli
-from test_resume import EXPECTED, census
+from test_crash_recovery import EXPECTED, census
 
 
 def test_a_restored_stack_is_the_stack_up_built(built: Path, calls: list[str]) -> None:

@@ -1,4 +1,4 @@
-"""Issue 12, first slice: target-tracking scaling for both tiers, against moto.
+"""Target-tracking scaling for both tiers, against moto.
 
 What `up` puts on each tier's Auto Scaling group (CPU, and for the web tier requests per target),
 what `status` shows of them, how a changed config.yaml converges, and that `down` leaves none.
@@ -13,8 +13,8 @@ import boto3
 import pytest
 
 from helpers import cli, moto, write_config
-from steps import balancing
 from threetier.aws import is_mutating
+from threetier.blocks import scaling
 
 STACK = "threetier"
 # `built` (conftest): the default stack, restored as `up` left it.
@@ -56,7 +56,7 @@ def test_up_puts_the_target_tracking_policies_of_both_tiers(built: Path) -> None
         assert policy["TargetTrackingConfiguration"]["TargetValue"] == 60
         assert policy["TargetTrackingConfiguration"]["PredefinedMetricSpecification"] == {
             "PredefinedMetricType": "ASGAverageCPUUtilization"}
-        assert policy["EstimatedInstanceWarmup"] == balancing.INSTANCE_WARMUP
+        assert policy["EstimatedInstanceWarmup"] == scaling.INSTANCE_WARMUP
     requests = web["threetier-web-requests"]["TargetTrackingConfiguration"]
     assert requests["TargetValue"] == 1000
     # The label AWS documents: app/<alb-name>/<alb-id>/targetgroup/<tg-name>/<tg-id>.

@@ -1,4 +1,4 @@
-"""Issue 12: the app tier's and nginx's logs to CloudWatch Logs. Part 1 owns the tiers' three log
+"""The app tier's and nginx's logs to CloudWatch Logs. Part 1 owns the tiers' three log
 groups (tagged, config.yaml's retention, converged when it changes, deleted by `down` once the
 instances are gone) and lets each tier's role write its own groups only (`write-logs`); the
 builders' CloudWatch agents (Parts 4 and 6) write exactly those groups."""

@@ -1,4 +1,4 @@
-"""Issue 13, the WAF: a regional web ACL with AWS's managed rule groups and a rate limit on the
+"""A regional web ACL with AWS's managed rule groups and a rate limit on the
 external ALB (config.yaml `edge.waf`)."""
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pytest
 from botocore.stub import Stubber
 
 from helpers import FakeClock, cli, make_engine, moto, mutating, write_config
-from steps import waf, web_tier
+from steps import web_tier
 from threetier.aws import PART_TAG, STACK_TAG, tag_value
+from threetier.blocks import waf
 from threetier.errors import ThreetierError
 from threetier.scan import tagged
 

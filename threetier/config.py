@@ -408,7 +408,7 @@ EDGE_DEFAULTS: dict[str, Any] = {
     "hosted_zone": None,       # the Route 53 public zone holding it (name or ID)
     "certificate_arn": None,   # an existing ACM certificate instead of requesting one
     "https_redirect": True,    # with a certificate: 80 answers 301 to https
-    "waf": False,              # a WAFv2 web ACL on the external ALB (steps/waf.py)
+    "waf": False,              # a WAFv2 web ACL on the external ALB (threetier/blocks/waf.py)
     "waf_rate_limit": 2000,    # requests per 5 minutes per client IP
 }
 EDGE_NULLABLE = {"edge.domain": str, "edge.hosted_zone": str, "edge.certificate_arn": str}
@@ -426,7 +426,7 @@ WAF_RATE_LIMIT = (10, 2_000_000_000)
 
 @dataclass(frozen=True)
 class Edge:
-    """HTTPS, DNS and the WAF in front of the external ALB (Part 7: steps/edge.py, steps/waf.py)."""
+    """HTTPS, DNS and the WAF in front of the external ALB (Part 7: threetier/blocks/edge.py, threetier/blocks/waf.py)."""
     domain: str | None            # the site's name; with hosted_zone, an alias record to the external ALB
     hosted_zone: str | None       # a Route 53 public zone: its name or ID (never created, never deleted)
     certificate_arn: str | None   # the user's ACM certificate; None: one is requested for domain

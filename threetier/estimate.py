@@ -18,7 +18,7 @@ LOAD_BALANCERS = 2     # the external (internet-facing) ALB and the internal one
 DB_INSTANCES = 2       # the Aurora writer and its reader in the other AZ
 BAKED_IMAGES = 2       # the app and web AMIs, one EBS snapshot each
 SECRETS = 1            # the database password, kept by RDS in Secrets Manager
-# monitoring.alarms: 7 alarms (steps/balancing.py, web_tier.py, database.py) watching 9 metrics: CloudWatch
+# monitoring.alarms: 7 alarms (threetier/blocks/balancing.py, steps/web_tier.py, steps/database.py) watching 9 metrics: CloudWatch
 # bills an alarm per metric it watches, and the two 5xx-rate alarms divide two metrics each.
 STACK_ALARMS, STACK_ALARM_METRICS = 7, 9
 # AWS makes two alarms (scale out, scale in) for each target-tracking policy, billed like any alarm.
@@ -34,7 +34,7 @@ class Assumptions:
     lcus_per_load_balancer: float = 1.0
     aurora_storage_gb: float = 10.0
     aurora_io_millions_per_month: float = 10.0
-    root_volume_gb: int = 8                 # the Amazon Linux 2023 image's own root size (steps/baking.py)
+    root_volume_gb: int = 8                 # the Amazon Linux 2023 image's own root size (threetier/blocks/baking.py)
     image_snapshot_gb: float = 8.0          # at most the volume: a snapshot bills only the blocks written
     external_alb_public_ips: int = AZS      # an internet-facing ALB has a public address in each AZ
     flow_log_gb_per_month: float = 2.0

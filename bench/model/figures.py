@@ -76,7 +76,7 @@ CLUSTER_STOP_SECONDS = 300.0
 CLUSTER_START_SECONDS = 480.0
 # A scale-in: the ASG deregisters the instance from its target groups and waits out their deregistration
 # delay (docs/aws-latency.md: 300 s by default, "as configured": the target group's
-# deregistration_delay.timeout_seconds, which steps/balancing.py sets to 30 s), then terminates it
+# deregistration_delay.timeout_seconds, which threetier/blocks/balancing.py sets to 30 s), then terminates it
 # (EC2_TERMINATE_SECONDS); only then is it gone from DescribeAutoScalingGroups (ASG user guide, "Amazon EC2
 # Auto Scaling instance lifecycle", Terminating -> Terminated; ELB user guide, deregistration delay).
 DEREGISTRATION_DELAY_DEFAULT_SECONDS = 300.0

@@ -43,6 +43,16 @@ def dimensions(**values: str) -> list[dict[str, str]]:
     return [{"Name": name, "Value": value} for name, value in values.items()]
 
 
+def load_balancer_dimension(arn: str) -> str:
+    """CloudWatch's LoadBalancer dimension: app/<name>/<id>, the end of ...:loadbalancer/app/<name>/<id>."""
+    return arn.split(":loadbalancer/", 1)[1]
+
+
+def target_group_dimension(arn: str) -> str:
+    """CloudWatch's TargetGroup dimension: targetgroup/<name>/<id>, the end of the ARN."""
+    return arn.split(":", 5)[5]
+
+
 def watching(namespace: str, metric: str, metric_dimensions: list[dict[str, str]], *, statistic: str, period: int,
              periods: int, threshold: float, comparison: str, missing_data: str) -> dict[str, Any]:
     """What an alarm on one metric watches: it fires after `periods` periods in a row past `threshold`."""

@@ -54,6 +54,9 @@ def ec2_tagged(
             and (vpc is None or r.get("VpcId") == vpc)]
 
 
+# ENIs of a just-deleted ALB, NAT gateway or instance linger for a minute or more: what they hold
+# (a subnet, a security group, an Elastic IP, the VPC) is refused deletion meanwhile.
+DEPENDENCY_TIMEOUT = 10 * 60
 # id key -> (what it is, the AWS CLI command that deletes one)
 KINDS = {
     "VpcId": ("VPCs", "aws ec2 delete-vpc --vpc-id {id}"),
@@ -99,3 +102,8 @@ def one(found: list[dict[str, Any]], id_key: str, *, report: Check | None = None
                          f"is the stack's)")
     report.drift.append(message)
     return next((r for r in found if r[id_key] == recorded), min(found, key=lambda r: r[id_key]))
+
+
+def name_of(resource: dict[str, Any], fallback: str) -> str:
+    """Its Name tag, or `fallback` (its ID) when it has none."""
+    return tag_value(resource, "Name") or fallback

@@ -55,6 +55,7 @@ def instance_profile_name(ctx: Ctx, tier: str) -> str:
     return instance_profile_name_for(ctx.stack, ctx.aws.region, tier)
 
 
+# -- policies ----------------------------------------------------------------------
 def code_read_policy(bucket: str, partition: str, tier: str) -> dict[str, Any]:
     """The tier reads its own keys of the code bucket, nothing else, and writes nothing.
     ListBucket (key names only) is what the bootstraps' HeadBucket and recursive copy need."""

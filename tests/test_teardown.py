@@ -1,4 +1,4 @@
-"""Issue 3: teardown of the whole stack against moto: nothing left, one final snapshot, the order
+"""Teardown of the whole stack against moto: nothing left, one final snapshot, the order
 (each from the default stack restored: conftest's `built`); and the health gate under botocore's Stubber."""
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from botocore.stub import Stubber
 
 from helpers import FakeClock, cli, make_engine, moto, no_alarms_yet
-from steps import baking
 from threetier import scan
 from threetier.aws import AwsError
+from threetier.blocks import baking
 
 STACK = "threetier"
 
@@ -96,7 +96,7 @@ def test_teardown_order_of_parts_7_to_3(built: Path) -> None:
 def test_health_gate_waits_for_the_agent_then_passes(tmp_path: Path) -> None:
     clock = FakeClock()
     engine = make_engine(tmp_path, clock=clock)
-    bake = baking.Bake(tier="app", subnet_role="x", security_group_role="y", instance_type="t3.micro",
+    bake = baking.Bake(tier="app", subnet="x", security_group="y", instance_profile_arn="z", instance_type="t3.micro",
                        architecture="x86_64", user_data="#!/bin/bash", health_url="http://localhost:4000/health", keep_builder=False,
                        baked_files={})
     client = engine.ctx.aws.client("ssm")
@@ -116,7 +116,7 @@ def test_health_gate_waits_for_the_agent_then_passes(tmp_path: Path) -> None:
 def test_health_gate_fails_at_once_when_the_bootstrap_failed(tmp_path: Path) -> None:
     engine = make_engine(tmp_path, clock=FakeClock())
     engine.ctx.aws.part = "Part 4 (app-image)"
-    bake = baking.Bake(tier="app", subnet_role="x", security_group_role="y", instance_type="t3.micro",
+    bake = baking.Bake(tier="app", subnet="x", security_group="y", instance_profile_arn="z", instance_type="t3.micro",
                        architecture="x86_64", user_data="#!/bin/bash", health_url="http://localhost:4000/health", keep_builder=False,
                        baked_files={})
     client = engine.ctx.aws.client("ssm")

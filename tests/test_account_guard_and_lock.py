@@ -164,7 +164,7 @@ def test_a_lock_left_by_a_dead_process_on_this_host_is_called_stale(tmp_path: Pa
 
 
 def test_up_replay_and_down_release_the_lock_however_they_end(tmp_path: Path, monkeypatch) -> None:
-    import steps.network
+    import threetier.blocks.security_groups
     # Built here: the first `up` releasing the lock is part of what is proven.
     with moto():
         assert cli("up", cwd=tmp_path).code == 0
@@ -174,11 +174,11 @@ def test_up_replay_and_down_release_the_lock_however_they_end(tmp_path: Path, mo
 
         def broken(ctx, vpc):
             raise KeyboardInterrupt
-        real = steps.network.ensure_security_groups
-        monkeypatch.setattr(steps.network, "ensure_security_groups", broken)
+        real = threetier.blocks.security_groups.ensure_security_groups
+        monkeypatch.setattr(threetier.blocks.security_groups, "ensure_security_groups", broken)
         interrupted = cli("up", cwd=tmp_path)
         assert interrupted.code == 130 and lock_value() is None
-        monkeypatch.setattr(steps.network, "ensure_security_groups", real)
+        monkeypatch.setattr(threetier.blocks.security_groups, "ensure_security_groups", real)
 
         assert cli("down", "--yes", cwd=tmp_path).code == 0
         assert lock_value() is None  # down leaves nothing, the lock included

@@ -1,4 +1,4 @@
-"""Issue 3: all seven parts against moto, resource by resource, then nothing left."""
+"""All seven parts against moto, resource by resource, then nothing left."""
 from __future__ import annotations
 
 import base64

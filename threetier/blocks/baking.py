@@ -8,15 +8,17 @@ The AMI's name carries a fingerprint of everything baked into it (the tier's
 code, its user data -- with the CloudWatch agent's configuration, which names
 the stack's log groups --, nginx.conf for the web tier), so an unchanged tier
 is found and kept, and a changed one gets a new image.
+
+Where the builder runs and as whom (a subnet and security group of Part 2, the
+tier's instance profile of Part 1), the Part gives it in its `Bake`.
 """
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from steps import storage
 from threetier.aws import STACK_TAG, AwsError, Look, Poll, client_token, tag_value
 from threetier.engine import Ctx
 
@@ -62,17 +64,17 @@ HOPELESS_INVOCATIONS = {
 @dataclass(frozen=True)
 class Bake:
     tier: str                 # "app" or "web"
-    subnet_role: str          # where the builder runs
-    security_group_role: str
+    # Where the builder runs, and as whom: as the Part found them of Parts 2 and 1 ("" while unknown:
+    # `status` of a stack without them).
+    subnet: str
+    security_group: str
+    instance_profile_arn: str  # the tier's own
     instance_type: str
     architecture: str         # of the instance type; part of the fingerprint (an x86 image won't boot on Graviton)
     user_data: str
     health_url: str           # answered on the builder itself once the tier is up
     keep_builder: bool
     baked_files: dict[str, bytes] = field(repr=False)
-    # What a builder needs ready before it boots, as (part, milestone): the app builder sits in a
-    # private subnet and its bootstrap needs the NAT gateway; the web builder goes out via the IGW.
-    launch_needs: tuple[tuple[int, str], ...] = ()
 
     @property
     def builder_role(self) -> str:
@@ -135,8 +137,10 @@ def stack_images(ctx: Ctx, part: int | None = None) -> list[dict[str, Any]]:
 
 
 # -- start -------------------------------------------------------------------------
-def start(ctx: Ctx, bake: Bake) -> None:
-    """Keep an image with this fingerprint, or launch a builder for one (not waited for)."""
+def start(ctx: Ctx, bake: Bake, before_launch: Callable[[], None] | None = None) -> None:
+    """Keep an image with this fingerprint, or launch a builder for one (not waited for).
+    `before_launch`: what the Part waits for before a builder boots, only when one is launched (the
+    app builder sits in a private subnet and its bootstrap needs the NAT gateway's route)."""
     ctx.resources["image_name"] = image_name(ctx, bake)
     image = find_image(ctx, bake)
     if image is not None:
@@ -145,8 +149,8 @@ def start(ctx: Ctx, bake: Bake) -> None:
     ctx.resources.pop("ami", None)
     for dead in dead_images(ctx, bake):  # it holds the name this bake will give its image
         discard_dead_image(ctx, dead)
-    for number, milestone in bake.launch_needs:
-        ctx.need(number, milestone)
+    if before_launch is not None:
+        before_launch()
     ctx.resources["builder"] = ensure_builder(ctx, bake)["InstanceId"]
 
 
@@ -219,17 +223,14 @@ def ensure_builder(ctx: Ctx, bake: Bake) -> dict[str, Any]:
     if current:
         return sorted(current, key=lambda i: i["InstanceId"])[0]
 
-    storage_resources = ctx.resources_of(storage.NUMBER)
-    network_resources = ctx.resources_of(2)
     image = base_image(ctx, bake.architecture)
     tags = [*ctx.tags(bake.builder_role), {"Key": FINGERPRINT_TAG, "Value": bake.fingerprint}]
     token = client_token(ctx.name(bake.builder_role), bake.fingerprint, str(len(every)))
     instance = aws.call(
         "ec2", "run_instances", resource=ctx.name(bake.builder_role),
         ImageId=image["ImageId"], InstanceType=bake.instance_type, MinCount=1, MaxCount=1,
-        SubnetId=network_resources["subnets"][bake.subnet_role],
-        SecurityGroupIds=[network_resources["security_groups"][bake.security_group_role]],
-        IamInstanceProfile={"Arn": storage_resources[storage.profile_arn_key(bake.tier)]},  # the tier's own
+        SubnetId=bake.subnet, SecurityGroupIds=[bake.security_group],
+        IamInstanceProfile={"Arn": bake.instance_profile_arn},  # the tier's own
         MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
         BlockDeviceMappings=[{"DeviceName": image["RootDeviceName"],
                               "Ebs": {"Encrypted": True, "VolumeType": "gp3", "DeleteOnTermination": True,

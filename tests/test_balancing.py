@@ -1,4 +1,4 @@
-"""Issue 10, items 7, 8 and 12: what real AWS does to the load-balanced tiers that moto does not.
+"""What real AWS does to the load-balanced tiers that moto does not.
 
 Item 7: the launch template's ClientToken changes with the hour (EC2 remembers tokens for a day and
 would answer a template made again after `down` with the deleted one), and a new instance profile
@@ -20,9 +20,10 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from helpers import FakeClock, cli, make_engine, moto, mutating, write_config
-from steps import app_tier, balancing, storage
+from steps import app_tier, storage
 from threetier import aws as awslib
 from threetier import scan
+from threetier.blocks import balancing, refresh
 from threetier.config import NO_SCALING
 from threetier.engine import Check, Engine
 
@@ -55,9 +56,9 @@ def app_part_engine(tmp_path: Path) -> Engine:
 
 
 def app_tier_of(ami: str = "ami-12345678") -> balancing.Tier:
-    return balancing.Tier(tier="app", scheme="internal", port=4000,
-                          subnet_roles=("private-app-subnet-az1", "private-app-subnet-az2"), alb_role="int-alb",
-                          alb_security_group_role="internal-alb-sg", instance_security_group_role="app-sg",
+    return balancing.Tier(tier="app", scheme="internal", port=4000, alb_role="int-alb", vpc="vpc-1",
+                          subnets=("subnet-1", "subnet-2"), alb_security_group="sg-1", instance_security_group="sg-2",
+                          instance_profile_arn=PROFILE,
                           instance_type="t3.micro", ami=ami, min=2, desired=2, max=2, scaling=NO_SCALING)
 
 
@@ -176,7 +177,7 @@ def test_a_new_instance_profile_asks_for_an_instance_refresh(
     engine.ctx.part = next(p for p in engine.parts if p.number == app_tier.NUMBER)
     engine.ctx.aws.emulator = False
     refreshes: list[str] = []
-    monkeypatch.setattr(balancing, "start_instance_refresh", lambda ctx, tier: refreshes.append(tier.tier))
+    monkeypatch.setattr(refresh, "start_instance_refresh", lambda ctx, tier: refreshes.append(tier.tier))
     balancing.start_instances(engine.ctx, app_tier.tier(engine.ctx))
     assert refreshes == ["app"]
     assert mutating(engine) == ["CreateLaunchTemplateVersion", "ModifyLaunchTemplate"]

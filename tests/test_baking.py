@@ -1,4 +1,4 @@
-"""Issue 10, items 5 and 6: what real AWS does to a bake and moto does not. An AMI that fails keeps
+"""What real AWS does to a bake and moto does not. An AMI that fails keeps
 its name (CreateImage then answers InvalidAMIName.Duplicate, which moto never does), and an SSM
 invocation can end in states that sending the command again cannot change. botocore's Stubber
 plays AWS's answers, a FakeClock the time between them."""
@@ -12,8 +12,8 @@ import pytest
 from botocore.stub import Stubber
 
 from helpers import FakeClock, make_engine
-from steps import baking
 from threetier.aws import AwsError
+from threetier.blocks import baking
 from threetier.engine import Engine
 
 STACK = "threetier"
@@ -23,7 +23,8 @@ AGAIN = "22222222-2222-2222-2222-222222222222"
 
 
 def app_bake() -> baking.Bake:
-    return baking.Bake(tier="app", subnet_role="private-app-subnet-az1", security_group_role="app-sg",
+    return baking.Bake(tier="app", subnet="subnet-0123456789abcdef0", security_group="sg-0123456789abcdef0",
+                       instance_profile_arn="arn:aws:iam::123456789012:instance-profile/threetier-us-east-1-app-profile",
                        instance_type="t3.micro", architecture="x86_64", user_data="#!/bin/bash",
                        health_url="http://localhost:4000/health", keep_builder=False, baked_files={})
 

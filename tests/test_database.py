@@ -1,4 +1,4 @@
-"""Issue 10, Part 3: what real AWS does to the database and moto does not (items 1, 3, 9 and 11).
+"""What real AWS does to the database and moto does not.
 
 States moto cannot produce (stopping, starting, creating, a refused CreateDBInstance) are played
 with botocore's Stubber and a fake clock; the rest runs against moto."""

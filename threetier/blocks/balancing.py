@@ -3,8 +3,12 @@
 Target group with a /health check; an application load balancer with a
 listener on 80 forwarding to it; a launch template of the tier's AMI; an Auto
 Scaling group over the tier's two subnets, attached to the target group, with
-ELB health checks. `finish` waits for the ALB to be active and the target
-group to report healthy targets.
+ELB health checks (its target tracking: threetier.blocks.scaling; its instance
+refresh: threetier.blocks.refresh). `finish` waits for the ALB to be active and
+the target group to report healthy targets.
+
+What the tier stands on, the Part gives it in its `Tier`: the VPC, the subnets
+and security groups of Part 2, the instance profile of Part 1, the AMI.
 """
 from __future__ import annotations
 
@@ -14,9 +18,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from steps import baking, storage
 from threetier.aws import Look, Poll, client_token
-from threetier.blocks import alarms, log_groups
+from threetier.blocks import alarms, baking, log_groups, refresh, scaling
+from threetier.blocks.alarms import load_balancer_dimension, target_group_dimension
+from threetier.blocks.refresh import Outdated, outdated_instances, refresh_under_way, serving
 from threetier.config import Scaling
 from threetier.engine import Check, Ctx
 from threetier.errors import ThreetierError, UsageError
@@ -24,9 +29,6 @@ from threetier.errors import ThreetierError, UsageError
 ALB_ACTIVE_TIMEOUT = 15 * 60      # 90-180 s typically
 HEALTHY_TIMEOUT = 20 * 60         # instances boot from the AMI, then 2 passing checks
 GONE_TIMEOUT = 15 * 60
-REFRESH_TIMEOUT = 45 * 60         # instance by instance, each warmed up and health-checked
-# An instance refresh in these states is under way: wait for it, never start a second.
-REFRESH_UNDER_WAY = ("Pending", "InProgress", "Baking", "Cancelling", "RollbackInProgress")
 DEREGISTRATION_DELAY = "30"       # seconds; the default 300 slows every scale-in and teardown
 ELB_NOT_FOUND = ("LoadBalancerNotFound", "TargetGroupNotFound", "ListenerNotFound")
 # Requests with header names that are not valid HTTP are dropped at the ALB, not passed to nginx
@@ -35,13 +37,6 @@ DROP_INVALID_HEADERS = "routing.http.drop_invalid_header_fields.enabled"
 DELETION_PROTECTION = "deletion_protection.enabled"
 # IMDSv2 only, and one hop: a container on the instance cannot reach the role's credentials.
 METADATA_OPTIONS: dict[str, Any] = {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1}
-# Target tracking: a new instance counts in the group's metrics only after this warm-up, because
-# until it serves, its boot-time CPU and its missing requests would skew the average and make the
-# policy add still more. Launch to passing the target group's check: ~110 s to InService (EC2
-# pending -> running, boot, the baked service up; docs/aws-latency.md) + 2 passing checks 15 s apart.
-INSTANCE_WARMUP = 140
-CPU_METRIC = "ASGAverageCPUUtilization"
-REQUESTS_METRIC = "ALBRequestCountPerTarget"
 # Auto Scaling group metrics the dashboard draws. AWS publishes them only once collection is enabled
 # (free at 1-minute granularity); every group of the stack collects them.
 GROUP_METRICS = ("GroupDesiredCapacity", "GroupInServiceInstances")
@@ -58,10 +53,14 @@ class Tier:
     tier: str                     # "app" or "web"
     scheme: str                   # "internal" or "internet-facing"
     port: int                     # where the instances listen
-    subnet_roles: tuple[str, str]
     alb_role: str                 # e.g. "int-alb" (ELB names: 32 characters at most)
-    alb_security_group_role: str
-    instance_security_group_role: str
+    # What it stands on, as the Part found it of Parts 2 and 1 ("" while unknown: `status` of a
+    # stack without them).
+    vpc: str
+    subnets: tuple[str, ...]      # the tier's two subnets, one per AZ
+    alb_security_group: str
+    instance_security_group: str
+    instance_profile_arn: str     # the tier's own (Part 1)
     instance_type: str
     ami: str
     min: int
@@ -131,14 +130,6 @@ def versions_look(template_id: str) -> Look:
     return Look("ec2", "describe_launch_template_versions", {"LaunchTemplateId": template_id, "Versions": ["$Default"]})
 
 
-def refreshes_look(ctx: Ctx, tier: Tier) -> Look:
-    return Look("autoscaling", "describe_instance_refreshes", {"AutoScalingGroupName": ctx.name(tier.asg_role)})
-
-
-def policies_look(ctx: Ctx, tier: Tier) -> Look:
-    return Look("autoscaling", "describe_policies", {"AutoScalingGroupName": ctx.name(tier.asg_role)})
-
-
 def looks(ctx: Ctx, tier: Tier) -> Iterator[Look]:
     """The tier's four resources by name, and the stack's instances (one read, shared with the
     bakes); then, for those found, what hangs off them; then, only when some instances do not
@@ -157,14 +148,14 @@ def looks(ctx: Ctx, tier: Tier) -> Iterator[Look]:
         yield versions_look(template["LaunchTemplateId"])
     groups = (aws.peek(auto_scaling_group_look(ctx, tier)) or {}).get("AutoScalingGroups", [])
     if groups:  # read even with scaling off: a policy left from before is deleted
-        yield policies_look(ctx, tier)
+        yield scaling.policies_look(ctx, tier)
     if ctx.aws.emulator or not templates:  # moto has no instance refresh to look at
         return
     versions = (aws.peek(versions_look(templates[0]["LaunchTemplateId"])) or {}).get("LaunchTemplateVersions", [])
     reservations = aws.peek(baking.instances_look(ctx))
     if groups and versions and reservations is not None and \
             outdated_instances(groups[0], versions[0]["LaunchTemplateData"], reservations):
-        yield refreshes_look(ctx, tier)
+        yield refresh.refreshes_look(ctx, tier)
 
 
 # -- start -----------------------------------------------------------------------
@@ -172,23 +163,20 @@ def start(ctx: Ctx, tier: Tier, keep_actions: tuple[list[dict[str, Any]], ...] =
     """What needs only the network: the target group, the load balancer and its listener (whose
     DNS name is known at once, though the ALB takes minutes to become active). keep_actions: other
     default actions listener 80 may keep (the external ALB's redirect to HTTPS, set once 443 exists)."""
-    network = ctx.resources_of(2)
-    target_group = ensure_target_group(ctx, tier, network["vpc"])
-    balancer = ensure_load_balancer(ctx, tier, [network["subnets"][r] for r in tier.subnet_roles],
-                                    network["security_groups"][tier.alb_security_group_role])
+    target_group = ensure_target_group(ctx, tier, tier.vpc)
+    balancer = ensure_load_balancer(ctx, tier, list(tier.subnets), tier.alb_security_group)
     ensure_listener(ctx, tier, balancer, target_group, keep_actions)
 
 
 def start_instances(ctx: Ctx, tier: Tier) -> None:
     """What needs the tier's AMI: the launch template and the Auto Scaling group (or a new template
     version and an instance refresh when the AMI or instance type changed)."""
-    network = ctx.resources_of(2)
     target_group = ctx.resources["target_group_arn"]
-    template, new_version = ensure_launch_template(ctx, tier, network["security_groups"][tier.instance_security_group_role])
-    existed = ensure_auto_scaling_group(ctx, tier, template, target_group, [network["subnets"][r] for r in tier.subnet_roles])
-    ensure_scaling_policies(ctx, tier, group_existed=existed)
+    template, new_version = ensure_launch_template(ctx, tier, tier.instance_security_group)
+    existed = ensure_auto_scaling_group(ctx, tier, template, target_group, list(tier.subnets))
+    scaling.ensure_scaling_policies(ctx, tier, group_existed=existed)
     if existed:
-        replace_outdated_instances(ctx, tier, new_version)
+        refresh.replace_outdated_instances(ctx, tier, find_outdated(ctx, tier), new_version)
 
 
 def find_target_group(ctx: Ctx, tier: Tier) -> dict[str, Any] | None:
@@ -314,7 +302,7 @@ def launch_template_data(ctx: Ctx, tier: Tier, security_group: str) -> dict[str,
         "ImageId": tier.ami,
         "InstanceType": tier.instance_type,
         "SecurityGroupIds": [security_group],
-        "IamInstanceProfile": {"Arn": ctx.resources_of(storage.NUMBER)[storage.profile_arn_key(tier.tier)]},
+        "IamInstanceProfile": {"Arn": tier.instance_profile_arn},
         "MetadataOptions": dict(METADATA_OPTIONS),
         "TagSpecifications": [{"ResourceType": "instance", "Tags": instance_tags},
                               {"ResourceType": "volume", "Tags": instance_tags}],
@@ -498,129 +486,6 @@ def pause(ctx: Ctx, tier: Tier, tier_alarms: Callable[[Ctx], list[alarms.Alarm]]
     ctx.aws.wait(f"the instances of {name} to go", probe, delay=15, timeout=PAUSE_TIMEOUT)
 
 
-# -- target tracking ---------------------------------------------------------------
-@dataclass(frozen=True)
-class Policy:
-    """A target-tracking policy as config.yaml asks for it."""
-    name: str
-    metric: str                   # the predefined metric
-    target: float
-    label: str | None             # ALBRequestCountPerTarget's target group; None for CPU
-
-    @property
-    def summary(self) -> str:
-        return f"{'cpu' if self.metric == CPU_METRIC else 'requests'} {self.target:g}"
-
-
-def load_balancer_dimension(arn: str) -> str:
-    """CloudWatch's LoadBalancer dimension: app/<name>/<id>, the end of ...:loadbalancer/app/<name>/<id>."""
-    return arn.split(":loadbalancer/", 1)[1]
-
-
-def target_group_dimension(arn: str) -> str:
-    """CloudWatch's TargetGroup dimension: targetgroup/<name>/<id>, the end of the ARN."""
-    return arn.split(":", 5)[5]
-
-
-def resource_label(load_balancer_arn: str, target_group_arn: str) -> str:
-    """ALBRequestCountPerTarget's ResourceLabel, app/<alb-name>/<alb-id>/targetgroup/<tg-name>/<tg-id>:
-    the ends of the two ARNs (...:loadbalancer/app/<name>/<id> and ...:targetgroup/<name>/<id>)."""
-    return f"{load_balancer_dimension(load_balancer_arn)}/{target_group_dimension(target_group_arn)}"
-
-
-def wanted_policies(ctx: Ctx, tier: Tier) -> dict[str, Policy]:
-    """By name. The requests policy needs the ALB and the target group; when either is unknown (status
-    on a stack missing one), its label is None: compared as "anything"."""
-    wanted: dict[str, Policy] = {}
-    if tier.scaling.cpu_target is not None:
-        name = ctx.name(f"{tier.tier}-cpu")
-        wanted[name] = Policy(name, CPU_METRIC, tier.scaling.cpu_target, None)
-    if tier.scaling.requests_per_target is not None:
-        name = ctx.name(f"{tier.tier}-requests")
-        balancer, group = ctx.resources.get("load_balancer_arn"), ctx.resources.get("target_group_arn")
-        label = resource_label(balancer, group) if balancer and group else None
-        wanted[name] = Policy(name, REQUESTS_METRIC, float(tier.scaling.requests_per_target), label)
-    return wanted
-
-
-def find_scaling_policies(ctx: Ctx, tier: Tier) -> dict[str, dict[str, Any]]:
-    found = ctx.aws.look(policies_look(ctx, tier), resource=f"scaling policies of {ctx.name(tier.asg_role)}")
-    return {p["PolicyName"]: p for p in found.get("ScalingPolicies", [])}
-
-
-def policy_differences(have: dict[str, Any], wanted: Policy) -> list[str]:
-    """What of `wanted` the policy AWS has does not match, in words."""
-    config = have.get("TargetTrackingConfiguration") or {}
-    metric = config.get("PredefinedMetricSpecification") or {}
-    differ = []
-    if have.get("PolicyType") != "TargetTrackingScaling" or metric.get("PredefinedMetricType") != wanted.metric:
-        differ.append(f"is {have.get('PolicyType')} on {metric.get('PredefinedMetricType')}, should track {wanted.metric}")
-    elif float(config.get("TargetValue", -1)) != wanted.target:
-        differ.append(f"target {float(config.get('TargetValue', -1)):g}, config says {wanted.target:g}")
-    if wanted.label is not None and metric.get("ResourceLabel") != wanted.label:
-        differ.append(f"counts requests of {metric.get('ResourceLabel')}, should count {wanted.label}")
-    if have.get("EstimatedInstanceWarmup") != INSTANCE_WARMUP:
-        differ.append(f"instance warm-up {have.get('EstimatedInstanceWarmup')} s, should be {INSTANCE_WARMUP} s")
-    return differ
-
-
-def scaling_summary(policies: dict[str, dict[str, Any]]) -> str:
-    """What status shows: e.g. "cpu 60, requests 1000"; "off" with no policy."""
-    said = []
-    for name, policy in sorted(policies.items()):
-        config = policy.get("TargetTrackingConfiguration") or {}
-        metric = (config.get("PredefinedMetricSpecification") or {}).get("PredefinedMetricType")
-        kind = {CPU_METRIC: "cpu", REQUESTS_METRIC: "requests"}.get(metric or "")
-        said.append(f"{kind} {float(config.get('TargetValue', 0)):g}" if kind else name)
-    return ", ".join(said) or "off"
-
-
-def ensure_scaling_policies(ctx: Ctx, tier: Tier, group_existed: bool) -> None:
-    """The group's policies exactly as config.yaml says: a missing one or one with another target is
-    put (PutScalingPolicy creates or replaces), one config.yaml no longer asks for is deleted."""
-    group = ctx.name(tier.asg_role)
-    wanted = wanted_policies(ctx, tier)
-    current = find_scaling_policies(ctx, tier) if group_existed else {}  # a group made just now has none
-    for name, policy in wanted.items():
-        have = current.get(name)
-        differ = policy_differences(have, policy) if have is not None else []
-        if have is not None and not differ:
-            continue
-        specification: dict[str, Any] = {"PredefinedMetricType": policy.metric}
-        if policy.label is not None:
-            specification["ResourceLabel"] = policy.label
-        ctx.aws.call("autoscaling", "put_scaling_policy", resource=f"scaling policy {name}",
-                     AutoScalingGroupName=group, PolicyName=name, PolicyType="TargetTrackingScaling",
-                     EstimatedInstanceWarmup=INSTANCE_WARMUP,
-                     TargetTrackingConfiguration={"PredefinedMetricSpecification": specification,
-                                                  "TargetValue": policy.target})
-        if have is None:
-            ctx.record("created", "scaling policy", name, policy.summary)
-        else:
-            ctx.record("changed", "scaling policy", name, "; ".join(differ))
-    for name in sorted(current.keys() - wanted.keys()):
-        delete_scaling_policy(ctx, group, name)
-
-
-def delete_scaling_policy(ctx: Ctx, group: str, name: str) -> None:
-    # Deleting a target-tracking policy deletes the CloudWatch alarms AWS made for it too.
-    ctx.aws.call("autoscaling", "delete_policy", resource=f"scaling policy {name}", AutoScalingGroupName=group,
-                 PolicyName=name, missing_ok=("ValidationError",))
-    ctx.record("deleted", "scaling policy", name)
-
-
-def check_scaling_policies(ctx: Ctx, tier: Tier, result: Check) -> None:
-    current = find_scaling_policies(ctx, tier)
-    # What status shows, like healthy_targets: a description, not an ID, so `up` does not put it in
-    # the state file (whose IDs status compares with AWS's: the drift lines below say it already).
-    ctx.resources["scaling"] = scaling_summary(current)
-    for name, policy in wanted_policies(ctx, tier).items():
-        if result.found(f"scaling policy {name} ({policy.summary})", name in current):
-            result.drift += [f"scaling policy {name}: {d}" for d in policy_differences(current[name], policy)]
-    result.drift += [f"scaling policy {name}: not in config.yaml (`up` deletes it)"
-                     for name in sorted(current.keys() - wanted_policies(ctx, tier).keys())]
-
-
 # -- alarms ----------------------------------------------------------------------------
 def alarm_whats(tier_name: str) -> tuple[str, str]:
     """The alarms of a tier (named <stack>-<what>): unhealthy hosts, and its instances' 5xx rate."""
@@ -670,56 +535,7 @@ def tier_alarms(ctx: Ctx, tier: Tier) -> list[alarms.Alarm]:
     ]
 
 
-# -- instances on the template's default version ---------------------------------------
-@dataclass(frozen=True)
-class Outdated:
-    """The group's instances that do not run what the launch template's default version says."""
-    group: str
-    instances: list[dict[str, Any]]  # as DescribeInstances has them
-    total: int                       # the group's instances in service or on their way
-    default: dict[str, Any]          # the default version (VersionNumber, LaunchTemplateData)
-    refresh: dict[str, Any] | None   # an instance refresh under way, if one is
-
-    def describe(self, emulator: bool) -> str:
-        data = self.default["LaunchTemplateData"]
-        wanted = running(data.get("InstanceType"), data.get("ImageId"))
-        runs = {running(i.get("InstanceType"), i.get("ImageId")) for i in self.instances}
-        if wanted in runs:  # the same AMI and type: the security groups are what differs
-            wanted += f" with {', '.join(sorted(data.get('SecurityGroupIds', [])))}"
-            runs = {running(i.get("InstanceType"), i.get("ImageId")) + " with " +
-                    ", ".join(sorted(g["GroupId"] for g in i.get("SecurityGroups", []))) for i in self.instances}
-        said = (f"Auto Scaling group {self.group}: {len(self.instances)} of {self.total} instances run "
-                f"{' / '.join(sorted(runs))}, the launch template's default version {self.default['VersionNumber']} "
-                f"is {wanted}")
-        if self.refresh is not None:
-            return (f"{said}: an instance refresh is under way ({self.refresh['InstanceRefreshId']}: "
-                    f"{self.refresh['Status']} {self.refresh.get('PercentageComplete', 0)}%), `up` waits for it")
-        return f"{said}: an instance refresh is due (`up` {'replaces them' if emulator else 'starts it'})"
-
-
-def running(instance_type: str | None, image: str | None) -> str:
-    return f"{instance_type} ({image})"
-
-
-def outdated_instances(group: dict[str, Any], data: dict[str, Any],
-                       reservations: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The group's instances in service or on their way whose AMI, type or security groups differ
-    from the template data (what `ensure_launch_template` makes a new version for). Not the group's
-    per-instance template version: AWS documents it as a number or "$Default", and moto shows the
-    current default there whatever the instance was launched from; the instance itself tells."""
-    wanted = (data.get("ImageId"), data.get("InstanceType"), sorted(data.get("SecurityGroupIds", [])))
-    described = {i["InstanceId"]: i for r in reservations for i in r["Instances"]}
-    found = [described[m["InstanceId"]] for m in serving(group) if m["InstanceId"] in described]
-    return [i for i in found if (i.get("ImageId"), i.get("InstanceType"),
-                                 sorted(g["GroupId"] for g in i.get("SecurityGroups", []))) != wanted]
-
-
-def serving(group: dict[str, Any]) -> list[dict[str, Any]]:
-    """In service or on their way (a refresh neither replaces nor waits for Standby or leaving ones)."""
-    return [m for m in group.get("Instances", [])
-            if m.get("LifecycleState") == "InService" or str(m.get("LifecycleState", "")).startswith("Pending")]
-
-
+# -- instances on the template's default version (the pending work) -----------------------
 def find_outdated(ctx: Ctx, tier: Tier) -> Outdated | None:
     """What of the group is not on the template's default version, and the refresh under way if any
     (looked for only then); None when nothing is out of date, or the group or template is missing."""
@@ -738,83 +554,11 @@ def find_outdated(ctx: Ctx, tier: Tier) -> Outdated | None:
                     refresh=None if ctx.aws.emulator else refresh_under_way(ctx, tier))
 
 
-def refresh_under_way(ctx: Ctx, tier: Tier) -> dict[str, Any] | None:
-    found = ctx.aws.look(refreshes_look(ctx, tier), resource=f"Auto Scaling group {ctx.name(tier.asg_role)}")
-    under_way = [r for r in found["InstanceRefreshes"] if r.get("Status") in REFRESH_UNDER_WAY]
-    return under_way[0] if under_way else None
-
-
-def replace_outdated_instances(ctx: Ctx, tier: Tier, new_version: bool) -> None:
-    """Instances not on the template's default version are replaced: by the instance refresh this
-    run's new version asks for, by the one a crash lost after the version was made (the template
-    is ahead of its instances: pending work, found again here), or by the one already under way."""
-    outdated = find_outdated(ctx, tier)
-    if ctx.aws.emulator:
-        if outdated is not None:
-            replace_one_by_one(ctx, tier, outdated)
-        return
-    if outdated is not None and outdated.refresh is not None:  # never a second: wait for that one
-        ctx.resources["instance_refresh"] = outdated.refresh["InstanceRefreshId"]
-        ctx.out.info(f"  {outdated.group}: instance refresh {outdated.refresh['InstanceRefreshId']} is under way")
-    elif outdated is not None or new_version:
-        start_instance_refresh(ctx, tier)
-
-
-def replace_one_by_one(ctx: Ctx, tier: Tier, outdated: Outdated) -> None:
-    """What an instance refresh does, on an emulator that has none: each out-of-date instance is
-    terminated in the group, which launches its replacement from the default version."""
-    name = ctx.name(tier.asg_role)
-    ctx.out.info(f"  {name}: the emulator has no instance refresh: replacing {len(outdated.instances)} "
-                 f"instances one by one")
-    for instance in outdated.instances:
-        ctx.aws.call("autoscaling", "terminate_instance_in_auto_scaling_group",
-                     resource=f"instance {instance['InstanceId']} of {name}", InstanceId=instance["InstanceId"],
-                     ShouldDecrementDesiredCapacity=False)
-        ctx.record("changed", "instance", name, f"{instance['InstanceId']} replaced")
-
-
-def start_instance_refresh(ctx: Ctx, tier: Tier) -> None:
-    """Replace the running instances with the template's new default version, keeping half in service."""
-    name = ctx.name(tier.asg_role)
-    refresh = ctx.aws.call("autoscaling", "start_instance_refresh", resource=f"Auto Scaling group {name}",
-                           AutoScalingGroupName=name, Strategy="Rolling",
-                           # Not SkipMatching: the group follows $Default, so there is no saved
-                           # configuration to match against, and every instance must move on.
-                           Preferences={"MinHealthyPercentage": 50, "InstanceWarmup": 120},
-                           missing_ok=("InstanceRefreshInProgress",))
-    if refresh is None:  # one is running already: wait for that one (not one of the group's past ones)
-        found = ctx.aws.call("autoscaling", "describe_instance_refreshes", resource=f"Auto Scaling group {name}",
-                             AutoScalingGroupName=name)["InstanceRefreshes"]
-        under_way = [r for r in found if r.get("Status") in REFRESH_UNDER_WAY]
-        refresh = under_way[0] if under_way else None
-    if refresh:
-        ctx.resources["instance_refresh"] = refresh["InstanceRefreshId"]
-        ctx.record("changed", "instance refresh", name, refresh["InstanceRefreshId"])
-
-
-def wait_instance_refresh(ctx: Ctx, tier: Tier) -> None:
-    name, refresh_id = ctx.name(tier.asg_role), ctx.resources.get("instance_refresh")
-    if not refresh_id:
-        return
-
-    def probe() -> Poll:
-        found = ctx.aws.call("autoscaling", "describe_instance_refreshes", resource=f"Auto Scaling group {name}",
-                             AutoScalingGroupName=name, InstanceRefreshIds=[refresh_id])["InstanceRefreshes"]
-        status = found[0]["Status"] if found else "Successful"
-        if status in ("Failed", "Cancelled", "RollbackSuccessful", "RollbackFailed"):
-            return Poll(False, status, failed=(found[0].get("StatusReason") or status))
-        percent = found[0].get("PercentageComplete", 0) if found else 100
-        return Poll(status == "Successful", f"{status} {percent}%")
-
-    ctx.aws.wait(f"instance refresh of {name}", probe, delay=30, timeout=REFRESH_TIMEOUT)
-    ctx.resources.pop("instance_refresh", None)
-
-
 # -- finish ----------------------------------------------------------------------
 def finish(ctx: Ctx, tier: Tier) -> None:
     start_instances(ctx, tier)
     wait_active(ctx, tier)
-    wait_instance_refresh(ctx, tier)
+    refresh.wait_instance_refresh(ctx, tier)
     wait_healthy(ctx, tier)
 
 
@@ -885,7 +629,7 @@ def check(ctx: Ctx, tier: Tier, result: Check) -> None:
         if data.get("InstanceType") != tier.instance_type:
             result.drift.append(f"launch template {ctx.name(tier.launch_template_role)}: instance type "
                                 f"{data.get('InstanceType')}, config says {tier.instance_type}")
-        profile = ctx.resources_of(storage.NUMBER).get(storage.profile_arn_key(tier.tier))
+        profile = tier.instance_profile_arn
         if profile and lacks(data.get("IamInstanceProfile"), {"Arn": profile}):
             result.drift.append(f"launch template {ctx.name(tier.launch_template_role)}: instance profile "
                                 f"{(data.get('IamInstanceProfile') or {}).get('Arn')}, should be {profile}")
@@ -907,13 +651,13 @@ def check(ctx: Ctx, tier: Tier, result: Check) -> None:
         if uncollected:
             result.drift.append(f"Auto Scaling group {ctx.name(tier.asg_role)}: does not collect "
                                 f"{', '.join(uncollected)}, which the dashboard draws (`up` enables it)")
-        check_scaling_policies(ctx, tier, result)
+        scaling.check_scaling_policies(ctx, tier, result)
         # Pending work: the template is ahead of the instances (say, a crash before the refresh).
         outdated = find_outdated(ctx, tier)
         if outdated is not None:
             result.drift.append(outdated.describe(ctx.aws.emulator))
     else:  # `up` puts them with the group (plan lists them to create)
-        for name, policy in wanted_policies(ctx, tier).items():
+        for name, policy in scaling.wanted_policies(ctx, tier).items():
             result.found(f"scaling policy {name} ({policy.summary})", False)
 
 
@@ -979,7 +723,7 @@ def destroy(ctx: Ctx, tier_name: str, alb_role: str) -> None:
         left = aws.call("autoscaling", "describe_policies", resource=f"scaling policies of {asg_name}",
                         AutoScalingGroupName=asg_name, missing_ok=("ValidationError",))
         for policy in (left or {}).get("ScalingPolicies", []):
-            delete_scaling_policy(ctx, asg_name, policy["PolicyName"])
+            scaling.delete_scaling_policy(ctx, asg_name, policy["PolicyName"])
 
     for group in groups:
         aws.call("elbv2", "delete_target_group", resource=f"target group {tg_name}",

@@ -1,4 +1,4 @@
-"""Issue 5: the sandbox, drift in status, plan, convergence, and the terminal experience."""
+"""The sandbox, drift in status, plan, convergence, and the terminal experience."""
 from __future__ import annotations
 
 import json
@@ -15,8 +15,8 @@ from botocore.stub import Stubber
 
 from helpers import FakeClock, cli, make_engine, moto, write_config
 from ptyrun import Terminal
-from steps import balancing
 from threetier.aws import is_mutating, tag_value
+from threetier.blocks import refresh
 
 pytestmark = pytest.mark.slow
 
@@ -246,8 +246,8 @@ def test_instance_refresh_on_real_aws_is_started_and_waited_for(tmp_path: Path) 
         for status, percent in (("Pending", 0), ("InProgress", 50), ("Successful", 100)):
             stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": [
                 {"InstanceRefreshId": "r-1", "Status": status, "PercentageComplete": percent}]})
-        balancing.start_instance_refresh(engine.ctx, tier)
-        balancing.wait_instance_refresh(engine.ctx, tier)
+        refresh.start_instance_refresh(engine.ctx, tier)
+        refresh.wait_instance_refresh(engine.ctx, tier)
         stub.assert_no_pending_responses()
     assert clock.sleeps == [30, 30]
     assert "instance_refresh" not in engine.ctx.resources

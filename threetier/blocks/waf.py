@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from steps import balancing
 from threetier.aws import STACK_TAG, AwsError, Look, tag_value
+from threetier.blocks import balancing
 from threetier.engine import Check, Ctx
 from threetier.errors import ThreetierError
 

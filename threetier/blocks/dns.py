@@ -1,0 +1,241 @@
+"""Route 53 for the front door (Part 7, config.yaml `edge`): the user's hosted zone, the records the
+stack writes in it (the certificate's validation records, the alias A record of edge.domain to the
+external ALB), and the state's memory of which records those are.
+
+The zone is the user's: found by ID or name, never created, never deleted. A record the stack did
+not write is never overwritten nor deleted: only those the state remembers (or, without a state,
+aliases of the stack's own names aimed at its own ALB) are the stack's.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from threetier.aws import Look
+from threetier.blocks import balancing
+from threetier.config import HOSTED_ZONE_ID
+from threetier.engine import Ctx
+from threetier.errors import ThreetierError
+
+ZONE_GONE = ("NoSuchHostedZone",)
+# Part 7's resources: the Route 53 records the stack wrote, "<zone ID> <name.> <type>" each: what
+# `up` with edge off and `down` remove, whatever the config says then. Absent: no state of it (a
+# lost state file, or one written before the key existed).
+RECORDS = "edge_records"
+# The record types a name can answer with that would compete with the stack's alias record.
+ADDRESS_TYPES = ("A", "AAAA", "CNAME")
+
+
+def domain(ctx: Ctx) -> str:
+    assert ctx.config.edge.domain is not None
+    return ctx.config.edge.domain
+
+
+def fqdn(name: str) -> str:
+    return name.lower().rstrip(".") + "."
+
+
+# -- what the finders read (the inventory) ---------------------------------------
+def zone_look(ctx: Ctx) -> Look:
+    zone = ctx.config.edge.hosted_zone or ""
+    if HOSTED_ZONE_ID.match(zone):
+        return Look("route53", "get_hosted_zone", {"Id": zone.split("/")[-1]}, missing_ok=ZONE_GONE)
+    return Look("route53", "list_hosted_zones_by_name", {"DNSName": fqdn(zone)})
+
+
+def records_look(zone_id: str) -> Look:
+    return Look("route53", "list_resource_record_sets", {"HostedZoneId": zone_id}, missing_ok=ZONE_GONE,
+                key="ResourceRecordSets")
+
+
+# -- the hosted zone, and the records the stack remembers writing -------------------------------
+def zone_from(ctx: Ctx, found: Any) -> dict[str, Any] | None:
+    """The zone out of GetHostedZone or ListHostedZonesByName: {"Id": "Z...", "Name": "example.com."};
+    None when there is none. Two public zones of that name: refused, we do not guess."""
+    if not found:
+        return None
+    if "HostedZone" in found:
+        zones = [found["HostedZone"]]
+    else:
+        name = fqdn(ctx.config.edge.hosted_zone or "")
+        zones = [z for z in found.get("HostedZones", [])
+                 if z["Name"].lower() == name and not z.get("Config", {}).get("PrivateZone")]
+        if len(zones) > 1:
+            raise ThreetierError(f"edge.hosted_zone: {len(zones)} public hosted zones are named {name} "
+                                 f"({', '.join(z['Id'].split('/')[-1] for z in zones)}); give the ID of the one to use")
+    if not zones:
+        return None
+    zone = zones[0]
+    if zone.get("Config", {}).get("PrivateZone"):
+        raise ThreetierError(f"edge.hosted_zone: {zone['Id'].split('/')[-1]} is a private zone; the site needs "
+                             f"a public one")
+    return {"Id": zone["Id"].split("/")[-1], "Name": zone["Name"].lower()}
+
+
+def find_zone(ctx: Ctx) -> dict[str, Any] | None:
+    return zone_from(ctx, ctx.aws.look(zone_look(ctx), resource=f"hosted zone {ctx.config.edge.hosted_zone}"))
+
+
+def need_zone(ctx: Ctx) -> dict[str, Any]:
+    zone = find_zone(ctx)
+    if zone is None:
+        raise ThreetierError(f"edge.hosted_zone: no public Route 53 hosted zone {ctx.config.edge.hosted_zone} in this "
+                             f"account; threetier never creates one: create it (and delegate the domain to it), "
+                             f"or fix the key")
+    if fqdn(domain(ctx)) != zone["Name"] and not fqdn(domain(ctx)).endswith(f".{zone['Name']}"):
+        raise ThreetierError(f"edge.domain: {domain(ctx)} is not inside the hosted zone {zone['Name']} ({zone['Id']})")
+    return zone
+
+
+def records(ctx: Ctx, zone: dict[str, Any]) -> list[dict[str, Any]]:
+    return ctx.aws.look(records_look(zone["Id"]), resource=f"records of hosted zone {zone['Name']}") or []
+
+
+def change_records(ctx: Ctx, zone: dict[str, Any], action: str, record_sets: list[dict[str, Any]], why: str) -> None:
+    if not record_sets:
+        return
+    ctx.aws.call("route53", "change_resource_record_sets", resource=f"records of hosted zone {zone['Name']}",
+                 HostedZoneId=zone["Id"], ChangeBatch={"Comment": f"threetier {ctx.stack}: {why}", "Changes": [
+                     {"Action": action, "ResourceRecordSet": record_set} for record_set in record_sets]})
+
+
+def recorded(ctx: Ctx, kind: str | None = None) -> list[tuple[str, str, str]]:
+    """The records the stack wrote (zone ID, name., type), of one type or all."""
+    found = []
+    for entry in ctx.resources.get(RECORDS) or []:
+        zone_id, _, rest = entry.partition(" ")
+        name, _, record_type = rest.rpartition(" ")
+        if zone_id and name and (kind is None or record_type == kind):
+            found.append((zone_id, fqdn(name), record_type))
+    return found
+
+
+def remember(ctx: Ctx, zone_id: str, name: str, record_type: str) -> None:
+    entries = ctx.resources.setdefault(RECORDS, [])
+    entry = f"{zone_id} {fqdn(name)} {record_type}"
+    if entry not in entries:
+        entries.append(entry)
+
+
+def forget(ctx: Ctx, zone_id: str, name: str, record_type: str) -> None:
+    entries = ctx.resources.get(RECORDS)
+    if entries is not None:
+        ctx.resources[RECORDS] = [e for e in entries if e != f"{zone_id} {fqdn(name)} {record_type}"]
+
+
+def is_recorded(ctx: Ctx, zone_id: str, record_set: dict[str, Any]) -> bool:
+    return (zone_id, fqdn(record_set["Name"]), record_set["Type"]) in recorded(ctx)
+
+
+def zone_by_id(zone_id: str) -> dict[str, Any]:
+    """A recorded zone, named by its ID in messages (its name is not recorded)."""
+    return {"Id": zone_id, "Name": zone_id}
+
+
+def delete_recorded(ctx: Ctx, entries: list[tuple[str, str, str]], why: str, kind: str) -> None:
+    """Delete these recorded records where they still are (zone by zone), and forget them."""
+    for zone_id in sorted({zone_id for zone_id, _, _ in entries}):
+        wanted = {(name, record_type) for z, name, record_type in entries if z == zone_id}
+        zone = zone_by_id(zone_id)
+        present = ctx.aws.look(records_look(zone_id), resource=f"records of hosted zone {zone_id}") or []
+        stale = [r for r in present if (fqdn(r["Name"]), r["Type"]) in wanted]
+        change_records(ctx, zone, "DELETE", stale, why)
+        for record_set in stale:
+            ctx.record("deleted", kind, record_set["Name"].rstrip("."))
+        for name, record_type in wanted:
+            forget(ctx, zone_id, name, record_type)
+
+
+def zone_holding(ctx: Ctx, name: str) -> dict[str, Any] | None:
+    """The public zone of this account that holds `name` (the longest suffix of it), found without
+    config or state; None when there is none, or when two public zones have that name (no guess)."""
+    labels = fqdn(name).rstrip(".").split(".")
+    for start in range(1, len(labels) - 1):
+        suffix = fqdn(".".join(labels[start:]))
+        found = ctx.aws.look(Look("route53", "list_hosted_zones_by_name", {"DNSName": suffix}),
+                             resource=f"hosted zone {suffix}") or {}
+        zones = [z for z in found.get("HostedZones", [])
+                 if z["Name"].lower() == suffix and not z.get("Config", {}).get("PrivateZone")]
+        if len(zones) == 1:
+            return {"Id": zones[0]["Id"].split("/")[-1], "Name": suffix}
+        if zones:
+            return None
+    return None
+
+
+# -- the alias record ---------------------------------------------------------------
+def balancer_name(dns_name: str) -> str:
+    """An ALB's DNS name as an alias record holds it: no dualstack. prefix, lower case, a final dot."""
+    return fqdn(dns_name).removeprefix("dualstack.")
+
+
+def aimed_at(record_set: dict[str, Any], dns_name: str | None) -> bool:
+    """An alias A or AAAA record to the load balancer of exactly this DNS name (the same stack in
+    another region, sharing the zone, has an ALB of the same name and another DNS name)."""
+    target = (record_set.get("AliasTarget") or {}).get("DNSName")
+    return bool(dns_name and target) and record_set.get("Type") in ("A", "AAAA") \
+        and balancer_name(target or "") == balancer_name(dns_name or "")
+
+
+def ours(ctx: Ctx, zone_id: str, record_set: dict[str, Any], dns_name: str | None) -> bool:
+    """Aimed at the stack's ALB, or written by the stack (its state says so)."""
+    return aimed_at(record_set, dns_name) or is_recorded(ctx, zone_id, record_set)
+
+
+def describe_record(record_set: dict[str, Any]) -> str:
+    alias = record_set.get("AliasTarget")
+    if alias:
+        return f"an alias to {str(alias.get('DNSName', '?')).rstrip('.')}"
+    values = [v["Value"] for v in record_set.get("ResourceRecords", [])]
+    return ", ".join(values) or "no value"
+
+
+def refuse_foreign_records(ctx: Ctx, zone: dict[str, Any], present: list[dict[str, Any]],
+                           dns_name: str | None) -> None:
+    """A record answering for the domain that is not the stack's is someone's site: never overwritten."""
+    name = fqdn(domain(ctx))
+    for record_set in present:
+        if fqdn(record_set["Name"]) == name and record_set["Type"] in ADDRESS_TYPES \
+                and not ours(ctx, zone["Id"], record_set, dns_name):
+            raise ThreetierError(
+                f"edge.domain: hosted zone {zone['Name'].rstrip('.')} ({zone['Id']}) already has the "
+                f"{record_set['Type']} record {domain(ctx)} ({describe_record(record_set)}) that threetier did not "
+                f"write; nothing was changed: delete that record in Route 53 if the stack should take the name "
+                f"over, or choose another edge.domain, then run `threetier up` again")
+
+
+def check_domain_free(ctx: Ctx) -> None:
+    """Before anything is requested or written: the domain is not someone else's record."""
+    zone = need_zone(ctx)
+    refuse_foreign_records(ctx, zone, records(ctx, zone), ctx.resources.get("load_balancer_dns"))
+
+
+def alias_record(ctx: Ctx, balancer: dict[str, Any]) -> dict[str, Any]:
+    return {"Name": fqdn(domain(ctx)), "Type": "A", "AliasTarget": {
+        "HostedZoneId": balancer["CanonicalHostedZoneId"], "DNSName": balancer["DNSName"],
+        # Route 53 takes the ALB's health into account (with one record there is no other answer to
+        # fall back on; it matters if the user adds failover or latency records beside it).
+        "EvaluateTargetHealth": True}}
+
+
+def ensure_alias_record(ctx: Ctx, tier: balancing.Tier) -> None:
+    """The domain's alias A record to the ALB; one of ours for another name (the domain changed) goes."""
+    zone, balancer = need_zone(ctx), balancing.find_load_balancer(ctx, tier)
+    if balancer is None:  # made in start: not expected
+        raise ThreetierError(f"load balancer {ctx.name(tier.alb_role)} is gone; run `threetier up` again")
+    wanted = alias_record(ctx, balancer)
+    present = records(ctx, zone)
+    refuse_foreign_records(ctx, zone, present, balancer["DNSName"])
+    have = next((r for r in present if fqdn(r["Name"]) == wanted["Name"] and r["Type"] == "A"), None)
+    remember(ctx, zone["Id"], wanted["Name"], "A")  # before the write, as the validation records
+    if have is None or not same_alias(have, wanted):
+        change_records(ctx, zone, "UPSERT", [wanted], f"{domain(ctx)} to the external load balancer")
+        ctx.record("created" if have is None else "changed", "alias record", domain(ctx))
+    # The stack's record for a name it no longer uses (the domain changed) goes; other records aimed
+    # at the ALB are the user's (another name for the same site) and stay.
+    delete_recorded(ctx, [entry for entry in recorded(ctx, "A") if entry != (zone["Id"], wanted["Name"], "A")],
+                    "a name the stack no longer uses", "alias record")
+
+
+def same_alias(have: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    target, aim = have.get("AliasTarget") or {}, wanted["AliasTarget"]
+    return target.get("HostedZoneId") == aim["HostedZoneId"] and fqdn(target.get("DNSName", "")) == fqdn(aim["DNSName"])

@@ -1,0 +1,247 @@
+"""The front door of the external ALB as Part 7 runs it (config.yaml `edge`): which of its pieces are
+made, checked and removed, and when.
+
+With `edge.domain` (and its `edge.hosted_zone`): the certificate (threetier.blocks.certificates),
+HTTPS on the ALB (threetier.blocks.https) and the alias record of the domain (threetier.blocks.dns).
+The certificate is requested in Part 7's `start` and waited for in its `finish`, while the web image
+bakes; 443 and the record follow. With edge off, what is left from when it was on goes. The WAF
+(`edge.waf`) is threetier.blocks.waf.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from threetier.aws import Look
+from threetier.blocks import balancing
+from threetier.blocks.certificates import (
+    certificate_look,
+    certificate_tags_look,
+    certificates_look,
+    delete_certificate,
+    describe,
+    ensure_certificate,
+    find_requested_certificate,
+    retire_old_certificates,
+    stack_certificates,
+    wait_issued,
+)
+from threetier.blocks.dns import (
+    RECORDS,
+    aimed_at,
+    alias_record,
+    change_records,
+    check_domain_free,
+    delete_recorded,
+    domain,
+    ensure_alias_record,
+    find_zone,
+    forget,
+    fqdn,
+    is_recorded,
+    recorded,
+    records,
+    records_look,
+    same_alias,
+    zone_by_id,
+    zone_from,
+    zone_holding,
+    zone_look,
+)
+from threetier.blocks.https import (
+    HSTS,
+    HSTS_HEADER,
+    REDIRECT_TO_HTTPS,
+    TLS_POLICY,
+    ensure_https_listener,
+    https_listener_settings,
+    listener_attributes,
+    listener_attributes_look,
+    remove_https_listener,
+)
+from threetier.engine import Check, Ctx
+
+
+def url(ctx: Ctx) -> str:
+    return f"https://{domain(ctx)}" if ctx.config.edge.https else f"http://{ctx.resources['load_balancer_dns']}"
+
+
+# -- what the finders read (the inventory) ---------------------------------------
+def looks(ctx: Ctx) -> Iterator[Look]:
+    """Nothing while edge is off (no call added to a stack without it)."""
+    if not ctx.config.edge.https:
+        return
+    aws = ctx.aws
+    balancer = ctx.resources.get("load_balancer_arn")
+    # The ALB's listeners are balancing.looks' read; 443's attributes (HSTS) are ours.
+    listeners = (aws.peek(balancing.listeners_look(balancer)) or {}).get("Listeners", []) if balancer else []
+    for listener in listeners:
+        if listener["Port"] == 443:
+            yield listener_attributes_look(listener["ListenerArn"])
+    yield zone_look(ctx)
+    zone = zone_from(ctx, aws.peek(zone_look(ctx)))
+    if zone:
+        yield records_look(zone["Id"])
+    yield certificates_look()
+    for summary in aws.peek(certificates_look()) or []:
+        yield certificate_tags_look(summary["CertificateArn"])
+        if summary.get("DomainName") == domain(ctx):
+            yield certificate_look(summary["CertificateArn"])
+    if ctx.config.edge.certificate_arn:
+        yield certificate_look(ctx.config.edge.certificate_arn)
+
+
+def retire(ctx: Ctx, had_edge: bool) -> None:
+    """Edge turned off: the alias records the stack wrote, then (443 gone) the certificates it
+    requested and the validation records it wrote for them. Nothing is asked of AWS when the state
+    knows of no edge and there was no 443 listener (a stack that never had one)."""
+    if RECORDS not in ctx.resources and not had_edge:
+        return
+    delete_recorded(ctx, recorded(ctx, "A"), "edge is off", "alias record")
+    for summary in stack_certificates(ctx):
+        delete_certificate(ctx, summary["CertificateArn"])
+    if not ctx.resources.get(RECORDS):
+        ctx.resources.pop(RECORDS, None)
+
+
+# -- Part 7's hooks -------------------------------------------------------------------
+def start(ctx: Ctx, tier: balancing.Tier) -> None:
+    """After balancing.start: request (or find) the certificate and write its validation records;
+    with edge off, remove what is left from when it was on (443, records, certificates)."""
+    if ctx.config.edge.https:
+        check_domain_free(ctx)
+        ensure_certificate(ctx)
+    else:
+        had_certificate = "certificate_arn" in ctx.resources
+        had_listener = remove_https_listener(ctx, tier)
+        retire(ctx, had_certificate or had_listener)
+    ctx.resources["url"] = url(ctx)
+
+
+def finish(ctx: Ctx, tier: balancing.Tier) -> None:
+    """The certificate issued (minutes, while the web image bakes), then 443, 80, the record."""
+    if not ctx.config.edge.https:
+        return
+    certificate = ctx.resources["certificate_arn"]
+    wait_issued(ctx, certificate)
+    ensure_https_listener(ctx, tier, certificate)
+    ensure_alias_record(ctx, tier)
+    retire_old_certificates(ctx)
+
+
+RECORD_KINDS = {"A": "alias record", "CNAME": "validation record"}
+
+
+def check_off(ctx: Ctx, name: str, https: dict[str, Any] | None, result: Check) -> None:
+    """Edge off: what `up` would remove (443, the records the stack wrote, its certificates)."""
+    if https is not None:
+        result.drift.append(f"listener {name}:443: present, and edge.domain is not set (`up` removes it)")
+    for zone_id in sorted({zone_id for zone_id, _, _ in recorded(ctx)}):
+        wanted = {(n, t) for z, n, t in recorded(ctx) if z == zone_id}
+        present = ctx.aws.look(records_look(zone_id), resource=f"records of hosted zone {zone_id}") or []
+        for record_set in present:
+            if (fqdn(record_set["Name"]), record_set["Type"]) in wanted:
+                result.drift.append(f"{RECORD_KINDS.get(record_set['Type'], 'record')} "
+                                    f"{record_set['Name'].rstrip('.')}: present, and edge.domain is not set "
+                                    f"(`up` removes it)")
+    if RECORDS in ctx.resources or https is not None or "certificate_arn" in ctx.resources:
+        for summary in stack_certificates(ctx):
+            result.drift.append(f"certificate {summary.get('DomainName', '')} ({summary['CertificateArn']}): "
+                                f"requested by the stack, and edge.domain is not set (`up` deletes it)")
+
+
+def check(ctx: Ctx, tier: balancing.Tier, result: Check) -> None:
+    balancer = ctx.resources.get("load_balancer_arn")
+    https = balancing.find_listener(ctx, tier, balancer, 443) if balancer else None
+    http = balancing.find_listener(ctx, tier, balancer, 80) if balancer else None
+    name = ctx.name(tier.alb_role)
+    if not ctx.config.edge.https:
+        check_off(ctx, name, https, result)
+        return
+    ctx.resources["url"] = url(ctx)
+    edge = ctx.config.edge
+    certificate = describe(ctx, edge.certificate_arn) if edge.certificate_arn else find_requested_certificate(ctx)
+    result.found(f"certificate for {domain(ctx)}", certificate is not None)
+    if certificate is not None:
+        ctx.resources["certificate_arn"] = certificate["CertificateArn"]
+        ctx.resources["certificate_status"] = certificate["Status"]
+        if certificate["Status"] != "ISSUED":
+            result.drift.append(f"certificate for {domain(ctx)}: {certificate['Status']} (`up` waits for it)")
+    if result.found(f"listener {name}:443", https is not None) and https is not None:
+        policy, arn = https_listener_settings(https)
+        if policy != TLS_POLICY:
+            result.drift.append(f"listener {name}:443: TLS policy {policy}, should be {TLS_POLICY}")
+        if certificate is not None and arn != certificate["CertificateArn"]:
+            result.drift.append(f"listener {name}:443: certificate {arn}, should be {certificate['CertificateArn']}")
+        hsts = (listener_attributes(ctx, name, https["ListenerArn"]) or {}).get(HSTS)
+        if hsts != HSTS_HEADER:
+            result.drift.append(f"listener {name}:443: Strict-Transport-Security {hsts or 'not sent'}, "
+                                f"should be {HSTS_HEADER}")
+    if http is not None:
+        redirects = balancing.same_actions(http["DefaultActions"], REDIRECT_TO_HTTPS)
+        ctx.resources["http_redirect"] = redirects
+        if redirects != edge.https_redirect:
+            result.drift.append(f"listener {name}:80: {'redirects to https' if redirects else 'forwards'}, "
+                                f"edge.https_redirect is {str(edge.https_redirect).lower()}")
+    zone = find_zone(ctx)
+    if not result.found(f"hosted zone {edge.hosted_zone}", zone is not None) or zone is None:
+        return
+    present = records(ctx, zone)
+    alias = next((r for r in present if r["Name"].lower() == fqdn(domain(ctx)) and r["Type"] == "A"), None)
+    if result.found(f"alias record {domain(ctx)}", alias is not None) and alias is not None:
+        balancer_found = balancing.find_load_balancer(ctx, tier)
+        if balancer_found is not None and not same_alias(alias, alias_record(ctx, balancer_found)):
+            result.drift.append(f"alias record {domain(ctx)}: points at "
+                                f"{(alias.get('AliasTarget') or {}).get('DNSName', 'something else')}, "
+                                f"not {balancer_found['DNSName']}")
+    if certificate is not None and not edge.certificate_arn:
+        names = {(r["Name"].lower(), r["Type"]) for r in present}
+        for option in certificate.get("DomainValidationOptions", []):
+            record = option.get("ResourceRecord")
+            if record:
+                result.found(f"validation record {record['Name'].rstrip('.')}",
+                             (fqdn(record["Name"]), record["Type"]) in names)
+
+
+# -- down -----------------------------------------------------------------------------
+def destroy_records(ctx: Ctx, tier: balancing.Tier) -> None:
+    """Before the ALB goes: the alias records the stack wrote, whatever the config says now (never
+    the zone). Its state says which; without it (a lost state file), the alias of the stack's own
+    names (edge.domain, the domains of the certificates it requested) aimed at its ALB, in the
+    config's zone or the one zone of the account that holds the name. Other records aimed at the ALB
+    are the user's: named, not deleted."""
+    balancer = balancing.find_load_balancer(ctx, tier)
+    dns_name = balancer["DNSName"] if balancer else ctx.resources.get("load_balancer_dns")
+    names = set() if RECORDS in ctx.resources else stack_names(ctx)
+    zones: dict[str, dict[str, Any]] = {}
+    if ctx.config.edge.hosted_zone and ctx.config.edge.domain:
+        zone = find_zone(ctx)
+        if zone is not None:
+            zones[zone["Id"]] = zone
+    for zone_id, _, _ in recorded(ctx, "A"):
+        zones.setdefault(zone_id, zone_by_id(zone_id))
+    for name in sorted(names):
+        if not any(name == z["Name"] or name.endswith(f".{z['Name']}") for z in zones.values() if z["Name"] != z["Id"]):
+            holding = zone_holding(ctx, name)
+            if holding is not None:
+                zones.setdefault(holding["Id"], holding)
+    for zone in zones.values():
+        aimed = [r for r in records(ctx, zone) if r["Type"] == "A" and aimed_at(r, dns_name)]
+        ours_here = [r for r in records(ctx, zone) if r["Type"] == "A" and (
+            is_recorded(ctx, zone["Id"], r) or (fqdn(r["Name"]) in names and aimed_at(r, dns_name)))]
+        change_records(ctx, zone, "DELETE", ours_here, "the stack is going")
+        for record_set in ours_here:
+            forget(ctx, zone["Id"], record_set["Name"], "A")
+            ctx.record("deleted", "alias record", record_set["Name"].rstrip("."))
+        for record_set in aimed:
+            if record_set not in ours_here:
+                ctx.out.info(f"  note: alias record {record_set['Name'].rstrip('.')} in hosted zone "
+                             f"{zone['Name'].rstrip('.')} points at {ctx.name(tier.alb_role)}, which is going; "
+                             f"threetier did not write it and leaves it: delete it in Route 53")
+
+
+def stack_names(ctx: Ctx) -> set[str]:
+    """The names the stack serves as far as AWS can tell without its state: edge.domain, and the
+    domains of the certificates it requested (tagged with it)."""
+    names = {fqdn(summary["DomainName"]) for summary in stack_certificates(ctx) if summary.get("DomainName")}
+    return names | ({fqdn(ctx.config.edge.domain)} if ctx.config.edge.domain else set())
