@@ -174,72 +174,21 @@ def web_alarms(ctx: Ctx) -> list[alarms.Alarm]:
 
 
 def dashboard_body(ctx: Ctx) -> dict[str, Any] | None:
-    """Requests, response times, 5xx, healthy hosts, in-service instances of both tiers; the Aurora
-    writer's and reader's CPU and connections; the stack's alarms. None while a tier's target group
-    or load balancer is unknown (status on a stack missing one)."""
+    """The stack's dashboard as this Part draws it (threetier.blocks.dashboard.body): both tiers'
+    load balancers and target groups, the cluster, the web ACL and the stack's alarms. None while a
+    tier's target group or load balancer is unknown (status on a stack missing one)."""
     web, app = ctx.resources, ctx.resources_of(app_tier.NUMBER)
     arns = [part.get(key) for part in (web, app) for key in ("load_balancer_arn", "target_group_arn")]
     if not all(arns):
         return None
-    region, cluster = ctx.aws.region, database.cluster_id(ctx)
-    external, internal = (alarms.load_balancer_dimension(part["load_balancer_arn"]) for part in (web, app))
-    web_group, app_group = (alarms.target_group_dimension(part["target_group_arn"]) for part in (web, app))
-    elb = "AWS/ApplicationELB"
-
-    def graph(title: str, x: int, y: int, statistic: str, metrics: list[list[Any]], **more: Any) -> dict[str, Any]:
-        return {"type": "metric", "x": x, "y": y, "width": 12, "height": 6,
-                "properties": {"title": title, "region": region, "view": "timeSeries", "stacked": False,
-                               "period": 60, "stat": statistic, "metrics": metrics, **more}}
-
-    def per_tier(metric: str, label: str, options: dict[str, Any] | None = None) -> list[list[Any]]:
-        return [[elb, metric, "TargetGroup", group, "LoadBalancer", balancer, {"label": f"{tier_name} {label}",
-                                                                              **(options or {})}]
-                for tier_name, group, balancer in (("web", web_group, external), ("app", app_group, internal))]
-
-    def aurora(metric: str) -> list[list[Any]]:
-        return [["AWS/RDS", metric, "DBClusterIdentifier", cluster, "Role", role, {"label": role.lower()}]
-                for role in ("WRITER", "READER")]
-
-    note = (f"# threetier stack `{ctx.stack}` ({region})\n"
-            f"Made by `threetier up` (Part 7): a change made here is undone by the next `up`. "
-            f"Web tier behind `{ctx.name(ALB_ROLE)}`, app tier behind `{ctx.name(app_tier.ALB_ROLE)}`, "
-            f"Aurora cluster `{cluster}`.")
-    widgets: list[dict[str, Any]] = [
-        {"type": "text", "x": 0, "y": 0, "width": 24, "height": 2, "properties": {"markdown": note}},
-        graph("Requests per minute", 0, 2, "Sum", [
-            [elb, "RequestCount", "LoadBalancer", external, {"label": "external ALB"}],
-            [elb, "RequestCount", "LoadBalancer", internal, {"label": "internal ALB"}]]),
-        graph("Target response time (seconds)", 12, 2, "p50", [
-            [elb, "TargetResponseTime", "LoadBalancer", balancer, {"stat": stat, "label": f"{tier_name} {stat}"}]
-            for tier_name, balancer in (("web", external), ("app", internal)) for stat in ("p50", "p99")]),
-        graph("5xx per minute", 0, 8, "Sum", [
-            [elb, "HTTPCode_ELB_5XX_Count", "LoadBalancer", external, {"label": "external ALB's own"}],
-            *per_tier("HTTPCode_Target_5XX_Count", "tier")]),
-        graph("Healthy hosts", 12, 8, "Minimum", [
-            *per_tier("HealthyHostCount", "healthy"),
-            *per_tier("UnHealthyHostCount", "unhealthy", {"stat": "Maximum"})]),
-        graph("Instances in service", 0, 14, "Average", [
-            ["AWS/AutoScaling", metric, "AutoScalingGroupName", ctx.name(f"{tier_name}-asg"),
-             {"label": f"{tier_name} {label}"}]
-            for tier_name in ("web", "app")
-            for metric, label in (("GroupInServiceInstances", "in service"), ("GroupDesiredCapacity", "desired"))]),
-        graph("Aurora CPU (%)", 12, 14, "Average", aurora("CPUUtilization"),
-              yAxis={"left": {"min": 0, "max": 100}}),
-        graph("Aurora connections", 0, 20, "Maximum", aurora("DatabaseConnections")),
-    ]
-    if ctx.config.edge.waf:
-        widgets.append(graph("WAF requests per minute", 0, 26, "Sum", [
-            ["AWS/WAFV2", metric, "WebACL", waf.name(ctx), "Region", region, "Rule", "ALL", {"label": label}]
-            for metric, label in (("AllowedRequests", "allowed"), ("BlockedRequests", "blocked"))]))
-    if ctx.config.monitoring.alarms:
-        owned = (*database.ALARMS, *app_tier.ALARMS, *ALARMS)
-        widgets.append({"type": "alarm", "x": 12, "y": 20, "width": 12, "height": 6, "properties": {
-            "title": "Alarms", "alarms": [alarm_arn(ctx, alarms.alarm_name(ctx, what)) for what in owned]}})
-    return {"widgets": widgets}
-
-
-def alarm_arn(ctx: Ctx, name: str) -> str:
-    return f"arn:{ctx.aws.partition}:cloudwatch:{ctx.aws.region}:{ctx.aws.account}:alarm:{name}"
+    owned = (*database.ALARMS, *app_tier.ALARMS, *ALARMS) if ctx.config.monitoring.alarms else ()
+    return dashboard.body(
+        ctx,
+        web=dashboard.Tier("web", web["load_balancer_arn"], web["target_group_arn"], ctx.name(ALB_ROLE)),
+        app=dashboard.Tier("app", app["load_balancer_arn"], app["target_group_arn"], ctx.name(app_tier.ALB_ROLE)),
+        cluster=database.cluster_id(ctx),
+        web_acl=waf.name(ctx) if ctx.config.edge.waf else None,
+        alarm_names=[alarms.alarm_name(ctx, what) for what in owned])
 
 
 def pause(ctx: Ctx) -> None:
