@@ -157,8 +157,7 @@ def stack_from(reference_stacks, tmp_path: Path):
 
 
 @pytest.fixture
-def built(reference_stacks, tmp_path: Path):
+def built(stack_from) -> Path:
     """The default stack as `up` leaves it, restored into a fresh moto; config.yaml and the state file
     in tmp_path (the CLI's .threetier/threetier.json, and state.json for helpers.make_engine)."""
-    with reference_stacks.restored("default", tmp_path):
-        yield tmp_path
+    return stack_from("default")

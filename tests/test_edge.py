@@ -23,15 +23,6 @@ DOMAIN = "shop.example.com"
 CERT_ARN = "arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
 
 
-@pytest.fixture(autouse=True)
-def acm_issues_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto reads MOTO_ACM_VALIDATION_WAIT into moto.settings when moto is first imported: the
-    environment alone is too late once another test imported it, so the setting is set too."""
-    import moto.settings
-    monkeypatch.setenv("MOTO_ACM_VALIDATION_WAIT", "0")
-    monkeypatch.setattr(moto.settings, "ACM_VALIDATION_WAIT", 0)
-
-
 def edge_config(**edge_keys) -> dict:
     return {"edge": {"domain": DOMAIN, "hosted_zone": ZONE, **edge_keys}}
 
