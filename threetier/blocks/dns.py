@@ -81,9 +81,14 @@ def need_zone(ctx: Ctx) -> dict[str, Any]:
         raise ThreetierError(f"edge.hosted_zone: no public Route 53 hosted zone {ctx.config.edge.hosted_zone} in this "
                              f"account; threetier never creates one: create it (and delegate the domain to it), "
                              f"or fix the key")
-    if fqdn(domain(ctx)) != zone["Name"] and not fqdn(domain(ctx)).endswith(f".{zone['Name']}"):
+    if not inside(domain(ctx), zone["Name"]):
         raise ThreetierError(f"edge.domain: {domain(ctx)} is not inside the hosted zone {zone['Name']} ({zone['Id']})")
     return zone
+
+
+def inside(name: str, zone_name: str) -> bool:
+    """The name is the zone's apex or a name under it."""
+    return fqdn(name) == fqdn(zone_name) or fqdn(name).endswith(f".{fqdn(zone_name)}")
 
 
 def records(ctx: Ctx, zone: dict[str, Any]) -> list[dict[str, Any]]:

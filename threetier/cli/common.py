@@ -168,15 +168,40 @@ class Runtime:
 
 
 @contextlib.contextmanager
-def changing(rt: Runtime, command: str, take_over: bool, *, start_sandbox: bool = False) -> Iterator[Engine]:
-    """A command that changes the stack: the state file's lock, its engine, the stack's lock in AWS
-    (taken after the account guard, before the first read of the stack), and its first line."""
+def changing(rt: Runtime, command: str, take_over: bool, *, start_sandbox: bool = False,
+             preflight: bool = False) -> Iterator[Engine]:
+    """A command that changes the stack: the state file's lock, its engine (the account guard), its
+    first line, the preflight (when asked), then the stack's lock in AWS, taken before the first
+    read of the stack."""
     aws = rt.aws(start_sandbox=start_sandbox)
     with rt.state_file.locked():
         engine = rt.engine(aws)
+        header(rt, aws, command)
+        if preflight:
+            run_preflight(rt, engine, command)
         with rt.stack_lock(aws, command, take_over):
-            rt.out.info(f"threetier {command}: stack {rt.config.stack} in {aws.region} (config: {rt.config.source})")
             yield engine
+
+
+def header(rt: Runtime, aws: Aws, command: str) -> None:
+    """The first line of a command that changes something: which stack, where, whose, from which file."""
+    config = rt.config.source if rt.config.source != "defaults" else "none: the defaults"
+    where = f"the sandbox ({aws.endpoint_url})" if rt.sandboxed else f"account {aws.account}"
+    rt.out.info(f"threetier {command}: stack {rt.config.stack} in {aws.region}, {where} (config: {config})")
+
+
+def run_preflight(rt: Runtime, engine: Engine, command: str) -> None:
+    """Before the first change (and before the stack's lock): refuse what would fail minutes in."""
+    from threetier import preflight
+    preflight.refuse(preflight.check(engine, command), command, rt.out)
+
+
+def need_config_file(rt: Runtime, command: str) -> None:
+    """A command that deletes or stops needs the stack named in a file: run from the wrong directory,
+    the defaults would name another directory's stack `threetier`. The sandbox bills nothing."""
+    if rt.config.source == "defaults" and not rt.sandboxed:
+        raise UsageError(f"{command}: no config file here (./config.yaml) and no --config: a command that deletes "
+                         f"or stops a stack needs the file that names it; nothing was done")
 
 
 def stack_changes(aws: Aws) -> int:

@@ -6,7 +6,15 @@ from typing import TYPE_CHECKING
 
 import click
 
-from threetier.cli.common import change_entry, global_options, lock_option, run_report, runtime
+from threetier.cli.common import (
+    change_entry,
+    global_options,
+    header,
+    lock_option,
+    need_config_file,
+    run_report,
+    runtime,
+)
 from threetier.errors import ThreetierError, UsageError
 from threetier.output import ExitStatus
 
@@ -38,12 +46,14 @@ Examples:
 def command(ctx: click.Context, yes: bool, skip_final_snapshot: bool, take_over_lock: bool, as_json: bool) -> int:
     from threetier.changes import counts
     rt = runtime(ctx)
+    need_config_file(rt, "down")
     if not yes and not sys.stdin.isatty():
         raise UsageError("down: refusing to delete without a terminal to confirm on; pass --yes")
     aws = rt.aws()
     with rt.state_file.locked():
         engine = rt.engine(aws)
         engine.ctx.skip_final_snapshot = skip_final_snapshot
+        header(rt, aws, "down")
         with rt.stack_lock(aws, "down", take_over_lock):  # released (deleted) at the end: nothing is left
             kept = _down(rt, aws, engine, yes)
     deleted = counts(engine.ctx.changes)["deleted"]

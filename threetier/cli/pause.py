@@ -36,6 +36,7 @@ Examples:
 def command(ctx: click.Context, take_over_lock: bool, as_json: bool) -> int:
     from threetier.changes import counts, describe_counts
     rt = runtime(ctx)
+    common.need_config_file(rt, "pause")
     with changing(rt, "pause", take_over_lock) as engine:
         if engine.ctx.state.paused is None:  # paused already: a pause that crashed, finished now
             refuse_unless_up(rt, engine)

@@ -3,7 +3,15 @@ from __future__ import annotations
 
 import click
 
-from threetier.cli.common import change_entry, global_options, lock_option, run_report, runtime
+from threetier.cli.common import (
+    change_entry,
+    global_options,
+    header,
+    lock_option,
+    run_preflight,
+    run_report,
+    runtime,
+)
 from threetier.output import ExitStatus
 
 
@@ -35,6 +43,8 @@ def command(ctx: click.Context, part: str, take_over_lock: bool, as_json: bool) 
         aws = rt.aws()
         engine = rt.engine(aws)
         chosen = engine.part(part)  # an unknown PART is a usage error before any change
+        header(rt, aws, f"replay {chosen.name}")
+        run_preflight(rt, engine, "replay")
         with rt.stack_lock(aws, f"replay {part}", take_over_lock):
             engine.replay(part)
     tally = counts(engine.ctx.changes)

@@ -26,7 +26,7 @@ Examples:
 @changing_options
 def command(ctx: click.Context, take_over_lock: bool, as_json: bool) -> int:
     rt = runtime(ctx)
-    with changing(rt, "resume", take_over_lock) as engine:
+    with changing(rt, "resume", take_over_lock, preflight=True) as engine:
         was = engine.ctx.state.paused
         rt.out.info(f"paused since {was.since}" if was else "not paused: verifying it as `up` does")
         if is_new_stack(rt, engine):

@@ -51,7 +51,7 @@ Examples:
 @click.pass_context
 def command(ctx: click.Context, yes: bool, take_over_lock: bool, as_json: bool) -> int:
     rt = runtime(ctx)
-    with changing(rt, "up", take_over_lock, start_sandbox=True) as engine:
+    with changing(rt, "up", take_over_lock, start_sandbox=True, preflight=True) as engine:
         if not rt.sandboxed and is_new_stack(rt, engine):  # the sandbox bills nothing
             confirm_cost(rt, engine.ctx.aws.region, yes)
         if engine.ctx.state.paused is not None:
@@ -98,12 +98,17 @@ def is_new_stack(rt: Runtime, engine: Engine) -> bool:
 
 
 def confirm_cost(rt: Runtime, region: str, yes: bool) -> None:
-    """Before a new stack: what it costs, on stderr; on a terminal, unless --yes, ask. Refused: exit 2,
-    and nothing of the stack was made (only the stack's lock was taken and released)."""
+    """Before a new stack: what it costs, on stderr; on a terminal, unless --yes, ask; with nobody to
+    ask (a script, a pipe, CI), refuse unless --yes, as `down` does. Refused: exit 2, and nothing of the
+    stack was made (only the stack's lock was taken and released)."""
+    cost = summary_line(estimate(rt.config, region))
     rt.out.info(f"stack {rt.config.stack} does not exist in {region} yet; from now until `threetier down` it "
-                f"costs {summary_line(estimate(rt.config, region))}; `threetier cost` has the lines")
-    if yes or not (sys.stdin.isatty() and rt.out.interactive):  # a script or a pipe: nobody to ask
+                f"costs {cost}; `threetier cost` has the lines")
+    if yes:
         return
+    if not (sys.stdin.isatty() and rt.out.interactive):
+        raise UsageError(f"up: stack {rt.config.stack} does not exist in {region} yet and costs {cost}; with no "
+                         f"terminal to ask on, pass --yes to create it; nothing was created")
     if not click.confirm(f"Create stack {rt.config.stack}?", default=False, err=True):
         raise UsageError("up: not confirmed; nothing was created")
 
