@@ -151,7 +151,9 @@ def test_taking_over_a_dead_runs_lock_shows_whose_it_was(tmp_path: Path) -> None
         assert lock_value() is None  # and released at the end, like any other run's
 
 
-def test_a_lock_left_by_a_dead_process_on_this_host_is_called_stale(tmp_path: Path) -> None:
+def test_a_lock_of_an_older_threetier_on_this_host_is_refused_without_contradiction(tmp_path: Path) -> None:
+    """An older threetier recorded no boot id: a missing pid on a host of this name proves nothing (another
+    machine may have the name), and the refusal says so instead of "stale ... wait for it"."""
     import socket
     import subprocess
     import sys
@@ -160,7 +162,12 @@ def test_a_lock_left_by_a_dead_process_on_this_host_is_called_stale(tmp_path: Pa
     with moto():
         hold_lock_as_someone_else({**SOMEONE_ELSE, "host": socket.gethostname(), "pid": gone.pid})
         result = cli("up", cwd=tmp_path)
-        assert result.code == 2 and f"Process {gone.pid} no longer runs on this host: the lock is stale" in result.stderr
+        assert result.code == 2 and result.stderr.count("error:") == 1, result.stderr
+        assert "The lock records no boot id" in result.stderr and "--take-over-lock" in result.stderr
+        assert "stale" not in result.stderr and lock_value()["token"] == "bobs"
+        taken = cli("up", "--take-over-lock", cwd=tmp_path)
+        assert taken.code == 0, taken.stderr
+        assert f"took over the stack lock from bob@{socket.gethostname()} (pid {gone.pid}" in taken.stderr
 
 
 def test_up_replay_and_down_release_the_lock_however_they_end(tmp_path: Path, monkeypatch) -> None:
