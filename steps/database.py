@@ -490,7 +490,10 @@ def pause(ctx: Ctx) -> None:
                      DBClusterIdentifier=cluster_id(ctx),
                      # An instance may start a backup or maintenance between the wait and the call.
                      retry_codes=("InvalidDBClusterStateFault", "InvalidDBInstanceState"),
-                     retry_timeout=20 * 60, retry_delay=POLL_DELAY)
+                     retry_timeout=20 * 60, retry_delay=POLL_DELAY,
+                     # The same refusal answers a request botocore resent after the first one's answer
+                     # was lost: that one stopped the cluster, and the refusals would go on for 20 minutes.
+                     retry_done=lambda: (describe_cluster(ctx, live=True) or {}).get("Status") in ASLEEP)
         ctx.record("changed", "Aurora cluster", cluster_id(ctx), "stopped")
     elif paused is not None and paused.aurora_restarts_at is None:  # stopped before, by a pause that crashed
         paused.aurora_restarts_at = restarts_at()

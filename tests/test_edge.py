@@ -241,6 +241,30 @@ def test_edge_up_again_status_converge_and_down(tmp_path) -> None:
         assert operations.index("DeleteListener") < operations.index("DeleteCertificate")
 
 
+def test_up_down_and_up_again_within_the_hour_gets_a_new_certificate(stack_from) -> None:
+    """ACM (and moto, which fails on it) remembers a request's token for an hour, with the certificate
+    it made: the second build asks with another token (its VPC's), and gets a new certificate."""
+    tmp_path = stack_from("edge")
+    first_vpc = make_engine(tmp_path).ctx.state.parts[2].resources["vpc"]
+    [first] = stack_certificates()
+    down = make_engine(tmp_path, edge_config())
+    down.ctx.skip_final_snapshot = True
+    down.down()
+    assert stack_certificates() == []
+
+    again = make_engine(tmp_path, edge_config())
+    again.up()
+    [second] = stack_certificates()
+    assert second["CertificateArn"] != first["CertificateArn"]
+    assert boto3.client("acm").describe_certificate(CertificateArn=second["CertificateArn"])["Certificate"][
+        "Status"] == "ISSUED"
+    vpc = again.ctx.state.parts[2].resources["vpc"]
+    assert vpc != first_vpc
+    [request] = [c.params for c in again.ctx.aws.calls if c.operation == "RequestCertificate"]
+    assert request["IdempotencyToken"] == client_token("threetier", vpc, DOMAIN)[:32]
+    assert listeners(again)[443]["Certificates"][0]["CertificateArn"] == second["CertificateArn"]
+
+
 def test_a_given_certificate_is_used_and_kept(built: Path) -> None:
     zone_id = make_zone()
     acm = boto3.client("acm")
@@ -540,11 +564,19 @@ def certificate_shown(arn: str, status: str) -> dict:
         {"DomainName": DOMAIN, "ResourceRecord": {"Name": VALIDATION_NAME, "Type": "CNAME", "Value": VALIDATION_VALUE}}]}}
 
 
-def tokens_requested(tmp_path, listed: dict[str, str], handed_back: list[tuple[str, str | None]]) -> list[str]:
+VPC = "vpc-0123456789abcdef0"
+# What DescribeCertificate answers of a certificate ACM handed back deleted: nothing, for the minute
+# a certificate just requested may stay unknown.
+UNKNOWN_FOR_A_MINUTE = [None] * (certificates.REQUESTED_VISIBLE_TIMEOUT // certificates.REQUESTED_VISIBLE_POLL + 1)
+
+
+def tokens_requested(tmp_path, listed: dict[str, str], handed_back: list[tuple[str, list[str | None]]],
+                     vpc: str = VPC, clock: FakeClock | None = None) -> list[str]:
     """ensure_certificate against moto's Route 53 and a stubbed ACM: the stack's certificates for
     the domain (ARN: status) are listed; each request returns the next certificate of handed_back
-    (ARN, status; None: gone). The idempotency tokens of its requests."""
-    engine = make_engine(tmp_path, edge_config())
+    (ARN, what DescribeCertificate answers of it poll after poll: a status, or None: not known). The
+    idempotency tokens of its requests."""
+    engine = make_engine(tmp_path, edge_config(), clock=clock)
     engine.ctx.part = next(p for p in engine.parts if p.number == 7)
     with Stubber(engine.ctx.aws.client("acm")) as stub:
         stub.add_response("list_certificates", {"CertificateSummaryList": [
@@ -553,13 +585,14 @@ def tokens_requested(tmp_path, listed: dict[str, str], handed_back: list[tuple[s
             stub.add_response("list_tags_for_certificate", {"Tags": [{"Key": STACK_TAG, "Value": "threetier"}]})
         for arn, status in listed.items():
             stub.add_response("describe_certificate", certificate_shown(arn, status), {"CertificateArn": arn})
-        for arn, status in handed_back:
+        for arn, statuses in handed_back:
             stub.add_response("request_certificate", {"CertificateArn": arn})
-            if status is None:
-                stub.add_client_error("describe_certificate", "ResourceNotFoundException", "gone", 400)
-            else:
-                stub.add_response("describe_certificate", certificate_shown(arn, status), {"CertificateArn": arn})
-        assert certificates.ensure_certificate(engine.ctx) == handed_back[-1][0]
+            for status in statuses:
+                if status is None:
+                    stub.add_client_error("describe_certificate", "ResourceNotFoundException", "not known", 400)
+                else:
+                    stub.add_response("describe_certificate", certificate_shown(arn, status), {"CertificateArn": arn})
+        assert certificates.ensure_certificate(engine.ctx, vpc) == handed_back[-1][0]
         stub.assert_no_pending_responses()
     return [c.params["IdempotencyToken"] for c in engine.ctx.aws.calls if c.operation == "RequestCertificate"]
 
@@ -569,25 +602,90 @@ def test_a_failed_certificate_salts_the_request_token_and_a_retry_keeps_it(tmp_p
     token after a failed certificate would hand that one back."""
     with moto():
         make_zone()
-        plain = client_token("threetier", DOMAIN)[:32]
+        plain = client_token("threetier", VPC, DOMAIN)[:32]
         # Nothing failed: the token of the hour, the same when the request is made again (a crash).
-        assert tokens_requested(tmp_path, {}, [(NEW_ARN, "PENDING_VALIDATION")]) == [plain]
-        assert tokens_requested(tmp_path, {}, [(NEW_ARN, "PENDING_VALIDATION")]) == [plain]
+        assert tokens_requested(tmp_path, {}, [(NEW_ARN, ["PENDING_VALIDATION"])]) == [plain]
+        assert tokens_requested(tmp_path, {}, [(NEW_ARN, ["PENDING_VALIDATION"])]) == [plain]
         # The stack's certificate for the domain failed: another token, again the same on a retry.
-        salted = client_token("threetier", DOMAIN, FAILED_ARN)[:32]
+        salted = client_token("threetier", VPC, DOMAIN, FAILED_ARN)[:32]
         assert salted != plain
         for _ in range(2):
-            assert tokens_requested(tmp_path, {FAILED_ARN: "FAILED"}, [(NEW_ARN, "PENDING_VALIDATION")]) == [salted]
+            assert tokens_requested(tmp_path, {FAILED_ARN: "FAILED"}, [(NEW_ARN, ["PENDING_VALIDATION"])]) == [salted]
 
 
-@pytest.mark.parametrize("handed_back", ["FAILED", None])
-def test_a_certificate_acm_hands_back_failed_or_deleted_is_requested_again(tmp_path, handed_back: str | None) -> None:
-    """One deleted (by `down`, or edge turned off) within the hour is listed no more: it can only
-    be seen in what ACM answers."""
+def test_the_request_token_is_another_in_another_build_of_the_stack(tmp_path) -> None:
+    """After `down`, ACM still answers the last build's token (for an hour) with its deleted certificate:
+    the next build's VPC, made before the certificate, is another, and so is the token."""
     with moto():
         make_zone()
-        assert tokens_requested(tmp_path, {}, [(FAILED_ARN, handed_back), (NEW_ARN, "PENDING_VALIDATION")]) == [
-            client_token("threetier", DOMAIN)[:32], client_token("threetier", DOMAIN, FAILED_ARN)[:32]]
+        first = tokens_requested(tmp_path, {}, [(NEW_ARN, ["PENDING_VALIDATION"])], vpc=VPC)
+        second = tokens_requested(tmp_path, {}, [(NEW_ARN, ["PENDING_VALIDATION"])], vpc="vpc-0fedcba9876543210")
+        assert first != second and len(second[0]) == 32
+
+
+@pytest.mark.parametrize("handed_back", [["FAILED"], UNKNOWN_FOR_A_MINUTE])
+def test_a_certificate_acm_hands_back_failed_or_deleted_is_requested_again(tmp_path, handed_back: list) -> None:
+    """One deleted (edge turned off and on again within the hour) is listed no more: it can only be
+    seen in what ACM answers, and only as not known for longer than a new one may be."""
+    with moto():
+        make_zone()
+        assert tokens_requested(tmp_path, {}, [(FAILED_ARN, handed_back), (NEW_ARN, ["PENDING_VALIDATION"])]) == [
+            client_token("threetier", VPC, DOMAIN)[:32], client_token("threetier", VPC, DOMAIN, FAILED_ARN)[:32]]
+
+
+def test_a_certificate_not_known_yet_right_after_its_request_is_waited_for_not_requested_again(tmp_path) -> None:
+    """DescribeCertificate may not know a certificate for a moment after RequestCertificate: a second
+    request, with a salted token, would make a second certificate."""
+    clock = FakeClock()
+    with moto():
+        make_zone()
+        assert tokens_requested(tmp_path, {}, [(NEW_ARN, [None, None, "PENDING_VALIDATION"])], clock=clock) == [
+            client_token("threetier", VPC, DOMAIN)[:32]]
+    assert clock.sleeps == [certificates.REQUESTED_VISIBLE_POLL] * 2
+
+
+def test_validation_records_shown_minutes_after_the_request_are_waited_for(tmp_path) -> None:
+    clock = FakeClock()
+    engine = make_engine(tmp_path, edge_config(), clock=clock)
+    late = 4 * 60  # past the 2 minutes once allowed
+    with Stubber(engine.ctx.aws.client("acm")) as stub:
+        for _ in range(late // certificates.VALIDATION_RECORD_POLL):
+            stub.add_response("describe_certificate", {"Certificate": {
+                "CertificateArn": CERT_ARN, "DomainName": DOMAIN, "Status": "PENDING_VALIDATION",
+                "DomainValidationOptions": [{"DomainName": DOMAIN}]}}, {"CertificateArn": CERT_ARN})
+        stub.add_response("describe_certificate", certificate_shown(CERT_ARN, "PENDING_VALIDATION"),
+                          {"CertificateArn": CERT_ARN})
+        records = certificates.validation_records(engine.ctx, CERT_ARN)
+        stub.assert_no_pending_responses()
+    assert records == [{"Name": VALIDATION_NAME, "Type": "CNAME", "Value": VALIDATION_VALUE}]
+    assert clock.t == late
+
+
+@pytest.mark.parametrize("in_use_for,deleted", [(15 * 60, True), (certificates.CERTIFICATE_RELEASE_TIMEOUT + 60, False)])
+def test_a_certificate_the_load_balancer_still_holds_is_deleted_once_it_lets_go(tmp_path, in_use_for: int,
+                                                                               deleted: bool) -> None:
+    """An ALB lets go of a certificate lazily after its listener went or moved to another one: more
+    than 10 minutes has been seen. Up to 20 minutes are waited out; then the run fails, saying why."""
+    clock = FakeClock()
+    engine = make_engine(tmp_path, edge_config(), clock=clock)
+    engine.ctx.part = next(p for p in engine.parts if p.number == 7)
+    refusals = min(in_use_for, certificates.CERTIFICATE_RELEASE_TIMEOUT) // certificates.CERTIFICATE_RELEASE_POLL + \
+        (0 if deleted else 1)
+    with Stubber(engine.ctx.aws.client("acm")) as stub:
+        stub.add_response("describe_certificate", certificate_shown(CERT_ARN, "ISSUED"), {"CertificateArn": CERT_ARN})
+        stub.add_response("list_certificates", {"CertificateSummaryList": [
+            {"CertificateArn": CERT_ARN, "DomainName": DOMAIN}]})
+        for _ in range(refusals):
+            stub.add_client_error("delete_certificate", "ResourceInUseException", "in use", 400)
+        if deleted:
+            stub.add_response("delete_certificate", {}, {"CertificateArn": CERT_ARN})
+            certificates.delete_certificate(engine.ctx, CERT_ARN)
+            assert [c.kind for c in engine.ctx.changes] == ["certificate"]
+        else:
+            with pytest.raises(ThreetierError, match="ResourceInUseException"):
+                certificates.delete_certificate(engine.ctx, CERT_ARN)
+        stub.assert_no_pending_responses()
+    assert clock.t == min(in_use_for, certificates.CERTIFICATE_RELEASE_TIMEOUT)
 
 
 # -- records in the zone that are not the stack's -------------------------------------------------

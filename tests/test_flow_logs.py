@@ -115,10 +115,12 @@ def test_up_makes_the_log_group_a_role_that_writes_only_to_it_and_one_flow_log_o
     assert iam.list_attached_role_policies(RoleName=ROLE)["AttachedPolicies"] == []
     assert iam.list_role_policies(RoleName=ROLE)["PolicyNames"] == ["write-flow-logs"]
     document = iam.get_role_policy(RoleName=ROLE, PolicyName="write-flow-logs")["PolicyDocument"]
-    [statement] = document["Statement"]
+    statement, listing = document["Statement"]
     assert statement["Effect"] == "Allow"
     assert sorted(statement["Action"]) == ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
     assert sorted(statement["Resource"]) == [GROUP_ARN, f"{GROUP_ARN}:*"]  # its own group, no other
+    # And, as AWS's flow-logs guide lists, DescribeLogGroups: on "*", the only resource it can have.
+    assert listing == {"Sid": "ListLogGroups", "Effect": "Allow", "Action": "logs:DescribeLogGroups", "Resource": "*"}
 
     [flow_log] = stack_flow_logs()
     assert flow_log["ResourceId"] == vpc
@@ -221,6 +223,15 @@ def _policy_on_every_group(_engine: Engine) -> None:
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "logs:*", "Resource": "*"}]}))
 
 
+def _the_policy_before_describe_log_groups(_engine: Engine) -> None:
+    """The role's policy as an earlier threetier put it: writing to the group, no DescribeLogGroups."""
+    boto3.client("iam").put_role_policy(RoleName=ROLE, PolicyName="write-flow-logs", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Sid": "WriteItsLogGroupOnly", "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            "Resource": [GROUP_ARN, f"{GROUP_ARN}:*"]}]}))
+
+
 def _trust_without_the_guard(_engine: Engine) -> None:
     boto3.client("iam").update_assume_role_policy(RoleName=ROLE, PolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
@@ -240,6 +251,8 @@ def _delete_the_log_group(_engine: Engine) -> None:
      {"DeleteFlowLogs": 1, "CreateFlowLogs": 1}),
     (_a_second_flow_log, "drift: a second one of the VPC", {"DeleteFlowLogs": 1}),
     (_policy_on_every_group, f"drift: IAM role {ROLE}: policy write-flow-logs is missing or changed",
+     {"PutRolePolicy": 1}),
+    (_the_policy_before_describe_log_groups, f"drift: IAM role {ROLE}: policy write-flow-logs is missing or changed",
      {"PutRolePolicy": 1}),
     (_trust_without_the_guard, f"drift: IAM role {ROLE}: its trust policy", {"UpdateAssumeRolePolicy": 1}),
     (_delete_the_log_group, f"missing: log group {GROUP}", {"CreateLogGroup": 1, "PutRetentionPolicy": 1}),

@@ -328,8 +328,12 @@ def test_pause_waits_out_a_starting_cluster_stops_it_and_waits_until_stopped(tmp
     assert [c.operation for c in engine.ctx.aws.mutating_calls()] == ["StopDBCluster"]
 
 
-def test_pause_retries_a_stop_refused_while_the_cluster_backs_up_and_skips_a_stopped_one(tmp_path: Path) -> None:
-    clock = FakeClock()
+STOP = "StopDBCluster answered"
+
+
+def pause_with_a_refused_stop(tmp_path: Path, clock: FakeClock, *then: str) -> Engine:
+    """`pause` of an available cluster whose first StopDBCluster AWS refuses (InvalidDBClusterStateFault);
+    then the cluster's status, look after look, or STOP: a StopDBCluster that AWS takes."""
     engine = make_engine(tmp_path, {"monitoring": {"alarms": False}}, clock=clock)
     engine.ctx.part = next(p for p in engine.parts if p.number == database.NUMBER)
     writer, reader = database.instance_ids(engine.ctx).values()
@@ -338,10 +342,19 @@ def test_pause_retries_a_stop_refused_while_the_cluster_backs_up_and_skips_a_sto
         stub.add_response("describe_db_instances", instance(writer, "available"))
         stub.add_response("describe_db_instances", instance(reader, "available"))
         stub.add_client_error("stop_db_cluster", service_error_code="InvalidDBClusterStateFault")
-        stub.add_response("stop_db_cluster", {"DBCluster": cluster("stopping")})
-        stub.add_response("describe_db_clusters", {"DBClusters": [cluster("stopped")]})
+        for answer in then:
+            if answer == STOP:
+                stub.add_response("stop_db_cluster", {"DBCluster": cluster("stopping")})
+            else:
+                stub.add_response("describe_db_clusters", {"DBClusters": [cluster(answer)]})
         database.pause(engine.ctx)
         stub.assert_no_pending_responses()
+    return engine
+
+
+def test_pause_retries_a_stop_refused_while_the_cluster_backs_up_and_skips_a_stopped_one(tmp_path: Path) -> None:
+    clock = FakeClock()
+    engine = pause_with_a_refused_stop(tmp_path, clock, "backing-up", STOP, "stopped")  # not stopping: again
     assert clock.sleeps == [database.POLL_DELAY]  # the one retry
     again = make_engine(tmp_path, {"monitoring": {"alarms": False}}, clock=clock)
     again.ctx.part = engine.ctx.part
@@ -350,6 +363,19 @@ def test_pause_retries_a_stop_refused_while_the_cluster_backs_up_and_skips_a_sto
         database.pause(again.ctx)  # stopped already: one look, no call
         stub.assert_no_pending_responses()
     assert again.ctx.aws.mutating_calls() == []
+
+
+@pytest.mark.parametrize("seen", ["stopping", "stopped"])
+def test_a_stop_refused_because_a_resent_request_stopped_the_cluster_is_not_retried(tmp_path: Path, seen: str) -> None:
+    """botocore resends a StopDBCluster whose answer was lost; AWS refuses the copy (the first one
+    stopped the cluster): the cluster's status, looked at after the refusal, ends the retries at once,
+    not after 20 minutes of refusals."""
+    clock = FakeClock()
+    # The look after the refusal; then, stopping, it is waited for until stopped.
+    after = [seen, "stopping", "stopped"] if seen == "stopping" else [seen, "stopped"]
+    engine = pause_with_a_refused_stop(tmp_path, clock, *after)
+    assert [c.operation for c in engine.ctx.aws.mutating_calls()] == ["StopDBCluster"]  # not sent again
+    assert clock.sleeps == ([database.POLL_DELAY] if seen == "stopping" else [])  # only the wait for stopped
 
 
 def test_pause_waits_until_the_last_instance_of_a_group_is_gone(tmp_path: Path) -> None:

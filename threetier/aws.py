@@ -253,6 +253,7 @@ class Aws:
         retry_timeout: float = 120,
         retry_delay: float = 5,
         retry_message: str | None = None,
+        retry_done: Callable[[], bool] | None = None,
         **params: Any,
     ) -> Any:
         """Call `service.operation(**params)`.
@@ -261,6 +262,9 @@ class Aws:
         retry_codes: error codes that mean "not yet": retry every retry_delay
         seconds for up to retry_timeout seconds (eventual consistency);
         with retry_message, only errors whose message contains it.
+        retry_done: asked after each of those errors, before waiting: whether what the call asks
+        for has come about all the same (botocore resent a request whose answer was lost, and AWS
+        refuses the copy because of what the first one did): then the call returns None.
         """
         started = self.clock.now()
         while True:
@@ -273,10 +277,12 @@ class Aws:
                 if code in missing_ok:
                     return None
                 message = exc.response.get("Error", {}).get("Message", "") or ""
-                if code in retry_codes and (retry_message is None or retry_message.lower() in message.lower()) \
-                        and self.clock.now() - started < retry_timeout:
-                    self.clock.sleep(retry_delay)
-                    continue
+                if code in retry_codes and (retry_message is None or retry_message.lower() in message.lower()):
+                    if retry_done is not None and retry_done():
+                        return None
+                    if self.clock.now() - started < retry_timeout:
+                        self.clock.sleep(retry_delay)
+                        continue
                 raise self.error(operation, resource, exc) from None
             except botocore.exceptions.NoCredentialsError as exc:
                 raise self._credentials_failed(operation, resource, exc, "no AWS credentials found (set AWS_PROFILE, "

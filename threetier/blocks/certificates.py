@@ -31,8 +31,19 @@ from threetier.errors import ThreetierError
 CERTIFICATE_ISSUED_TIMEOUT = 45 * 60
 CERTIFICATE_POLL = 20
 # RequestCertificate returns at once, but the validation record shows in DescribeCertificate only
-# a few seconds later.
-VALIDATION_RECORD_TIMEOUT = 2 * 60
+# a few seconds later, and now and then minutes later.
+VALIDATION_RECORD_TIMEOUT = 5 * 60
+VALIDATION_RECORD_POLL = 5
+# A certificate just requested may be unknown to DescribeCertificate (and ListCertificates) for a
+# moment: looked for this long before it counts as gone (one ACM handed back, deleted since).
+REQUESTED_VISIBLE_TIMEOUT = 60
+REQUESTED_VISIBLE_POLL = 5
+# A load balancer lets go of a certificate lazily: DeleteCertificate answers ResourceInUseException
+# for a while after its listener was deleted or moved to another certificate (seconds, mostly; more
+# than 10 minutes seen: hashicorp/terraform-provider-aws PR 3868's review).
+CERTIFICATE_IN_USE = ("ResourceInUseException",)
+CERTIFICATE_RELEASE_TIMEOUT = 20 * 60
+CERTIFICATE_RELEASE_POLL = 15
 CERTIFICATE_GONE = ("ResourceNotFoundException",)
 FAILED_CERTIFICATE = ("FAILED", "VALIDATION_TIMED_OUT", "REVOKED", "EXPIRED", "INACTIVE")
 CERTIFICATE_ROLE = "certificate"
@@ -113,40 +124,57 @@ def given_certificate(ctx: Ctx) -> dict[str, Any]:
     return certificate
 
 
-def ensure_certificate(ctx: Ctx) -> str:
-    """Find or request the certificate; for a requested one, write its validation records."""
+def ensure_certificate(ctx: Ctx, vpc: str) -> str:
+    """Find or request the certificate; for a requested one, write its validation records. `vpc`: the
+    stack's VPC ID, new with every build of the stack (see request_certificate)."""
     if ctx.config.edge.certificate_arn:
         arn = given_certificate(ctx)["CertificateArn"]
         ctx.resources["certificate_arn"] = arn
         return arn
     zone = need_zone(ctx)
     certificate = find_requested_certificate(ctx)
-    arn = request_certificate(ctx) if certificate is None else certificate["CertificateArn"]
+    arn = request_certificate(ctx, vpc) if certificate is None else certificate["CertificateArn"]
     ctx.resources["certificate_arn"] = arn
     ensure_validation_records(ctx, zone, arn)
     return arn
 
 
-def request_certificate(ctx: Ctx) -> str:
-    """A new certificate for the domain. Its token is the same within the hour (see client_token): a
-    request retried after a crash returns the certificate it made, not a second one. But ACM answers
-    a token it saw within the hour with the certificate it made then, failed or deleted since: so the
-    token is salted with the stack's failed certificates for the domain (the same on a retry, new once
-    one failed), and with one ACM hands back failed or gone."""
+def request_certificate(ctx: Ctx, vpc: str) -> str:
+    """A new certificate for the domain. Its token is the same within the hour (see client_token) and
+    within this build of the stack (its VPC, made before the certificate, is another after a `down`
+    and `up`): a request retried after a crash returns the certificate it made, not a second one. ACM
+    answers a token it saw within the hour with the certificate it made then, failed or deleted since
+    (a `down` and `up` within the hour: a new VPC, a new token); so the token is also salted with the
+    stack's failed certificates for the domain (the same on a retry, new once one failed), and with
+    one ACM hands back failed or gone (not seen for a minute: one just made may take that long)."""
     name = domain(ctx)
     spent = sorted(c["CertificateArn"] for c in domain_certificates(ctx) if c["Status"] in FAILED_CERTIFICATE)
     for _ in range(REQUEST_ATTEMPTS):
-        token = client_token(ctx.stack, name, *spent)[:32]  # ACM takes 32 word characters
+        token = client_token(ctx.stack, vpc, name, *spent)[:32]  # ACM takes 32 word characters
         arn = ctx.aws.call("acm", "request_certificate", resource=f"certificate for {name}", DomainName=name,
                            ValidationMethod="DNS", IdempotencyToken=token,
                            Tags=ctx.tags(CERTIFICATE_ROLE))["CertificateArn"]
-        certificate = describe(ctx, arn)
+        certificate = requested(ctx, arn)
         # (One already spent again: not expected with a new token; its wait says what became of it.)
         if arn in spent or (certificate is not None and certificate["Status"] not in FAILED_CERTIFICATE):
             break
         spent = sorted({*spent, arn})
     ctx.record("created", "certificate", name, arn)
     return arn
+
+
+def requested(ctx: Ctx, arn: str) -> dict[str, Any] | None:
+    """The certificate RequestCertificate answered, described once DescribeCertificate knows it; None
+    if it stays unknown for a minute (one ACM handed back for the token, deleted since)."""
+    def probe() -> Poll:
+        certificate = describe(ctx, arn)
+        return Poll(certificate is not None, certificate["Status"] if certificate else "not known yet")
+
+    try:
+        ctx.aws.wait(f"certificate {arn}", probe, delay=REQUESTED_VISIBLE_POLL, timeout=REQUESTED_VISIBLE_TIMEOUT)
+    except WaitTimeout:
+        return None
+    return describe(ctx, arn)
 
 
 def validation_records(ctx: Ctx, arn: str) -> list[dict[str, Any]]:
@@ -162,7 +190,8 @@ def validation_records(ctx: Ctx, arn: str) -> list[dict[str, Any]]:
             return Poll(True, certificate.get("Status", "?"))
         return Poll(False, "validation records not shown yet")
 
-    ctx.aws.wait(f"validation records of certificate {arn}", probe, delay=5, timeout=VALIDATION_RECORD_TIMEOUT)
+    ctx.aws.wait(f"validation records of certificate {arn}", probe, delay=VALIDATION_RECORD_POLL,
+                 timeout=VALIDATION_RECORD_TIMEOUT)
     unique = {(r["Name"].lower(), r["Type"]): r for r in shown["records"]}  # a domain and its wildcard share one
     return list(unique.values())
 
@@ -270,8 +299,10 @@ def delete_certificate(ctx: Ctx, arn: str) -> None:
         ctx.out.info(f"  note: the state file does not say whether the stack wrote the validation record(s) {shown} "
                      f"of certificate {arn}; they are left in Route 53 (they cost nothing): delete them there if "
                      f"no other certificate of the account, in any region, is for {certificate.get('DomainName')}")
-    # A certificate stays in use for a moment after its listener is deleted.
+    # In use for a while after its listener went or moved on: waited out, at `down` too (its final
+    # scan fails on anything left). A run that gives up fails; `down` again, or `up` with the edge
+    # on, deletes it.
     ctx.aws.call("acm", "delete_certificate", resource=f"certificate {arn}", CertificateArn=arn,
-                 missing_ok=CERTIFICATE_GONE, retry_codes=("ResourceInUseException",), retry_timeout=5 * 60,
-                 retry_delay=15)
+                 missing_ok=CERTIFICATE_GONE, retry_codes=CERTIFICATE_IN_USE, retry_timeout=CERTIFICATE_RELEASE_TIMEOUT,
+                 retry_delay=CERTIFICATE_RELEASE_POLL)
     ctx.record("deleted", "certificate", certificate.get("DomainName", arn), arn)

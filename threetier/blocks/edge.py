@@ -110,7 +110,7 @@ def start(ctx: Ctx, tier: balancing.Tier) -> None:
     with edge off, remove what is left from when it was on (443, records, certificates)."""
     if ctx.config.edge.https:
         check_domain_free(ctx)
-        ensure_certificate(ctx)
+        ensure_certificate(ctx, tier.vpc)  # the VPC: new with each build of the stack
     else:
         had_certificate = "certificate_arn" in ctx.resources
         had_listener = remove_https_listener(ctx, tier)

@@ -54,14 +54,13 @@ def flow_logs_trust_policy(partition: str, region: str, account: str) -> dict[st
 
 
 def flow_logs_write_policy(group_arn: str) -> dict[str, Any]:
-    """The role may write to its log group only. AWS's flow-logs guide lists logs:CreateLogGroup and
-    logs:DescribeLogGroups too. Not CreateLogGroup: the stack makes the group before the flow log
-    (tagged, with its retention), and one deleted out of band must not come back untagged and kept
-    forever (`up` remakes it). Not DescribeLogGroups: it cannot be limited to one group (IAM
-    authorizes it on the account's groups as a whole, maxbanton/cwh#83), and delivery to a group that
-    exists does without it (terraform-aws-modules/terraform-aws-vpc scopes its flow-logs policy to
-    `<group ARN>` and `<group ARN>:*`, which grants no DescribeLogGroups: its #1262). Should delivery
-    fail anyway, `status` notes the flow log's DeliverLogsStatus."""
+    """The role may write to its log group only, and list the account's groups. AWS's flow-logs guide
+    lists logs:CreateLogGroup and logs:DescribeLogGroups too. DescribeLogGroups: on "*", the only
+    resource IAM authorizes it on (it lists the account's groups as a whole, maxbanton/cwh#83); it
+    reads names and settings, no log event. Not CreateLogGroup: the stack makes the group before the
+    flow log (tagged, with its retention), and one deleted out of band must not come back untagged and
+    kept forever (`up` remakes it). Should delivery fail anyway, `status` notes the flow log's
+    DeliverLogsStatus."""
     return {
         "Version": "2012-10-17",
         "Statement": [{
@@ -69,6 +68,11 @@ def flow_logs_write_policy(group_arn: str) -> dict[str, Any]:
             "Effect": "Allow",
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
             "Resource": [group_arn, f"{group_arn}:*"],
+        }, {
+            "Sid": "ListLogGroups",
+            "Effect": "Allow",
+            "Action": "logs:DescribeLogGroups",
+            "Resource": "*",
         }],
     }
 
