@@ -61,6 +61,35 @@ def test_other_schema_version_is_refused(tmp_path: Path) -> None:
         statelib.StateFile(path).load()
 
 
+def test_what_a_check_saw_is_never_written_and_an_old_file_holding_it_is_mended(tmp_path: Path) -> None:
+    sf = statelib.StateFile(tmp_path / "s.json")
+    state = make_state()
+    state.part(3, "database").resources.update(cluster="threetier-aurora", db_status="available")
+    sf.save(state)
+    assert json.loads((tmp_path / "s.json").read_text())["parts"]["3"]["resources"] == {"cluster": "threetier-aurora"}
+    assert state.parts[3].resources["db_status"] == "available"  # still there for the run that saw it
+    # A file a `replay` wrote before: loaded without it, so `status` has nothing stale to compare.
+    data = json.loads((tmp_path / "s.json").read_text())
+    data["parts"]["3"]["resources"].update(db_status="available", http_redirect=True)
+    (tmp_path / "s.json").write_text(json.dumps(data))
+    loaded = sf.load()
+    assert loaded is not None and loaded.parts[3].resources == {"cluster": "threetier-aurora"}
+
+
+@pytest.mark.parametrize("stack", ["default", "edge_waf"])
+def test_what_only_a_check_finds_is_declared_observed(stack_from, stack: str) -> None:
+    """A key a part's check puts in its resources that `up` does not record is what the check saw
+    (a status, a count, a summary): declared in OBSERVED_RESOURCES, or a `replay`, which checks the
+    parts it needs, would write it to the state file. (An ID `up` should record instead.)"""
+    directory = stack_from(stack)
+    written = json.loads((directory / ".threetier" / "threetier.json").read_text())["parts"]
+    status = cli("status", "--json", cwd=directory)
+    assert status.code == 0, status.stdout
+    for part in json.loads(status.stdout)["parts"]:
+        only_seen = set(part["resources"]) - set(written[str(part["part"])]["resources"])
+        assert only_seen <= statelib.OBSERVED_RESOURCES, (part["part"], only_seen - statelib.OBSERVED_RESOURCES)
+
+
 def _hold_lock(path: str, ready, release) -> None:  # runs in a child process
     with statelib.StateFile(Path(path)).locked():
         ready.set()

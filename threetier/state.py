@@ -45,6 +45,12 @@ LIST_RESOURCES = frozenset({"azs", "edge_records"})
 # tags), or whose presence says whether to ask at all (a web ACL kept after edge.waf went off): the
 # state file alone knows them, so `status` and `plan` start from them too.
 REMEMBERED_RESOURCES = frozenset({"edge_records", "web_acl_arn"})
+# What a part's check saw of its resources at one moment (a cluster's status, a count of healthy
+# targets, a summary of policies): `status` shows them, but they are no index, so the state file never
+# holds them. Saved, a `replay` (which checks the parts it needs) would leave yesterday's
+# "db_status=available" in the file, and `status` would take a stack paused since for drift. Dropped
+# when read as well: a file written before they were kept out is mended by the next command.
+OBSERVED_RESOURCES = frozenset({"db_status", "healthy_targets", "scaling", "certificate_status", "http_redirect"})
 MAP_RESOURCES = frozenset({"subnets", "security_groups", "nat_gateways", "elastic_ips", "route_tables", "instances"})
 
 
@@ -142,7 +148,7 @@ class State:
             "updated_at": self.updated_at,
             "parts": {
                 str(number): {
-                    "name": p.name, "status": p.status, "resources": p.resources,
+                    "name": p.name, "status": p.status, "resources": indexed(p.resources),
                     "started_at": p.started_at, "finished_at": p.finished_at, "error": p.error,
                 }
                 for number, p in sorted(self.parts.items())
@@ -190,6 +196,7 @@ class State:
             expect(isinstance(status, str), f"{where}.status", status, "a string")
             resources = p.get("resources", {})
             expect(isinstance(resources, dict), f"{where}.resources", resources, "an object")
+            resources = indexed(resources)
             for key, value in resources.items():
                 want = resource_shape(key, value)
                 if want:
@@ -208,6 +215,11 @@ class State:
         return cls(stack=data["stack"], region=data["region"], account=data.get("account"),
                    parts=parts, updated_at=data.get("updated_at"),
                    paused=Paused(paused["since"], paused.get("aurora_restarts_at")) if paused else None)
+
+
+def indexed(resources: dict[str, Any]) -> dict[str, Any]:
+    """A part's resources less what its check only saw (OBSERVED_RESOURCES): what the file holds."""
+    return {key: value for key, value in resources.items() if key not in OBSERVED_RESOURCES}
 
 
 def kind(value: Any) -> str:
