@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cli
+from helpers import cli, moto
 from threetier import state as statelib
 
 
@@ -114,3 +114,52 @@ def test_lock_refuses_a_second_command_on_the_same_stack(tmp_path: Path) -> None
         holder.join(10)
     with statelib.StateFile(path).locked():  # free again once the holder is gone
         pass
+
+
+# -- nothing left behind ---------------------------------------------------------------------
+@pytest.mark.parametrize("command,refusal", [
+    (["pause"], "is not deployed in us-east-1; nothing to pause"),
+    (["replay", "no-such-part"], "PART: no part 'no-such-part'"),
+])
+def test_a_command_refused_before_any_change_leaves_no_lock_file_nor_directory(
+        tmp_path: Path, command: list[str], refusal: str) -> None:
+    with moto():
+        refused = cli(*command, cwd=tmp_path)
+    assert refused.code == 2 and refusal in refused.stderr, refused.stderr
+    assert list(tmp_path.iterdir()) == []  # no .threetier/, made for the lock and empty again
+
+
+def test_the_lock_file_is_there_only_while_held_and_a_directory_that_was_there_stays(tmp_path: Path) -> None:
+    state = statelib.StateFile(tmp_path / ".threetier" / "threetier.json")
+    (tmp_path / ".threetier").mkdir()
+    with state.locked():
+        assert state.lock_path.read_text() == str(os.getpid())
+    assert [p.name for p in tmp_path.iterdir()] == [".threetier"] and list((tmp_path / ".threetier").iterdir()) == []
+    deep = statelib.StateFile(tmp_path / "a" / "b" / "s.json")
+    with deep.locked():
+        deep.save(make_state())
+    assert [p.name for p in (tmp_path / "a" / "b").iterdir()] == ["s.json"]  # what holds the state stays
+    with statelib.StateFile(tmp_path / "c" / "d" / "s.json").locked():
+        pass
+    assert not (tmp_path / "c").exists()  # both levels it made, and nothing more
+
+
+def test_a_lock_file_removed_by_its_holder_as_it_was_opened_is_taken_anew(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The holder releasing removes the file another command has just opened: that one's lock on the
+    removed file would hold nothing, so it opens the file at the path again."""
+    state = statelib.StateFile(tmp_path / "s.json")
+    real, opened = statelib.open_lock_file, []
+
+    def released_meanwhile(path: Path) -> tuple[int, bool]:
+        fd, created = real(path)
+        if not opened:
+            os.unlink(path)  # what the holder does as it releases it
+        opened.append(os.fstat(fd).st_ino)
+        return fd, created
+    monkeypatch.setattr(statelib, "open_lock_file", released_meanwhile)
+    with state.locked():
+        assert len(opened) == 2 and os.stat(state.lock_path).st_ino == opened[1]
+        with pytest.raises(statelib.Locked), statelib.StateFile(tmp_path / "s.json").locked():
+            pass  # refused: the file at the path is the one held
+    assert list(tmp_path.iterdir()) == []
