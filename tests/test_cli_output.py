@@ -186,6 +186,12 @@ def test_one_sandbox_per_user_found_from_any_directory(tmp_path: Path) -> None:
     assert run_threetier(here, "sandbox", "status").returncode == 3
 
 
+def test_sandbox_status_exits_3_when_it_is_not_running_as_its_help_says(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "Exit 0 if it is, 3 if not" in " ".join(help_text(capsys, "sandbox", "status").split())
+    stopped = cli("sandbox", "status", "--json")
+    assert stopped.code == 3 and json.loads(stopped.stdout) == {"running": False}
+
+
 # -- AWS CLI commands threetier prints reach what threetier reached -------------------------------
 def test_a_hint_printed_with_the_sandbox_names_its_endpoint_region_and_dummy_keys(tmp_path: Path) -> None:
     from threetier import sandbox
