@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from steps import network, storage
-from threetier.aws import AwsError, Look, Poll
+from threetier.aws import AwsError, Look, Poll, aws_cli
 from threetier.blocks import alarms, iam
 from threetier.engine import DONE, EXISTS, Check, Ctx
 from threetier.errors import ThreetierError, UsageError
@@ -374,8 +374,9 @@ def wake_cluster(ctx: Ctx, cluster: dict[str, Any] | None, so_that: str) -> bool
 
 
 def start_cluster(ctx: Ctx, so_that: str) -> None:
-    ctx.out.info(f"  DB cluster {cluster_id(ctx)} is stopped: starting it so that {so_that} "
-                 f"(takes ~{START_MINUTES} minutes)")
+    # AWS's ~10 minutes, not an emulator's: the sandbox starts it at once.
+    takes = "" if ctx.aws.emulator else f" (takes ~{START_MINUTES} minutes)"
+    ctx.out.info(f"  DB cluster {cluster_id(ctx)} is stopped: starting it so that {so_that}{takes}")
     try:
         ctx.aws.call("rds", "start_db_cluster", resource=f"DB cluster {cluster_id(ctx)}",
                      DBClusterIdentifier=cluster_id(ctx))
@@ -521,13 +522,13 @@ def member_notes(ctx: Ctx, cluster: dict[str, Any]) -> list[str]:
     if writer in members and not members[writer].get("IsClusterWriter"):
         acting = next((name for name, m in members.items() if m.get("IsClusterWriter")), "another instance")
         notes.append(f"DB cluster {cluster_id(ctx)}: {acting} is the writer, not {writer} (a failover happened; harmless, "
-                     f"the app connects to the cluster endpoint, which follows the writer; to fail back: aws rds "
-                     f"failover-db-cluster --db-cluster-identifier {cluster_id(ctx)} "
-                     f"--target-db-instance-identifier {writer})")
+                     f"the app connects to the cluster endpoint, which follows the writer; to fail back: "
+                     + aws_cli(ctx.aws, f"rds failover-db-cluster --db-cluster-identifier {cluster_id(ctx)} "
+                                        f"--target-db-instance-identifier {writer}") + ")")
     for name, member in sorted(members.items()):
         if member.get("DBClusterParameterGroupStatus") == "pending-reboot":
             notes.append(f"DB instance {name}: its cluster parameter group (TLS required) applies after a "
-                         f"reboot (aws rds reboot-db-instance --db-instance-identifier {name})")
+                         f"reboot ({aws_cli(ctx.aws, f'rds reboot-db-instance --db-instance-identifier {name}')})")
     return notes
 
 
@@ -555,7 +556,7 @@ def before_down(ctx: Ctx) -> None:
         start_cluster(ctx, "`down` can delete it")
         # Said now: a `down` that fails or is interrupted before Part 3 leaves it started, and billing.
         ctx.out.info(f"  if `down` stops before the database goes, the cluster stays started: "
-                     f"aws rds stop-db-cluster --db-cluster-identifier {cluster_id(ctx)} stops it again")
+                     f"{aws_cli(ctx.aws, f'rds stop-db-cluster --db-cluster-identifier {cluster_id(ctx)}')} stops it again")
 
 
 def destroy(ctx: Ctx) -> None:
@@ -600,8 +601,10 @@ def destroy(ctx: Ctx) -> None:
             ctx.record("deleted", "Aurora cluster", cluster_id(ctx), params.get("FinalDBSnapshotIdentifier"))
             if "FinalDBSnapshotIdentifier" in params:
                 snapshot = params["FinalDBSnapshotIdentifier"]
-                ctx.out.info(f"  kept a final snapshot of the database: {snapshot}; it bills storage until deleted: "
-                             f"aws rds delete-db-cluster-snapshot --db-cluster-snapshot-identifier {snapshot}")
+                bills = "" if aws.emulator else " it bills storage until deleted:"  # an emulator bills nothing
+                ctx.out.info(f"  kept a final snapshot of the database: {snapshot};{bills} "
+                             + aws_cli(aws, f"rds delete-db-cluster-snapshot --db-cluster-snapshot-identifier {snapshot}")
+                             + (" deletes it" if aws.emulator else ""))
         wait_gone(ctx, f"DB cluster {cluster_id(ctx)}", lambda: describe_cluster(ctx))
     delete_emulator_backups(ctx)
 

@@ -164,7 +164,7 @@ def recorded(ctx: Ctx, key: str) -> str | None:
 
 def ensure_vpc(ctx: Ctx) -> str:
     aws, cidr = ctx.aws, ctx.config.network.vpc_cidr
-    vpc = one(ec2_tagged(ctx, "describe_vpcs", "vpc"), "VpcId", recorded=recorded(ctx, "vpc"))
+    vpc = one(ctx, ec2_tagged(ctx, "describe_vpcs", "vpc"), "VpcId", recorded=recorded(ctx, "vpc"))
     if vpc is None:
         vpc = aws.call("ec2", "create_vpc", resource=ctx.name("vpc"), CidrBlock=cidr,
                        TagSpecifications=ctx.tag_spec("vpc", "vpc"))["Vpc"]
@@ -193,7 +193,7 @@ def ensure_subnets(ctx: Ctx, vpc: str, azs: list[str]) -> dict[str, str]:
     subnets: dict[str, str] = {}
     for tier, tier_cidrs in cidrs.items():
         for index, (role, cidr, az) in enumerate(zip(subnet_roles(tier), tier_cidrs, azs, strict=False)):
-            subnet = one(ec2_tagged(ctx, "describe_subnets", role), "SubnetId")
+            subnet = one(ctx, ec2_tagged(ctx, "describe_subnets", role), "SubnetId")
             if subnet is None:
                 subnet = ctx.aws.call("ec2", "create_subnet", resource=ctx.name(role), VpcId=vpc, CidrBlock=cidr,
                                       AvailabilityZone=az, TagSpecifications=ctx.tag_spec("subnet", role),
@@ -226,7 +226,7 @@ def ensure_subnets(ctx: Ctx, vpc: str, azs: list[str]) -> dict[str, str]:
 
 def ensure_internet_gateway(ctx: Ctx, vpc: str) -> str:
     aws, role = ctx.aws, "igw"
-    igw = one(ec2_tagged(ctx, "describe_internet_gateways", role), "InternetGatewayId")
+    igw = one(ctx, ec2_tagged(ctx, "describe_internet_gateways", role), "InternetGatewayId")
     if igw is None:
         igw = aws.call("ec2", "create_internet_gateway", resource=ctx.name(role),
                        TagSpecifications=ctx.tag_spec("internet-gateway", role))["InternetGateway"]
@@ -253,7 +253,7 @@ def ensure_nat_gateways(ctx: Ctx, vpc: str, subnets: dict[str, str]) -> dict[str
     for az_index in nat_az_indexes(ctx):
         eip_role, nat_role = f"nat-eip-{az_index}", f"nat-{az_index}"
         subnet = subnets[f"public-web-subnet-{az_index}"]
-        eip = one(ec2_tagged(ctx, "describe_addresses", eip_role), "AllocationId")
+        eip = one(ctx, ec2_tagged(ctx, "describe_addresses", eip_role), "AllocationId")
         if eip is None:
             eip = aws.call("ec2", "allocate_address", resource=ctx.name(eip_role), Domain="vpc",
                            TagSpecifications=ctx.tag_spec("elastic-ip", eip_role))
@@ -261,7 +261,7 @@ def ensure_nat_gateways(ctx: Ctx, vpc: str, subnets: dict[str, str]) -> dict[str
         eips[az_index] = eip["AllocationId"]
 
         every_nat = ec2_tagged(ctx, "describe_nat_gateways", nat_role)
-        nat = one([n for n in every_nat if n["State"] in LIVE_NAT_STATES], "NatGatewayId")
+        nat = one(ctx, [n for n in every_nat if n["State"] in LIVE_NAT_STATES], "NatGatewayId")
         if nat is None:
             release_from_dead_nat(ctx, eip, every_nat)
             # It changes with the EIP and with every failed or deleted NAT gateway of this name too.
@@ -311,7 +311,7 @@ def wait_nat_gateway(ctx: Ctx, nat_id: str, what: str, want: str) -> None:
 def ensure_route_table(ctx: Ctx, vpc: str, role: str, target: dict[str, Any], subnet_ids: list[str]) -> str:
     """A route table named `role` with 0.0.0.0/0 -> target, associated with exactly these subnets."""
     aws = ctx.aws
-    table = one(ec2_tagged(ctx, "describe_route_tables", role), "RouteTableId")
+    table = one(ctx, ec2_tagged(ctx, "describe_route_tables", role), "RouteTableId")
     if table is None:
         table = aws.call("ec2", "create_route_table", resource=ctx.name(role), VpcId=vpc,
                          TagSpecifications=ctx.tag_spec("route-table", role),
@@ -372,7 +372,7 @@ def ensure_app_route_tables(ctx: Ctx, vpc: str, nats: dict[str, str], subnets: d
 def check(ctx: Ctx) -> Check:
     """What is live, compared with what `start` would make; no mutating call."""
     result = Check()
-    vpc = one(ec2_tagged(ctx, "describe_vpcs", "vpc"), "VpcId", report=result, recorded=recorded(ctx, "vpc"))
+    vpc = one(ctx, ec2_tagged(ctx, "describe_vpcs", "vpc"), "VpcId", report=result, recorded=recorded(ctx, "vpc"))
     result.found(f"VPC {ctx.name('vpc')}", vpc is not None)
     if vpc is None:
         result.missing.append("everything inside the VPC")
@@ -387,7 +387,7 @@ def check(ctx: Ctx) -> Check:
     zones: dict[str, str] = {}  # az1/az2 -> the zone the stack's subnets are in
     for tier in ("web", "app", "db"):
         for role in subnet_roles(tier):
-            subnet = one(ec2_tagged(ctx, "describe_subnets", role), "SubnetId", report=result)
+            subnet = one(ctx, ec2_tagged(ctx, "describe_subnets", role), "SubnetId", report=result)
             result.found(f"subnet {ctx.name(role)}", subnet is not None)
             if subnet is not None:
                 subnets[role] = subnet["SubnetId"]
@@ -396,7 +396,7 @@ def check(ctx: Ctx) -> Check:
     if len(zones) == 2:  # what the database's writer and reader are placed by (replay without a state file)
         ctx.resources["azs"] = [zones["az1"], zones["az2"]]
 
-    igw = one(ec2_tagged(ctx, "describe_internet_gateways", "igw"), "InternetGatewayId", report=result)
+    igw = one(ctx, ec2_tagged(ctx, "describe_internet_gateways", "igw"), "InternetGatewayId", report=result)
     result.found(f"internet gateway {ctx.name('igw')}", igw is not None)
     if igw is not None:
         ctx.resources["internet_gateway"] = igw["InternetGatewayId"]
@@ -406,9 +406,9 @@ def check(ctx: Ctx) -> Check:
     nats: dict[str, str] = {}
     for az_index in nat_az_indexes(ctx):
         role = f"nat-{az_index}"
-        nat = one([n for n in ec2_tagged(ctx, "describe_nat_gateways", role) if n["State"] in LIVE_NAT_STATES],
+        nat = one(ctx, [n for n in ec2_tagged(ctx, "describe_nat_gateways", role) if n["State"] in LIVE_NAT_STATES],
                   "NatGatewayId", report=result)
-        address = one(ec2_tagged(ctx, "describe_addresses", f"nat-eip-{az_index}"), "AllocationId", report=result)
+        address = one(ctx, ec2_tagged(ctx, "describe_addresses", f"nat-eip-{az_index}"), "AllocationId", report=result)
         if ctx.paused:  # none is how `pause` leaves them
             for what, there in ((f"NAT gateway {ctx.name(role)}", nat), (f"Elastic IP {ctx.name('nat-eip-' + az_index)}",
                                                                          address)):
@@ -438,7 +438,7 @@ def check(ctx: Ctx) -> Check:
                                                  [subnets.get(subnet_role)])
     tables: dict[str, str] = {}
     for role, (target_key, target_id, subnet_ids) in targets.items():
-        table = one(ec2_tagged(ctx, "describe_route_tables", role), "RouteTableId", report=result)
+        table = one(ctx, ec2_tagged(ctx, "describe_route_tables", role), "RouteTableId", report=result)
         result.found(f"route table {ctx.name(role)}", table is not None)
         if table is None:
             continue

@@ -122,6 +122,19 @@ def test_create_image_retries_only_once_and_never_touches_an_image_that_is_not_o
     assert operations(engine).count("CreateImage") == 2
 
 
+def test_our_disabled_image_of_that_name_is_refused_with_the_command_that_enables_it(tmp_path: Path) -> None:
+    engine = part_4_engine(tmp_path, FakeClock())
+    with Stubber(engine.ctx.aws.client("ec2")) as stub:
+        duplicate(stub, "ami-0aaaaaaaaaaaaaaa0")
+        stub.add_response("describe_images", {"Images": [image(engine.ctx, "ami-0aaaaaaaaaaaaaaa0", "disabled")]})
+        with pytest.raises(AwsError) as caught:
+            baking.create_image(engine.ctx, app_bake(), BUILDER)
+        stub.assert_no_pending_responses()
+    assert ("enable it (aws ec2 enable-image --image-id ami-0aaaaaaaaaaaaaaa0 --region us-east-1) or deregister it"
+            in str(caught.value))
+    assert "DeregisterImage" not in operations(engine)
+
+
 def test_an_ami_that_fails_while_waited_for_is_deregistered_at_once_with_its_reason_kept(tmp_path: Path) -> None:
     clock = FakeClock()
     engine = part_4_engine(tmp_path, clock)

@@ -186,6 +186,42 @@ def test_one_sandbox_per_user_found_from_any_directory(tmp_path: Path) -> None:
     assert run_threetier(here, "sandbox", "status").returncode == 3
 
 
+def test_sandbox_status_exits_3_when_it_is_not_running_as_its_help_says(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "Exit 0 if it is, 3 if not" in " ".join(help_text(capsys, "sandbox", "status").split())
+    stopped = cli("sandbox", "status", "--json")
+    assert stopped.code == 3 and json.loads(stopped.stdout) == {"running": False}
+
+
+# -- AWS CLI commands threetier prints reach what threetier reached -------------------------------
+def test_a_hint_printed_with_the_sandbox_names_its_endpoint_region_and_dummy_keys(tmp_path: Path) -> None:
+    from threetier import sandbox
+    box, _ = sandbox.start()
+    try:
+        ec2 = boto3.client("ec2", endpoint_url=box.url, region_name="us-east-1", aws_access_key_id="sandbox",
+                           aws_secret_access_key="sandbox")
+        tags = [{"ResourceType": "vpc", "Tags": [{"Key": "threetier:stack", "Value": "threetier"},
+                                                 {"Key": "Name", "Value": "threetier-vpc"}]}]
+        for cidr in ("10.0.0.0/16", "10.1.0.0/16"):  # two VPCs with the tags of one: status says how one goes
+            ec2.create_vpc(CidrBlock=cidr, TagSpecifications=tags)
+        status = cli("status", "--sandbox", "--json", cwd=tmp_path)
+        assert status.code == 3, status.stderr
+        network = json.loads(status.stdout)["parts"][1]
+        assert (f"(AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox aws ec2 delete-vpc --vpc-id <ID> "
+                f"--region us-east-1 --endpoint-url {box.url})") in " ".join(network["drift"]), network["drift"]
+    finally:
+        sandbox.stop()
+
+
+def test_an_aws_cli_command_says_the_region_always_the_endpoint_when_there_is_one() -> None:
+    from threetier.aws import Aws, aws_cli
+    keys = {"aws_access_key_id": "AKIAREAL", "aws_secret_access_key": "real-secret"}
+    on_aws = Aws("eu-west-3", credentials=keys)
+    assert aws_cli(on_aws, "logs tail /x") == "aws logs tail /x --region eu-west-3"
+    # AWS_ENDPOINT_URL (LocalStack...): its endpoint, never the user's own keys.
+    elsewhere = Aws("eu-west-3", endpoint_url="http://localhost:4566", credentials=keys)
+    assert aws_cli(elsewhere, "logs tail /x") == "aws logs tail /x --region eu-west-3 --endpoint-url http://localhost:4566"
+
+
 # -- down shows everything it will delete (item 3) -----------------------------------------
 class Keyboard(io.StringIO):
     """Standard input that is a terminal: what a person types."""

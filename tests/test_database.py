@@ -83,7 +83,8 @@ def test_status_up_and_down_handle_a_cluster_stopped_to_save_money(built: Path) 
     again = make_engine(built, clock=FakeClock())
     again.up()  # not a 40-minute wait on "stopped" ending in a timeout
     assert "StartDBCluster" in operations(again)
-    assert f"DB cluster {CLUSTER} is stopped: starting it so that `up` can use it (takes ~" in said(again)
+    # moto starts it at once: AWS's "(takes ~10 minutes)" is not said of an emulator.
+    assert f"DB cluster {CLUSTER} is stopped: starting it so that `up` can use it\n" in said(again)
     assert rds.describe_db_clusters(DBClusterIdentifier=CLUSTER)["DBClusters"][0]["Status"] == "available"
 
     rds.stop_db_cluster(DBClusterIdentifier=CLUSTER)
@@ -95,7 +96,8 @@ def test_status_up_and_down_handle_a_cluster_stopped_to_save_money(built: Path) 
     assert mutating[0] == "StartDBCluster"
     assert mutating.count("StartDBCluster") == 1
     assert f"DB cluster {CLUSTER} is stopped: starting it so that `down` can delete it" in said(down)
-    assert f"stays started: aws rds stop-db-cluster --db-cluster-identifier {CLUSTER} stops it again" in said(down)
+    assert (f"stays started: aws rds stop-db-cluster --db-cluster-identifier {CLUSTER} --region us-east-1 stops it "
+            f"again") in said(down)
     assert rds.describe_db_clusters()["DBClusters"] == []
 
 
@@ -210,7 +212,19 @@ def test_a_failover_is_reported_with_how_to_fail_back(built: Path) -> None:
     assert failover[0].startswith(f"DB cluster {CLUSTER}: {READER} is the writer, not {WRITER}")
     assert "harmless" in failover[0]
     assert failover[0].endswith(f"aws rds failover-db-cluster --db-cluster-identifier {CLUSTER} "
-                                f"--target-db-instance-identifier {WRITER})")
+                                f"--target-db-instance-identifier {WRITER} --region us-east-1)")
+
+
+@pytest.mark.parametrize("emulator", [False, True])
+def test_starting_a_stopped_cluster_says_how_long_it_takes_on_aws_only(tmp_path: Path, emulator: bool) -> None:
+    engine = part_3(make_engine(tmp_path))
+    engine.ctx.aws.emulator = emulator
+    with Stubber(engine.ctx.aws.client("rds")) as stub:
+        stub.add_response("start_db_cluster", {"DBCluster": cluster("starting")})
+        database.start_cluster(engine.ctx, "`up` can use it")
+    line = f"DB cluster {CLUSTER} is stopped: starting it so that `up` can use it"
+    expected = line if emulator else f"{line} (takes ~{database.START_MINUTES} minutes)"
+    assert said(engine).strip() == expected
 
 
 def test_instances_waiting_for_a_reboot_to_take_the_parameter_group_are_named(tmp_path: Path) -> None:
@@ -220,7 +234,7 @@ def test_instances_waiting_for_a_reboot_to_take_the_parameter_group_are_named(tm
                 "DBClusterParameterGroupStatus": "pending-reboot"}]
     assert database.member_notes(engine.ctx, cluster("available", DBClusterMembers=members)) == [
         f"DB instance {READER}: its cluster parameter group (TLS required) applies after a reboot "
-        f"(aws rds reboot-db-instance --db-instance-identifier {READER})"]
+        f"(aws rds reboot-db-instance --db-instance-identifier {READER} --region us-east-1)"]
 
 
 # -- item 9: automated backups and snapshots -------------------------------------------------
@@ -244,8 +258,10 @@ def test_up_down_up_down_within_a_minute_leaves_no_automated_snapshot(built: Pat
     delete = next(c.params for c in down.ctx.aws.calls if c.operation == "DeleteDBCluster")
     assert delete["DeleteAutomatedBackups"] is True
     final = delete["FinalDBSnapshotIdentifier"]
-    assert f"kept a final snapshot of the database: {final}; it bills storage until deleted: " \
-           f"aws rds delete-db-cluster-snapshot --db-cluster-snapshot-identifier {final}" in said(down)
+    # moto bills nothing: the command that deletes it, without AWS's "it bills storage until deleted".
+    assert f"kept a final snapshot of the database: {final}; " \
+           f"aws rds delete-db-cluster-snapshot --db-cluster-snapshot-identifier {final} --region us-east-1 " \
+           f"deletes it" in said(down)
 
     # The CLI on the state file the engine's `down` left (its own is the restored stack's, stale now).
     state = ("--state", str(built / "state.json"))

@@ -151,6 +151,20 @@ def test_up_on_a_paused_stack_resumes_it_and_replay_refuses(built: Path, calls: 
     assert topology() == running and "paused" not in saved(built)
 
 
+def test_a_stack_paused_after_a_replay_is_paused_not_drifted(built: Path) -> None:
+    """`replay 5` checks the parts Part 5 needs, Part 3's cluster among them: what those checks saw
+    (db_status=available) is no index and stays out of the state file, so once the stack is paused
+    its stopped cluster is what pause means, not a change since the file was written."""
+    for command in (["up"], ["replay", "5"], ["up"], ["pause"]):
+        done = cli(*command, cwd=built)
+        assert done.code == 0, (command, done.stderr)
+    parts = saved(built)["parts"]
+    assert all(not set(part["resources"]) & statelib.OBSERVED_RESOURCES for part in parts.values()), parts
+    status = cli("status", cwd=built)
+    assert status.code == 0, status.stdout
+    assert "state file says" not in status.stdout and "paused since" in status.stdout
+
+
 # -- refusals ------------------------------------------------------------------------------
 def test_pause_and_resume_refuse_a_stack_that_does_not_exist(mocked, tmp_path: Path, calls: list[str]) -> None:
     nothing = cli("pause", cwd=tmp_path)

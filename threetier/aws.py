@@ -22,6 +22,7 @@ import concurrent.futures
 import hashlib
 import json
 import re
+import shlex
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +36,7 @@ import botocore.session
 
 from threetier import __version__
 from threetier.errors import ThreetierError, UsageError
+from threetier.sandbox import CREDENTIALS as SANDBOX_CREDENTIALS
 
 READ_PREFIXES = ("Describe", "Get", "List", "Head", "Lookup", "Search")
 # Eventual consistency right after a create: the new ID is not known everywhere yet.
@@ -419,6 +421,27 @@ class Aws:
             if waited >= timeout:
                 raise WaitTimeout(self.part, resource, waited, poll.status)
             self.clock.sleep(min(delay, max(timeout - waited, 0.01)))
+
+
+def aws_cli(aws: Aws, command: str) -> str:
+    """`command` ("rds reboot-db-instance --db-instance-identifier x") as an AWS CLI command line that
+    reaches what `aws` reaches: in its region (threetier's may not be the CLI's default) and, on an
+    emulator's endpoint (the sandbox, AWS_ENDPOINT_URL), there rather than in AWS. The sandbox's dummy
+    credentials go in front, so a user with no AWS account at all can run it as it is."""
+    words = ["aws", command, "--region", shlex.quote(aws.region)]
+    if aws.endpoint_url:
+        words += ["--endpoint-url", shlex.quote(aws.endpoint_url)]
+        if has_sandbox_credentials(aws):
+            words[:0] = [f"AWS_ACCESS_KEY_ID={SANDBOX_CREDENTIALS['aws_access_key_id']}",
+                         f"AWS_SECRET_ACCESS_KEY={SANDBOX_CREDENTIALS['aws_secret_access_key']}"]
+    return " ".join(words)
+
+
+def has_sandbox_credentials(aws: Aws) -> bool:
+    """Whether `aws` signs with the sandbox's dummy keys: only those are ever said in a command."""
+    given = aws.session.get_credentials()
+    return given is not None and (given.access_key, given.secret_key) == (
+        SANDBOX_CREDENTIALS["aws_access_key_id"], SANDBOX_CREDENTIALS["aws_secret_access_key"])
 
 
 def _verb(operation: str) -> str:

@@ -29,6 +29,7 @@ from typing import Any
 from threetier.errors import ThreetierError, UsageError
 
 SCHEMA_VERSION = 1
+LOCK_ATTEMPTS = 5  # a lock file removed by its holder just as this command opened it: take the new one
 STATE_DIR = Path(".threetier")
 # Keys that would mean a secret value is about to be written: refused outright.
 SECRET_KEY = re.compile(r"password|secret_?value|secret_?string|private_?key|access_?key", re.I)
@@ -45,6 +46,12 @@ LIST_RESOURCES = frozenset({"azs", "edge_records"})
 # tags), or whose presence says whether to ask at all (a web ACL kept after edge.waf went off): the
 # state file alone knows them, so `status` and `plan` start from them too.
 REMEMBERED_RESOURCES = frozenset({"edge_records", "web_acl_arn"})
+# What a part's check saw of its resources at one moment (a cluster's status, a count of healthy
+# targets, a summary of policies): `status` shows them, but they are no index, so the state file never
+# holds them. Saved, a `replay` (which checks the parts it needs) would leave yesterday's
+# "db_status=available" in the file, and `status` would take a stack paused since for drift. Dropped
+# when read as well: a file written before they were kept out is mended by the next command.
+OBSERVED_RESOURCES = frozenset({"db_status", "healthy_targets", "scaling", "certificate_status", "http_redirect"})
 MAP_RESOURCES = frozenset({"subnets", "security_groups", "nat_gateways", "elastic_ips", "route_tables", "instances"})
 
 
@@ -142,7 +149,7 @@ class State:
             "updated_at": self.updated_at,
             "parts": {
                 str(number): {
-                    "name": p.name, "status": p.status, "resources": p.resources,
+                    "name": p.name, "status": p.status, "resources": indexed(p.resources),
                     "started_at": p.started_at, "finished_at": p.finished_at, "error": p.error,
                 }
                 for number, p in sorted(self.parts.items())
@@ -190,6 +197,7 @@ class State:
             expect(isinstance(status, str), f"{where}.status", status, "a string")
             resources = p.get("resources", {})
             expect(isinstance(resources, dict), f"{where}.resources", resources, "an object")
+            resources = indexed(resources)
             for key, value in resources.items():
                 want = resource_shape(key, value)
                 if want:
@@ -208,6 +216,11 @@ class State:
         return cls(stack=data["stack"], region=data["region"], account=data.get("account"),
                    parts=parts, updated_at=data.get("updated_at"),
                    paused=Paused(paused["since"], paused.get("aurora_restarts_at")) if paused else None)
+
+
+def indexed(resources: dict[str, Any]) -> dict[str, Any]:
+    """A part's resources less what its check only saw (OBSERVED_RESOURCES): what the file holds."""
+    return {key: value for key, value in resources.items() if key not in OBSERVED_RESOURCES}
 
 
 def kind(value: Any) -> str:
@@ -324,15 +337,45 @@ class StateFile:
         """Hold the stack's lock; another command on the same stack is refused at once. Taking it
         comes before any AWS change, and so does a trial write of a temp file where `save` writes
         its own: a directory this run could not write its state to (read-only, a name too long)
-        is refused here, not found out after the first part made something."""
+        is refused here, not found out after the first part made something.
+
+        The lock file exists only while a command holds it, and the directories made for it only
+        while something is in them: a command refused before any change leaves nothing behind."""
+        made = absent_directories(self.lock_path.parent)
         try:
-            self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise StateUnusable(cannot(self.path, "lock the state file", exc, WRITABLE)) from None
-        try:
+            fd = self._take_lock()
+            try:
+                yield
+            finally:
+                # Removed while still held: a command that opened it meanwhile finds it gone once it
+                # has it (`_take_lock`) and takes a new one, so two never hold two files at once.
+                with contextlib.suppress(OSError):  # a directory made read-only since: it stays, harmless
+                    os.unlink(self.lock_path)
+                os.close(fd)  # closing releases the flock
+        finally:
+            for directory in made:  # the deepest first; one holding anything (the state file) stays
+                try:
+                    directory.rmdir()
+                except OSError:
+                    break
+
+    def _take_lock(self) -> int:
+        """The locked file descriptor of the lock file, its holder's pid written in it."""
+        for _ in range(LOCK_ATTEMPTS):
+            try:
+                self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+                fd, created = open_lock_file(self.lock_path)
+            except FileNotFoundError:  # removed (or its directory) by a command that just released it
+                continue
+            except OSError as exc:
+                raise StateUnusable(cannot(self.path, "lock the state file", exc, WRITABLE)) from None
+            held = False
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = True
+                if not same_file(fd, self.lock_path):  # its holder removed it as this one opened it
+                    os.close(fd)
+                    continue
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, str(os.getpid()).encode(), 0)
                 trial, trial_path = self._temp_file()
@@ -340,9 +383,48 @@ class StateFile:
                 os.unlink(trial_path)
             except BlockingIOError:
                 holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+                os.close(fd)
                 raise Locked(f"{self.path}: another threetier command is running on this stack (pid {holder})") from None
             except OSError as exc:
+                # Its own to remove: held, as on release, or made just now on a file system where nobody
+                # can hold it (flock failed there); never a file another command may hold.
+                if held or created:
+                    with contextlib.suppress(OSError):
+                        os.unlink(self.lock_path)
+                os.close(fd)
                 raise StateUnusable(cannot(self.path, "lock the state file", exc, WRITABLE)) from None
-            yield
-        finally:
-            os.close(fd)  # closing releases the flock
+            return fd
+        raise Locked(f"{self.path}: other threetier commands keep taking this stack's lock; try again")
+
+
+def open_lock_file(path: Path) -> tuple[int, bool]:
+    """The lock file opened for writing, and whether this call made it."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600), True
+    except FileExistsError:
+        return os.open(path, os.O_RDWR), False
+
+
+def same_file(fd: int, path: Path) -> bool:
+    """Whether `path` still names the file open as `fd`."""
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (opened.st_dev, opened.st_ino) == (now.st_dev, now.st_ino)
+
+
+def absent_directories(directory: Path) -> list[Path]:
+    """`directory` and those above it that do not exist yet, the deepest first: what taking the lock makes."""
+    absent = []
+    for candidate in (directory, *directory.parents):
+        try:
+            os.stat(candidate)
+        except FileNotFoundError:
+            absent.append(candidate)
+            continue
+        except OSError:  # there but not to be looked at, or not a directory: taking the lock says why
+            pass
+        break
+    return absent

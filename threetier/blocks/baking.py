@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from threetier.aws import STACK_TAG, AwsError, Look, Poll, client_token, tag_value
+from threetier.aws import STACK_TAG, AwsError, Look, Poll, aws_cli, client_token, tag_value
 from threetier.engine import Ctx
 
 AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
@@ -399,8 +399,9 @@ def claim_image_name(ctx: Ctx, bake: Bake, refused: AwsError) -> str | None:
     if dead:
         return None
     if ours:
-        why = (f"it is this stack's AMI {ours[0]['ImageId']} in state {ours[0].get('State')}: "
-               "enable it (aws ec2 enable-image) or deregister it, then run `up` again")
+        ami = ours[0]["ImageId"]
+        why = (f"it is this stack's AMI {ami} in state {ours[0].get('State')}: enable it "
+               f"({aws_cli(ctx.aws, f'ec2 enable-image --image-id {ami}')}) or deregister it, then run `up` again")
     elif holders:
         why = (f"AMI {holders[0]['ImageId']} has it and is not this stack's (no {STACK_TAG}={ctx.stack} tag): "
                "deregister or rename it, then run `up` again")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from threetier.aws import PART_TAG, STACK_TAG, Look, tag_value
+from threetier.aws import PART_TAG, STACK_TAG, Look, aws_cli, tag_value
 from threetier.engine import Check, Ctx
 from threetier.errors import ThreetierError
 
@@ -57,16 +57,17 @@ def ec2_tagged(
 # ENIs of a just-deleted ALB, NAT gateway or instance linger for a minute or more: what they hold
 # (a subnet, a security group, an Elastic IP, the VPC) is refused deletion meanwhile.
 DEPENDENCY_TIMEOUT = 10 * 60
-# id key -> (what it is, the AWS CLI command that deletes one)
+# id key -> (what it is, the AWS CLI commands that delete one, without `aws` and its options: aws_cli's)
 KINDS = {
-    "VpcId": ("VPCs", "aws ec2 delete-vpc --vpc-id {id}"),
-    "SubnetId": ("subnets", "aws ec2 delete-subnet --subnet-id {id}"),
-    "InternetGatewayId": ("internet gateways", "aws ec2 detach-internet-gateway and delete-internet-gateway "
-                                               "--internet-gateway-id {id}"),
-    "AllocationId": ("Elastic IPs", "aws ec2 release-address --allocation-id {id}"),
-    "NatGatewayId": ("NAT gateways", "aws ec2 delete-nat-gateway --nat-gateway-id {id}"),
-    "RouteTableId": ("route tables", "aws ec2 delete-route-table --route-table-id {id}"),
-    "GroupId": ("security groups", "aws ec2 delete-security-group --group-id {id}"),
+    "VpcId": ("VPCs", ("ec2 delete-vpc --vpc-id {id}",)),
+    "SubnetId": ("subnets", ("ec2 delete-subnet --subnet-id {id}",)),
+    "InternetGatewayId": ("internet gateways", (
+        "ec2 detach-internet-gateway --internet-gateway-id {id} --vpc-id <its VPC>",
+        "ec2 delete-internet-gateway --internet-gateway-id {id}")),
+    "AllocationId": ("Elastic IPs", ("ec2 release-address --allocation-id {id}",)),
+    "NatGatewayId": ("NAT gateways", ("ec2 delete-nat-gateway --nat-gateway-id {id}",)),
+    "RouteTableId": ("route tables", ("ec2 delete-route-table --route-table-id {id}",)),
+    "GroupId": ("security groups", ("ec2 delete-security-group --group-id {id}",)),
 }
 
 
@@ -76,27 +77,35 @@ class Duplicates(ThreetierError):
     one breaks the other, so `up` stops and says how to remove the extra one."""
 
 
-def duplicates_message(found: list[dict[str, Any]], id_key: str, recorded: str | None = None) -> str:
-    kind, delete = KINDS.get(id_key, ("resources", "delete it ({id})"))
+def deletion(ctx: Ctx, id_key: str, resource_id: str) -> str:
+    """How to delete one resource of the kind `id_key` names: the AWS CLI command(s), for this run's AWS."""
+    commands = KINDS[id_key][1] if id_key in KINDS else ()
+    if not commands:
+        return f"delete it ({resource_id})"
+    return ", then ".join(aws_cli(ctx.aws, command.format(id=resource_id)) for command in commands)
+
+
+def duplicates_message(ctx: Ctx, found: list[dict[str, Any]], id_key: str, recorded: str | None = None) -> str:
+    kind = KINDS[id_key][0] if id_key in KINDS else "resources"
     ids = sorted(r[id_key] for r in found)
     name = tag_value(found[0], "Name") or "?"
     message = f"{len(ids)} {kind} carry the tags of {name}: {', '.join(ids)}"
     extra = [i for i in ids if i != recorded] if recorded in ids else []
     if extra:
-        how = "; ".join(delete.format(id=i) for i in extra)
+        how = "; ".join(deletion(ctx, id_key, i) for i in extra)
         return f"{message}; the state file's is {recorded}, so the extra one goes: {how}"
-    return (f"{message}; delete the one the stack does not use ({delete.format(id='<ID>')}) or remove its "
+    return (f"{message}; delete the one the stack does not use ({deletion(ctx, id_key, '<ID>')}) or remove its "
             f"threetier:stack tag")
 
 
-def one(found: list[dict[str, Any]], id_key: str, *, report: Check | None = None,
+def one(ctx: Ctx, found: list[dict[str, Any]], id_key: str, *, report: Check | None = None,
         recorded: str | None = None) -> dict[str, Any] | None:
     """The one resource a role names. Several: `up` refuses to guess (Duplicates); a check
     (`report`, for status and plan) notes them as drift and goes on with the recorded one, or
     the lowest ID, so the rest of the report still means something."""
     if len(found) <= 1:
         return found[0] if found else None
-    message = duplicates_message(found, id_key, recorded)
+    message = duplicates_message(ctx, found, id_key, recorded)
     if report is None:
         raise Duplicates(f"{message}; then run `threetier up` again (it stops here rather than guess which "
                          f"is the stack's)")

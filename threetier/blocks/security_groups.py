@@ -74,7 +74,7 @@ def ensure_security_groups(ctx: Ctx, vpc: str) -> dict[str, str]:
     aws = ctx.aws
     groups: dict[str, str] = {}
     for role in SECURITY_GROUPS:
-        group = one(ec2_tagged(ctx, "describe_security_groups", role,
+        group = one(ctx, ec2_tagged(ctx, "describe_security_groups", role,
                                vpc=vpc), "GroupId")
         if group is None:
             group_id = aws.call("ec2", "create_security_group", resource=ctx.name(role), GroupName=ctx.name(role),
@@ -190,7 +190,7 @@ def check_security_groups(ctx: Ctx, result: Check, vpc: str) -> None:
     """The five groups of the VPC, their rules as wanted, and a default group that allows nothing."""
     groups: dict[str, str] = {}
     for role in SECURITY_GROUPS:
-        group = one(ec2_tagged(ctx, "describe_security_groups", role,
+        group = one(ctx, ec2_tagged(ctx, "describe_security_groups", role,
                                vpc=vpc), "GroupId", report=result)
         result.found(f"security group {ctx.name(role)}", group is not None)
         if group is not None:

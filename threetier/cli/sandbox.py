@@ -67,7 +67,9 @@ def stop(ctx: click.Context) -> int:
     return ExitStatus.OK
 
 
-@command.command("status", help="""Is the sandbox running, and where. Exit 0 if it is, 3 if not.
+@command.command("status", help="""Is the sandbox running, and where. Exit 0 if it is, 3 if not
+(as `systemctl status` says of a service not running, so a script can test it:
+`threetier sandbox status || threetier sandbox start`).
 
 \b
 Examples:
