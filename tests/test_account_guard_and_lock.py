@@ -7,7 +7,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from helpers import cli, moto
+from helpers import cli, moto, write_config
 from threetier.aws import STACK_TAG
 
 OTHER_ACCOUNT = "111111111111"
@@ -59,13 +59,13 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path: Path, monkeypatch) -> None:
 
     with moto():
         monkeypatch.setattr(steps.network, "ensure_subnets", terminated)
-        result = cli("up", cwd=tmp_path)
+        result = cli("up", "--yes", cwd=tmp_path)
         assert result.code == 130, result.stderr
         assert "interrupted; the state file is consistent" in result.stderr and "Traceback" not in result.stderr
         state = json.loads((tmp_path / ".threetier" / "threetier.json").read_text())
         assert any(part["error"] for part in state["parts"].values())  # the parts in flight say they stopped
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is the CLI's only while it runs
-        assert cli("up", cwd=tmp_path).code == 0
+        assert cli("up", "--yes", cwd=tmp_path).code == 0
 
 
 @pytest.mark.parametrize("part", ["3", "5", "7"])
@@ -87,7 +87,7 @@ def test_status_sees_code_deleted_from_the_bucket_and_up_puts_it_back(built: Pat
     assert status.code == 3
     drift = json.loads(status.stdout)["parts"][part - 1]["drift"]
     assert any(expected in line for line in drift), drift
-    assert cli("up", cwd=built).code == 0
+    assert cli("up", "--yes", cwd=built).code == 0
     assert cli("status", "--json", cwd=built).code == 0
 
 
@@ -145,7 +145,7 @@ def test_a_held_lock_refuses_down_and_the_stack_stays(built: Path) -> None:
 def test_taking_over_a_dead_runs_lock_shows_whose_it_was(tmp_path: Path) -> None:
     with moto():
         hold_lock_as_someone_else()
-        result = cli("up", "--take-over-lock", cwd=tmp_path)
+        result = cli("up", "--yes", "--take-over-lock", cwd=tmp_path)
         assert result.code == 0, result.stderr
         assert "took over the stack lock from bob@bobs-laptop" in result.stderr
         assert lock_value() is None  # and released at the end, like any other run's
@@ -161,20 +161,21 @@ def test_a_lock_of_an_older_threetier_on_this_host_is_refused_without_contradict
     gone.wait()  # its pid is free now
     with moto():
         hold_lock_as_someone_else({**SOMEONE_ELSE, "host": socket.gethostname(), "pid": gone.pid})
-        result = cli("up", cwd=tmp_path)
+        result = cli("up", "--yes", cwd=tmp_path)
         assert result.code == 2 and result.stderr.count("error:") == 1, result.stderr
         assert "The lock records no boot id" in result.stderr and "--take-over-lock" in result.stderr
         assert "stale" not in result.stderr and lock_value()["token"] == "bobs"
-        taken = cli("up", "--take-over-lock", cwd=tmp_path)
+        taken = cli("up", "--yes", "--take-over-lock", cwd=tmp_path)
         assert taken.code == 0, taken.stderr
         assert f"took over the stack lock from bob@{socket.gethostname()} (pid {gone.pid}" in taken.stderr
 
 
 def test_up_replay_and_down_release_the_lock_however_they_end(tmp_path: Path, monkeypatch) -> None:
+    write_config(tmp_path)  # down and pause need a config file
     import threetier.blocks.security_groups
     # Built here: the first `up` releasing the lock is part of what is proven.
     with moto():
-        assert cli("up", cwd=tmp_path).code == 0
+        assert cli("up", "--yes", cwd=tmp_path).code == 0
         assert lock_value() is None
         assert cli("replay", "2", cwd=tmp_path).code == 0
         assert lock_value() is None
@@ -183,7 +184,7 @@ def test_up_replay_and_down_release_the_lock_however_they_end(tmp_path: Path, mo
             raise KeyboardInterrupt
         real = threetier.blocks.security_groups.ensure_security_groups
         monkeypatch.setattr(threetier.blocks.security_groups, "ensure_security_groups", broken)
-        interrupted = cli("up", cwd=tmp_path)
+        interrupted = cli("up", "--yes", cwd=tmp_path)
         assert interrupted.code == 130 and lock_value() is None
         monkeypatch.setattr(threetier.blocks.security_groups, "ensure_security_groups", real)
 
@@ -214,7 +215,7 @@ def test_two_operators_in_two_processes_make_one_stack(moto_server: str, tmp_pat
     laptops = [tmp_path / "alice", tmp_path / "bob"]
     for laptop in laptops:
         laptop.mkdir()
-    runs = [threetier_process(moto_server, laptop, "up") for laptop in laptops]
+    runs = [threetier_process(moto_server, laptop, "up", "--yes") for laptop in laptops]
     results = [(*run.communicate(timeout=300), run.returncode) for run in runs]
     codes = sorted(code for _, _, code in results)
     assert codes == [0, 2], [err[-500:] for _, err, _ in results]
@@ -224,7 +225,7 @@ def test_two_operators_in_two_processes_make_one_stack(moto_server: str, tmp_pat
     assert len(ec2.describe_vpcs(Filters=STACK_FILTER)["Vpcs"]) == 1
     assert len(ec2.describe_subnets(Filters=STACK_FILTER)["Subnets"]) == 6
     loser = laptops[[code for _, _, code in results].index(2)]
-    again = threetier(moto_server, loser, "up")
+    again = threetier(moto_server, loser, "up", "--yes")
     assert again.returncode == 0, again.stderr[-800:]
     assert "verified, nothing to do" in again.stderr
     assert len(ec2.describe_vpcs(Filters=STACK_FILTER)["Vpcs"]) == 1
@@ -254,7 +255,7 @@ def test_a_look_alike_vpc_is_drift_in_status_and_plan_and_up_refuses_to_guess(bu
     plan = cli("plan", "--json", cwd=built)
     assert any(extra in line for line in json.loads(plan.stdout)["parts"][1]["change"])
 
-    up = cli("up", cwd=built)
+    up = cli("up", "--yes", cwd=built)
     assert up.code == 1 and up.stderr.count("error:") == 1, up.stderr
     assert f"the state file's is {ours}, so the extra one goes: aws ec2 delete-vpc --vpc-id {extra}" in up.stderr
     # Nothing was done to the look-alike: no subnets moved, no gateway attached, no table associated.
@@ -262,11 +263,11 @@ def test_a_look_alike_vpc_is_drift_in_status_and_plan_and_up_refuses_to_guess(bu
     assert ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [extra]}])["InternetGateways"] == []
 
     (built / ".threetier" / "threetier.json").unlink()  # without the state file, it cannot tell which
-    blind = cli("up", cwd=built)
+    blind = cli("up", "--yes", cwd=built)
     assert blind.code == 1 and "delete the one the stack does not use" in blind.stderr and extra in blind.stderr
 
     ec2.delete_vpc(VpcId=extra)  # what the message says to do
-    assert cli("up", cwd=built).code == 0
+    assert cli("up", "--yes", cwd=built).code == 0
     assert cli("status", cwd=built).code == 0
 
 
@@ -289,14 +290,20 @@ def test_down_says_first_what_it_cannot_delete_and_deletes_the_rest(built: Path)
     assert ec2.describe_vpcs(Filters=STACK_FILTER)["Vpcs"] == []
 
 
-def test_the_lock_costs_a_no_op_up_three_calls_not_a_second_inventory(built: Path) -> None:
+def test_the_lock_costs_a_no_op_up_three_calls_not_a_second_inventory(built: Path, monkeypatch) -> None:
     from bench.moto_env import counting_calls
+    from threetier import preflight
+    checked: list[preflight.Findings] = []
+    real = preflight.check
+    monkeypatch.setattr(preflight, "check", lambda *args: checked.append(real(*args)) or checked[-1])
     with counting_calls() as first:
         assert cli("status", "--json", cwd=built).code == 0
     with counting_calls() as again:
-        result = cli("up", cwd=built)
+        result = cli("up", "--yes", cwd=built)
     assert result.code == 0 and "0 mutating AWS calls" in result.stdout
     assert again.mutating == [] and sorted(again.lock_calls) == ["ssm.DeleteParameter", "ssm.PutParameter"]
-    # status: the inventory (and the lock's holder); up: the same inventory, the lock's three calls,
-    # and its summary answered from that inventory.
-    assert again.total <= first.total + 3, (again.total, first.total)
+    # status: the inventory (and the lock's holder); up: its preflight, the same inventory, the lock's
+    # three calls, and its summary answered from that inventory.
+    [findings] = checked
+    assert 0 < findings.calls <= 16
+    assert again.total - findings.calls <= first.total + 3, (again.total, findings.calls, first.total)

@@ -152,7 +152,7 @@ def test_the_memory_threshold_follows_the_instance_class() -> None:
 
 
 def test_a_no_op_up_changes_no_alarm_and_reads_them_once(built_with_email: Path, calls: list[str]) -> None:
-    result = cli("up", cwd=built_with_email)
+    result = cli("up", "--yes", cwd=built_with_email)
     assert result.code == 0, result.stderr
     assert mutating(calls) == []
     assert calls.count("DescribeAlarms") == 1  # one read for Parts 3, 5 and 7, from the inventory
@@ -192,7 +192,7 @@ def test_an_email_added_later_points_every_alarm_at_the_topic(built: Path, calls
         assert f"CloudWatch alarm {name}: AlarmActions differ; OKActions differ (`up` puts it again)" \
             in parts[part]["drift"]
     calls.clear()
-    result = cli("up", cwd=built)
+    result = cli("up", "--yes", cwd=built)
     assert result.code == 0, result.stderr
     assert mutating(calls).count("PutMetricAlarm") == len(ALARMS)
     assert "DeleteAlarms" not in calls
@@ -216,7 +216,7 @@ def test_an_alarm_changed_or_deleted_by_hand_is_drift_that_up_repairs(built: Pat
                                  f"(`up` puts it again)"]
     assert parts[7]["drift"] == [f"missing: CloudWatch alarm {STACK}-web-unhealthy-hosts"]
     calls.clear()
-    assert cli("up", cwd=built).code == 0
+    assert cli("up", "--yes", cwd=built).code == 0
     assert mutating(calls) == ["PutMetricAlarm", "PutMetricAlarm"]
     found = described()
     assert found[f"{STACK}-aurora-writer-cpu"]["Threshold"] == 80
@@ -237,7 +237,7 @@ def test_alarms_false_deletes_them_and_dashboard_false_deletes_it(built: Path, c
     # The dashboard loses its alarm widget with them.
     assert f"CloudWatch dashboard {DASHBOARD}: changed since `up` made it (`up` puts it back)" in parts[7]["drift"]
     calls.clear()
-    assert cli("up", cwd=built).code == 0
+    assert cli("up", "--yes", cwd=built).code == 0
     assert mutating(calls) == ["DeleteAlarms"] * 3 + ["PutDashboard"]  # one call per Part
     assert set(described()) == {foreign}
     assert [w["type"] for w in dashboard()["widgets"]].count("alarm") == 0
@@ -248,7 +248,7 @@ def test_alarms_false_deletes_them_and_dashboard_false_deletes_it(built: Path, c
     assert code == 3 and f"CloudWatch dashboard {DASHBOARD}: monitoring.dashboard is false (`up` deletes it)" \
         in parts[7]["drift"]
     calls.clear()
-    assert cli("up", cwd=built).code == 0
+    assert cli("up", "--yes", cwd=built).code == 0
     assert mutating(calls) == ["DeleteDashboards"]
     assert dashboards() == []
     code, parts = status(built)
@@ -256,7 +256,7 @@ def test_alarms_false_deletes_them_and_dashboard_false_deletes_it(built: Path, c
 
     write_config(built)  # the defaults again: every alarm and the dashboard back
     calls.clear()
-    assert cli("up", cwd=built).code == 0
+    assert cli("up", "--yes", cwd=built).code == 0
     assert mutating(calls) == ["PutDashboard"] + ["PutMetricAlarm"] * len(ALARMS)
     assert set(described()) == set(ALARMS) | {foreign}
     assert status(built)[0] == 0
@@ -340,14 +340,14 @@ def test_a_dashboard_edited_by_hand_is_drift_and_up_puts_it_back(built: Path, ca
     assert code == 3
     assert parts[7]["drift"] == [f"CloudWatch dashboard {DASHBOARD}: changed since `up` made it (`up` puts it back)"]
     calls.clear()
-    assert cli("up", cwd=built).code == 0
+    assert cli("up", "--yes", cwd=built).code == 0
     assert mutating(calls) == ["PutDashboard"]
     assert dashboard() == made
 
     boto3.client("cloudwatch").delete_dashboards(DashboardNames=[DASHBOARD])
     code, parts = status(built)
     assert code == 3 and parts[7]["drift"] == [f"missing: CloudWatch dashboard {DASHBOARD}"]
-    assert cli("up", cwd=built).code == 0
+    assert cli("up", "--yes", cwd=built).code == 0
     assert dashboard() == made
 
 
@@ -360,7 +360,7 @@ def test_group_metrics_no_longer_collected_are_drift_that_up_enables(built: Path
     assert parts[5]["drift"] == [f"Auto Scaling group {STACK}-app-asg: does not collect GroupDesiredCapacity, "
                                  f"GroupInServiceInstances, which the dashboard draws (`up` enables it)"]
     calls.clear()
-    assert cli("up", cwd=built).code == 0
+    assert cli("up", "--yes", cwd=built).code == 0
     assert mutating(calls) == ["EnableMetricsCollection"]
     group = boto3.client("autoscaling").describe_auto_scaling_groups(
         AutoScalingGroupNames=[f"{STACK}-app-asg"])["AutoScalingGroups"][0]

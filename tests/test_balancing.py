@@ -276,7 +276,7 @@ def test_both_albs_drop_invalid_headers_and_a_change_by_hand_is_drift_that_up_pu
 def test_down_refuses_a_protected_alb_before_deleting_anything_until_up_turns_it_off(
         mocked, tmp_path: Path) -> None:
     write_config(tmp_path, load_balancers={"deletion_protection": True})
-    assert cli("up", cwd=tmp_path).code == 0
+    assert cli("up", "--yes", cwd=tmp_path).code == 0
     protected = {balancing.DROP_INVALID_HEADERS: "true", balancing.DELETION_PROTECTION: "true"}
     assert alb_attributes() == {"threetier-int-alb": protected, "threetier-ext-alb": protected}
     before = len(scan.tagged(make_engine(tmp_path).ctx.aws, STACK))
@@ -290,7 +290,7 @@ def test_down_refuses_a_protected_alb_before_deleting_anything_until_up_turns_it
 
     # Only one ALB protected (turned on by hand): refused all the same, naming that one.
     write_config(tmp_path, load_balancers={"deletion_protection": False})
-    assert cli("up", cwd=tmp_path).code == 0  # converges: protection off on both
+    assert cli("up", "--yes", cwd=tmp_path).code == 0  # converges: protection off on both
     off = {balancing.DROP_INVALID_HEADERS: "true", balancing.DELETION_PROTECTION: "false"}
     assert alb_attributes() == {"threetier-int-alb": off, "threetier-ext-alb": off}
     set_alb_attribute("threetier-int-alb", balancing.DELETION_PROTECTION, "true")
@@ -300,6 +300,6 @@ def test_down_refuses_a_protected_alb_before_deleting_anything_until_up_turns_it
     assert result.code == 2 and "load balancer threetier-int-alb has deletion protection on" in result.stderr
     assert len(scan.tagged(make_engine(tmp_path).ctx.aws, STACK)) == before
 
-    assert cli("up", cwd=tmp_path).code == 0
+    assert cli("up", "--yes", cwd=tmp_path).code == 0
     assert cli("down", "--yes", "--skip-final-snapshot", cwd=tmp_path).code == 0
     assert boto3.client("elbv2").describe_load_balancers()["LoadBalancers"] == []

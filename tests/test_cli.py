@@ -18,7 +18,8 @@ def mocked():
 
 
 def test_up_status_down_round_trip(mocked, tmp_path: Path) -> None:
-    result = cli("up", cwd=tmp_path)
+    write_config(tmp_path)  # down and pause need a config file
+    result = cli("up", "--yes", cwd=tmp_path)
     assert result.code == 0, result.stderr
     # Progress is for humans (stderr); the result (the summary, the URL) is on stdout.
     assert "Part 1 (storage)" in result.stderr and "Part 2 (network)" in result.stderr
@@ -37,7 +38,7 @@ def test_up_status_down_round_trip(mocked, tmp_path: Path) -> None:
     assert report["parts"][1]["resources"]["vpc"].startswith("vpc-")
     assert report["outputs"]["bucket"] == report["parts"][0]["resources"]["bucket"]
 
-    again = cli("up", cwd=tmp_path)
+    again = cli("up", "--yes", cwd=tmp_path)
     assert again.code == 0
     assert "verified, nothing to do" in again.stderr and "0 mutating AWS calls" in again.stdout
 
@@ -62,7 +63,7 @@ def test_status_reports_drift_and_exits_3(built: Path) -> None:
     network = json.loads(status.stdout)["parts"][1]
     assert network["status"] == "drifted"
     assert any("private-app-rt-az1" in d and nat_az2 in d for d in network["drift"])
-    assert cli("up", cwd=built).code == 0  # up repairs it
+    assert cli("up", "--yes", cwd=built).code == 0  # up repairs it
     assert cli("status", "--json", cwd=built).code == 0
 
 
@@ -97,7 +98,7 @@ def test_replay(mocked, tmp_path: Path, monkeypatch) -> None:
     assert cli("replay", "storage", cwd=tmp_path).code == 0
     refused = cli("replay", "needs-network", cwd=tmp_path)
     assert refused.code == 2 and "needs Part 2 (network) done first (VPC threetier-vpc is missing)" in refused.stderr
-    assert cli("up", cwd=tmp_path).code == 0
+    assert cli("up", "--yes", cwd=tmp_path).code == 0
     boto3.client("iam").delete_role_policy(RoleName="threetier-us-east-1-app-role", PolicyName="read-code-bucket")
     replay = cli("-v", "replay", "1", cwd=tmp_path)
     assert replay.code == 0
@@ -116,7 +117,7 @@ def test_aws_failure_is_one_line_with_part_resource_and_code(mocked, tmp_path: P
             raise ClientError({"Error": {"Code": "VpcLimitExceeded", "Message": "The maximum number of VPCs has been reached."}}, operation)
         return real(self, operation, params)
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", refuse_vpc)
-    result = cli("up", cwd=tmp_path)
+    result = cli("up", "--yes", cwd=tmp_path)
     assert result.code == 1
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert error_lines == ["error: Part 2 (network): create vpc threetier-vpc failed: VpcLimitExceeded: "
@@ -137,7 +138,7 @@ def test_ctrl_c_exits_130_and_leaves_the_state_file_consistent(mocked, tmp_path:
             raise KeyboardInterrupt
         return real(ctx, vpc, azs)
     monkeypatch.setattr(steps.network, "ensure_subnets", interrupted)
-    result = cli("up", cwd=tmp_path)
+    result = cli("up", "--yes", cwd=tmp_path)
     assert result.code == 130
     assert "interrupted" in result.stderr
     state = json.loads((tmp_path / ".threetier" / "threetier.json").read_text())
@@ -145,11 +146,12 @@ def test_ctrl_c_exits_130_and_leaves_the_state_file_consistent(mocked, tmp_path:
     assert state["parts"]["1"]["resources"]["bucket"] and state["parts"]["1"]["resources"]["instance_profile"]
     assert state["parts"]["1"]["error"] == "stopped before it finished"
     assert state["parts"]["2"]["status"] == "failed" and state["parts"]["2"]["error"] == "interrupted"
-    assert cli("up", cwd=tmp_path).code == 0
+    assert cli("up", "--yes", cwd=tmp_path).code == 0
 
 
 @pytest.mark.parametrize("command", [["status"], ["plan"], ["up"], ["down", "--yes"], ["replay", "network"]])
 def test_no_aws_credentials_is_a_clear_error(tmp_path: Path, monkeypatch, command: list[str]) -> None:
+    write_config(tmp_path)  # down and pause need a config file
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(key)
     result = cli(*command, cwd=tmp_path)
@@ -163,7 +165,7 @@ def test_no_aws_credentials_is_a_clear_error(tmp_path: Path, monkeypatch, comman
 def test_credentials_that_cannot_be_used_are_a_clear_error(tmp_path: Path, monkeypatch) -> None:
     for key in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(key)  # a key ID without its secret
-    result = cli("up", cwd=tmp_path)
+    result = cli("up", "--yes", cwd=tmp_path)
     assert result.code == 2, result.stderr  # before any change
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("error: the AWS credentials cannot be used: Partial credentials found in env")

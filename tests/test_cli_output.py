@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import boto3
 import pytest
 
-from helpers import cli, make_engine, moto
+from helpers import cli, make_engine, moto, write_config
 from threetier.display import Display
 from threetier.output import Output
 
@@ -117,9 +117,10 @@ def summary_table(stdout: str) -> dict[int, dict[str, int]]:
 
 
 def test_every_count_of_a_run_says_the_same(tmp_path: Path) -> None:
+    write_config(tmp_path)  # down and pause need a config file
     # A build: what a new stack's first `up` says is asserted.
     with moto():
-        up = cli("up", cwd=tmp_path)
+        up = cli("up", "--yes", cwd=tmp_path)
         assert up.code == 0, up.stderr
         ticks = {int(number): tally_of(text) for number, text in TICK.findall(up.stderr)}
         table = summary_table(up.stdout)
@@ -132,7 +133,7 @@ def test_every_count_of_a_run_says_the_same(tmp_path: Path) -> None:
         assert totals["changed"] == 0 and totals["created"] > 40
         assert totals["deleted"] == 2  # the two builders, once their images are baked
 
-        again = cli("up", "--json", cwd=tmp_path)
+        again = cli("up", "--yes", "--json", cwd=tmp_path)
         report = json.loads(again.stdout)  # stdout is the JSON and nothing else
         assert again.code == 0 and report["command"] == "up"
         assert (report["created"], report["changed"], report["deleted"], report["mutating_calls"]) == (0, 0, 0, 0)
@@ -238,7 +239,8 @@ def test_down_lists_everything_it_asks_about_by_part_billable_first(built: Path,
     assert refused.code == 2 and "not confirmed; nothing was deleted" in refused.stderr
     assert len(scan.tagged(make_engine(built).ctx.aws, "threetier")) == len(found)
     lines = refused.stderr.splitlines()
-    assert f"{len(found)} tagged resources will be deleted" in lines[0]
+    assert lines[0].startswith("threetier down: stack threetier in us-east-1, account 123456789012 (config: ")
+    assert f"{len(found)} tagged resources will be deleted" in lines[1]
     assert "more" not in refused.stderr  # nothing cut
     listed = [line[6:] for line in lines if line.startswith("    ")]
     assert sorted(listed) == sorted(item.describe() for item in found)  # each once, every one
@@ -258,7 +260,7 @@ def test_a_change_to_an_old_resource_for_a_new_one_counts_as_a_change(built: Pat
     # route table at it (changed), not "configured" because the record mentions the new gateway.
     state = json.loads((built / ".threetier" / "threetier.json").read_text())
     boto3.client("ec2").delete_nat_gateway(NatGatewayId=state["parts"]["2"]["resources"]["nat_gateways"]["az1"])
-    again = cli("up", "--json", cwd=built)
+    again = cli("up", "--yes", "--json", cwd=built)
     report = json.loads(again.stdout)
     network = next(row for row in report["parts"] if row["part"] == 2)
     actions = {(c["action"], c["kind"]) for c in network["changes"]}

@@ -164,7 +164,7 @@ def test_missing_explicit_config_is_an_error(tmp_path: Path) -> None:
 
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text("stack: a\nnetwork: [\n")
-    result = cli("up", cwd=tmp_path)
+    result = cli("up", "--yes", cwd=tmp_path)
     assert result.code == 2
     assert "not valid YAML (line" in result.stderr
 

@@ -7,13 +7,14 @@ from pathlib import Path
 import boto3
 import pytest
 
-from helpers import threetier
+from helpers import threetier, write_config
 
 pytestmark = pytest.mark.slow
 
 
 def test_up_status_down_as_separate_processes(moto_server: str, tmp_path: Path) -> None:
-    up = threetier(moto_server, tmp_path, "up")
+    write_config(tmp_path)  # down and pause need a config file
+    up = threetier(moto_server, tmp_path, "up", "--yes")
     assert up.returncode == 0, up.stderr
     assert "Part 2 (network)" in up.stderr and "Part 2 (network)" not in up.stdout
     assert "is up:" in up.stdout and "is up:" not in up.stderr

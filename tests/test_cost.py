@@ -197,9 +197,16 @@ ESTIMATE_LINE = f"stack threetier does not exist in us-east-1 yet; from now unti
                 f"{summary_line(estimate(DEFAULT))}"
 
 
-def test_up_of_a_new_stack_without_a_terminal_says_the_cost_and_goes_on(tmp_path: Path, engine_runs) -> None:
+def test_up_of_a_new_stack_without_a_terminal_needs_yes_and_says_the_cost(tmp_path: Path, calls, engine_runs) -> None:
     with moto():
-        result = cli("up", cwd=tmp_path)
+        refused = cli("up", cwd=tmp_path)  # a script, a pipe, CI: nobody to ask
+        assert refused.code == 2 and engine_runs == []
+        assert ESTIMATE_LINE in refused.stderr
+        last = refused.stderr.strip().splitlines()[-1]
+        assert "a month" in last and "with no terminal to ask on, pass --yes to create it; nothing was created" in last
+        # Only the stack's lock was taken and released around the decision.
+        assert {op for op in calls if is_mutating(op)} == {"PutParameter", "DeleteParameter"}
+        result = cli("up", "--yes", cwd=tmp_path)
     assert result.code == 0, result.stderr
     assert ESTIMATE_LINE in result.stderr and "$" not in result.stdout  # progress: stderr
     assert len(engine_runs) == 1

@@ -265,7 +265,7 @@ def test_up_down_up_down_within_a_minute_leaves_no_automated_snapshot(built: Pat
 
     # The CLI on the state file the engine's `down` left (its own is the restored stack's, stale now).
     state = ("--state", str(built / "state.json"))
-    assert cli(*state, "up", cwd=built).code == 0  # the same cluster, the same minute
+    assert cli(*state, "up", "--yes", cwd=built).code == 0  # the same cluster, the same minute
     result = cli(*state, "down", "--yes", "--skip-final-snapshot", cwd=built)
     assert result.code == 0, result.stderr
     assert automated() == []

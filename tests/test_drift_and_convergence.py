@@ -167,7 +167,7 @@ def test_status_reports_drift_then_up_repairs_it(built, damage) -> None:
     human = cli("status", cwd=workdir)
     assert human.code == 3 and "drifted" in human.stdout and "drifted" not in human.stderr  # the result: stdout
     assert "url: http://" in human.stdout  # `threetier status | grep url` finds it
-    assert cli("up", cwd=workdir).code == 0
+    assert cli("up", "--yes", cwd=workdir).code == 0
     again = cli("status", "--json", cwd=workdir)
     assert again.code == 0, [(p["part"], p["drift"]) for p in json.loads(again.stdout)["parts"]]
 
@@ -216,7 +216,7 @@ def test_convergence_of_asg_size_and_instance_type(built) -> None:
     workdir, resources = built
     # With scaling policies (the default since issue 12) `up` sets min and max; AWS raises desired to the new min.
     write_config(workdir, app={"instance_type": "t3.small", "asg": {"min": 3, "desired": 3, "max": 5}})
-    result = cli("up", cwd=workdir)
+    result = cli("up", "--yes", cwd=workdir)
     assert result.code == 0, result.stderr
     asg = boto3.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=["threetier-app-asg"])["AutoScalingGroups"][0]
     assert (asg["MinSize"], asg["DesiredCapacity"], asg["MaxSize"]) == (3, 3, 5)
@@ -227,7 +227,7 @@ def test_convergence_of_asg_size_and_instance_type(built) -> None:
     assert "the emulator has no instance refresh" in result.stderr
     again = cli("status", "--json", cwd=workdir)
     assert again.code == 0, [(p["part"], p["drift"]) for p in json.loads(again.stdout)["parts"]]
-    again = cli("up", cwd=workdir)
+    again = cli("up", "--yes", cwd=workdir)
     assert "0 mutating AWS calls" in again.stdout
 
 
@@ -257,7 +257,7 @@ def test_changing_the_vpc_cidr_is_refused_with_exit_2(built) -> None:
     workdir, _ = built
     write_config(workdir, network={"vpc_cidr": "10.9.0.0/16", "subnets": {
         "web": ["10.9.0.0/24", "10.9.1.0/24"], "app": ["10.9.2.0/24", "10.9.3.0/24"], "db": ["10.9.4.0/24", "10.9.5.0/24"]}})
-    result = cli("up", cwd=workdir)
+    result = cli("up", "--yes", cwd=workdir)
     assert result.code == 2
     assert "error: network.vpc_cidr: the stack's VPC" in result.stderr
     assert "cannot change in place: `threetier down`, then `up`" in result.stderr
@@ -267,7 +267,7 @@ def test_changing_the_azs_is_refused(built) -> None:
     workdir, _resources = built
     azs = sorted(z["ZoneName"] for z in boto3.client("ec2").describe_availability_zones()["AvailabilityZones"])
     write_config(workdir, network={"azs": [azs[0], azs[2]]})
-    result = cli("up", cwd=workdir)
+    result = cli("up", "--yes", cwd=workdir)
     assert result.code == 2 and "network.subnets." in result.stderr and "cannot move or resize in place" in result.stderr
 
 
@@ -317,7 +317,7 @@ def test_nat_gateway_mode_converges_both_ways(built) -> None:
     write_config(workdir, network={"nat_gateways": "single"})
     plan = json.loads(cli("plan", "--json", cwd=workdir).stdout)
     assert any("threetier-nat-az2: not wanted" in c for c in plan["parts"][1]["change"])
-    assert cli("up", cwd=workdir).code == 0
+    assert cli("up", "--yes", cwd=workdir).code == 0
     nats = live()
     assert [tag_value(n, "Name") for n in nats] == ["threetier-nat-az1"]
     assert [tag_value(a, "Name") for a in ec2.describe_addresses()["Addresses"]] == ["threetier-nat-eip-az1"]
@@ -327,7 +327,7 @@ def test_nat_gateway_mode_converges_both_ways(built) -> None:
     again = cli("status", "--json", cwd=workdir)
     assert again.code == 0, [(p["part"], p["drift"]) for p in json.loads(again.stdout)["parts"]]
     write_config(workdir, network={"nat_gateways": "per_az"})
-    assert cli("up", cwd=workdir).code == 0
+    assert cli("up", "--yes", cwd=workdir).code == 0
     assert sorted(tag_value(n, "Name") for n in live()) == ["threetier-nat-az1", "threetier-nat-az2"]
     again = cli("status", "--json", cwd=workdir)
     assert again.code == 0, [(p["part"], p["drift"]) for p in json.loads(again.stdout)["parts"]]
@@ -343,7 +343,7 @@ def test_new_app_code_is_rebaked_and_the_old_image_goes(built, monkeypatch) -> N
     real = artifacts.application_files
     monkeypatch.setattr(artifacts, "application_files",
                         lambda source=None: {**real(source), "app-tier/src/version.js": b"module.exports = 2;\n"})
-    result = cli("up", cwd=workdir)
+    result = cli("up", "--yes", cwd=workdir)
     assert result.code == 0, result.stderr
     state = json.loads((workdir / ".threetier" / "threetier.json").read_text())
     new_ami = state["parts"]["4"]["resources"]["ami"]
@@ -359,7 +359,7 @@ def test_new_app_code_is_rebaked_and_the_old_image_goes(built, monkeypatch) -> N
 def test_switching_to_graviton_rebakes_an_arm64_image(built) -> None:
     workdir, resources = built
     write_config(workdir, web={"instance_type": "t4g.small"})
-    result = cli("up", cwd=workdir)
+    result = cli("up", "--yes", cwd=workdir)
     assert result.code == 0, result.stderr
     state = json.loads((workdir / ".threetier" / "threetier.json").read_text())
     ec2 = boto3.client("ec2")
@@ -381,7 +381,7 @@ def test_backup_retention_converges(built) -> None:
     status = cli("status", "--json", cwd=workdir)
     assert status.code == 3
     assert any("backup retention 7 days, config says 14" in d for d in json.loads(status.stdout)["parts"][2]["drift"])
-    assert cli("up", cwd=workdir).code == 0
+    assert cli("up", "--yes", cwd=workdir).code == 0
     cluster = boto3.client("rds").describe_db_clusters(DBClusterIdentifier="threetier-aurora")["DBClusters"][0]
     assert cluster["BackupRetentionPeriod"] == 14
     again = cli("status", "--json", cwd=workdir)

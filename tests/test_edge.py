@@ -301,8 +301,9 @@ def test_a_missing_zone_is_never_created(built: Path) -> None:
     # Refused before anything of the edge: no Route 53 change, no certificate requested.
     assert not [c for c in engine.ctx.aws.mutating_calls() if c.service in ("route53", "acm")]
     write_config(built, **edge_config())
-    result = cli("up", "--state", str(built / "state.json"), cwd=built)
-    assert result.code == 1 and "no public Route 53 hosted zone example.com" in result.stderr
+    result = cli("up", "--yes", "--state", str(built / "state.json"), cwd=built)
+    # The preflight refuses it before any change (exit 2), saying how to make the zone.
+    assert result.code == 2 and "no public Route 53 hosted zone example.com" in result.stderr
     assert boto3.client("route53").list_hosted_zones()["HostedZones"] == []
 
 
@@ -478,8 +479,8 @@ def test_someone_elses_record_at_the_domain_is_refused_not_overwritten(built: Pa
     put_record(zone_id, {"Name": f"{DOMAIN}.", **record_set})
     before = zone_records(zone_id)
     write_config(built, **edge_config())
-    result = cli("up", "--state", str(built / "state.json"), cwd=built)
-    assert result.code == 1, result.stdout + result.stderr
+    result = cli("up", "--yes", "--state", str(built / "state.json"), cwd=built)
+    assert result.code == 2, result.stdout + result.stderr  # the preflight's refusal, before any change
     assert f"the {record_set['Type']} record {DOMAIN} ({shown}) that threetier did not write" in result.stderr
     assert "nothing was changed" in result.stderr
     assert zone_records(zone_id) == before

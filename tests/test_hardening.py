@@ -123,7 +123,7 @@ def test_status_and_plan_report_the_default_group_rules_and_up_revokes_only_them
 
 def test_admin_cidr_wider_than_a_16_is_refused_before_any_aws_call(tmp_path: Path) -> None:
     write_config(tmp_path, access={"admin_cidr": "0.0.0.0/1"})
-    result = cli("up", cwd=tmp_path)  # no moto: an AWS call would fail on the fake credentials
+    result = cli("up", "--yes", cwd=tmp_path)  # no moto: an AWS call would fail on the fake credentials
     assert result.code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: access.admin_cidr: 0.0.0.0/1"), lines

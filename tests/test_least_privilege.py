@@ -110,9 +110,10 @@ def built(tmp_path_factory):
         made.append(self)
 
     path = tmp_path_factory.mktemp("built")
+    (path / "config.yaml").write_text("{}\n")  # the defaults, in a file: `down` needs one
     with bench_moto():
         with mock.patch.object(Aws, "__init__", init):
-            result = cli("up", cwd=path)
+            result = cli("up", "--yes", cwd=path)
         assert result.code == 0, result.stderr
         UP_CALLS[:] = [call for aws in made for call in aws.calls]
         yield path
@@ -285,7 +286,7 @@ def test_two_regions_same_stack_name_have_independent_roles(stack_from, tmp_path
     west = tmp_path / "west"  # the same stack name in another region: built beside it
     west.mkdir()
     write_config(west, region="eu-west-1")
-    assert cli("up", cwd=west).code == 0
+    assert cli("up", "--yes", cwd=west).code == 0
     iam = boto3.client("iam")
     for region in ("us-east-1", "eu-west-1"):
         secret = boto3.client("rds", region_name=region).describe_db_clusters(
@@ -337,7 +338,7 @@ def test_down_removes_the_old_shared_role_and_profile_of_this_region(built: Path
     found = {(f.kind, f.name) for f in scan.tagged(make_engine(built).ctx.aws, STACK)}
     assert {("IAM role", f"{STACK}-ec2-role"), ("instance profile", f"{STACK}-ec2-profile")} <= found
     assert {("IAM role", role_name(t)) for t in TIERS} <= found
-    assert cli("up", cwd=built).code == 0  # up leaves it alone: instances may still run with it
+    assert cli("up", "--yes", cwd=built).code == 0  # up leaves it alone: instances may still run with it
     assert boto3.client("iam").get_role(RoleName=f"{STACK}-ec2-role")
     down = cli("down", "--yes", "--skip-final-snapshot", cwd=built)
     assert down.code == 0, down.stderr

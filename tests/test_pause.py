@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from helpers import FakeClock, cli, make_engine, moto
+from helpers import FakeClock, cli, make_engine, moto, write_config
 from steps import app_tier, database
 from test_crash_recovery import census
 from threetier import lock
@@ -145,7 +145,7 @@ def test_up_on_a_paused_stack_resumes_it_and_replay_refuses(built: Path, calls: 
     assert replay.code == 2 and "stack threetier is paused" in replay.stderr and "`threetier resume`" in replay.stderr
     assert mutating(calls) == []
 
-    up = cli("up", cwd=built)
+    up = cli("up", "--yes", cwd=built)
     assert up.code == 0, up.stderr
     assert "is paused (since" in up.stderr and "as `threetier resume` does" in up.stderr
     assert topology() == running and "paused" not in saved(built)
@@ -167,6 +167,7 @@ def test_a_stack_paused_after_a_replay_is_paused_not_drifted(built: Path) -> Non
 
 # -- refusals ------------------------------------------------------------------------------
 def test_pause_and_resume_refuse_a_stack_that_does_not_exist(mocked, tmp_path: Path, calls: list[str]) -> None:
+    write_config(tmp_path)  # down and pause need a config file
     nothing = cli("pause", cwd=tmp_path)
     assert nothing.code == 2 and "is not deployed in us-east-1; nothing to pause" in nothing.stderr
     assert len(nothing.stderr.strip().splitlines()) == 2  # the command's first line, then the refusal
@@ -213,7 +214,7 @@ def test_a_tier_with_min_0_comes_back_to_its_desired_size(mocked, tmp_path: Path
     size again, not min's 0 (with scaling on, desired is otherwise the policies')."""
     # Built here: no reference stack has this config.
     (tmp_path / "config.yaml").write_text("app:\n  asg: {min: 0, desired: 1, max: 2}\n")
-    assert cli("up", cwd=tmp_path).code == 0
+    assert cli("up", "--yes", cwd=tmp_path).code == 0
     assert cli("pause", cwd=tmp_path).code == 0
     assert cli("resume", cwd=tmp_path).code == 0
     group = boto3.client("autoscaling").describe_auto_scaling_groups(

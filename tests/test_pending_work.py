@@ -74,7 +74,7 @@ def test_a_refresh_lost_to_a_crash_is_named_by_status_and_done_by_up(
 
     with monkeypatch.context() as patched:
         crash_after(patched, operation)
-        crashed = cli("up", cwd=built)
+        crashed = cli("up", "--yes", cwd=built)
     assert crashed.code == 130, crashed.stderr
     assert group_instance_types(tier) == ["t3.micro", "t3.micro"]
 
@@ -89,13 +89,13 @@ def test_a_refresh_lost_to_a_crash_is_named_by_status_and_done_by_up(
     else:  # the new version is not the default yet: the template itself still differs
         assert any("instance type t3.micro, config says t3.small" in line for line in drift), drift
 
-    resumed = cli("up", cwd=built)
+    resumed = cli("up", "--yes", cwd=built)
     assert resumed.code == 0, resumed.stderr
     assert "the emulator has no instance refresh" in resumed.stderr
     assert group_instance_types(tier) == ["t3.small", "t3.small"]
     clean = cli("status", "--json", cwd=built)
     assert clean.code == 0, [(p["part"], p["drift"]) for p in json.loads(clean.stdout)["parts"]]
-    assert "0 mutating AWS calls" in cli("up", cwd=built).stdout
+    assert "0 mutating AWS calls" in cli("up", "--yes", cwd=built).stdout
 
 
 # -- item 4, the real-AWS path under botocore's Stubber ------------------------------------
@@ -264,7 +264,7 @@ def test_with_the_internal_alb_gone_part_6_is_not_gone_and_its_ami_is_there(buil
     assert any("nginx.conf" in line for line in plan[5]["keep"]), plan[5]
     assert "load balancer threetier-int-alb" in plan[4]["create"]
 
-    repaired = cli("up", cwd=built)
+    repaired = cli("up", "--yes", cwd=built)
     assert repaired.code == 0, repaired.stderr
     clean = cli("status", "--json", cwd=built)
     assert clean.code == 0, [(p["part"], p["drift"]) for p in json.loads(clean.stdout)["parts"]]

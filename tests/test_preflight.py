@@ -73,7 +73,7 @@ def test_service_quotas_wins_over_the_ec2_attribute_and_a_never_changed_quota_is
     answers = {"elastic_ip_attribute": EIP_ATTRIBUTE_5, "addresses": addresses(4), "quota L-0263D0A3": quota(10)}
     assert judged(answers)[1].shortfalls == []
     never_changed = {**answers, "quota L-0263D0A3": Unanswered("GetServiceQuota failed: NoSuchResourceException: x")}
-    judge, findings = judged(never_changed, follow_ups={"default L-0263D0A3": quota(5)})
+    _, findings = judged(never_changed, follow_ups={"default L-0263D0A3": quota(5)})
     assert [s.key for s in findings.shortfalls] == ["quota ec2 L-0263D0A3"]
 
 

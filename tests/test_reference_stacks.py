@@ -15,7 +15,7 @@ def test_a_restored_stack_is_the_stack_up_built(built: Path, calls: list[str]) -
     status = cli("status", cwd=built)
     assert status.code == 0, status.stdout + status.stderr
     assert "not deployed" not in status.stdout
-    again = cli("up", cwd=built)
+    again = cli("up", "--yes", cwd=built)
     assert again.code == 0, again.stderr
     changes = [op for op in calls if op.startswith(("Create", "Run", "Put", "Delete", "Modify", "Authorize"))
                and op not in ("PutParameter", "DeleteParameter")]  # the stack's lock

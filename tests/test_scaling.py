@@ -78,7 +78,7 @@ def test_status_shows_each_tiers_policies(built: Path) -> None:
 
 
 def test_a_no_op_up_changes_no_policy(built: Path, calls: list[str]) -> None:
-    assert cli("up", cwd=built).code == 0
+    assert cli("up", "--yes", cwd=built).code == 0
     assert mutating(calls) == []
     assert calls.count("DescribePolicies") == 2  # one read per tier, from the inventory
 
@@ -90,7 +90,7 @@ def test_a_changed_target_is_drift_and_converges_with_one_put(built: Path, calls
     assert code == 3
     assert parts[7]["drift"] == ["scaling policy threetier-web-cpu: target 60, config says 75"]
     calls.clear()
-    result = cli("up", cwd=built)
+    result = cli("up", "--yes", cwd=built)
     assert result.code == 0, result.stderr
     assert mutating(calls) == ["PutScalingPolicy"]
     web = policies("web")
@@ -106,7 +106,7 @@ def test_requests_per_target_null_deletes_that_policy(built: Path, calls: list[s
     assert code == 3
     assert parts[7]["drift"] == ["scaling policy threetier-web-requests: not in config.yaml (`up` deletes it)"]
     calls.clear()
-    assert cli("up", cwd=built).code == 0
+    assert cli("up", "--yes", cwd=built).code == 0
     assert mutating(calls) == ["DeletePolicy"]
     assert set(policies("web")) == {"threetier-web-cpu"}
     assert status(built)[1][7]["resources"]["scaling"] == "cpu 60"
@@ -122,7 +122,7 @@ def test_a_missing_or_foreign_policy_is_drift_that_up_repairs(built: Path) -> No
     assert "missing: scaling policy threetier-app-cpu (cpu 60)" in parts[5]["drift"]
     assert parts[5]["resources"]["scaling"] == "off"
     assert parts[7]["drift"] == ["scaling policy by-hand: not in config.yaml (`up` deletes it)"]
-    assert cli("up", cwd=built).code == 0
+    assert cli("up", "--yes", cwd=built).code == 0
     assert set(policies("app")) == {"threetier-app-cpu"}
     assert set(policies("web")) == {"threetier-web-cpu", "threetier-web-requests"}
     assert status(built)[0] == 0
@@ -132,7 +132,7 @@ def test_scaling_null_puts_no_policy_and_keeps_the_guides_fixed_groups(tmp_path:
     fixed = {"asg": {"min": 2, "desired": 2, "max": 2}, "scaling": None}
     write_config(tmp_path, app=fixed, web=fixed)
     with moto():
-        assert cli("up", cwd=tmp_path).code == 0
+        assert cli("up", "--yes", cwd=tmp_path).code == 0
         assert "PutScalingPolicy" not in calls
         assert policies("app") == policies("web") == {}
         assert sizes("app") == sizes("web") == (2, 2, 2)
@@ -142,7 +142,7 @@ def test_scaling_null_puts_no_policy_and_keeps_the_guides_fixed_groups(tmp_path:
         # The new defaults on that stack: max 2 -> 4 and the policies, desired left as it is.
         write_config(tmp_path)
         calls.clear()
-        assert cli("up", cwd=tmp_path).code == 0
+        assert cli("up", "--yes", cwd=tmp_path).code == 0
         assert sorted(mutating(calls)) == ["PutScalingPolicy"] * 3 + ["UpdateAutoScalingGroup"] * 2
         assert sizes("app") == sizes("web") == (2, 2, 4)
         assert set(policies("web")) == {"threetier-web-cpu", "threetier-web-requests"}
@@ -150,7 +150,7 @@ def test_scaling_null_puts_no_policy_and_keeps_the_guides_fixed_groups(tmp_path:
         # And back: scaling: null deletes every policy of the tier.
         write_config(tmp_path, web={"scaling": None})
         calls.clear()
-        assert cli("up", cwd=tmp_path).code == 0
+        assert cli("up", "--yes", cwd=tmp_path).code == 0
         assert sorted(mutating(calls)) == ["DeletePolicy", "DeletePolicy"]
         assert policies("web") == {} and set(policies("app")) == {"threetier-app-cpu"}
 
@@ -162,7 +162,7 @@ def test_up_leaves_the_desired_capacity_to_the_policies(built: Path, calls: list
     code, parts = status(built)
     assert code == 0, parts[7]["drift"]
     calls.clear()
-    assert cli("up", cwd=built).code == 0
+    assert cli("up", "--yes", cwd=built).code == 0
     assert mutating(calls) == []
     assert sizes("web") == (2, 3, 4)
 

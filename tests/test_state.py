@@ -106,7 +106,7 @@ def test_lock_refuses_a_second_command_on_the_same_stack(tmp_path: Path) -> None
         assert ready.wait(10)
         with pytest.raises(statelib.Locked, match=f"pid {holder.pid}"), statelib.StateFile(path).locked():
             pass
-        result = cli("up", cwd=tmp_path)  # the CLI says so in one line, exit 2, before any AWS call
+        result = cli("up", "--yes", cwd=tmp_path)  # the CLI says so in one line, exit 2, before any AWS call
         assert result.code == 2
         assert "another threetier command is running" in result.stderr
     finally:

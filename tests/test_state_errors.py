@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
-from helpers import Result, cli, moto
+from helpers import Result, cli, moto, write_config
 from threetier import state as statelib
 
 STATE = Path(".threetier") / "threetier.json"
@@ -92,6 +92,7 @@ def test_a_state_file_of_the_wrong_shape_is_one_line_naming_the_field(tmp_path: 
 
 @pytest.mark.parametrize("command", [["status"], ["plan"], ["up"], ["down", "--yes"], ["replay", "1"]])
 def test_every_command_refuses_a_bad_state_file_before_any_aws_change(tmp_path: Path, command: list[str]) -> None:
+    write_config(tmp_path)  # down and pause need a config file
     (tmp_path / STATE).parent.mkdir()
     (tmp_path / STATE).write_bytes(changed(lambda d: d["parts"]["1"].update(resources=None)))
     with moto():
@@ -165,7 +166,7 @@ def test_an_unwritable_state_directory_is_refused_before_any_aws_change(tmp_path
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     read_only(state_dir, monkeypatch)
     with moto():
-        result = cli("up", cwd=tmp_path)
+        result = cli("up", "--yes", cwd=tmp_path)
         nothing_in_aws()
     line = one_error(result)
     assert result.code == 2
@@ -180,7 +181,7 @@ def test_a_directory_made_read_only_since_the_last_run_is_found_before_any_aws_c
     (state_dir / "threetier.json.lock").write_text("")
     read_only(state_dir, monkeypatch)
     with moto():
-        result = cli("up", cwd=tmp_path)
+        result = cli("up", "--yes", cwd=tmp_path)
         nothing_in_aws()
     line = one_error(result)
     assert result.code == 2
@@ -189,6 +190,7 @@ def test_a_directory_made_read_only_since_the_last_run_is_found_before_any_aws_c
 
 @pytest.mark.parametrize("command", [["up"], ["status"], ["down", "--yes"], ["replay", "1"]])
 def test_a_state_path_too_long_is_one_line(tmp_path: Path, command: list[str]) -> None:
+    write_config(tmp_path)  # down and pause need a config file
     long = "x" * 300 + ".json"
     with moto():
         result = cli(*command, "--state", long, cwd=tmp_path)
@@ -202,7 +204,7 @@ def test_a_state_path_too_long_is_one_line(tmp_path: Path, command: list[str]) -
 def test_a_state_name_that_leaves_no_room_for_the_temp_file_is_found_before_any_aws_change(tmp_path: Path) -> None:
     name = "x" * 245 + ".json"  # its lock's name fits in 255 bytes; the temp file `save` writes does not
     with moto():
-        result = cli("up", "--state", name, cwd=tmp_path)
+        result = cli("up", "--yes", "--state", name, cwd=tmp_path)
         nothing_in_aws()
     line = one_error(result)
     assert result.code == 2
@@ -213,7 +215,7 @@ def test_a_state_name_that_leaves_no_room_for_the_temp_file_is_found_before_any_
 def test_a_lock_file_that_is_a_directory(tmp_path: Path, state_dir: Path) -> None:
     (state_dir / "threetier.json.lock").mkdir()
     with moto():
-        result = cli("up", cwd=tmp_path)
+        result = cli("up", "--yes", cwd=tmp_path)
         nothing_in_aws()
     assert result.code == 2
     assert one_error(result).startswith(f"error: {STATE}: cannot lock the state file: Is a directory; ")
@@ -229,7 +231,7 @@ def test_a_lock_that_cannot_be_taken_says_why(tmp_path: Path, monkeypatch: pytes
         raise OSError(code, os.strerror(code))
     monkeypatch.setattr(statelib.fcntl if call == "flock" else statelib.os, call, fail)
     with moto():
-        result = cli("up", cwd=tmp_path)
+        result = cli("up", "--yes", cwd=tmp_path)
         nothing_in_aws()
     assert result.code == 2
     assert one_error(result) == f"error: {STATE}: cannot lock the state file: {os.strerror(code)}; {advice}"
@@ -248,7 +250,7 @@ def test_a_full_disk_in_the_middle_of_up_says_what_was_created_is_found_again(
         real_replace(src, dst, **kwargs)
     monkeypatch.setattr(statelib.os, "replace", replace)
     with moto():
-        result = cli("up", cwd=tmp_path)
+        result = cli("up", "--yes", cwd=tmp_path)
         line = one_error(result)
         assert result.code == 1  # AWS was changed by then: a failure of the run, not a refusal
         assert line == (f"error: {STATE}: cannot write the state file: No space left on device; free some disk "
@@ -258,7 +260,7 @@ def test_a_full_disk_in_the_middle_of_up_says_what_was_created_is_found_again(
         assert statelib.StateFile(tmp_path / STATE).load() is not None
         assert sorted(p.name for p in (tmp_path / STATE.parent).iterdir()) == ["threetier.json"]  # nor the lock
         monkeypatch.setattr(statelib.os, "replace", real_replace)  # space again
-        again = cli("up", cwd=tmp_path)
+        again = cli("up", "--yes", cwd=tmp_path)
         assert again.code == 0, again.stderr
         vpcs = boto3.client("ec2").describe_vpcs(Filters=[{"Name": "tag:threetier:stack", "Values": ["threetier"]}])
         assert len(vpcs["Vpcs"]) == 1  # found again by its tags, not made twice
@@ -266,6 +268,7 @@ def test_a_full_disk_in_the_middle_of_up_says_what_was_created_is_found_again(
 
 
 def test_a_state_file_that_cannot_be_deleted_after_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_config(tmp_path)  # down and pause need a config file
     (tmp_path / STATE).parent.mkdir()
     (tmp_path / STATE).write_bytes(changed(lambda d: d.update(parts={})))
     real_unlink = Path.unlink

@@ -186,12 +186,12 @@ def test_cluster_delete_waits_out_a_backup_in_progress(tmp_path: Path) -> None:
 def test_down_refuses_a_protected_database_before_deleting_anything(mocked, tmp_path: Path) -> None:
     from helpers import write_config
     write_config(tmp_path, database={"deletion_protection": True})
-    assert cli("up", cwd=tmp_path).code == 0
+    assert cli("up", "--yes", cwd=tmp_path).code == 0
     before = len(scan.tagged(make_engine(tmp_path).ctx.aws, STACK))
     result = cli("down", "--yes", cwd=tmp_path)
     assert result.code == 2
     assert "deletion protection on; set database.deletion_protection: false" in result.stderr
     assert len(scan.tagged(make_engine(tmp_path).ctx.aws, STACK)) == before  # nothing was deleted
     write_config(tmp_path, database={"deletion_protection": False})
-    assert cli("up", cwd=tmp_path).code == 0  # converges: protection off
+    assert cli("up", "--yes", cwd=tmp_path).code == 0  # converges: protection off
     assert cli("down", "--yes", "--skip-final-snapshot", cwd=tmp_path).code == 0

@@ -38,7 +38,7 @@ class Shortfall:
     fix: str
 
     def line(self) -> str:
-        return f"{self.key}: {self.problem}; {self.fix}"
+        return f"{self.key}: {self.problem}" + (f"; {self.fix}" if self.fix else "")
 
     def to_json(self) -> dict[str, str]:
         return {"key": self.key, "problem": self.problem, "fix": self.fix}
@@ -503,7 +503,7 @@ class Judge:
             dns.refuse_foreign_records(edge_ctx, zone, records or [], edge_ctx.resources.get("load_balancer_dns"))
         except ThreetierError as exc:  # a private zone, two zones of that name, someone else's record
             key, _, problem = str(exc).partition(": ")
-            self.add(Shortfall(key, problem, "see above"))
+            self.add(Shortfall(key, problem, ""))  # the message says what to do
 
 
 def covers(name: str, domain: str) -> bool:
