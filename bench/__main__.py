@@ -87,6 +87,8 @@ def report(concurrent: Modeled, sequential: Modeled | None, sandbox: dict[str, A
         "noop_up_seconds": _round(looks.get("noop_up_seconds")),
         "status_seconds": _round(looks.get("status_seconds")),
         "noop_up_exit": looks.get("noop_up_exit"),
+        "preflight_calls": looks.get("preflight_calls"),
+        f"preflight_seconds_{ms}ms": _round(looks.get(f"preflight_seconds_{ms}ms")),
         "status_exit": looks.get("status_exit"),
         "violations": concurrent.violations,
         "sequential_violations": sequential.violations if sequential else [],
@@ -156,6 +158,8 @@ def print_table(result: dict[str, Any], concurrent: Modeled, sequential: Modeled
                   fmt(result["noop_up_seconds"]), fmt(result[f"noop_up_seconds_{ms}ms"]))
     looks.add_row("status --json", fmt(result["status_calls"]), fmt(result["status_mutating_calls"]),
                   fmt(result["status_seconds"]), fmt(result[f"status_seconds_{ms}ms"]))
+    looks.add_row("  of which the preflight", fmt(result.get("preflight_calls")), "0", "—",
+                  fmt(result.get(f"preflight_seconds_{ms}ms")))
     console.print(looks)
 
     sandbox = {k: v for k, v in result.items() if k.startswith("sandbox_")}

@@ -199,9 +199,34 @@ def measure_looks(directory: Path, *, delay: float) -> dict[str, Any]:
             looks[f"{label}_exit"] = code
             if code not in (0,):
                 looks[f"{label}_stderr"] = err.strip()[-400:]
-            with counting_calls(delay=delay) as slow:
+            with counting_calls(delay=delay) as slow, _timing_preflight() as preflights:
                 started = time.perf_counter()
                 cli(args)
                 looks[f"{label}_seconds_{int(delay * 1000)}ms"] = time.perf_counter() - started
             looks[f"{label}_calls_delayed_run"] = slow.total
+            if label == "noop_up" and preflights:  # the part of the no-op up that is the preflight
+                calls, seconds = preflights[0]
+                looks["preflight_calls"] = calls
+                looks[f"preflight_seconds_{int(delay * 1000)}ms"] = seconds
     return looks
+
+
+@contextlib.contextmanager
+def _timing_preflight() -> Iterator[list[tuple[int, float]]]:
+    """Each preflight the CLI runs meanwhile: its AWS calls and wall seconds. In process, moto is not
+    an emulator to the CLI (no endpoint URL): every check is asked, as on AWS, and the ones moto
+    cannot answer are skipped as AWS's refusals would be."""
+    from threetier import preflight
+    timed: list[tuple[int, float]] = []
+    real = preflight.check
+
+    def check(engine: Any, command: str) -> preflight.Findings:
+        started = time.perf_counter()
+        findings = real(engine, command)
+        timed.append((findings.calls, time.perf_counter() - started))
+        return findings
+    preflight.check = check  # type: ignore[assignment]
+    try:
+        yield timed
+    finally:
+        preflight.check = real  # type: ignore[assignment]

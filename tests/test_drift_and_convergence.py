@@ -100,6 +100,12 @@ def test_up_status_down_with_the_sandbox_as_separate_processes(workdir: Path) ->
         assert report["account"] == "123456789012"
         assert (sandbox_home() / "sandbox-stacks" / "threetier.json").exists()  # apart from real AWS state
         assert not (workdir / ".threetier" / "threetier.json").exists()
+        # The sandbox needs no config file to pause (it bills nothing), and says no AWS bill or restart.
+        assert not (workdir / "config.yaml").exists()
+        paused = threetier(workdir, "pause", "--sandbox", check_code=0)
+        assert "a month instead of" not in paused.stdout and "AWS starts the stopped Aurora" not in paused.stdout
+        assert "AWS starts the stopped Aurora" not in threetier(workdir, "status", "--sandbox").stdout
+        threetier(workdir, "resume", "--sandbox", check_code=0)
         threetier(workdir, "down", "--sandbox", "--yes", "--skip-final-snapshot", check_code=0)
         after = json.loads(threetier(workdir, "status", "--sandbox", "--json", check_code=3).stdout)
         assert [p["status"] for p in after["parts"]] == ["pending"] * 7

@@ -333,3 +333,22 @@ def test_reads_nobody_can_answer_are_skipped_not_raised():
             raise NotImplementedError("not emulated")
     answers = preflight.ask(Failing(), {"x": Look("service-quotas", "get_service_quota")})  # type: ignore[arg-type]
     assert isinstance(answers["x"], Unanswered) and "not emulated" in answers["x"].why
+
+
+def test_on_aws_the_commands_actions_are_simulated_for_the_callers_principal_and_quotas_asked():
+    from types import SimpleNamespace
+
+    from threetier import permissions
+    config = configlib.parse({})
+    on_aws = SimpleNamespace(emulator=False, caller_arn="arn:aws:sts::123456789012:assumed-role/Deployer/ci")
+    wanted = preflight._permissions(config, "plan")  # plan, replay and resume: what up makes
+    assert wanted == permissions.actions_for("up", config) and "ec2:CreateVpc" in wanted
+    looks = preflight.first_round(config, on_aws, wanted, None)  # type: ignore[arg-type]
+    simulation = looks["simulation"]
+    assert simulation.params == {"PolicySourceArn": "arn:aws:iam::123456789012:role/Deployer", "ActionNames": wanted}
+    assert {f"quota {q.code}" for q in preflight.SERVICE_QUOTAS} <= set(looks)
+    assert "rds_quotas" in looks and "orderable" in looks
+    # An emulator is not asked what it cannot answer truly.
+    emulated = preflight.first_round(config, SimpleNamespace(emulator=True, caller_arn=""), wanted, None)  # type: ignore[arg-type]
+    assert not {"simulation", "rds_quotas", "orderable"} & set(emulated)
+    assert not any(name.startswith("quota ") for name in emulated)

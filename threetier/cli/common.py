@@ -64,7 +64,9 @@ def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def lock_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """For the commands that change the stack: they hold its lock in AWS (threetier.lock)."""
     return click.option("--take-over-lock", "take_over_lock", is_flag=True,
-                        help="take the stack's lock from a run that is dead (its holder is shown first)")(command)
+                        help="take the stack's lock from a run that is dead but not provably so (another "
+                             "machine's, a container's); one dead on this machine is taken without it, one "
+                             "alive here never")(command)
 
 
 def changing_options(command: Callable[..., Any]) -> Callable[..., Any]:

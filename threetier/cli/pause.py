@@ -56,9 +56,12 @@ def command(ctx: click.Context, take_over_lock: bool, as_json: bool) -> int:
     rt.out.result(f"stack {rt.config.stack} is paused: {done}; {mutating} mutating AWS calls")
     rt.out.result("0 instances in both tiers, Aurora stopped, no NAT gateway; the load balancers, images, "
                   "bucket, database storage, secret and alarms (silenced) stay")
-    rt.out.result(f"paused it costs about ${idle.monthly_usd:,.2f} a month instead of ${running.monthly_usd:,.2f} "
-                  f"(`threetier cost --paused` has the lines)")
-    rt.out.result(common.restart_said(paused))
+    if rt.sandboxed:  # the sandbox bills nothing and starts no cluster by itself
+        rt.out.result("on AWS, paused it would cost what `threetier cost --paused` says")
+    else:
+        rt.out.result(f"paused it costs about ${idle.monthly_usd:,.2f} a month instead of "
+                      f"${running.monthly_usd:,.2f} (`threetier cost --paused` has the lines)")
+        rt.out.result(common.restart_said(paused))
     rt.out.result("`threetier resume` brings it back as config.yaml says")
     return ExitStatus.OK
 

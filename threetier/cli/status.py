@@ -89,7 +89,8 @@ def command(ctx: click.Context, as_json: bool) -> int:
         if paused is not None and deployed:
             rt.out.result(f"paused since {paused.since} (`threetier pause`): no instance, Aurora stopped, no NAT "
                           f"gateway; the URL answers 503 until `threetier resume`")
-            rt.out.result(restart_said(paused))
+            if not rt.sandboxed:  # the sandbox starts no stopped cluster by itself
+                rt.out.result(restart_said(paused))
         if holder is not None:
             rt.out.info(f"being changed now: the stack's lock is held by {holder.describe()}")
         if saved is None and deployed:
