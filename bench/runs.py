@@ -225,8 +225,8 @@ def _timing_preflight() -> Iterator[list[tuple[int, float]]]:
         findings = real(engine, command)
         timed.append((findings.calls, time.perf_counter() - started))
         return findings
-    preflight.check = check  # type: ignore[assignment]
+    preflight.check = check
     try:
         yield timed
     finally:
-        preflight.check = real  # type: ignore[assignment]
+        preflight.check = real
