@@ -213,16 +213,22 @@ def measure_looks(directory: Path, *, delay: float) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _timing_preflight() -> Iterator[list[tuple[int, float]]]:
-    """Each preflight the CLI runs meanwhile: its AWS calls and wall seconds. In process, moto is not
-    an emulator to the CLI (no endpoint URL): every check is asked, as on AWS, and the ones moto
-    cannot answer are skipped as AWS's refusals would be."""
+    """Each preflight the CLI runs meanwhile: its AWS calls and wall seconds, asked as on AWS. The
+    bench's moto is an emulator to the CLI, which would skip what emulators cannot answer truly
+    (Service Quotas, RDS quotas and offerings, the permissions): here the preflight asks them all,
+    and what moto cannot answer is skipped as a refusal on AWS would be."""
     from threetier import preflight
     timed: list[tuple[int, float]] = []
     real = preflight.check
 
     def check(engine: Any, command: str) -> preflight.Findings:
+        aws = engine.ctx.aws
+        emulator, aws.emulator = aws.emulator, False
         started = time.perf_counter()
-        findings = real(engine, command)
+        try:
+            findings = real(engine, command)
+        finally:
+            aws.emulator = emulator
         timed.append((findings.calls, time.perf_counter() - started))
         return findings
     preflight.check = check

@@ -25,11 +25,15 @@ def judged(answers: dict[str, Any], raw: dict[str, Any] | None = None, follow_up
     config = configlib.parse(raw or {})
     judge = Judge(config, REGION, azs or AZS, dict(answers))
     judge.judge(None)
-    if judge.follow_up:
+    for _ in range(preflight.MORE_ROUNDS):  # as preflight.check does
+        if not judge.follow_up:
+            break
         assert follow_ups is not None, f"the judgement asked for {sorted(judge.follow_up)}"
         assert set(judge.follow_up) <= set(follow_ups), sorted(judge.follow_up)
-        judge = Judge(config, REGION, azs or AZS, {**answers, **follow_ups})
+        answers = {**answers, **{name: follow_ups[name] for name in judge.follow_up}}
+        judge = Judge(config, REGION, azs or AZS, answers)
         judge.judge(None)
+    assert not judge.follow_up, "more rounds than preflight.check makes"
     return judge, judge.findings
 
 
@@ -101,6 +105,11 @@ def test_nat_gateways_per_az_are_located_only_when_the_region_holds_too_many_to_
     judge, findings = judged({"quota L-FE5A380F": quota(5), "nat_gateways": nats}, follow_ups={"nat_subnets": subnets})
     [shortfall] = findings.shortfalls
     assert "NAT gateways per Availability Zone in us-east-1a in us-east-1: 5 of 5 in use" in shortfall.line()
+    # A quota never changed: its default first, then where the gateways are (the third round).
+    never_changed = Unanswered("GetServiceQuota failed: NoSuchResourceException: x")
+    _, findings = judged({"quota L-FE5A380F": never_changed, "nat_gateways": nats},
+                         follow_ups={"default L-FE5A380F": quota(5), "nat_subnets": subnets})
+    assert [s.key for s in findings.shortfalls] == ["quota vpc L-FE5A380F"]
     # A few NAT gateways fit in any zone: no second read.
     judge = Judge(configlib.parse({}), REGION, AZS, {"quota L-FE5A380F": quota(5), "nat_gateways": nats[:3]})
     judge.judge(None)

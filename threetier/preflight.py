@@ -5,7 +5,7 @@ already bill: a quota the account has used up (5 Elastic IPs and 5 VPCs a region
 instance type or Aurora class not offered where the stack goes, a Route 53 zone that does not
 exist, a certificate that does not cover the domain, a permission the caller lacks. `up`,
 `replay`, `resume` and `plan` ask first, after the account guard and before the stack's lock,
-in two rounds of concurrent reads (the second only for what the first found), and refuse with
+in rounds of concurrent reads (usually one or two: a later one only for what an earlier one found), and refuse with
 exit 2 and nothing changed when something falls short; `plan` lists it under `blocked`.
 
 Gathering (AWS calls) is apart from judging (pure functions of the answers), so each judgement is
@@ -516,8 +516,11 @@ def covers(name: str, domain: str) -> bool:
 
 
 # -- the whole -------------------------------------------------------------------------
+MORE_ROUNDS = 2  # after the first: a quota's default, then what needs that quota (NAT gateways' zones)
+
+
 def check(engine: Engine, command: str) -> Findings:
-    """Ask, in at most two rounds, and judge. `command` picks the permissions simulated."""
+    """Ask, in at most three rounds (usually one or two), and judge. `command` picks the permissions simulated."""
     ctx = engine.ctx
     aws, config = ctx.aws, ctx.config
     before = len(aws.calls)
@@ -527,7 +530,9 @@ def check(engine: Engine, command: str) -> Findings:
     azs = _azs(engine, answers)
     judge = Judge(config, aws.region, azs, answers)
     judge.judge(edge_ctx)
-    if judge.follow_up:
+    for _ in range(MORE_ROUNDS):  # what the first round found asks for more (a quota's default, then
+        if not judge.follow_up:   # where the NAT gateways are): judged again, all of it, each time
+            break
         answers.update(ask(aws, judge.follow_up))
         judge = Judge(config, aws.region, azs, answers)
         judge.judge(edge_ctx)
