@@ -123,10 +123,11 @@ def test_lock_refuses_a_second_command_on_the_same_stack(tmp_path: Path) -> None
 ])
 def test_a_command_refused_before_any_change_leaves_no_lock_file_nor_directory(
         tmp_path: Path, command: list[str], refusal: str) -> None:
+    (tmp_path / "config.yaml").write_text("{}\n")  # pause needs a config file
     with moto():
         refused = cli(*command, cwd=tmp_path)
     assert refused.code == 2 and refusal in refused.stderr, refused.stderr
-    assert list(tmp_path.iterdir()) == []  # no .threetier/, made for the lock and empty again
+    assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]  # no .threetier/, made for the lock and empty again
 
 
 def test_the_lock_file_is_there_only_while_held_and_a_directory_that_was_there_stays(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ CHECKS = frozenset({STATUS, PLAN, UP, PAUSE})  # read the whole stack (the inven
 EVERY = CHECKS | {DOWN}
 CHANGES = frozenset({UP, DOWN, PAUSE})  # hold the stack's lock (threetier.lock)
 UP_DOWN = frozenset({UP, DOWN})
+PREFLIGHT = frozenset({UP, PLAN})  # threetier/preflight.py: before up's (resume's, replay's) first change
 
 # -- the parts of config.yaml that add calls ---------------------------------------------------
 FEATURES: dict[str, Callable[[Config], bool]] = {
@@ -95,6 +96,12 @@ def _grant(statement: str, commands: Iterable[str], *actions: str, feature: str 
 
 
 GRANTS: tuple[Grant, ...] = (
+    # -- The preflight (threetier/preflight.py): quotas and their use, offerings, the permissions -------
+    _grant(ANY, PREFLIGHT, "ec2:DescribeAccountAttributes", "ec2:DescribeInstanceTypeOfferings",
+           "elasticloadbalancing:DescribeAccountLimits", "rds:DescribeAccountAttributes",
+           "rds:DescribeOrderableDBInstanceOptions", "rds:DescribeDBEngineVersions", "servicequotas:GetServiceQuota",
+           "servicequotas:GetAWSDefaultServiceQuota", "iam:SimulatePrincipalPolicy"),
+
     # -- EC2: the network (Part 2), the builders and images (Parts 4, 6), the tiers' templates ------
     _grant(ANY, EVERY, "ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeInternetGateways",
            "ec2:DescribeNatGateways", "ec2:DescribeAddresses", "ec2:DescribeRouteTables",
@@ -260,7 +267,8 @@ NEEDS_NO_PERMISSION = frozenset({"sts:GetCallerIdentity"})
 IAM_PREFIX = {
     "acm": "acm", "autoscaling": "autoscaling", "cloudwatch": "cloudwatch", "ec2": "ec2",
     "elbv2": "elasticloadbalancing", "iam": "iam", "kms": "kms", "logs": "logs", "rds": "rds",
-    "route53": "route53", "s3": "s3", "secretsmanager": "secretsmanager", "sns": "sns", "ssm": "ssm",
+    "route53": "route53", "s3": "s3", "secretsmanager": "secretsmanager", "service-quotas": "servicequotas",
+    "sns": "sns", "ssm": "ssm",
     "sts": "sts", "wafv2": "wafv2",
 }
 # The operations whose action is not named after them (S3's, mostly).
