@@ -27,12 +27,25 @@ class ConfigError(UsageError):
     """A config.yaml problem: the message names the key's path."""
 
 
+QUOTED_LENGTH = 60  # characters of a refused value shown in its message
+
+
+def _quoted(value: Any) -> str:
+    """A refused value in its message: repr'd (one line, its control characters escaped) and cut short."""
+    shown = repr(value)
+    return shown if len(shown) <= QUOTED_LENGTH else f"{shown[:QUOTED_LENGTH - 1]}…"
+
+
 def _cidr_block(value: str, key: str) -> ipaddress.IPv4Network:
-    """A CIDR block of network: or access:, refused in one line naming its key."""
+    """A CIDR block of network: or access:, refused in one line naming its key. Written as AWS writes it
+    (10.0.0.0/16): a netmask, a prefix with a leading zero or none at all would reach AWS as written."""
     try:
-        return ipaddress.IPv4Network(value, strict=True)
+        block = ipaddress.IPv4Network(value, strict=True)
     except ValueError:
-        raise ConfigError(f"{key}: {value!r} is not an IPv4 CIDR block like 10.0.0.0/16") from None
+        raise ConfigError(f"{key}: {_quoted(value)} is not an IPv4 CIDR block like 10.0.0.0/16") from None
+    if str(block) != value:
+        raise ConfigError(f"{key}: write {_quoted(value)} as {block}")
+    return block
 
 
 # --- stack, region (the top level) -------------------------------------------------------------
@@ -42,22 +55,22 @@ TOP_LEVEL_DEFAULTS: dict[str, Any] = {
     "region": "us-east-1",
 }
 
-STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{1,20}$")
+STACK_NAME = re.compile(r"[a-z][a-z0-9-]{1,20}", re.ASCII)
 # ALB names may not start with internal-, security groups with sg-, buckets with xn-- or sthree.
 RESERVED_STACK_PREFIXES = ("internal-", "sg-", "xn--", "sthree", "amzn-s3-demo-")
-REGION_NAME = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+REGION_NAME = re.compile(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d", re.ASCII)
 
 
 def _check_top_level(stack: str, region: str) -> None:
-    if not STACK_NAME.match(stack):
-        raise ConfigError(f"stack: {stack!r} must match [a-z][a-z0-9-]{{1,20}}")
+    if not STACK_NAME.fullmatch(stack):
+        raise ConfigError(f"stack: {_quoted(stack)} must match [a-z][a-z0-9-]{{1,20}}")
     if stack.endswith("-") or "--" in stack:  # RDS identifiers refuse both
-        raise ConfigError(f"stack: {stack!r} must not end with '-' or contain '--'")
+        raise ConfigError(f"stack: {_quoted(stack)} must not end with '-' or contain '--'")
     if stack.startswith(RESERVED_STACK_PREFIXES):
-        raise ConfigError(f"stack: {stack!r} must not start with "
+        raise ConfigError(f"stack: {_quoted(stack)} must not start with "
                           f"{', '.join(RESERVED_STACK_PREFIXES)} (AWS reserves them in names)")
-    if not REGION_NAME.match(region):
-        raise ConfigError(f"region: {region!r} is not an AWS region name like us-east-1")
+    if not REGION_NAME.fullmatch(region):
+        raise ConfigError(f"region: {_quoted(region)} is not an AWS region name like us-east-1")
 
 
 # --- network ------------------------------------------------------------------------------------
@@ -73,7 +86,7 @@ NETWORK_DEFAULTS: dict[str, Any] = {
     "nat_gateways": "per_az",
 }
 
-AZ_NAME = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d[a-z]$")
+AZ_NAME = re.compile(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d[a-z]", re.ASCII)
 TIERS = ("web", "app", "db")
 
 
@@ -95,8 +108,8 @@ def _check_network(network: dict[str, Any], region: str) -> None:
     if len(azs) not in (0, 2):
         raise ConfigError(f"network.azs: give exactly two availability zones, or [] for the region's first two; got {len(azs)}")
     for index, az in enumerate(azs):
-        if not AZ_NAME.match(az) or not az.startswith(region):
-            raise ConfigError(f"network.azs[{index}]: {az!r} is not an availability zone of region {region}")
+        if not AZ_NAME.fullmatch(az) or not az.startswith(region):
+            raise ConfigError(f"network.azs[{index}]: {_quoted(az)} is not an availability zone of region {region}")
     if len(set(azs)) != len(azs):
         raise ConfigError("network.azs: the two availability zones must differ")
     seen: list[tuple[str, ipaddress.IPv4Network]] = []
@@ -116,7 +129,7 @@ def _check_network(network: dict[str, Any], region: str) -> None:
                     raise ConfigError(f"{key}: {cidr} overlaps {other_key} {other}")
             seen.append((key, subnet))
     if network["nat_gateways"] not in ("per_az", "single"):
-        raise ConfigError(f"network.nat_gateways: must be per_az or single, got {network['nat_gateways']!r}")
+        raise ConfigError(f"network.nat_gateways: must be per_az or single, got {_quoted(network['nat_gateways'])}")
 
 
 def _network_from(network: dict[str, Any]) -> Network:
@@ -142,6 +155,9 @@ ACCESS_NULLABLE = {"access.admin_cidr": str}
 # access.admin_cidr reaches the web and app instances themselves, past both load balancers: the
 # operator's own address or network, never a large slice of the internet.
 ADMIN_CIDR_WIDEST = 16
+# Each client CIDR is one inbound rule of the external ALB's security group (two with HTTPS: 80 and 443),
+# and a security group takes 60 inbound rules by default ("Amazon VPC quotas").
+SECURITY_GROUP_RULES_MAX = 60
 
 
 @dataclass(frozen=True)
@@ -150,11 +166,20 @@ class Access:
     admin_cidr: str | None
 
 
-def _check_access(access: dict[str, Any]) -> None:
-    if not access["client_cidrs"]:
+def _check_access(access: dict[str, Any], https: bool) -> None:
+    cidrs = access["client_cidrs"]
+    if not cidrs:
         raise ConfigError("access.client_cidrs: give at least one CIDR (0.0.0.0/0 for everyone)")
-    for index, cidr in enumerate(access["client_cidrs"]):
+    ports = 2 if https else 1
+    if len(cidrs) * ports > SECURITY_GROUP_RULES_MAX:
+        raise ConfigError(f"access.client_cidrs: at most {SECURITY_GROUP_RULES_MAX // ports} CIDRs"
+                          f"{' with HTTPS (edge.domain: rules for 80 and 443)' if https else ''}: each is an inbound "
+                          f"rule of the external ALB's security group, which takes {SECURITY_GROUP_RULES_MAX} by "
+                          f"default; got {len(cidrs)}")
+    for index, cidr in enumerate(cidrs):
         _cidr_block(cidr, f"access.client_cidrs[{index}]")
+        if cidr in cidrs[:index]:
+            raise ConfigError(f"access.client_cidrs[{index}]: {cidr} is given twice")
     if access["admin_cidr"] is not None:
         admin = _cidr_block(access["admin_cidr"], "access.admin_cidr")
         if admin.prefixlen < ADMIN_CIDR_WIDEST:
@@ -182,9 +207,9 @@ DATABASE_DEFAULTS: dict[str, Any] = {
     "deletion_protection": False,
 }
 
-AURORA_MYSQL3_VERSION = re.compile(r"^8\.0\.mysql_aurora\.3\.\d{2}\.\d+$")
-DB_INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9-]+\.[a-z0-9]+$")
-MYSQL_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,15}$")
+AURORA_MYSQL3_VERSION = re.compile(r"8\.0\.mysql_aurora\.3\.\d{2}\.\d+", re.ASCII)
+DB_INSTANCE_CLASS = re.compile(r"db\.[a-z0-9-]+\.[a-z0-9]+", re.ASCII)
+MYSQL_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,15}", re.ASCII)
 # MySQL/Aurora words that cannot be the master username.
 RESERVED_DB_USERNAMES = frozenset({"root", "rdsadmin", "mysql", "user", "select", "table"})
 
@@ -200,21 +225,31 @@ class Database:
 
 
 def _check_database(db: dict[str, Any]) -> None:
-    if not AURORA_MYSQL3_VERSION.match(db["engine_version"]):
-        raise ConfigError(f"database.engine_version: {db['engine_version']!r} is not an Aurora MySQL 3 version like {AURORA_MYSQL_VERSION}")
-    if not DB_INSTANCE_CLASS.match(db["instance_class"]):
-        raise ConfigError(f"database.instance_class: {db['instance_class']!r} is not a DB instance class like db.t4g.medium")
-    if not MYSQL_IDENTIFIER.match(db["name"]):
-        raise ConfigError(f"database.name: {db['name']!r} must be a letter then up to 15 letters, digits or _")
-    if not MYSQL_IDENTIFIER.match(db["username"]) or db["username"].lower() in RESERVED_DB_USERNAMES:
-        raise ConfigError(f"database.username: {db['username']!r} must be a letter then up to 15 letters, digits or _, and not a reserved name")
+    if not AURORA_MYSQL3_VERSION.fullmatch(db["engine_version"]):
+        raise ConfigError(f"database.engine_version: {_quoted(db['engine_version'])} is not an Aurora MySQL 3 version like {AURORA_MYSQL_VERSION}")
+    if not DB_INSTANCE_CLASS.fullmatch(db["instance_class"]):
+        raise ConfigError(f"database.instance_class: {_quoted(db['instance_class'])} is not a DB instance class like db.t4g.medium")
+    if not MYSQL_IDENTIFIER.fullmatch(db["name"]):
+        raise ConfigError(f"database.name: {_quoted(db['name'])} must be a letter then up to 15 letters, digits or _")
+    if not MYSQL_IDENTIFIER.fullmatch(db["username"]) or db["username"].lower() in RESERVED_DB_USERNAMES:
+        raise ConfigError(f"database.username: {_quoted(db['username'])} must be a letter then up to 15 letters, digits or _, and not a reserved name")
     if not 1 <= db["backup_retention_days"] <= 35:
         raise ConfigError(f"database.backup_retention_days: must be 1 to 35, got {db['backup_retention_days']}")
 
 
 # --- what the app and web tiers share: instance type, Auto Scaling group, scaling policies ------
 
-INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+", re.ASCII)
+# Each instance of a tier is one target of its load balancer's target group, and Elastic Load Balancing
+# allows 1,000 targets per target group (and per Application Load Balancer) by default ("Quotas for your
+# Application Load Balancers"): a group larger than that could never be behind its ALB. The account's
+# vCPU quota, often far lower, is the preflight's to check (threetier/preflight.py).
+GROUP_SIZE_MAX = 1000
+# ALBRequestCountPerTarget's target value is a Double for which EC2 Auto Scaling documents no bound
+# (Application Auto Scaling's, 2^360, is no count of requests). Ours: a million requests a minute per
+# instance (16,667 a second), beyond what one instance serves through an ALB; and a number AWS, a float
+# and every message can hold.
+REQUESTS_PER_TARGET_MAX = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -239,12 +274,13 @@ NO_SCALING = Scaling(cpu_target=None, requests_per_target=None)
 
 
 def _check_tier(tier: str, section: dict[str, Any]) -> None:
-    if not INSTANCE_TYPE.match(section["instance_type"]):
-        raise ConfigError(f"{tier}.instance_type: {section['instance_type']!r} is not an EC2 instance type like t3.micro")
+    if not INSTANCE_TYPE.fullmatch(section["instance_type"]):
+        raise ConfigError(f"{tier}.instance_type: {_quoted(section['instance_type'])} is not an EC2 instance type like t3.micro")
     size = section["asg"]
     for bound in ("min", "desired", "max"):
-        if size[bound] < 0:
-            raise ConfigError(f"{tier}.asg.{bound}: must not be negative, got {size[bound]}")
+        if not 0 <= size[bound] <= GROUP_SIZE_MAX:
+            raise ConfigError(f"{tier}.asg.{bound}: a number of instances, 0 to {GROUP_SIZE_MAX:,} (Elastic Load "
+                              f"Balancing's default quota of targets per target group), got {size[bound]}")
     if not size["min"] <= size["desired"] <= size["max"]:
         raise ConfigError(f"{tier}.asg: needs min <= desired <= max, got {size['min']} / {size['desired']} / {size['max']}")
     if size["max"] < 1:
@@ -259,9 +295,9 @@ def _check_scaling(tier: str, scaling: dict[str, Any] | None, size: dict[str, in
     if cpu is not None and not 0 < cpu <= 100:
         raise ConfigError(f"{tier}.scaling.cpu_target: a CPU utilisation in percent, more than 0 and at most 100, "
                           f"got {cpu}")
-    if requests is not None and requests < 1:
+    if requests is not None and not 1 <= requests <= REQUESTS_PER_TARGET_MAX:
         raise ConfigError(f"{tier}.scaling.requests_per_target: a number of requests per instance per minute, "
-                          f"at least 1, got {requests}")
+                          f"1 to {REQUESTS_PER_TARGET_MAX:,}, got {requests}")
     # Refused, not warned about: a policy on a group with max == min can never change its size (AWS
     # keeps desired within min..max), yet status would show the tier as scaling; under load it
     # would silently not. Fixed groups say so with `scaling: null` (the guide's 2/2/2).
@@ -377,8 +413,10 @@ MONITORING_NULLABLE = {"monitoring.email": str}
 # The retentions CloudWatch Logs accepts (PutRetentionPolicy), in days.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
                       3288, 3653)
-# Enough to catch a typo, not a full RFC 5322 parser: SNS itself is the final judge.
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Enough to catch a typo, not a full RFC 5322 parser: SNS itself is the final judge. Printable ASCII but
+# for the space and a second @, and 254 characters at most (RFC 5321's longest path, less its brackets).
+EMAIL = re.compile(r"[!-?A-~]+@[!-?A-~]+\.[!-?A-~]+", re.ASCII)
+EMAIL_LENGTH = 254
 
 
 @dataclass(frozen=True)
@@ -391,8 +429,9 @@ class Monitoring:
 
 
 def _check_monitoring(monitoring: dict[str, Any]) -> None:
-    if monitoring["email"] is not None and not EMAIL.match(monitoring["email"]):
-        raise ConfigError(f"monitoring.email: {monitoring['email']!r} is not an e-mail address")
+    email = monitoring["email"]
+    if email is not None and (len(email) > EMAIL_LENGTH or not EMAIL.fullmatch(email)):
+        raise ConfigError(f"monitoring.email: {_quoted(monitoring['email'])} is not an e-mail address")
     if monitoring["email"] is not None and not monitoring["alarms"]:
         raise ConfigError("monitoring.email: the e-mail receives the alarms, and monitoring.alarms is false; "
                           "set monitoring.alarms: true, or monitoring.email: null")
@@ -414,12 +453,12 @@ EDGE_DEFAULTS: dict[str, Any] = {
 EDGE_NULLABLE = {"edge.domain": str, "edge.hosted_zone": str, "edge.certificate_arn": str}
 
 # A DNS hostname of two labels or more: letters, digits and inner hyphens, 63 per label, 253 in all.
-HOSTNAME_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+HOSTNAME_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", re.ASCII)
 # Any case in config.yaml (normalised to upper case, without the /hostedzone/ prefix).
-HOSTED_ZONE_ID = re.compile(r"^(/hostedzone/)?Z[A-Z0-9]{1,31}$", re.IGNORECASE)
+HOSTED_ZONE_ID = re.compile(r"(/hostedzone/)?Z[A-Z0-9]{1,31}\Z", re.IGNORECASE | re.ASCII)
 # ACM's RequestCertificate takes a DomainName of 64 characters at most.
 ACM_DOMAIN_LENGTH = 64
-ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$")
+ACM_ARN = re.compile(r"arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}", re.ASCII)
 # AWS WAF's rate-based rule limit (RateBasedStatement.Limit, requests per 5 minutes): 10 to 2e9.
 WAF_RATE_LIMIT = (10, 2_000_000_000)
 
@@ -441,7 +480,7 @@ class Edge:
 
 def is_hostname(name: str) -> bool:
     labels = name.split(".")
-    return len(name) <= 253 and len(labels) >= 2 and all(HOSTNAME_LABEL.match(label) for label in labels) \
+    return len(name) <= 253 and len(labels) >= 2 and all(HOSTNAME_LABEL.fullmatch(label) for label in labels) \
         and not labels[-1].isdigit() and len(labels[-1]) >= 2  # a top-level domain has 2 letters or more
 
 
@@ -452,7 +491,7 @@ def _lower(name: str | None) -> str | None:
 
 def _zone(zone: str | None) -> str | None:
     """A hosted zone ID in upper case without its /hostedzone/ prefix; a zone name as _lower."""
-    if zone is not None and HOSTED_ZONE_ID.match(zone):
+    if zone is not None and HOSTED_ZONE_ID.fullmatch(zone):
         return zone.split("/")[-1].upper()
     return _lower(zone)
 
@@ -460,7 +499,7 @@ def _zone(zone: str | None) -> str | None:
 def _check_edge(edge: dict[str, Any], region: str) -> None:
     domain, zone, certificate = _lower(edge["domain"]), edge["hosted_zone"], edge["certificate_arn"]
     if domain is not None and not is_hostname(domain):
-        raise ConfigError(f"edge.domain: {edge['domain']!r} is not a DNS hostname like shop.example.com")
+        raise ConfigError(f"edge.domain: {_quoted(edge['domain'])} is not a DNS hostname like shop.example.com")
     if domain is not None and certificate is None and len(domain) > ACM_DOMAIN_LENGTH:
         raise ConfigError(f"edge.domain: ACM requests a certificate for a name of {ACM_DOMAIN_LENGTH} characters "
                           f"at most, and {domain} has {len(domain)}; use a shorter name, or give "
@@ -469,17 +508,17 @@ def _check_edge(edge: dict[str, Any], region: str) -> None:
         raise ConfigError("edge.domain: needs edge.hosted_zone, the Route 53 public zone that holds it (name or ID)")
     if zone is not None and domain is None:
         raise ConfigError("edge.hosted_zone: needs edge.domain, the name to point at the external load balancer")
-    if zone is not None and not HOSTED_ZONE_ID.match(zone):
+    if zone is not None and not HOSTED_ZONE_ID.fullmatch(zone):
         zone_name = _lower(zone) or ""
         if not is_hostname(zone_name):
-            raise ConfigError(f"edge.hosted_zone: {zone!r} is neither a hosted zone ID like Z0123456789ABCDEFGHIJ "
+            raise ConfigError(f"edge.hosted_zone: {_quoted(zone)} is neither a hosted zone ID like Z0123456789ABCDEFGHIJ "
                               f"nor a zone name like example.com")
         if domain is not None and domain != zone_name and not domain.endswith(f".{zone_name}"):
             raise ConfigError(f"edge.domain: {domain} is not inside edge.hosted_zone {zone_name}")
     if certificate is not None:
-        match = ACM_ARN.match(certificate)
+        match = ACM_ARN.fullmatch(certificate)
         if not match:
-            raise ConfigError(f"edge.certificate_arn: {certificate!r} is not an ACM certificate ARN like "
+            raise ConfigError(f"edge.certificate_arn: {_quoted(certificate)} is not an ACM certificate ARN like "
                               f"arn:aws:acm:{region}:123456789012:certificate/<uuid>")
         if match["region"] != region:
             # An ALB takes certificates of its own region only.
@@ -538,6 +577,92 @@ class Config:
     source: str  # where it was read from, for messages
 
 
+# --- reading the file ---------------------------------------------------------------------------
+
+# Bounds met before anything is built from the file. config.yaml as shipped is 4 KB, its deepest value
+# five levels down (the mapping, network, subnets, web, a CIDR); no value's bound needs more than 10 digits.
+CONFIG_BYTES_MAX = 256 * 1024
+NESTING_MAX = 16
+NUMBER_LENGTH_MAX = 30
+
+
+@dataclass(frozen=True)
+class OversizedNumber:
+    """An integer written longer than NUMBER_LENGTH_MAX characters: never converted (Python refuses
+    integers of more than 4,300 digits, and YAML's 1:00:00 form makes vast ones of short text), it is
+    beyond every bound a setting has; `_merge` refuses it naming its key."""
+    length: int
+
+    def __str__(self) -> str:
+        return f"<a number {self.length} characters long>"
+
+
+class TooDeep(Exception):
+    """The file nests deeper than NESTING_MAX (PyYAML would recurse until Python's stack ran out)."""
+
+    def __init__(self, line: int):
+        super().__init__(line)
+        self.line = line
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, bounded: composing stops at NESTING_MAX levels, and an integer too long for
+    any setting is kept as an OversizedNumber instead of being converted."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.depth >= NESTING_MAX:
+            raise TooDeep(self.peek_event().start_mark.line + 1)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _integer(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int | OversizedNumber:
+    if len(node.value) > NUMBER_LENGTH_MAX:
+        return OversizedNumber(len(node.value))
+    return loader.construct_yaml_int(node)
+
+
+BoundedLoader.add_constructor("tag:yaml.org,2002:int", _integer)
+
+
+def read(path: Path) -> Any:
+    """The YAML document at `path`, refused in one line naming the file (and the line where it can) when
+    it is too large, not UTF-8, not YAML or nested too deep."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(CONFIG_BYTES_MAX + 1)  # a device or a vast file: never read whole
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    if len(data) > CONFIG_BYTES_MAX:
+        raise ConfigError(f"{path}: larger than {CONFIG_BYTES_MAX // 1024} KiB; a config file is a few KB "
+                          f"(config.yaml as shipped is 4)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (byte {data[exc.start]:#04x} on line {line}); "
+                          f"save it as UTF-8") from None
+    try:
+        return yaml.load(text, Loader=BoundedLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    except TooDeep as exc:
+        raise ConfigError(f"{path}: nested more than {NESTING_MAX} levels deep (line {exc.line}); "
+                          f"no setting is more than 5") from None
+    except (RecursionError, ValueError, OverflowError):  # anything the bounds above did not foresee
+        raise ConfigError(f"{path}: not a config file threetier can read (a value or a nesting beyond "
+                          f"every bound of its settings)") from None
+
+
 def load(path: str | Path | None) -> Config:
     """Read and validate config.yaml. `path=None` means ./config.yaml if present."""
     if path is None:
@@ -548,14 +673,7 @@ def load(path: str | Path | None) -> Config:
         chosen = Path(path)
         if not chosen.exists():
             raise ConfigError(f"{chosen}: no such config file")
-    try:
-        raw = yaml.safe_load(chosen.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise ConfigError(f"{chosen}: not valid YAML{where}") from None
-    except OSError as exc:
-        raise ConfigError(f"{chosen}: cannot read: {exc.strerror}") from None
+    raw = read(chosen) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{chosen}: the top level must be a mapping of keys")
     return parse(raw, source=str(chosen))
@@ -584,7 +702,7 @@ def _check(cfg: dict[str, Any]) -> None:
     """Every section's checks; the order decides which of several problems is reported."""
     _check_top_level(cfg["stack"], cfg["region"])
     _check_network(cfg["network"], cfg["region"])
-    _check_access(cfg["access"])
+    _check_access(cfg["access"], https=cfg["edge"]["domain"] is not None)
     _check_database(cfg["database"])
     _check_app(cfg["app"])
     _check_web(cfg["web"])
@@ -595,13 +713,26 @@ def _check(cfg: dict[str, Any]) -> None:
 
 
 def _type_name(value: Any) -> str:
+    if isinstance(value, OversizedNumber):
+        return f"a number {value.length} characters long"
     return {dict: "a mapping", list: "a list", str: "a string", int: "an integer",
             bool: "true or false", float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+KEY_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}", re.ASCII)
+
+
+def _key(key: Any) -> str:
+    """An unknown key in its message: a string quoted unless it looks like a key; 7, null or an
+    OversizedNumber as they print."""
+    return _quoted(key) if isinstance(key, str) and not KEY_NAME.fullmatch(key) else str(key)
 
 
 def _merge(default: Any, given: Any, path: str) -> Any:
     """Overlay `given` on `default`, rejecting unknown keys and wrong types."""
     where = path or "the top level"
+    if isinstance(given, OversizedNumber):
+        raise ConfigError(f"{where}: {_type_name(given)}, beyond any bound of this setting")
     if given is None and path in MAY_BE_NULL:
         return None
     if path in ANY_NUMBER:
@@ -613,7 +744,7 @@ def _merge(default: Any, given: Any, path: str) -> Any:
             raise ConfigError(f"{where}: expected a mapping, got {_type_name(given)}")
         unknown = sorted(set(given) - set(default), key=str)
         if unknown:
-            key = f"{path}.{unknown[0]}" if path else str(unknown[0])
+            key = f"{path}.{_key(unknown[0])}" if path else _key(unknown[0])
             raise ConfigError(f"{key}: unknown key (known here: {', '.join(default)})")
         return {key: _merge(value, given[key], f"{path}.{key}" if path else key) if key in given
                 else copy.deepcopy(value) for key, value in default.items()}

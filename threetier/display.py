@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from threetier.aws import Aws, Poll
-from threetier.output import Output
+from threetier.output import Output, escape
 
 
 def minutes(seconds: float) -> str:
@@ -69,5 +69,5 @@ class Display:
         for part, (title, since) in sorted(running.items()):
             resource, status = waits.get(part, ("", ""))
             table.add_row(self.spinner, Text(f"{part} {title}", style="bold"), Text(minutes(now - since), style="dim"),
-                          Text(f"{resource}: {status}" if resource else ""))
+                          Text(escape(f"{resource}: {status}") if resource else ""))  # AWS's status, as it said it
         return Group(table)

@@ -11,12 +11,56 @@ from __future__ import annotations
 import enum
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from rich.console import Console, RenderableType
 from rich.text import Text
+
+# What a terminal would act on instead of showing: the C0 controls (ESC, CR, newline, tab, ...), DEL and
+# the C1 controls, the Unicode line and paragraph separators, and the bidirectional overrides and isolates
+# that reorder what follows them on the line.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape(text: str) -> str:
+    """`text` as one line of plain characters: every control character shown escaped (`\\x1b`, `\\n`,
+    `\\u202e`), so that nothing read from AWS, the state file or the lock can move the cursor, clear the
+    screen, retitle the window or start a line of its own (a forged `error:`). Idempotent: what it
+    returns holds no control character."""
+    return CONTROL.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in SHORT_ESCAPES:
+        return SHORT_ESCAPES[char]
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+def escaped_text(text: Text) -> Text:
+    """A rich Text with `escape` applied to its characters, its styles kept."""
+    plain = text.plain
+    cuts = sorted({offset for match in CONTROL.finditer(plain) for offset in match.span()})
+    if not cuts:
+        return text
+    shown = text.blank_copy()
+    for piece in text.divide(cuts):
+        if CONTROL.fullmatch(piece.plain):  # one control character: its escape, in its styles
+            replaced = Text(escape(piece.plain), style=piece.style)
+            for span in piece.spans:
+                replaced.stylize(span.style)
+            piece = replaced
+        shown.append_text(piece)
+    return shown
+
+
+def one_line(message: str | Text) -> Text:
+    """A message for the terminal, escaped: a str or Text passed to Output prints as exactly one line."""
+    return escaped_text(message) if isinstance(message, Text) else Text(escape(message))
 
 
 class ExitStatus(enum.IntEnum):
@@ -59,19 +103,21 @@ class Output:
         so a live display there would leave every frame behind as lines."""
         return self.err.is_terminal and not self.err.is_dumb_terminal
 
+    # A str or Text message is one line, escaped (`escape`): whatever AWS, the state file or a lock
+    # value put into it. A table or other renderable is its maker's to escape (`escape` its cells).
     def info(self, message: str | Text) -> None:
-        self.err.print(message if isinstance(message, Text) else Text(message))
+        self.err.print(one_line(message))
 
     def result(self, message: str | Text | RenderableType) -> None:
         """Part of the command's result: stdout."""
-        self.res.print(Text(message) if isinstance(message, str) else message)
+        self.res.print(one_line(message) if isinstance(message, (str, Text)) else message)
 
     def detail(self, message: str) -> None:
         if self.verbose:
-            self.err.print(Text(message, style="dim"))
+            self.err.print(Text(escape(message), style="dim"))
 
     def error(self, message: str) -> None:
-        self.err.print(Text.assemble(("error: ", "bold red"), message))
+        self.err.print(Text.assemble(("error: ", "bold red"), escape(message)))
 
     def data(self, value: Any) -> None:
         """Machine-readable output: pure JSON on stdout."""

@@ -7,7 +7,7 @@ from rich.text import Text
 
 from threetier.cli.common import Runtime, global_options, runtime
 from threetier.estimate import Estimate, estimate
-from threetier.output import ExitStatus, Output
+from threetier.output import ExitStatus, Output, escape
 from threetier.state import StateError
 
 
@@ -73,7 +73,8 @@ def summary_line(priced: Estimate) -> str:
 
 def show(out: Output, priced: Estimate) -> None:
     paused = ", paused" if priced.paused else ""
-    table = Table(title=f"estimated cost of stack {priced.stack} in {priced.region}{paused}",
+    # Text, not markup: the region may be the environment's (AWS_REGION), which config.yaml never checked.
+    table = Table(title=Text(escape(f"estimated cost of stack {priced.stack} in {priced.region}{paused}")),
                   caption=f"on-demand list prices in USD of {priced.prices_date}, {priced.prices_region}")
     table.add_column("item", overflow="fold")
     table.add_column("quantity", justify="right")

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from threetier import state as statelib
 from threetier.cli.common import global_options, outputs, paused_json, restart_said, runtime
-from threetier.output import ExitStatus
+from threetier.output import ExitStatus, escape
 
 ALARM = "ALARM"  # CloudWatch's state of an alarm whose condition holds
 
@@ -106,7 +106,10 @@ def command(ctx: click.Context, as_json: bool) -> int:
 
 
 def show(out: Any, report: dict[str, Any]) -> None:
-    table = Table(title=f"stack {report['stack']} in {report['region']} ({report['account']})", show_lines=False)
+    """The report as a table. Every value in it came from AWS or the state file: each is escaped, and a
+    cell's own line breaks are the only ones (a drift line holding a newline cannot start a line)."""
+    table = Table(title=Text(escape(f"stack {report['stack']} in {report['region']} ({report['account']})")),
+                  show_lines=False)
     table.add_column("part", justify="right")
     table.add_column("name")
     table.add_column("status")
@@ -115,16 +118,16 @@ def show(out: Any, report: dict[str, Any]) -> None:
     for part in report["parts"]:
         keys = ", ".join(f"{k}={v}" for k, v in part["resources"].items()
                          if isinstance(v, str) and not k.endswith("_arn"))  # IDs and names; ARNs are in --json
-        cell = Text(keys)
+        cell = Text(escape(keys))
         for line in part["drift"]:
-            cell.append(f"\n! {line}", style="yellow")
+            cell.append(f"\n! {escape(line)}", style="yellow")
         for line in part["notes"]:
-            cell.append(f"\nnote: {line}", style="dim")
+            cell.append(f"\nnote: {escape(line)}", style="dim")
         if part["alarms"]:
-            cell.append(f"\n{alarm_summary(part['alarms'])}",
+            cell.append(f"\n{escape(alarm_summary(part['alarms']))}",
                         style="red" if ALARM in part["alarms"].values() else "")
         status = part["status"]
-        table.add_row(str(part["part"]), part["name"], Text(status, style=colours[status]), cell)
+        table.add_row(str(part["part"]), Text(part["name"]), Text(status, style=colours[status]), cell)
     out.result(table)
     for key, value in report["outputs"].items():
         out.result(f"{key}: {value}")
