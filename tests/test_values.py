@@ -201,3 +201,35 @@ def test_status_prints_state_file_and_lock_values_escaped(built: Path) -> None:
     # --json is JSON: the values as they are, escaped by JSON itself.
     report = json.loads(cli("status", "--json", cwd=built).stdout)
     assert report["paused"]["since"] == "2026-12-01\x1b[2J\nerror: forged"
+
+
+def test_a_lock_refusal_names_a_hostile_holder_on_one_escaped_line(built: Path) -> None:
+    holder = lock.Holder(user="eve\x1b[2J", host="far\naway", pid=4242, command="up\r\nerror: forged",
+                         since="2026-12-01T00:00:00Z", caller="arn:aws:iam::123456789012:user/eve\x1b]0;t\x07",
+                         token="tok", machine="another machine", boot_id="another boot")
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name=lock.parameter_name("threetier"), Value=holder.to_json(), Type="String")
+    result = cli("up", "--yes", cwd=built)
+    assert result.code == 2, result
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: lock: stack threetier in us-east-1 is being changed by "
+                                                     "eve\\x1b[2J@far away (pid 4242, threetier up error: forged)"), errors
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+
+
+def test_a_wait_line_shows_what_aws_said_escaped() -> None:
+    from rich.console import Console
+
+    from helpers import FakeClock
+    from threetier.aws import Poll
+    from threetier.display import Display
+
+    class Layer:  # what Display needs of the AWS layer
+        part, on_poll = "Part 3", None
+    shown = Display(Output(stdout=io.StringIO(), stderr=io.StringIO()), Layer(), FakeClock())  # type: ignore[arg-type]
+    shown.begin("Part 3", "database")
+    shown.on_poll("cluster threetier-aurora", Poll(done=False, status="creat\x1b[2Jing\nerror: forged"))
+    screen = io.StringIO()
+    Console(file=screen, width=200).print(shown.render())
+    assert "\x1b" not in screen.getvalue() and len(screen.getvalue().splitlines()) == 1
+    assert "cluster threetier-aurora: creat\\x1b[2Jing\\nerror: forged" in screen.getvalue()
