@@ -134,6 +134,35 @@ def test_cost_of_a_region_with_a_trailing_newline_is_refused_not_priced_as_us_ea
     assert result.stderr.startswith("error: region: 'eu-west-1\\n' is not an AWS region name"), result.stderr
 
 
+def test_a_region_from_the_environment_is_checked_as_configs_is(tmp_path: Path, monkeypatch,
+                                                                 aws_clients: list[str]) -> None:
+    (tmp_path / "config.yaml").write_text("{}\n")  # no region: the environment's
+    monkeypatch.setenv("AWS_REGION", "eu-west-1\n")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1\n")
+    result = cli("cost", "--json", cwd=tmp_path)
+    assert result.code == 2 and result.stdout == ""
+    assert result.stderr.startswith("error: region: 'eu-west-1\\n' (from AWS_REGION"), result.stderr
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    assert json.loads(cli("cost", "--json", cwd=tmp_path).stdout)["region"] == "eu-west-1"
+
+
+def test_plan_shows_what_aws_said_escaped(built: Path, monkeypatch) -> None:
+    # AWS refuses control characters in tags (and moto's XML cannot carry them): a check's line
+    # with one stands for any value AWS or the state file hands a check.
+    from threetier.engine import Engine
+    real = Engine.check
+
+    def check(self, part):
+        seen = real(self, part)
+        seen.drift.append("route 0.0.0.0/0: points at nat-1\x1b[2J\nerror: forged")
+        return seen
+    monkeypatch.setattr(Engine, "check", check)
+    result = cli("plan", cwd=built)
+    assert result.code == 3
+    assert "\x1b" not in result.stdout and "nat-1\\x1b[2J\\nerror: forged" in result.stdout, result.stdout
+
+
 # -- what reaches the terminal -------------------------------------------------------------------
 
 HOSTILE = "x\x1b[2J\x1b]0;owned\x07\r\nerror: forged\x9b31m\u202eevil\tend"

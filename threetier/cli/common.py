@@ -112,7 +112,11 @@ class Runtime:
         if self.sandboxed or self.config.region_is_explicit:
             return self.config.region
         from threetier.aws import session
-        return session().region_name or self.config.region
+        region = session().region_name or self.config.region
+        if not configlib.REGION_NAME.fullmatch(region):  # AWS_REGION="us-east-1\n": refused as config's would be
+            raise UsageError(f"region: {region!r} (from AWS_REGION, AWS_DEFAULT_REGION or the profile) is not an AWS "
+                             f"region name like eu-west-1")
+        return region
 
     def _show_call(self, call: Call) -> None:
         self.out.detail(f"  aws {call.service} {call.operation}")

@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from threetier.cli.common import global_options, paused_json, runtime
-from threetier.output import ExitStatus
+from threetier.output import ExitStatus, escape
 
 
 @click.command("plan", help="""Show what `up` would create, change or leave alone, part by part.
@@ -58,9 +58,9 @@ def command(ctx: click.Context, as_json: bool) -> int:
     for column in ("part", "create", "change", "keep"):
         table.add_column(column, overflow="fold")
     for row in parts:
-        table.add_row(f"{row['part']} {row['name']}",
-                      Text("\n".join(f"+ {c}" for c in row["create"]), style="green"),
-                      Text("\n".join(f"~ {c}" for c in row["change"]), style="yellow"), str(len(row["keep"])))
+        table.add_row(f"{row['part']} {row['name']}",  # what AWS said, escaped: one line each
+                      Text("\n".join(f"+ {escape(c)}" for c in row["create"]), style="green"),
+                      Text("\n".join(f"~ {escape(c)}" for c in row["change"]), style="yellow"), str(len(row["keep"])))
     rt.out.result(table)
     for row in parts:
         for note in row["notes"]:
