@@ -1,6 +1,7 @@
 """HTTPS and DNS in front of the external ALB (config.yaml `edge`)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -358,12 +359,16 @@ def record_types(zone_id: str) -> set[tuple[str, str]]:
     return {(r["Name"], r["Type"]) for r in zone_records(zone_id)}
 
 
+def remembered(engine) -> set[tuple[str, str, str]]:
+    """The records Part 7's state says the stack wrote: (zone ID, name., type)."""
+    return {(e.zone_id, e.name, e.type) for e in dns.recorded(dataclasses.replace(engine.ctx, part=engine.part("7")))}
+
+
 def test_edge_turned_off_removes_the_records_and_the_certificate(stack_from) -> None:
     tmp_path = stack_from("edge")
     zone_id = the_zone()
     assert (f"{DOMAIN}.", "A") in record_types(zone_id) and len(stack_certificates()) == 1
-    written = make_engine(tmp_path).ctx.state.parts[7].resources[dns.RECORDS]
-    assert f"{zone_id} {DOMAIN}. A" in written and f"{zone_id} {VALIDATION_NAME} CNAME" in written
+    assert remembered(make_engine(tmp_path)) == {(zone_id, f"{DOMAIN}.", "A"), (zone_id, VALIDATION_NAME, "CNAME")}
 
     # status with edge off: the listener, both records and the certificate are drift.
     write_config(tmp_path)
@@ -386,6 +391,43 @@ def test_edge_turned_off_removes_the_records_and_the_certificate(stack_from) -> 
     again = make_engine(tmp_path)
     again.up()
     assert not {c.service for c in again.ctx.aws.calls} & {"acm", "route53"}
+
+
+def test_records_remembered_without_their_value_by_an_older_threetier_are_still_the_stack_s(stack_from) -> None:
+    """A state file written before the value was kept ("<zone> <name.> <type>"): any record of that
+    name and type is the stack's, as then; `up` keeps knowing them and `down` removes them."""
+    tmp_path = stack_from("edge")
+    zone_id = the_zone()
+    state = json.loads((tmp_path / "state.json").read_text())
+    state["parts"]["7"]["resources"][dns.RECORDS] = [f"{zone_id} {DOMAIN}. A", f"{zone_id} {VALIDATION_NAME} CNAME"]
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    engine = make_engine(tmp_path, edge_config())
+    engine.up()
+    assert mutating(engine) == []
+    assert remembered(engine) == {(zone_id, f"{DOMAIN}.", "A"), (zone_id, VALIDATION_NAME, "CNAME")}
+    down(tmp_path)
+    assert {t for _, t in record_types(zone_id)} == {"NS", "SOA"}
+
+
+def test_the_alias_to_an_alb_of_the_stack_since_replaced_is_still_its_own(stack_from) -> None:
+    """Remembered with its target: the alias the stack wrote to its ALB, deleted and made again since
+    (another DNS name), is the stack's: `up` aims it at the new ALB (no refusal), and forgets the old target."""
+    tmp_path = stack_from("edge")
+    zone_id = the_zone()
+    old_alb = "threetier-ext-alb-0.us-east-1.elb.amazonaws.com."
+    alias = next(r for r in zone_records(zone_id) if r["Type"] == "A")
+    put_record(zone_id, {**alias, "AliasTarget": {**alias["AliasTarget"], "DNSName": f"dualstack.{old_alb}"}})
+    state = json.loads((tmp_path / "state.json").read_text())
+    state["parts"]["7"]["resources"][dns.RECORDS] = [
+        e if " A " not in e else f"{zone_id} {DOMAIN}. A {old_alb}" for e in state["parts"]["7"]["resources"][dns.RECORDS]]
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    engine = make_engine(tmp_path, edge_config())
+    engine.up()
+    assert [c.operation for c in engine.ctx.aws.mutating_calls()] == ["ChangeResourceRecordSets"]
+    now = next(r for r in zone_records(zone_id) if r["Type"] == "A")["AliasTarget"]["DNSName"]
+    assert dns.balancer_name(now) == dns.balancer_name(engine.ctx.state.parts[7].resources["load_balancer_dns"])
+    entries = [e for e in engine.ctx.state.parts[7].resources[dns.RECORDS] if " A " in e]
+    assert entries == [f"{zone_id} {DOMAIN}. A {dns.balancer_name(now)}"]
 
 
 def test_down_without_the_zone_in_config_removes_what_the_state_recorded(stack_from) -> None:
@@ -494,7 +536,7 @@ def test_a_validation_record_that_was_there_already_is_left(built: Path) -> None
     put_record(zone_id, {"Name": VALIDATION_NAME, "Type": "CNAME", "TTL": 300,
                          "ResourceRecords": [{"Value": VALIDATION_VALUE}]})
     engine = edge_added(built)
-    assert f"{zone_id} {VALIDATION_NAME} CNAME" not in engine.ctx.state.parts[7].resources[dns.RECORDS]
+    assert remembered(engine) == {(zone_id, f"{DOMAIN}.", "A")}
     down = make_engine(built, edge_config())
     down.ctx.skip_final_snapshot = True
     down.down()
@@ -723,7 +765,7 @@ def test_a_validation_record_written_without_its_final_dot_is_the_same_record(bu
                          "ResourceRecords": [{"Value": VALIDATION_VALUE.rstrip(".")}]})
     engine = edge_added(built)
     assert "ChangeResourceRecordSets" in mutating(engine)  # the alias ...
-    assert f"{zone_id} {VALIDATION_NAME} CNAME" not in engine.ctx.state.parts[7].resources[dns.RECORDS]  # ... only
+    assert remembered(engine) == {(zone_id, f"{DOMAIN}.", "A")}  # ... only
     down(built)
     assert (VALIDATION_NAME, "CNAME") in record_types(zone_id)
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -240,6 +241,14 @@ class Ctx:
         if self.run is not None:
             self.run.reach(self.part_number, milestone)
 
+    def save(self) -> None:
+        """Write the state file now, in the middle of a Part: before a change that nothing but the
+        state file will know of (a Route 53 record takes no tags), so that a run killed outright right
+        after it (SIGKILL: no handler runs) leaves a file that knows it. Outside a run (status, plan,
+        a block's test), there is no file to write."""
+        if self.run is not None and self.run.save is not None:
+            self.run.save()
+
     def record(self, action: str, kind: str, name: str, resource_id: str | None = None) -> None:
         if action == CHANGED and self._made_this_run(name):
             action = CONFIGURED
@@ -258,6 +267,7 @@ class Run:
     scheduler: Scheduler
     reached: dict[int, set[str]] = field(default_factory=dict)
     failed: set[int] = field(default_factory=set)
+    save: Callable[[], None] | None = None  # the engine's: writes the state file (Ctx.save)
 
     def reach(self, number: int, milestone: str) -> None:
         self.reached.setdefault(number, set()).add(milestone)
@@ -303,6 +313,9 @@ class Engine:
         self.timeline: dict[int, Span] = {}  # part -> when it ran, this command
         self.started: float | None = None
         self._began: dict[int, float] = {}
+        # The Parts take turns (one runs at a time), but a Part saves mid-run too (Ctx.save): one
+        # writer of the file at a time, whatever runs the Parts.
+        self._saving = threading.Lock()
 
     @property
     def timings(self) -> dict[int, float]:
@@ -310,7 +323,8 @@ class Engine:
 
     def save(self) -> None:
         try:
-            self.state_file.save(self.ctx.state)
+            with self._saving:
+                self.state_file.save(self.ctx.state)
         except OSError as exc:
             # In the middle of a run AWS may hold what this run made; the tags find it again, not the
             # file, so nothing is lost: say so, and exit 1 (the run failed, it was not refused).
@@ -484,7 +498,8 @@ class Engine:
         aws = self.ctx.aws
         base_clock = aws.clock
         scheduler = Scheduler(base_clock)
-        run = Run(numbers=tuple(p.number for p in parts), scheduler=scheduler, reached=dict(already or {}))
+        run = Run(numbers=tuple(p.number for p in parts), scheduler=scheduler, reached=dict(already or {}),
+                  save=self.save)
         self.started = base_clock.now()
         display = Display(self.ctx.out, aws, base_clock)
 

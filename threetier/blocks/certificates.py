@@ -13,15 +13,15 @@ from typing import Any
 from threetier.aws import STACK_TAG, Look, Poll, WaitTimeout, client_token, tag_value
 from threetier.blocks.dns import (
     RECORDS,
-    change_records,
     delete_recorded,
     describe_record,
     domain,
+    forget,
     fqdn,
     need_zone,
     recorded,
     records,
-    remember,
+    write_records,
 )
 from threetier.engine import Ctx
 from threetier.errors import ThreetierError
@@ -197,10 +197,11 @@ def validation_records(ctx: Ctx, arn: str) -> list[dict[str, Any]]:
 
 
 def ensure_validation_records(ctx: Ctx, zone: dict[str, Any], arn: str) -> None:
-    present = {(r["Name"].lower(), r["Type"]): r for r in records(ctx, zone)}
+    present = records(ctx, zone)
+    by_name = {(r["Name"].lower(), r["Type"]): r for r in present}
     missing = []
     for wanted in validation_records(ctx, arn):
-        have = present.get((fqdn(wanted["Name"]), wanted["Type"]))
+        have = by_name.get((fqdn(wanted["Name"]), wanted["Type"]))
         if have is None:
             missing.append({"Name": wanted["Name"], "Type": wanted["Type"], "TTL": 300,
                             "ResourceRecords": [{"Value": wanted["Value"]}]})
@@ -213,12 +214,13 @@ def ensure_validation_records(ctx: Ctx, zone: dict[str, Any], arn: str) -> None:
                 f"then run `threetier up` again")
     # Only those written here are the stack's: a CNAME already there may validate another
     # certificate of the account (ACM gives one per domain and account, in every region), and stays
-    # when ours goes. Remembered before they are written: a crash right after the write must not
-    # leave the state without them; one remembered but never written is no harm.
+    # when ours goes. One remembered that is not in the zone as it was remembered (a run stopped
+    # before its write) is forgotten: written again below if ACM still asks for it.
     ctx.resources.setdefault(RECORDS, [])
-    for record in missing:
-        remember(ctx, zone["Id"], record["Name"], record["Type"])
-    change_records(ctx, zone, "UPSERT", missing, f"ACM validation of {domain(ctx)}")
+    for entry in recorded(ctx, "CNAME"):
+        if entry.zone_id == zone["Id"] and not any(entry.matches(zone["Id"], r) for r in present):
+            forget(ctx, entry.zone_id, entry.name, entry.type)
+    write_records(ctx, zone, missing, f"ACM validation of {domain(ctx)}")
     for record in missing:
         ctx.record("created", "validation record", record["Name"])
 
@@ -292,7 +294,7 @@ def delete_certificate(ctx: Ctx, arn: str) -> None:
     wanted = validation_names(certificate)
     others = others_validation_names(ctx, arn, certificate)
     if RECORDS in ctx.resources:
-        delete_recorded(ctx, [e for e in recorded(ctx, "CNAME") if (e[1], e[2]) in wanted - others],
+        delete_recorded(ctx, [e for e in recorded(ctx, "CNAME") if (e.name, e.type) in wanted - others],
                         f"validation of certificate {arn}, being deleted", "validation record")
     elif wanted:
         shown = ", ".join(name.rstrip(".") for name, _ in sorted(wanted))

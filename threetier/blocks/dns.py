@@ -8,7 +8,7 @@ aliases of the stack's own names aimed at its own ALB) are the stack's.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from threetier.aws import Look
 from threetier.blocks import balancing
@@ -17,9 +17,10 @@ from threetier.engine import Ctx
 from threetier.errors import ThreetierError
 
 ZONE_GONE = ("NoSuchHostedZone",)
-# Part 7's resources: the Route 53 records the stack wrote, "<zone ID> <name.> <type>" each: what
-# `up` with edge off and `down` remove, whatever the config says then. Absent: no state of it (a
-# lost state file, or one written before the key existed).
+# Part 7's resources: the Route 53 records the stack wrote, "<zone ID> <name.> <type> <value>" each
+# (Entry), remembered and saved before each is written: what `up` with edge off and `down` remove,
+# whatever the config says then. Absent: no state of it (a lost state file, or one written before
+# the key existed).
 RECORDS = "edge_records"
 # The record types a name can answer with that would compete with the stack's alias record.
 ADDRESS_TYPES = ("A", "AAAA", "CNAME")
@@ -103,32 +104,79 @@ def change_records(ctx: Ctx, zone: dict[str, Any], action: str, record_sets: lis
                      {"Action": action, "ResourceRecordSet": record_set} for record_set in record_sets]})
 
 
-def recorded(ctx: Ctx, kind: str | None = None) -> list[tuple[str, str, str]]:
-    """The records the stack wrote (zone ID, name., type), of one type or all."""
-    found = []
-    for entry in ctx.resources.get(RECORDS) or []:
-        zone_id, _, rest = entry.partition(" ")
-        name, _, record_type = rest.rpartition(" ")
-        if zone_id and name and (kind is None or record_type == kind):
-            found.append((zone_id, fqdn(name), record_type))
-    return found
+class Entry(NamedTuple):
+    """A record the stack wrote, as its state remembers it: "<zone ID> <name.> <type> <value>"."""
+    zone_id: str
+    name: str  # fqdn: lower case, a final dot
+    type: str
+    # What threetier wrote there (record_value): the alias's target, the CNAME's value. "" in an entry
+    # written before the value was kept: then any record of that name and type is the one.
+    value: str = ""
+
+    def __str__(self) -> str:
+        return " ".join(field for field in self if field)
+
+    def matches(self, zone_id: str, record_set: dict[str, Any]) -> bool:
+        """`record_set`, read in zone `zone_id`, is this record as threetier wrote it (never someone
+        else's record of the same name: one that was there, or one written where ours failed)."""
+        return (zone_id, fqdn(record_set["Name"]), record_set["Type"]) == (self.zone_id, self.name, self.type) \
+            and self.value in ("", record_value(record_set))
+
+    @classmethod
+    def parse(cls, text: str) -> Entry | None:
+        fields = text.split()
+        return cls(fields[0], fqdn(fields[1]), *fields[2:]) if len(fields) in (3, 4) else None
+
+    @classmethod
+    def of(cls, zone_id: str, record_set: dict[str, Any]) -> Entry:
+        return cls(zone_id, fqdn(record_set["Name"]), record_set["Type"], record_value(record_set))
 
 
-def remember(ctx: Ctx, zone_id: str, name: str, record_type: str) -> None:
+def record_value(record_set: dict[str, Any]) -> str:
+    """What a record answers with, as one word: an alias's target (a load balancer's DNS name as an
+    alias holds it), or its values, each a name with a final dot."""
+    alias = record_set.get("AliasTarget")
+    if alias:
+        return balancer_name(alias.get("DNSName", ""))
+    return ",".join(fqdn(v["Value"]).replace(" ", "_") for v in record_set.get("ResourceRecords", []))
+
+
+def recorded(ctx: Ctx, kind: str | None = None) -> list[Entry]:
+    """The records the stack wrote, of one type or all."""
+    entries = (Entry.parse(text) for text in ctx.resources.get(RECORDS) or [])
+    return [entry for entry in entries if entry is not None and (kind is None or entry.type == kind)]
+
+
+def remember(ctx: Ctx, zone_id: str, record_set: dict[str, Any]) -> None:
     entries = ctx.resources.setdefault(RECORDS, [])
-    entry = f"{zone_id} {fqdn(name)} {record_type}"
+    entry = str(Entry.of(zone_id, record_set))
     if entry not in entries:
         entries.append(entry)
 
 
-def forget(ctx: Ctx, zone_id: str, name: str, record_type: str) -> None:
-    entries = ctx.resources.get(RECORDS)
-    if entries is not None:
-        ctx.resources[RECORDS] = [e for e in entries if e != f"{zone_id} {fqdn(name)} {record_type}"]
+def forget(ctx: Ctx, zone_id: str, name: str, record_type: str, keep: str | None = None) -> None:
+    """Forget the records of this name and type in the zone (but the one of value `keep`)."""
+    if RECORDS in ctx.resources:
+        ctx.resources[RECORDS] = [str(e) for e in recorded(ctx) if (e.zone_id, e.name, e.type) != (
+            zone_id, fqdn(name), record_type) or (keep is not None and e.value == keep)]
 
 
 def is_recorded(ctx: Ctx, zone_id: str, record_set: dict[str, Any]) -> bool:
-    return (zone_id, fqdn(record_set["Name"]), record_set["Type"]) in recorded(ctx)
+    return any(entry.matches(zone_id, record_set) for entry in recorded(ctx))
+
+
+def write_records(ctx: Ctx, zone: dict[str, Any], record_sets: list[dict[str, Any]], why: str) -> None:
+    """UPSERT these records, remembered first, and the state file written before the call: the file is
+    all that will ever say they are the stack's, and a run killed right after the call runs nothing more.
+    One remembered and never written is no harm: only a record there as it was remembered is deleted."""
+    if not record_sets:
+        return
+    for record_set in record_sets:
+        remember(ctx, zone["Id"], record_set)
+    ctx.save()
+    change_records(ctx, zone, "UPSERT", record_sets, why)
+    for record_set in record_sets:  # what was there before at these names is no more
+        forget(ctx, zone["Id"], record_set["Name"], record_set["Type"], keep=record_value(record_set))
 
 
 def zone_by_id(zone_id: str) -> dict[str, Any]:
@@ -136,18 +184,32 @@ def zone_by_id(zone_id: str) -> dict[str, Any]:
     return {"Id": zone_id, "Name": zone_id}
 
 
-def delete_recorded(ctx: Ctx, entries: list[tuple[str, str, str]], why: str, kind: str) -> None:
-    """Delete these recorded records where they still are (zone by zone), and forget them."""
-    for zone_id in sorted({zone_id for zone_id, _, _ in entries}):
-        wanted = {(name, record_type) for z, name, record_type in entries if z == zone_id}
+def delete_recorded(ctx: Ctx, entries: list[Entry], why: str, kind: str) -> None:
+    """Delete these recorded records where they still are as the stack wrote them (zone by zone), and
+    forget them; another record at such a name (the write failed, someone wrote theirs) is named, left."""
+    for zone_id in sorted({entry.zone_id for entry in entries}):
+        here = [entry for entry in entries if entry.zone_id == zone_id]
         zone = zone_by_id(zone_id)
         present = ctx.aws.look(records_look(zone_id), resource=f"records of hosted zone {zone_id}") or []
-        stale = [r for r in present if (fqdn(r["Name"]), r["Type"]) in wanted]
+        stale = [r for r in present if any(entry.matches(zone_id, r) for entry in here)]
         change_records(ctx, zone, "DELETE", stale, why)
         for record_set in stale:
             ctx.record("deleted", kind, record_set["Name"].rstrip("."))
-        for name, record_type in wanted:
-            forget(ctx, zone_id, name, record_type)
+        leave_others(ctx, zone, present, here, kind)
+
+
+def leave_others(ctx: Ctx, zone: dict[str, Any], present: list[dict[str, Any]], entries: list[Entry],
+                 kind: str) -> None:
+    """After the stack's records at these entries' names went: a record still there at one of them
+    holds something else than threetier wrote (its write never happened, and someone wrote theirs):
+    not the stack's, named and left. The entries are forgotten: nothing of the stack's is there."""
+    for record_set in present:
+        if any((fqdn(record_set["Name"]), record_set["Type"]) == (e.name, e.type) for e in entries) \
+                and not any(e.matches(zone["Id"], record_set) for e in entries):
+            ctx.out.info(f"  note: {kind} {record_set['Name'].rstrip('.')} in hosted zone {zone['Name'].rstrip('.')} "
+                         f"holds {describe_record(record_set)}, not what threetier wrote there; left as it is")
+    for entry in entries:
+        forget(ctx, zone["Id"], entry.name, entry.type)
 
 
 def zone_holding(ctx: Ctx, name: str) -> dict[str, Any] | None:
@@ -231,13 +293,15 @@ def ensure_alias_record(ctx: Ctx, tier: balancing.Tier) -> None:
     present = records(ctx, zone)
     refuse_foreign_records(ctx, zone, present, balancer["DNSName"])
     have = next((r for r in present if fqdn(r["Name"]) == wanted["Name"] and r["Type"] == "A"), None)
-    remember(ctx, zone["Id"], wanted["Name"], "A")  # before the write, as the validation records
     if have is None or not same_alias(have, wanted):
-        change_records(ctx, zone, "UPSERT", [wanted], f"{domain(ctx)} to the external load balancer")
+        write_records(ctx, zone, [wanted], f"{domain(ctx)} to the external load balancer")
         ctx.record("created" if have is None else "changed", "alias record", domain(ctx))
+    else:  # ours already (aimed at the stack's ALB): remembered, a lost state file or not
+        remember(ctx, zone["Id"], wanted)
+        forget(ctx, zone["Id"], wanted["Name"], "A", keep=record_value(wanted))
     # The stack's record for a name it no longer uses (the domain changed) goes; other records aimed
     # at the ALB are the user's (another name for the same site) and stay.
-    delete_recorded(ctx, [entry for entry in recorded(ctx, "A") if entry != (zone["Id"], wanted["Name"], "A")],
+    delete_recorded(ctx, [entry for entry in recorded(ctx, "A") if (entry.zone_id, entry.name) != (zone["Id"], wanted["Name"])],
                     "a name the stack no longer uses", "alias record")
 
 

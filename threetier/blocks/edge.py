@@ -39,6 +39,7 @@ from threetier.blocks.dns import (
     forget,
     fqdn,
     is_recorded,
+    leave_others,
     recorded,
     records,
     records_look,
@@ -136,11 +137,10 @@ def check_off(ctx: Ctx, name: str, https: dict[str, Any] | None, result: Check) 
     """Edge off: what `up` would remove (443, the records the stack wrote, its certificates)."""
     if https is not None:
         result.drift.append(f"listener {name}:443: present, and edge.domain is not set (`up` removes it)")
-    for zone_id in sorted({zone_id for zone_id, _, _ in recorded(ctx)}):
-        wanted = {(n, t) for z, n, t in recorded(ctx) if z == zone_id}
+    for zone_id in sorted({entry.zone_id for entry in recorded(ctx)}):
         present = ctx.aws.look(records_look(zone_id), resource=f"records of hosted zone {zone_id}") or []
         for record_set in present:
-            if (fqdn(record_set["Name"]), record_set["Type"]) in wanted:
+            if is_recorded(ctx, zone_id, record_set):
                 result.drift.append(f"{RECORD_KINDS.get(record_set['Type'], 'record')} "
                                     f"{record_set['Name'].rstrip('.')}: present, and edge.domain is not set "
                                     f"(`up` removes it)")
@@ -218,21 +218,24 @@ def destroy_records(ctx: Ctx, tier: balancing.Tier) -> None:
         zone = find_zone(ctx)
         if zone is not None:
             zones[zone["Id"]] = zone
-    for zone_id, _, _ in recorded(ctx, "A"):
-        zones.setdefault(zone_id, zone_by_id(zone_id))
+    for entry in recorded(ctx, "A"):
+        zones.setdefault(entry.zone_id, zone_by_id(entry.zone_id))
     for name in sorted(names):
         if not any(name == z["Name"] or name.endswith(f".{z['Name']}") for z in zones.values() if z["Name"] != z["Id"]):
             holding = zone_holding(ctx, name)
             if holding is not None:
                 zones.setdefault(holding["Id"], holding)
     for zone in zones.values():
-        aimed = [r for r in records(ctx, zone) if r["Type"] == "A" and aimed_at(r, dns_name)]
-        ours_here = [r for r in records(ctx, zone) if r["Type"] == "A" and (
+        present = records(ctx, zone)
+        aimed = [r for r in present if r["Type"] == "A" and aimed_at(r, dns_name)]
+        ours_here = [r for r in present if r["Type"] == "A" and (
             is_recorded(ctx, zone["Id"], r) or (fqdn(r["Name"]) in names and aimed_at(r, dns_name)))]
         change_records(ctx, zone, "DELETE", ours_here, "the stack is going")
         for record_set in ours_here:
             forget(ctx, zone["Id"], record_set["Name"], "A")
             ctx.record("deleted", "alias record", record_set["Name"].rstrip("."))
+        leave_others(ctx, zone, [r for r in present if r not in ours_here and r not in aimed],
+                     [entry for entry in recorded(ctx, "A") if entry.zone_id == zone["Id"]], "alias record")
         for record_set in aimed:
             if record_set not in ours_here:
                 ctx.out.info(f"  note: alias record {record_set['Name'].rstrip('.')} in hosted zone "
