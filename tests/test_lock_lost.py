@@ -227,3 +227,45 @@ def test_pause_stops_before_the_next_parts_changes(built: Path, operators: Opera
     again = cli("pause", cwd=built)
     assert again.code == 0, again.stderr
     assert lock_value() is None
+
+
+
+def test_while_held_each_parts_first_change_reads_the_lock_and_once_lost_every_change_is_refused() -> None:
+    import io
+
+    from helpers import moto
+    from threetier.aws import Aws
+    from threetier.output import Output
+
+    def change(name: str) -> None:  # a mutating call that is not the lock's
+        aws.call("ssm", "put_parameter", resource=name, Name=f"/threetier/{STACK}/{name}", Value="x", Type="String")
+
+    def lock_reads() -> int:
+        return sum(1 for c in aws.calls if c.operation == "GetParameter" and c.params.get("Name") == LOCK)
+
+    with moto():
+        aws = Aws("us-east-1", emulator=True)
+        ssm = boto3.client("ssm")
+        with pytest.raises(lock.LockLost) as lost, \
+                lock.held(aws, STACK, "replay network", take_over=False, out=Output(stderr=io.StringIO())):
+            aws.part = "Part 2 (network)"
+            change("a")
+            change("b")  # the same Part's task: covered already
+            assert lock_reads() == 1
+            delete()
+            aws.part = ""  # a change outside the Parts (none is made today) is checked too
+            try:
+                change("c")
+            except lock.LockLost as first:
+                reads = lock_reads()
+                aws.part = "Part 3 (database)"
+                with pytest.raises(lock.LockLost) as again:
+                    change("d")
+                assert str(again.value) == str(first) and lock_reads() == reads  # no read: lost already
+                raise
+        said = str(lost.value)
+        assert "was deleted by someone else; this run (threetier replay network) stopped before its next change" \
+            in said and "`threetier replay network` again takes the lock" in said
+        written = {p["Name"] for p in ssm.describe_parameters()["Parameters"]}
+        assert written == {f"/threetier/{STACK}/a", f"/threetier/{STACK}/b"}  # c and d never reached AWS
+        assert aws.on_call is None  # the watch ends with the lock

@@ -303,8 +303,8 @@ class Watch:
     """The holder's check that the lock is still its own, called with every AWS call (the AWS layer's
     `on_call`, before the call is sent): before the first change of each Part's task (the AWS layer's
     label of the Part running in this thread: `down` starts a stopped cluster for Part 3 on the main
-    thread, then deletes it in Part 3's task), one read of the lock, answered from the inventory when
-    it holds it."""
+    thread, then deletes it in Part 3's task), one read of the lock. It is an inventory look, but the
+    change it precedes has just emptied the inventory (as every change does), so it reads AWS now."""
     aws: Aws
     stack: str
     me: Holder
