@@ -45,6 +45,7 @@ from threetier.changes import CHANGED, CONFIGURED, CREATED, DELETED, Change, cou
 from threetier.config import Config
 from threetier.display import Display
 from threetier.errors import ThreetierError, UsageError
+from threetier.lock import LockLost
 from threetier.output import Output
 from threetier.scheduler import Cancelled, Scheduler, Task, TaskClock
 
@@ -412,7 +413,9 @@ class Engine:
             ctx.run.reach(part.number, EXISTS)
             part.finish(ctx)
         except ThreetierError as exc:
-            record.status, record.error = statelib.FAILED, str(exc)
+            if not isinstance(exc, LockLost):  # a lost lock stopped it before its changes: nothing failed
+                record.status = statelib.FAILED
+            record.error = str(exc)
             self.save()
             raise
         except KeyboardInterrupt:
@@ -482,7 +485,9 @@ class Engine:
             part.destroy(ctx)
         except ThreetierError as exc:
             record = ctx.state.part(part.number, part.name)
-            record.status, record.error = statelib.FAILED, f"down: {exc}"
+            if not isinstance(exc, LockLost):  # stopped before its deletions: what it had is all there
+                record.status = statelib.FAILED
+            record.error = f"down: {exc}"
             self.save()
             raise
         ctx.state.parts.pop(part.number, None)

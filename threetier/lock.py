@@ -22,6 +22,11 @@ and a missing pid do not tell this machine from another of the same name), a loc
 older threetier. Then only a person can tell a dead run from a slow one: `--take-over-lock`
 takes it, except from a run that provably runs here right now. A value threetier cannot read is
 reported as such and `--take-over-lock` takes it too.
+
+While it runs, the holder checks that the lock is still its own before each Part's changes: one read,
+just before the Part's first mutating call (a run that changes nothing reads nothing more). A lock
+taken over meanwhile (someone thought the run dead) or deleted stops the run there, exit 1, its state
+file saved, naming who holds the lock now; the other Parts stop at their next wait.
 """
 from __future__ import annotations
 
@@ -33,13 +38,14 @@ import hmac
 import json
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from threetier.aws import STACK_TAG, Aws, AwsError, Call, Look
-from threetier.errors import UsageError
+from threetier.errors import ThreetierError, UsageError
 from threetier.output import Output
 
 TAKE_OVER = "--take-over-lock"
@@ -194,6 +200,10 @@ class StackLocked(UsageError):
     """Another run holds the stack's lock; nothing was done (exit 2, like every refusal before a change)."""
 
 
+class LockLost(ThreetierError):
+    """The run's lock is no longer its own (taken over, deleted): it stopped before a Part's changes (exit 1)."""
+
+
 def lock_look(stack: str) -> Look:
     """The lock as `status` reads it (in the inventory's first round)."""
     return Look("ssm", "get_parameter", {"Name": parameter_name(stack)}, missing_ok=NOT_FOUND)
@@ -288,13 +298,61 @@ def release(aws: Aws, stack: str, me: Holder) -> None:
         aws.call("ssm", "delete_parameter", resource=f"stack lock {name}", Name=name, missing_ok=NOT_FOUND)
 
 
+@dataclass
+class Watch:
+    """The holder's check that the lock is still its own, called with every AWS call (the AWS layer's
+    `on_call`, before the call is sent): before the first change of each Part's task (the AWS layer's
+    label of the Part running in this thread: `down` starts a stopped cluster for Part 3 on the main
+    thread, then deletes it in Part 3's task), one read of the lock. It is an inventory look, but the
+    change it precedes has just emptied the inventory (as every change does), so it reads AWS now."""
+    aws: Aws
+    stack: str
+    me: Holder
+    checked: set[tuple[str, int]] = field(default_factory=set)  # (Part, thread) whose changes it covers
+    lost: str = ""  # once lost: what was said; every later change is refused with it, without a read
+
+    def __call__(self, call: Call) -> None:
+        if not call.mutating or is_lock_call(call):
+            return
+        part = self.aws.part
+        if not self.lost:
+            task = (part, threading.get_ident())
+            if task in self.checked:
+                return
+            holder = current(self.aws, self.stack)
+            if holder is not None and holder.token == self.me.token:
+                self.checked.add(task)
+                return
+            self.lost = self._stopped(holder, part)
+        raise LockLost(self.lost)
+
+    def _stopped(self, holder: Holder | None, part: str) -> str:
+        name = parameter_name(self.stack)
+        before = f"{part}'s changes" if part else "its next change"
+        head = f"lock: stack {self.stack}'s lock {name} in {self.aws.region}"
+        stopped = f"this run (threetier {_shown(self.me.command)}) stopped before {before}, its state file saved"
+        if holder is None:
+            return (f"{head} was deleted by someone else; {stopped}: `threetier {_shown(self.me.command)}` "
+                    f"again takes the lock and goes on")
+        return f"{head} is now held by {holder.describe()}; {stopped}: that run changes the stack now"
+
+
 @contextlib.contextmanager
 def held(aws: Aws, stack: str, command: str, *, take_over: bool, out: Output) -> Iterator[Holder]:
-    """The lock for the length of a command, released however it ends (error, Ctrl-C, SIGTERM)."""
+    """The lock for the length of a command, released however it ends (error, Ctrl-C, SIGTERM); while it
+    is held, each Part's changes are preceded by a check that it is still this run's (`Watch`)."""
     me = acquire(aws, stack, command, take_over=take_over, out=out)
+    watch, shown = Watch(aws, stack, me), aws.on_call
+
+    def on_call(call: Call) -> None:
+        watch(call)  # first: a change refused is not shown as made
+        if shown is not None:
+            shown(call)
+    aws.on_call = on_call
     try:
         yield me
     finally:
+        aws.on_call = shown
         try:
             release(aws, stack, me)
         except AwsError as exc:  # the command's own outcome matters more; say how to clear it
