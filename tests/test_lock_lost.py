@@ -269,3 +269,37 @@ def test_while_held_each_parts_first_change_reads_the_lock_and_once_lost_every_c
         written = {p["Name"] for p in ssm.describe_parameters()["Parameters"]}
         assert written == {f"/threetier/{STACK}/a", f"/threetier/{STACK}/b"}  # c and d never reached AWS
         assert aws.on_call is None  # the watch ends with the lock
+
+
+def test_a_part_that_waited_reads_its_lock_again_before_its_next_change(tmp_path: Path) -> None:
+    """Minutes may pass in a wait: the lock lost meanwhile stops the Part at its next change, not at the
+    end of the Part."""
+    import io
+
+    from helpers import FakeClock, moto
+    from threetier.aws import Aws, Poll
+    from threetier.output import Output
+    with moto():
+        aws = Aws("us-east-1", clock=FakeClock(), emulator=True, read_threads=1)
+        out = Output(stdout=io.StringIO(), stderr=io.StringIO())
+        ssm = boto3.client("ssm", region_name="us-east-1")
+        def change() -> None:
+            aws.call("ec2", "create_vpc", resource="a VPC", CidrBlock="10.9.0.0/16")
+        with lock.held(aws, STACK, "up", take_over=False, out=out):
+            aws.part = "Part 2 (network)"
+            reads = lambda: sum(c.operation == "GetParameter" for c in aws.calls)  # noqa: E731
+            change()
+            change()
+            assert reads() == 1  # once per Part, not per change
+            polls = iter([Poll(False, "pending"), Poll(True, "available")])
+
+            def probe() -> Poll:
+                poll = next(polls)
+                if not poll.done:
+                    take_over()  # another operator, while this Part waits
+                return poll
+            aws.wait("NAT gateway", probe, delay=15, timeout=600)
+            with pytest.raises(lock.LockLost, match="is now held by bob@bobs-laptop"):
+                change()
+            assert reads() == 2
+        assert json.loads(ssm.get_parameter(Name=LOCK)["Parameter"]["Value"])["token"] == "bobs"  # left as it is

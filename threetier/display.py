@@ -7,6 +7,7 @@ cursor (TERM=dumb) nothing moves: only the ✓ lines are written.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -31,6 +32,7 @@ class Display:
         self.waits: dict[str, tuple[str, str]] = {}  # part label -> (resource, status)
         self.live: Live | None = None
         self.spinner = Spinner("dots")
+        self.previous: Callable[[str, Poll], None] | None = None  # who had the AWS layer's on_poll before
 
     def __enter__(self) -> Display:
         if self.out.animated:
@@ -58,6 +60,8 @@ class Display:
             self.waits.pop(part, None)
         else:
             self.waits[part] = (resource, poll.status)
+        if self.previous is not None:  # the stack lock's watch: a Part that waited checks its lock again
+            self.previous(resource, poll)
 
     def render(self) -> RenderableType:
         if not self.running:

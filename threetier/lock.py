@@ -303,7 +303,8 @@ class Watch:
     """The holder's check that the lock is still its own, called with every AWS call (the AWS layer's
     `on_call`, before the call is sent): before the first change of each Part's task (the AWS layer's
     label of the Part running in this thread: `down` starts a stopped cluster for Part 3 on the main
-    thread, then deletes it in Part 3's task), one read of the lock. It is an inventory look, but the
+    thread, then deletes it in Part 3's task), and before its first change after each wait, one read
+    of the lock. It is an inventory look, but the
     change it precedes has just emptied the inventory (as every change does), so it reads AWS now."""
     aws: Aws
     stack: str
@@ -326,6 +327,11 @@ class Watch:
             self.lost = self._stopped(holder, part)
         raise LockLost(self.lost)
 
+    def waited(self, _resource: str, _poll: Any) -> None:
+        """A Part that waited (minutes, on AWS) reads the lock again before its next change: a run
+        that lost its lock meanwhile stops there, not at the end of the Part."""
+        self.checked.discard((self.aws.part, threading.get_ident()))
+
     def _stopped(self, holder: Holder | None, part: str) -> str:
         name = parameter_name(self.stack)
         before = f"{part}'s changes" if part else "its next change"
@@ -342,17 +348,22 @@ def held(aws: Aws, stack: str, command: str, *, take_over: bool, out: Output) ->
     """The lock for the length of a command, released however it ends (error, Ctrl-C, SIGTERM); while it
     is held, each Part's changes are preceded by a check that it is still this run's (`Watch`)."""
     me = acquire(aws, stack, command, take_over=take_over, out=out)
-    watch, shown = Watch(aws, stack, me), aws.on_call
+    watch, shown, polled = Watch(aws, stack, me), aws.on_call, aws.on_poll
 
     def on_call(call: Call) -> None:
         watch(call)  # first: a change refused is not shown as made
         if shown is not None:
             shown(call)
-    aws.on_call = on_call
+
+    def on_poll(resource: str, poll: Any) -> None:
+        watch.waited(resource, poll)
+        if polled is not None:
+            polled(resource, poll)
+    aws.on_call, aws.on_poll = on_call, on_poll
     try:
         yield me
     finally:
-        aws.on_call = shown
+        aws.on_call, aws.on_poll = shown, polled
         try:
             release(aws, stack, me)
         except AwsError as exc:  # the command's own outcome matters more; say how to clear it
