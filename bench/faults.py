@@ -50,6 +50,11 @@ def _token(body: bytes | str | None) -> str | None:
     return next((fields[k][0] for k in TOKEN_KEYS if fields.get(k)), None)
 
 
+def _headers(headers: dict[str, str]) -> Any:
+    """Headers as moto's stubber hands them to botocore (a plain dict; botocore's type says HTTPHeaders)."""
+    return headers
+
+
 @dataclass
 class LostAnswers:
     """Loses the answer of each mutating call `lose(operation)` picks, after AWS performed it."""
@@ -74,21 +79,21 @@ class LostAnswers:
                 status, headers = 400, {}
                 content = (b"<Response><Errors><Error><Code>IdempotentParameterMismatch</Code><Message>same token, "
                            b"other parameters</Message></Error></Errors></Response>")
-            answer = AWSResponse(request.url, status, headers, MockRawResponse(content))
+            answer = AWSResponse(request.url, status, _headers(headers), MockRawResponse(content))
         else:
             answer = real(stubber, event_name, request, **kwargs)
             if answer is None or answer.status_code >= 300:
                 return answer
             if token:
                 self._answers[(operation, token)] = (body, answer.status_code, dict(answer.headers), answer.content)
-                answer = AWSResponse(request.url, answer.status_code, dict(answer.headers),
+                answer = AWSResponse(request.url, answer.status_code, _headers(dict(answer.headers)),
                                      MockRawResponse(answer.content))
         if answer.status_code >= 300 or not self.lose(operation):
             return answer
         self.lost.append(operation)
         if self.closed:
             raise botocore.exceptions.ConnectionClosedError(endpoint_url=request.url)
-        return AWSResponse(request.url, 500, {}, MockRawResponse(b""))
+        return AWSResponse(request.url, 500, _headers({}), MockRawResponse(b""))
 
 
 @contextlib.contextmanager
@@ -124,7 +129,7 @@ def at_rate(seed: int, rate: float) -> Callable[[str], bool]:
 def census(stack: str = "threetier") -> dict[str, int]:
     """How many of each kind of thing the stack is made of exists (what "exactly one of everything" counts)."""
     import boto3
-    tagged = [{"Name": "tag:threetier:stack", "Values": [stack]}]
+    tagged: list[Any] = [{"Name": "tag:threetier:stack", "Values": [stack]}]
     ec2, elbv2, rds = boto3.client("ec2"), boto3.client("elbv2"), boto3.client("rds")
     groups = ec2.describe_security_groups(Filters=tagged)["SecurityGroups"]
     balancers = elbv2.describe_load_balancers()["LoadBalancers"]
@@ -223,11 +228,11 @@ def rerun_until(run: Callable[[], None], done: Callable[[], bool], errors: list[
     return None
 
 
-def measure(seed: int, rate: float) -> Converged:
+def measure(seed: int, rate: float, *, closed: bool = False) -> Converged:
     from threetier import scan
     result = Converged(seed)
     with moto(), tempfile.TemporaryDirectory(prefix="bench-faults-") as tmp, \
-            losing(LostAnswers(at_rate(seed, rate))) as lost:
+            losing(LostAnswers(at_rate(seed, rate), closed=closed)) as lost:
         directory = Path(tmp)
 
         def up() -> None:
@@ -260,9 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.faults", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds 1..N (default 3)")
     parser.add_argument("--rate", type=float, default=0.05, help="share of mutating calls whose answer is lost")
+    parser.add_argument("--closed", action="store_true", help="lose answers as a closed connection, not a 500")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    results = [measure(seed, args.rate) for seed in range(1, args.seeds + 1)]
+    results = [measure(seed, args.rate, closed=args.closed) for seed in range(1, args.seeds + 1)]
     if args.json:
         print(json.dumps([r.__dict__ for r in results]))
     else:
