@@ -15,6 +15,7 @@ cluster stopped to save money is started again by `up` and by `down`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -199,7 +200,8 @@ def ensure_subnet_group(ctx: Ctx, subnet_ids: list[str]) -> None:
     if found is None:
         aws.call("rds", "create_db_subnet_group", resource=f"DB subnet group {name}", DBSubnetGroupName=name,
                  DBSubnetGroupDescription=f"threetier {ctx.stack}: the two private DB subnets",
-                 SubnetIds=subnet_ids, Tags=rds_tags(ctx, "db-subnet-group"))
+                 SubnetIds=subnet_ids, Tags=rds_tags(ctx, "db-subnet-group"), exists=("DBSubnetGroupAlreadyExists",),
+                 found=lambda: aws.look(subnet_group_look(ctx), resource=f"DB subnet group {name}", live=True))
         ctx.record("created", "DB subnet group", name)
     else:
         present = {s["SubnetIdentifier"] for s in found["DBSubnetGroups"][0]["Subnets"]}
@@ -219,7 +221,8 @@ def ensure_parameter_group(ctx: Ctx) -> None:
         aws.call("rds", "create_db_cluster_parameter_group", resource=resource, DBClusterParameterGroupName=name,
                  DBParameterGroupFamily=parameter_group_family(ctx.config.database.engine_version),
                  Description=f"threetier {ctx.stack}: Aurora cluster settings (TLS required)",
-                 Tags=rds_tags(ctx, "aurora-params"))
+                 Tags=rds_tags(ctx, "aurora-params"), exists=("DBParameterGroupAlreadyExists",),
+                 found=lambda: aws.look(parameters_look(ctx), resource=resource, live=True))
         ctx.record("created", "DB cluster parameter group", name)
     wrong = parameters_not_set(found or [])
     if wrong:
@@ -275,7 +278,8 @@ def ensure_cluster(ctx: Ctx, db_security_group: str) -> dict[str, Any]:
             DBClusterParameterGroupName=parameter_group_name(ctx),
             # Extended support bills extra once a version leaves standard support: opt out.
             EngineLifecycleSupport="open-source-rds-extended-support-disabled",
-            Tags=rds_tags(ctx, "aurora"),
+            Tags=rds_tags(ctx, "aurora"), exists=("DBClusterAlreadyExistsFault",),
+            found=lambda: (lambda c: {"DBCluster": c} if c else None)(describe_cluster(ctx, live=True)),
         )["DBCluster"]
         ctx.record("created", "Aurora cluster", cluster_id(ctx))
     ctx.resources["cluster"] = cluster_id(ctx)
@@ -323,7 +327,10 @@ def ensure_instances(ctx: Ctx, azs: list[str]) -> None:
                      DBInstanceIdentifier=identifier, DBClusterIdentifier=cluster_id(ctx), Engine="aurora-mysql",
                      DBInstanceClass=db.instance_class, AvailabilityZone=az, PubliclyAccessible=False,
                      PromotionTier=PROMOTION_TIERS[role], Tags=rds_tags(ctx, f"aurora-{role}"),
-                     retry_codes=("InvalidDBClusterStateFault",), retry_timeout=10 * 60, retry_delay=30)
+                     retry_codes=("InvalidDBClusterStateFault",), retry_timeout=10 * 60, retry_delay=30,
+                     exists=("DBInstanceAlreadyExists",),
+                     found=functools.partial(aws.look, instance_look(identifier), live=True,
+                                             resource=f"DB instance {identifier}"))
             ctx.record("created", f"Aurora {role} instance", identifier)
         ctx.resources.setdefault("instances", {})[role] = identifier
 

@@ -14,12 +14,13 @@ the stack, written by a role of its own that may write only to that group (three
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
 from threetier.aws import NOT_YET_VISIBLE, Look, Poll, client_token, tag_value
 from threetier.blocks import flow_logs, security_groups
-from threetier.blocks.finders import DEPENDENCY_TIMEOUT, EC2_DESCRIBE, ec2_look, ec2_tagged, name_of, one
+from threetier.blocks.finders import DEPENDENCY_TIMEOUT, EC2_DESCRIBE, ec2_look, ec2_tagged, made, name_of, one
 from threetier.config import ConfigError
 from threetier.engine import Check, Ctx
 
@@ -167,7 +168,7 @@ def ensure_vpc(ctx: Ctx) -> str:
     vpc = one(ctx, ec2_tagged(ctx, "describe_vpcs", "vpc"), "VpcId", recorded=recorded(ctx, "vpc"))
     if vpc is None:
         vpc = aws.call("ec2", "create_vpc", resource=ctx.name("vpc"), CidrBlock=cidr,
-                       TagSpecifications=ctx.tag_spec("vpc", "vpc"))["Vpc"]
+                       TagSpecifications=ctx.tag_spec("vpc", "vpc"), found=made(ctx, "describe_vpcs", "vpc", "Vpc"))["Vpc"]
         ctx.record("created", "VPC", ctx.name("vpc"), vpc["VpcId"])
     elif vpc["CidrBlock"] != cidr:
         raise ConfigError(f"network.vpc_cidr: the stack's VPC {vpc['VpcId']} is {vpc['CidrBlock']}, config says {cidr}; "
@@ -197,7 +198,8 @@ def ensure_subnets(ctx: Ctx, vpc: str, azs: list[str]) -> dict[str, str]:
             if subnet is None:
                 subnet = ctx.aws.call("ec2", "create_subnet", resource=ctx.name(role), VpcId=vpc, CidrBlock=cidr,
                                       AvailabilityZone=az, TagSpecifications=ctx.tag_spec("subnet", role),
-                                      retry_codes=NOT_YET_VISIBLE)["Subnet"]
+                                      retry_codes=NOT_YET_VISIBLE,
+                                      found=made(ctx, "describe_subnets", role, "Subnet"))["Subnet"]
                 ctx.record("created", "subnet", ctx.name(role), subnet["SubnetId"])
             elif (subnet["CidrBlock"], subnet["AvailabilityZone"]) != (cidr, az):
                 raise ConfigError(
@@ -229,12 +231,15 @@ def ensure_internet_gateway(ctx: Ctx, vpc: str) -> str:
     igw = one(ctx, ec2_tagged(ctx, "describe_internet_gateways", role), "InternetGatewayId")
     if igw is None:
         igw = aws.call("ec2", "create_internet_gateway", resource=ctx.name(role),
-                       TagSpecifications=ctx.tag_spec("internet-gateway", role))["InternetGateway"]
+                       TagSpecifications=ctx.tag_spec("internet-gateway", role),
+                       found=made(ctx, "describe_internet_gateways", role, "InternetGateway"))["InternetGateway"]
         ctx.record("created", "internet gateway", ctx.name(role), igw["InternetGatewayId"])
     igw_id = igw["InternetGatewayId"]
     if vpc not in {a["VpcId"] for a in igw.get("Attachments", [])}:
+        # Resource.AlreadyAssociated: a copy of this call, whose first one was performed (its answer lost).
         aws.call("ec2", "attach_internet_gateway", resource=ctx.name(role), InternetGatewayId=igw_id, VpcId=vpc,
-                 retry_codes=NOT_YET_VISIBLE)
+                 retry_codes=NOT_YET_VISIBLE, exists=("Resource.AlreadyAssociated",),
+                 found=lambda: attached(made(ctx, "describe_internet_gateways", role)(), vpc))
         ctx.record("changed", "internet gateway attachment", f"{ctx.name(role)} -> {vpc}")
     ctx.resources["internet_gateway"] = igw_id
     return igw_id
@@ -256,7 +261,8 @@ def ensure_nat_gateways(ctx: Ctx, vpc: str, subnets: dict[str, str]) -> dict[str
         eip = one(ctx, ec2_tagged(ctx, "describe_addresses", eip_role), "AllocationId")
         if eip is None:
             eip = aws.call("ec2", "allocate_address", resource=ctx.name(eip_role), Domain="vpc",
-                           TagSpecifications=ctx.tag_spec("elastic-ip", eip_role))
+                           TagSpecifications=ctx.tag_spec("elastic-ip", eip_role),
+                           found=made(ctx, "describe_addresses", eip_role))
             ctx.record("created", "Elastic IP", ctx.name(eip_role), eip["AllocationId"])
         eips[az_index] = eip["AllocationId"]
 
@@ -313,8 +319,9 @@ def ensure_route_table(ctx: Ctx, vpc: str, role: str, target: dict[str, Any], su
     aws = ctx.aws
     table = one(ctx, ec2_tagged(ctx, "describe_route_tables", role), "RouteTableId")
     if table is None:
+        # The same table for the same VPC within the hour (a crash, then `up`: it is found by its tags).
         table = aws.call("ec2", "create_route_table", resource=ctx.name(role), VpcId=vpc,
-                         TagSpecifications=ctx.tag_spec("route-table", role),
+                         TagSpecifications=ctx.tag_spec("route-table", role), ClientToken=client_token(ctx.name(role), vpc),
                          retry_codes=NOT_YET_VISIBLE)["RouteTable"]
         ctx.record("created", "route table", ctx.name(role), table["RouteTableId"])
     table_id = table["RouteTableId"]
@@ -324,7 +331,8 @@ def ensure_route_table(ctx: Ctx, vpc: str, role: str, target: dict[str, Any], su
     if default is None:
         # A NAT gateway created a moment ago may not be known to CreateRoute yet.
         aws.call("ec2", "create_route", resource=ctx.name(role), RouteTableId=table_id,
-                 DestinationCidrBlock=ANYWHERE, **target, retry_codes=NOT_YET_VISIBLE)
+                 DestinationCidrBlock=ANYWHERE, **target, retry_codes=NOT_YET_VISIBLE,
+                 exists=("RouteAlreadyExists",), found=lambda: routes_to(ctx, role, target))
         ctx.record("changed", "route", f"{ctx.name(role)} {ANYWHERE} -> {target_id}")
     elif default.get(target_key) != target_id or default.get("State") == "blackhole":
         aws.call("ec2", "replace_route", resource=ctx.name(role), RouteTableId=table_id,
@@ -344,9 +352,29 @@ def ensure_route_table(ctx: Ctx, vpc: str, role: str, target: dict[str, Any], su
                      AssociationId=old["RouteTableAssociationId"], RouteTableId=table_id)
         else:
             aws.call("ec2", "associate_route_table", resource=ctx.name(role), RouteTableId=table_id,
-                     SubnetId=subnet_id, retry_codes=NOT_YET_VISIBLE)
+                     SubnetId=subnet_id, retry_codes=NOT_YET_VISIBLE, exists=("Resource.AlreadyAssociated",),
+                     found=functools.partial(associates, ctx, role, subnet_id))
         ctx.record("changed", "route table association", f"{ctx.name(role)} <- {subnet_id}")
     return table_id
+
+
+def attached(igw: dict[str, Any] | None, vpc: str) -> dict[str, Any] | None:
+    """Something (not None) when the internet gateway is attached to the VPC."""
+    return {} if igw and vpc in {a["VpcId"] for a in igw.get("Attachments", [])} else None
+
+
+def routes_to(ctx: Ctx, role: str, target: dict[str, Any]) -> dict[str, Any] | None:
+    """Something (not None) when the route table `role` sends 0.0.0.0/0 to `target`."""
+    table = made(ctx, "describe_route_tables", role)()
+    (key, value), = target.items()
+    return {} if table and any(r.get("DestinationCidrBlock") == ANYWHERE and r.get(key) == value
+                               for r in table.get("Routes", [])) else None
+
+
+def associates(ctx: Ctx, role: str, subnet: str) -> dict[str, Any] | None:
+    """Something (not None) when the route table `role` is associated with the subnet."""
+    table = made(ctx, "describe_route_tables", role)()
+    return {} if table and any(a.get("SubnetId") == subnet for a in table.get("Associations", [])) else None
 
 
 def ensure_public_route_table(ctx: Ctx, vpc: str, igw: str, subnets: dict[str, str]) -> None:

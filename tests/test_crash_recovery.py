@@ -7,54 +7,10 @@ from pathlib import Path
 import boto3
 import pytest
 
+from bench.faults import EXPECTED, census
 from helpers import make_engine, moto, mutating
-from threetier.aws import STACK_TAG
 
-STACK_FILTER = [{"Name": f"tag:{STACK_TAG}", "Values": ["threetier"]}]
-
-
-def census() -> dict[str, int]:
-    ec2, s3, iam = boto3.client("ec2"), boto3.client("s3"), boto3.client("iam")
-    return {
-        "vpcs": len(ec2.describe_vpcs(Filters=STACK_FILTER)["Vpcs"]),
-        "subnets": len(ec2.describe_subnets(Filters=STACK_FILTER)["Subnets"]),
-        "igws": len(ec2.describe_internet_gateways(Filters=STACK_FILTER)["InternetGateways"]),
-        "eips": len(ec2.describe_addresses()["Addresses"]),
-        "nats": len([n for n in ec2.describe_nat_gateways()["NatGateways"] if n["State"] in ("pending", "available")]),
-        "route_tables": len(ec2.describe_route_tables(Filters=STACK_FILTER)["RouteTables"]),
-        "security_groups": len(ec2.describe_security_groups(Filters=STACK_FILTER)["SecurityGroups"]),
-        "rules": len([r for r in ec2.describe_security_group_rules()["SecurityGroupRules"] if not r["IsEgress"]
-                      and r["GroupId"] in {g["GroupId"] for g in ec2.describe_security_groups(Filters=STACK_FILTER)["SecurityGroups"]}]),
-        "buckets": len(s3.list_buckets()["Buckets"]),
-        "roles": len([r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("threetier")]),
-        "profiles": len(iam.list_instance_profiles()["InstanceProfiles"]),
-        "db_clusters": len(boto3.client("rds").describe_db_clusters()["DBClusters"]),
-        "db_instances": len(boto3.client("rds").describe_db_instances()["DBInstances"]),
-        "amis": len(ec2.describe_images(Owners=["self"])["Images"]),
-        "builders": len([i for r in ec2.describe_instances(Filters=[
-            {"Name": "tag:Name", "Values": ["threetier-app-builder", "threetier-web-builder"]},
-            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])["Reservations"]
-            for i in r["Instances"]]),
-        "load_balancers": len(boto3.client("elbv2").describe_load_balancers()["LoadBalancers"]),
-        "target_groups": len(boto3.client("elbv2").describe_target_groups()["TargetGroups"]),
-        "listeners": sum(len(boto3.client("elbv2").describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"])
-                         for lb in boto3.client("elbv2").describe_load_balancers()["LoadBalancers"]),
-        "launch_templates": len(ec2.describe_launch_templates()["LaunchTemplates"]),
-        "asgs": len(boto3.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]),
-        "scaling_policies": len(boto3.client("autoscaling").describe_policies()["ScalingPolicies"]),
-        "log_groups": len(boto3.client("logs").describe_log_groups()["logGroups"]),
-        "flow_logs": len(ec2.describe_flow_logs()["FlowLogs"]),
-        "alarms": len(boto3.client("cloudwatch").describe_alarms()["MetricAlarms"]),
-        "dashboards": len(boto3.client("cloudwatch").list_dashboards()["DashboardEntries"]),
-    }
-
-
-EXPECTED = {"vpcs": 1, "subnets": 6, "igws": 1, "eips": 2, "nats": 2, "route_tables": 3, "security_groups": 5,
-            "rules": 5, "buckets": 1, "roles": 3, "profiles": 2, "db_clusters": 1, "db_instances": 2, "amis": 2,
-            "builders": 0, "load_balancers": 2, "target_groups": 2, "listeners": 2, "launch_templates": 2, "asgs": 2,
-            # Issue 12: cpu per tier and the web tier's requests; app, nginx-access, nginx-error, flow logs.
-            "scaling_policies": 3, "log_groups": 4, "flow_logs": 1, "alarms": 7, "dashboards": 1}
-
+# census: how many of each kind of thing exists; EXPECTED: exactly one of everything (bench/faults.py).
 CRASH_AFTER = ["CreateBucket", "PutObject", "CreateRole", "CreateInstanceProfile", "CreateVpc", "CreateSubnet",
                "CreateInternetGateway", "AllocateAddress", "CreateNatGateway", "CreateRouteTable",
                "AssociateRouteTable", "CreateSecurityGroup", "AuthorizeSecurityGroupIngress",

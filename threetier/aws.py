@@ -5,6 +5,10 @@ Every AWS call of threetier goes through `Aws.call` (or `Aws.pages`), which
 - retries the eventual-consistency errors a caller names (a NAT gateway or an
   instance profile that AWS has created but not yet propagated),
 - treats "not found" as success where the caller says so (deletes),
+- never resends blindly a create AWS cannot make idempotent (no ClientToken): given `found`, after
+  an answer that may hide a performed request (a 5xx, a timeout, a closed connection), it looks for
+  the resource before botocore sends the request again, and adopts what it finds; an "already
+  exists" (`exists`) is adopted the same way,
 - and turns any other ClientError into an `AwsError` naming the part, the
   resource and AWS's error code.
 All waiting goes through `Aws.wait`, with explicit delays and timeouts and an
@@ -50,6 +54,18 @@ NOT_YET_VISIBLE = (
     "InvalidAllocationID.NotFound",
     "InvalidInternetGatewayID.NotFound",
 )
+
+
+# Errors that may hide a performed request: AWS may have done it, its answer was lost.
+AMBIGUOUS_EXCEPTIONS = (botocore.exceptions.HTTPClientError, botocore.exceptions.ConnectionError)
+
+
+class Adopted(Exception):
+    """Raised inside botocore's retry loop when what a create whose answer was lost made is found."""
+
+    def __init__(self, value: Any):
+        super().__init__("adopted")
+        self.value = value
 
 
 class AwsError(ThreetierError):
@@ -211,8 +227,26 @@ class Aws:
             # The service is a run-time name (Aws.call's dynamic dispatch); boto3-stubs overload literal names only.
             client = self.session.client(service, **kwargs)  # type: ignore[call-overload]
             client.meta.events.register("before-parameter-build", self._record)
+            client.meta.events.register_first("needs-retry", self._before_resend)
             self._clients[service] = client
         return self._clients[service]
+
+    def _before_resend(self, response: Any = None, caught_exception: Exception | None = None, attempts: int = 1,
+                       **_: Any) -> None:
+        """Before botocore resends a create that has no idempotency token (Aws.call's `found`) after an
+        answer that may hide a performed request: look for what it made, and adopt that instead."""
+        found = getattr(self._local, "found", None)
+        status = response[0].status_code if response and response[0] is not None else 0
+        if found is None or not (status >= 500 or isinstance(caught_exception, AMBIGUOUS_EXCEPTIONS)):
+            return  # botocore decides (throttling, other transient errors, success)
+        self._local.found = None  # its own reads are plain reads
+        try:
+            self.clock.sleep(min(2.0 ** attempts, 20.0))  # what was made may take a moment to be listed
+            adopted = found()
+        finally:
+            self._local.found = found
+        if adopted is not None:
+            raise Adopted(adopted)
 
     def _record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         call = Call(model.service_model.service_name, model.name, params)
@@ -256,6 +290,8 @@ class Aws:
         retry_delay: float = 5,
         retry_message: str | None = None,
         retry_done: Callable[[], bool] | None = None,
+        found: Callable[[], Any] | None = None,
+        exists: tuple[str, ...] = (),
         **params: Any,
     ) -> Any:
         """Call `service.operation(**params)`.
@@ -267,15 +303,29 @@ class Aws:
         retry_done: asked after each of those errors, before waiting: whether what the call asks
         for has come about all the same (botocore resent a request whose answer was lost, and AWS
         refuses the copy because of what the first one did): then the call returns None.
+        found: for a create AWS cannot make idempotent (no ClientToken): what the call made, looked up
+        by its tags or name, in the shape of the call's answer (None: not there). After an answer that
+        may hide a performed request (a 5xx, a closed connection, a timeout) botocore sends it again
+        only when `found` finds nothing; what it finds is returned instead.
+        exists: error codes meaning "there is one already" (the run's own lost first request, or its
+        copy): what `found` finds is returned (nothing found: the error is raised).
         """
         started = self.clock.now()
         while True:
             try:
                 # Inside: botocore resolves credentials when it makes the client (a partial key pair,
                 # a failing credential_process, a source_profile that does not exist).
-                return getattr(self.client(service), operation)(**params)
+                self._local.found = found
+                try:
+                    return getattr(self.client(service), operation)(**params)
+                finally:
+                    self._local.found = None
+            except Adopted as adopted:
+                return adopted.value
             except botocore.exceptions.ClientError as exc:
                 code = error_code(exc)
+                if found is not None and code in exists and (made := found()) is not None:
+                    return made
                 if code in missing_ok:
                     return None
                 message = exc.response.get("Error", {}).get("Message", "") or ""
@@ -319,10 +369,11 @@ class Aws:
             raise AwsError(self.part, _verb(operation), resource, type(exc).__name__, str(exc)) from None
 
     # -- the inventory -------------------------------------------------------
-    def look(self, look: Look, *, resource: str) -> Any:
-        """A read, answered from the inventory when it holds it (None: missing_ok said gone)."""
+    def look(self, look: Look, *, resource: str, live: bool = False) -> Any:
+        """A read, answered from the inventory when it holds it (None: missing_ok said gone);
+        `live`: from AWS (and kept for the next look)."""
         with self._lock:
-            hit = look.id in self._inventory
+            hit = look.id in self._inventory and not live
             value = self._inventory.get(look.id)
         if not hit:
             value = self._read(look, resource)

@@ -125,8 +125,10 @@ GRANTS: tuple[Grant, ...] = (
            "ec2:DeleteSnapshot"),
     _grant(ANY, CHANGES, "ec2:DeleteNatGateway", "ec2:DisassociateAddress", "ec2:ReleaseAddress"),
     _grant(ANY, [PAUSE], "ec2:DeleteRoute"),  # the app subnets' routes to the NAT gateways
-    _grant(ANY, [DOWN], "ec2:DeleteLaunchTemplate", "ec2:DisassociateRouteTable", "ec2:DeleteRouteTable",
-           "ec2:DeleteSecurityGroup", "ec2:DetachInternetGateway", "ec2:DeleteInternetGateway",
+    # `up` too: a second copy of a route table or internet gateway with nothing attached (finders.one).
+    _grant(ANY, UP_DOWN, "ec2:DeleteRouteTable", "ec2:DeleteInternetGateway"),
+    _grant(ANY, [DOWN], "ec2:DeleteLaunchTemplate", "ec2:DisassociateRouteTable",
+           "ec2:DeleteSecurityGroup", "ec2:DetachInternetGateway",
            "ec2:DeleteSubnet", "ec2:DeleteVpc"),
 
     # -- Elastic Load Balancing: both tiers' ALBs, target groups, listeners (Parts 5, 7) ---------------

@@ -179,8 +179,14 @@ def start_instances(ctx: Ctx, tier: Tier) -> None:
         refresh.replace_outdated_instances(ctx, tier, find_outdated(ctx, tier), new_version)
 
 
-def find_target_group(ctx: Ctx, tier: Tier) -> dict[str, Any] | None:
-    found = ctx.aws.look(target_group_look(ctx, tier), resource=f"target group {ctx.name(tier.target_group_role)}")
+def listed(key: str, found: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`found` in the shape of a create's answer that lists what it made under `key` (None: nothing found)."""
+    return {key: [found]} if found is not None else None
+
+
+def find_target_group(ctx: Ctx, tier: Tier, *, live: bool = False) -> dict[str, Any] | None:
+    found = ctx.aws.look(target_group_look(ctx, tier), resource=f"target group {ctx.name(tier.target_group_role)}",
+                         live=live)
     return found["TargetGroups"][0] if found and found["TargetGroups"] else None
 
 
@@ -193,7 +199,8 @@ def ensure_target_group(ctx: Ctx, tier: Tier, vpc: str) -> str:
                          HealthCheckProtocol="HTTP", HealthCheckPath="/health", HealthCheckPort="traffic-port",
                          HealthCheckIntervalSeconds=15, HealthCheckTimeoutSeconds=5,
                          HealthyThresholdCount=2, UnhealthyThresholdCount=3, Matcher={"HttpCode": "200"},
-                         Tags=elb_tags(ctx, tier.target_group_role))["TargetGroups"][0]
+                         Tags=elb_tags(ctx, tier.target_group_role), exists=("DuplicateTargetGroupName",),
+                         found=lambda: listed("TargetGroups", find_target_group(ctx, tier, live=True)))["TargetGroups"][0]
         ctx.record("created", "target group", name)
     elif group["Port"] != tier.port or group["VpcId"] != vpc:
         assert ctx.part is not None  # `up` runs this inside a part (as Ctx.part_number asserts)
@@ -209,8 +216,8 @@ def ensure_target_group(ctx: Ctx, tier: Tier, vpc: str) -> str:
     return arn
 
 
-def find_load_balancer(ctx: Ctx, tier: Tier) -> dict[str, Any] | None:
-    found = ctx.aws.look(load_balancer_look(ctx, tier), resource=f"load balancer {ctx.name(tier.alb_role)}")
+def find_load_balancer(ctx: Ctx, tier: Tier, *, live: bool = False) -> dict[str, Any] | None:
+    found = ctx.aws.look(load_balancer_look(ctx, tier), resource=f"load balancer {ctx.name(tier.alb_role)}", live=live)
     return found["LoadBalancers"][0] if found and found["LoadBalancers"] else None
 
 
@@ -221,7 +228,8 @@ def ensure_load_balancer(ctx: Ctx, tier: Tier, subnets: list[str], security_grou
         balancer = aws.call("elbv2", "create_load_balancer", resource=f"load balancer {name}", Name=name,
                             Subnets=subnets, SecurityGroups=[security_group], Scheme=tier.scheme,
                             Type="application", IpAddressType="ipv4",
-                            Tags=elb_tags(ctx, tier.alb_role))["LoadBalancers"][0]
+                            Tags=elb_tags(ctx, tier.alb_role), exists=("DuplicateLoadBalancerName",),
+                            found=lambda: listed("LoadBalancers", find_load_balancer(ctx, tier, live=True)))["LoadBalancers"][0]
         ctx.record("created", f"{tier.scheme} load balancer", name)
         # CreateLoadBalancer takes no attributes: those not at AWS's defaults are set in the next call.
         changed = attribute_changes({}, wanted_load_balancer_attributes(ctx))
@@ -273,8 +281,8 @@ def same_actions(current: list[dict[str, Any]], wanted: list[dict[str, Any]]) ->
     return essence(current) == essence(wanted)
 
 
-def find_listener(ctx: Ctx, tier: Tier, balancer: str, port: int) -> dict[str, Any] | None:
-    listeners = (ctx.aws.look(listeners_look(balancer), resource=f"listeners of {ctx.name(tier.alb_role)}")
+def find_listener(ctx: Ctx, tier: Tier, balancer: str, port: int, *, live: bool = False) -> dict[str, Any] | None:
+    listeners = (ctx.aws.look(listeners_look(balancer), resource=f"listeners of {ctx.name(tier.alb_role)}", live=live)
                  or {}).get("Listeners", [])
     return next((listener for listener in listeners if listener["Port"] == port), None)
 
@@ -287,7 +295,8 @@ def ensure_listener(ctx: Ctx, tier: Tier, balancer: str, target_group: str,
     if http is None:
         http = aws.call("elbv2", "create_listener", resource=f"listener {name}:80", LoadBalancerArn=balancer,
                         Protocol="HTTP", Port=80, DefaultActions=forward,
-                        Tags=elb_tags(ctx, f"{tier.alb_role}-http"))["Listeners"][0]
+                        Tags=elb_tags(ctx, f"{tier.alb_role}-http"), exists=("DuplicateListener",),
+                        found=lambda: listed("Listeners", find_listener(ctx, tier, balancer, 80, live=True)))["Listeners"][0]
         ctx.record("created", "listener", f"{name}:80")
     elif not any(same_actions(http["DefaultActions"], wanted) for wanted in (forward, *keep_actions)):
         aws.call("elbv2", "modify_listener", resource=f"listener {name}:80", ListenerArn=http["ListenerArn"],
@@ -365,8 +374,9 @@ def lacks(have: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
     return any((have or {}).get(key) != value for key, value in wanted.items())
 
 
-def find_auto_scaling_group(ctx: Ctx, tier: Tier) -> dict[str, Any] | None:
-    found = ctx.aws.look(auto_scaling_group_look(ctx, tier), resource=ctx.name(tier.asg_role))["AutoScalingGroups"]
+def find_auto_scaling_group(ctx: Ctx, tier: Tier, *, live: bool = False) -> dict[str, Any] | None:
+    found = ctx.aws.look(auto_scaling_group_look(ctx, tier), resource=ctx.name(tier.asg_role),
+                         live=live)["AutoScalingGroups"]
     return found[0] if found else None
 
 
@@ -381,7 +391,8 @@ def ensure_auto_scaling_group(ctx: Ctx, tier: Tier, template: str, target_group:
                  VPCZoneIdentifier=",".join(subnets), TargetGroupARNs=[target_group],
                  HealthCheckType="ELB", HealthCheckGracePeriod=300,
                  Tags=[{**tag, "PropagateAtLaunch": True, "ResourceId": name, "ResourceType": "auto-scaling-group"}
-                       for tag in ctx.tags(tier.tier)])
+                       for tag in ctx.tags(tier.tier)], exists=("AlreadyExists",),
+                 found=lambda: find_auto_scaling_group(ctx, tier, live=True))
         ctx.record("created", "Auto Scaling group", name)
         enable_group_metrics(ctx, tier, set())
     else:

@@ -2,9 +2,10 @@
 to guess when several carry one role's tags."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from threetier.aws import PART_TAG, STACK_TAG, Look, aws_cli, tag_value
+from threetier.aws import PART_TAG, STACK_TAG, AwsError, Look, aws_cli, tag_value
 from threetier.engine import Check, Ctx
 from threetier.errors import ThreetierError
 
@@ -18,6 +19,10 @@ EC2_DESCRIBE = {
     "describe_nat_gateways": ("NatGateways", "Filter"),
     "describe_addresses": ("Addresses", "Filters"),
 }
+
+ID_KEYS = {"describe_vpcs": "VpcId", "describe_subnets": "SubnetId", "describe_internet_gateways": "InternetGatewayId",
+           "describe_route_tables": "RouteTableId", "describe_security_groups": "GroupId",
+           "describe_nat_gateways": "NatGatewayId", "describe_addresses": "AllocationId"}
 
 
 def ec2_look(ctx: Ctx, operation: str) -> Look:
@@ -52,6 +57,20 @@ def ec2_tagged(
         wanted[PART_TAG] = str(part)
     return [r for r in found if all(tag_value(r, k) == v for k, v in wanted.items())
             and (vpc is None or r.get("VpcId") == vpc)]
+
+
+def made(ctx: Ctx, operation: str, role: str, answer_key: str | None = None, *,
+         vpc: str | None = None) -> Callable[[], dict[str, Any] | None]:
+    """For Aws.call's `found`: what a create of `role` made, looked up again from AWS by its tags,
+    in the shape of the create's answer ({answer_key: resource}, or the resource itself)."""
+    def find() -> dict[str, Any] | None:
+        ctx.aws.look(ec2_look(ctx, operation), resource=ctx.name(role), live=True)
+        found = ec2_tagged(ctx, operation, role, vpc=vpc)
+        if not found:
+            return None
+        first = min(found, key=lambda r: str(r.get(ID_KEYS[operation])))
+        return {answer_key: first} if answer_key else first
+    return find
 
 
 # ENIs of a just-deleted ALB, NAT gateway or instance linger for a minute or more: what they hold
@@ -98,11 +117,50 @@ def duplicates_message(ctx: Ctx, found: list[dict[str, Any]], id_key: str, recor
             f"threetier:stack tag")
 
 
+# What a second create of one role leaves when its first answer was lost (a resend, or AWS's eventual
+# consistency hiding the first from the look before it): a resource with nothing attached, whose
+# deletion AWS refuses anyway once something is. id key -> (nothing attached?, the delete call).
+BARE: dict[str, tuple[Callable[[dict[str, Any]], bool], str]] = {
+    "RouteTableId": (lambda r: not r.get("Associations"), "delete_route_table"),
+    "InternetGatewayId": (lambda r: not r.get("Attachments"), "delete_internet_gateway"),
+    "AllocationId": (lambda r: not r.get("AssociationId"), "release_address"),
+}
+
+
+def without_bare_copies(ctx: Ctx, found: list[dict[str, Any]], id_key: str,
+                        recorded: str | None) -> list[dict[str, Any]]:
+    """`found` less the copies the stack made itself with nothing attached, deleted: the recorded one
+    stays, else the one with something attached, else the lowest ID. Unchanged when more than one
+    has something attached (then it is not a lost answer's copy: `one` refuses to guess)."""
+    if id_key not in BARE:
+        return found
+    bare, delete = BARE[id_key]
+    keep = next((r for r in found if r[id_key] == recorded), None)
+    if keep is None:
+        used = [r for r in found if not bare(r)]
+        keep = used[0] if len(used) == 1 else min(found, key=lambda r: r[id_key]) if not used else None
+    extra = [r for r in found if r is not keep]
+    if keep is None or not all(bare(r) for r in extra):
+        return found
+    for copy in extra:
+        what = name_of(copy, copy[id_key])
+        try:
+            ctx.aws.call("ec2", delete, resource=what, missing_ok=(f"Invalid{id_key[:-2]}ID.NotFound",),
+                         **{id_key: copy[id_key]})
+        except AwsError:  # in use after all (DependencyViolation, InvalidIPAddress.InUse): refuse, as before
+            return found
+        ctx.record("deleted", KINDS[id_key][0][:-1], f"{what} (a second copy, with nothing attached)", copy[id_key])
+    return [keep]
+
+
 def one(ctx: Ctx, found: list[dict[str, Any]], id_key: str, *, report: Check | None = None,
         recorded: str | None = None) -> dict[str, Any] | None:
-    """The one resource a role names. Several: `up` refuses to guess (Duplicates); a check
-    (`report`, for status and plan) notes them as drift and goes on with the recorded one, or
+    """The one resource a role names. Several: `up` deletes the copies the stack made itself that
+    have nothing attached (without_bare_copies), and refuses to guess between the rest (Duplicates);
+    a check (`report`, for status and plan) notes them as drift and goes on with the recorded one, or
     the lowest ID, so the rest of the report still means something."""
+    if len(found) > 1 and report is None:
+        found = without_bare_copies(ctx, found, id_key, recorded)
     if len(found) <= 1:
         return found[0] if found else None
     message = duplicates_message(ctx, found, id_key, recorded)

@@ -115,7 +115,9 @@ def find_or_create_role(ctx: Ctx, name: str, trust: dict[str, Any], description:
     if found is None:
         found = ctx.aws.call("iam", "create_role", resource=resource, RoleName=name,
                              AssumeRolePolicyDocument=json.dumps(trust), Description=description,
-                             Tags=tags(ctx.stack, ctx.part_number, name))
+                             Tags=tags(ctx.stack, ctx.part_number, name), exists=ALREADY_EXISTS,
+                             found=lambda: ctx.aws.look(iam_look("get_role", RoleName=name), resource=resource,
+                                                        live=True))
         ctx.record("created", "IAM role", name)
     return found
 
@@ -158,7 +160,8 @@ def ensure_instance_profile(ctx: Ctx, role: str, tier: str) -> None:
     found = aws.look(iam_look("get_instance_profile", InstanceProfileName=name), resource=resource)
     if found is None:
         found = aws.call("iam", "create_instance_profile", resource=resource, InstanceProfileName=name,
-                         Tags=tags(ctx.stack, ctx.part_number, name))
+                         Tags=tags(ctx.stack, ctx.part_number, name), exists=ALREADY_EXISTS,
+                         found=lambda: profile_now(ctx, name))
         ctx.record("created", "instance profile", name)
     profile = found["InstanceProfile"]
     roles = {r["RoleName"] for r in profile.get("Roles", [])}
@@ -166,10 +169,29 @@ def ensure_instance_profile(ctx: Ctx, role: str, tier: str) -> None:
         for other in sorted(roles):  # a profile holds one role
             aws.call("iam", "remove_role_from_instance_profile", resource=resource,
                      InstanceProfileName=name, RoleName=other)
-        aws.call("iam", "add_role_to_instance_profile", resource=resource, InstanceProfileName=name, RoleName=role)
+        # A profile holds one role: LimitExceeded is the answer to a copy of this call whose first one
+        # was performed (its answer lost).
+        aws.call("iam", "add_role_to_instance_profile", resource=resource, InstanceProfileName=name, RoleName=role,
+                 exists=("LimitExceeded",), found=lambda: holds_role(ctx, name, role))
         ctx.record("changed", "instance profile role", f"{name}/{role}")
     _publish(ctx, tier, "instance_profile", name)
     _publish(ctx, tier, "instance_profile_arn", profile["Arn"])
+
+
+ALREADY_EXISTS = ("EntityAlreadyExists",)
+
+
+def profile_now(ctx: Ctx, name: str) -> Any:
+    """GetInstanceProfile's answer, from AWS (None: there is none)."""
+    return ctx.aws.look(iam_look("get_instance_profile", InstanceProfileName=name), resource=f"instance profile {name}",
+                        live=True)
+
+
+def holds_role(ctx: Ctx, profile: str, role: str) -> dict[str, Any] | None:
+    """Something (not None) when the profile holds the role."""
+    found = profile_now(ctx, profile)
+    held = {r["RoleName"] for r in (found or {}).get("InstanceProfile", {}).get("Roles", [])}
+    return {} if role in held else None
 
 
 # -- check -----------------------------------------------------------------------

@@ -40,9 +40,9 @@ def groups_look(ctx: Ctx) -> Look:
     return Look("logs", "describe_log_groups", {"logGroupNamePrefix": prefix_for(ctx.stack)}, key="logGroups")
 
 
-def find(ctx: Ctx, what: str) -> dict[str, Any] | None:
+def find(ctx: Ctx, what: str, *, live: bool = False) -> dict[str, Any] | None:
     wanted = name(ctx, what)
-    found = ctx.aws.look(groups_look(ctx), resource=f"log group {wanted}")
+    found = ctx.aws.look(groups_look(ctx), resource=f"log group {wanted}", live=live)
     return next((g for g in found if g["logGroupName"] == wanted), None)
 
 
@@ -53,7 +53,8 @@ def ensure(ctx: Ctx, what: str) -> str:
     if found is None:
         ctx.aws.call("logs", "create_log_group", resource=f"log group {group}", logGroupName=group,
                      tags={STACK_TAG: ctx.stack, "threetier:part": str(ctx.part_number), "Name": tag_name(ctx, what)},
-                     retry_codes=("OperationAbortedException",))
+                     retry_codes=("OperationAbortedException",), exists=("ResourceAlreadyExistsException",),
+                     found=lambda: find(ctx, what, live=True))
         ctx.record("created", "log group", group)
     if found is None or found.get("retentionInDays") != days:
         ctx.aws.call("logs", "put_retention_policy", resource=f"log group {group}", logGroupName=group,

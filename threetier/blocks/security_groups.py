@@ -4,11 +4,12 @@ keeping no rule at all.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from threetier.aws import NOT_YET_VISIBLE, Look, Poll
-from threetier.blocks.finders import DEPENDENCY_TIMEOUT, ec2_tagged, name_of, one
+from threetier.blocks.finders import DEPENDENCY_TIMEOUT, ec2_tagged, made, name_of, one
 from threetier.engine import Check, Ctx
 
 # AWS makes it with the VPC, just after CreateVpc returns: how long to look for it.
@@ -69,6 +70,10 @@ def rules_look(group_id: str) -> Look:
                 {"Filters": [{"Name": "group-id", "Values": [group_id]}]}, key="SecurityGroupRules")
 
 
+# A revoke resent after its answer was lost finds the rule gone: done.
+RULE_GONE = ("InvalidPermission.NotFound", "InvalidSecurityGroupRuleId.NotFound")
+
+
 # -- apply -----------------------------------------------------------------------
 def ensure_security_groups(ctx: Ctx, vpc: str) -> dict[str, str]:
     aws = ctx.aws
@@ -80,7 +85,8 @@ def ensure_security_groups(ctx: Ctx, vpc: str) -> dict[str, str]:
             group_id = aws.call("ec2", "create_security_group", resource=ctx.name(role), GroupName=ctx.name(role),
                                 Description=f"threetier {ctx.stack} {SG_DESCRIPTIONS[role]}", VpcId=vpc,
                                 TagSpecifications=ctx.tag_spec("security-group", role),
-                                retry_codes=NOT_YET_VISIBLE)["GroupId"]
+                                retry_codes=NOT_YET_VISIBLE, exists=("InvalidGroup.Duplicate",),
+                                found=made(ctx, "describe_security_groups", role, vpc=vpc))["GroupId"]
             ctx.record("created", "security group", ctx.name(role), group_id)
         else:
             group_id = group["GroupId"]
@@ -101,7 +107,7 @@ def ensure_ingress_rules(ctx: Ctx, role: str, groups: dict[str, str], rules: lis
     missing, extra = ingress_diff(ctx, role, groups, rules)
     if extra:
         aws.call("ec2", "revoke_security_group_ingress", resource=ctx.name(role), GroupId=group_id,
-                 SecurityGroupRuleIds=list(extra))
+                 SecurityGroupRuleIds=list(extra), missing_ok=RULE_GONE)
         ctx.record("changed", "security group rules", f"{ctx.name(role)}: revoked {', '.join(extra.values())}")
     for rule in missing:
         permission: dict[str, Any] = {"IpProtocol": "tcp", "FromPort": rule.port, "ToPort": rule.port}
@@ -112,8 +118,15 @@ def ensure_ingress_rules(ctx: Ctx, role: str, groups: dict[str, str], rules: lis
         rule_role = f"{role}-{rule.port}-from-{rule.source.replace('/', '_')}"
         aws.call("ec2", "authorize_security_group_ingress", resource=ctx.name(role), GroupId=group_id,
                  IpPermissions=[permission], TagSpecifications=ctx.tag_spec("security-group-rule", rule_role),
-                 retry_codes=NOT_YET_VISIBLE)
+                 retry_codes=NOT_YET_VISIBLE, exists=("InvalidPermission.Duplicate",),
+                 found=functools.partial(has_rule, ctx, role, groups, rule))
         ctx.record("changed", "security group rule", f"{ctx.name(role)}: tcp {rule.port} from {rule.source}")
+
+
+def has_rule(ctx: Ctx, role: str, groups: dict[str, str], rule: Rule) -> dict[str, Any] | None:
+    """Something (not None) when the group has this ingress rule (read again from AWS)."""
+    ctx.aws.look(rules_look(groups[role]), resource=ctx.name(role), live=True)
+    return None if rule in ingress_diff(ctx, role, groups, [rule])[0] else {}
 
 
 def ingress_diff(ctx: Ctx, role: str, groups: dict[str, str], rules: list[Rule]) -> tuple[list[Rule], dict[str, str]]:
@@ -180,7 +193,7 @@ def close_default_security_group(ctx: Ctx, vpc: str) -> None:
         ids = [rule["SecurityGroupRuleId"] for rule in rules if rule["IsEgress"] is egress]
         if ids:
             aws.call("ec2", operation, resource=what, GroupId=group_id, SecurityGroupRuleIds=ids,
-                     retry_codes=NOT_YET_VISIBLE)
+                     retry_codes=NOT_YET_VISIBLE, missing_ok=RULE_GONE)
     if revoked:
         ctx.record("changed", "security group rules", f"{what}: revoked {', '.join(revoked)}", group_id)
 
@@ -221,7 +234,8 @@ def delete_security_groups(ctx: Ctx) -> None:
         referencing = [p for p in group.get("IpPermissions", []) if p.get("UserIdGroupPairs")]
         if referencing:
             aws.call("ec2", "revoke_security_group_ingress", resource=name_of(group, group["GroupId"]),
-                     GroupId=group["GroupId"], IpPermissions=referencing, missing_ok=("InvalidGroup.NotFound",))
+                     GroupId=group["GroupId"], IpPermissions=referencing,
+                     missing_ok=(*RULE_GONE, "InvalidGroup.NotFound"))
     for group in groups:
         what = name_of(group, group["GroupId"])
         # ENIs of a deleted ALB or instance keep a group in use for a while.

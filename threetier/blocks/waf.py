@@ -126,11 +126,11 @@ def looks(ctx: Ctx) -> Iterator[Look]:
 
 
 # -- the web ACL -------------------------------------------------------------------------
-def find_named(ctx: Ctx) -> dict[str, Any] | None:
+def find_named(ctx: Ctx, *, live: bool = False) -> dict[str, Any] | None:
     """The web ACL named as the stack's ({"Name", "Id", "ARN", ...}), whoever made it."""
     marker: str | None = None
     while True:
-        page = ctx.aws.look(acls_look(marker), resource="web ACLs") or {}
+        page = ctx.aws.look(acls_look(marker), resource="web ACLs", live=live) or {}
         summary = next((s for s in page.get("WebACLs", []) if s["Name"] == name(ctx)), None)
         if summary is not None:
             return summary
@@ -144,9 +144,9 @@ def is_ours(ctx: Ctx, summary: dict[str, Any]) -> bool:
     return tag_value({"Tags": tags.get("TagInfoForResource", {}).get("TagList", [])}, STACK_TAG) == ctx.stack
 
 
-def find_summary(ctx: Ctx) -> dict[str, Any] | None:
+def find_summary(ctx: Ctx, *, live: bool = False) -> dict[str, Any] | None:
     """The stack's web ACL; one of its name not tagged with the stack is refused, never taken over."""
-    summary = find_named(ctx)
+    summary = find_named(ctx, live=live)
     if summary is not None and not is_ours(ctx, summary):
         raise ThreetierError(f"web ACL {name(ctx)} ({summary['ARN']}) is not tagged with stack {ctx.stack}; "
                              f"threetier does not take over what it did not make: rename or delete it, or set "
@@ -188,7 +188,9 @@ def ensure_acl(ctx: Ctx) -> dict[str, Any]:
     summary = find_summary(ctx)
     if summary is None:
         summary = ctx.aws.call("wafv2", "create_web_acl", resource=f"web ACL {name(ctx)}", Name=name(ctx), Scope=SCOPE,
-                               Tags=ctx.tags(ROLE), **acl_settings(ctx))["Summary"]
+                               Tags=ctx.tags(ROLE), **acl_settings(ctx), exists=("WAFDuplicateItemException",),
+                               found=lambda: (lambda s: {"Summary": s} if s else None)(find_summary(ctx, live=True)),
+                               )["Summary"]
         ctx.record("created", "web ACL", name(ctx), summary["ARN"])
     else:
         current = get_acl(ctx, summary)
