@@ -178,3 +178,14 @@ def test_down_waits_for_a_stray_to_be_terminated_before_its_subnet_and_security_
     assert first_delete >= terminated[0] + SLOW_SHUTDOWN
     assert state_of(stray["InstanceId"]) == "terminated"
     assert scan.tagged(engine.ctx.aws, STACK) == []
+
+
+def test_a_stray_a_group_took_back_since_it_was_found_is_left_alone(built: Path) -> None:
+    stray_id = detach_one("app")["InstanceId"]
+    engine = make_engine(built)
+    found = strays.find(engine.ctx, lambda part: part == 5)
+    assert [stray.id for stray in found] == [stray_id]
+    boto3.client("autoscaling").attach_instances(AutoScalingGroupName=f"{STACK}-app-asg", InstanceIds=[stray_id])
+    engine.ctx.part = next(p for p in engine.parts if p.number == 5)
+    assert strays.terminate(engine.ctx, found) == []  # the groups are read again, live, first
+    assert state_of(stray_id) == "running" and engine.ctx.aws.mutating_calls() == []
