@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from steps import database, network, storage
 from threetier import artifacts
 from threetier.aws import Look
-from threetier.blocks import baking, log_groups
+from threetier.blocks import baking, log_groups, strays
 from threetier.engine import DONE, EXISTS, Check, Ctx
 
 NUMBER = 4
@@ -43,12 +43,18 @@ def bake(ctx: Ctx) -> baking.Bake:
 
 
 def looks(ctx: Ctx) -> Iterator[Look]:
-    return baking.looks(ctx, ctx.config.app.instance_type)
+    yield from baking.looks(ctx, ctx.config.app.instance_type)
+    yield strays.groups_look(ctx)
+
+
+def _strays(ctx: Ctx) -> list[strays.Stray]:
+    return strays.of_bake(ctx, NUMBER, ctx.name(baking.builder_role("app")))
 
 
 def start(ctx: Ctx) -> None:
     """The app image needs the database's endpoint and secret (known once the cluster is
     created), not the database itself: the bake's health check is the app's liveness."""
+    strays.terminate(ctx, _strays(ctx))  # instances of this Part that are not its builder
     ctx.need(storage.NUMBER, DONE)
     ctx.need(database.NUMBER, EXISTS)
     # In a private subnet, a builder boots while the NAT gateway is still pending: its bootstrap
@@ -62,6 +68,7 @@ def finish(ctx: Ctx) -> None:
 
 def check(ctx: Ctx) -> Check:
     result = Check()
+    strays.check(ctx, _strays(ctx), result)
     if not (ctx.has(storage.NUMBER, "bucket") and ctx.has(database.NUMBER, "db_writer_endpoint", "db_secret_arn")):
         result.missing.append("app AMI (it is baked from Parts 1 and 3)")
         return result

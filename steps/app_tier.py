@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from steps import app_image, network, storage
 from threetier.aws import Look
-from threetier.blocks import alarms, baking, balancing
+from threetier.blocks import alarms, baking, balancing, strays
 from threetier.engine import DONE, EXISTS, Check, Ctx
 
 NUMBER = 5
@@ -37,11 +37,19 @@ def tier(ctx: Ctx) -> balancing.Tier:
 
 def looks(ctx: Ctx) -> Iterator[Look]:
     yield from balancing.looks(ctx, tier(ctx))
+    yield from strays.looks(ctx)
     yield alarms.alarms_look(ctx)
+
+
+def _strays(ctx: Ctx) -> list[strays.Stray]:
+    """App instances (tagged with this Part) that no group of the stack owns: detached, say."""
+    return strays.find(ctx, lambda part: part == NUMBER)
 
 
 def start(ctx: Ctx) -> None:
     """The target group, the internal ALB and its listener need only the network."""
+    # Before the group is looked at: what it has is its own, a stray only bills.
+    strays.terminate(ctx, _strays(ctx))
     ctx.need(network.NUMBER, network.SUBNETS_AND_GROUPS)
     balancing.start(ctx, tier(ctx))
     # The web tier's nginx proxies /api/ to this name, known now, while the ALB still provisions.
@@ -70,6 +78,7 @@ def check(ctx: Ctx) -> Check:
     if "load_balancer_dns" in ctx.resources:
         ctx.resources["internal_alb_dns"] = ctx.resources["load_balancer_dns"]
     alarms.check_alarms(ctx, balancing.tier_alarms(ctx, tier(ctx)), ALARMS, result)
+    strays.check(ctx, _strays(ctx), result)
     return result
 
 
@@ -84,5 +93,7 @@ def before_down(ctx: Ctx) -> None:
 
 
 def destroy(ctx: Ctx) -> None:
+    going = strays.terminate(ctx, _strays(ctx))  # first: they shut down while the group goes
     alarms.delete_alarms(ctx, ALARMS)
     balancing.destroy(ctx, "app", ALB_ROLE)
+    strays.wait_gone(ctx, going)  # their ENIs hold the app subnets and app-sg (Part 2 waits for this Part)

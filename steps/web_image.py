@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from steps import app_tier, network, storage
 from threetier import artifacts
 from threetier.aws import Look
-from threetier.blocks import baking, log_groups
+from threetier.blocks import baking, log_groups, strays
 from threetier.engine import DONE, EXISTS, Check, Ctx
 
 NUMBER = 6
@@ -52,12 +52,18 @@ def nginx_conf_look(ctx: Ctx) -> Look:
 def looks(ctx: Ctx) -> Iterator[Look]:
     yield nginx_conf_look(ctx)
     yield from baking.looks(ctx, ctx.config.web.instance_type)
+    yield strays.groups_look(ctx)
+
+
+def _strays(ctx: Ctx) -> list[strays.Stray]:
+    return strays.of_bake(ctx, NUMBER, ctx.name(baking.builder_role("web")))
 
 
 def start(ctx: Ctx) -> None:
     """The web image needs only the internal ALB's DNS name (known the moment the ALB is
     created) and the public subnet's way to the internet gateway: it bakes alongside the app
     image, not after the app tier is healthy."""
+    strays.terminate(ctx, _strays(ctx))  # instances of this Part that are not its builder
     ctx.need(storage.NUMBER, DONE)
     ctx.need(network.NUMBER, network.ROUTES)  # the public subnet's way out, through the IGW
     ctx.need(app_tier.NUMBER, EXISTS)
@@ -82,6 +88,7 @@ def finish(ctx: Ctx) -> None:
 
 def check(ctx: Ctx) -> Check:
     result = Check()
+    strays.check(ctx, _strays(ctx), result)
     lacking = []  # what Part 6 is made from, not there: its image name cannot be known without it
     if not ctx.has(storage.NUMBER, "bucket"):
         lacking.append(f"the code bucket (Part 1) is missing: {NGINX_KEY} is kept in it and the web builder "

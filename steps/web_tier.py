@@ -22,9 +22,21 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from steps import app_tier, database, network, storage, web_image
+from steps import app_image, app_tier, database, network, storage, web_image
 from threetier.aws import Look, Poll
-from threetier.blocks import alarms, baking, balancing, certificates, dashboard, dns, edge, https, log_groups, waf
+from threetier.blocks import (
+    alarms,
+    baking,
+    balancing,
+    certificates,
+    dashboard,
+    dns,
+    edge,
+    https,
+    log_groups,
+    strays,
+    waf,
+)
 from threetier.blocks.probe import fetch
 from threetier.engine import DONE, EXISTS, Check, Ctx
 from threetier.errors import ThreetierError
@@ -57,14 +69,24 @@ def tier(ctx: Ctx) -> balancing.Tier:
 
 def looks(ctx: Ctx) -> Iterator[Look]:
     yield from balancing.looks(ctx, tier(ctx))
+    yield from strays.looks(ctx)
     yield from edge.looks(ctx)
     yield from waf.looks(ctx)
     yield alarms.alarms_look(ctx)
     yield dashboard.dashboard_look(ctx)
 
 
+def _strays(ctx: Ctx) -> list[strays.Stray]:
+    """Web instances (tagged with this Part) that no group of the stack owns, and, this being the last
+    Part, any instance of the stack tagged with no Part that has instances (made by hand, say)."""
+    others = (app_image.NUMBER, app_tier.NUMBER, web_image.NUMBER)  # each answers for its own
+    return strays.find(ctx, lambda part: part not in others)
+
+
 def start(ctx: Ctx) -> None:
     """The target group, the internet-facing ALB and its listener need only the network."""
+    # Before the group is looked at: what it has is its own, a stray only bills.
+    strays.terminate(ctx, _strays(ctx))
     ctx.need(network.NUMBER, network.SUBNETS_AND_GROUPS)
     balancing.start(ctx, tier(ctx), https.keep_actions(ctx))
     # With edge.domain: the certificate is requested now and waited for in finish, while the image bakes.
@@ -153,6 +175,7 @@ def check(ctx: Ctx) -> Check:
     waf.check(ctx, tier(ctx), result)
     alarms.check_alarms(ctx, web_alarms(ctx), ALARMS, result)
     dashboard.check_dashboard(ctx, dashboard_body(ctx), result)
+    strays.check(ctx, _strays(ctx), result)
     return result
 
 
@@ -202,9 +225,11 @@ def before_down(ctx: Ctx) -> None:
 
 
 def destroy(ctx: Ctx) -> None:
+    going = strays.terminate(ctx, _strays(ctx))  # first: they shut down while the rest goes
     alarms.delete_alarms(ctx, ALARMS)
     dashboard.delete_dashboard(ctx)
     edge.destroy_records(ctx, tier(ctx))  # while the ALB they point at is there
     waf.destroy(ctx, tier(ctx))  # off the ALB, then deleted
     balancing.destroy(ctx, "web", ALB_ROLE)
     certificates.destroy_certificates(ctx)  # once no listener uses them
+    strays.wait_gone(ctx, going)  # their ENIs hold subnets and security groups (Part 2 waits for this Part)

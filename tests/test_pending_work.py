@@ -146,6 +146,7 @@ def the_policies() -> dict[str, Any]:
 
 GROUP = {"AutoScalingGroupNames": ["threetier-app-asg"]}
 POLICIES = {"AutoScalingGroupName": "threetier-app-asg"}
+STACK_GROUPS = {"Filters": [{"Name": "tag:threetier:stack", "Values": ["threetier"]}]}
 LOOK_REFRESHES = {"AutoScalingGroupName": "threetier-app-asg"}
 START = {"AutoScalingGroupName": "threetier-app-asg", "Strategy": "Rolling",
          "Preferences": {"MinHealthyPercentage": 50, "InstanceWarmup": 120}}
@@ -159,6 +160,9 @@ def check_part_5(engine: Engine, *refresh_answers: dict[str, Any]) -> list[str]:
         stub.add_response("describe_policies", the_policies(), POLICIES)
         for answer in refresh_answers:
             stub.add_response("describe_instance_refreshes", answer, LOOK_REFRESHES)
+        # Last, the stack's groups, for strays (threetier/blocks/strays.py): no stray here.
+        stub.add_response("describe_auto_scaling_groups", boto3.client("autoscaling").describe_auto_scaling_groups(
+            **STACK_GROUPS), STACK_GROUPS)
         drift = engine.check(engine.ctx.part).drift
         stub.assert_no_pending_responses()
     return drift

@@ -78,7 +78,7 @@ class Bake:
 
     @property
     def builder_role(self) -> str:
-        return f"{self.tier}-builder"
+        return builder_role(self.tier)
 
     @property
     def image_role(self) -> str:
@@ -90,6 +90,10 @@ class Bake:
         for key, body in sorted(self.baked_files.items()):
             digest.update(key.encode() + b"\0" + hashlib.sha256(body).digest())
         return digest.hexdigest()[:16]
+
+
+def builder_role(tier: str) -> str:
+    return f"{tier}-builder"
 
 
 def image_name(ctx: Ctx, bake: Bake) -> str:
