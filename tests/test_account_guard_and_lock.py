@@ -8,7 +8,7 @@ import boto3
 import pytest
 
 from helpers import cli, moto, write_config
-from threetier.aws import STACK_TAG
+from threetier.aws import STACK_TAG, tag_value
 
 OTHER_ACCOUNT = "111111111111"
 STACK_FILTER = [{"Name": f"tag:{STACK_TAG}", "Values": ["threetier"]}]
@@ -239,7 +239,8 @@ def look_alike_vpc() -> str:
                                         {"Key": "Name", "Value": "threetier-vpc"}]}])["Vpc"]["VpcId"]
 
 
-def test_a_look_alike_vpc_is_drift_in_status_and_plan_and_up_refuses_to_guess(built: Path) -> None:
+def test_a_look_alike_vpc_is_drift_and_up_removes_a_bare_one_and_refuses_to_guess_between_used_ones(
+        built: Path) -> None:
     state = json.loads((built / ".threetier" / "threetier.json").read_text())
     ours = state["parts"]["2"]["resources"]["vpc"]
     extra = look_alike_vpc()
@@ -255,20 +256,49 @@ def test_a_look_alike_vpc_is_drift_in_status_and_plan_and_up_refuses_to_guess(bu
     plan = cli("plan", "--json", cwd=built)
     assert any(extra in line for line in json.loads(plan.stdout)["parts"][1]["change"])
 
+    # Empty (no subnet, no gateway): what a lost answer's second CreateVpc leaves. up deletes it.
+    up = cli("up", "--yes", cwd=built)
+    assert up.code == 0, up.stderr
+    assert [v["VpcId"] for v in ec2.describe_vpcs(Filters=[{"Name": "tag:threetier:stack", "Values": ["threetier"]}])
+            ["Vpcs"]] == [ours]
+    assert "Part 2 (network) network and security: repaired (1 deleted)" in up.stderr
+
+    # One with something in it is someone's: refused, naming the command, with or without the state file.
+    used = look_alike_vpc()
+    ec2.create_subnet(VpcId=used, CidrBlock="10.9.1.0/24")
     up = cli("up", "--yes", cwd=built)
     assert up.code == 1 and up.stderr.count("error:") == 1, up.stderr
-    assert f"the state file's is {ours}, so the extra one goes: aws ec2 delete-vpc --vpc-id {extra}" in up.stderr
-    # Nothing was done to the look-alike: no subnets moved, no gateway attached, no table associated.
-    assert ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [extra]}])["Subnets"] == []
-    assert ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [extra]}])["InternetGateways"] == []
-
+    assert f"the state file's is {ours}, so the extra one goes: aws ec2 delete-vpc --vpc-id {used}" in up.stderr
+    assert ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [used]}])["InternetGateways"] == []
     (built / ".threetier" / "threetier.json").unlink()  # without the state file, it cannot tell which
     blind = cli("up", "--yes", cwd=built)
-    assert blind.code == 1 and "delete the one the stack does not use" in blind.stderr and extra in blind.stderr
+    assert blind.code == 1 and "delete the one the stack does not use" in blind.stderr and used in blind.stderr
 
-    ec2.delete_vpc(VpcId=extra)  # what the message says to do
+    for subnet in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [used]}])["Subnets"]:
+        ec2.delete_subnet(SubnetId=subnet["SubnetId"])
+    ec2.delete_vpc(VpcId=used)  # what the message says to do
     assert cli("up", "--yes", cwd=built).code == 0
     assert cli("status", cwd=built).code == 0
+
+
+def test_a_second_subnet_of_one_role_is_removed_by_up_while_empty_and_refused_once_used(built: Path) -> None:
+    ec2 = boto3.client("ec2")
+    vpc = json.loads((built / ".threetier" / "threetier.json").read_text())["parts"]["2"]["resources"]["vpc"]
+    original = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"][0]
+    tags = [t for t in original["Tags"] if not t["Key"].startswith("aws:")]
+
+    def copy(cidr: str) -> str:
+        return ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=original["AvailabilityZone"],
+                                 TagSpecifications=[{"ResourceType": "subnet", "Tags": tags}])["Subnet"]["SubnetId"]
+    bare = copy("10.0.9.0/24")  # what a lost answer's second CreateSubnet leaves
+    up = cli("up", "--yes", cwd=built)
+    assert up.code == 0, up.stderr
+    assert bare not in [s["SubnetId"] for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]]
+    used = copy("10.0.10.0/24")
+    ec2.create_network_interface(SubnetId=used)  # something in it: not a lost answer's copy
+    refused = cli("up", "--yes", cwd=built)
+    assert refused.code == 1 and f"2 subnets carry the tags of {tag_value(original, 'Name')}" in refused.stderr
+    assert used in refused.stderr
 
 
 def test_down_says_first_what_it_cannot_delete_and_deletes_the_rest(built: Path) -> None:

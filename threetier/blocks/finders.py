@@ -117,13 +117,31 @@ def duplicates_message(ctx: Ctx, found: list[dict[str, Any]], id_key: str, recor
             f"threetier:stack tag")
 
 
+def subnet_unused(subnet: dict[str, Any]) -> bool:
+    """No network interface in it: every address free but the 5 AWS keeps in each subnet."""
+    prefix = int(str(subnet.get("CidrBlock", "/0")).rpartition("/")[2] or 0)
+    return int(subnet.get("AvailableIpAddressCount", -1)) == 2 ** (32 - prefix) - 5
+
+
+def vpc_empty(ctx: Ctx, vpc: dict[str, Any]) -> bool:
+    """No subnet in it and no internet gateway attached (two reads; anything else it holds, AWS's
+    DependencyViolation refuses the delete)."""
+    where = [{"Name": "vpc-id", "Values": [vpc["VpcId"]]}]
+    subnets = ctx.aws.call("ec2", "describe_subnets", resource=f"subnets of {vpc['VpcId']}", Filters=where)
+    gateways = ctx.aws.call("ec2", "describe_internet_gateways", resource=f"gateways of {vpc['VpcId']}",
+                            Filters=[{"Name": "attachment.vpc-id", "Values": [vpc["VpcId"]]}])
+    return not subnets["Subnets"] and not gateways["InternetGateways"]
+
+
 # What a second create of one role leaves when its first answer was lost (a resend, or AWS's eventual
 # consistency hiding the first from the look before it): a resource with nothing attached, whose
 # deletion AWS refuses anyway once something is. id key -> (nothing attached?, the delete call).
-BARE: dict[str, tuple[Callable[[dict[str, Any]], bool], str]] = {
-    "RouteTableId": (lambda r: not r.get("Associations"), "delete_route_table"),
-    "InternetGatewayId": (lambda r: not r.get("Attachments"), "delete_internet_gateway"),
-    "AllocationId": (lambda r: not r.get("AssociationId"), "release_address"),
+BARE: dict[str, tuple[Callable[[Ctx, dict[str, Any]], bool], str]] = {
+    "RouteTableId": (lambda _, r: not r.get("Associations"), "delete_route_table"),
+    "InternetGatewayId": (lambda _, r: not r.get("Attachments"), "delete_internet_gateway"),
+    "AllocationId": (lambda _, r: not r.get("AssociationId"), "release_address"),
+    "SubnetId": (lambda _, r: subnet_unused(r), "delete_subnet"),
+    "VpcId": (vpc_empty, "delete_vpc"),
 }
 
 
@@ -135,12 +153,13 @@ def without_bare_copies(ctx: Ctx, found: list[dict[str, Any]], id_key: str,
     if id_key not in BARE:
         return found
     bare, delete = BARE[id_key]
+    is_bare = {r[id_key]: bare(ctx, r) for r in found}
     keep = next((r for r in found if r[id_key] == recorded), None)
     if keep is None:
-        used = [r for r in found if not bare(r)]
+        used = [r for r in found if not is_bare[r[id_key]]]
         keep = used[0] if len(used) == 1 else min(found, key=lambda r: r[id_key]) if not used else None
     extra = [r for r in found if r is not keep]
-    if keep is None or not all(bare(r) for r in extra):
+    if keep is None or not all(is_bare[r[id_key]] for r in extra):
         return found
     for copy in extra:
         what = name_of(copy, copy[id_key])
