@@ -112,29 +112,26 @@ def not_granted(needed: dict[str, set[str]], config: dict[str, Any]) -> dict[str
 
 
 # -- (1) every call of a life cycle, in its command's list and in the policy --------------------------
+# One test per config: under xdist each test may run on another worker, where the module's cache is
+# empty and the life cycle (a build from nothing, and all of it) would run again.
+FEATURES_CALLED = {"wafv2:CreateWebACL", "wafv2:AssociateWebACL", "acm:RequestCertificate",
+                   "route53:ChangeResourceRecordSets", "sns:Subscribe", "elasticloadbalancing:ModifyListenerAttributes"}
+
+
 @pytest.mark.parametrize("name", CONFIGS)
-def test_every_call_of_a_life_cycle_is_in_its_commands_actions(name: str, life_cycle) -> None:
+def test_every_call_of_a_life_cycle_is_in_its_commands_actions_and_in_the_policy(name: str, life_cycle) -> None:
     needed = life_cycle(name)
     assert set(needed) == {"up", "status", "plan", "pause", "resume", "down"}
     assert not_granted(needed, CONFIGS[name]) == {}
-
-
-@pytest.mark.parametrize("name", CONFIGS)
-def test_every_call_of_a_life_cycle_is_in_the_policy(name: str, life_cycle) -> None:
-    needed = set().union(*life_cycle(name).values())
-    assert not_allowed(needed - EMULATOR_ONLY) == []
-
-
-def test_the_features_calls_were_made_and_are_listed_only_with_them_on(life_cycle) -> None:
-    """What the whole config turns on was called (the life cycle exercised it), and the default config's
-    lists leave it out."""
-    on, off = life_cycle("everything"), life_cycle("default")
-    features = {"wafv2:CreateWebACL", "wafv2:AssociateWebACL", "acm:RequestCertificate",
-                "route53:ChangeResourceRecordSets", "sns:Subscribe", "elasticloadbalancing:ModifyListenerAttributes"}
-    assert features <= on["up"]
-    assert not features & off["up"]
-    assert not features & set(actions_for("up", configlib.parse({})))
-    assert {"wafv2:DeleteWebACL", "acm:DeleteCertificate", "sns:DeleteTopic"} <= on["down"]
+    assert not_allowed(set().union(*needed.values()) - EMULATOR_ONLY) == []
+    # What the whole config turns on was called (the life cycle exercised it); the default config's
+    # calls and lists leave it out.
+    if CONFIGS[name] == EVERYTHING:
+        assert needed["up"] >= FEATURES_CALLED
+        assert {"wafv2:DeleteWebACL", "acm:DeleteCertificate", "sns:DeleteTopic"} <= needed["down"]
+    else:
+        assert not FEATURES_CALLED & needed["up"]
+        assert not FEATURES_CALLED & set(actions_for("up", configlib.parse(CONFIGS[name])))
 
 
 # -- (2) the commands that look at, pause and resume a built stack -------------------------------------

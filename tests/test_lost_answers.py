@@ -77,9 +77,10 @@ def test_lost_answers_in_the_front_door_and_the_alarm_topic_leave_one_of_each(tm
         assert census() == {**EXPECTED, "listeners": 3, "rules": 6}
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+# One seed here (3: before the fix its `down` never finished); `python -m bench.faults` runs all three.
+@pytest.mark.parametrize("seed", [3])
 def test_five_percent_of_mutating_answers_lost_up_and_down_each_converge_in_one_run(tmp_path: Path, seed: int) -> None:
-    """Issue 23's measurement (`python -m bench.faults` prints it): every run the first."""
+    """Issue 23's measurement (`python -m bench.faults` prints it, seeds 1-3): every run the first."""
     with moto(), losing(LostAnswers(at_rate(seed, 0.05))) as lost:
         make_engine(tmp_path).up()
         assert census() == EXPECTED
