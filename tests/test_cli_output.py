@@ -64,11 +64,12 @@ def _display_on_a_terminal(term: str, monkeypatch: pytest.MonkeyPatch) -> tuple[
     return display, written.decode("utf-8", "replace")
 
 
-def test_a_dumb_terminal_gets_only_the_finished_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_dumb_terminal_gets_plain_lines(monkeypatch: pytest.MonkeyPatch) -> None:
     display, written = _display_on_a_terminal("dumb", monkeypatch)
     assert display.live is None
     lines = written.replace("\r\n", "\n").split("\n")
-    assert lines == ["✓ Part 2 (network) network and security: done", ""], written  # no frames, no blank lines
+    assert lines == ["[ 0:00] Part 2 (network) network and security: started",  # no frames, no blank lines
+                     "[ 0:00] ✓ Part 2 (network) network and security: done", ""], written
 
 
 def test_a_capable_terminal_shows_parts_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:

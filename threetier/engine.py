@@ -506,7 +506,7 @@ class Engine:
         run = Run(numbers=tuple(p.number for p in parts), scheduler=scheduler, reached=dict(already or {}),
                   save=self.save)
         self.started = base_clock.now()
-        display = Display(self.ctx.out, aws, base_clock)
+        display = Display(self.ctx.out, aws, base_clock, titles=[f"{p.label} {p.title}" for p in parts])
 
         def task(part: Part) -> Task:
             def go() -> None:

@@ -63,6 +63,17 @@ def one_line(message: str | Text) -> Text:
     return escaped_text(message) if isinstance(message, Text) else Text(escape(message))
 
 
+# --progress: how a command that runs the Parts shows them on stderr (see Output.animated).
+PROGRESS_MODES = ("auto", "live", "plain")
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no file behind it, or a closed one
+        return False
+
+
 class ExitStatus(enum.IntEnum):
     OK = 0
     ERROR = 1          # an AWS call or a part failed
@@ -78,18 +89,23 @@ class Output:
     stderr: IO[str] = field(default_factory=lambda: sys.stderr)
     no_color: bool = False
     verbose: bool = False
+    progress: str = "auto"  # one of PROGRESS_MODES
 
     def __post_init__(self) -> None:
         self.configure()
 
-    def configure(self, *, no_color: bool = False, verbose: bool = False) -> None:
-        """Apply --no-color / -v once the command line is parsed."""
+    def configure(self, *, no_color: bool = False, verbose: bool = False, progress: str | None = None) -> None:
+        """Apply --no-color / -v / --progress once the command line is parsed."""
         self.no_color = self.no_color or no_color
         self.verbose = self.verbose or verbose
+        self.progress = progress or self.progress
         no_color = self.no_color or "NO_COLOR" in os.environ
         # emoji off: ARNs such as ...:secret:rds!... must not turn into pictures.
+        # --progress live: drawn as on a terminal even where stderr is not one (a log viewer that
+        # plays escape sequences back).
         self.err = Console(file=self.stderr, no_color=no_color, highlight=False, soft_wrap=True, emoji=False,
-                           color_system=None if no_color else "auto")
+                           color_system=None if no_color else "auto",
+                           force_terminal=True if self.progress == "live" else None)
         self.res = Console(file=self.stdout, no_color=no_color, highlight=False, soft_wrap=True, emoji=False,
                            color_system=None if no_color else "auto")
 
@@ -99,8 +115,13 @@ class Output:
 
     @property
     def animated(self) -> bool:
-        """A terminal that can move its cursor: TERM=dumb (Emacs shells, some CI consoles) cannot,
-        so a live display there would leave every frame behind as lines."""
+        """Progress is the live display (redrawn in place), not plain lines (threetier.display). `auto`:
+        only on a terminal that can move its cursor. TERM=dumb (Emacs shells, some CI consoles) cannot, and
+        a pipe or a log (even one rich colours for FORCE_COLOR) would keep every frame as lines."""
+        if self.progress == "plain":
+            return False
+        if self.progress == "auto" and not _isatty(self.stderr):
+            return False
         return self.err.is_terminal and not self.err.is_dumb_terminal
 
     # A str or Text message is one line, escaped (`escape`): whatever AWS, the state file or a lock

@@ -14,7 +14,7 @@ from threetier import config as configlib
 from threetier import sandbox as sandboxlib
 from threetier import state as statelib
 from threetier.errors import UsageError
-from threetier.output import Output
+from threetier.output import PROGRESS_MODES, Output
 
 if TYPE_CHECKING:  # boto3 and the engine load only when a command talks to AWS (`--help` stays quick)
     from threetier.aws import Aws, Call
@@ -41,6 +41,11 @@ def global_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      callback=_remember("state"), help="state file (default: ./.threetier/<stack>.json)"),
         click.option("--sandbox", is_flag=True, expose_value=False, callback=_remember("sandbox"),
                      help="talk to the local sandbox (moto's server) instead of AWS"),
+        click.option("--progress", type=click.Choice(PROGRESS_MODES), expose_value=False,
+                     callback=_remember("progress"),
+                     help="how the Parts in flight show on stderr: live (redrawn in place), plain (lines with the "
+                          "elapsed time, for logs) or auto (live on a terminal that can move its cursor, else "
+                          "plain; the default)"),
     ]
     command = output_options(command)  # listed after these in --help
     for option in reversed(options):
@@ -220,7 +225,7 @@ def runtime(ctx: click.Context) -> Runtime:
     """Read and validate everything local; no AWS call happens here."""
     opts = options(ctx)
     out: Output = ctx.find_root().obj
-    out.configure(no_color=bool(opts.get("no_color")), verbose=bool(opts.get("verbose")))
+    out.configure(no_color=bool(opts.get("no_color")), verbose=bool(opts.get("verbose")), progress=opts.get("progress"))
     config = configlib.load(opts.get("config"))
     if opts.get("state"):
         state_path = Path(opts["state"])

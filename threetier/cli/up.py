@@ -59,8 +59,11 @@ def command(ctx: click.Context, yes: bool, take_over_lock: bool, as_json: bool) 
                         f"it back as config.yaml says, as `threetier resume` does")
         engine.up()
         # Before the lock's release, a write that empties the inventory: a run that changed
-        # nothing still has it whole, and the summary costs no read.
-        rows = summary_rows(engine)
+        # nothing still has it whole, and the summary costs no read. Else seconds of reads after
+        # the last Part's line: on a terminal a spinner says so.
+        from threetier.display import working  # with the engine: not for `--help`
+        with working(rt.out, "preparing the summary…"):
+            rows = summary_rows(engine)
     return report(rt, engine, "up", rows, "up", as_json)
 
 
