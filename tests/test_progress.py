@@ -86,6 +86,8 @@ def test_a_wait_says_when_it_starts_then_at_most_every_30_seconds(
         waits[part].append((when, what))
     assert spacings, "no wait went on long enough to be reported again"
     assert any(said.startswith("Part 3 (database): still waiting for Aurora") for _, said in lines)  # minutes
+    # A wait for another Part says so too: Part 7 is not silent for the minutes Part 6 bakes its image.
+    assert "Part 7 (web-tier): waiting for Part 6 done" in [said for _, said in lines]
     # The still-waiting line says how long it has lasted: 30 s after the start, "30s" or more.
     assert any(re.search(r", \d+m\d\ds$", said) for _, said in lines if "still waiting" in said)
 

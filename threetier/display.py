@@ -121,6 +121,15 @@ class Display:
         self.running.pop(label, None)
         self.waits.pop(label, None)
 
+    def need(self, label: str, what: str | None) -> None:
+        """Part `label` waits for another Part's milestone (`what`: "Part 1 done"), or (None) no longer."""
+        if what is None:
+            self.waits.pop(label, None)
+            return
+        now = self.clock.now()
+        self.waits[label] = Wait(what, "", since=now, said=now)
+        self.say(f"{label}: waiting for {what}")
+
     def on_poll(self, resource: str, poll: Poll) -> None:
         part, now = self.aws.part, self.clock.now()
         wait = self.waits.get(part)
@@ -151,8 +160,12 @@ class Display:
         for part, (title, since) in sorted(running.items()):
             wait = waits.get(part)
             table.add_row(self.spinner, Text(f"{part} {title}", style="bold"), Text(minutes(now - since), style="dim"),
-                          Text(escape(f"{wait.resource}: {wait.status}") if wait else ""))  # AWS's status, as it said it
+                          Text(escape(waiting(wait)) if wait else ""))  # AWS's status, as it said it
         return Group(table)
+
+
+def waiting(wait: Wait) -> str:
+    return f"{wait.resource}: {wait.status}" if wait.status else f"waiting for {wait.resource}"
 
 
 @contextlib.contextmanager

@@ -269,6 +269,8 @@ class Run:
     reached: dict[int, set[str]] = field(default_factory=dict)
     failed: set[int] = field(default_factory=set)
     save: Callable[[], None] | None = None  # the engine's: writes the state file (Ctx.save)
+    # The display's: a Part waits for another's milestone ("Part 1 done"), then no longer (None).
+    on_need: Callable[[str, str | None], None] | None = None
 
     def reach(self, number: int, milestone: str) -> None:
         self.reached.setdefault(number, set()).add(milestone)
@@ -286,8 +288,12 @@ class Run:
             who = part.label if part else "this command"
             raise ThreetierError(f"internal error: {who} needs Part {number} {milestone}, which this run "
                                  f"does not execute (missing from steps/graph.py?)")
-        self.scheduler.wait_until(lambda: self.has(number, milestone) or number in self.failed,
-                                  f"Part {number} {milestone}")
+        what, label = f"Part {number} {milestone}", part.label if part else ""
+        if self.on_need is not None:
+            self.on_need(label, what)
+        self.scheduler.wait_until(lambda: self.has(number, milestone) or number in self.failed, what)
+        if self.on_need is not None:
+            self.on_need(label, None)
         if number in self.failed:
             raise Cancelled(f"Part {number} failed")
 
@@ -503,10 +509,10 @@ class Engine:
         aws = self.ctx.aws
         base_clock = aws.clock
         scheduler = Scheduler(base_clock)
-        run = Run(numbers=tuple(p.number for p in parts), scheduler=scheduler, reached=dict(already or {}),
-                  save=self.save)
         self.started = base_clock.now()
         display = Display(self.ctx.out, aws, base_clock, titles=[f"{p.label} {p.title}" for p in parts])
+        run = Run(numbers=tuple(p.number for p in parts), scheduler=scheduler, reached=dict(already or {}),
+                  save=self.save, on_need=display.need)
 
         def task(part: Part) -> Task:
             def go() -> None:
