@@ -3,8 +3,12 @@ nothing split at 80 columns; `status PART` for everything about one Part; the du
 from the views but kept one release in --json; and a reader that goes away (`status | head -1`)."""
 from __future__ import annotations
 
+import io
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +16,7 @@ import boto3
 import pytest
 
 from helpers import cli
+from threetier.cli import run
 from threetier.cli.status import DEPRECATED_KEYS
 
 NAMES = ["storage", "network", "database", "app-image", "app-tier", "web-image", "web-tier"]
@@ -162,3 +167,45 @@ def test_a_bad_part_is_exit_2_before_any_aws_call(tmp_path: Path, calls: list[st
     result = cli("status", part, cwd=tmp_path)
     assert result.code == 2 and calls == []
     assert result.stderr.startswith(f"error: PART: no part {part!r} (parts: 1/storage, 2/network")
+
+
+# -- a reader that goes away ------------------------------------------------------------------
+class ClosedPipe(io.StringIO):
+    """A stream whose reader has gone: every write and flush meets a closed pipe."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_status_to_a_closed_pipe_exits_0_quietly(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stderr = io.StringIO()
+    monkeypatch.chdir(built)
+    assert run(["status"], stdout=ClosedPipe(), stderr=stderr) == 0
+    assert stderr.getvalue() == ""
+
+
+def test_up_whose_reader_went_away_finishes_its_work(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`up | head -1`: nobody reads its progress or summary, and it still finishes (then `status` is
+    clean), with the work's own exit status."""
+    drift(built)
+    monkeypatch.chdir(built)
+    assert run(["up", "--yes"], stdout=ClosedPipe(), stderr=ClosedPipe()) == 0
+    assert cli("status", cwd=built).code == 0
+
+
+@pytest.mark.parametrize("args", [["graph"], ["cost"], ["--help"]], ids=" ".join)
+def test_a_real_closed_pipe_is_exit_0_without_a_word(tmp_path: Path, args: list[str]) -> None:
+    """`threetier graph | head -1` in a process of its own: the pipe's reading end is closed before
+    the first write, so every write meets it (no race with a reader)."""
+    reading, writing = os.pipe()
+    os.close(reading)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    try:
+        process = subprocess.run([sys.executable, "-m", "threetier", *args], stdout=writing, stderr=subprocess.PIPE,
+                                 text=True, cwd=tmp_path, env=env, timeout=120)
+    finally:
+        os.close(writing)
+    assert (process.returncode, process.stderr) == (0, "")
