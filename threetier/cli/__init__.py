@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 from types import FrameType
-from typing import IO
+from typing import IO, Any, cast
 
 import click
 
@@ -79,10 +80,61 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+class ReaderMayGo:
+    """stdout or stderr, whose reader may go away (`threetier status | head -1`, a log viewer closed):
+    the first write or flush that meets the closed pipe points the descriptor at /dev/null (so that
+    Python's last flush, at exit, is quiet too) and the rest is dropped. The command is not cut short
+    by it: a read-only one ends as it would have, with its own exit status (`status | head -1` of a
+    healthy stack exits 0), and `up`, `down` or `pause` finish their work and save their state rather
+    than stop half-way because nobody reads their progress or summary; their exit status is the
+    work's."""
+
+    def __init__(self, stream: IO[str]):
+        self.stream = stream
+        self.reader_gone = False
+
+    def write(self, text: str) -> int:
+        if not self.reader_gone:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self.drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.reader_gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self.drop()
+
+    def drop(self) -> None:
+        self.reader_gone = True
+        to_devnull(self.stream)
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ...: the stream's own
+        return getattr(self.stream, name)
+
+
+def to_devnull(stream: IO[str]) -> None:
+    """Point the stream's descriptor at /dev/null: what is still buffered in it goes nowhere, quietly."""
+    with contextlib.suppress(OSError, ValueError):  # no descriptor (a StringIO), or closed
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+
+
 def run(argv: Sequence[str] | None = None, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
     """Run the CLI and return its exit status; errors become one line on stderr."""
+    streams = ReaderMayGo(stdout or sys.stdout), ReaderMayGo(stderr or sys.stderr)
     with sigterm_as_interrupt():
-        return _run(argv, Output(stdout=stdout or sys.stdout, stderr=stderr or sys.stderr))
+        try:
+            return _run(argv, Output(stdout=cast(IO[str], streams[0]), stderr=cast(IO[str], streams[1])))
+        finally:
+            for stream in streams:  # what is still buffered, while a closed pipe is still caught
+                stream.flush()
 
 
 def _run(argv: Sequence[str] | None, out: Output) -> int:
@@ -110,6 +162,13 @@ def _run(argv: Sequence[str] | None, out: Output) -> int:
     except KeyboardInterrupt:
         out.error(INTERRUPTED)
         return ExitStatus.INTERRUPTED
+    except SystemExit as exc:
+        if isinstance(exc.__context__, BrokenPipeError):
+            # click's own output (--help, --version) met a closed pipe: click gave up with exit 1;
+            # as for a command's result (ReaderMayGo), the reader going away is no failure.
+            to_devnull(sys.stdout)
+            return ExitStatus.OK
+        raise
     except Exception as exc:  # a bug of ours: one line, the traceback only with -v
         if out.verbose:
             import traceback

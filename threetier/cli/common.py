@@ -241,8 +241,9 @@ OUTPUT_KEYS = ("url", "db_writer_endpoint", "db_reader_endpoint", "internal_alb_
 
 
 def outputs(resources_by_part: list[dict[str, Any]]) -> dict[str, Any]:
-    """The stack's addresses; the URL and endpoints come with Parts 3-7."""
-    return {key: resources[key] for resources in resources_by_part for key in OUTPUT_KEYS if key in resources}
+    """The stack's addresses in OUTPUT_KEYS's order (the URL first); the URL and endpoints come with Parts 3-7."""
+    found = {key: resources[key] for resources in resources_by_part for key in OUTPUT_KEYS if key in resources}
+    return {key: found[key] for key in OUTPUT_KEYS if key in found}
 
 
 def paused_json(paused: statelib.Paused | None) -> dict[str, Any] | None:

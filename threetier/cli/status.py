@@ -1,42 +1,57 @@
 """`threetier status`: each part as the state file has it and as AWS has it now."""
 from __future__ import annotations
 
+import json
+import textwrap
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table
 from rich.text import Text
 
 from threetier import state as statelib
 from threetier.cli.common import global_options, outputs, paused_json, restart_said, runtime
-from threetier.output import ExitStatus, escape
+from threetier.cli.replay import complete_part
+from threetier.errors import UsageError
+from threetier.output import ExitStatus, Output, escape
+
+if TYPE_CHECKING:
+    from threetier.engine import Part
 
 ALARM = "ALARM"  # CloudWatch's state of an alarm whose condition holds
 
 
 @click.command("status", help="""Show each part: its status in the state file against what is
-live in AWS (missing resources and drift), key resource IDs and the stack's URL.
+live in AWS (missing resources and drift), the ID that names it, and the
+stack's outputs (URL, endpoints), one per line. Drift lines, notes and alarms
+follow the table, each naming its part. With PART (1..7 or a name, as for
+`replay`): that part alone, every resource (key = value, ARNs included),
+drift, notes, alarms and its state-file record.
 Works without a state file: the stack is found by its tags.
 
 The result goes to stdout (progress and warnings to stderr). Exits 0 when
-every part is done and matches, 3 when something is missing, drifted or
-failed, a CloudWatch alarm of the stack is in ALARM, or the stack is not
-deployed at all. A stack paused by `threetier pause` says so (and when AWS
-will start its Aurora cluster by itself); what the pause stopped is not
-drift, so a paused stack as `pause` left it exits 0, while anything it left
-running (it bills) is drift.
+every part (with PART: that part) is done and matches, 3 when something is
+missing, drifted or failed, a CloudWatch alarm of the stack is in ALARM, or
+the stack is not deployed at all. A stack paused by `threetier pause` says so
+(and when AWS will start its Aurora cluster by itself); what the pause
+stopped is not drift, so a paused stack as `pause` left it exits 0, while
+anything it left running (it bills) is drift.
 
 \b
 Examples:
   threetier status
+  threetier status app-tier
+  threetier status 3 --json
   threetier status --json | jq '.parts[] | {part, status}'
 """)
-@click.option("--json", "as_json", is_flag=True, help="print JSON on stdout (and nothing else)")
+@click.argument("part", required=False, shell_complete=complete_part)
+@click.option("--json", "as_json", is_flag=True,
+              help="print JSON on stdout (and nothing else); with PART, that part's entry")
 @global_options
 @click.pass_context
-def command(ctx: click.Context, as_json: bool) -> int:
+def command(ctx: click.Context, part: str | None, as_json: bool) -> int:
     rt = runtime(ctx)
+    chosen = part_named(part) if part is not None else None  # a bad PART: exit 2 before any AWS call
     engine = rt.inspector()
     aws, account = engine.ctx.aws, engine.ctx.aws.account
     saved = rt.saved_state(aws)
@@ -44,9 +59,9 @@ def command(ctx: click.Context, as_json: bool) -> int:
     live = engine.ctx
     live.paused = paused is not None  # what `pause` stopped is as it should be, not drift
     parts: list[dict[str, Any]] = []
-    for part in engine.parts:
-        seen = engine.check(part)
-        record = saved.parts.get(part.number) if saved else None
+    for each in engine.parts:
+        seen = engine.check(each)
+        record = saved.parts.get(each.number) if saved else None
         drift = list(seen.drift) + [f"missing: {what}" for what in seen.missing if seen.present]
         if record is not None:
             drift += [f"state file says {key}={value}, AWS has {live.resources.get(key)}"
@@ -62,7 +77,7 @@ def command(ctx: click.Context, as_json: bool) -> int:
             status = statelib.DRIFTED
         else:
             status = statelib.DONE
-        entry: dict[str, Any] = {"part": part.number, "name": part.name, "status": status,
+        entry: dict[str, Any] = {"part": each.number, "name": each.name, "status": status,
                                  "resources": dict(live.resources), "drift": drift, "notes": list(seen.notes),
                                  "alarms": dict(sorted(seen.alarms.items()))}
         if record is not None:
@@ -77,8 +92,11 @@ def command(ctx: click.Context, as_json: bool) -> int:
               "state_file": str(rt.state_file.path) if saved is not None else None,
               "paused": paused_json(paused),
               "lock": None if holder is None else {k: v for k, v in asdict(holder).items() if k != "token"}}
+    judged = parts if chosen is None else [p for p in parts if p["part"] == chosen.number]
     if as_json:
-        rt.out.data(report)
+        rt.out.data(report if chosen is None else judged[0])
+    elif chosen is not None:
+        show_part(rt.out, report, judged[0])
     elif not deployed:
         # Seven "pending" rows would say less than this.
         rt.out.result(f"stack {rt.config.stack} is not deployed in {aws.region} ({account}): "
@@ -96,41 +114,148 @@ def command(ctx: click.Context, as_json: bool) -> int:
         if saved is None and deployed:
             rt.out.info(f"no state file at {rt.state_file.path}: what is shown was found in AWS by the stack's "
                         f"tags (`up` writes a new one)")
-    firing = sorted(name for p in parts for name, state in p["alarms"].items() if state == ALARM)
+    firing = sorted(name for p in judged for name, state in p["alarms"].items() if state == ALARM)
     if firing and not as_json:
         rt.out.info(f"in ALARM: {', '.join(firing)}" + (" (their actions are off while paused)" if paused else ""))
     if paused is not None:  # with no instance behind the ALBs an alarm may well fire: that is the pause
         firing = []
-    healthy = all(p["status"] == statelib.DONE for p in parts) and not firing
+    healthy = all(p["status"] == statelib.DONE for p in judged) and not firing
     return ExitStatus.OK if healthy else ExitStatus.DRIFT
 
 
-def show(out: Any, report: dict[str, Any]) -> None:
-    """The report as a table. Every value in it came from AWS or the state file: each is escaped, and a
-    cell's own line breaks are the only ones (a drift line holding a newline cannot start a line)."""
-    table = Table(title=Text(escape(f"stack {report['stack']} in {report['region']} ({report['account']})")),
-                  show_lines=False)
-    table.add_column("part", justify="right")
-    table.add_column("name")
-    table.add_column("status")
-    table.add_column("key resources / drift", overflow="fold")
-    colours = {"done": "green", "pending": "dim", "failed": "red", "drifted": "yellow"}
-    for part in report["parts"]:
-        keys = ", ".join(f"{k}={v}" for k, v in part["resources"].items()
-                         if isinstance(v, str) and not k.endswith("_arn"))  # IDs and names; ARNs are in --json
-        cell = Text(escape(keys))
-        for line in part["drift"]:
-            cell.append(f"\n! {escape(line)}", style="yellow")
-        for line in part["notes"]:
-            cell.append(f"\nnote: {escape(line)}", style="dim")
-        if part["alarms"]:
-            cell.append(f"\n{escape(alarm_summary(part['alarms']))}",
-                        style="red" if ALARM in part["alarms"].values() else "")
-        status = part["status"]
-        table.add_row(str(part["part"]), Text(part["name"]), Text(status, style=colours[status]), cell)
-    out.result(table)
+def part_named(key: str) -> Part:
+    """PART as `replay` takes it (Engine.part: its number or its name), read from the steps alone, so
+    that a wrong one is refused before any AWS call."""
+    from steps import PARTS
+    for part in PARTS:
+        if key in (str(part.number), part.name):
+            return part
+    raise UsageError(f"PART: no part {key!r} (parts: {', '.join(f'{p.number}/{p.name}' for p in PARTS)})")
+
+
+# -- the views -----------------------------------------------------------------------
+# The key that names each Part in the table: its first key present (a Part half built may lack the
+# first). The tiers are named by their Auto Scaling group, shorter than their ALB's DNS name, which
+# the outputs carry in full (`internal_alb_dns`, `url`).
+NAMED_BY = {"storage": ("bucket", "role"), "network": ("vpc",), "database": ("cluster", "db_subnet_group"),
+            "app-image": ("ami", "image_name"), "app-tier": ("auto_scaling_group", "load_balancer_dns"),
+            "web-image": ("ami", "image_name"), "web-tier": ("auto_scaling_group", "load_balancer_dns")}
+
+# The same resource under a second key: the old key -> the one that stays. The views show it once,
+# under the key that stays; --json keeps the old key one release more (README, "Deprecated JSON
+# keys"), then it goes. `role` and `instance_profile` (the app tier's) are the public contract's;
+# `app_role`... repeat them. Part 5's `load_balancer_dns` repeats its `internal_alb_dns`.
+DEPRECATED_KEYS = {"app_role": "role", "app_role_arn": "role_arn", "app_instance_profile": "instance_profile",
+                   "app_instance_profile_arn": "instance_profile_arn", "load_balancer_dns": "internal_alb_dns"}
+
+COLOURS = {"done": "green", "pending": "dim", "failed": "red", "drifted": "yellow"}
+INDENT = "    "  # a wrapped line's continuation
+
+
+def shown_resources(resources: dict[str, Any]) -> dict[str, Any]:
+    """A Part's resources without the deprecated repeats (a deprecated key holding a value of its own is kept)."""
+    return {key: value for key, value in resources.items()
+            if not (key in DEPRECATED_KEYS and DEPRECATED_KEYS[key] in resources
+                    and resources[DEPRECATED_KEYS[key]] == value)}
+
+
+def naming_id(part: dict[str, Any]) -> str:
+    """The one ID that names the Part in the table; a tier's target health after it."""
+    resources = part["resources"]
+    named = next((str(resources[key]) for key in NAMED_BY.get(part["name"], ()) if resources.get(key)), "")
+    if not named:  # a Part this table does not know yet: its first plain value
+        named = next((value for value in resources.values() if isinstance(value, str) and value), "-")
+    healthy = resources.get("healthy_targets")
+    return f"{named} ({healthy} healthy)" if healthy else named
+
+
+def title(report: dict[str, Any]) -> Text:
+    return Text(escape(f"stack {report['stack']} in {report['region']} ({report['account']})"), style="bold")
+
+
+def show(out: Output, report: dict[str, Any]) -> None:
+    """The default view: one row per Part, then what the rows cannot hold (drift, notes, alarms: each
+    line naming its Part), then the outputs, one per line and whole.
+
+    Nothing is folded mid-word: the table is plain columns whose last is the ID (a long one runs past
+    the edge of the terminal, it is never cut); the prose lines wrap between words only; an output is
+    never wrapped, so `status | grep url` finds it whole. Every value came from AWS or the state file:
+    each is escaped (`escape`), so none can start a line of its own."""
+    out.result(title(report))
+    rows = [("part", "name", "status", "drift", "id")]
+    rows += [(str(p["part"]), p["name"], p["status"], "-" if p["status"] == statelib.PENDING else str(len(p["drift"])),
+              escape(naming_id(p))) for p in report["parts"]]
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    for number, row in enumerate(rows):
+        cells = Text(style="dim" if number == 0 else "")
+        cells.append(row[0].rjust(widths[0]) + "  " + row[1].ljust(widths[1]) + "  ")
+        cells.append(row[2].ljust(widths[2]), style="" if number == 0 else COLOURS.get(row[2], ""))
+        cells.append("  " + row[3].rjust(widths[3]) + "  " + row[4])
+        out.result(cells)
+    below = [(p, text, style) for p in report["parts"] for text, style in findings(p)]
+    if below:
+        out.result("")
+    for part, text, style in below:
+        for line in wrapped(f"{part['part']} {part['name']}: {text}", out.res.width):
+            out.result(Text(line, style=style))
+    if report["outputs"]:
+        out.result("")
     for key, value in report["outputs"].items():
         out.result(f"{key}: {value}")
+
+
+def findings(part: dict[str, Any]) -> list[tuple[str, str]]:
+    """A Part's drift lines, notes and alarms, escaped, each with its style."""
+    found = [(f"drift: {escape(line)}", "yellow") for line in part["drift"]]
+    found += [(f"note: {escape(line)}", "dim") for line in part["notes"]]
+    if part["alarms"]:
+        found.append((escape(alarm_summary(part["alarms"])), "red" if ALARM in part["alarms"].values() else ""))
+    return found
+
+
+def wrapped(text: str, width: int, indent: str = "") -> list[str]:
+    """`text` in lines of at most `width` columns, broken between words only (never inside an ID, at a
+    hyphen or not: a word longer than the line has a line of its own), its continuation indented."""
+    return textwrap.wrap(text, width=max(width, 20), initial_indent=indent, subsequent_indent=indent + INDENT,
+                         break_long_words=False, break_on_hyphens=False) or [indent]
+
+
+def show_part(out: Output, report: dict[str, Any], part: dict[str, Any]) -> None:
+    """`status PART`: everything about one Part, one `key = value` a line (values whole: never wrapped)."""
+    out.result(title(report))
+    out.result(Text.assemble(f"Part {part['part']} {part['name']}: ",
+                             (part["status"], COLOURS.get(part["status"], ""))))
+    sections: list[tuple[str, list[str], str]] = [
+        ("resources", [f"{key} = {value}" for key, value in flat(shown_resources(part["resources"]))], ""),
+        ("drift", part["drift"], "yellow"),
+        ("notes", part["notes"], "dim"),
+        ("alarms", [f"{name} = {state}" for name, state in part["alarms"].items()], ""),
+        ("state file", [f"{key} = {value}" for key, value in flat(part.get("state_file") or {})], ""),
+    ]
+    for heading, lines, style in sections:
+        out.result(f"{heading}:" if lines else f"{heading}: none")
+        for line in lines:
+            if heading in ("drift", "notes"):  # prose: wrapped between words
+                for piece in wrapped(escape(line), out.res.width, INDENT):
+                    out.result(Text(piece, style=style))
+            else:  # key = value: whole on its line, whatever its length
+                styled = "red" if heading == "alarms" and line.endswith(f"= {ALARM}") else style
+                out.result(Text(INDENT + escape(line), style=styled))
+
+
+def flat(values: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Nested resources as (key, value) lines: `subnets.public-web-subnet-az1`, `azs[0]`; JSON's
+    spelling for what is not a string (`true`, `null`, numbers)."""
+    lines: list[tuple[str, str]] = []
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            lines += flat(value, f"{name}.") if value else [(name, "{}")]
+        elif isinstance(value, list):
+            lines += flat({f"[{i}]": item for i, item in enumerate(value)}, name) if value else [(name, "[]")]
+        else:
+            lines.append((name, value if isinstance(value, str) else json.dumps(value, default=str)))
+    return lines
 
 
 def alarm_summary(alarms: dict[str, str]) -> str:
