@@ -287,7 +287,7 @@ def test_terminal_shows_progress_and_asks_before_deleting(workdir: Path) -> None
         assert "\x1b[" in screen  # colours and cursor control on a terminal
         plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
         # A spinner and the elapsed time (any: a loaded machine takes longer than 10 s for Part 2).
-        assert re.search(r"[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] Part 2 \(network\) network and security \d+:\d\d", plain)
+        assert re.search(r"[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] Part 2 \(network\) network and security +\d+:\d\d", plain)
         assert "✓ Part 1 (storage)" in plain and "summary" in plain
 
         refuse = Terminal([exe, "down", "--sandbox"], cwd=str(workdir), env=env)

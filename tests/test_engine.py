@@ -121,9 +121,14 @@ def test_ctrl_c_lets_the_running_task_end_its_call_before_any_other_unwinds() ->
             events.append("parked unwound")
             raise
 
-    with pytest.raises(KeyboardInterrupt):
-        scheduler.run([Task("parked", parked), Task("calling", calling)])
-    assert events == ["call returned", "caller unwound", "parked unwound"]
+    # Python's own Ctrl-C handler, whatever an earlier test in this worker process left installed.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            scheduler.run([Task("parked", parked), Task("calling", calling)])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert events == ["call returned", "caller unwound", "parked unwound"], f"SIGINT handler was {previous!r}"
 
 
 def test_waiting_for_something_nobody_will_do_is_a_deadlock_not_a_hang() -> None:

@@ -111,7 +111,9 @@ class Output:
 
     @property
     def interactive(self) -> bool:
-        return self.err.is_terminal
+        """Someone is there to answer a question: stderr is a real terminal (not one rich was told to
+        draw on: `--progress live` or FORCE_COLOR on a pipe)."""
+        return _isatty(self.stderr) and self.err.is_terminal
 
     @property
     def animated(self) -> bool:

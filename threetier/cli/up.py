@@ -59,11 +59,8 @@ def command(ctx: click.Context, yes: bool, take_over_lock: bool, as_json: bool) 
                         f"it back as config.yaml says, as `threetier resume` does")
         engine.up()
         # Before the lock's release, a write that empties the inventory: a run that changed
-        # nothing still has it whole, and the summary costs no read. Else seconds of reads after
-        # the last Part's line: on a terminal a spinner says so.
-        from threetier.display import working  # with the engine: not for `--help`
-        with working(rt.out, "preparing the summary…"):
-            rows = summary_rows(engine)
+        # nothing still has it whole, and the summary costs no read.
+        rows = summary_rows(engine)
     return report(rt, engine, "up", rows, "up", as_json)
 
 
@@ -120,7 +117,14 @@ TIMELINE_WIDTH = 30
 
 
 def summary_rows(engine: Engine) -> list[dict[str, Any]]:
-    """Per part that ran: what this run created, changed, deleted and kept, and when it ran."""
+    """Per part that ran: what this run created, changed, deleted and kept, and when it ran. Seconds of
+    reads after the last Part's line when the run changed something: on a terminal a spinner says so."""
+    from threetier.display import working  # with the engine: not for `--help`
+    with working(engine.ctx.out, "preparing the summary…"):
+        return _summary_rows(engine)
+
+
+def _summary_rows(engine: Engine) -> list[dict[str, Any]]:
     engine.take_inventory()  # what is there now, in a few concurrent reads
     rows = []
     for part in engine.parts:
