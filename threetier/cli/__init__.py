@@ -12,7 +12,7 @@ from typing import IO
 import click
 
 from threetier import __version__
-from threetier.cli import cost, down, graph, pause, plan, replay, resume, sandbox, status, up
+from threetier.cli import completion, cost, down, graph, pause, plan, replay, resume, sandbox, status, up
 from threetier.cli.common import global_options, options
 from threetier.errors import ThreetierError, UsageError
 from threetier.output import ExitStatus, Output
@@ -38,8 +38,8 @@ Examples:
 AWS settings follow boto3: AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL.
 
 \b
-Shell completion (bash; zsh_source and fish_source for zsh and fish):
-  eval "$(_THREETIER_COMPLETE=bash_source threetier)"
+Shell completion (`threetier completion --help` for zsh and fish):
+  source <(threetier completion bash)
 
 Exit status: 0 ok, 1 an AWS call or a part failed, 2 refused before any
 change (bad usage or config, no AWS credentials, another account's state
@@ -59,7 +59,7 @@ def cli() -> None:
     pass
 
 
-for module in (up, plan, down, status, replay, cost, pause, resume, graph, sandbox):
+for module in (up, plan, down, status, replay, cost, pause, resume, graph, sandbox, completion):
     cli.add_command(module.command)
 
 
