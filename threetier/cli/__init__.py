@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import signal
 import sys
 import threading
@@ -52,7 +53,20 @@ stdout; progress, prompts and errors to stderr.
 INTERRUPTED = "interrupted; the state file is consistent: run the command again to resume"
 
 
-@click.group(help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
+class Commands(click.Group):
+    """The commands, and for a mistyped one (`stauts`) the command meant: click says it itself from
+    8.4 on, in these words; setup.cfg allows click 8.1, which only says "No such command"."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and not ctx.resilient_parsing and self.get_command(ctx, name) is None:
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
+            if close:
+                ctx.fail(f"No such command {name!r}. Did you mean {close[0]!r}?")
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=Commands, help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="threetier")
 @global_options
 def cli() -> None:
