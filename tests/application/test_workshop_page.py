@@ -148,6 +148,21 @@ def test_the_workshop_page_bad_amounts_are_400_and_add_nothing(site, text_amt):
     assert page_list(site) == [SEED]
 
 
+def test_the_workshop_page_adds_an_amount_with_an_empty_description(site, mariadb):
+    """ADD with the description box left empty: the workshop's app tier stores the row (its SQL takes
+    the "" as it is), so ours does, and the page lists it."""
+    status, body = page_add(site, "42.5", "")
+    assert status == 201, body
+    added = body["result"]
+    assert added == {"id": added["id"], "amount": 42.5, "description": ""}
+    assert page_list(site) == [SEED, added]
+    assert stored(mariadb, added["id"]) == "42.50"
+    # Both boxes empty: the amount is still refused, and nothing is added.
+    status, body = page_add(site, "", "")
+    assert status == 400 and "amount" in body["error"], body
+    assert page_list(site) == [SEED, added]
+
+
 def test_the_workshop_delete_one_and_get_one_with_the_id_in_the_body(site, mariadb):
     ids = [page_add(site, amount, desc)[1]["result"]["id"] for amount, desc in
            [("1.50", "first"), ("2.50", "second"), ("3.50", "third"), ("4.50", "fourth")]]
