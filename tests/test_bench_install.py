@@ -72,3 +72,17 @@ def test_the_install_named_adds_matplotlib_and_the_readme_says_it() -> None:
     bench_extra = setup["options.extras_require"]["bench"].split()
     assert any(requirement.startswith("matplotlib") for requirement in bench_extra)
     assert "pip install -e '.[bench]'" in (ROOT / "README.md").read_text()
+
+
+def test_the_images_the_stack_launches_are_read_from_moto_whatever_its_loader() -> None:
+    """moto's files read directly (its loader's arguments changed within 5.2, which the `sandbox` and
+    `bench` extras allow): the AL2023 images its SSM parameters name, as moto's EC2 lists them."""
+    from bench.moto_env import _al2023_images, _moto_resource
+    images = _al2023_images("us-east-1")
+    assert images and all(image["ami_id"].startswith("ami-") for image in images)
+    named = {p["Value"] for p in _moto_resource("ssm/resources/ami-amazon-linux-latest/us-east-1.json")
+             if p["Name"].startswith("/aws/service/ami-amazon-linux-latest/al2023-")}
+    assert {image["ami_id"] for image in images} <= named
+    assert _al2023_images("xx-nowhere-1") == ()
+    with pytest.raises(FileNotFoundError):
+        _moto_resource("ec2/resources/latest_amis/xx-nowhere-1.json")
