@@ -12,7 +12,8 @@ behave like AWS in time (docs/aws-latency.md). Reported:
 2. AWS calls of the modeled `up`, of a no-op `up` and of `status` on the complete stack;
 3. wall seconds of that no-op `up` and `status` with every AWS call delayed by a real 80 ms;
 4. with --sandbox: whole-process seconds of the CLI against a moto server.
-It prints a table (or, with --json, exactly one JSON object) and writes a Gantt chart of the up.
+It prints a table (or, with --json, exactly one JSON object) and writes a Gantt chart of the up
+(matplotlib: `pip install -e '.[bench]'`; without it the chart is skipped, in one line on stderr).
 Exit status: 0, or 1 when a modeled run failed or broke a rule of the model.
 """
 from __future__ import annotations
@@ -193,6 +194,10 @@ def _codes(counts: dict[str, int]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     progress = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr))
+    from bench.gantt import unavailable
+    no_chart = None if args.no_gantt else unavailable()
+    if no_chart:  # said first, before minutes of modeling, and on stderr even with --json
+        print(no_chart, file=sys.stderr)
     progress("modeling up + down, concurrent engine" + ("" if args.skip_pause else ", pause and resume between") + " ...")
     concurrent = modeled_run(sequential=False, relax=args.relax, looks=True, delay=args.delay,
                              pause=not args.skip_pause)
@@ -210,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench.sandbox import time_sandbox
         sandbox = time_sandbox()
     gantt = None
-    if not args.no_gantt:
+    if not args.no_gantt and no_chart is None:
         from bench.gantt import draw
         panels = [(f"concurrent engine: up {_m(concurrent.up_seconds)}", concurrent.spans, concurrent.up_seconds)]
         if sequential is not None:

@@ -2,6 +2,7 @@
 only: `bench.model` works without it)."""
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +12,21 @@ PART_NAMES = {1: "storage", 2: "network", 3: "database", 4: "app-image", 5: "app
               7: "web-tier"}
 COLORS = {1: "#8c8c8c", 2: "#4c78a8", 3: "#f58518", 4: "#54a24b", 5: "#e45756", 6: "#72b7b2", 7: "#b279a2"}
 SEGMENT_SHADES = {"pending": 0.35, "boot": 0.5, "wait for the database": 0.25}
+
+
+# The install that adds matplotlib, as the README's quick start installs the package.
+INSTALL = "pip install -e '.[bench]'"
+
+
+def unavailable() -> str | None:
+    """Why no chart can be drawn here, in one line (matplotlib is an extra: the README's install
+    of the package leaves it out), or None when it can."""
+    try:
+        importlib.import_module("matplotlib")
+    except ImportError as exc:
+        missing = exc.name or "matplotlib"
+        return f"no Gantt chart: {missing} is not installed ({INSTALL} adds it; --no-gantt skips the chart)"
+    return None
 
 
 def _rows(spans: Sequence[Span]) -> list[Span]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gzip
+import importlib.resources
 import json
 import os
 import tempfile
@@ -72,14 +74,25 @@ AL2023_PARAMETER_PREFIX = "/aws/service/ami-amazon-linux-latest/al2023-"
 def _al2023_images(region: str) -> tuple[dict[str, Any], ...]:
     """The Amazon Linux 2023 AMIs that moto's SSM public parameters name in `region`, as moto's EC2
     describes them: the only public images the stack launches (threetier/blocks/baking.py)."""
-    from moto.utilities.utils import load_resource
     try:
-        parameters = load_resource("moto.ssm.models", f"resources/ami-amazon-linux-latest/{region}.json")
-        images = load_resource("moto.ec2.models.amis", f"../resources/latest_amis/{region}.json")
+        parameters = _moto_resource(f"ssm/resources/ami-amazon-linux-latest/{region}.json")
+        images = _moto_resource(f"ec2/resources/latest_amis/{region}.json")
     except FileNotFoundError:
         return ()
     named = {p["Value"] for p in parameters if p["Name"].startswith(AL2023_PARAMETER_PREFIX)}
     return tuple(image for image in images if image["ami_id"] in named)
+
+
+def _moto_resource(path: str) -> Any:
+    """A JSON file moto ships (`path` under its package; gzipped or not), read here: moto's own
+    loader changed its arguments within 5.2 (a module and a relative path, then a path alone)."""
+    root = importlib.resources.files("moto")
+    for name in (f"{path}.gz", path):
+        found = root.joinpath(*name.split("/"))
+        if found.is_file():
+            data = found.read_bytes()
+            return json.loads(gzip.decompress(data) if name.endswith(".gz") else data)
+    raise FileNotFoundError(path)
 
 
 def load_amis_we_launch(self: Any) -> None:

@@ -93,7 +93,7 @@ def test_shell_completion_completes_commands_and_part_names(capsys: pytest.Captu
     assert complete("sa") == ["sandbox"]
     assert complete("replay", "app") == ["app-image", "app-tier"]
     assert "--take-over-lock" in complete("up", "--t")
-    assert "_THREETIER_COMPLETE=bash_source threetier" in help_text(capsys)
+    assert "source <(threetier completion bash)" in help_text(capsys)
 
 
 # -- one count, one meaning (item 2), --json on up, replay and down (item 7) ------------------

@@ -10,8 +10,10 @@ is built. `load` and `parse` at the end assemble them.
 from __future__ import annotations
 
 import copy
+import difflib
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -728,6 +730,14 @@ def _key(key: Any) -> str:
     return _quoted(key) if isinstance(key, str) and not KEY_NAME.fullmatch(key) else str(key)
 
 
+def _did_you_mean(unknown: Any, known: Iterable[str]) -> str:
+    """", did you mean `email`?" when a known key is close to a typo (`emial`); "" otherwise."""
+    if not isinstance(unknown, str):
+        return ""
+    close = difflib.get_close_matches(unknown, list(known), n=1)
+    return f", did you mean `{close[0]}`?" if close else ""
+
+
 def _merge(default: Any, given: Any, path: str) -> Any:
     """Overlay `given` on `default`, rejecting unknown keys and wrong types."""
     where = path or "the top level"
@@ -745,7 +755,7 @@ def _merge(default: Any, given: Any, path: str) -> Any:
         unknown = sorted(set(given) - set(default), key=str)
         if unknown:
             key = f"{path}.{_key(unknown[0])}" if path else _key(unknown[0])
-            raise ConfigError(f"{key}: unknown key (known here: {', '.join(default)})")
+            raise ConfigError(f"{key}: unknown key{_did_you_mean(unknown[0], default)} (known here: {', '.join(default)})")
         return {key: _merge(value, given[key], f"{path}.{key}" if path else key) if key in given
                 else copy.deepcopy(value) for key, value in default.items()}
     if default is None:

@@ -102,17 +102,24 @@ def workshop_by_id(site: str, method: str, body: bytes, content_type: str):
     return status, answer
 
 
+def added_and_listed(site: str, mariadb, boxes: tuple[str, str], amount: float, stored_as: str) -> dict:
+    """ADD with the two boxes' text, on a table holding the seed row only: the row answered is
+    the row listed after it, and MariaDB holds its amount as `stored_as`."""
+    status, body = page_add(site, *boxes)
+    assert status == 201, body
+    added = body["result"]
+    assert added == {"id": added["id"], "amount": amount, "description": boxes[1]}
+    assert page_list(site) == [SEED, added]
+    assert stored(mariadb, added["id"]) == stored_as
+    return added
+
+
 # --- the flows -------------------------------------------------------------------------------
 
 def test_the_workshop_page_lists_adds_and_deletes_all(site, mariadb):
     assert page_list(site) == [SEED]
 
-    status, body = page_add(site, "123.45", "workshop page")
-    assert status == 201, body
-    added = body["result"]
-    assert added == {"id": added["id"], "amount": 123.45, "description": "workshop page"}
-    assert page_list(site) == [SEED, added]
-    assert stored(mariadb, added["id"]) == "123.45"
+    added_and_listed(site, mariadb, ("123.45", "workshop page"), amount=123.45, stored_as="123.45")
 
     # What a person types in a text box: spaces around it, no decimals, a negative.
     status, body = page_add(site, " 7 ", "seven")
@@ -146,6 +153,16 @@ def test_the_workshop_page_bad_amounts_are_400_and_add_nothing(site, text_amt):
     status, body = page_add(site, text_amt, "should not be added")
     assert status == 400 and "amount" in body["error"], body
     assert page_list(site) == [SEED]
+
+
+def test_the_workshop_page_adds_an_amount_with_an_empty_description(site, mariadb):
+    """ADD with the description box left empty: the workshop's app tier stores the row (its SQL takes
+    the "" as it is), so ours does, and the page lists it."""
+    added = added_and_listed(site, mariadb, ("42.5", ""), amount=42.5, stored_as="42.50")
+    # Both boxes empty: the amount is still refused, and nothing is added.
+    status, body = page_add(site, "", "")
+    assert status == 400 and "amount" in body["error"], body
+    assert page_list(site) == [SEED, added]
 
 
 def test_the_workshop_delete_one_and_get_one_with_the_id_in_the_body(site, mariadb):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import signal
 import sys
@@ -13,7 +14,7 @@ from typing import IO, Any, cast
 import click
 
 from threetier import __version__
-from threetier.cli import cost, down, graph, pause, plan, replay, resume, sandbox, status, up
+from threetier.cli import completion, cost, down, graph, pause, plan, replay, resume, sandbox, status, up
 from threetier.cli.common import global_options, options
 from threetier.errors import ThreetierError, UsageError
 from threetier.output import ExitStatus, Output
@@ -39,8 +40,8 @@ Examples:
 AWS settings follow boto3: AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL.
 
 \b
-Shell completion (bash; zsh_source and fish_source for zsh and fish):
-  eval "$(_THREETIER_COMPLETE=bash_source threetier)"
+Shell completion (`threetier completion --help` for zsh and fish):
+  source <(threetier completion bash)
 
 Exit status: 0 ok, 1 an AWS call or a part failed, 2 refused before any
 change (bad usage or config, no AWS credentials, another account's state
@@ -53,14 +54,27 @@ stdout; progress, prompts and errors to stderr.
 INTERRUPTED = "interrupted; the state file is consistent: run the command again to resume"
 
 
-@click.group(help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
+class Commands(click.Group):
+    """The commands, and for a mistyped one (`stauts`) the command meant: click says it itself from
+    8.4 on, in these words; setup.cfg allows click 8.1, which only says "No such command"."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and not ctx.resilient_parsing and self.get_command(ctx, name) is None:
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
+            if close:
+                ctx.fail(f"No such command {name!r}. Did you mean {close[0]!r}?")
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=Commands, help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="threetier")
 @global_options
 def cli() -> None:
     pass
 
 
-for module in (up, plan, down, status, replay, cost, pause, resume, graph, sandbox):
+for module in (up, plan, down, status, replay, cost, pause, resume, graph, sandbox, completion):
     cli.add_command(module.command)
 
 
