@@ -1,33 +1,84 @@
 """`threetier plan`: what `up` would create, change or leave, part by part, with no mutating call."""
 from __future__ import annotations
 
-from typing import Any
+from typing import IO, Any
 
 import click
 from rich.table import Table
 from rich.text import Text
 
 from threetier.cli.common import global_options, paused_json, runtime
-from threetier.output import ExitStatus, escape
+from threetier.errors import ThreetierError, UsageError
+from threetier.output import DetailedExitStatus, ExitStatus, escape
+
+DETAILED = "--detailed-exitcode"
 
 
-@click.command("plan", help="""Show what `up` would create, change or leave alone, part by part.
+class RefusedUsage(click.ClickException):
+    """A usage error of `plan --detailed-exitcode`: shown as click shows it, exit 1 (Terraform's
+    "error"), never 2, which a CI job reads as "changes"."""
+    exit_code = DetailedExitStatus.ERROR
+
+    def __init__(self, refused: click.UsageError) -> None:
+        super().__init__(refused.message)
+        self.refused = refused
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        self.refused.show(file)
+
+
+class PlanCommand(click.Command):
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        detailed = DETAILED in args  # before parsing: the error may be in another option
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            if detailed:
+                raise RefusedUsage(exc) from exc
+            raise
+
+
+@click.command("plan", cls=PlanCommand, help="""Show what `up` would create, change or leave alone, part by part.
 Only describe/list/get calls are made: nothing in AWS changes. The plan goes
-to stdout. Exits 0 when `up` would change nothing, 3 when it would create or
-change something (like `terraform plan -detailed-exitcode`), 2 when `up` would
-be refused before its first change (a quota used up, a type not offered, a
-hosted zone missing, a permission denied: listed under `blocked`). On a paused
-stack it is what `threetier resume` would change.
+to stdout. Exits 0 when it planned, whether `up` has something to do or not;
+2 when `up` would be refused before its first change (a quota used up, a type
+not offered, a hosted zone missing, a permission denied: listed under
+`blocked`), as for bad usage or config. With --detailed-exitcode the exit
+status means what `terraform plan -detailed-exitcode`'s does: 0 no changes,
+2 changes, 1 any error or refusal (`blocked`, bad usage or config included).
+Some of what `up` makes cannot be known before it runs (the certificate's
+validation record: its name comes with the certificate): listed apart, under
+`unknown`. On a paused stack it is what `threetier resume` would change.
 
 \b
 Examples:
   threetier plan
+  threetier plan --detailed-exitcode >/dev/null; echo $?   # 0, 1 or 2
   threetier plan --json | jq '.parts[] | {part, create, change}'
 """)
 @click.option("--json", "as_json", is_flag=True, help="print JSON on stdout (and nothing else)")
+@click.option(DETAILED, "detailed", is_flag=True,
+              help="exit 0 no changes, 2 changes, 1 any error or refusal (Terraform's meaning)")
 @global_options
 @click.pass_context
-def command(ctx: click.Context, as_json: bool) -> int:
+def command(ctx: click.Context, as_json: bool, detailed: bool) -> int:
+    try:
+        changes, blocked = planned(ctx, as_json)
+    except UsageError as exc:
+        if detailed:  # bad config, credentials, another account's state file: Terraform's "error", 1
+            raise ThreetierError(str(exc)) from exc
+        raise
+    if not detailed:
+        return ExitStatus.USAGE if blocked else ExitStatus.OK
+    if blocked:
+        return DetailedExitStatus.ERROR
+    return DetailedExitStatus.CHANGES if changes else DetailedExitStatus.NO_CHANGES
+
+
+def planned(ctx: click.Context, as_json: bool) -> tuple[bool, bool]:
+    """Print the plan; return whether `up` has something to create or change, and whether the
+    preflight would refuse it (`blocked`)."""
     from threetier import preflight
     rt = runtime(ctx)
     engine = rt.inspector()
@@ -45,9 +96,7 @@ def command(ctx: click.Context, as_json: bool) -> int:
               "parts": parts, "blocked": [shortfall.to_json() for shortfall in findings.shortfalls],
               "mutating_calls": len(aws.mutating_calls())}
     creates, changes = sum(len(p["create"]) for p in parts), sum(len(p["change"]) for p in parts)
-    outcome = ExitStatus.CHANGES if creates or changes else ExitStatus.OK
-    if findings.shortfalls:
-        outcome = ExitStatus.USAGE
+    outcome = (bool(creates or changes), bool(findings.shortfalls))
     if as_json:
         rt.out.data(report)
         return outcome
