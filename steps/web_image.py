@@ -121,8 +121,10 @@ def check_without_inputs(ctx: Ctx, result: Check) -> None:
         ctx.resources["ami"], ctx.resources["image_name"] = images[-1]["ImageId"], images[-1].get("Name", "")
     else:
         result.missing.append("web AMI (it is baked from Parts 1 and 5)")
-    head = ctx.aws.look(nginx_conf_look(ctx), resource=f"object {NGINX_KEY}")
-    result.found(f"{NGINX_KEY} in the bucket", head is not None)
+        baking.check_builder(ctx, "web", ctx.config.web.keep_builder, result)
+    if ctx.has(storage.NUMBER, "bucket"):  # else `up` writes it into the bucket it makes: part of making that
+        head = ctx.aws.look(nginx_conf_look(ctx), resource=f"object {NGINX_KEY}")
+        result.found(f"{NGINX_KEY} in the bucket", head is not None)
 
 
 def destroy(ctx: Ctx) -> None:

@@ -71,6 +71,9 @@ class Check:
     present: list[str] = field(default_factory=list)  # resources found as they should be
     missing: list[str] = field(default_factory=list)  # resources `up` would create
     drift: list[str] = field(default_factory=list)    # resources `up` would change
+    # What `up` may also create or change that cannot be known before it runs (the certificate's
+    # validation record: ACM names it once the certificate is requested): `plan` lists it apart.
+    unknown: list[str] = field(default_factory=list)
     # Worth knowing, but nothing `up` changes (a failover, a reboot to take a setting): shown by
     # `status` and `plan`, counted by neither's exit status.
     notes: list[str] = field(default_factory=list)

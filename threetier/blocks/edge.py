@@ -194,13 +194,18 @@ def check(ctx: Ctx, tier: balancing.Tier, result: Check) -> None:
             result.drift.append(f"alias record {domain(ctx)}: points at "
                                 f"{(alias.get('AliasTarget') or {}).get('DNSName', 'something else')}, "
                                 f"not {balancer_found['DNSName']}")
-    if certificate is not None and not edge.certificate_arn:
-        names = {(r["Name"].lower(), r["Type"]) for r in present}
-        for option in certificate.get("DomainValidationOptions", []):
-            record = option.get("ResourceRecord")
-            if record:
-                result.found(f"validation record {record['Name'].rstrip('.')}",
-                             (fqdn(record["Name"]), record["Type"]) in names)
+    if edge.certificate_arn:
+        return
+    names = {(r["Name"].lower(), r["Type"]) for r in present}
+    options = (certificate or {}).get("DomainValidationOptions", [])
+    for option in options:
+        record = option.get("ResourceRecord")
+        if record:
+            result.found(f"validation record {record['Name'].rstrip('.')}",
+                         (fqdn(record["Name"]), record["Type"]) in names)
+    if not any(option.get("ResourceRecord") for option in options):  # not requested yet, or just now
+        result.unknown.append(f"the validation record of the certificate for {domain(ctx)}: ACM names it once the "
+                              f"certificate is requested; `up` writes it in {edge.hosted_zone} unless it is there")
 
 
 # -- down -----------------------------------------------------------------------------

@@ -214,7 +214,7 @@ def remove_flow_logs(ctx: Ctx) -> None:
 # -- check -----------------------------------------------------------------------
 def check_flow_logs(ctx: Ctx, result: Check, vpc: str | None) -> None:
     """The log group, the role (its trust and its policy), the flow log on the VPC (vpc None: there
-    is no VPC, and what is inside it is reported missing already). No mutating call."""
+    is no VPC yet, and the flow log `up` puts on it is missing too). No mutating call."""
     aws, role = ctx.aws, flow_logs_role_name(ctx)
     found_role = aws.look(flow_logs_role_look(ctx), resource=f"IAM role {role}")
     if not ctx.config.monitoring.flow_logs:
@@ -239,10 +239,10 @@ def check_flow_logs(ctx: Ctx, result: Check, vpc: str | None) -> None:
         wanted = flow_logs_write_policy(log_groups.arn(ctx, log_groups.FLOW_LOGS))
         if policy is None or iam.policy_document(policy["PolicyDocument"]) != wanted:
             result.drift.append(f"IAM role {role}: policy {FLOW_LOGS_POLICY_NAME} is missing or changed")
-    if vpc is None:
-        return
-
     name = ctx.name(FLOW_LOG_ROLE)
+    if vpc is None:  # `up` puts one on the VPC it makes
+        result.found(f"flow log {name}", False)
+        return
     on_vpc = [f for f in stack_flow_logs(ctx) if f.get("ResourceId") == vpc]
     keep = next((f for f in on_vpc if not flow_log_differences(ctx, f, role_arn)), None)
     if keep is not None or not on_vpc:

@@ -91,12 +91,13 @@ def planned(ctx: click.Context, as_json: bool) -> tuple[bool, bool]:
     for part in engine.parts:
         seen = engine.check(part)
         parts.append({"part": part.number, "name": part.name, "create": seen.missing, "change": seen.drift,
-                      "keep": seen.present, "notes": seen.notes})
+                      "keep": seen.present, "notes": seen.notes, "unknown": seen.unknown})
     report = {"stack": rt.config.stack, "region": aws.region, "account": account, "paused": paused_json(paused),
               "parts": parts, "blocked": [shortfall.to_json() for shortfall in findings.shortfalls],
               "mutating_calls": len(aws.mutating_calls())}
     creates, changes = sum(len(p["create"]) for p in parts), sum(len(p["change"]) for p in parts)
-    outcome = (bool(creates or changes), bool(findings.shortfalls))
+    unknown = [line for p in parts for line in p["unknown"]]
+    outcome = (bool(creates or changes or unknown), bool(findings.shortfalls))
     if as_json:
         rt.out.data(report)
         return outcome
@@ -116,6 +117,10 @@ def planned(ctx: click.Context, as_json: bool) -> tuple[bool, bool]:
             rt.out.result(f"note (up leaves it alone): {note}")
     rt.out.result(f"up would create {creates} and change {changes}; "
                   f"{sum(len(p['keep']) for p in parts)} stay as they are")
+    if unknown:  # not in the counts above: `up` may make them too, which only it can tell
+        rt.out.result("and what cannot be known before up runs:")
+        for line in unknown:
+            rt.out.result(f"  ? {line}")
     if findings.shortfalls:
         rt.out.result(Text("blocked (up would refuse before its first change):", style="bold red"))
         for shortfall in findings.shortfalls:
