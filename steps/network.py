@@ -458,8 +458,13 @@ def check(ctx: Ctx) -> Check:
     wanted = {ctx.name(f"nat-{az_index}") for az_index in nat_az_indexes(ctx)}
     for nat in ec2_tagged(ctx, "describe_nat_gateways", part=NUMBER):
         if nat["State"] in LIVE_NAT_STATES and tag_value(nat, "Name") not in wanted:
-            result.drift.append(f"NAT gateway {name_of(nat, nat['NatGatewayId'])}: not wanted with "
-                                f"nat_gateways: {ctx.config.network.nat_gateways}")
+            result.unwanted(f"NAT gateway {name_of(nat, nat['NatGatewayId'])}: not wanted with "
+                            f"nat_gateways: {ctx.config.network.nat_gateways}")
+    addresses = {ctx.name(f"nat-eip-{az_index}") for az_index in nat_az_indexes(ctx)}
+    for address in ec2_tagged(ctx, "describe_addresses", part=NUMBER):  # as `up` releases them
+        if not ctx.paused and tag_value(address, "Name") not in addresses:
+            result.unwanted(f"Elastic IP {name_of(address, address['AllocationId'])}: not wanted with "
+                            f"nat_gateways: {ctx.config.network.nat_gateways}")
 
     targets = {"public-rt": ("GatewayId", ctx.resources.get("internet_gateway"),
                              [subnets.get(r) for r in subnet_roles("web")])}

@@ -223,7 +223,7 @@ def test_plan_shows_what_up_would_change(built, calls) -> None:
     assert any("missing tcp 80 from 203.0.113.7/32" in c for c in parts[2]["change"])
     assert not parts[1]["change"] and not parts[1]["create"] and parts[1]["keep"]
     human = cli("plan", cwd=workdir)
-    assert human.code == 0 and "up would create 0 and change" in human.stdout and human.stderr == ""
+    assert human.code == 0 and "up would create 0, change 3 and delete 0" in human.stdout and human.stderr == ""
     assert cli("plan", "--detailed-exitcode", cwd=workdir).code == 2  # changes
     write_config(workdir)
     assert cli("plan", "--detailed-exitcode", cwd=workdir).code == 0  # nothing to do
@@ -334,7 +334,8 @@ def test_nat_gateway_mode_converges_both_ways(built) -> None:
 
     write_config(workdir, network={"nat_gateways": "single"})
     plan = json.loads(cli("plan", "--json", cwd=workdir).stdout)
-    assert any("threetier-nat-az2: not wanted" in c for c in plan["parts"][1]["change"])
+    assert [line.split(":")[0] for line in plan["parts"][1]["delete"]] == [
+        "NAT gateway threetier-nat-az2", "Elastic IP threetier-nat-eip-az2"]  # and nothing else: the route is a change
     assert cli("up", "--yes", cwd=workdir).code == 0
     nats = live()
     assert [tag_value(n, "Name") for n in nats] == ["threetier-nat-az1"]

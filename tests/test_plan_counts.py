@@ -45,15 +45,13 @@ def assert_up_did_what_plan_said(plan: dict[str, Any], up: dict[str, Any]) -> No
         assert did["created"] == len(planned["create"]) + len(said_later), (number, planned["create"], made)
         assert len(said_later) <= len([line for line in planned["unknown"] if "validation record" in line])
         assert did["changed"] == len(planned["change"]), (number, planned["change"], did["changes"])
+        assert did["deleted"] == len(planned["delete"]), (number, planned["delete"], did["changes"])
         # By name: what up made is what the plan named.
         for change in made:
             if not change["kind"].endswith(NAMED_AS_MADE):
                 assert any(change["name"] in line for line in planned["create"]), (number, change, planned["create"])
-        # What up deleted: a builder the plan said it would terminate once its AMI is baked.
         for change in (c for c in did["changes"] if c["action"] == "deleted"):
-            assert change["kind"] == "builder instance", change
-            assert any(change["name"] in line and "terminated once its AMI is baked" in line
-                       for line in planned["create"]), (number, change, planned["create"])
+            assert any(change["name"] in line for line in planned["delete"]), (number, change, planned["delete"])
     assert sum(p["created"] for p in up["parts"]) == up["created"]  # and the totals are the Parts'
 
 
@@ -65,6 +63,10 @@ def test_plan_from_nothing_counts_what_up_then_creates(tmp_path: Path, config: d
             BEFORE_UP["edge_waf"](tmp_path)
         plan, up = plan_then_up(tmp_path)
     assert sum(len(p["create"]) for p in plan["parts"]) > 50  # every resource, not "everything inside the VPC"
+    # up's "2 deleted" on a new stack: the builders it bakes the AMIs on, then terminates.
+    assert [line for p in plan["parts"] for line in p["delete"]] == [
+        "app builder instance threetier-app-builder, once its AMI is baked",
+        "web builder instance threetier-web-builder, once its AMI is baked"]
     assert_up_did_what_plan_said(plan, up)
     unknown = [line for p in plan["parts"] for line in p["unknown"]]
     if config.get("edge"):
@@ -78,7 +80,8 @@ def test_plan_from_nothing_counts_what_up_then_creates(tmp_path: Path, config: d
 def test_plan_of_a_drifted_stack_counts_what_up_then_changes(stack_from) -> None:
     """What was lost or changed out of band, and a config changed: a route, an association, two
     rules, a log group, an alarm, a scaling policy, nginx.conf and a group's size (whose targets are
-    then too few: the size is the one change, not the target group)."""
+    then too few: the size is the one change, not the target group); what up deletes: the second NAT
+    gateway and its address, the flow log with its role and log group, the dashboard."""
     workdir = stack_from("default")
     ec2, logs, cloudwatch, s3 = (boto3.client(s) for s in ("ec2", "logs", "cloudwatch", "s3"))
     state = json.loads((workdir / ".threetier" / "threetier.json").read_text())
@@ -91,9 +94,10 @@ def test_plan_of_a_drifted_stack_counts_what_up_then_changes(stack_from) -> None
     ec2.disassociate_route_table(AssociationId=next(a["RouteTableAssociationId"] for a in table["Associations"]))
     autoscaling = boto3.client("autoscaling")
     autoscaling.delete_policy(AutoScalingGroupName="threetier-web-asg", PolicyName="threetier-web-cpu")
-    (workdir / "config.yaml").write_text(yaml.safe_dump({"app": {"asg": {"min": 3, "desired": 3, "max": 4}},
-                                                         "access": {"admin_cidr": "203.0.113.7/32"}}))
+    (workdir / "config.yaml").write_text(yaml.safe_dump({
+        "app": {"asg": {"min": 3, "desired": 3, "max": 4}}, "access": {"admin_cidr": "203.0.113.7/32"},
+        "network": {"nat_gateways": "single"}, "monitoring": {"flow_logs": False, "dashboard": False}}))
     plan, up = plan_then_up(workdir)
-    assert [(len(p["create"]), len(p["change"])) for p in plan["parts"]] == [
-        (1, 0), (0, 4), (0, 0), (0, 0), (1, 1), (0, 1), (1, 0)]  # each drift above, once
+    assert [(len(p["create"]), len(p["change"]), len(p["delete"])) for p in plan["parts"]] == [
+        (1, 0, 0), (0, 5, 5), (0, 0, 0), (0, 0, 0), (1, 1, 0), (0, 1, 0), (1, 0, 1)]  # each drift above, once
     assert_up_did_what_plan_said(plan, up)

@@ -74,12 +74,20 @@ class Check:
     # What `up` may also create or change that cannot be known before it runs (the certificate's
     # validation record: ACM names it once the certificate is requested): `plan` lists it apart.
     unknown: list[str] = field(default_factory=list)
+    # Of the lines above, what `up` deletes (drift it ends by deleting; a builder it launches and
+    # terminates in one run): `plan` counts it apart, as `up` counts it.
+    deletes: list[str] = field(default_factory=list)
     # Worth knowing, but nothing `up` changes (a failover, a reboot to take a setting): shown by
     # `status` and `plan`, counted by neither's exit status.
     notes: list[str] = field(default_factory=list)
     # CloudWatch alarm name -> state (OK, ALARM, INSUFFICIENT_DATA): shown by `status`, which exits 3
     # on ALARM; not by `plan` (an alarm firing is nothing `up` changes).
     alarms: dict[str, str] = field(default_factory=dict)
+
+    def unwanted(self, what: str) -> None:
+        """Record drift that `up` ends by deleting it."""
+        self.drift.append(what)
+        self.deletes.append(what)
 
     def found(self, what: str, ok: bool) -> bool:
         """Record `what` as present or missing; returns `ok`."""

@@ -452,14 +452,16 @@ def check_image(ctx: Ctx, bake: Bake, result: Any) -> None:
             result.drift.append(f"AMI {image_name(ctx, bake)}: {image['State']}")
     if not bake.keep_builder:
         for instance in builders(ctx, bake):
-            result.drift.append(f"builder {instance['InstanceId']} is still running")
+            result.unwanted(f"builder {instance['InstanceId']} is still running (`up` terminates it)")
 
 
 def check_builder(ctx: Ctx, tier: str, keep_builder: bool, result: Any) -> None:
     """The builder `up` launches for an image it bakes: created, and (unless kept) terminated once
     the image is there, so the run counts it deleted too."""
-    then = "" if keep_builder else " (terminated once its AMI is baked: `up` counts it deleted too)"
-    result.missing.append(f"{tier} builder instance {ctx.name(builder_role(tier))}{then}")
+    builder = f"{tier} builder instance {ctx.name(builder_role(tier))}"
+    result.missing.append(builder)
+    if not keep_builder:
+        result.deletes.append(f"{builder}, once its AMI is baked")
 
 
 def destroy(ctx: Ctx, part: int) -> None:

@@ -136,18 +136,18 @@ RECORD_KINDS = {"A": "alias record", "CNAME": "validation record"}
 def check_off(ctx: Ctx, name: str, https: dict[str, Any] | None, result: Check) -> None:
     """Edge off: what `up` would remove (443, the records the stack wrote, its certificates)."""
     if https is not None:
-        result.drift.append(f"listener {name}:443: present, and edge.domain is not set (`up` removes it)")
+        result.unwanted(f"listener {name}:443: present, and edge.domain is not set (`up` removes it)")
     for zone_id in sorted({entry.zone_id for entry in recorded(ctx)}):
         present = ctx.aws.look(records_look(zone_id), resource=f"records of hosted zone {zone_id}") or []
         for record_set in present:
             if is_recorded(ctx, zone_id, record_set):
-                result.drift.append(f"{RECORD_KINDS.get(record_set['Type'], 'record')} "
-                                    f"{record_set['Name'].rstrip('.')}: present, and edge.domain is not set "
-                                    f"(`up` removes it)")
+                result.unwanted(f"{RECORD_KINDS.get(record_set['Type'], 'record')} "
+                                f"{record_set['Name'].rstrip('.')}: present, and edge.domain is not set "
+                                f"(`up` removes it)")
     if RECORDS in ctx.resources or https is not None or "certificate_arn" in ctx.resources:
         for summary in stack_certificates(ctx):
-            result.drift.append(f"certificate {summary.get('DomainName', '')} ({summary['CertificateArn']}): "
-                                f"requested by the stack, and edge.domain is not set (`up` deletes it)")
+            result.unwanted(f"certificate {summary.get('DomainName', '')} ({summary['CertificateArn']}): "
+                            f"requested by the stack, and edge.domain is not set (`up` deletes it)")
 
 
 def check(ctx: Ctx, tier: balancing.Tier, result: Check) -> None:

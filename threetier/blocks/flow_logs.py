@@ -220,11 +220,11 @@ def check_flow_logs(ctx: Ctx, result: Check, vpc: str | None) -> None:
     if not ctx.config.monitoring.flow_logs:
         unwanted = "monitoring.flow_logs is false (`up` deletes it)"
         for flow_log in stack_flow_logs(ctx):
-            result.drift.append(f"flow log {name_of(flow_log, flow_log['FlowLogId'])}: {unwanted}")
+            result.unwanted(f"flow log {name_of(flow_log, flow_log['FlowLogId'])}: {unwanted}")
         if found_role is not None:
-            result.drift.append(f"IAM role {role}: {unwanted}")
+            result.unwanted(f"IAM role {role}: {unwanted}")
         if log_groups.find(ctx, log_groups.FLOW_LOGS) is not None:
-            result.drift.append(f"log group {log_groups.name(ctx, log_groups.FLOW_LOGS)}: {unwanted}")
+            result.unwanted(f"log group {log_groups.name(ctx, log_groups.FLOW_LOGS)}: {unwanted}")
         return
 
     log_groups.check(ctx, log_groups.FLOW_LOGS, result)

@@ -262,7 +262,7 @@ def check(ctx: Ctx, tier: balancing.Tier, result: Check) -> None:
     if not ctx.config.edge.waf:
         summary = find_named(ctx)
         if summary is not None and is_ours(ctx, summary):
-            result.drift.append(f"web ACL {name(ctx)}: present, and edge.waf is false (`up` removes it)")
+            result.unwanted(f"web ACL {name(ctx)}: present, and edge.waf is false (`up` removes it)")
         return
     summary = find_summary(ctx)
     if not result.found(f"web ACL {name(ctx)}", summary is not None) or summary is None:

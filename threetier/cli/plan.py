@@ -39,7 +39,7 @@ class PlanCommand(click.Command):
             raise
 
 
-@click.command("plan", cls=PlanCommand, help="""Show what `up` would create, change or leave alone, part by part.
+@click.command("plan", cls=PlanCommand, help="""Show what `up` would create, change, delete or leave alone, part by part.
 Only describe/list/get calls are made: nothing in AWS changes. The plan goes
 to stdout. Exits 0 when it planned, whether `up` has something to do or not;
 2 when `up` would be refused before its first change (a quota used up, a type
@@ -47,15 +47,15 @@ not offered, a hosted zone missing, a permission denied: listed under
 `blocked`), as for bad usage or config. With --detailed-exitcode the exit
 status means what `terraform plan -detailed-exitcode`'s does: 0 no changes,
 2 changes, 1 any error or refusal (`blocked`, bad usage or config included).
-Some of what `up` makes cannot be known before it runs (the certificate's
-validation record: its name comes with the certificate): listed apart, under
-`unknown`. On a paused stack it is what `threetier resume` would change.
+The counts are those the next `up` says it created, changed and deleted; what
+cannot be known before it runs (the certificate's validation record: ACM
+names it once the certificate is requested) is listed apart, under `unknown`. On a paused stack it is what `threetier resume` would change.
 
 \b
 Examples:
   threetier plan
   threetier plan --detailed-exitcode >/dev/null; echo $?   # 0, 1 or 2
-  threetier plan --json | jq '.parts[] | {part, create, change}'
+  threetier plan --json | jq '.parts[] | {part, create, change, delete}'
 """)
 @click.option("--json", "as_json", is_flag=True, help="print JSON on stdout (and nothing else)")
 @click.option(DETAILED, "detailed", is_flag=True,
@@ -90,14 +90,15 @@ def planned(ctx: click.Context, as_json: bool) -> tuple[bool, bool]:
     parts: list[dict[str, Any]] = []
     for part in engine.parts:
         seen = engine.check(part)
-        parts.append({"part": part.number, "name": part.name, "create": seen.missing, "change": seen.drift,
-                      "keep": seen.present, "notes": seen.notes, "unknown": seen.unknown})
+        parts.append({"part": part.number, "name": part.name, "create": seen.missing,
+                      "change": [line for line in seen.drift if line not in seen.deletes], "keep": seen.present,
+                      "notes": seen.notes, "delete": seen.deletes, "unknown": seen.unknown})
     report = {"stack": rt.config.stack, "region": aws.region, "account": account, "paused": paused_json(paused),
               "parts": parts, "blocked": [shortfall.to_json() for shortfall in findings.shortfalls],
               "mutating_calls": len(aws.mutating_calls())}
-    creates, changes = sum(len(p["create"]) for p in parts), sum(len(p["change"]) for p in parts)
+    creates, changes, deletes = (sum(len(p[key]) for p in parts) for key in ("create", "change", "delete"))
     unknown = [line for p in parts for line in p["unknown"]]
-    outcome = (bool(creates or changes or unknown), bool(findings.shortfalls))
+    outcome = (bool(creates or changes or deletes or unknown), bool(findings.shortfalls))
     if as_json:
         rt.out.data(report)
         return outcome
@@ -105,17 +106,18 @@ def planned(ctx: click.Context, as_json: bool) -> tuple[bool, bool]:
         rt.out.result(f"stack {rt.config.stack} is paused (since {paused.since}): `threetier resume` (or `up`) "
                       f"would make these changes")
     table = Table(title=f"plan for stack {rt.config.stack} in {aws.region} ({account})")
-    for column in ("part", "create", "change", "keep"):
+    for column in ("part", "create", "change", "delete", "keep"):
         table.add_column(column, overflow="fold")
     for row in parts:
         table.add_row(f"{row['part']} {row['name']}",  # what AWS said, escaped: one line each
                       Text("\n".join(f"+ {escape(c)}" for c in row["create"]), style="green"),
-                      Text("\n".join(f"~ {escape(c)}" for c in row["change"]), style="yellow"), str(len(row["keep"])))
+                      Text("\n".join(f"~ {escape(c)}" for c in row["change"]), style="yellow"),
+                      Text("\n".join(f"- {escape(c)}" for c in row["delete"]), style="red"), str(len(row["keep"])))
     rt.out.result(table)
     for row in parts:
         for note in row["notes"]:
             rt.out.result(f"note (up leaves it alone): {note}")
-    rt.out.result(f"up would create {creates} and change {changes}; "
+    rt.out.result(f"up would create {creates}, change {changes} and delete {deletes}; "
                   f"{sum(len(p['keep']) for p in parts)} stay as they are")
     if unknown:  # not in the counts above: `up` may make them too, which only it can tell
         rt.out.result("and what cannot be known before up runs:")
