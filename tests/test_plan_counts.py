@@ -106,3 +106,13 @@ def test_plan_of_a_drifted_stack_counts_what_up_then_changes(stack_from) -> None
     assert [(len(p["create"]), len(p["change"]), len(p["delete"])) for p in plan["parts"]] == [
         (1, 0, 0), (0, 5, 5), (0, 0, 0), (0, 0, 0), (1, 1, 0), (0, 1, 0), (1, 0, 1)]  # each drift above, once
     assert_up_did_what_plan_said(plan, up)
+
+
+def test_plan_of_a_web_acl_taken_off_its_load_balancer_counts_the_change_up_makes(stack_from) -> None:
+    workdir = stack_from("waf")
+    state = json.loads((workdir / ".threetier" / "threetier.json").read_text())
+    boto3.client("wafv2").disassociate_web_acl(ResourceArn=state["parts"]["7"]["resources"]["load_balancer_arn"])
+    plan, up = plan_then_up(workdir)
+    assert plan["parts"][6]["change"] == [
+        "web ACL threetier-web-acl: not on load balancer threetier-ext-alb (`up` puts it there)"]
+    assert_up_did_what_plan_said(plan, up)
