@@ -108,11 +108,21 @@ def test_plan_of_a_drifted_stack_counts_what_up_then_changes(stack_from) -> None
     assert_up_did_what_plan_said(plan, up)
 
 
-def test_plan_of_a_web_acl_taken_off_its_load_balancer_counts_the_change_up_makes(stack_from) -> None:
+def test_plan_of_a_web_acl_taken_off_and_a_flow_log_replaced_counts_what_up_does(stack_from) -> None:
+    """A change (the ACL put back on its ALB) and a replacement (a flow log of the wrong traffic type,
+    with the stack's tags: deleted, and one as wanted created)."""
     workdir = stack_from("waf")
     state = json.loads((workdir / ".threetier" / "threetier.json").read_text())
     boto3.client("wafv2").disassociate_web_acl(ResourceArn=state["parts"]["7"]["resources"]["load_balancer_arn"])
+    ec2 = boto3.client("ec2")
+    [flow_log] = [f for f in ec2.describe_flow_logs()["FlowLogs"] if f["ResourceId"] == state["parts"]["2"]["resources"]["vpc"]]
+    ec2.delete_flow_logs(FlowLogIds=[flow_log["FlowLogId"]])
+    ec2.create_flow_logs(ResourceType="VPC", ResourceIds=[flow_log["ResourceId"]], TrafficType="REJECT",
+                         LogDestinationType="cloud-watch-logs", LogGroupName=flow_log["LogGroupName"],
+                         DeliverLogsPermissionArn=flow_log["DeliverLogsPermissionArn"],
+                         TagSpecifications=[{"ResourceType": "vpc-flow-log", "Tags": flow_log["Tags"]}])
     plan, up = plan_then_up(workdir)
     assert plan["parts"][6]["change"] == [
         "web ACL threetier-web-acl: not on load balancer threetier-ext-alb (`up` puts it there)"]
+    assert (plan["parts"][1]["create"], len(plan["parts"][1]["delete"])) == (["flow log threetier-vpc-flow-log"], 1)
     assert_up_did_what_plan_said(plan, up)

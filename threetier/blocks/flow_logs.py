@@ -245,14 +245,14 @@ def check_flow_logs(ctx: Ctx, result: Check, vpc: str | None) -> None:
         return
     on_vpc = [f for f in stack_flow_logs(ctx) if f.get("ResourceId") == vpc]
     keep = next((f for f in on_vpc if not flow_log_differences(ctx, f, role_arn)), None)
-    if keep is not None or not on_vpc:
-        result.found(f"flow log {name}", keep is not None)
+    # None as wanted: `up` deletes those there and makes one (a replacement: deleted, then created).
+    result.found(f"flow log {name}", keep is not None)
     for flow_log in on_vpc:
         if flow_log is keep:
             continue
         what = f"flow log {name_of(flow_log, flow_log['FlowLogId'])} ({flow_log['FlowLogId']})"
         differences = flow_log_differences(ctx, flow_log, role_arn) if keep is None else ["a second one of the VPC"]
-        result.drift.append(f"{what}: {'; '.join(differences)} (`up` replaces it)")
+        result.unwanted(f"{what}: {'; '.join(differences)} (`up` {'replaces' if keep is None else 'deletes'} it)")
     if keep is not None:
         ctx.resources["flow_log"] = keep["FlowLogId"]
         if keep.get("DeliverLogsStatus") == "FAILED":
