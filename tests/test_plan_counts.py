@@ -126,3 +126,23 @@ def test_plan_of_a_web_acl_taken_off_and_a_flow_log_replaced_counts_what_up_does
         "web ACL threetier-web-acl: not on load balancer threetier-ext-alb (`up` puts it there)"]
     assert (plan["parts"][1]["create"], len(plan["parts"][1]["delete"])) == (["flow log threetier-vpc-flow-log"], 1)
     assert_up_did_what_plan_said(plan, up)
+
+
+def test_targets_up_only_waits_for_are_drift_to_status_and_a_note_to_plan(built: Path, monkeypatch) -> None:
+    """Too few healthy targets in a group of the right size: `up` changes nothing (the group replaces
+    them; it waits), so plan counts no change; status still says the tier does not serve as it should."""
+    from threetier.blocks import balancing
+    real = balancing.target_states
+
+    def one_unhealthy(ctx, tier):
+        targets = [dict(t) for t in real(ctx, tier)]
+        if tier.target_group_role == "app-tg":
+            targets[0] = {**targets[0], "TargetHealth": {"State": "unhealthy"}}
+        return targets
+    monkeypatch.setattr(balancing, "target_states", one_unhealthy)
+    said = "target group threetier-app-tg: 1 of 2 targets healthy (`up` waits for them"
+    plan = json.loads(cli("plan", "--json", cwd=built).stdout)["parts"][4]
+    assert plan["change"] == [] and any(note.startswith(said) for note in plan["notes"])
+    assert cli("plan", "--detailed-exitcode", cwd=built).code == 0  # nothing for up to change
+    status = cli("status", "--json", cwd=built)
+    assert status.code == 3 and any(line.startswith(said) for line in json.loads(status.stdout)["parts"][4]["drift"])

@@ -658,7 +658,7 @@ def check(ctx: Ctx, tier: Tier, result: Check) -> None:
         # A group missing, or of another size than config says, is what `up` changes, and why the
         # targets are too few: one change, not two (`plan` counts what `up` then counts).
         if drift is None and unhealthy is not None:
-            result.drift.append(unhealthy)
+            result.awaited(f"{unhealthy} (`up` waits for them: the group replaces unhealthy instances)")
         if drift is not None:
             result.drift.append(drift)
         elif ctx.paused:

@@ -166,7 +166,7 @@ def check(ctx: Ctx, tier: balancing.Tier, result: Check) -> None:
         ctx.resources["certificate_arn"] = certificate["CertificateArn"]
         ctx.resources["certificate_status"] = certificate["Status"]
         if certificate["Status"] != "ISSUED":
-            result.drift.append(f"certificate for {domain(ctx)}: {certificate['Status']} (`up` waits for it)")
+            result.awaited(f"certificate for {domain(ctx)}: {certificate['Status']} (`up` waits for it)")
     if result.found(f"listener {name}:443", https is not None) and https is not None:
         policy, arn = https_listener_settings(https)
         if policy != TLS_POLICY:

@@ -91,8 +91,9 @@ def planned(ctx: click.Context, as_json: bool) -> tuple[bool, bool]:
     for part in engine.parts:
         seen = engine.check(part)
         parts.append({"part": part.number, "name": part.name, "create": seen.missing,
-                      "change": [line for line in seen.drift if line not in seen.deletes], "keep": seen.present,
-                      "notes": seen.notes, "delete": seen.deletes, "unknown": seen.unknown})
+                      "change": [line for line in seen.drift if line not in (*seen.deletes, *seen.waits)],
+                      "keep": seen.present, "notes": [*seen.notes, *seen.waits], "delete": seen.deletes,
+                      "unknown": seen.unknown})
     report = {"stack": rt.config.stack, "region": aws.region, "account": account, "paused": paused_json(paused),
               "parts": parts, "blocked": [shortfall.to_json() for shortfall in findings.shortfalls],
               "mutating_calls": len(aws.mutating_calls())}
