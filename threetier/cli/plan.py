@@ -1,4 +1,4 @@
-"""`threetier plan`: what `up` would create, change or leave, part by part, with no mutating call."""
+"""`threetier plan`: what `up` would create, change, delete or leave, part by part, with no mutating call."""
 from __future__ import annotations
 
 from typing import IO, Any
@@ -49,7 +49,8 @@ status means what `terraform plan -detailed-exitcode`'s does: 0 no changes,
 2 changes, 1 any error or refusal (`blocked`, bad usage or config included).
 The counts are those the next `up` says it created, changed and deleted; what
 cannot be known before it runs (the certificate's validation record: ACM
-names it once the certificate is requested) is listed apart, under `unknown`. On a paused stack it is what `threetier resume` would change.
+names it once the certificate is requested) is listed apart, under `unknown`.
+On a paused stack it is what `threetier resume` would change.
 
 \b
 Examples:
