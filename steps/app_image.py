@@ -71,6 +71,7 @@ def check(ctx: Ctx) -> Check:
     strays.check(ctx, _strays(ctx), result)
     if not (ctx.has(storage.NUMBER, "bucket") and ctx.has(database.NUMBER, "db_writer_endpoint", "db_secret_arn")):
         result.missing.append("app AMI (it is baked from Parts 1 and 3)")
+        baking.check_builder(ctx, "app", ctx.config.app.keep_builder, result)
         return result
     baking.check_image(ctx, bake(ctx), result)
     return result

@@ -450,8 +450,11 @@ def check(ctx: Ctx) -> Check:
             if status != "available" and not (ctx.paused and status in (*ASLEEP, "starting")):
                 note = "stopped with its cluster (up or down will start it)" if status == "stopped" else status
                 result.drift.append(f"DB {role} {identifier}: {note}")
+    role_name = iam.role_name(ctx, "app")
+    if cluster is None and ctx.has(storage.NUMBER, "app_role"):  # a role of Part 1's made before: a change
+        result.drift.append(f"IAM role {role_name}: policy {SECRET_POLICY_NAME} is not for the secret of a cluster "
+                            f"`up` makes (it puts it once the cluster is there)")
     if cluster is not None:
-        role_name = iam.role_name(ctx, "app")
         policy = aws.look(iam.iam_look("get_role_policy", RoleName=role_name, PolicyName=SECRET_POLICY_NAME),
                           resource=f"IAM role {role_name}")
         if policy is None or iam.policy_document(policy["PolicyDocument"]) != \

@@ -401,15 +401,17 @@ def check(ctx: Ctx) -> Check:
     """What is live, compared with what `start` would make; no mutating call."""
     result = Check()
     vpc = one(ctx, ec2_tagged(ctx, "describe_vpcs", "vpc"), "VpcId", report=result, recorded=recorded(ctx, "vpc"))
+    # No VPC: the same finds as `up`'s (by the stack's tags) name each thing it would make in the new
+    # one, and what outlives a VPC (an internet gateway, Elastic IPs) it would use again.
     result.found(f"VPC {ctx.name('vpc')}", vpc is not None)
-    if vpc is None:
-        result.missing.append("everything inside the VPC")
-        flow_logs.check_flow_logs(ctx, result, None)
-        return result
-    ctx.resources["vpc"] = vpc["VpcId"]
-    if vpc["CidrBlock"] != ctx.config.network.vpc_cidr:
-        result.drift.append(f"VPC {ctx.name('vpc')}: CIDR {vpc['CidrBlock']}, config says "
-                            f"{ctx.config.network.vpc_cidr} (cannot change in place)")
+    vpc_id = vpc["VpcId"] if vpc is not None else None
+    # What status shows of the stack (no VPC: nothing inside one to show, and a stack "not deployed").
+    inside = ctx.resources if vpc is not None else {}
+    if vpc is not None:
+        ctx.resources["vpc"] = vpc["VpcId"]
+        if vpc["CidrBlock"] != ctx.config.network.vpc_cidr:
+            result.drift.append(f"VPC {ctx.name('vpc')}: CIDR {vpc['CidrBlock']}, config says "
+                                f"{ctx.config.network.vpc_cidr} (cannot change in place)")
 
     subnets: dict[str, str] = {}
     zones: dict[str, str] = {}  # az1/az2 -> the zone the stack's subnets are in
@@ -420,7 +422,7 @@ def check(ctx: Ctx) -> Check:
             if subnet is not None:
                 subnets[role] = subnet["SubnetId"]
                 zones.setdefault(role[-3:], subnet["AvailabilityZone"])
-    ctx.resources["subnets"] = subnets
+    inside["subnets"] = subnets
     if len(zones) == 2:  # what the database's writer and reader are placed by (replay without a state file)
         ctx.resources["azs"] = [zones["az1"], zones["az2"]]
 
@@ -428,7 +430,7 @@ def check(ctx: Ctx) -> Check:
     result.found(f"internet gateway {ctx.name('igw')}", igw is not None)
     if igw is not None:
         ctx.resources["internet_gateway"] = igw["InternetGatewayId"]
-        if vpc["VpcId"] not in {a["VpcId"] for a in igw.get("Attachments", [])}:
+        if vpc_id not in {a["VpcId"] for a in igw.get("Attachments", [])}:
             result.drift.append(f"internet gateway {ctx.name('igw')}: not attached to the VPC")
 
     nats: dict[str, str] = {}
@@ -452,12 +454,17 @@ def check(ctx: Ctx) -> Check:
     if ctx.paused:
         result.notes.append(f"no NAT gateway while paused: `threetier resume` makes {len(nat_az_indexes(ctx))} "
                             f"again, with new Elastic IPs, and the app subnets' routes to them")
-    ctx.resources["nat_gateways"] = nats
+    inside["nat_gateways"] = nats
     wanted = {ctx.name(f"nat-{az_index}") for az_index in nat_az_indexes(ctx)}
     for nat in ec2_tagged(ctx, "describe_nat_gateways", part=NUMBER):
         if nat["State"] in LIVE_NAT_STATES and tag_value(nat, "Name") not in wanted:
-            result.drift.append(f"NAT gateway {name_of(nat, nat['NatGatewayId'])}: not wanted with "
-                                f"nat_gateways: {ctx.config.network.nat_gateways}")
+            result.unwanted(f"NAT gateway {name_of(nat, nat['NatGatewayId'])}: not wanted with "
+                            f"nat_gateways: {ctx.config.network.nat_gateways}")
+    addresses = {ctx.name(f"nat-eip-{az_index}") for az_index in nat_az_indexes(ctx)}
+    for address in ec2_tagged(ctx, "describe_addresses", part=NUMBER):  # as `up` releases them
+        if not ctx.paused and tag_value(address, "Name") not in addresses:
+            result.unwanted(f"Elastic IP {name_of(address, address['AllocationId'])}: not wanted with "
+                            f"nat_gateways: {ctx.config.network.nat_gateways}")
 
     targets = {"public-rt": ("GatewayId", ctx.resources.get("internet_gateway"),
                              [subnets.get(r) for r in subnet_roles("web")])}
@@ -486,10 +493,10 @@ def check(ctx: Ctx) -> Check:
         for subnet_id in subnet_ids:
             if subnet_id and subnet_id not in associated:
                 result.drift.append(f"route table {ctx.name(role)}: subnet {subnet_id} is not associated")
-    ctx.resources["route_tables"] = tables
+    inside["route_tables"] = tables
 
-    security_groups.check_security_groups(ctx, result, vpc["VpcId"])
-    flow_logs.check_flow_logs(ctx, result, vpc["VpcId"])
+    security_groups.check_security_groups(ctx, result, vpc_id)
+    flow_logs.check_flow_logs(ctx, result, vpc_id)
     return result
 
 

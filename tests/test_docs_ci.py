@@ -103,10 +103,6 @@ def test_the_page_has_the_command_lines_it_describes() -> None:
 @pytest.mark.parametrize("args", all_command_lines(), ids=lambda args: " ".join(args))
 def test_every_threetier_command_line_of_the_page_parses(args: list[str]) -> None:
     args = list(args)
-    if "--detailed-exitcode" in args and not has_option(plan_command.command, "--detailed-exitcode"):
-        # Expected: another change of issue 24 adds `plan --detailed-exitcode` (0 no changes, 2
-        # changes, 1 error). Until it is merged only this flag is left out; remove this skip then.
-        args.remove("--detailed-exitcode")
     command, params = parse(args)
     assert command.name == args[0]
     if command.name in ("up", "down"):
@@ -115,9 +111,7 @@ def test_every_threetier_command_line_of_the_page_parses(args: list[str]) -> Non
         assert params["as_json"] is True
 
 
-def test_plan_has_the_detailed_exitcode_option_once_merged() -> None:
-    if not has_option(plan_command.command, "--detailed-exitcode"):
-        pytest.skip("plan --detailed-exitcode comes with another change of issue 24 (remove this skip at merge)")
+def test_plan_has_the_detailed_exitcode_option() -> None:
     command, params = parse(["plan", "--detailed-exitcode"])
     assert command is plan_command.command and params["detailed"] is True
 

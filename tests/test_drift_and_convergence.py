@@ -191,11 +191,24 @@ def test_status_shows_target_health_database_and_url(built) -> None:
 def test_plan_on_nothing_lists_everything_as_create_with_zero_mutating_calls(tmp_path: Path, calls) -> None:
     with moto():
         result = cli("plan", "--json", cwd=tmp_path)
-        assert result.code == 3, result.stderr  # changes: like terraform plan -detailed-exitcode
+        assert result.code == 0, result.stderr  # it planned
+        detailed = cli("plan", "--detailed-exitcode", "--json", cwd=tmp_path)
+        assert detailed.code == 2 and json.loads(detailed.stdout) == json.loads(result.stdout)  # Terraform's "changes"
         assert calls and [op for op in calls if is_mutating(op)] == []
         plan = json.loads(result.stdout)
         assert all(p["create"] for p in plan["parts"]) and all(not p["keep"] for p in plan["parts"])
         assert boto3.client("ec2").describe_vpcs(Filters=[{"Name": "tag:threetier:stack", "Values": ["threetier"]}])["Vpcs"] == []
+
+
+@pytest.mark.parametrize(("args", "config"), [(["--bogus"], {}), ([], {"network": {"nat_gateways": "three"}})],
+                         ids=["bad usage", "bad config"])
+def test_plan_detailed_exitcode_says_1_for_bad_usage_or_config_never_2(tmp_path: Path, args, config) -> None:
+    """Terraform's 2 means "changes": a CI job must not read a refusal as that."""
+    write_config(tmp_path, **config)
+    plain = cli("plan", *args, cwd=tmp_path)  # refused before any AWS call: no moto needed
+    detailed = cli("plan", "--detailed-exitcode", *args, cwd=tmp_path)
+    assert (plain.code, detailed.code) == (2, 1)
+    assert detailed.stderr == plain.stderr != "" and detailed.stdout == ""
 
 
 def test_plan_shows_what_up_would_change(built, calls) -> None:
@@ -210,9 +223,10 @@ def test_plan_shows_what_up_would_change(built, calls) -> None:
     assert any("missing tcp 80 from 203.0.113.7/32" in c for c in parts[2]["change"])
     assert not parts[1]["change"] and not parts[1]["create"] and parts[1]["keep"]
     human = cli("plan", cwd=workdir)
-    assert human.code == 3 and "up would create 0 and change" in human.stdout and human.stderr == ""
+    assert human.code == 0 and "up would create 0, change 3 and delete 0" in human.stdout and human.stderr == ""
+    assert cli("plan", "--detailed-exitcode", cwd=workdir).code == 2  # changes
     write_config(workdir)
-    assert cli("plan", cwd=workdir).code == 0  # nothing to do: exit 0
+    assert cli("plan", "--detailed-exitcode", cwd=workdir).code == 0  # nothing to do
 
 
 # -- convergence -----------------------------------------------------------------
@@ -320,7 +334,8 @@ def test_nat_gateway_mode_converges_both_ways(built) -> None:
 
     write_config(workdir, network={"nat_gateways": "single"})
     plan = json.loads(cli("plan", "--json", cwd=workdir).stdout)
-    assert any("threetier-nat-az2: not wanted" in c for c in plan["parts"][1]["change"])
+    assert [line.split(":")[0] for line in plan["parts"][1]["delete"]] == [
+        "NAT gateway threetier-nat-az2", "Elastic IP threetier-nat-eip-az2"]  # and nothing else: the route is a change
     assert cli("up", "--yes", cwd=workdir).code == 0
     nats = live()
     assert [tag_value(n, "Name") for n in nats] == ["threetier-nat-az1"]

@@ -242,14 +242,16 @@ def test_up_with_the_elastic_ip_quota_used_up_refuses_before_any_change(tmp_path
         assert [c.operation for c in calls if c.mutating] == []  # not even the stack's lock
         assert len(ec2.describe_vpcs()["Vpcs"]) == 1  # the default VPC only
         assert not (tmp_path / ".threetier" / "threetier.json").exists()
-        # plan says the same, under `blocked`, and exits 2.
+        # plan says the same, under `blocked`, and exits 2 (1 with --detailed-exitcode: an error,
+        # as Terraform's, never its 2, "changes").
         plan = cli("plan", "--json", cwd=tmp_path)
         assert plan.code == 2, plan.stderr
         assert [b["key"] for b in json.loads(plan.stdout)["blocked"]] == ["quota ec2 L-0263D0A3"]
+        assert cli("plan", "--detailed-exitcode", cwd=tmp_path).code == 1
         # One address released: the stack fits, and up goes on (it is refused later only for the
         # test's sake: a single NAT gateway needs one address, and no --yes is given without a terminal).
         ec2.release_address(AllocationId=ec2.describe_addresses()["Addresses"][0]["AllocationId"])
-        assert cli("plan", "--json", cwd=tmp_path).code == 3
+        assert cli("plan", "--json", "--detailed-exitcode", cwd=tmp_path).code == 2  # changes, not blocked
 
 
 def test_up_with_edge_and_no_hosted_zone_says_how_to_make_it_and_changes_nothing(tmp_path: Path, calls: list[Call]):

@@ -158,8 +158,8 @@ def test_plan_shows_what_aws_said_escaped(built: Path, monkeypatch) -> None:
         seen.drift.append("route 0.0.0.0/0: points at nat-1\x1b[2J\nerror: forged")
         return seen
     monkeypatch.setattr(Engine, "check", check)
-    result = cli("plan", cwd=built)
-    assert result.code == 3
+    result = cli("plan", "--detailed-exitcode", cwd=built)
+    assert result.code == 2
     assert "\x1b" not in result.stdout and "nat-1\\x1b[2J\\nerror: forged" in result.stdout, result.stdout
 
 

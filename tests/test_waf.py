@@ -126,7 +126,7 @@ def test_waf_up_again_status_converge_off_on_and_down(tmp_path) -> None:
         boto3.client("wafv2").disassociate_web_acl(ResourceArn=web["load_balancer_arn"])
         write_config(tmp_path, **waf_config(waf_rate_limit=500))
         detached = json.loads(cli("status", "--json", cwd=tmp_path).stdout)["parts"][6]
-        assert f"missing: web ACL {ACL} on threetier-ext-alb" in detached["drift"]
+        assert f"web ACL {ACL}: not on load balancer threetier-ext-alb (`up` puts it there)" in detached["drift"]
         back = make_engine(tmp_path, waf_config(waf_rate_limit=500))
         back.up()
         assert mutating(back) == ["AssociateWebACL"]
@@ -137,6 +137,7 @@ def test_waf_up_again_status_converge_off_on_and_down(tmp_path) -> None:
         off_status = json.loads(cli("status", "--json", "--state", str(tmp_path / "state.json"),
                                     cwd=tmp_path).stdout)["parts"][6]
         assert off_status["drift"] == [
+            f"web ACL {ACL} on threetier-ext-alb: edge.waf is false (`up` takes it off)",
             f"web ACL {ACL}: present, and edge.waf is false (`up` removes it)",
             "CloudWatch dashboard threetier-us-east-1-dashboard: changed since `up` made it (`up` puts it back)"]
         off = make_engine(tmp_path)

@@ -71,12 +71,31 @@ class Check:
     present: list[str] = field(default_factory=list)  # resources found as they should be
     missing: list[str] = field(default_factory=list)  # resources `up` would create
     drift: list[str] = field(default_factory=list)    # resources `up` would change
+    # What `up` may also create or change that cannot be known before it runs (the certificate's
+    # validation record: ACM names it once the certificate is requested): `plan` lists it apart.
+    unknown: list[str] = field(default_factory=list)
+    # Of the lines above, what `up` deletes (drift it ends by deleting; a builder it launches and
+    # terminates in one run): `plan` counts it apart, as `up` counts it.
+    deletes: list[str] = field(default_factory=list)
+    # Of the drift, what `up` changes nothing about but waits for (too few healthy targets: the group
+    # replaces them; a certificate pending validation): `plan` says so in its notes, and counts none.
+    waits: list[str] = field(default_factory=list)
     # Worth knowing, but nothing `up` changes (a failover, a reboot to take a setting): shown by
     # `status` and `plan`, counted by neither's exit status.
     notes: list[str] = field(default_factory=list)
     # CloudWatch alarm name -> state (OK, ALARM, INSUFFICIENT_DATA): shown by `status`, which exits 3
     # on ALARM; not by `plan` (an alarm firing is nothing `up` changes).
     alarms: dict[str, str] = field(default_factory=dict)
+
+    def awaited(self, what: str) -> None:
+        """Record drift that `up` waits out, with no change of its own."""
+        self.drift.append(what)
+        self.waits.append(what)
+
+    def unwanted(self, what: str) -> None:
+        """Record drift that `up` ends by deleting it."""
+        self.drift.append(what)
+        self.deletes.append(what)
 
     def found(self, what: str, ok: bool) -> bool:
         """Record `what` as present or missing; returns `ok`."""

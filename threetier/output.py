@@ -79,8 +79,14 @@ class ExitStatus(enum.IntEnum):
     ERROR = 1          # an AWS call or a part failed
     USAGE = 2          # bad usage, bad config, refused confirmation
     DRIFT = 3          # status: the stack differs from what it should be (or is not there)
-    CHANGES = 3        # plan: up would create or change something
     INTERRUPTED = 130  # Ctrl-C
+
+
+class DetailedExitStatus(enum.IntEnum):
+    """`plan --detailed-exitcode`: Terraform's meaning exactly, whatever the reason for a failure."""
+    NO_CHANGES = 0
+    ERROR = 1          # any error or refusal: an AWS call, bad usage or config, a preflight shortfall
+    CHANGES = 2        # up would create or change something
 
 
 @dataclass

@@ -213,7 +213,7 @@ def check_alarms(ctx: Ctx, wanted: list[Alarm], owned: Iterable[str], result: Ch
     why = "monitoring.alarms is false" if not ctx.config.monitoring.alarms else "not in config.yaml"
     for what in owned:
         if what not in {alarm.what for alarm in wanted} and alarm_name(ctx, what) in found:
-            result.drift.append(f"CloudWatch alarm {alarm_name(ctx, what)}: {why} (`up` deletes it)")
+            result.unwanted(f"CloudWatch alarm {alarm_name(ctx, what)}: {why} (`up` deletes it)")
 
 
 def delete_alarms(ctx: Ctx, whats: Iterable[str], found: dict[str, dict[str, Any]] | None = None) -> None:

@@ -443,6 +443,8 @@ def terminate(ctx: Ctx, instance_id: str, what: str) -> None:
 def check_image(ctx: Ctx, bake: Bake, result: Any) -> None:
     image = find_image(ctx, bake)
     result.found(f"AMI {image_name(ctx, bake)}", image is not None)
+    if image is None and not any(tag_value(i, FINGERPRINT_TAG) == bake.fingerprint for i in builders(ctx, bake)):
+        check_builder(ctx, bake.tier, bake.keep_builder, result)  # none to bake it on: `up` launches one
     if image is not None:
         ctx.resources["ami"] = image["ImageId"]
         ctx.resources["image_name"] = image_name(ctx, bake)
@@ -450,7 +452,16 @@ def check_image(ctx: Ctx, bake: Bake, result: Any) -> None:
             result.drift.append(f"AMI {image_name(ctx, bake)}: {image['State']}")
     if not bake.keep_builder:
         for instance in builders(ctx, bake):
-            result.drift.append(f"builder {instance['InstanceId']} is still running")
+            result.unwanted(f"builder {instance['InstanceId']} is still running (`up` terminates it)")
+
+
+def check_builder(ctx: Ctx, tier: str, keep_builder: bool, result: Any) -> None:
+    """The builder `up` launches for an image it bakes: created, and (unless kept) terminated once
+    the image is there, so the run counts it deleted too."""
+    builder = f"{tier} builder instance {ctx.name(builder_role(tier))}"
+    result.missing.append(builder)
+    if not keep_builder:
+        result.deletes.append(f"{builder}, once its AMI is baked")
 
 
 def destroy(ctx: Ctx, part: int) -> None:

@@ -606,17 +606,19 @@ def wait_healthy(ctx: Ctx, tier: Tier) -> None:
 def check(ctx: Ctx, tier: Tier, result: Check) -> None:
     group = find_target_group(ctx, tier)
     result.found(f"target group {ctx.name(tier.target_group_role)}", group is not None)
+    unhealthy = None  # too few healthy targets: said below unless the group's own line says why
     if group is not None:
         ctx.resources["target_group_arn"] = group["TargetGroupArn"]
         targets = target_states(ctx, tier)
         healthy = sum(1 for t in targets if t["TargetHealth"]["State"] == "healthy")
         ctx.resources["healthy_targets"] = f"{healthy}/{len(targets)}"
         if healthy < tier.healthy_floor and not ctx.paused:
-            result.drift.append(f"target group {ctx.name(tier.target_group_role)}: {healthy} of {tier.healthy_floor} "
-                                f"targets healthy")
+            unhealthy = f"target group {ctx.name(tier.target_group_role)}: {healthy} of {tier.healthy_floor} targets healthy"
     balancer = find_load_balancer(ctx, tier)
     result.found(f"load balancer {ctx.name(tier.alb_role)}", balancer is not None)
-    if balancer is not None:
+    if balancer is None:  # `up` gives the one it makes its listener
+        result.found(f"listener {ctx.name(tier.alb_role)}:80", False)
+    else:
         ctx.resources["load_balancer_arn"] = balancer["LoadBalancerArn"]
         ctx.resources["load_balancer_dns"] = balancer["DNSName"]
         listeners = (ctx.aws.look(listeners_look(balancer["LoadBalancerArn"]),
@@ -653,6 +655,10 @@ def check(ctx: Ctx, tier: Tier, result: Check) -> None:
         ctx.resources["auto_scaling_group"] = asg["AutoScalingGroupName"]
         drift = paused_size_drift(asg, ctx.name(tier.asg_role)) if ctx.paused else \
             size_drift(tier, asg, ctx.name(tier.asg_role))
+        # A group missing, or of another size than config says, is what `up` changes, and why the
+        # targets are too few: one change, not two (`plan` counts what `up` then counts).
+        if drift is None and unhealthy is not None:
+            result.awaited(f"{unhealthy} (`up` waits for them: the group replaces unhealthy instances)")
         if drift is not None:
             result.drift.append(drift)
         elif ctx.paused:

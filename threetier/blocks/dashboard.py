@@ -151,7 +151,7 @@ def check_dashboard(ctx: Ctx, body: dict[str, Any] | None, result: Check) -> Non
     name, found = dashboard_name(ctx), find_dashboard(ctx)
     if not ctx.config.monitoring.dashboard:
         if found is not None:
-            result.drift.append(f"CloudWatch dashboard {name}: monitoring.dashboard is false (`up` deletes it)")
+            result.unwanted(f"CloudWatch dashboard {name}: monitoring.dashboard is false (`up` deletes it)")
         return
     if result.found(f"CloudWatch dashboard {name}", found is not None):
         ctx.resources["dashboard_url"] = dashboard_url(ctx)

@@ -136,18 +136,18 @@ RECORD_KINDS = {"A": "alias record", "CNAME": "validation record"}
 def check_off(ctx: Ctx, name: str, https: dict[str, Any] | None, result: Check) -> None:
     """Edge off: what `up` would remove (443, the records the stack wrote, its certificates)."""
     if https is not None:
-        result.drift.append(f"listener {name}:443: present, and edge.domain is not set (`up` removes it)")
+        result.unwanted(f"listener {name}:443: present, and edge.domain is not set (`up` removes it)")
     for zone_id in sorted({entry.zone_id for entry in recorded(ctx)}):
         present = ctx.aws.look(records_look(zone_id), resource=f"records of hosted zone {zone_id}") or []
         for record_set in present:
             if is_recorded(ctx, zone_id, record_set):
-                result.drift.append(f"{RECORD_KINDS.get(record_set['Type'], 'record')} "
-                                    f"{record_set['Name'].rstrip('.')}: present, and edge.domain is not set "
-                                    f"(`up` removes it)")
+                result.unwanted(f"{RECORD_KINDS.get(record_set['Type'], 'record')} "
+                                f"{record_set['Name'].rstrip('.')}: present, and edge.domain is not set "
+                                f"(`up` removes it)")
     if RECORDS in ctx.resources or https is not None or "certificate_arn" in ctx.resources:
         for summary in stack_certificates(ctx):
-            result.drift.append(f"certificate {summary.get('DomainName', '')} ({summary['CertificateArn']}): "
-                                f"requested by the stack, and edge.domain is not set (`up` deletes it)")
+            result.unwanted(f"certificate {summary.get('DomainName', '')} ({summary['CertificateArn']}): "
+                            f"requested by the stack, and edge.domain is not set (`up` deletes it)")
 
 
 def check(ctx: Ctx, tier: balancing.Tier, result: Check) -> None:
@@ -166,7 +166,7 @@ def check(ctx: Ctx, tier: balancing.Tier, result: Check) -> None:
         ctx.resources["certificate_arn"] = certificate["CertificateArn"]
         ctx.resources["certificate_status"] = certificate["Status"]
         if certificate["Status"] != "ISSUED":
-            result.drift.append(f"certificate for {domain(ctx)}: {certificate['Status']} (`up` waits for it)")
+            result.awaited(f"certificate for {domain(ctx)}: {certificate['Status']} (`up` waits for it)")
     if result.found(f"listener {name}:443", https is not None) and https is not None:
         policy, arn = https_listener_settings(https)
         if policy != TLS_POLICY:
@@ -194,13 +194,18 @@ def check(ctx: Ctx, tier: balancing.Tier, result: Check) -> None:
             result.drift.append(f"alias record {domain(ctx)}: points at "
                                 f"{(alias.get('AliasTarget') or {}).get('DNSName', 'something else')}, "
                                 f"not {balancer_found['DNSName']}")
-    if certificate is not None and not edge.certificate_arn:
-        names = {(r["Name"].lower(), r["Type"]) for r in present}
-        for option in certificate.get("DomainValidationOptions", []):
-            record = option.get("ResourceRecord")
-            if record:
-                result.found(f"validation record {record['Name'].rstrip('.')}",
-                             (fqdn(record["Name"]), record["Type"]) in names)
+    if edge.certificate_arn:
+        return
+    names = {(r["Name"].lower(), r["Type"]) for r in present}
+    options = (certificate or {}).get("DomainValidationOptions", [])
+    for option in options:
+        record = option.get("ResourceRecord")
+        if record:
+            result.found(f"validation record {record['Name'].rstrip('.')}",
+                         (fqdn(record["Name"]), record["Type"]) in names)
+    if not any(option.get("ResourceRecord") for option in options):  # not requested yet, or just now
+        result.unknown.append(f"the validation record of the certificate for {domain(ctx)}: ACM names it once the "
+                              f"certificate is requested; `up` writes it in {edge.hosted_zone} unless it is there")
 
 
 # -- down -----------------------------------------------------------------------------

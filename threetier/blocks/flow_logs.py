@@ -214,17 +214,17 @@ def remove_flow_logs(ctx: Ctx) -> None:
 # -- check -----------------------------------------------------------------------
 def check_flow_logs(ctx: Ctx, result: Check, vpc: str | None) -> None:
     """The log group, the role (its trust and its policy), the flow log on the VPC (vpc None: there
-    is no VPC, and what is inside it is reported missing already). No mutating call."""
+    is no VPC yet, and the flow log `up` puts on it is missing too). No mutating call."""
     aws, role = ctx.aws, flow_logs_role_name(ctx)
     found_role = aws.look(flow_logs_role_look(ctx), resource=f"IAM role {role}")
     if not ctx.config.monitoring.flow_logs:
         unwanted = "monitoring.flow_logs is false (`up` deletes it)"
         for flow_log in stack_flow_logs(ctx):
-            result.drift.append(f"flow log {name_of(flow_log, flow_log['FlowLogId'])}: {unwanted}")
+            result.unwanted(f"flow log {name_of(flow_log, flow_log['FlowLogId'])}: {unwanted}")
         if found_role is not None:
-            result.drift.append(f"IAM role {role}: {unwanted}")
+            result.unwanted(f"IAM role {role}: {unwanted}")
         if log_groups.find(ctx, log_groups.FLOW_LOGS) is not None:
-            result.drift.append(f"log group {log_groups.name(ctx, log_groups.FLOW_LOGS)}: {unwanted}")
+            result.unwanted(f"log group {log_groups.name(ctx, log_groups.FLOW_LOGS)}: {unwanted}")
         return
 
     log_groups.check(ctx, log_groups.FLOW_LOGS, result)
@@ -239,20 +239,20 @@ def check_flow_logs(ctx: Ctx, result: Check, vpc: str | None) -> None:
         wanted = flow_logs_write_policy(log_groups.arn(ctx, log_groups.FLOW_LOGS))
         if policy is None or iam.policy_document(policy["PolicyDocument"]) != wanted:
             result.drift.append(f"IAM role {role}: policy {FLOW_LOGS_POLICY_NAME} is missing or changed")
-    if vpc is None:
-        return
-
     name = ctx.name(FLOW_LOG_ROLE)
+    if vpc is None:  # `up` puts one on the VPC it makes
+        result.found(f"flow log {name}", False)
+        return
     on_vpc = [f for f in stack_flow_logs(ctx) if f.get("ResourceId") == vpc]
     keep = next((f for f in on_vpc if not flow_log_differences(ctx, f, role_arn)), None)
-    if keep is not None or not on_vpc:
-        result.found(f"flow log {name}", keep is not None)
+    # None as wanted: `up` deletes those there and makes one (a replacement: deleted, then created).
+    result.found(f"flow log {name}", keep is not None)
     for flow_log in on_vpc:
         if flow_log is keep:
             continue
         what = f"flow log {name_of(flow_log, flow_log['FlowLogId'])} ({flow_log['FlowLogId']})"
         differences = flow_log_differences(ctx, flow_log, role_arn) if keep is None else ["a second one of the VPC"]
-        result.drift.append(f"{what}: {'; '.join(differences)} (`up` replaces it)")
+        result.unwanted(f"{what}: {'; '.join(differences)} (`up` {'replaces' if keep is None else 'deletes'} it)")
     if keep is not None:
         ctx.resources["flow_log"] = keep["FlowLogId"]
         if keep.get("DeliverLogsStatus") == "FAILED":

@@ -199,16 +199,18 @@ def close_default_security_group(ctx: Ctx, vpc: str) -> None:
 
 
 # -- check -----------------------------------------------------------------------
-def check_security_groups(ctx: Ctx, result: Check, vpc: str) -> None:
-    """The five groups of the VPC, their rules as wanted, and a default group that allows nothing."""
+def check_security_groups(ctx: Ctx, result: Check, vpc: str | None) -> None:
+    """The five groups of the VPC, their rules as wanted, and a default group that allows nothing
+    (vpc None: no VPC yet, so none of its groups)."""
     groups: dict[str, str] = {}
     for role in SECURITY_GROUPS:
-        group = one(ctx, ec2_tagged(ctx, "describe_security_groups", role,
-                               vpc=vpc), "GroupId", report=result)
+        group = one(ctx, ec2_tagged(ctx, "describe_security_groups", role, vpc=vpc), "GroupId",
+                    report=result) if vpc else None
         result.found(f"security group {ctx.name(role)}", group is not None)
         if group is not None:
             groups[role] = group["GroupId"]
-    ctx.resources["security_groups"] = groups
+    if vpc:
+        ctx.resources["security_groups"] = groups
     if len(groups) == len(SECURITY_GROUPS):
         for role, rules in wanted_rules(ctx).items():
             missing, extra = ingress_diff(ctx, role, groups, rules)
@@ -216,7 +218,7 @@ def check_security_groups(ctx: Ctx, result: Check, vpc: str) -> None:
                 result.drift.append(f"security group {ctx.name(role)}: missing tcp {rule.port} from {rule.source}")
             for description in extra.values():
                 result.drift.append(f"security group {ctx.name(role)}: unexpected {description}")
-    default = find_default_security_group(ctx, vpc)
+    default = find_default_security_group(ctx, vpc) if vpc else None
     if default is not None and has_rules(default):
         group_id = default["GroupId"]
         rules = ctx.aws.look(rules_look(group_id), resource=f"default security group of {ctx.name('vpc')}")

@@ -81,8 +81,8 @@ def of_bake(ctx: Ctx, part: int, builder_name: str) -> list[Stray]:
 
 def check(ctx: Ctx, strays: list[Stray], result: Check) -> None:
     for stray in strays:
-        result.drift.append(f"{stray.describe()}: tagged threetier:stack={ctx.stack}, in no Auto Scaling group of "
-                            f"the stack (detached?), and billing; `threetier up` or `down` terminates it")
+        result.unwanted(f"{stray.describe()}: tagged threetier:stack={ctx.stack}, in no Auto Scaling group of "
+                        f"the stack (detached?), and billing; `threetier up` or `down` terminates it")
 
 
 def terminate(ctx: Ctx, strays: list[Stray]) -> list[Stray]:

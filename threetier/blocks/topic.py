@@ -75,7 +75,7 @@ def check_topic(ctx: Ctx, result: Check) -> None:
     found = ctx.aws.look(topic_look(ctx), resource=f"SNS topic {topic_name_for(ctx.stack)}")
     if email is None:
         if found is not None:
-            result.drift.append(f"SNS topic {topic_name_for(ctx.stack)}: monitoring.email is null (`up` deletes it)")
+            result.unwanted(f"SNS topic {topic_name_for(ctx.stack)}: monitoring.email is null (`up` deletes it)")
         return
     if not result.found(f"SNS topic {topic_name_for(ctx.stack)}", found is not None):
         result.missing.append(f"SNS e-mail subscription {email}")

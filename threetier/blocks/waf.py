@@ -217,8 +217,8 @@ def ensure_association(ctx: Ctx, tier: balancing.Tier) -> None:
     ctx.aws.call("wafv2", "associate_web_acl", resource=f"web ACL {name(ctx)} on {ctx.name(tier.alb_role)}",
                  WebACLArn=acl, ResourceArn=balancer, retry_codes=NOT_YET_ASSOCIABLE,
                  retry_timeout=ASSOCIATE_TIMEOUT, retry_delay=10)
-    ctx.record("configured" if current is None else "changed", "web ACL association",
-               f"{name(ctx)} on {ctx.name(tier.alb_role)}")
+    # Part of making the ACL when this run made it (the record says so: `configured`); else a change.
+    ctx.record("changed", "web ACL association", f"{name(ctx)} on {ctx.name(tier.alb_role)}")
 
 
 def remove(ctx: Ctx, tier: balancing.Tier, why: str) -> None:
@@ -259,28 +259,34 @@ def finish(ctx: Ctx, tier: balancing.Tier) -> None:
 def check(ctx: Ctx, tier: balancing.Tier, result: Check) -> None:
     if not wanted_here(ctx):
         return
+    balancer = ctx.resources.get("load_balancer_arn")
     if not ctx.config.edge.waf:
         summary = find_named(ctx)
         if summary is not None and is_ours(ctx, summary):
-            result.drift.append(f"web ACL {name(ctx)}: present, and edge.waf is false (`up` removes it)")
+            if balancer is not None and associated_acl(ctx, tier, balancer) == summary["ARN"]:
+                result.unwanted(f"web ACL {name(ctx)} on {ctx.name(tier.alb_role)}: edge.waf is false (`up` takes "
+                                f"it off)")
+            result.unwanted(f"web ACL {name(ctx)}: present, and edge.waf is false (`up` removes it)")
         return
     summary = find_summary(ctx)
     if not result.found(f"web ACL {name(ctx)}", summary is not None) or summary is None:
-        return
+        return  # `up` makes it, and puts it on the load balancer: part of making it
     ctx.resources["web_acl_arn"] = summary["ARN"]
     acl = (ctx.aws.look(acl_look(summary), resource=f"web ACL {name(ctx)}") or {}).get("WebACL", {})
     if not as_wanted(ctx, acl):
         result.drift.append(f"web ACL {name(ctx)}: its rules or default action are not the stack's "
                             f"({describe_rules(ctx)}, the rest allowed)")
-    balancer = ctx.resources.get("load_balancer_arn")
-    if balancer is None:
+    if balancer is None:  # putting the ACL there is a change of the ACL's, as `up` counts it
+        result.drift.append(f"web ACL {name(ctx)}: not on a load balancer (`up` puts it on the one it makes)")
         return
     current = associated_acl(ctx, tier, balancer)
-    attached = current == summary["ARN"]
-    if result.found(f"web ACL {name(ctx)} on {ctx.name(tier.alb_role)}", attached):
+    if current == summary["ARN"]:
+        result.present.append(f"web ACL {name(ctx)} on {ctx.name(tier.alb_role)}")
         ctx.resources["waf"] = f"attached: {name(ctx)}, {describe_rules(ctx)}"
     elif current is not None:
         result.drift.append(f"load balancer {ctx.name(tier.alb_role)}: protected by another web ACL ({current})")
+    else:
+        result.drift.append(f"web ACL {name(ctx)}: not on load balancer {ctx.name(tier.alb_role)} (`up` puts it there)")
 
 
 def destroy(ctx: Ctx, tier: balancing.Tier) -> None:

@@ -46,8 +46,9 @@ Shell completion (`threetier completion --help` for zsh and fish):
 Exit status: 0 ok, 1 an AWS call or a part failed, 2 refused before any
 change (bad usage or config, no AWS credentials, another account's state
 file, the stack's lock held by another run), 3 status found drift or
-something missing, or plan has changes, 130 interrupted. Results go to
-stdout; progress, prompts and errors to stderr.
+something missing, 130 interrupted. plan exits 0 when it planned; plan
+--detailed-exitcode as Terraform's: 0 no changes, 2 changes, 1 any error or
+refusal. Results go to stdout; progress, prompts and errors to stderr.
 """
 
 
