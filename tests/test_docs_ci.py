@@ -71,10 +71,6 @@ def all_command_lines() -> list[list[str]]:
     return [args for script in shell_scripts() for args in threetier_command_lines(script)]
 
 
-def has_option(command: click.Command, flag: str) -> bool:
-    return any(flag in param.opts for param in command.params)
-
-
 def parse(args: list[str]) -> tuple[click.Command, dict[str, Any]]:
     """Resolve the command as click does and parse its arguments (callbacks of the options run,
     as they do: they only note global options); the command itself does not run."""
