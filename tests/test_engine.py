@@ -237,6 +237,7 @@ def test_one_writer_of_the_state_file_and_it_stays_consistent(mocked, tmp_path: 
     assert {n: p["status"] for n, p in final.items()} == {str(n): "done" for n in range(1, 8)}
 
 
+# test_crash_recovery.py leaves these crash points to this test (its SIDE_BY_SIDE): keep the two the same.
 CRASH_AFTER = ("CreateDBCluster", "RunInstances", "CreateLoadBalancer", "CreateImage", "CreateAutoScalingGroup",
                "CreateDBInstance", "CreateNatGateway")
 
