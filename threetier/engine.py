@@ -329,6 +329,16 @@ class Span:
         return self.end - self.start
 
 
+
+def part_named(parts: Iterable[Part], key: str) -> Part:
+    """PART as the commands take it: its number or its name; a wrong one is a usage error."""
+    parts = tuple(parts)
+    for part in parts:
+        if key in (str(part.number), part.name):
+            return part
+    names = ", ".join(f"{p.number}/{p.name}" for p in parts)
+    raise UsageError(f"PART: no part {key!r} (parts: {names})")
+
 class Engine:
     def __init__(self, ctx: Ctx, state_file: statelib.StateFile, parts: tuple[Part, ...], *,
                  sequential: bool = False):
@@ -360,11 +370,7 @@ class Engine:
                   "state file can be written") from None
 
     def part(self, key: str) -> Part:
-        for part in self.parts:
-            if key == str(part.number) or key == part.name:
-                return part
-        names = ", ".join(f"{p.number}/{p.name}" for p in self.parts)
-        raise UsageError(f"PART: no part {key!r} (parts: {names})")
+        return part_named(self.parts, key)
 
     def check(self, part: Part) -> Check:
         """What AWS has of `part` now, against what it should be; no mutating call."""

@@ -12,7 +12,6 @@ from rich.text import Text
 from threetier import state as statelib
 from threetier.cli.common import global_options, outputs, paused_json, restart_said, runtime
 from threetier.cli.replay import complete_part
-from threetier.errors import UsageError
 from threetier.output import ExitStatus, Output, escape
 
 if TYPE_CHECKING:
@@ -124,13 +123,11 @@ def command(ctx: click.Context, part: str | None, as_json: bool) -> int:
 
 
 def part_named(key: str) -> Part:
-    """PART as `replay` takes it (Engine.part: its number or its name), read from the steps alone, so
-    that a wrong one is refused before any AWS call."""
+    """PART as `replay` takes it, read from the steps alone, so that a wrong one is refused before any
+    AWS call."""
     from steps import PARTS
-    for part in PARTS:
-        if key in (str(part.number), part.name):
-            return part
-    raise UsageError(f"PART: no part {key!r} (parts: {', '.join(f'{p.number}/{p.name}' for p in PARTS)})")
+    from threetier.engine import part_named as named
+    return named(PARTS, key)
 
 
 # -- the views -----------------------------------------------------------------------
