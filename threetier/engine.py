@@ -329,7 +329,6 @@ class Span:
         return self.end - self.start
 
 
-
 def part_named(parts: Iterable[Part], key: str) -> Part:
     """PART as the commands take it: its number or its name; a wrong one is a usage error."""
     parts = tuple(parts)
@@ -338,6 +337,7 @@ def part_named(parts: Iterable[Part], key: str) -> Part:
             return part
     names = ", ".join(f"{p.number}/{p.name}" for p in parts)
     raise UsageError(f"PART: no part {key!r} (parts: {names})")
+
 
 class Engine:
     def __init__(self, ctx: Ctx, state_file: statelib.StateFile, parts: tuple[Part, ...], *,
