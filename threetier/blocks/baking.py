@@ -442,8 +442,9 @@ def terminate(ctx: Ctx, instance_id: str, what: str) -> None:
 # -- check / destroy -------------------------------------------------------------
 def check_image(ctx: Ctx, bake: Bake, result: Any) -> None:
     image = find_image(ctx, bake)
+    running = builders(ctx, bake)
     result.found(f"AMI {image_name(ctx, bake)}", image is not None)
-    if image is None and not any(tag_value(i, FINGERPRINT_TAG) == bake.fingerprint for i in builders(ctx, bake)):
+    if image is None and not any(tag_value(i, FINGERPRINT_TAG) == bake.fingerprint for i in running):
         check_builder(ctx, bake.tier, bake.keep_builder, result)  # none to bake it on: `up` launches one
     if image is not None:
         ctx.resources["ami"] = image["ImageId"]
@@ -451,7 +452,7 @@ def check_image(ctx: Ctx, bake: Bake, result: Any) -> None:
         if image["State"] != "available":
             result.drift.append(f"AMI {image_name(ctx, bake)}: {image['State']}")
     if not bake.keep_builder:
-        for instance in builders(ctx, bake):
+        for instance in running:
             result.unwanted(f"builder {instance['InstanceId']} is still running (`up` terminates it)")
 
 
