@@ -30,7 +30,9 @@ MOTO_CONFIG: DefaultConfig = {"iam": {"load_aws_managed_policies": False}}
 @contextlib.contextmanager
 def fake_aws_environment() -> Iterator[None]:
     """Fake credentials and region, no credential files, no metadata lookups: never real AWS."""
-    home = tempfile.mkdtemp(prefix="bench-no-aws-home-")
+    # Removed on the way out: every modeled run and every reference stack makes one.
+    home_dir = tempfile.TemporaryDirectory(prefix="bench-no-aws-home-")
+    home = home_dir.name
     saved = dict(os.environ)
     for key in list(os.environ):
         if key.startswith("AWS_") or key == "NO_COLOR":
@@ -48,6 +50,7 @@ def fake_aws_environment() -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+        home_dir.cleanup()
 
 
 @functools.cache
