@@ -103,6 +103,17 @@ def test_a_finish_request_from_another_process_ends_the_watch_early(group: str) 
     assert dt.datetime.fromisoformat(tagged["Value"]).tzinfo is not None  # when it was asked, UTC
 
 
+def test_a_problem_wins_over_a_finish_request_seen_at_the_same_poll(group: str) -> None:
+    ctx, other = make_ctx(), make_ctx(FakeClock())
+    assert isinstance(ctx.aws.clock, HookedClock)
+
+    def both() -> None:
+        request_finish(other, group)
+        boto3.client("cloudwatch").set_alarm_state(AlarmName=ALARMS[0], StateValue="ALARM", StateReason="test")
+    ctx.aws.clock.hooks[1] = both
+    assert run_watch(ctx, 300) == Watched(problem=f"alarm {ALARMS[0]}", finished_early=False)
+
+
 @pytest.mark.parametrize(("seconds", "expected_polls", "last_sleep"), [(300, 11, 30), (100, 5, 10)])
 def test_a_quiet_watch_runs_its_time_with_a_poll_every_interval(group: str, seconds: int, expected_polls: int,
                                                                  last_sleep: int) -> None:
@@ -112,6 +123,19 @@ def test_a_quiet_watch_runs_its_time_with_a_poll_every_interval(group: str, seco
     assert isinstance(ctx.aws.clock, FakeClock)
     assert ctx.aws.clock.sleeps == [POLL_SECONDS] * (expected_polls - 2) + [last_sleep]
     assert ctx.aws.clock.now() == seconds
+
+
+def test_a_last_look_that_takes_the_watch_past_its_time_ends_it_quietly(group: str) -> None:
+    """Aws.wait gives up once a poll that began before `until` ends after it: that is the watch's end."""
+    clock = FakeClock()
+    ctx = make_ctx(clock)
+
+    def slow(call: Any) -> None:  # each metrics read takes 40 s of the clock
+        if call.operation == "GetMetricData":
+            clock.t += 40
+    ctx.aws.on_call = slow
+    assert run_watch(ctx, 100) == Watched(problem=None, finished_early=False)
+    assert polls(ctx) == 2 and clock.now() == 110  # looks at 0 and 70, each 40 s long
 
 
 def test_a_watch_whose_time_is_past_looks_at_nothing(group: str) -> None:

@@ -18,7 +18,8 @@ Every POLL_SECONDS (the first look at once, the last at `until`) the watch reads
   ALB metrics reach CloudWatch a minute or two late: a 5-minute watch judges its first 3 or 4.
 - the new color's Auto Scaling group (DescribeAutoScalingGroups): the tag FINISH_TAG, which
   `request_finish` writes from another process (`deploy --finish` cannot take the lock the watching
-  process holds), ends the watch early with nothing wrong. A group that is gone is a problem.
+  process holds), ends the watch early with nothing wrong, unless the same poll found a problem.
+  A group that is gone is a problem.
 
 Every wait goes through `Aws.wait`, so the benchmark's virtual clock runs through it, the parts
 around it run while it sleeps, the stack lock's watch looks at the lock at each poll, and the
