@@ -260,8 +260,8 @@ def test_turning_a_feature_off_takes_its_actions_away() -> None:
 
 
 def test_an_unknown_command_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown command 'deploy'"):
-        actions_for("deploy", configlib.parse({}))
+    with pytest.raises(ValueError, match="unknown command 'deplyo'"):
+        actions_for("deplyo", configlib.parse({}))
 
 
 @pytest.mark.parametrize(("service", "operation", "action"), [

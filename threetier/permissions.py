@@ -13,7 +13,9 @@ to a service (iam:PassRole), a service-linked role made on first use, the databa
 A feature turned off in config.yaml: the next `up` (or `down`) removes what it left with that
 feature's actions, which `actions_for` leaves out once it is off; `policy_document` has them all.
 
-`resume` and `replay` are `up` by another name; `cost`, `graph` and `sandbox` call no AWS at all.
+`resume` and `replay` are `up` by another name, and so are `deploy` and `rollback` (Parts 1 and 4-7;
+`deploy --finish` tags the new color's Auto Scaling group, CreateOrUpdateTags); `cost`, `graph` and
+`sandbox` call no AWS at all.
 """
 from __future__ import annotations
 
@@ -27,7 +29,9 @@ from threetier.config import Config
 
 # -- the commands -----------------------------------------------------------------------------
 STATUS, PLAN, UP, DOWN, PAUSE = "status", "plan", "up", "down", "pause"
-SAME_AS = {"resume": UP, "replay": UP}  # they run `up`'s engine
+# They run `up`'s engine: `deploy` and `rollback` for Parts 1 and 4-7 only, but GRANTS has no Part
+# to narrow by, so up's list (a superset) is theirs.
+SAME_AS = {"resume": UP, "replay": UP, "deploy": UP, "rollback": UP}
 NO_AWS_CALL = frozenset({"cost", "graph", "sandbox"})
 COMMANDS = (UP, DOWN, STATUS, PLAN, PAUSE, *SAME_AS, *NO_AWS_CALL)
 
@@ -222,6 +226,8 @@ GRANTS: tuple[Grant, ...] = (
     _grant(ANY, [UP], "cloudwatch:TagResource", feature="alarms"),  # tags given at creation
     _grant(ANY, [UP], "cloudwatch:PutDashboard", "cloudwatch:TagResource", feature="dashboard"),
     _grant(ANY, UP_DOWN, "cloudwatch:DeleteAlarms"),
+    # The watch after a blue/green switch (threetier/blocks/watch.py): the new color's target group metrics.
+    _grant(ANY, [UP], "cloudwatch:GetMetricData"),
     _grant(ANY, [DOWN], "cloudwatch:DeleteDashboards", feature="dashboard"),
 
     # -- SNS: the alarms' topic and its e-mail subscription (Part 1, monitoring.email) ---------------------
