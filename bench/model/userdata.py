@@ -48,10 +48,31 @@ def script_body(user_data: str) -> list[str]:
     return body
 
 
+# A custom app's install step (bootstrap `run_install`, config `app.install`): one action for its line,
+# charged by what it runs (figures.INSTALL_SECONDS, estimates).
+_INSTALL = re.compile(r"\brun_install\b")
+_INSTALLERS = (("pip", re.compile(r"\bpip[0-9.]*\b|\bpython[0-9.]*\s+-m\s+pip\b")),
+               ("npm", re.compile(r"\b(?:npm|yarn|pnpm)\b")))
+
+
+def install_seconds(line: str, body: list[str]) -> float:
+    """What the install on `line` costs: by the tool named on it, else in the rest of the script (the
+    command kept in a variable, the runtime's packages: python3.12-pip, nodejs24-npm)."""
+    for text in (line, "\n".join(body)):
+        for kind, pattern in _INSTALLERS:
+            if pattern.search(text):
+                return figures.INSTALL_SECONDS[kind]
+    return figures.INSTALL_SECONDS["other"]
+
+
 def bootstrap_actions(user_data: str, tier: str) -> list[tuple[str, float]]:
     """What the rendered user data does, in order, each action with its modeled seconds."""
     actions: list[tuple[str, float]] = []
-    for line in script_body(user_data):
+    body = script_body(user_data)
+    for line in body:
+        if _INSTALL.search(line):  # the whole line is the install: `npm ci` on it is not charged again
+            actions.append(("install", install_seconds(line, body)))
+            continue
         for label, pattern in _ACTIONS:
             for _ in pattern.finditer(line):
                 seconds = {"dnf": figures.DNF_SECONDS, "s3": figures.S3_COPY_SECONDS,
