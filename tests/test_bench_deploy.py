@@ -156,7 +156,23 @@ def test_a_shift_to_a_group_with_no_eligible_target_is_a_violation_and_its_reque
     assert web.min_healthy == 0
 
 
-def test_green_scaled_to_0_while_it_takes_traffic_fails_requests(stage: Stage) -> None:
+def test_a_canary_share_to_a_group_not_yet_healthy_loses_that_share_only(stage: Stage) -> None:
+    """Weights split the requests (a redirecting listener takes none: its clients come back on the other)."""
+    stage.elbv2.create_listener(LoadBalancerArn=stage.alb, Protocol="HTTP", Port=8080, DefaultActions=[
+        {"Type": "redirect", "RedirectConfig": {"Port": "80", "StatusCode": "HTTP_301"}}])
+    stage.load()
+    stage.forward({stage.blue: 100, stage.green: 0})
+    stage.group("stage-asg-g", stage.green)
+    assert stage.forward({stage.blue: 75, stage.green: 25}) == "ok"
+    assert stage.model.rule_hits() == {"shift-to-unhealthy": 1}
+    effective, green_healthy = stage.clock.now() + LISTENER_CHANGE_SECONDS, stage.healthy(stage.green)
+    stage.until(green_healthy + 60)
+    web = stage.served()
+    assert math.isclose(web.failed, RATE * 0.25 * (green_healthy - effective), abs_tol=RATE)
+    assert web.min_healthy == 2  # blue's 2 serve throughout; green adds 2 once healthy
+
+
+def test_the_live_group_scaled_to_0_while_it_takes_traffic_fails_requests(stage: Stage) -> None:
     """A drained (deregistered) target gets no new requests: no other target, so they fail."""
     stage.load()
     stage.until(stage.clock.now() + 10)
