@@ -143,6 +143,24 @@ def test_a_blue_green_switch_in_order_loses_no_request_and_keeps_two_serving(sta
     assert stage.elbv2.delete_target_group(TargetGroupArn=stage.blue) is not None
 
 
+def test_draining_blue_before_the_shift_is_in_effect_fails_the_requests_still_sent_to_it(stage: Stage) -> None:
+    """The listener follows new weights LISTENER_CHANGE_SECONDS after the call: blue drained at once (a
+    deploy with no watch) still gets requests until then, and has no target left to serve them."""
+    stage.load()
+    stage.forward({stage.blue: 100, stage.green: 0})
+    stage.group("stage-asg-g", stage.green)
+    stage.until(stage.healthy(stage.green))
+    stage.forward({stage.blue: 0, stage.green: 100})
+    effective = stage.clock.now() + LISTENER_CHANGE_SECONDS
+    stage.resize("stage-asg", 0)
+    drained = stage.clock.now()
+    stage.until(effective + 60)
+    web = stage.served()
+    assert stage.model.violations == []  # no rule broken; the requests say it
+    assert math.isclose(web.failed, RATE * (effective - drained), abs_tol=RATE) and web.failed_requests > 0
+    assert web.min_healthy == 0
+
+
 def test_a_shift_to_a_group_with_no_eligible_target_is_a_violation_and_its_requests_fail(stage: Stage) -> None:
     stage.load()
     stage.forward({stage.blue: 100, stage.green: 0})
