@@ -6,6 +6,7 @@ import contextlib
 import importlib.util
 import io
 import os
+import shutil
 import tempfile
 import time
 import traceback
@@ -198,16 +199,41 @@ def deploy_unavailable() -> str | None:
     return None
 
 
+# The stand-ins for your code (a Node app on its standard library, a static site): a deploy gets a copy with
+# one byte changed (a new code fingerprint: a new image, a blue/green switch).
+FIXTURES = Path(__file__).parent / "fixtures"
+CHANGED_FILE = {"app": "server.js", "web": "index.html"}
+
+
+def changed_source(tier: str, directory: Path) -> Path:
+    """A copy of the tier's stand-in under `directory` whose last line says a version never used before."""
+    copies = sorted(directory.glob(f"{tier}-source-*"))
+    copy = directory / f"{tier}-source-{len(copies) + 1}"
+    shutil.copytree(FIXTURES / tier, copy)
+    changed = copy / CHANGED_FILE[tier]
+    text = changed.read_text()
+    changed.write_text(text.replace("version 0", f"version {len(copies) + 1}"))
+    return copy
+
+
+def source_config(tier: str, source: Path) -> dict[str, Any]:
+    """config.yaml's keys that deploy `source` as the tier's code (design25.md §2.1)."""
+    if tier == "app":
+        return {"app": {"source": str(source), "runtime": "nodejs24", "install": "npm ci --omit=dev",
+                        "start": "node server.js", "health_path": "/health"}}
+    return {"web": {"source": str(source)}}
+
+
 def deploy_in_process(engine: Any, tier: str, directory: Path) -> None:
-    """Run `threetier deploy TIER` in-process on `engine` (its moto, clock and state), for a changed source:
+    """Run `threetier deploy TIER` in-process on `engine` (its moto, clock and state) for a changed source:
     the one place the benchmark meets issue 25's switch. `directory`: a scratch directory of the run.
 
-    Still to do once `threetier deploy` exists (threetier/cli/deploy.py, threetier/blocks/colors.py and the
-    config keys app.source/runtime/start, web.source): copy a small fixture app (runtime nodejs24) and a
-    static site into `directory` with one byte changed, point the engine's config at them
-    (config.app.source / config.web.source), then call what the command calls, without its lock and report,
-    as `pause_and_resume` does (Part 1's code upload, then Parts 4+5 or 6+7 through the engine, then
-    colors.deploy with the watch of `deploy.watch_minutes`)."""
+    Still to do once `threetier deploy` exists (threetier/cli/deploy.py over threetier/blocks/colors.py, and
+    the config keys of §2.1): set `engine.ctx.config` to `configlib.parse(source_config(tier,
+    changed_source(tier, directory)))` (the default config the concurrent run uses, plus the source), then
+    call what the command calls, without its lock, account check and report, as `pause_and_resume` does
+    (Part 1's code upload, Parts 4+5 or 6+7 through the engine, colors.deploy with the watch of
+    `deploy.watch_minutes`), and return when the old color is retired."""
     raise NotImplementedError("bench.runs.deploy_in_process: `threetier deploy` exists now; wire it in here")
 
 

@@ -288,6 +288,17 @@ def test_without_a_deploy_command_the_keys_are_null_and_say_why(monkeypatch: pyt
     assert keys["deploy_skipped"] == run.deploy_skipped and not bench_main.deploy_failed(run)
 
 
+def test_each_deploy_gets_the_stand_in_source_with_one_byte_changed(tmp_path: Path) -> None:
+    for tier, changed in bench.runs.CHANGED_FILE.items():
+        first, second = (bench.runs.changed_source(tier, tmp_path) for _ in range(2))
+        original = (bench.runs.FIXTURES / tier / changed).read_bytes()
+        for copy, version in ((first, b"1"), (second, b"2")):
+            made = (copy / changed).read_bytes()
+            assert len(made) == len(original) and made == original.replace(b"version 0", b"version " + version)
+            assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in (bench.runs.FIXTURES / tier).iterdir())
+        assert bench.runs.source_config(tier, first)[tier]["source"] == str(first)
+
+
 def test_the_keys_of_modeled_deploys() -> None:
     run = Modeled(sequential=False, deploy=True, deploys={
         "app": Deployed("app", floor=2, seconds=540.0, failed_requests=0, min_healthy=2),
