@@ -8,7 +8,9 @@ behave like AWS in time (docs/aws-latency.md). Reported:
    hosted zone made first; HTTPS with a requested certificate, DNS validation modeled; the WAF);
    in the concurrent run, between up and down, `pause` then `resume` (lab mode), each modeled
    (Aurora stopped and started, NAT gateways deleted and made again, the groups drained to 0 and
-   back); `down` then takes down the resumed stack, running as after `up`;
+   back); then `deploy app` and `deploy web` (a changed source) while the stack serves a steady
+   request load (bench/model/load.py: failed requests, the lowest healthy count); `down` then
+   takes down the stack, running as after `up`;
 2. AWS calls of the modeled `up`, of a no-op `up` and of `status` on the complete stack;
 3. wall seconds of that no-op `up` and `status` with every AWS call delayed by a real 80 ms;
 4. with --sandbox: whole-process seconds of the CLI against a moto server.
@@ -44,6 +46,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-sequential", action="store_true", help="model the concurrent engine only")
     parser.add_argument("--skip-pause", action="store_true",
                         help="do not model pause and resume between the concurrent run's up and down")
+    parser.add_argument("--skip-deploy", action="store_true",
+                        help="do not model `deploy app` and `deploy web` under load before the concurrent run's down")
     parser.add_argument("--skip-edge", action="store_true",
                         help="do not model the run with the front door (edge.domain: certificate, DNS)")
     parser.add_argument("--sandbox", action="store_true",
@@ -70,6 +74,7 @@ def report(concurrent: Modeled, sequential: Modeled | None, sandbox: dict[str, A
         "resume_calls": concurrent.resume_calls if concurrent.pause else None,
         "pause_violations": concurrent.pause_violations,
         "resume_violations": concurrent.resume_violations,
+        **deploy_keys(concurrent),
         "edge_up_minutes": minutes(edge.up_seconds) if edge else None,
         "edge_down_minutes": minutes(edge.down_seconds) if edge else None,
         "up_calls": concurrent.up_calls,
@@ -113,6 +118,31 @@ def report(concurrent: Modeled, sequential: Modeled | None, sandbox: dict[str, A
     return result
 
 
+def deploy_keys(run: Modeled) -> dict[str, Any]:
+    """The modeled deploys under load: null while none could be modeled (`deploy_skipped` says why, or
+    `deploy_error`), never made up."""
+    app, web = run.deploys.get("app"), run.deploys.get("web")
+    done = [d for d in (app, web) if d is not None]
+    errors = [f"deploy {d.tier}: {d.error}" for d in done if d.error]
+    healthy = [d.min_healthy for d in done if d.min_healthy is not None]
+    return {
+        "deploy_app_minutes": minutes(app.seconds) if app else None,
+        "deploy_web_minutes": minutes(web.seconds) if web else None,
+        "deploy_failed_requests": sum(d.failed_requests for d in done) if done else None,
+        "deploy_min_healthy": min(healthy) if healthy else None,
+        "deploy_min_healthy_floor": min(d.floor for d in done) if done else None,
+        "deploy_violations": [v for d in done for v in d.violations],
+        "deploy_skipped": run.deploy_skipped if run.deploy else "--skip-deploy",
+        "deploy_error": "; ".join(errors) or None,
+    }
+
+
+def deploy_failed(run: Modeled) -> bool:
+    """A modeled deploy that failed, lost requests or let a tier's healthy count fall below its min."""
+    return any(d.error or d.failed_requests or d.min_healthy is None or d.min_healthy < d.floor
+               for d in run.deploys.values())
+
+
 def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
@@ -142,6 +172,12 @@ def print_table(result: dict[str, Any], concurrent: Modeled, sequential: Modeled
         table.add_row("AWS calls: pause / resume", f"{result['pause_calls']} / {result['resume_calls']}", "—")
         table.add_row("violations: pause / resume",
                       f"{len(concurrent.pause_violations)} / {len(concurrent.resume_violations)}", "—")
+    if concurrent.deploy:
+        table.add_row("deploy app / web, under load", f"{fmt(result['deploy_app_minutes'], ' min')} / "
+                      f"{fmt(result['deploy_web_minutes'], ' min')}", "—")
+        table.add_row("  failed requests / lowest healthy (min)",
+                      f"{fmt(result['deploy_failed_requests'])} / {fmt(result['deploy_min_healthy'])} "
+                      f"({fmt(result['deploy_min_healthy_floor'])})", "—")
     table.add_row("refusals (retried)", _codes(concurrent.refusals), fmt(sequential and _codes(sequential.refusals)))
     if edge is not None:
         table.add_row("up, edge (HTTPS, DNS)", fmt(result["edge_up_minutes"], " min"), "—")
@@ -177,6 +213,12 @@ def print_table(result: dict[str, Any], concurrent: Modeled, sequential: Modeled
             continue
         if run.error:
             console.print(f"[red]{label}: the modeled run failed:[/red] {run.error}", markup=True, highlight=False)
+        for tier, deployed in run.deploys.items():
+            if deployed.error:
+                console.print(f"[red]{label}: deploy {tier} failed:[/red] {deployed.error}", markup=True,
+                              highlight=False)
+        if run.deploy_skipped:
+            console.print(f"{label}: deploy not modeled: {run.deploy_skipped}", markup=False, highlight=False)
         for violation in run.violations:
             console.print(f"[red]{label}: violation:[/red] {violation}", markup=True, highlight=False)
         for relaxed in run.relaxed:
@@ -198,9 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     no_chart = None if args.no_gantt else unavailable()
     if no_chart:  # said first, before minutes of modeling, and on stderr even with --json
         print(no_chart, file=sys.stderr)
-    progress("modeling up + down, concurrent engine" + ("" if args.skip_pause else ", pause and resume between") + " ...")
+    between = [what for what, skip in (("pause and resume", args.skip_pause), ("deploy under load", args.skip_deploy))
+               if not skip]
+    progress("modeling up + down, concurrent engine" + (f", {' and '.join(between)} between" if between else "")
+             + " ...")
     concurrent = modeled_run(sequential=False, relax=args.relax, looks=True, delay=args.delay,
-                             pause=not args.skip_pause)
+                             pause=not args.skip_pause, deploy=not args.skip_deploy)
     sequential = None
     if not args.skip_sequential:
         progress("modeling up + down, sequential baseline ...")
@@ -231,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print_table(result, concurrent, sequential, args.delay, edge)
     runs = [r for r in (concurrent, sequential, edge) if r is not None]
-    return 1 if any(r.error or r.violations for r in runs) else 0
+    return 1 if any(r.error or r.violations for r in runs) or deploy_failed(concurrent) else 0
 
 
 def _m(seconds: float | None) -> str:

@@ -1,9 +1,12 @@
-"""The measurements: a modeled `up` (+ `pause` and `resume`) + `down`, and the commands that only look."""
+"""The measurements: a modeled `up` (+ `pause` and `resume`, + `deploy app` and `deploy web` under a steady
+request load) + `down`, and the commands that only look."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import os
+import shutil
 import tempfile
 import time
 import traceback
@@ -12,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.model import LatencyModel, Span, VirtualClock
+from bench.model import LatencyModel, Span, VirtualClock, load
 from bench.moto_env import counting_calls, moto
 
 # The `edge` variant: a public zone the account already has (threetier never creates one), and a
@@ -61,6 +64,9 @@ class Modeled:
     error: str | None = None
     wall_seconds: float = 0.0
     looks: dict[str, Any] = field(default_factory=dict)      # no-op up / status, measured on the full stack
+    deploy: bool = False                  # `deploy app` then `deploy web` were asked for between up and down
+    deploys: dict[str, Deployed] = field(default_factory=dict)  # tier -> its modeled deploy
+    deploy_skipped: str | None = None     # why none was modeled (the command does not exist yet)
 
 
 def engine_for(directory: Path, clock: Any, *, sequential: bool, relax: Iterable[str] = (),
@@ -84,11 +90,13 @@ def engine_for(directory: Path, clock: Any, *, sequential: bool, relax: Iterable
 
 
 def modeled_run(*, sequential: bool, relax: Iterable[str] = (), looks: bool = False,
-                delay: float = 0.08, edge: bool = False, waf: bool = False, pause: bool = False) -> Modeled:
+                delay: float = 0.08, edge: bool = False, waf: bool = False, pause: bool = False,
+                deploy: bool = False) -> Modeled:
     """`edge`: with the front door (edge.domain in a hosted zone made first), and the WAF with `waf`.
     `looks` measures the defaults' no-op up and status: not with `edge`. `pause`: `threetier pause`
-    then `threetier resume` between up (and looks) and down (`pause_and_resume`)."""
-    result = Modeled(sequential=sequential, edge=edge, pause=pause)
+    then `threetier resume` between up (and looks) and down (`pause_and_resume`). `deploy`: then
+    `deploy app` and `deploy web` under a steady load (`modeled_deploys`), before down."""
+    result = Modeled(sequential=sequential, edge=edge, pause=pause, deploy=deploy)
     started = time.monotonic()
     with moto(), tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         directory = Path(tmp)
@@ -109,6 +117,8 @@ def modeled_run(*, sequential: bool, relax: Iterable[str] = (), looks: bool = Fa
                 result.looks = measure_looks(directory, delay=delay)
             if pause:
                 pause_and_resume(engine, model, clock, result)
+            if deploy:
+                modeled_deploys(engine, model, clock, result, directory)
             calls_before = len(aws.calls)
             t1 = clock.now()
             engine.ctx.skip_final_snapshot = True
@@ -163,6 +173,109 @@ def pause_and_resume(engine: Any, model: LatencyModel, clock: Any, result: Model
             setattr(result, f"{label}_calls", len(aws.calls) - calls)
             setattr(result, f"{label}_violations", model.violations[violations:])
     result.pause_spans = [s for s in model.spans if s.start >= began]
+
+
+# -- a deploy under a steady request load (issue 25) ------------------------------------------
+DEPLOY_TIERS = ("app", "web")
+
+
+@dataclass
+class Deployed:
+    """One modeled `threetier deploy TIER`, timed on the virtual clock, with the load served meanwhile."""
+    tier: str
+    floor: int                            # the tier's asg.min: its healthy count must not go below it
+    seconds: float | None = None          # None: it failed
+    failed_requests: int = 0              # of every tier's requests while it ran
+    min_healthy: int | None = None        # the deployed tier's lowest count of targets serving
+    requests: float = 0.0
+    violations: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def deploy_unavailable() -> str | None:
+    """Why no deploy can be modeled (threetier has no deploy command yet), or None."""
+    if importlib.util.find_spec("threetier.cli.deploy") is None:
+        return "threetier has no `deploy` command yet (threetier/cli/deploy.py)"
+    return None
+
+
+# The stand-ins for your code (a Node app on its standard library, a static site): a deploy gets a copy with
+# one byte changed (a new code fingerprint: a new image, a blue/green switch).
+FIXTURES = Path(__file__).parent / "fixtures"
+CHANGED_FILE = {"app": "server.js", "web": "index.html"}
+
+
+def changed_source(tier: str, directory: Path) -> Path:
+    """A copy of the tier's stand-in under `directory` whose last line says a version never used before."""
+    copies = sorted(directory.glob(f"{tier}-source-*"))
+    copy = directory / f"{tier}-source-{len(copies) + 1}"
+    shutil.copytree(FIXTURES / tier, copy)
+    changed = copy / CHANGED_FILE[tier]
+    text = changed.read_text()
+    changed.write_text(text.replace("version 0", f"version {len(copies) + 1}"))
+    return copy
+
+
+def source_config(tier: str, source: Path) -> dict[str, Any]:
+    """config.yaml's keys that deploy `source` as the tier's code (design25.md §2.1)."""
+    if tier == "app":
+        return {"app": {"source": str(source), "runtime": "nodejs24", "install": "npm ci --omit=dev",
+                        "start": "node server.js", "health_path": "/health"}}
+    return {"web": {"source": str(source)}}
+
+
+def deploy_in_process(engine: Any, tier: str, directory: Path) -> None:
+    """Run `threetier deploy TIER` in-process on `engine` (its moto, clock and state) for a changed source:
+    the one place the benchmark meets issue 25's switch. `directory`: a scratch directory of the run.
+
+    Still to do once `threetier deploy` exists (threetier/cli/deploy.py over threetier/blocks/colors.py, and
+    the config keys of §2.1): set `engine.ctx.config` to `configlib.parse(source_config(tier,
+    changed_source(tier, directory)))` (the default config the concurrent run uses, plus the source), then
+    call what the command calls, without its lock, account check and report, as `pause_and_resume` does
+    (Part 1's code upload, Parts 4+5 or 6+7 through the engine, colors.deploy with the watch of
+    `deploy.watch_minutes`), and return when the old color is retired."""
+    raise NotImplementedError("bench.runs.deploy_in_process: `threetier deploy` exists now; wire it in here")
+
+
+def serving_tiers(engine: Any) -> list[load.Tier]:
+    """The steady load: the web tier's requests at the external ALB, and its `/api/` share at the internal one."""
+    found = engine.ctx.aws.client("elbv2").describe_load_balancers(
+        Names=[engine.ctx.name(role) for role in ("ext-alb", "int-alb")])["LoadBalancers"]
+    arns = {lb["LoadBalancerName"]: lb["LoadBalancerArn"] for lb in found}
+    return [load.Tier("web", arns[engine.ctx.name("ext-alb")], rate=load.WEB_REQUESTS_PER_SECOND),
+            load.Tier("app", arns[engine.ctx.name("int-alb")], fed_by=("web", load.API_SHARE))]
+
+
+def modeled_deploy(engine: Any, model: LatencyModel, clock: Any, tier: str, directory: Path) -> Deployed:
+    """`deploy TIER` while the stack serves a steady load: its minutes, the requests that failed meanwhile
+    (goal 0) and the lowest number of the tier's targets serving (goal: never below its `min`)."""
+    result = Deployed(tier, floor=getattr(engine.ctx.config, tier).asg.min)
+    violations = len(model.violations)
+    load.start(model, serving_tiers(engine))
+    started = clock.now()
+    try:
+        deploy_in_process(engine, tier, directory)
+        result.seconds = clock.now() - started
+    except Exception as exc:  # reported, not raised: a benchmark of a failing deploy
+        result.error = f"{type(exc).__name__}: {exc}"
+        if os.environ.get("BENCH_TRACEBACK"):
+            traceback.print_exc()
+    served = load.finish(model)
+    assert served is not None
+    result.failed_requests = sum(t.failed_requests for t in served.tiers.values())
+    result.requests = sum(t.requests for t in served.tiers.values() if t.fed_by is None)
+    result.min_healthy = served.tiers[tier].min_healthy
+    result.violations = model.violations[violations:]
+    return result
+
+
+def modeled_deploys(engine: Any, model: LatencyModel, clock: Any, result: Modeled, directory: Path) -> None:
+    """`deploy app`, then `deploy web`, each under the load (`modeled_deploy`); none when there is no command
+    (`deploy_skipped` says so: the benchmark's keys stay null, nothing is made up)."""
+    result.deploy_skipped = deploy_unavailable()
+    if result.deploy_skipped is None:
+        for tier in DEPLOY_TIERS:
+            result.deploys[tier] = modeled_deploy(engine, model, clock, tier, directory)
 
 
 @contextlib.contextmanager

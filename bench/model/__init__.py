@@ -24,8 +24,11 @@ not") is told by the module of each service, which registers its own handlers
   Command, the builders' health gate; vpc.py: the deletes refused while ENIs
   hold a subnet, a security group or public addresses;
 - rds.py: Aurora clusters and instances, made, deleted, stopped and started;
-- elbv2.py: load balancers and target health; autoscaling.py: groups, their
-  scale-out, scale-in and delete;
+- elbv2.py: load balancers, listeners and their forward weights, target
+  health; autoscaling.py: groups, their scale-out, scale-in and delete, and
+  which of their instances a target group sends requests to; load.py: a
+  steady request load served through a deploy (failed requests, the lowest
+  healthy count);
 - acm.py and route53.py: a certificate's DNS validation; wafv2.py: the web ACL.
 
 Two lists tell "waited correctly" from "did it in the wrong order":
@@ -74,6 +77,8 @@ from bench.model.figures import (
     HEALTH_WAIT_SECONDS,
     IMAGE_CREATE_SECONDS,
     IMAGE_ID_VISIBLE_SECONDS,
+    INSTALL_SECONDS,
+    LISTENER_CHANGE_SECONDS,
     NAT_CREATE_SECONDS,
     NAT_DELETE_SECONDS,
     NAT_ROUTE_VISIBLE_SECONDS,
@@ -100,7 +105,8 @@ __all__ = [
     "CLUSTER_DELETE_SECONDS", "CLUSTER_FINAL_SNAPSHOT_SECONDS", "CLUSTER_START_SECONDS", "CLUSTER_STOP_SECONDS",
     "DB_INSTANCE_CREATE_SECONDS", "DB_INSTANCE_DELETE_SECONDS", "DEREGISTRATION_DELAY_DEFAULT_SECONDS",
     "DNF_SECONDS", "EC2_PENDING_SECONDS", "EC2_TERMINATE_SECONDS", "HEALTH_WAIT_SECONDS", "HOOKED_SERVICES",
-    "IMAGE_CREATE_SECONDS", "IMAGE_ID_VISIBLE_SECONDS", "NAT_CREATE_SECONDS", "NAT_DELETE_SECONDS",
+    "IMAGE_CREATE_SECONDS", "IMAGE_ID_VISIBLE_SECONDS", "INSTALL_SECONDS", "LISTENER_CHANGE_SECONDS",
+    "NAT_CREATE_SECONDS", "NAT_DELETE_SECONDS",
     "NAT_ROUTE_VISIBLE_SECONDS", "NETWORK_CREATES", "NETWORK_CREATE_SECONDS", "NETWORK_WAIT_SECONDS",
     "NPM_CI_SECONDS", "PROFILE_USABLE_SECONDS", "RULES", "S3_COPY_SECONDS", "SSM_AGENT_SECONDS",
     "SYSTEMD_ENABLE_SECONDS", "TARGET_HEALTHY_SECONDS", "USER_DATA_START_SECONDS", "WAF_ACL_USABLE_SECONDS",

@@ -146,7 +146,7 @@ def certificate_users_changed(model: LatencyModel, *_: Any, **__: Any) -> None:
         cert.in_use = using
 
 
-@before("elbv2", "CreateListener", "ModifyListener", "AddListenerCertificates")
+@before("elbv2", "AddListenerCertificates")  # CreateListener and ModifyListener: elbv2.listener_before calls it
 def listener_certificates_before(model: LatencyModel, params: dict[str, Any], operation: str, **_: Any) -> Any:
     for spec in params.get("Certificates") or []:
         arn = spec.get("CertificateArn", "")

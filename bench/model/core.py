@@ -47,6 +47,15 @@ RULES = {
     "start-cluster-stopping": "StartDBCluster while the cluster is still stopping",
     "change-stopped-cluster": "ModifyDBCluster/ModifyDBInstance/CreateDBInstance/DeleteDBInstance/DeleteDBCluster "
                               "while the cluster is stopping, stopped or starting",
+    # A listener's forward action (elbv2.py) and a deploy's order under load (load.py, autoscaling.py).
+    "forward-weight-out-of-range": "CreateListener/ModifyListener with a forward weight outside 0..999",
+    "forward-too-many-target-groups": "CreateListener/ModifyListener forwarding to more than 5 target groups",
+    "target-group-on-two-load-balancers": "CreateListener/ModifyListener forwarding to a target group that "
+                                          "another load balancer uses",
+    "shift-to-unhealthy": "ModifyListener raising the share of a target group that has no eligible target",
+    "terminate-while-serving": "an instance terminated while eligible in a target group with weight > 0",
+    "asg-target-group-off-listener": "CreateAutoScalingGroup into a target group on no listener of its VPC's "
+                                     "load balancers (its targets stay unused)",
 }
 
 

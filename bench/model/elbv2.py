@@ -1,13 +1,19 @@
 """Load balancers in time: ALBs provisioning 150 s; a deleted ALB gone from describe at once (as moto
 has it) but its ENIs holding its subnets and security groups 60 s (vpc.py); targets the Auto Scaling
-groups register healthy 30 s after max(InService, their ALB active), `initial` before that.
-(What listeners do with certificates: acm.py; web ACLs on an ALB: wafv2.py.)"""
+groups register healthy 30 s after max(InService, their ALB active, their target group on a listener),
+`initial` before that, `unused` while on no listener.
+Listeners: where each forwards, with which weights, since when (`model.forwards`; new weights are
+followed LISTENER_CHANGE_SECONDS after the call, load.py), and what AWS refuses of a forward action
+and moto takes: a weight outside 0..999, more than 5 target groups, a target group another load
+balancer uses. (What listeners do with certificates: acm.py; web ACLs on an ALB: wafv2.py.)"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bench.model import figures
+from botocore.exceptions import ClientError
+
+from bench.model import acm, figures
 from bench.model.core import Span, after, before, override
 
 if TYPE_CHECKING:
@@ -71,34 +77,185 @@ def load_balancer_deleted(model: LatencyModel, parsed: dict[str, Any], params: d
     lb = model.load_balancers.get(params.get("LoadBalancerArn", ""))
     if lb is not None and lb.deleted is None:
         lb.deleted = model.now  # gone from describe at once (moto); its ENIs stay 60 s
+    for listener in model.forwards.values():
+        if listener.load_balancer == params.get("LoadBalancerArn") and listener.weights:
+            _listener_gone(model, listener)
 
 
-@after("elbv2", "CreateListener")
-def listener_created(model: LatencyModel, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
-    for action in params.get("DefaultActions") or []:
-        if action.get("TargetGroupArn"):
-            model.listeners.setdefault(action["TargetGroupArn"], set()).add(params.get("LoadBalancerArn", ""))
+# -- listeners: where each one forwards, with what weights, since when ---------------------------
+MAX_WEIGHT = 999               # ELBv2 API reference, TargetGroupTuple: Weight 0..999
+MAX_FORWARD_TARGET_GROUPS = 5  # ELBv2 API reference, ForwardActionConfig: up to 5 target groups
+
+
+@dataclass
+class Listener:
+    arn: str
+    load_balancer: str
+    weights: dict[str, int]    # target group ARN -> weight, as the last call set them ({}: no forward)
+    # (in effect from, weights): what requests follow; a change is in effect LISTENER_CHANGE_SECONDS after its call
+    history: list[tuple[float, dict[str, int]]] = field(default_factory=list)
+
+    def change(self, effective: float, weights: dict[str, int]) -> None:
+        self.weights = weights
+        self.history.append((effective, weights))
+        self.history.sort(key=lambda change: change[0])
+
+    def weights_at(self, t: float) -> dict[str, int]:
+        current: dict[str, int] = {}
+        for since, weights in self.history:
+            if since > t:
+                break
+            current = weights
+        return current
+
+
+def forward_tuples(actions: list[dict[str, Any]] | None) -> list[tuple[str, int]]:
+    """Every (target group, weight) the forward actions name; a weight left out is 1, as AWS takes it."""
+    tuples: list[tuple[str, int]] = []
+    for action in actions or []:
+        if action.get("Type") != "forward":
+            continue
+        groups = (action.get("ForwardConfig") or {}).get("TargetGroups") or []
+        if groups:
+            tuples += [(g.get("TargetGroupArn", ""), int(g.get("Weight", 1))) for g in groups]
+        elif action.get("TargetGroupArn"):
+            tuples.append((action["TargetGroupArn"], 1))
+    return tuples
+
+
+def learn_listener(model: LatencyModel, arn: str) -> Listener | None:
+    """The model's record of a listener, learnt from moto when it was made before the model was installed."""
+    if arn in model.forwards:
+        return model.forwards[arn]
+    try:
+        found = model.raw("elbv2").describe_listeners(ListenerArns=[arn])["Listeners"]
+    except ClientError:
+        return None
+    if not found:
+        return None
+    weights = dict(forward_tuples(found[0].get("DefaultActions")))
+    listener = model.forwards[arn] = Listener(arn, found[0]["LoadBalancerArn"], weights, [(-1e9, weights)])
+    for target_group in weights:
+        model.listened.setdefault(target_group, -1e9)
+    _index_target_groups(model)
+    return listener
+
+
+def _index_target_groups(model: LatencyModel) -> None:
+    """`model.listeners` (target group -> the load balancers forwarding to it) from the listeners' weights."""
+    used: dict[str, set[str]] = {}
+    for listener in model.forwards.values():
+        for target_group in listener.weights:
+            used.setdefault(target_group, set()).add(listener.load_balancer)
+    for target_group in set(model.listeners) | set(used):
+        model.listeners[target_group] = used.get(target_group, set())
+
+
+@before("elbv2", "CreateListener", "ModifyListener")
+def listener_before(model: LatencyModel, params: dict[str, Any], operation: str, context: dict[str, Any],
+                    **kwargs: Any) -> Any:
+    """What AWS refuses of a forward action and moto takes: a weight over 999, more than 5 target groups, a
+    target group another load balancer uses (after the certificate rules, acm.py)."""
+    refused = acm.listener_certificates_before(model, params, operation=operation, context=context, **kwargs)
+    if refused is not None:
+        return refused
+    if operation == "ModifyListener":
+        listener = learn_listener(model, params.get("ListenerArn", ""))
+        balancer = listener.load_balancer if listener is not None else ""
+        context["bench_weights_before"] = dict(listener.weights) if listener is not None else {}
+        if "DefaultActions" not in params:
+            return None
+    else:
+        balancer = params.get("LoadBalancerArn", "")
+    tuples = forward_tuples(params.get("DefaultActions"))
+    checks = [
+        ("forward-weight-out-of-range", "ValidationError",
+         [f"weight {w} of {tg}" for tg, w in tuples if not 0 <= w <= MAX_WEIGHT],
+         f"a forward weight is 0 to {MAX_WEIGHT}"),
+        ("forward-too-many-target-groups", "ValidationError",
+         [f"{len(tuples)} target groups"] if len(tuples) > MAX_FORWARD_TARGET_GROUPS else [],
+         f"a forward action takes {MAX_FORWARD_TARGET_GROUPS} target groups at most"),
+        ("target-group-on-two-load-balancers", "TargetGroupAssociationLimit",
+         [tg for tg, _ in tuples if _target_group_load_balancers(model, tg) - {balancer}],
+         "a target group is used by one load balancer only"),
+    ]
+    for rule, code, broken, why in checks:
+        if broken:
+            refused = model.refuse(code, f"{why} ({', '.join(broken)})", operation=operation, service="elbv2",
+                                   rule=rule)
+            if refused is not None:
+                return refused
+    return None
+
+
+@after("elbv2", "CreateListener", "ModifyListener")
+def listener_changed(model: LatencyModel, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+    for found in parsed.get("Listeners", []):
+        weights = dict(forward_tuples(found.get("DefaultActions") or params.get("DefaultActions")))
+        listener = model.forwards.get(found["ListenerArn"])
+        if listener is None:
+            listener = model.forwards[found["ListenerArn"]] = Listener(
+                found["ListenerArn"], found.get("LoadBalancerArn") or params.get("LoadBalancerArn", ""), {})
+            effective = model.now  # a new listener: nothing was sent before it existed
+        else:
+            effective = model.now + figures.LISTENER_CHANGE_SECONDS
+        listener.change(effective, weights)
+        for target_group in weights:
+            model.listened.setdefault(target_group, model.now)
+    _index_target_groups(model)
+
+
+@before("elbv2", "DeleteListener")
+def delete_listener_before(model: LatencyModel, params: dict[str, Any], **_: Any) -> Any:
+    learn_listener(model, params.get("ListenerArn", ""))
+    return None
+
+
+def _listener_gone(model: LatencyModel, listener: Listener) -> None:
+    listener.change(model.now, {})
+    _index_target_groups(model)
+
+
+@after("elbv2", "DeleteListener")
+def listener_deleted(model: LatencyModel, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+    listener = model.forwards.get(params.get("ListenerArn", ""))
+    if listener is not None:
+        _listener_gone(model, listener)
 
 
 def _target_group_load_balancers(model: LatencyModel, target_group: str) -> set[str]:
-    arns = set(model.listeners.get(target_group, set()))
-    if not arns:
+    """The load balancers forwarding to `target_group`; learnt from moto (its LoadBalancerArns, right
+    after CreateListener) for one the model has not seen on a listener."""
+    if target_group in model.listeners:
+        return set(model.listeners[target_group])
+    try:
         found = model.raw("elbv2").describe_target_groups(TargetGroupArns=[target_group])["TargetGroups"]
-        arns = set(found[0].get("LoadBalancerArns", [])) if found else set()
-    return arns
+    except ClientError:
+        return set()
+    return set(found[0].get("LoadBalancerArns", [])) if found else set()
 
 
 def healthy_at(model: LatencyModel, target_group: str) -> float | None:
-    """When the targets the Auto Scaling groups put in `target_group` are healthy (None: never yet)."""
+    """When the targets the Auto Scaling groups put in `target_group` are healthy (None: never yet): the
+    health checks start once the target group is on a listener and its load balancer is active."""
     groups = [g for g in model.groups.values() if target_group in g.target_groups and g.deleted is None]
     if not groups:
         return None
+    checked = checked_from(model, target_group)
+    if checked is None:
+        return None
+    return max(max(g.in_service_at for g in groups), checked) + figures.TARGET_HEALTHY_SECONDS
+
+
+def checked_from(model: LatencyModel, target_group: str) -> float | None:
+    """When the load balancer starts checking the targets of `target_group`: it is on a listener (since
+    then) and the load balancer is active. None: on no listener (its targets are `unused`)."""
     arns = _target_group_load_balancers(model, target_group)
     if not arns:
         return None
     active = max((model.load_balancers[a].created + figures.ALB_CREATE_SECONDS if a in model.load_balancers
                   else -1e9) for a in arns)
-    return max(max(g.in_service_at for g in groups), active) + figures.TARGET_HEALTHY_SECONDS
+    return max(active, model.listened.get(target_group, -1e9))
 
 
 @after("elbv2", "DescribeTargetHealth")

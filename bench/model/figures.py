@@ -80,6 +80,15 @@ CLUSTER_START_SECONDS = 480.0
 # (EC2_TERMINATE_SECONDS); only then is it gone from DescribeAutoScalingGroups (ASG user guide, "Amazon EC2
 # Auto Scaling instance lifecycle", Terminating -> Terminated; ELB user guide, deregistration delay).
 DEREGISTRATION_DELAY_DEFAULT_SECONDS = 300.0
+# A deploy (issue 25). Estimates (docs/aws-latency.md marks them est):
+# ModifyListener's new forward weights are followed by new requests "a few seconds" after the call (the ALB's
+# nodes take the new configuration; open keep-alive connections stay on their target): 5 s. Until then the
+# old weights hold (bench/model/load.py).
+LISTENER_CHANGE_SECONDS = 5.0
+# A custom app's install step on the builder (the bootstrap's `run_install`, config `app.install`), by what it
+# runs: npm/yarn/pnpm as the demo's `npm ci` (NPM_CI_SECONDS["app"], a few packages); pip installing a short
+# requirements file into the code's directory, 20 s; anything else, 30 s.
+INSTALL_SECONDS = {"npm": 30.0, "pip": 20.0, "other": 30.0}
 
 # The creates that cost NETWORK_CREATE_SECONDS instead of CALL_SECONDS (all of them EC2's).
 NETWORK_CREATES = frozenset({

@@ -14,7 +14,21 @@ from typing import Any
 import boto3
 
 # Importing a service module registers its handlers (route53, ssm and vpc are not used here otherwise).
-from bench.model import acm, autoscaling, builders, ec2, elbv2, figures, iam, rds, route53, ssm, vpc, wafv2  # noqa: F401
+from bench.model import (  # noqa: F401
+    acm,
+    autoscaling,
+    builders,
+    ec2,
+    elbv2,
+    figures,
+    iam,
+    load,
+    rds,
+    route53,
+    ssm,
+    vpc,
+    wafv2,
+)
 from bench.model.core import AFTER, BEFORE, PARAMS, RULES, TICKS, Refusal, Span, refusal, tag, tags_of
 from threetier.aws import PART_TAG, Aws, Clock
 
@@ -57,6 +71,11 @@ class LatencyModel:
         self.db_instances: dict[str, rds.AuroraInstance] = {}
         self.load_balancers: dict[str, elbv2.LoadBalancer] = {}
         self.listeners: dict[str, set[str]] = {}   # target group ARN -> load balancer ARNs
+        self.forwards: dict[str, elbv2.Listener] = {}   # listener ARN -> its forward weights, over time
+        self.listened: dict[str, float] = {}       # target group ARN -> first put on a listener
+        self.load: load.Load | None = None          # a steady request load being served (load.py)
+        # Instances terminated while serving: (when, instance, target group); load.py counts their requests
+        self.serving_terminations: list[tuple[float, str, str]] = []
         self.groups: dict[str, autoscaling.AutoScalingGroup] = {}
         self.commands: dict[tuple[str, str], float] = {}  # (command, instance) -> sent
         self.certificates: dict[str, acm.Certificate] = {}

@@ -17,7 +17,7 @@ _ACTIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("npm ci", re.compile(r"npm\S*\"?\s+ci\b", re.IGNORECASE)),
     ("build", re.compile(r"npm\S*\"?\s+run\s+build\b|\bvite\s+build\b", re.IGNORECASE)),
     ("systemctl enable", re.compile(r"\bsystemctl\s+enable\b")),
-    ("health", re.compile(r"\bwait_healthy\b")),
+    ("health", re.compile(r"\b(?:wait_healthy|app_healthy)\b")),
 )
 
 
@@ -48,10 +48,38 @@ def script_body(user_data: str) -> list[str]:
     return body
 
 
+# A custom app's install step (config `app.install`, bootstrap/app-custom.sh: `bash -c "$APP_INSTALL"`, or a
+# `run_install` call): one action for its line, charged by what it runs (figures.INSTALL_SECONDS, estimates).
+# The line that sets APP_INSTALL runs nothing; an empty one means no install step.
+_INSTALL = re.compile(r"\brun_install\b|\bbash\s+-c\s+\"?\$\{?APP_INSTALL\b")
+_INSTALL_SETTING = re.compile(r"^\s*(?:export\s+)?APP_INSTALL=")
+_INSTALLERS = (("pip", re.compile(r"\bpip[0-9.]*\b|\bpython[0-9.]*\s+-m\s+pip\b")),
+               ("npm", re.compile(r"\b(?:npm|yarn|pnpm)\b")))
+
+
+def install_seconds(*texts: str) -> float:
+    """What an install costs: by the first of `texts` that names a tool (its line, what APP_INSTALL is
+    set to, the rest of the script: the runtime's packages, python3.12-pip or nodejs24-npm)."""
+    for text in texts:
+        for kind, pattern in _INSTALLERS:
+            if pattern.search(text):
+                return figures.INSTALL_SECONDS[kind]
+    return figures.INSTALL_SECONDS["other"]
+
+
 def bootstrap_actions(user_data: str, tier: str) -> list[tuple[str, float]]:
     """What the rendered user data does, in order, each action with its modeled seconds."""
     actions: list[tuple[str, float]] = []
-    for line in script_body(user_data):
+    body = script_body(user_data)
+    settings = [line for line in body if _INSTALL_SETTING.match(line)]
+    install = _INSTALL_SETTING.sub("", settings[-1]).strip() if settings else None
+    for line in body:
+        if _INSTALL_SETTING.match(line):
+            continue
+        if _INSTALL.search(line):  # the whole line is the install: `npm ci` on it is not charged again
+            if install is None or install.strip("'\""):
+                actions.append(("install", install_seconds(line, install or "", "\n".join(body))))
+            continue
         for label, pattern in _ACTIONS:
             for _ in pattern.finditer(line):
                 seconds = {"dnf": figures.DNF_SECONDS, "s3": figures.S3_COPY_SECONDS,
