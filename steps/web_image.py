@@ -34,7 +34,7 @@ def bake(ctx: Ctx) -> baking.Bake:
         # Part 1's, like the role that writes them
         access_log_group=log_groups.name(ctx, log_groups.NGINX_ACCESS),
         error_log_group=log_groups.name(ctx, log_groups.NGINX_ERROR))
-    baked = {k: v for k, v in artifacts.application_files().items() if k.startswith("web-tier/")}
+    baked = storage.code_files(ctx, "web-tier")
     baked[NGINX_KEY] = nginx_conf(ctx)
     return baking.Bake(tier="web", subnet=network.subnet_ids(ctx, "web")[0],
                        security_group=network.security_group_id(ctx, "web-sg"),

@@ -14,6 +14,7 @@ from threetier.artifacts import (
     WEB_ROOT,
     render_app_log_agent_config,
     render_app_user_data,
+    render_custom_app_user_data,
     render_web_log_agent_config,
     render_web_user_data,
 )
@@ -32,10 +33,16 @@ APP = dict(
 WEB = dict(bucket=APP["bucket"], region=APP["region"], access_log_group="/threetier/threetier/nginx-access",
            error_log_group="/threetier/threetier/nginx-error")
 
+# Your app (app.source): a Python app, its install and start as config.yaml gives them (quotes and all).
+CUSTOM = dict(APP, db_reader_host="threetier-db.cluster-ro-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com",
+              runtime="python3.12", install="pip install -r requirements.txt --target vendor",
+              start="PYTHONPATH=vendor exec python -c 'import app; app.main()' \"$PORT\"", health_path="/healthz")
 
-@pytest.fixture(params=["app", "web"])
+
+@pytest.fixture(params=["app", "web", "custom"])
 def user_data(request, tmp_path):
-    text = render_app_user_data(**APP) if request.param == "app" else render_web_user_data(**WEB)
+    text = {"app": lambda: render_app_user_data(**APP), "web": lambda: render_web_user_data(**WEB),
+            "custom": lambda: render_custom_app_user_data(**CUSTOM)}[request.param]()
     path = tmp_path / f"{request.param}-tier.sh"
     path.write_text(text)
     return request.param, text, path
@@ -97,7 +104,7 @@ def test_app_user_data():
     assert 'test -s "$APP_DIR/certs/rds-global-bundle.pem"' in text
     assert "systemctl enable threetier-app.service" in text
     # The bake waits for liveness only: the database may not be reachable yet.
-    assert re.findall(r"^\s*(?:if ! )?wait_healthy (\S+)", text, re.M) == ['"http://localhost:$APP_PORT/health";']
+    assert top_level_calls(text, "app_healthy", "wait_healthy") == ['app_healthy "http://localhost:$APP_PORT/health"']
     assert "APP_PORT=4000\n" in text
 
 
@@ -110,7 +117,7 @@ def test_web_user_data_builds_nothing():
     assert 'fetch_tier web-tier "$WEB_ROOT" index.html' in text
     assert 's3://$BUCKET/nginx.conf' in text and "nginx -t -c" in text
     assert "systemctl enable nginx.service" in text
-    assert re.findall(r"^\s*(?:if ! )?wait_healthy (\S+)", text, re.M) == ['"http://localhost/health";']
+    assert top_level_calls(text, "app_healthy", "wait_healthy", "if ! wait_healthy") == ['if ! wait_healthy "http://localhost/health"; then']
 
 
 def top_level_calls(text: str, *names: str) -> list[str]:
@@ -172,8 +179,9 @@ def test_the_log_agent_is_installed_configured_and_enabled(user_data):
         < ship_logs.index("systemctl enable amazon-cloudwatch-agent.service")
     steps = top_level_calls(text, "install_packages", "install_node", "ship_logs", "systemctl restart")
     assert steps.count("ship_logs") == 1
-    assert steps.index("ship_logs") == 1 and steps[0] in ("install_node", "install_packages nginx"), steps
-    if tier == "app":
+    assert steps.index("ship_logs") == 1, steps
+    assert steps[0] in ("install_node", "install_packages nginx", "install_packages python3.12 python3.12-pip"), steps
+    if tier in ("app", "custom"):
         assert steps.index("systemctl restart threetier-app.service") > steps.index("ship_logs")
         assert agent_config_in(text) == json.loads(render_app_log_agent_config(log_group=APP["log_group"]))
     else:
