@@ -23,6 +23,7 @@ from typing import Any
 from threetier import artifacts
 from threetier.aws import AwsError, Look
 from threetier.blocks import iam, log_groups, topic
+from threetier.config import ConfigError
 from threetier.engine import Check, Ctx
 from threetier.names import bucket_name_for
 
@@ -262,7 +263,11 @@ def check(ctx: Ctx) -> Check:
             policy = aws.look(bucket_look(ctx, "get_bucket_policy"), resource=f"bucket {bucket}")
             if not has_tls_only((policy or {}).get("Policy"), bucket, aws.partition):
                 result.drift.append(f"bucket {bucket}: its policy does not deny requests without TLS (`up` puts it)")
-        outdated, stale = code_diff(ctx, bucket, code_files(ctx))
+        try:
+            outdated, stale = code_diff(ctx, bucket, code_files(ctx))
+        except ConfigError as exc:  # a source directory gone: status goes on (up, plan refuse it)
+            result.drift.append(f"bucket {bucket}: application code: {exc}")
+            outdated, stale = [], []
         if outdated or stale:
             result.drift.append(f"bucket {bucket}: application code: {len(outdated)} files missing or changed"
                                 f"{f', {len(stale)} left over' if stale else ''} (`up` uploads them)")

@@ -197,3 +197,20 @@ def test_the_demo_is_the_default(tmp_path: Path) -> None:
     assert artifacts.code_files(None, None) == artifacts.application_files()
     config = configlib.parse({})
     sources.check(config)  # nothing to check
+
+
+def test_status_and_down_work_on_when_a_source_directory_has_gone(built: Path, tmp_path: Path) -> None:
+    """The directories are checked by the commands that upload or plan them; `status` says what it
+    cannot tell and exits as for any drift, `cost` needs none of them, `down` removes the stack."""
+    raw = yaml.safe_load((built / "config.yaml").read_text()) or {}
+    write_config(built, tmp_path / "gone", tmp_path / "gone-site")
+    merged = yaml.safe_load((built / "config.yaml").read_text())
+    (built / "config.yaml").write_text(yaml.safe_dump({**raw, **merged}))
+    status = cli("status", cwd=built)
+    assert status.code == 3, status
+    assert f"application code: app.source: {tmp_path / 'gone'}: no such directory" in " ".join(status.stdout.split())
+    assert cli("cost", cwd=built).code == 0
+    assert cli("plan", cwd=built).code == 2
+    down = cli("down", "--yes", cwd=built)
+    assert down.code == 0, down
+    assert boto3.client("ec2").describe_vpcs(Filters=[{"Name": "tag:threetier:stack", "Values": ["threetier"]}])["Vpcs"] == []
