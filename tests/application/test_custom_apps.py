@@ -17,11 +17,13 @@ from threetier.artifacts import (
     CUSTOM_CA_KEY,
     code_files,
     render_custom_app_user_data,
+    render_nginx_conf,
+    render_web_user_data,
 )
 
 from .conftest import DB_PASSWORD, DB_USER, NPM_HOME, SECRET_ARN
 from .servers import free_port, http
-from .test_bootstrap_run import APP_LOG_GROUP, BUCKET, Host
+from .test_bootstrap_run import APP_LOG_GROUP, BUCKET, WEB_LOG_GROUPS, Host
 
 pytestmark = pytest.mark.slow  # starts real servers
 
@@ -88,6 +90,8 @@ def test_your_app_serves_reaches_the_database_over_tls_and_survives_a_rotation(
         status, _, body = http("GET", f"http://127.0.0.1:{port}/db")
         assert (status, body["database"]) == (200, "up"), body
         assert len(secrets_manager.calls) == 2, "refused once, the app read the current credentials"
+        if app == "python":
+            serve_your_site(tmp_path, bucket, app_port=port)
     finally:
         host.stop()
         mariadb.sql(f"ALTER USER '{DB_USER}'@'127.0.0.1' IDENTIFIED BY '{DB_PASSWORD}'")
@@ -127,3 +131,31 @@ def test_your_app_serves_reaches_the_database_over_tls_and_survives_a_rotation(
     assert os.access(host.file(CREDENTIALS_COMMAND), os.X_OK)
     assert "secretsmanager get-secret-value" in host.file(CREDENTIALS_COMMAND).read_text()
     assert json.loads(json.dumps(secrets_manager.calls[0]))["SecretId"] == SECRET_ARN
+
+
+def serve_your_site(tmp_path: Path, bucket: Path, *, app_port: int) -> None:
+    """web.source through the real web builder: nginx serves the site's own files, byte for byte, gives
+    index.html for any other path (a single-page app's routes), and sends /api/ to the app tier (played by
+    the app started above, as the internal ALB would)."""
+    site = tmp_path / "outside-the-project" / "site"
+    (site / "assets").mkdir(parents=True)
+    (site / "index.html").write_text("<!doctype html><title>your site</title><script src=/assets/app.js></script>\n")
+    (site / "assets" / "app.js").write_text("fetch('/api/db')\n")
+    for key, body in code_files(None, str(site)).items():
+        if key.startswith("web-tier/"):
+            (bucket / key).parent.mkdir(parents=True, exist_ok=True)
+            (bucket / key).write_bytes(body)
+    (bucket / "nginx.conf").write_bytes(render_nginx_conf("127.0.0.1", upstream_port=app_port))
+    web = Host(tmp_path / "web-host", bucket, {})
+    try:
+        result = web.run(render_web_user_data(bucket=BUCKET, region="us-east-1", **WEB_LOG_GROUPS))
+        assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
+        index = (site / "index.html").read_text()
+        assert http("GET", "http://127.0.0.1/")[::2] == (200, index)
+        assert http("GET", "http://127.0.0.1/orders/42")[::2] == (200, index), "a client-side route"
+        assert http("GET", "http://127.0.0.1/assets/app.js")[2] == "fetch('/api/db')\n"
+        status, _, body = http("GET", "http://127.0.0.1/api/db")
+        assert (status, body["database"]) == (200, "up"), body
+        assert http("GET", "http://127.0.0.1/health")[0] == 200, "nginx's own"
+    finally:
+        web.stop()
