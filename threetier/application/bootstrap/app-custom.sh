@@ -41,15 +41,17 @@ fetch_tier app-tier "$APP_DIR" .threetier/rds-ca-bundle.pem
 install -d -m 0755 /etc/threetier
 install -m 0644 "$APP_DIR/.threetier/rds-ca-bundle.pem" "$CA_BUNDLE"
 
-# app.install, once, here on the builder (the image carries its result): as threetier, in the code's
-# directory, with the runtime first on PATH; retried like every network step.
-install -d -m 0755 -o threetier -g threetier "$INSTALL_HOME"
-chown -R threetier:threetier "$APP_DIR"
-if [[ -n $APP_INSTALL ]]; then
+# run_install: app.install, once, here on the builder (the image carries its result): as threetier, in
+# the code's directory, with the runtime first on PATH; retried like every network step.
+run_install() {
+  [[ -n $APP_INSTALL ]] || return 0
   log "app.install: $APP_INSTALL"
   (cd "$APP_DIR" && retry runuser -u threetier -- env HOME="$INSTALL_HOME" PATH="$APP_PATH" \
     /bin/bash -c "$APP_INSTALL")
-fi
+}
+install -d -m 0755 -o threetier -g threetier "$INSTALL_HOME"
+chown -R threetier:threetier "$APP_DIR"
+run_install
 # The service reads its code and cannot change it.
 chown -R root:threetier "$APP_DIR"
 chmod -R u+rwX,g+rX,g-w,o-rwx "$APP_DIR"
@@ -86,5 +88,5 @@ systemctl enable threetier-app.service
 systemctl restart threetier-app.service
 
 # Liveness (app.health_path), answered without the database: the image bakes before Aurora answers.
-app_healthy "http://localhost:$APP_PORT$HEALTH_PATH"
+wait_healthy "http://localhost:$APP_PORT$HEALTH_PATH" || app_unhealthy
 finish

@@ -56,7 +56,7 @@ systemctl restart threetier-app.service
 
 # Liveness only: the app serves without its database (it creates the schema by itself
 # once the database answers), so the image can be baked before Aurora is reachable.
-app_healthy "http://localhost:$APP_PORT/health"
+wait_healthy "http://localhost:$APP_PORT/health" || app_unhealthy
 # Informational: whether the database answers yet (GET /ready).
 log "GET /ready: $(curl -sS --max-time 5 "http://localhost:$APP_PORT/ready" || true)"
 finish

@@ -192,10 +192,9 @@ UNIT
   printf '[Unit]\nStartLimitIntervalSec=0\n' > /etc/systemd/system/threetier-app.service.d/restart.conf
 }
 
-# app_healthy URL: the app tier answers its liveness URL; else its journal and log on the console, and
+# app_unhealthy: the app tier's liveness URL did not answer: its journal and log on the console, and
 # the bootstrap fails through the ERR trap (marker + console).
-app_healthy() {
-  wait_healthy "$1" && return 0
+app_unhealthy() {
   journalctl -u threetier-app.service --no-pager -n 20
   tail -n 100 "$APP_LOG_FILE" || true
   return 1
