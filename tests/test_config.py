@@ -141,9 +141,13 @@ BAD_CONFIGS = [
     ({"app": {"source": "app", "runtime": "python3.12", "start": "x" * 1001}}, "app.start"),
     ({"app": {"source": "app", "runtime": "python3.12", "start": "python app.py", "install": "a\0b"}},
      "app.install"),
-    ({"app": {"health_path": "health"}}, "app.health_path"),
-    ({"app": {"health_path": "/health check"}}, "app.health_path"),
-    ({"app": {"health_path": "/" + "a" * 1024}}, "app.health_path"),
+    ({"app": {"health_path": "/healthz"}}, "app.health_path"),  # the demo answers /health
+    ({"app": {"source": "app", "runtime": "python3.12", "start": "python app.py", "health_path": "health"}},
+     "app.health_path"),
+    ({"app": {"source": "app", "runtime": "python3.12", "start": "python app.py", "health_path": "/a b"}},
+     "app.health_path"),
+    ({"app": {"source": "app", "runtime": "python3.12", "start": "python app.py", "health_path": "/" + "a" * 1024}},
+     "app.health_path"),
     ({"web": {"source": ""}}, "web.source"),
     ({"web": {"source": ["site"]}}, "web.source"),
 ]

@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 from helpers import cli, make_engine
-from steps import app_image, storage, web_image
+from steps import app_image, app_tier, storage, web_image, web_tier
 from threetier import artifacts, sources
 from threetier import config as configlib
+from threetier.blocks import balancing
 
 PYTHON_APP = {"runtime": "python3.12", "install": "pip install -r requirements.txt --target vendor",
               "start": "python app.py", "health_path": "/healthz"}
@@ -214,3 +215,20 @@ def test_status_and_down_work_on_when_a_source_directory_has_gone(built: Path, t
     down = cli("down", "--yes", cwd=built)
     assert down.code == 0, down
     assert boto3.client("ec2").describe_vpcs(Filters=[{"Name": "tag:threetier:stack", "Values": ["threetier"]}])["Vpcs"] == []
+
+
+def test_the_app_target_group_and_the_bake_check_the_health_path(built: Path, tmp_path: Path) -> None:
+    """app.health_path is what the app's target group asks (the web tier's stays nginx's /health), and
+    what the bake waits for on the builder."""
+    raw = {"stack": "other", "app": {"source": str(make_app(tmp_path / "api")), **PYTHON_APP}}
+    engine = make_engine(built, raw)  # another stack's name: new target groups, in the built stack's VPC
+    ctx = engine.ctx
+    paths = {}
+    for step in (app_tier, web_tier):
+        ctx.part = engine.part(str(step.NUMBER))
+        tier = step.tier(ctx)
+        arn = balancing.ensure_target_group(ctx, tier, tier.vpc)
+        paths[tier.tier] = boto3.client("elbv2").describe_target_groups(TargetGroupArns=[arn])["TargetGroups"][0][
+            "HealthCheckPath"]
+    assert paths == {"app": "/healthz", "web": "/health"}
+    assert app_image.bake(ctx).health_url == "http://localhost:4000/healthz"

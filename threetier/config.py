@@ -384,6 +384,9 @@ def _check_app_code(app: dict[str, Any]) -> None:
             if app[key] is not None:
                 raise ConfigError(f"app.{key}: goes with app.source (your app's directory); without it the stack "
                                   f"serves the demo")
+        if app["health_path"] != APP_DEFAULTS["health_path"]:
+            raise ConfigError(f"app.health_path: goes with app.source; the demo answers "
+                              f"{APP_DEFAULTS['health_path']} only")
         return
     if not app["source"].strip():
         raise ConfigError("app.source: an empty path; give your app's directory, or null for the demo")
