@@ -115,17 +115,15 @@ def _check_port(value: object, what: str) -> int:
 
 
 def _fill(template: str, values: dict[str, str]) -> str:
-    """Replaces each @@KEY@@; every placeholder must be known and used."""
-    text = template
-    for key, value in values.items():
-        placeholder = f"@@{key}@@"
-        if placeholder not in text:
-            raise ValueError(f"template has no {placeholder}")
-        text = text.replace(placeholder, value)
-    left = _PLACEHOLDER.findall(text)
+    """Replaces each @@KEY@@ in one pass (a value is never read for placeholders: app.start may hold
+    @@ as it likes); every placeholder must be known and used."""
+    for key in values:
+        if f"@@{key}@@" not in template:
+            raise ValueError(f"template has no @@{key}@@")
+    left = {placeholder for placeholder in _PLACEHOLDER.findall(template) if placeholder[2:-2] not in values}
     if left:
-        raise ValueError(f"unfilled placeholders: {sorted(set(left))}")
-    return text
+        raise ValueError(f"unfilled placeholders: {sorted(left)}")
+    return _PLACEHOLDER.sub(lambda found: values[found.group()[2:-2]], template)
 
 
 def render_nginx_conf(
@@ -187,8 +185,12 @@ def _render_log_agent_config(tier: str, values: dict[str, str]) -> str:
 
 
 def _render_user_data(name: str, values: dict[str, str]) -> str:
+    """The tier's script with common.sh spliced in at @@COMMON@@, then every placeholder of both filled."""
     common = (BOOTSTRAP_DIR / "common.sh").read_text().rstrip("\n")
-    return _fill((BOOTSTRAP_DIR / name).read_text(), {"COMMON": common, **values})
+    template = (BOOTSTRAP_DIR / name).read_text()
+    if template.count("@@COMMON@@") != 1:
+        raise ValueError(f"{name} must have @@COMMON@@ once")
+    return _fill(template.replace("@@COMMON@@", common), values)
 
 
 def _bucket_and_region(bucket: str, region: str) -> dict[str, str]:

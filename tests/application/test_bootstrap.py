@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 
 import pytest
@@ -204,3 +205,14 @@ def test_the_apps_output_goes_to_the_file_the_agent_tails():
     assert re.search(r"^\s+rotate \d+$", rotate, re.M) and "    maxsize 50M\n" in rotate
     # On a failed health check the bootstrap shows the app's own lines, no longer in the journal.
     assert 'tail -n 100 "$APP_LOG_FILE"' in text
+
+
+def test_your_commands_reach_the_builder_as_written():
+    """app.install and app.start are one line of shell each, quoted once: nothing in them is read as
+    the script's own (a quote, a $, a template's @@ placeholder)."""
+    start = """printf '%s' "$PORT @@BUCKET@@" && exec python app.py"""
+    text = render_custom_app_user_data(**{**CUSTOM, "install": "echo '@@REGION@@' $HOME", "start": start})
+    start_script = re.search(r"<<'START'\n(.*?)\nSTART\n", text, re.S).group(1)
+    assert start_script == "#!/bin/bash\nexec /bin/bash -c " + shlex.quote(start)
+    assert "\nAPP_INSTALL=" + shlex.quote("echo '@@REGION@@' $HOME") + "\n" in text
+    assert "\nrun_install\n" in text
