@@ -232,8 +232,8 @@ def render_app_user_data(
     )
 
 
-def app_environment(*, port: int, db_host: str, db_reader_host: str, db_name: str, db_secret_arn: str, region: str,
-                    health_path: str) -> str:
+def app_environment(*, port: int, db_host: str, db_reader_host: str, db_name: str, db_secret_arn: str,
+                    region: str) -> str:
     """/etc/threetier/app.env, what your app's service receives (systemd's EnvironmentFile=): where the
     database is and how to get in, never a secret. Every value checked, each double-quoted (systemd's
     quoting: nothing here holds a quote or a backslash)."""
@@ -248,8 +248,7 @@ def app_environment(*, port: int, db_host: str, db_reader_host: str, db_name: st
         "DB_CREDENTIALS_COMMAND": CREDENTIALS_COMMAND,
         "AWS_REGION": _check(_REGION, region, "region"),
         "AWS_DEFAULT_REGION": region,
-        "THREETIER_HEALTH_PATH": _check(_HEALTH_PATH, health_path, "health path"),
-    }
+    }  # and THREETIER_HEALTH_PATH, which the script adds from its HEALTH_PATH (user data holds it once)
     return "\n".join(f'{key}="{value}"' for key, value in values.items())
 
 
@@ -275,7 +274,7 @@ def render_custom_app_user_data(
             "RUNTIME_COMMANDS": "\n".join(f"{name} {command}" for name, command in chosen.commands),
             "RUNTIME_VERSION": chosen.version,
             "APP_ENV": app_environment(port=port, db_host=db_host, db_reader_host=db_reader_host, db_name=db_name,
-                                       db_secret_arn=db_secret_arn, region=region, health_path=health_path),
+                                       db_secret_arn=db_secret_arn, region=region),
             # Two lines, neither the heredoc's end (START): app.start, exec'd by bash.
             "START_SCRIPT": f"#!/bin/bash\nexec /bin/bash -c {shlex.quote(start)}",
             **_log_agent(render_app_log_agent_config(log_group=log_group)),

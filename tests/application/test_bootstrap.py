@@ -216,3 +216,11 @@ def test_your_commands_reach_the_builder_as_written():
     assert start_script == "#!/bin/bash\nexec /bin/bash -c " + shlex.quote(start)
     assert "\nAPP_INSTALL=" + shlex.quote("echo '@@REGION@@' $HOME") + "\n" in text
     assert "\nrun_install\n" in text
+
+
+def test_the_longest_commands_fit_in_user_data():
+    """app.install and app.start of 1,000 characters each (config's limit), the longest health path: still
+    under EC2's 16 KB of user data."""
+    text = render_custom_app_user_data(**{**CUSTOM, "install": "i" * 1000, "start": "s" * 1000,
+                                          "health_path": "/" + "h" * 1023})
+    assert len(text.encode()) < 16 * 1024

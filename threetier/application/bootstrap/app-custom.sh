@@ -70,6 +70,7 @@ chmod 0755 "$CREDENTIALS_COMMAND"
 cat > "$APP_ENV_FILE" <<'APP_ENV'
 @@APP_ENV@@
 APP_ENV
+printf 'THREETIER_HEALTH_PATH="%s"\n' "$HEALTH_PATH" >> "$APP_ENV_FILE"
 chmod 0644 "$APP_ENV_FILE"
 
 # app.start, exec'd by bash: systemd runs it as it is written in config.yaml.
