@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what tests/application needs on a fresh Debian 12 machine (run as root):
 # MariaDB (a throwaway server the tests start themselves), nginx, Chromium, shellcheck,
-# and the npm dependencies of both tiers and of the test-only browser driver.
+# the npm dependencies of both tiers and of the test-only browser driver, and the wheel of the
+# Python test app's one dependency (tests/application/apps/python: its install then needs no index).
 # Idempotent; starts no service (the tests start and stop their own servers).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -35,3 +36,8 @@ npm_ci() {
 npm_ci "$ROOT/threetier/application/app-tier"
 npm_ci "$ROOT/threetier/application/web-tier"
 npm_ci "$ROOT/tests/application/browser"
+
+# The Python test app's requirements.txt, as wheels its install on the simulated host finds offline.
+WHEELS=/var/cache/threetier-test/wheels
+mkdir -p "$WHEELS"
+python3 -m pip download --quiet --no-deps --dest "$WHEELS" -r "$ROOT/tests/application/apps/python/requirements.txt"

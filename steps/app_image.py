@@ -18,6 +18,7 @@ from steps import database, network, storage
 from threetier import artifacts
 from threetier.aws import Look
 from threetier.blocks import baking, log_groups, strays
+from threetier.config import ConfigError
 from threetier.engine import DONE, EXISTS, Check, Ctx
 
 NUMBER = 4
@@ -28,18 +29,24 @@ TITLE = "app tier instance and AMI"
 def bake(ctx: Ctx) -> baking.Bake:
     db = ctx.resources_of(database.NUMBER)
     app = ctx.config.app
-    user_data = artifacts.render_app_user_data(
-        bucket=ctx.resources_of(storage.NUMBER)["bucket"], region=ctx.aws.region,
-        db_host=db["db_writer_endpoint"], db_name=db["db_name"], db_secret_arn=db["db_secret_arn"], port=app.port,
-        log_group=log_groups.name(ctx, log_groups.APP))  # Part 1's, like the role that writes it
-    app_files = {k: v for k, v in artifacts.application_files().items() if k.startswith("app-tier/")}
+    bucket, log_group = ctx.resources_of(storage.NUMBER)["bucket"], log_groups.name(ctx, log_groups.APP)
+    if app.source is None:  # the demo
+        user_data = artifacts.render_app_user_data(
+            bucket=bucket, region=ctx.aws.region, db_host=db["db_writer_endpoint"], db_name=db["db_name"],
+            db_secret_arn=db["db_secret_arn"], port=app.port, log_group=log_group)  # Part 1's, like its role
+    else:  # your app (README "Your application"): config.parse made sure of runtime and start
+        user_data = artifacts.render_custom_app_user_data(
+            bucket=bucket, region=ctx.aws.region, db_host=db["db_writer_endpoint"],
+            db_reader_host=db.get("db_reader_endpoint", ""), db_name=db["db_name"], db_secret_arn=db["db_secret_arn"],
+            port=app.port, log_group=log_group, runtime=str(app.runtime), install=app.install, start=str(app.start),
+            health_path=app.health_path)
     return baking.Bake(tier="app", subnet=network.subnet_ids(ctx, "app")[0],
                        security_group=network.security_group_id(ctx, "app-sg"),
                        instance_profile_arn=storage.profile_arn(ctx, "app"),
                        instance_type=app.instance_type, architecture=baking.architecture(ctx, app.instance_type),
                        user_data=user_data,
-                       health_url=f"http://localhost:{app.port}/health", keep_builder=app.keep_builder,
-                       baked_files=app_files)
+                       health_url=f"http://localhost:{app.port}{app.health_path}", keep_builder=app.keep_builder,
+                       baked_files=storage.code_files(ctx, "app-tier"))
 
 
 def looks(ctx: Ctx) -> Iterator[Look]:
@@ -73,7 +80,12 @@ def check(ctx: Ctx) -> Check:
         result.missing.append("app AMI (it is baked from Parts 1 and 3)")
         baking.check_builder(ctx, "app", ctx.config.app.keep_builder, result)
         return result
-    baking.check_image(ctx, bake(ctx), result)
+    try:
+        wanted = bake(ctx)
+    except ConfigError as exc:  # app.source gone: status goes on (up, plan refuse it)
+        result.drift.append(f"app AMI: whether it runs the configured code is not known: {exc}")
+        return result
+    baking.check_image(ctx, wanted, result)
     return result
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from threetier import artifacts
 from threetier.aws import AwsError, Look
 from threetier.blocks import iam, log_groups, topic
+from threetier.config import ConfigError
 from threetier.engine import Check, Ctx
 from threetier.names import bucket_name_for
 
@@ -208,10 +209,17 @@ def ensure_tls_only(ctx: Ctx, name: str) -> None:
     ctx.record("changed", "bucket policy", name, "deny requests without TLS")
 
 
+def code_files(ctx: Ctx, tier: str | None = None) -> dict[str, bytes]:
+    """Bucket key -> content of the code this Part uploads (config.yaml's app.source and web.source, or the
+    bundled demo's), of one tier (`app-tier` or `web-tier`) or both."""
+    files = artifacts.code_files(ctx.config.app.source, ctx.config.web.source)
+    return files if tier is None else {key: body for key, body in files.items() if key.startswith(f"{tier}/")}
+
+
 def ensure_code_uploaded(ctx: Ctx, bucket: str) -> None:
     """Upload app-tier/ and web-tier/; only what changed, and remove what is gone."""
     aws = ctx.aws
-    files = artifacts.application_files()
+    files = code_files(ctx)
     outdated, stale = code_diff(ctx, bucket, files)
     for key in outdated:
         aws.call("s3", "put_object", resource=f"object s3://{bucket}/{key}", Bucket=bucket, Key=key, Body=files[key],
@@ -255,7 +263,11 @@ def check(ctx: Ctx) -> Check:
             policy = aws.look(bucket_look(ctx, "get_bucket_policy"), resource=f"bucket {bucket}")
             if not has_tls_only((policy or {}).get("Policy"), bucket, aws.partition):
                 result.drift.append(f"bucket {bucket}: its policy does not deny requests without TLS (`up` puts it)")
-        outdated, stale = code_diff(ctx, bucket, artifacts.application_files())
+        try:
+            outdated, stale = code_diff(ctx, bucket, code_files(ctx))
+        except ConfigError as exc:  # a source directory gone: status goes on (up, plan refuse it)
+            result.drift.append(f"bucket {bucket}: application code: {exc}")
+            outdated, stale = [], []
         if outdated or stale:
             result.drift.append(f"bucket {bucket}: application code: {len(outdated)} files missing or changed"
                                 f"{f', {len(stale)} left over' if stale else ''} (`up` uploads them)")

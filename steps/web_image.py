@@ -15,6 +15,7 @@ from steps import app_tier, network, storage
 from threetier import artifacts
 from threetier.aws import Look
 from threetier.blocks import baking, log_groups, strays
+from threetier.config import ConfigError
 from threetier.engine import DONE, EXISTS, Check, Ctx
 
 NUMBER = 6
@@ -34,7 +35,7 @@ def bake(ctx: Ctx) -> baking.Bake:
         # Part 1's, like the role that writes them
         access_log_group=log_groups.name(ctx, log_groups.NGINX_ACCESS),
         error_log_group=log_groups.name(ctx, log_groups.NGINX_ERROR))
-    baked = {k: v for k, v in artifacts.application_files().items() if k.startswith("web-tier/")}
+    baked = storage.code_files(ctx, "web-tier")
     baked[NGINX_KEY] = nginx_conf(ctx)
     return baking.Bake(tier="web", subnet=network.subnet_ids(ctx, "web")[0],
                        security_group=network.security_group_id(ctx, "web-sg"),
@@ -102,7 +103,13 @@ def check(ctx: Ctx) -> Check:
         if result.present:  # some of the part is there: what it lacks is drift (nothing there: not built yet)
             result.drift.extend(lacking)
         return result
-    baking.check_image(ctx, bake(ctx), result)
+    try:
+        wanted = bake(ctx)
+    except ConfigError as exc:  # web.source gone: status goes on (up, plan refuse it)
+        check_without_inputs(ctx, result)
+        result.drift.append(f"web AMI: whether it serves the configured site is not known: {exc}")
+        return result
+    baking.check_image(ctx, wanted, result)
     check_nginx_conf(ctx, result, nginx_conf(ctx))
     return result
 

@@ -126,6 +126,30 @@ BAD_CONFIGS = [
     ({"monitoring": {"log_retention_days": 10}}, "monitoring.log_retention_days"),
     ({"monitoring": {"flow_logs": "yes"}}, "monitoring.flow_logs"),
     ({"monitoring": {"dashbaord": True}}, "monitoring.dashbaord"),
+    # Your own code (README "Your application"); the directories themselves: tests/test_sources.py.
+    ({"app": {"source": 7}}, "app.source"),
+    ({"app": {"source": ""}}, "app.source"),
+    ({"app": {"runtime": "nodejs22"}}, "app.runtime"),
+    ({"app": {"start": "node server.js"}}, "app.start"),
+    ({"app": {"install": "npm ci"}}, "app.install"),
+    ({"app": {"source": "app", "start": "node server.js"}}, "app.runtime"),
+    ({"app": {"source": "app", "runtime": "nodejs23", "start": "node server.js"}}, "app.runtime"),
+    ({"app": {"source": "app", "runtime": "java21", "start": "java -jar app.jar"}}, "app.runtime"),
+    ({"app": {"source": "app", "runtime": "python3.12"}}, "app.start"),
+    ({"app": {"source": "app", "runtime": "python3.12", "start": "python app.py\nrm -rf /"}}, "app.start"),
+    ({"app": {"source": "app", "runtime": "python3.12", "start": "   "}}, "app.start"),
+    ({"app": {"source": "app", "runtime": "python3.12", "start": "x" * 1001}}, "app.start"),
+    ({"app": {"source": "app", "runtime": "python3.12", "start": "python app.py", "install": "a\0b"}},
+     "app.install"),
+    ({"app": {"health_path": "/healthz"}}, "app.health_path"),  # the demo answers /health
+    ({"app": {"source": "app", "runtime": "python3.12", "start": "python app.py", "health_path": "health"}},
+     "app.health_path"),
+    ({"app": {"source": "app", "runtime": "python3.12", "start": "python app.py", "health_path": "/a b"}},
+     "app.health_path"),
+    ({"app": {"source": "app", "runtime": "python3.12", "start": "python app.py", "health_path": "/" + "a" * 1024}},
+     "app.health_path"),
+    ({"web": {"source": ""}}, "web.source"),
+    ({"web": {"source": ["site"]}}, "web.source"),
 ]
 
 
@@ -217,3 +241,27 @@ def test_monitoring_defaults_and_a_valid_section() -> None:
                                           "log_retention_days": 90}})
     assert cfg.monitoring == configlib.Monitoring(alarms=True, email="ops@example.com", dashboard=False,
                                                   flow_logs=False, log_retention_days=90)
+
+
+def test_your_code_keys_default_to_the_demo_and_resolve_against_the_config_files_directory(tmp_path: Path) -> None:
+    defaults = configlib.parse({})
+    assert (defaults.app.source, defaults.app.runtime, defaults.app.install, defaults.app.start) == (None,) * 4
+    assert defaults.app.health_path == "/health" and defaults.web.source is None
+    (tmp_path / "deploy").mkdir()
+    path = tmp_path / "deploy" / "config.yaml"
+    path.write_text(yaml.safe_dump({"app": {"source": "../api", "runtime": "python3.12", "install": "pip install .",
+                                            "start": "python -m api", "health_path": "/healthz"},
+                                    "web": {"source": str(tmp_path / "site")}}))
+    cfg = configlib.load(path)
+    assert cfg.app.source == str(tmp_path / "deploy" / ".." / "api")  # the file's directory, not the cwd
+    assert (cfg.app.runtime, cfg.app.install, cfg.app.start, cfg.app.health_path) == \
+        ("python3.12", "pip install .", "python -m api", "/healthz")
+    assert cfg.web.source == str(tmp_path / "site")
+
+
+def test_an_unknown_runtime_names_the_closest_and_every_known_one() -> None:
+    with pytest.raises(configlib.ConfigError) as refused:
+        configlib.parse({"app": {"source": "app", "runtime": "nodjs22", "start": "node app.js"}})
+    message = str(refused.value)
+    assert message.startswith("app.runtime: unknown runtime 'nodjs22', did you mean `nodejs22`?")
+    assert "nodejs20, nodejs22, nodejs24, python3.11, python3.12, python3.13" in message

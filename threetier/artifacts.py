@@ -15,6 +15,8 @@ import re
 import shlex
 from pathlib import Path
 
+from threetier import sources
+
 # The application ships inside the package (threetier/application/).
 BUNDLED_APPLICATION = Path(__file__).parent / "application"
 TIERS = ("app-tier", "web-tier")
@@ -50,6 +52,7 @@ _BUCKET = re.compile(r"(?!xn--)(?!.*\.\.)(?!\d+\.\d+\.\d+\.\d+\Z)[a-z0-9][a-z0-9
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}\Z")
 _DB_NAME = re.compile(r"[A-Za-z0-9_]{1,64}\Z")
 _SECRET_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@!-]{1,512}\Z")
+_HEALTH_PATH = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]{0,1023}\Z")
 _ABS_PATH = re.compile(r"/(?:[A-Za-z0-9._-]+/?)*\Z")
 # CloudWatch Logs' own rule for group names (1-512 of a-z A-Z 0-9 _ - / . #): nothing that could
 # end a JSON string or the user data's heredoc. The stack's are /threetier/<stack>/<what>.
@@ -76,6 +79,29 @@ def application_files(source: Path | None = None) -> dict[str, bytes]:
     return dict(sorted(files.items()))
 
 
+# Your app's tier (app.source): the directory byte for byte, plus the database's CA bundle (too large
+# for user data) under the folder sources.RESERVED_DIR keeps for threetier.
+RDS_CA_BUNDLE = BUNDLED_APPLICATION / "app-tier" / "certs" / "rds-global-bundle.pem"
+CUSTOM_CA_KEY = f"app-tier/{sources.RESERVED_DIR}/rds-ca-bundle.pem"
+# Where your app's builder puts what it receives (README "Your application").
+CUSTOM_CA_BUNDLE = "/etc/threetier/rds-ca-bundle.pem"
+CREDENTIALS_COMMAND = "/usr/local/bin/threetier-db-credentials"
+
+
+def code_files(app_source: str | None, web_source: str | None) -> dict[str, bytes]:
+    """What Part 1 uploads, bucket key -> content, sorted: each tier's own directory when config.yaml
+    names one (app.source, web.source), else the bundled demo's."""
+    files = {k: v for k, v in application_files().items()
+             if (app_source is None and k.startswith("app-tier/")) or (web_source is None and k.startswith("web-tier/"))}
+    if app_source is not None:
+        files.update({f"app-tier/{path}": body for path, body in sources.tree(Path(app_source), "app.source").items()})
+        files[CUSTOM_CA_KEY] = RDS_CA_BUNDLE.read_bytes()
+    if web_source is not None:
+        files.update({f"web-tier/{path}": body
+                      for path, body in sources.tree(Path(web_source), "web.source", prefix="web-tier/").items()})
+    return dict(sorted(files.items()))
+
+
 def _check(pattern: re.Pattern[str], value: object, what: str) -> str:
     if not isinstance(value, str) or not pattern.match(value) or ".." in value.split("/"):
         raise ValueError(f"invalid {what}: {value!r}")
@@ -89,17 +115,15 @@ def _check_port(value: object, what: str) -> int:
 
 
 def _fill(template: str, values: dict[str, str]) -> str:
-    """Replaces each @@KEY@@; every placeholder must be known and used."""
-    text = template
-    for key, value in values.items():
-        placeholder = f"@@{key}@@"
-        if placeholder not in text:
-            raise ValueError(f"template has no {placeholder}")
-        text = text.replace(placeholder, value)
-    left = _PLACEHOLDER.findall(text)
+    """Replaces each @@KEY@@ in one pass (a value is never read for placeholders: app.start may hold
+    @@ as it likes); every placeholder must be known and used."""
+    for key in values:
+        if f"@@{key}@@" not in template:
+            raise ValueError(f"template has no @@{key}@@")
+    left = {placeholder for placeholder in _PLACEHOLDER.findall(template) if placeholder[2:-2] not in values}
     if left:
-        raise ValueError(f"unfilled placeholders: {sorted(set(left))}")
-    return text
+        raise ValueError(f"unfilled placeholders: {sorted(left)}")
+    return _PLACEHOLDER.sub(lambda found: values[found.group()[2:-2]], template)
 
 
 def render_nginx_conf(
@@ -161,8 +185,12 @@ def _render_log_agent_config(tier: str, values: dict[str, str]) -> str:
 
 
 def _render_user_data(name: str, values: dict[str, str]) -> str:
+    """The tier's script with common.sh spliced in at @@COMMON@@, then every placeholder of both filled."""
     common = (BOOTSTRAP_DIR / "common.sh").read_text().rstrip("\n")
-    return _fill((BOOTSTRAP_DIR / name).read_text(), {"COMMON": common, **values})
+    template = (BOOTSTRAP_DIR / name).read_text()
+    if template.count("@@COMMON@@") != 1:
+        raise ValueError(f"{name} must have @@COMMON@@ once")
+    return _fill(template.replace("@@COMMON@@", common), values)
 
 
 def _bucket_and_region(bucket: str, region: str) -> dict[str, str]:
@@ -199,6 +227,56 @@ def render_app_user_data(
             "APP_PORT": str(port),
             "APP_CONFIG": json.dumps(config, indent=2),
             "APP_LOG_FILE": shlex.quote(APP_LOG_FILE),
+            **_log_agent(render_app_log_agent_config(log_group=log_group)),
+        },
+    )
+
+
+def app_environment(*, port: int, db_host: str, db_reader_host: str, db_name: str, db_secret_arn: str,
+                    region: str) -> str:
+    """/etc/threetier/app.env, what your app's service receives (systemd's EnvironmentFile=): where the
+    database is and how to get in, never a secret. Every value checked, each double-quoted (systemd's
+    quoting: nothing here holds a quote or a backslash)."""
+    values = {
+        "PORT": str(_check_port(port, "app port")),
+        "DB_HOST": _check(_HOSTNAME, db_host, "database host"),
+        "DB_READER_HOST": _check(_HOSTNAME, db_reader_host or db_host, "database reader host"),
+        "DB_PORT": "3306",
+        "DB_NAME": _check(_DB_NAME, db_name, "database name"),
+        "DB_SECRET_ARN": _check(_SECRET_ARN, db_secret_arn, "database secret ARN"),
+        "DB_CA_BUNDLE": CUSTOM_CA_BUNDLE,
+        "DB_CREDENTIALS_COMMAND": CREDENTIALS_COMMAND,
+        "AWS_REGION": _check(_REGION, region, "region"),
+        "AWS_DEFAULT_REGION": region,
+    }  # and THREETIER_HEALTH_PATH, which the script adds from its HEALTH_PATH (user data holds it once)
+    return "\n".join(f'{key}="{value}"' for key, value in values.items())
+
+
+def render_custom_app_user_data(
+    *, bucket: str, region: str, db_host: str, db_reader_host: str, db_name: str, db_secret_arn: str, port: int,
+    log_group: str, runtime: str, install: str | None, start: str, health_path: str,
+) -> str:
+    """User data of the app-tier builder for your app (app.source): the runtime from AL2023's repository,
+    app.install run once, app.start as the systemd service threetier-app on `port` (app-custom.sh)."""
+    chosen = sources.RUNTIMES[runtime]
+    for command in (install or "", start):
+        if "\n" in command or "\r" in command or "\0" in command:
+            raise ValueError(f"not one line: {command!r}")
+    return _render_user_data(
+        "app-custom.sh",
+        {
+            **_bucket_and_region(bucket, region),
+            "APP_PORT": str(_check_port(port, "app port")),
+            "APP_LOG_FILE": shlex.quote(APP_LOG_FILE),
+            "HEALTH_PATH": shlex.quote(_check(_HEALTH_PATH, health_path, "health path")),
+            "APP_INSTALL": shlex.quote(install or ""),
+            "RUNTIME_PACKAGES": " ".join(shlex.quote(package) for package in chosen.packages),
+            "RUNTIME_COMMANDS": "\n".join(f"{name} {command}" for name, command in chosen.commands),
+            "RUNTIME_VERSION": chosen.version,
+            "APP_ENV": app_environment(port=port, db_host=db_host, db_reader_host=db_reader_host, db_name=db_name,
+                                       db_secret_arn=db_secret_arn, region=region),
+            # Two lines, neither the heredoc's end (START): app.start, exec'd by bash.
+            "START_SCRIPT": f"#!/bin/bash\nexec /bin/bash -c {shlex.quote(start)}",
             **_log_agent(render_app_log_agent_config(log_group=log_group)),
         },
     )

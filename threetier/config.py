@@ -323,8 +323,15 @@ APP_DEFAULTS: dict[str, Any] = {
     "asg": {"min": 2, "desired": 2, "max": 4},
     "scaling": {"cpu_target": 60, "requests_per_target": None},
     "keep_builder": False,
+    # Your own app instead of the demo (threetier/sources.py checks the directory, README "Your application").
+    "source": None,        # a directory; relative to the config file's directory
+    "runtime": None,       # a key of sources.RUNTIMES; required with source
+    "install": None,       # run once on the builder, in the code's directory
+    "start": None,         # serves on $PORT; required with source
+    "health_path": "/health",
 }
-APP_NULLABLE = {"app.scaling.requests_per_target": int}
+APP_NULLABLE = {"app.scaling.requests_per_target": int, "app.source": str, "app.runtime": str, "app.install": str,
+                "app.start": str}
 # null turns that scaling policy (or, for the whole section, both) off.
 APP_MAY_BE_NULL = frozenset({"app.scaling", "app.scaling.cpu_target"})
 APP_ANY_NUMBER = frozenset({"app.scaling.cpu_target"})  # a CPU target of 62.5 %
@@ -337,10 +344,61 @@ class AppTier:
     asg: AsgSize
     scaling: Scaling
     keep_builder: bool
+    source: str | None = None      # an absolute directory (load resolves it); None: the demo
+    runtime: str | None = None
+    install: str | None = None
+    start: str | None = None
+    health_path: str = "/health"
+
+
+# What a target group's HealthCheckPath takes (1-1024 characters, starting with /).
+HEALTH_PATH = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]{0,1023}", re.ASCII)
+# app.install and app.start: one line of bash each, written into the builder's user data.
+COMMAND_LENGTH_MAX = 1000
+
+
+def _check_command(key: str, command: str | None) -> None:
+    if command is None:
+        return
+    if not command.strip():
+        raise ConfigError(f"{key}: an empty command; give one, or null")
+    if "\n" in command or "\r" in command or "\0" in command:
+        raise ConfigError(f"{key}: one line of shell, without line breaks or NUL (chain commands with &&)")
+    if len(command) > COMMAND_LENGTH_MAX:
+        raise ConfigError(f"{key}: at most {COMMAND_LENGTH_MAX} characters, got {len(command)}")
 
 
 def _check_app(app: dict[str, Any]) -> None:
     _check_tier("app", app)  # app.port apart: _check runs _check_app_port last of all
+    _check_app_code(app)
+
+
+def _check_app_code(app: dict[str, Any]) -> None:
+    """The keys of your own app (the directory itself: threetier/sources.py, before any AWS call)."""
+    from threetier.sources import RUNTIMES  # sources reads this module's Config
+    if not HEALTH_PATH.fullmatch(app["health_path"]):
+        raise ConfigError(f"app.health_path: {_quoted(app['health_path'])} is not a URL path like /health "
+                          f"(a target group's health check path: /, then up to 1023 of A-Z a-z 0-9 ._~!$&'()*+,;=:@%/-)")
+    if app["source"] is None:
+        for key in ("runtime", "install", "start"):
+            if app[key] is not None:
+                raise ConfigError(f"app.{key}: goes with app.source (your app's directory); without it the stack "
+                                  f"serves the demo")
+        if app["health_path"] != APP_DEFAULTS["health_path"]:
+            raise ConfigError(f"app.health_path: goes with app.source; the demo answers "
+                              f"{APP_DEFAULTS['health_path']} only")
+        return
+    if not app["source"].strip():
+        raise ConfigError("app.source: an empty path; give your app's directory, or null for the demo")
+    if app["runtime"] is None:
+        raise ConfigError(f"app.runtime: required with app.source, one of {', '.join(RUNTIMES)}")
+    if app["runtime"] not in RUNTIMES:
+        raise ConfigError(f"app.runtime: unknown runtime {_quoted(app['runtime'])}"
+                          f"{_did_you_mean(app['runtime'], RUNTIMES)} (known: {', '.join(RUNTIMES)})")
+    if app["start"] is None:
+        raise ConfigError("app.start: required with app.source: the command that serves your app on $PORT")
+    _check_command("app.install", app["install"])
+    _check_command("app.start", app["start"])
 
 
 def _check_app_port(port: int) -> None:
@@ -348,13 +406,26 @@ def _check_app_port(port: int) -> None:
         raise ConfigError(f"app.port: must be an unprivileged TCP port (1024-65535, not 3306), got {port}")
 
 
-def _app_tier_from(app: dict[str, Any]) -> AppTier:
+def _source_path(source: str | None, base: Path | None) -> str | None:
+    """A source directory as an absolute path: a relative one is relative to the config file's directory."""
+    if source is None:
+        return None
+    path = Path(source).expanduser()
+    return str(path if path.is_absolute() else ((base or Path.cwd()) / path).absolute())
+
+
+def _app_tier_from(app: dict[str, Any], base: Path | None) -> AppTier:
     return AppTier(
         instance_type=app["instance_type"],
         port=app["port"],
         asg=AsgSize(**app["asg"]),
         scaling=_scaling(app["scaling"]),
         keep_builder=app["keep_builder"],
+        source=_source_path(app["source"], base),
+        runtime=app["runtime"],
+        install=app["install"],
+        start=app["start"],
+        health_path=app["health_path"],
     )
 
 
@@ -365,7 +436,9 @@ WEB_DEFAULTS: dict[str, Any] = {
     "asg": {"min": 2, "desired": 2, "max": 4},
     "scaling": {"cpu_target": 60, "requests_per_target": 1000},
     "keep_builder": False,
+    "source": None,  # a directory of static files with index.html at its top; None: the demo's build
 }
+WEB_NULLABLE = {"web.source": str}
 # null turns that scaling policy (or, for the whole section, both) off.
 WEB_MAY_BE_NULL = frozenset({"web.scaling", "web.scaling.cpu_target", "web.scaling.requests_per_target"})
 WEB_ANY_NUMBER = frozenset({"web.scaling.cpu_target"})  # a CPU target of 62.5 %
@@ -377,15 +450,19 @@ class WebTier:
     asg: AsgSize
     scaling: Scaling
     keep_builder: bool
+    source: str | None = None  # an absolute directory (load resolves it); None: the demo's build
 
 
 def _check_web(web: dict[str, Any]) -> None:
     _check_tier("web", web)
+    if web["source"] is not None and not web["source"].strip():
+        raise ConfigError("web.source: an empty path; give your site's directory, or null for the demo")
 
 
-def _web_tier_from(web: dict[str, Any]) -> WebTier:
+def _web_tier_from(web: dict[str, Any], base: Path | None) -> WebTier:
     return WebTier(instance_type=web["instance_type"], asg=AsgSize(**web["asg"]),
-                   scaling=_scaling(web["scaling"]), keep_builder=web["keep_builder"])
+                   scaling=_scaling(web["scaling"]), keep_builder=web["keep_builder"],
+                   source=_source_path(web["source"], base))
 
 
 # --- load_balancers -----------------------------------------------------------------------------
@@ -556,7 +633,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 # Keys whose default is null: the type they take when set.
-NULLABLE = {**ACCESS_NULLABLE, **APP_NULLABLE, **MONITORING_NULLABLE, **EDGE_NULLABLE}
+NULLABLE = {**ACCESS_NULLABLE, **APP_NULLABLE, **WEB_NULLABLE, **MONITORING_NULLABLE, **EDGE_NULLABLE}
 # Keys that may be null although their default is not.
 MAY_BE_NULL = APP_MAY_BE_NULL | WEB_MAY_BE_NULL
 # Keys that take any number, not only an integer like their default.
@@ -678,10 +755,12 @@ def load(path: str | Path | None) -> Config:
     raw = read(chosen) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{chosen}: the top level must be a mapping of keys")
-    return parse(raw, source=str(chosen))
+    return parse(raw, source=str(chosen), base=chosen.parent)
 
 
-def parse(raw: dict[str, Any], source: str = "config") -> Config:
+def parse(raw: dict[str, Any], source: str = "config", base: Path | None = None) -> Config:
+    """`base`: the directory relative source directories are relative to (the config file's; None: the
+    working directory)."""
     merged = _merge(DEFAULTS, raw, path="")
     _check(merged)
     return Config(
@@ -691,8 +770,8 @@ def parse(raw: dict[str, Any], source: str = "config") -> Config:
         network=_network_from(merged["network"]),
         access=_access_from(merged["access"]),
         database=Database(**merged["database"]),
-        app=_app_tier_from(merged["app"]),
-        web=_web_tier_from(merged["web"]),
+        app=_app_tier_from(merged["app"], base),
+        web=_web_tier_from(merged["web"], base),
         load_balancers=LoadBalancers(**merged["load_balancers"]),
         monitoring=Monitoring(**merged["monitoring"]),
         edge=_edge_from(merged["edge"]),

@@ -13,7 +13,7 @@ import pytest
 
 from threetier.artifacts import application_files
 
-from .servers import AppTier, LocalCA, MariaDB, need
+from .servers import IN_CI, AppTier, LocalCA, MariaDB, need, port_open
 
 DB_USER = "app"
 DB_PASSWORD = "app-password"
@@ -157,3 +157,23 @@ def start_app(application_tree, mariadb, local_ca, tmp_path):
     yield start
     for app in started:
         app.stop()
+
+
+def _unavailable(reason: str):
+    if IN_CI:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def sandbox_ok():
+    """The simulated Amazon Linux 2023 host can run here (al2023/run-user-data.sh): root, mount
+    namespaces, and port 80 free for the web builder's nginx."""
+    need("unshare")
+    if os.geteuid() != 0:
+        _unavailable("the simulated host needs root (mount namespaces and overlays)")
+    probe = subprocess.run(["unshare", "--mount", "--fork", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        _unavailable(f"cannot make a mount namespace here: {probe.stderr.strip()}")
+    if port_open(80):
+        _unavailable("port 80 is taken; the web builder's nginx must listen on it")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 
 import pytest
@@ -14,6 +15,7 @@ from threetier.artifacts import (
     WEB_ROOT,
     render_app_log_agent_config,
     render_app_user_data,
+    render_custom_app_user_data,
     render_web_log_agent_config,
     render_web_user_data,
 )
@@ -32,10 +34,16 @@ APP = dict(
 WEB = dict(bucket=APP["bucket"], region=APP["region"], access_log_group="/threetier/threetier/nginx-access",
            error_log_group="/threetier/threetier/nginx-error")
 
+# Your app (app.source): a Python app, its install and start as config.yaml gives them (quotes and all).
+CUSTOM = dict(APP, db_reader_host="threetier-db.cluster-ro-c1a2b3c4d5e6.us-east-1.rds.amazonaws.com",
+              runtime="python3.12", install="pip install -r requirements.txt --target vendor",
+              start="PYTHONPATH=vendor exec python -c 'import app; app.main()' \"$PORT\"", health_path="/healthz")
 
-@pytest.fixture(params=["app", "web"])
+
+@pytest.fixture(params=["app", "web", "custom"])
 def user_data(request, tmp_path):
-    text = render_app_user_data(**APP) if request.param == "app" else render_web_user_data(**WEB)
+    text = {"app": lambda: render_app_user_data(**APP), "web": lambda: render_web_user_data(**WEB),
+            "custom": lambda: render_custom_app_user_data(**CUSTOM)}[request.param]()
     path = tmp_path / f"{request.param}-tier.sh"
     path.write_text(text)
     return request.param, text, path
@@ -97,7 +105,7 @@ def test_app_user_data():
     assert 'test -s "$APP_DIR/certs/rds-global-bundle.pem"' in text
     assert "systemctl enable threetier-app.service" in text
     # The bake waits for liveness only: the database may not be reachable yet.
-    assert re.findall(r"^\s*(?:if ! )?wait_healthy (\S+)", text, re.M) == ['"http://localhost:$APP_PORT/health";']
+    assert top_level_calls(text, "wait_healthy") == ['wait_healthy "http://localhost:$APP_PORT/health" || app_unhealthy']
     assert "APP_PORT=4000\n" in text
 
 
@@ -110,7 +118,7 @@ def test_web_user_data_builds_nothing():
     assert 'fetch_tier web-tier "$WEB_ROOT" index.html' in text
     assert 's3://$BUCKET/nginx.conf' in text and "nginx -t -c" in text
     assert "systemctl enable nginx.service" in text
-    assert re.findall(r"^\s*(?:if ! )?wait_healthy (\S+)", text, re.M) == ['"http://localhost/health";']
+    assert top_level_calls(text, "wait_healthy", "if ! wait_healthy") == ['if ! wait_healthy "http://localhost/health"; then']
 
 
 def top_level_calls(text: str, *names: str) -> list[str]:
@@ -172,8 +180,9 @@ def test_the_log_agent_is_installed_configured_and_enabled(user_data):
         < ship_logs.index("systemctl enable amazon-cloudwatch-agent.service")
     steps = top_level_calls(text, "install_packages", "install_node", "ship_logs", "systemctl restart")
     assert steps.count("ship_logs") == 1
-    assert steps.index("ship_logs") == 1 and steps[0] in ("install_node", "install_packages nginx"), steps
-    if tier == "app":
+    assert steps.index("ship_logs") == 1, steps
+    assert steps[0] in ("install_node", "install_packages nginx", "install_packages python3.12 python3.12-pip"), steps
+    if tier in ("app", "custom"):
         assert steps.index("systemctl restart threetier-app.service") > steps.index("ship_logs")
         assert agent_config_in(text) == json.loads(render_app_log_agent_config(log_group=APP["log_group"]))
     else:
@@ -196,3 +205,22 @@ def test_the_apps_output_goes_to_the_file_the_agent_tails():
     assert re.search(r"^\s+rotate \d+$", rotate, re.M) and "    maxsize 50M\n" in rotate
     # On a failed health check the bootstrap shows the app's own lines, no longer in the journal.
     assert 'tail -n 100 "$APP_LOG_FILE"' in text
+
+
+def test_your_commands_reach_the_builder_as_written():
+    """app.install and app.start are one line of shell each, quoted once: nothing in them is read as
+    the script's own (a quote, a $, a template's @@ placeholder)."""
+    start = """printf '%s' "$PORT @@BUCKET@@" && exec python app.py"""
+    text = render_custom_app_user_data(**{**CUSTOM, "install": "echo '@@REGION@@' $HOME", "start": start})
+    start_script = re.search(r"<<'START'\n(.*?)\nSTART\n", text, re.S).group(1)
+    assert start_script == "#!/bin/bash\nexec /bin/bash -c " + shlex.quote(start)
+    assert "\nAPP_INSTALL=" + shlex.quote("echo '@@REGION@@' $HOME") + "\n" in text
+    assert "\nrun_install\n" in text
+
+
+def test_the_longest_commands_fit_in_user_data():
+    """app.install and app.start of 1,000 characters each (config's limit), the longest health path: still
+    under EC2's 16 KB of user data."""
+    text = render_custom_app_user_data(**{**CUSTOM, "install": "i" * 1000, "start": "s" * 1000,
+                                          "health_path": "/" + "h" * 1023})
+    assert len(text.encode()) < 16 * 1024

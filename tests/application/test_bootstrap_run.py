@@ -25,7 +25,7 @@ from threetier.artifacts import (
 )
 
 from .conftest import SECRET_ARN
-from .servers import IN_CI, Blackhole, free_port, http, need, port_open, wait_until
+from .servers import Blackhole, free_port, http, wait_until
 
 pytestmark = pytest.mark.slow  # starts real servers
 
@@ -37,24 +37,6 @@ WEB_LOG_GROUPS = {"access_log_group": "/threetier/threetier/nginx-access",
 AGENT_CTL_CALL = f"amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:{LOG_AGENT_CONFIG}"
 AGENT_DIR = "/opt/aws/amazon-cloudwatch-agent"
 SEED = {"id": 1, "amount": 400, "description": "groceries"}
-
-
-def _unavailable(reason: str):
-    if IN_CI:
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def sandbox_ok():
-    need("unshare")
-    if os.geteuid() != 0:
-        _unavailable("the simulated host needs root (mount namespaces and overlays)")
-    probe = subprocess.run(["unshare", "--mount", "--fork", "true"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        _unavailable(f"cannot make a mount namespace here: {probe.stderr.strip()}")
-    if port_open(80):
-        _unavailable("port 80 is taken; the web builder's nginx must listen on it")
 
 
 class Host:

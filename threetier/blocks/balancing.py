@@ -196,7 +196,7 @@ def ensure_target_group(ctx: Ctx, tier: Tier, vpc: str) -> str:
     if group is None:
         group = aws.call("elbv2", "create_target_group", resource=f"target group {name}", Name=name,
                          Protocol="HTTP", Port=tier.port, VpcId=vpc, TargetType="instance",
-                         HealthCheckProtocol="HTTP", HealthCheckPath="/health", HealthCheckPort="traffic-port",
+                         HealthCheckProtocol="HTTP", HealthCheckPath=ctx.config.app.health_path if tier.tier == "app" else "/health", HealthCheckPort="traffic-port",
                          HealthCheckIntervalSeconds=15, HealthCheckTimeoutSeconds=5,
                          HealthyThresholdCount=2, UnhealthyThresholdCount=3, Matcher={"HttpCode": "200"},
                          Tags=elb_tags(ctx, tier.target_group_role), exists=("DuplicateTargetGroupName",),

@@ -7,6 +7,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
+from threetier import sources
 from threetier.cli.common import global_options, paused_json, runtime
 from threetier.errors import ThreetierError, UsageError
 from threetier.output import DetailedExitStatus, ExitStatus, escape
@@ -82,6 +83,7 @@ def planned(ctx: click.Context, as_json: bool) -> tuple[bool, bool]:
     preflight would refuse it (`blocked`)."""
     from threetier import preflight
     rt = runtime(ctx)
+    sources.check(rt.config)  # your code's directories, before any AWS call
     engine = rt.inspector()
     findings = preflight.check(engine, "plan")
     preflight.say(findings, rt.out)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from threetier import sources
 from threetier.cli.common import (
     change_entry,
     global_options,
@@ -39,6 +40,7 @@ Examples:
 def command(ctx: click.Context, part: str, take_over_lock: bool, as_json: bool) -> int:
     from threetier.changes import counts, describe_counts
     rt = runtime(ctx)
+    sources.check(rt.config)  # your code's directories, before any AWS call
     with rt.state_file.locked():
         aws = rt.aws()
         engine = rt.engine(aws)

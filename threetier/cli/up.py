@@ -8,6 +8,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
+from threetier import sources
 from threetier.changes import counts, describe_counts
 from threetier.cli.common import (
     Runtime,
@@ -51,6 +52,7 @@ Examples:
 @click.pass_context
 def command(ctx: click.Context, yes: bool, take_over_lock: bool, as_json: bool) -> int:
     rt = runtime(ctx)
+    sources.check(rt.config)  # your code's directories, before any AWS call
     with changing(rt, "up", take_over_lock, start_sandbox=True, preflight=True) as engine:
         if not rt.sandboxed and is_new_stack(rt, engine):  # the sandbox bills nothing
             confirm_cost(rt, engine.ctx.aws.region, yes)

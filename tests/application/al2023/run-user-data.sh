@@ -3,7 +3,8 @@
 # Runs rendered user data as root on a simulated Amazon Linux 2023 host: a private mount
 # namespace whose /etc, /opt, /usr and /var are overlays kept in HOST_DIR (so the real
 # machine is untouched and a second run sees the first run's state), with fake dnf,
-# alternatives, useradd, aws, systemctl and journalctl first on PATH. curl and logger are
+# alternatives, runuser, aws, systemctl and journalctl first on PATH (useradd records, then adds
+# the user to the overlay's /etc). curl and logger are
 # the real ones. Like a fresh AL2023 instance the host has no Node.js, npm or nginx until
 # the user data installs them: the fake dnf then links this machine's real programs in
 # (node-24 and npm-24 for nodejs24/nodejs24-npm, /usr/sbin/nginx for nginx).
@@ -25,6 +26,9 @@ fakes="$(cd "$(dirname "$0")" && pwd)/bin"
 node=$(readlink -f "$(command -v node)")
 npm=$(readlink -f "$(command -v npm)")
 nginx=$(readlink -f "$(command -v nginx || echo /usr/sbin/nginx)")
+# The system's Python (not hidden: the fakes use it), what the fake dnf gives for python3.X.
+export FAKE_PYTHON
+FAKE_PYTHON=$(readlink -f /usr/bin/python3)
 hidden=(/usr/bin/node /usr/bin/npm /usr/bin/npx /usr/local/bin/node /usr/local/bin/npm /usr/local/bin/npx
         "$(command -v node)" "$(command -v npm)" "$(command -v npx || true)" /usr/sbin/nginx "$nginx")
 

@@ -41,57 +41,14 @@ cat > /etc/threetier/app-config.json <<'JSON'
 JSON
 chmod 0644 /etc/threetier/app-config.json
 
-# The app's stdout and stderr go to a file (systemd opens it, so the sandboxed service needs no
-# right to /var/log), which the CloudWatch agent tails: the agent reads files, not the journal.
-# Rotated by copying then truncating it, in place: the service keeps its descriptor (O_APPEND,
-# so its next line goes to the start of the emptied file, and the agent sees the truncation).
-install -d -m 0755 "$(dirname "$APP_LOG_FILE")"
-cat > /etc/logrotate.d/threetier-app <<ROTATE
-$APP_LOG_FILE {
-    daily
-    maxsize 50M
-    rotate 7
-    compress
-    delaycompress
-    missingok
-    notifempty
-    copytruncate
-}
-ROTATE
-chmod 0644 /etc/logrotate.d/threetier-app
+app_log_file
 ship_logs
 
-cat > /etc/systemd/system/threetier-app.service <<UNIT
-[Unit]
-Description=threetier app tier (Node.js API on port $APP_PORT)
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-Type=simple
-User=threetier
-Group=threetier
-WorkingDirectory=$APP_DIR
-Environment=NODE_ENV=production
-Environment=THREETIER_APP_CONFIG=/etc/threetier/app-config.json
 # TLS to the database, the server verified against the bundled RDS CAs (src/tls.js).
-Environment=THREETIER_DB_TLS=required
-ExecStart=$NODE $APP_DIR/src/server.js
-StandardOutput=append:$APP_LOG_FILE
-StandardError=append:$APP_LOG_FILE
-Restart=on-failure
-RestartSec=5
-NoNewPrivileges=yes
-PrivateTmp=yes
-ProtectSystem=strict
-ProtectHome=yes
-
-[Install]
-WantedBy=multi-user.target
-UNIT
-# Never stop restarting: the database or Secrets Manager may come back later.
-mkdir -p /etc/systemd/system/threetier-app.service.d
-printf '[Unit]\nStartLimitIntervalSec=0\n' > /etc/systemd/system/threetier-app.service.d/restart.conf
+app_unit "Node.js API" "$NODE $APP_DIR/src/server.js" \
+  Environment=NODE_ENV=production \
+  Environment=THREETIER_APP_CONFIG=/etc/threetier/app-config.json \
+  Environment=THREETIER_DB_TLS=required
 
 systemctl daemon-reload
 systemctl enable threetier-app.service
@@ -99,11 +56,7 @@ systemctl restart threetier-app.service
 
 # Liveness only: the app serves without its database (it creates the schema by itself
 # once the database answers), so the image can be baked before Aurora is reachable.
-if ! wait_healthy "http://localhost:$APP_PORT/health"; then
-  journalctl -u threetier-app.service --no-pager -n 20
-  tail -n 100 "$APP_LOG_FILE" || true
-  false  # fails the bootstrap through the ERR trap (marker + console)
-fi
+wait_healthy "http://localhost:$APP_PORT/health" || app_unhealthy
 # Informational: whether the database answers yet (GET /ready).
 log "GET /ready: $(curl -sS --max-time 5 "http://localhost:$APP_PORT/ready" || true)"
 finish

@@ -135,6 +135,71 @@ wait_healthy() {
   return 1
 }
 
+# app_log_file: the app tier's stdout and stderr go to APP_LOG_FILE (systemd opens it, so the sandboxed
+# service needs no right to /var/log), which the CloudWatch agent tails: the agent reads files, not the
+# journal. Rotated by copying then truncating it, in place: the service keeps its descriptor (O_APPEND,
+# so its next line goes to the start of the emptied file, and the agent sees the truncation).
+app_log_file() {
+  install -d -m 0755 "$(dirname "$APP_LOG_FILE")"
+  cat > /etc/logrotate.d/threetier-app <<ROTATE
+$APP_LOG_FILE {
+    daily
+    maxsize 50M
+    rotate 7
+    compress
+    delaycompress
+    missingok
+    notifempty
+    copytruncate
+}
+ROTATE
+  chmod 0644 /etc/logrotate.d/threetier-app
+}
+
+# app_unit WHAT EXEC_START SERVICE_LINE...: the app tier's systemd unit, threetier-app, as the
+# unprivileged user threetier in APP_DIR, its output appended to APP_LOG_FILE, restarted on failure
+# and never given up on (the database or Secrets Manager may come back later).
+app_unit() {
+  local what=$1 exec_start=$2 service
+  shift 2
+  service=$(printf '%s\n' "$@")
+  cat > /etc/systemd/system/threetier-app.service <<UNIT
+[Unit]
+Description=threetier app tier ($what on port $APP_PORT)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=simple
+User=threetier
+Group=threetier
+WorkingDirectory=$APP_DIR
+$service
+ExecStart=$exec_start
+StandardOutput=append:$APP_LOG_FILE
+StandardError=append:$APP_LOG_FILE
+Restart=on-failure
+RestartSec=5
+NoNewPrivileges=yes
+PrivateTmp=yes
+ProtectSystem=strict
+ProtectHome=yes
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+  mkdir -p /etc/systemd/system/threetier-app.service.d
+  printf '[Unit]\nStartLimitIntervalSec=0\n' > /etc/systemd/system/threetier-app.service.d/restart.conf
+}
+
+# app_unhealthy: the app tier's liveness URL did not answer: its journal and log on the console, and
+# the bootstrap fails through the ERR trap (marker + console).
+app_unhealthy() {
+  journalctl -u threetier-app.service --no-pager -n 20
+  tail -n 100 "$APP_LOG_FILE" || true
+  return 1
+}
+
 finish() {
   date -u +%Y-%m-%dT%H:%M:%SZ > "$MARKER_DIR/bootstrap.done"
   log "bootstrap complete"

@@ -1,8 +1,8 @@
 #!/bin/bash
 # threetier: user data of the web-tier builder (Amazon Linux 2023), rendered by
 # threetier.artifacts.render_web_user_data. nginx serves the React app, built ahead of time
-# and shipped in the package (s3://BUCKET/web-tier/ holds the built files: nothing is
-# built here), with the rendered s3://BUCKET/nginx.conf, its logs shipped to CloudWatch Logs;
+# and shipped in the package, or your static files (web.source) (s3://BUCKET/web-tier/ holds
+# the built files: nothing is built here), with the rendered s3://BUCKET/nginx.conf, its logs shipped to CloudWatch Logs;
 # safe to run again.
 BUCKET=@@BUCKET@@
 REGION=@@REGION@@
@@ -31,7 +31,9 @@ if ! wait_healthy "http://localhost/health"; then
   journalctl -u nginx.service --no-pager -n 50
   false  # fails the bootstrap through the ERR trap (marker + console)
 fi
-grep -q '<div id="root">' <<<"$(curl -fsS --max-time 5 http://localhost/)"
+# / answers with the uploaded index.html (the demo's build or web.source), compared in bash: no
+# diffutils needed on the image.
+[[ $(curl -fsS --max-time 5 http://localhost/) == "$(<"$WEB_ROOT/index.html")" ]]
 # Informational: the path through the internal ALB to the app tier and its database.
 log "GET /api/ready through the internal ALB: $(curl -sS --max-time 5 http://localhost/api/ready || true)"
 finish
