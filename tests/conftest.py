@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import botocore.client
@@ -97,12 +98,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def moto_server(tmp_path: Path):
-    """moto's own server in a process of its own: what separate `threetier` processes talk to."""
+@pytest.fixture(scope="session")
+def moto_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's own server in a process of its own, one per session (per xdist worker): starting one
+    imports all of moto, and it takes seconds to exit. Tests get it through `moto_server`, emptied."""
     port = free_port()
-    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
-    log = open(tmp_path / "moto.log", "w")  # noqa: SIM115 - closed in the finally, after the server
+    # Set up before any test's fake environment: the server gets no AWS setting of the caller's.
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(AWS_ENV_PREFIXES)},
+           "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "MOTO_ACM_VALIDATION_WAIT": "0"}
+    log_path = tmp_path_factory.mktemp("moto-server") / "moto.log"
+    log = open(log_path, "w")  # noqa: SIM115 - closed in the finally, after the server
     server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                               stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -114,13 +119,21 @@ def moto_server(tmp_path: Path):
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"moto server did not start: {(tmp_path / 'moto.log').read_text()}") from None
+                    raise RuntimeError(f"moto server did not start: {log_path.read_text()}") from None
                 time.sleep(0.1)
         yield url
     finally:
-        server.terminate()
+        server.kill()  # it keeps nothing worth an orderly exit, which takes seconds
         server.wait(10)
         log.close()
+
+
+@pytest.fixture
+def moto_server(moto_server_process: str) -> str:
+    """moto's own server in a process of its own, empty: what separate `threetier` processes talk to.
+    The session's server, reset (every backend emptied) for this test."""
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server_process}/moto-api/reset", method="POST"), timeout=30)
+    return moto_server_process
 
 
 @pytest.fixture
