@@ -6,7 +6,9 @@ A stack built by `up` in moto is moto's backends plus the files `up` left in its
 backends into the running mock and the files into the test's directory (the state file twice: where
 the CLI keeps it, .threetier/<stack>.json, and where helpers.make_engine does, state.json). A restore costs a few
 tenths of a CPU-second against five for a build, and the stack is the one `up` made: not a
-hand-made imitation. Tests *about* building still build from nothing.
+hand-made imitation. Tests *about* building still build from nothing -- unless what they check
+is what the reference stack's own build said and did (`Build`: its plan, its `up`'s report and
+calls), which they read instead of building the same stack again.
 
 This reaches into moto's storage (`BackendDict`, the per-account and per-region backends): the
 minor version of moto is pinned in setup.cfg for that reason, and tests/test_reference_stacks.py
