@@ -10,7 +10,9 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import botocore.client
 import pytest
@@ -165,6 +167,34 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return real(self, operation, params)
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", record)
     return seen
+
+
+@dataclass(frozen=True)
+class ModeledUp:
+    """The benchmark's modeled `up` of the default stack from an empty account (bench.runs.engine_for:
+    the latency model on a virtual clock, Parts side by side)."""
+    stderr: str  # its progress, as a log gets it (not a terminal)
+    ended: dict[int, float]  # when each Part ended, on the virtual clock (the engine's timeline)
+    model: Any  # the bench.model.LatencyModel that ran it: its instances, NAT gateways, violations
+
+
+@pytest.fixture(scope="session")
+def modeled_up() -> ModeledUp:
+    """One modeled `up` per session (per xdist worker), for the tests that read what it did."""
+    import io
+    import tempfile
+
+    from bench.model import VirtualClock
+    from bench.moto_env import moto
+    from bench.runs import engine_for
+    from threetier.output import Output
+    with moto(), tempfile.TemporaryDirectory(prefix="modeled-up-") as tmp:
+        engine, model = engine_for(Path(tmp), VirtualClock(), sequential=False)
+        err = io.StringIO()
+        engine.ctx.out = Output(stdout=io.StringIO(), stderr=err)  # not a terminal: plain, as in a CI log
+        engine.up()
+        return ModeledUp(stderr=err.getvalue(), ended={number: span.end for number, span in engine.timeline.items()},
+                         model=model)
 
 
 @pytest.fixture(scope="session")
