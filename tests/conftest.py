@@ -9,7 +9,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import botocore.client
 import pytest
@@ -52,6 +55,24 @@ def _acm_issues_at_once() -> None:
 
 
 _acm_issues_at_once()
+
+
+def _cheap_resets_at_the_end_of_each_mock() -> None:
+    """bench.moto_env.mocked_aws gives a new EC2 backend only the AMIs the stack launches and a new
+    IAM backend only the managed policies it attaches -- while its patches last. They end before
+    moto's mock does, and moto's reset at the end of every mock re-creates each backend it empties
+    (then throws it away): with all of moto's AMIs, a third to half a CPU-second per mock, paid by
+    nearly every test. Made for the whole session instead, the patches also hold for that reset;
+    nothing here uses moto's full sets (mocked_aws's own patches put these same methods back)."""
+    from moto.ec2.models.amis import AmiBackend
+    from moto.iam.models import IAMBackend
+
+    from bench.moto_env import aws_managed_policies_we_attach, load_amis_we_launch
+    AmiBackend._load_amis = load_amis_we_launch  # type: ignore[method-assign]
+    IAMBackend._init_aws_policies = aws_managed_policies_we_attach  # type: ignore[method-assign]
+
+
+_cheap_resets_at_the_end_of_each_mock()
 
 
 @pytest.fixture(autouse=True)
@@ -97,12 +118,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def moto_server(tmp_path: Path):
-    """moto's own server in a process of its own: what separate `threetier` processes talk to."""
+@pytest.fixture(scope="session")
+def moto_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's own server in a process of its own, one per session (per xdist worker): starting one
+    imports all of moto, and it takes seconds to exit. Tests get it through `moto_server`, emptied."""
     port = free_port()
-    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
-    log = open(tmp_path / "moto.log", "w")  # noqa: SIM115 - closed in the finally, after the server
+    # Set up before any test's fake environment: the server gets no AWS setting of the caller's.
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(AWS_ENV_PREFIXES)},
+           "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "MOTO_ACM_VALIDATION_WAIT": "0"}
+    log_path = tmp_path_factory.mktemp("moto-server") / "moto.log"
+    log = open(log_path, "w")  # noqa: SIM115 - closed in the finally, after the server
     server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                               stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -114,13 +139,21 @@ def moto_server(tmp_path: Path):
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"moto server did not start: {(tmp_path / 'moto.log').read_text()}") from None
+                    raise RuntimeError(f"moto server did not start: {log_path.read_text()}") from None
                 time.sleep(0.1)
         yield url
     finally:
-        server.terminate()
+        server.kill()  # it keeps nothing worth an orderly exit, which takes seconds
         server.wait(10)
         log.close()
+
+
+@pytest.fixture
+def moto_server(moto_server_process: str) -> str:
+    """moto's own server in a process of its own, empty: what separate `threetier` processes talk to.
+    The session's server, reset (every backend emptied) for this test."""
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server_process}/moto-api/reset", method="POST"), timeout=30)
+    return moto_server_process
 
 
 @pytest.fixture
@@ -134,6 +167,34 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return real(self, operation, params)
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", record)
     return seen
+
+
+@dataclass(frozen=True)
+class ModeledUp:
+    """The benchmark's modeled `up` of the default stack from an empty account (bench.runs.engine_for:
+    the latency model on a virtual clock, Parts side by side)."""
+    stderr: str  # its progress, as a log gets it (not a terminal)
+    ended: dict[int, float]  # when each Part ended, on the virtual clock (the engine's timeline)
+    model: Any  # the bench.model.LatencyModel that ran it: its instances, NAT gateways, violations
+
+
+@pytest.fixture(scope="session")
+def modeled_up() -> ModeledUp:
+    """One modeled `up` per session (per xdist worker), for the tests that read what it did."""
+    import io
+    import tempfile
+
+    from bench.model import VirtualClock
+    from bench.moto_env import moto
+    from bench.runs import engine_for
+    from threetier.output import Output
+    with moto(), tempfile.TemporaryDirectory(prefix="modeled-up-") as tmp:
+        engine, model = engine_for(Path(tmp), VirtualClock(), sequential=False)
+        err = io.StringIO()
+        engine.ctx.out = Output(stdout=io.StringIO(), stderr=err)  # not a terminal: plain, as in a CI log
+        engine.up()
+        return ModeledUp(stderr=err.getvalue(), ended={number: span.end for number, span in engine.timeline.items()},
+                         model=model)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,9 @@ A stack built by `up` in moto is moto's backends plus the files `up` left in its
 backends into the running mock and the files into the test's directory (the state file twice: where
 the CLI keeps it, .threetier/<stack>.json, and where helpers.make_engine does, state.json). A restore costs a few
 tenths of a CPU-second against five for a build, and the stack is the one `up` made: not a
-hand-made imitation. Tests *about* building still build from nothing.
+hand-made imitation. Tests *about* building still build from nothing -- unless what they check
+is what the reference stack's own build said and did (`Build`: its plan, its `up`'s report and
+calls), which they read instead of building the same stack again.
 
 This reaches into moto's storage (`BackendDict`, the per-account and per-region backends): the
 minor version of moto is pinned in setup.cfg for that reason, and tests/test_reference_stacks.py
@@ -17,12 +19,15 @@ from __future__ import annotations
 import contextlib
 import copy
 import copyreg
+import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
+import botocore.client
 import yaml
 
 from bench.moto_env import moto
@@ -54,6 +59,30 @@ class Snapshot:
     # refuses CreateBucket of a name it holds, as AWS refuses a name taken anywhere).
     bucket_accounts: dict[str, tuple[str, str]]
     files: dict[str, bytes]  # path relative to the stack's directory -> content
+
+
+@dataclass(frozen=True)
+class Build:
+    """What the build of a reference stack said and did, for tests about building from nothing that
+    would otherwise build the same stack again: `plan --json` of the empty account just before the
+    `up`, that `up --yes --json`'s report, and every AWS call the `up` made (waiters' and
+    paginators' too) as (service, operation), in order."""
+    plan: dict[str, Any]
+    up: dict[str, Any]
+    up_calls: tuple[tuple[str, str], ...]
+
+
+@contextlib.contextmanager
+def recording_calls() -> Iterator[list[tuple[str, str]]]:
+    """Every AWS call made in this process meanwhile, whichever thread makes it, as (service, operation)."""
+    seen: list[tuple[str, str]] = []
+    real = botocore.client.BaseClient._make_api_call
+
+    def record(self: Any, operation: str, params: dict[str, Any]) -> Any:
+        seen.append((self.meta.service_model.service_name, operation))
+        return real(self, operation, params)
+    with mock.patch.object(botocore.client.BaseClient, "_make_api_call", record):
+        yield seen
 
 
 def _copy(backends: list[tuple[Any, str, dict[str, Any]]]) -> list[tuple[Any, str, dict[str, Any]]]:
@@ -133,6 +162,7 @@ class ReferenceStacks:
     """The session's reference stacks, each built the first time a test asks for it."""
     workdir: Path
     built: dict[str, Snapshot] = field(default_factory=dict)
+    builds: dict[str, Build] = field(default_factory=dict)
 
     def snapshot(self, name: str) -> Snapshot:
         if name not in self.built:
@@ -142,11 +172,21 @@ class ReferenceStacks:
             with moto():
                 if name in BEFORE_UP:
                     BEFORE_UP[name](directory)
-                result = cli("up", "--yes", cwd=directory)
+                plan = cli("plan", "--json", cwd=directory)  # reads only: the build is the same without it
+                assert plan.code == 0, f"reference stack {name!r}: plan failed\n{plan.stderr}"
+                with recording_calls() as calls:
+                    result = cli("up", "--yes", "--json", cwd=directory)
                 assert result.code == 0, f"reference stack {name!r}: up failed\n{result.stderr}"
+                self.builds[name] = Build(plan=json.loads(plan.stdout), up=json.loads(result.stdout),
+                                          up_calls=tuple(calls))
                 self.built[name] = take(directory)
             shutil.rmtree(directory)
         return self.built[name]
+
+    def build(self, name: str) -> Build:
+        """What building the reference stack `name` from nothing said and did (built now if not yet)."""
+        self.snapshot(name)
+        return self.builds[name]
 
     def close(self) -> None:
         """Close the snapshots' S3 object buffers (moto's reset closes only the live ones): else

@@ -7,7 +7,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from helpers import cli, moto, write_config
+from helpers import cli, moto
 from threetier.aws import STACK_TAG, tag_value
 
 OTHER_ACCOUNT = "111111111111"
@@ -151,7 +151,7 @@ def test_taking_over_a_dead_runs_lock_shows_whose_it_was(tmp_path: Path) -> None
         assert lock_value() is None  # and released at the end, like any other run's
 
 
-def test_a_lock_of_an_older_threetier_on_this_host_is_refused_without_contradiction(tmp_path: Path) -> None:
+def test_a_lock_of_an_older_threetier_on_this_host_is_refused_without_contradiction(built: Path) -> None:
     """An older threetier recorded no boot id: a missing pid on a host of this name proves nothing (another
     machine may have the name), and the refusal says so instead of "stale ... wait for it"."""
     import socket
@@ -159,39 +159,35 @@ def test_a_lock_of_an_older_threetier_on_this_host_is_refused_without_contradict
     import sys
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # its pid is free now
-    with moto():
-        hold_lock_as_someone_else({**SOMEONE_ELSE, "host": socket.gethostname(), "pid": gone.pid})
-        result = cli("up", "--yes", cwd=tmp_path)
-        assert result.code == 2 and result.stderr.count("error:") == 1, result.stderr
-        assert "The lock records no boot id" in result.stderr and "--take-over-lock" in result.stderr
-        assert "stale" not in result.stderr and lock_value()["token"] == "bobs"
-        taken = cli("up", "--yes", "--take-over-lock", cwd=tmp_path)
-        assert taken.code == 0, taken.stderr
-        assert f"took over the stack lock from bob@{socket.gethostname()} (pid {gone.pid}" in taken.stderr
+    hold_lock_as_someone_else({**SOMEONE_ELSE, "host": socket.gethostname(), "pid": gone.pid})
+    result = cli("up", "--yes", cwd=built)
+    assert result.code == 2 and result.stderr.count("error:") == 1, result.stderr
+    assert "The lock records no boot id" in result.stderr and "--take-over-lock" in result.stderr
+    assert "stale" not in result.stderr and lock_value()["token"] == "bobs"
+    taken = cli("up", "--yes", "--take-over-lock", cwd=built)
+    assert taken.code == 0, taken.stderr
+    assert f"took over the stack lock from bob@{socket.gethostname()} (pid {gone.pid}" in taken.stderr
 
 
-def test_up_replay_and_down_release_the_lock_however_they_end(tmp_path: Path, monkeypatch) -> None:
-    write_config(tmp_path)  # down and pause need a config file
+def test_up_replay_and_down_release_the_lock_however_they_end(built: Path, monkeypatch) -> None:
     import threetier.blocks.security_groups
-    # Built here: the first `up` releasing the lock is part of what is proven.
-    with moto():
-        assert cli("up", "--yes", cwd=tmp_path).code == 0
-        assert lock_value() is None
-        assert cli("replay", "2", cwd=tmp_path).code == 0
-        assert lock_value() is None
+    # The reference stack is moto as the first `up` from nothing left it: that `up` released the lock.
+    assert lock_value() is None
+    assert cli("replay", "2", cwd=built).code == 0
+    assert lock_value() is None
 
-        def broken(ctx, vpc):
-            raise KeyboardInterrupt
-        real = threetier.blocks.security_groups.ensure_security_groups
-        monkeypatch.setattr(threetier.blocks.security_groups, "ensure_security_groups", broken)
-        interrupted = cli("up", "--yes", cwd=tmp_path)
-        assert interrupted.code == 130 and lock_value() is None
-        monkeypatch.setattr(threetier.blocks.security_groups, "ensure_security_groups", real)
+    def broken(ctx, vpc):
+        raise KeyboardInterrupt
+    real = threetier.blocks.security_groups.ensure_security_groups
+    monkeypatch.setattr(threetier.blocks.security_groups, "ensure_security_groups", broken)
+    interrupted = cli("up", "--yes", cwd=built)
+    assert interrupted.code == 130 and lock_value() is None
+    monkeypatch.setattr(threetier.blocks.security_groups, "ensure_security_groups", real)
 
-        assert cli("down", "--yes", cwd=tmp_path).code == 0
-        assert lock_value() is None  # down leaves nothing, the lock included
-        assert [p["Name"] for p in boto3.client("ssm").describe_parameters()["Parameters"]
-                if p["Name"].startswith("/threetier/")] == []
+    assert cli("down", "--yes", cwd=built).code == 0
+    assert lock_value() is None  # down leaves nothing, the lock included
+    assert [p["Name"] for p in boto3.client("ssm").describe_parameters()["Parameters"]
+            if p["Name"].startswith("/threetier/")] == []
 
 
 def test_someone_else_taking_over_meanwhile_keeps_their_lock(tmp_path: Path) -> None:

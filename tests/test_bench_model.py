@@ -162,13 +162,10 @@ def test_the_model_waits_as_long_as_the_script_does() -> None:
     assert float(re.search(r"^NETWORK_WAIT_SECONDS=(\d+)$", common, re.M).group(1)) == NETWORK_WAIT_SECONDS
 
 
-def test_the_app_builder_launches_while_its_nat_gateway_is_pending(tmp_path: Path) -> None:
-    """The engine launches the app builder once the network exists, not once it is done."""
-    with moto():
-        clock = VirtualClock()
-        engine = make_engine(tmp_path, clock=clock)
-        model = LatencyModel(engine.ctx.aws, clock)
-        engine.up()
+def test_the_app_builder_launches_while_its_nat_gateway_is_pending(modeled_up) -> None:
+    """The engine launches the app builder once the network exists, not once it is done (conftest's
+    modeled up, shared with test_progress)."""
+    model = modeled_up.model
     assert model.violations == []
     builder = next(i for i in model.instances.values() if i.name == "threetier-app-builder")
     nat_available = min(n.created for n in model.nats.values()) + NAT_CREATE_SECONDS

@@ -84,7 +84,13 @@ def test_sandbox_commands_need_a_running_sandbox(workdir: Path) -> None:
     assert result.returncode == 2 and "the sandbox is not running" in result.stderr
 
 
-def test_up_status_down_with_the_sandbox_as_separate_processes(workdir: Path) -> None:
+def test_one_sandbox_up_status_down_as_separate_processes_then_on_a_terminal(workdir: Path) -> None:
+    """The sandbox as people use it, each command a process of its own: `up --sandbox` starts it and
+    builds; it is one per user, found from any directory; paused and torn down; then built again and
+    torn down on a terminal (progress, and a question before deleting). One sandbox for all of it:
+    each start costs moto's import and each stop its exit, seconds apiece."""
+    there = workdir / "there"  # another directory of the same user
+    there.mkdir()
     env_profile = {"AWS_PROFILE": "does-not-exist"}  # --sandbox wins over the environment's AWS settings
     os.environ.update(env_profile)
     try:
@@ -100,6 +106,12 @@ def test_up_status_down_with_the_sandbox_as_separate_processes(workdir: Path) ->
         assert report["account"] == "123456789012"
         assert (sandbox_home() / "sandbox-stacks" / "threetier.json").exists()  # apart from real AWS state
         assert not (workdir / ".threetier" / "threetier.json").exists()
+        # One sandbox per user, found from any directory (item 5).
+        started = json.loads(threetier(workdir, "sandbox", "status", "--json").stdout)
+        seen = threetier(there, "sandbox", "status", "--json")
+        assert seen.returncode == 0 and json.loads(seen.stdout) == started  # the same one, from elsewhere
+        again = threetier(there, "sandbox", "start")
+        assert again.returncode == 0 and f"already running on {started['url']}" in again.stderr
         # The sandbox needs no config file to pause (it bills nothing), and says no AWS bill or restart.
         assert not (workdir / "config.yaml").exists()
         paused = threetier(workdir, "pause", "--sandbox", check_code=0)
@@ -107,9 +119,49 @@ def test_up_status_down_with_the_sandbox_as_separate_processes(workdir: Path) ->
         threetier(workdir, "down", "--sandbox", "--yes", "--skip-final-snapshot", check_code=0)  # from paused
         after = json.loads(threetier(workdir, "status", "--sandbox", "--json", check_code=3).stdout)
         assert [p["status"] for p in after["parts"]] == ["pending"] * 7
+        status = threetier(there, "status", "--sandbox")
+        assert status.returncode == 3 and "is not deployed" in status.stdout  # it talked to the sandbox
+        assert not (workdir / ".threetier").exists() and not (there / ".threetier").exists()
+        os.environ.pop("AWS_PROFILE", None)
+        on_a_terminal(workdir)
     finally:
         os.environ.pop("AWS_PROFILE", None)
-        threetier(workdir, "sandbox", "stop")
+        stopped = threetier(there, "sandbox", "stop")
+    assert stopped.returncode == 0 and f"pid {started['pid']}" in stopped.stderr
+    assert threetier(workdir, "sandbox", "status").returncode == 3
+
+
+def on_a_terminal(workdir: Path) -> None:
+    """`up` from nothing on a terminal shows progress; `down` on a terminal asks, and no keeps all."""
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    exe = shutil.which("threetier")
+    up = Terminal([exe, "up", "--sandbox"], cwd=str(workdir), env=env)
+    up.expect("Part 7 (web-tier)", timeout=120)
+    assert up.wait() == 0, up.text
+    screen = up.text
+    assert "\x1b[" in screen  # colours and cursor control on a terminal
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
+    # A spinner and the elapsed time (any: a loaded machine takes longer than 10 s for Part 2).
+    assert re.search(r"[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] Part 2 \(network\) network and security +\d+:\d\d", plain)
+    assert "✓ Part 1 (storage)" in plain and "summary" in plain
+
+    refuse = Terminal([exe, "down", "--sandbox"], cwd=str(workdir), env=env)
+    refuse.expect("will be deleted")
+    refuse.expect("Delete stack threetier? [y/N]")
+    refuse.send("n\r")
+    assert refuse.wait() == 2
+    assert "not confirmed; nothing was deleted" in refuse.text
+    # Everything it asked about, by Part, what bills first; nothing cut (issue 11, item 3).
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", refuse.text)
+    assert "  Part 7 (web-tier):" in shown and "  Part 1 (storage):" in shown and "more" not in shown
+    assert "$ NAT gateway threetier-nat-az1 (nat-" in shown and "($: bills while it exists)" in shown
+    assert json.loads(threetier(workdir, "status", "--sandbox", "--json", check_code=0).stdout)["parts"][0]["status"] == "done"
+
+    accept = Terminal([exe, "down", "--sandbox", "--skip-final-snapshot"], cwd=str(workdir), env=env)
+    accept.expect("Delete stack threetier? [y/N]")
+    accept.send("y\r")
+    assert accept.wait() == 0, accept.text
+    assert "is gone" in accept.text
 
 
 # -- drift -----------------------------------------------------------------------
@@ -290,41 +342,6 @@ def test_changing_the_azs_is_refused(built) -> None:
 
 
 # -- the terminal ------------------------------------------------------------------
-def test_terminal_shows_progress_and_asks_before_deleting(workdir: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-    exe = shutil.which("threetier")
-    try:
-        up = Terminal([exe, "up", "--sandbox"], cwd=str(workdir), env=env)
-        up.expect("Part 7 (web-tier)", timeout=120)
-        assert up.wait() == 0, up.text
-        screen = up.text
-        assert "\x1b[" in screen  # colours and cursor control on a terminal
-        plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
-        # A spinner and the elapsed time (any: a loaded machine takes longer than 10 s for Part 2).
-        assert re.search(r"[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] Part 2 \(network\) network and security +\d+:\d\d", plain)
-        assert "✓ Part 1 (storage)" in plain and "summary" in plain
-
-        refuse = Terminal([exe, "down", "--sandbox"], cwd=str(workdir), env=env)
-        refuse.expect("will be deleted")
-        refuse.expect("Delete stack threetier? [y/N]")
-        refuse.send("n\r")
-        assert refuse.wait() == 2
-        assert "not confirmed; nothing was deleted" in refuse.text
-        # Everything it asked about, by Part, what bills first; nothing cut (issue 11, item 3).
-        shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", refuse.text)
-        assert "  Part 7 (web-tier):" in shown and "  Part 1 (storage):" in shown and "more" not in shown
-        assert "$ NAT gateway threetier-nat-az1 (nat-" in shown and "($: bills while it exists)" in shown
-        assert json.loads(threetier(workdir, "status", "--sandbox", "--json", check_code=0).stdout)["parts"][0]["status"] == "done"
-
-        accept = Terminal([exe, "down", "--sandbox", "--skip-final-snapshot"], cwd=str(workdir), env=env)
-        accept.expect("Delete stack threetier? [y/N]")
-        accept.send("y\r")
-        assert accept.wait() == 0, accept.text
-        assert "is gone" in accept.text
-    finally:
-        threetier(workdir, "sandbox", "stop")
-
-
 def test_nat_gateway_mode_converges_both_ways(built) -> None:
     workdir, resources = built
     ec2 = boto3.client("ec2")

@@ -84,22 +84,32 @@ def life_cycles() -> dict[str, dict[str, set[str]]]:
 
 
 @pytest.fixture
-def life_cycle(life_cycles: dict[str, dict[str, set[str]]],
+def life_cycle(life_cycles: dict[str, dict[str, set[str]]], reference_stacks,
                tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], dict[str, set[str]]]:
     """`life_cycle(name)`: command -> the actions it needed, in LIFE_CYCLE with CONFIGS[name]. Each is run
     once for the module (a build from nothing costs seconds), inside the first test that asks for it
-    (then conftest's fake credentials and emulator flag hold)."""
+    (then conftest's fake credentials and emulator flag hold). The default config's `up` from nothing is
+    its reference stack's build, which recorded its calls: the rest of the life cycle starts from that
+    stack, restored."""
     def get(name: str) -> dict[str, set[str]]:
         if name not in life_cycles:
             directory = tmp_path_factory.mktemp(name)
-            (directory / "config.yaml").write_text(yaml.safe_dump(CONFIGS[name]))
             needed: dict[str, set[str]] = {}
-            with moto():
-                if CONFIGS[name].get("edge"):
-                    BEFORE_UP["edge"](directory)  # the user's hosted zone
-                with recording() as seen:
-                    for args in LIFE_CYCLE:
-                        needed.setdefault(args[0], set()).update(run(seen, directory, *args))
+            with contextlib.ExitStack() as inside:
+                cycle = LIFE_CYCLE
+                if name == "default":
+                    up_calls = reference_stacks.build("default").up_calls
+                    needed["up"] = actions_called([SimpleNamespace(service=s, operation=o) for s, o in up_calls])
+                    inside.enter_context(reference_stacks.restored("default", directory))
+                    cycle = LIFE_CYCLE[1:]
+                else:
+                    (directory / "config.yaml").write_text(yaml.safe_dump(CONFIGS[name]))
+                    inside.enter_context(moto())
+                    if CONFIGS[name].get("edge"):
+                        BEFORE_UP["edge"](directory)  # the user's hosted zone
+                seen = inside.enter_context(recording())
+                for args in cycle:
+                    needed.setdefault(args[0], set()).update(run(seen, directory, *args))
             life_cycles[name] = needed
         return life_cycles[name]
     return get

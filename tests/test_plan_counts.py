@@ -12,16 +12,17 @@ import pytest
 import yaml
 
 from helpers import cli, moto
-from reference_stacks import BEFORE_UP, CONFIGS
+from reference_stacks import CONFIGS
 
 # Every config the tests build stacks from, as the issue lists them, and the Parts replayed before
 # the plan: one build stops after Part 1 (Part 3 then changes Part 1's role, Part 6 writes nginx.conf
-# to a bucket that was there: changes, not part of creating something).
-BUILDS = {
-    "default": (CONFIGS["default"], ()),
+# to a bucket that was there: changes, not part of creating something). A name is a reference stack's
+# config: its build (once per session) ran the same plan and up, and recorded both.
+BUILDS: dict[str, tuple[str | dict[str, Any], tuple[str, ...]]] = {
+    "default": ("default", ()),
     "single NAT, after Part 1": ({"network": {"nat_gateways": "single"}}, ("storage",)),
-    "edge and WAF": (CONFIGS["edge_waf"], ()),
-    "monitoring e-mail": (CONFIGS["email"], ()),
+    "edge and WAF": ("edge_waf", ()),
+    "monitoring e-mail": ("email", ()),
 }
 # What `up` names only as it makes it: an AMI's name ends with the fingerprint of what Parts 1, 3 and
 # 5 make first (the plan lists "app AMI (it is baked from Parts 1 and 3)"); ACM names the validation
@@ -57,15 +58,20 @@ def assert_up_did_what_plan_said(plan: dict[str, Any], up: dict[str, Any]) -> No
     assert sum(p["created"] for p in up["parts"]) == up["created"]  # and the totals are the Parts'
 
 
-@pytest.mark.parametrize(("config", "first"), BUILDS.values(), ids=BUILDS.keys())
-def test_plan_from_nothing_counts_what_up_then_creates(tmp_path: Path, config: dict[str, Any], first) -> None:
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    with moto():
-        if config is CONFIGS["edge_waf"]:
-            BEFORE_UP["edge_waf"](tmp_path)
-        for part in first:
-            assert cli("replay", part, cwd=tmp_path).code == 0
-        plan, up = plan_then_up(tmp_path)
+@pytest.mark.parametrize(("built_from", "first"), BUILDS.values(), ids=BUILDS.keys())
+def test_plan_from_nothing_counts_what_up_then_creates(tmp_path: Path, reference_stacks,
+                                                      built_from: str | dict[str, Any], first) -> None:
+    if isinstance(built_from, str):  # its reference stack's build: plan --json, then up --yes --json
+        config = CONFIGS[built_from]
+        build = reference_stacks.build(built_from)
+        plan, up = build.plan, build.up
+    else:
+        config = built_from
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+        with moto():
+            for part in first:
+                assert cli("replay", part, cwd=tmp_path).code == 0
+            plan, up = plan_then_up(tmp_path)
     assert sum(len(p["create"]) for p in plan["parts"]) > 50  # every resource, not "everything inside the VPC"
     assert sum(len(p["change"]) for p in plan["parts"]) == (2 if first else 0)
     # up's "2 deleted" on a new stack: the builders it bakes the AMIs on, then terminates.

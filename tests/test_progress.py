@@ -6,7 +6,6 @@ import contextlib
 import io
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +15,6 @@ from typing import IO
 import pytest
 from rich.console import Console
 
-from bench.model import VirtualClock
-from bench.moto_env import moto
-from bench.runs import engine_for
 from helpers import FakeClock
 from steps import PARTS
 from threetier.aws import Poll
@@ -45,18 +41,12 @@ def stamped(text: str) -> list[tuple[int, str]]:
 
 
 @pytest.fixture(scope="module")
-def modeled_up() -> tuple[list[tuple[int, str]], dict[int, float]]:
-    """The benchmark's modeled `up` from an empty account (virtual clock), plain progress captured:
-    the stamped stderr lines, and when each Part ended (the engine's timeline)."""
-    with moto(), tempfile.TemporaryDirectory(prefix="progress-") as tmp:
-        clock = VirtualClock()
-        engine, _model = engine_for(Path(tmp), clock, sequential=False)
-        err = io.StringIO()
-        engine.ctx.out = Output(stdout=io.StringIO(), stderr=err)  # not a terminal: plain, as in a CI log
-        engine.up()
-        text = err.getvalue()
-        assert "\x1b" not in text and not CURSOR.search(text)  # no frame of a live display, no colour
-        return stamped(text), {number: span.end for number, span in engine.timeline.items()}
+def modeled_up(modeled_up) -> tuple[list[tuple[int, str]], dict[int, float]]:
+    """conftest's modeled `up` from an empty account (virtual clock), plain progress captured: the
+    stamped stderr lines, and when each Part ended (the engine's timeline)."""
+    text = modeled_up.stderr
+    assert "\x1b" not in text and not CURSOR.search(text)  # no frame of a live display, no colour
+    return stamped(text), modeled_up.ended
 
 
 def test_plain_lines_go_forward_in_time(modeled_up: tuple[list[tuple[int, str]], dict[int, float]]) -> None:
