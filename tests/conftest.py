@@ -57,24 +57,6 @@ def _acm_issues_at_once() -> None:
 _acm_issues_at_once()
 
 
-def _cheap_resets_at_the_end_of_each_mock() -> None:
-    """bench.moto_env.mocked_aws gives a new EC2 backend only the AMIs the stack launches and a new
-    IAM backend only the managed policies it attaches -- while its patches last. They end before
-    moto's mock does, and moto's reset at the end of every mock re-creates each backend it empties
-    (then throws it away): with all of moto's AMIs, a third to half a CPU-second per mock, paid by
-    nearly every test. Made for the whole session instead, the patches also hold for that reset;
-    nothing here uses moto's full sets (mocked_aws's own patches put these same methods back)."""
-    from moto.ec2.models.amis import AmiBackend
-    from moto.iam.models import IAMBackend
-
-    from bench.moto_env import aws_managed_policies_we_attach, load_amis_we_launch
-    AmiBackend._load_amis = load_amis_we_launch  # type: ignore[method-assign]
-    IAMBackend._init_aws_policies = aws_managed_policies_we_attach  # type: ignore[method-assign]
-
-
-_cheap_resets_at_the_end_of_each_mock()
-
-
 @pytest.fixture(autouse=True)
 def fake_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     for key in list(os.environ):
