@@ -22,6 +22,7 @@ from botocore.stub import Stubber
 from bench.faults import census, exactly_one_of_everything
 from helpers import FakeClock, cli, make_engine, write_config
 from steps import app_tier
+from threetier import config as configlib
 from threetier.aws import tag_value
 from threetier.blocks import baking, balancing, colors
 from threetier.cli.common import Runtime
@@ -115,6 +116,15 @@ def status_clean(directory: Path) -> None:
     assert status.code == 0, [(p["part"], p["drift"]) for p in json.loads(status.stdout)["parts"] if p["drift"]]
 
 
+@pytest.mark.parametrize("value", [-1, 61, 2.5, True, "5"])
+def test_watch_minutes_outside_0_to_60_is_refused_naming_the_key(tmp_path: Path, value: Any) -> None:
+    write_config(tmp_path, deploy={"watch_minutes": value})
+    refused = cli("plan", cwd=tmp_path)  # before any AWS call: no moto here
+    assert refused.code == 2 and "deploy.watch_minutes" in refused.stderr, refused.stderr
+    assert configlib.parse({"deploy": {"watch_minutes": 0}}).deploy.watch_minutes == 0
+    assert configlib.parse({}).deploy.watch_minutes == 5
+
+
 def test_the_first_up_is_blue_under_todays_names(built: Path) -> None:
     assert names("app") == only("blue", "app") and names("web") == only("blue", "web")
     assert forwards("threetier-int-alb") == {80: {"threetier-app-tg": 1}}
@@ -201,17 +211,17 @@ def test_listeners_that_disagree_are_drift_and_up_sets_them_as_443_says(stack_fr
 
 
 # -- a crash at each step, then `up` -----------------------------------------------------------
-# (operation, which call of it): the steps of a deploy of the app tier onto green and of blue's retirement.
+# (operation, which call of it): the steps of a deploy of the app tier onto green and of blue's
+# retirement. Left out for time, each resumed as its neighbours are: CreateLaunchTemplate (as
+# ModifyListener 1 and CreateAutoScalingGroup) and DeleteAutoScalingGroup (as ModifyListener 3).
 CRASHES = [
     ("CreateTargetGroup", 1),      # green's target group, on no listener yet
     ("ModifyListener", 1),         # green at weight 0
-    ("CreateLaunchTemplate", 1),
     ("CreateAutoScalingGroup", 1),
     ("CreateTags", 2),             # green's image tagged live-since, the listeners not moved yet
     ("ModifyListener", 2),         # all the traffic on green, blue still there
     ("UpdateAutoScalingGroup", 1),  # blue scaled to 0 (draining)
     ("ModifyListener", 3),         # green alone on the listener, blue's group still there
-    ("DeleteAutoScalingGroup", 1),
     ("DeleteTargetGroup", 1),
 ]
 
@@ -322,3 +332,33 @@ def test_green_is_waited_for_while_its_targets_are_initial(built: Path) -> None:
         balancing.wait_healthy(ctx, green)
         stub.assert_no_pending_responses()
     assert isinstance(ctx.aws.clock, FakeClock) and ctx.aws.clock.sleeps == [15, 15]
+
+
+def test_a_canary_sends_its_share_to_green_during_the_hold_then_all(
+        built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """deploy(canary=10): blue 90 / green 10 while the watch holds it, then green 100 and blue gone."""
+    engine = make_engine(built, {"app": {"instance_type": "t3.small"}, "deploy": {"watch_minutes": 2}},
+                         clock=FakeClock())
+    ctx = engine.ctx
+    ctx.part = next(p for p in engine.parts if p.number == app_tier.NUMBER)
+    seen: list[dict[int, dict[str, int]]] = []
+
+    def run_watch(ctx: Any, **kwargs: Any) -> Any:
+        seen.append(forwards("threetier-int-alb"))
+        assert kwargs["until"] == ctx.aws.clock.now() + 120
+        return SimpleNamespace(problem=None, finished_early=False)
+    monkeypatch.setattr(colors, "run_watch", run_watch)
+    outcome = colors.deploy(ctx, app_tier.tier(ctx), canary=10)
+    assert outcome == colors.Outcome(colors.GREEN, True, None)
+    assert seen[0] == {80: {"threetier-app-tg": 90, "threetier-app-tg-g": 10}}  # the hold
+    assert seen[1] == {80: {"threetier-app-tg": 0, "threetier-app-tg-g": 100}}  # the watch after the switch
+    assert forwards("threetier-int-alb") == {80: {"threetier-app-tg-g": 1}}
+    assert names("app") == only("green", "app")
+    # Blue drains while it is still on the listener (weight 0); off it, then deleted: AWS refuses to
+    # delete a target group any listener names.
+    calls = [(c.operation, c.params) for c in ctx.aws.mutating_calls()]
+    drained = calls.index(("UpdateAutoScalingGroup", {"AutoScalingGroupName": "threetier-app-asg",
+                                                      **balancing.PAUSED_SIZES}))
+    last_shift = max(i for i, (operation, _) in enumerate(calls) if operation == "ModifyListener")
+    deleted = [i for i, (operation, _) in enumerate(calls) if operation == "DeleteTargetGroup"]
+    assert drained < last_shift < deleted[0] and len(deleted) == 1

@@ -115,10 +115,8 @@ def check_part_5(engine: Engine) -> list[str]:
     autoscaling = boto3.client("autoscaling")
     stack_groups = {"Filters": [{"Name": "tag:threetier:stack", "Values": ["threetier"]}]}
     with Stubber(engine.ctx.aws.client("autoscaling")) as stub:
-        for name in ("threetier-app-asg", "threetier-app-asg-g"):  # blue, then green (none)
-            stub.add_response("describe_auto_scaling_groups",
-                              autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name]),
-                              {"AutoScalingGroupNames": [name]})
+        both = {"AutoScalingGroupNames": ["threetier-app-asg", "threetier-app-asg-g"]}  # blue and green: one read
+        stub.add_response("describe_auto_scaling_groups", autoscaling.describe_auto_scaling_groups(**both), both)
         stub.add_response("describe_policies", the_policies(), {"AutoScalingGroupName": "threetier-app-asg"})
         # Last, the stack's groups, for strays (threetier/blocks/strays.py): no stray here.
         stub.add_response("describe_auto_scaling_groups", autoscaling.describe_auto_scaling_groups(**stack_groups),

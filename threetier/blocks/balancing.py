@@ -110,13 +110,21 @@ def load_balancer_look(ctx: Ctx, tier: Tier) -> Look:
     return Look("elbv2", "describe_load_balancers", {"Names": [ctx.name(tier.alb_role)]}, missing_ok=ELB_NOT_FOUND)
 
 
+def both_colors(ctx: Ctx, tier: Tier, role: Callable[[Tier], str]) -> list[str]:
+    return [ctx.name(role(tier.of(color))) for color in COLORS]
+
+
 def launch_template_look(ctx: Ctx, tier: Tier) -> Look:
-    return Look("ec2", "describe_launch_templates", {"LaunchTemplateNames": [ctx.name(tier.launch_template_role)]},
+    """Both colors' templates in one read (a filter: LaunchTemplateNames refuses a name not found)."""
+    names = both_colors(ctx, tier, lambda each: each.launch_template_role)
+    return Look("ec2", "describe_launch_templates", {"Filters": [{"Name": "launch-template-name", "Values": names}]},
                 missing_ok=("InvalidLaunchTemplateName.NotFoundException",))
 
 
 def auto_scaling_group_look(ctx: Ctx, tier: Tier) -> Look:
-    return Look("autoscaling", "describe_auto_scaling_groups", {"AutoScalingGroupNames": [ctx.name(tier.asg_role)]})
+    """Both colors' groups in one read."""
+    names = both_colors(ctx, tier, lambda each: each.asg_role)
+    return Look("autoscaling", "describe_auto_scaling_groups", {"AutoScalingGroupNames": names})
 
 
 def attributes_look(arn: str) -> Look:
@@ -149,8 +157,8 @@ def looks(ctx: Ctx, tier: Tier) -> Iterator[Look]:
     colored = [tier.of(color) for color in COLORS]
     yield load_balancer_look(ctx, tier)
     yield baking.instances_look(ctx)
-    for each in colored:
-        yield from (target_group_look(ctx, each), launch_template_look(ctx, each), auto_scaling_group_look(ctx, each))
+    yield from (launch_template_look(ctx, tier), auto_scaling_group_look(ctx, tier))
+    yield from (target_group_look(ctx, each) for each in colored)
     for balancer in (aws.peek(load_balancer_look(ctx, tier)) or {}).get("LoadBalancers", []):
         yield listeners_look(balancer["LoadBalancerArn"])
         yield load_balancer_attributes_look(balancer["LoadBalancerArn"])
@@ -158,10 +166,12 @@ def looks(ctx: Ctx, tier: Tier) -> Iterator[Look]:
         for group in (aws.peek(target_group_look(ctx, each)) or {}).get("TargetGroups", []):
             yield attributes_look(group["TargetGroupArn"])
             yield health_look(group["TargetGroupArn"])
-        for template in (aws.peek(launch_template_look(ctx, each)) or {}).get("LaunchTemplates", []):
-            yield versions_look(template["LaunchTemplateId"])
-        if (aws.peek(auto_scaling_group_look(ctx, each)) or {}).get("AutoScalingGroups"):
-            yield scaling.policies_look(ctx, each)  # read even with scaling off: a policy left from before is deleted
+    for template in (aws.peek(launch_template_look(ctx, tier)) or {}).get("LaunchTemplates", []):
+        yield versions_look(template["LaunchTemplateId"])
+    for group in (aws.peek(auto_scaling_group_look(ctx, tier)) or {}).get("AutoScalingGroups", []):
+        # Read even with scaling off: a policy left from before is deleted.
+        yield scaling.policies_look(ctx, next(each for each in colored
+                                              if ctx.name(each.asg_role) == group["AutoScalingGroupName"]))
 
 
 # -- start -----------------------------------------------------------------------
@@ -375,7 +385,8 @@ def launch_template_data(ctx: Ctx, tier: Tier, security_group: str) -> dict[str,
 
 def find_launch_template(ctx: Ctx, tier: Tier) -> dict[str, Any] | None:
     found = ctx.aws.look(launch_template_look(ctx, tier), resource=ctx.name(tier.launch_template_role))
-    return found["LaunchTemplates"][0] if found and found["LaunchTemplates"] else None
+    name = ctx.name(tier.launch_template_role)
+    return next((t for t in (found or {}).get("LaunchTemplates", []) if t["LaunchTemplateName"] == name), None)
 
 
 def ensure_launch_template(ctx: Ctx, tier: Tier, security_group: str) -> tuple[str, bool]:
@@ -442,7 +453,8 @@ def lacks(have: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
 def find_auto_scaling_group(ctx: Ctx, tier: Tier, *, live: bool = False) -> dict[str, Any] | None:
     found = ctx.aws.look(auto_scaling_group_look(ctx, tier), resource=ctx.name(tier.asg_role),
                          live=live)["AutoScalingGroups"]
-    return found[0] if found else None
+    name = ctx.name(tier.asg_role)
+    return next((group for group in found if group["AutoScalingGroupName"] == name), None)
 
 
 def ensure_auto_scaling_group(ctx: Ctx, tier: Tier, template: str, target_group: str, subnets: list[str],
