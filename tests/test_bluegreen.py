@@ -362,3 +362,29 @@ def test_a_canary_sends_its_share_to_green_during_the_hold_then_all(
     last_shift = max(i for i, (operation, _) in enumerate(calls) if operation == "ModifyListener")
     deleted = [i for i, (operation, _) in enumerate(calls) if operation == "DeleteTargetGroup"]
     assert drained < last_shift < deleted[0] and len(deleted) == 1
+
+
+def test_a_canary_cut_short_by_a_crash_starts_again_at_its_share(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = {"app": {"instance_type": "t3.small"}, "deploy": {"watch_minutes": 2}}
+    engine = make_engine(built, raw, clock=FakeClock())
+    ctx = engine.ctx
+    ctx.part = next(p for p in engine.parts if p.number == app_tier.NUMBER)
+    seen: list[dict[int, dict[str, int]]] = []
+
+    def run_watch(ctx: Any, **_: Any) -> Any:
+        seen.append(forwards("threetier-int-alb"))
+        raise Crash("the process dies during the canary's hold")
+    monkeypatch.setattr(colors, "run_watch", run_watch)
+    with pytest.raises(Crash):
+        colors.deploy(ctx, app_tier.tier(ctx), canary=10)
+    assert ctx.resources["deploy"]["canary"] == "10"
+
+    def watch_again(ctx: Any, **_: Any) -> Any:
+        seen.append(forwards("threetier-int-alb"))
+        return SimpleNamespace(problem=None, finished_early=False)
+    monkeypatch.setattr(colors, "run_watch", watch_again)
+    outcome = colors.deploy(ctx, app_tier.tier(ctx))  # `up` after the crash: no canary asked, the state's
+    assert outcome == colors.Outcome(colors.GREEN, True, None)
+    hold = {80: {"threetier-app-tg": 90, "threetier-app-tg-g": 10}}
+    assert seen == [hold, hold, {80: {"threetier-app-tg": 0, "threetier-app-tg-g": 100}}]  # the hold again, the watch
+    assert names("app") == only("green", "app")

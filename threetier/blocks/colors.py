@@ -245,6 +245,9 @@ def deploy(ctx: Ctx, tier: balancing.Tier, *, canary: int | None = None, wait: b
             if replaced(ctx, tier, color, view):
                 return after_switch(ctx, tier, color, wait=wait)
         elif runs_wanted(ctx, tier.of(other(color)), wanted) and not rejected:
+            record = ctx.resources.get("deploy")  # a canary cut short starts again at its share
+            if canary is None and isinstance(record, dict) and record.get("to") == other(color):
+                canary = int(record.get("canary") or 0) or None
             return switch(ctx, tier, color, canary=canary, wait=wait, force=force)
         retire(ctx, tier, other(color))
     live_tier = tier.of(color)
