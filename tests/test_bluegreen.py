@@ -299,6 +299,17 @@ def test_a_problem_in_the_watch_rolls_back_and_up_does_not_deploy_that_image_aga
     assert names("app") == only("blue", "app") and part(built, 5)["image"] == first
     assert len(watch.seen) == 1  # type: ignore[attr-defined]
 
+    # `deploy` (force) tries it again: the tag goes, and this time the watch finds nothing.
+    (built / "state.json").write_bytes((built / ".threetier" / "threetier.json").read_bytes())
+    engine = make_engine(built, {"deploy": {"watch_minutes": 0}}, clock=FakeClock())
+    ctx = engine.ctx
+    ctx.part = next(p for p in engine.parts if p.number == app_tier.NUMBER)
+    assert app_tier.tier(ctx).ami == rejected[0]
+    assert colors.deploy(ctx, app_tier.tier(ctx), force=True) == colors.Outcome(colors.GREEN, True, None)
+    assert baking.REJECTED_TAG not in tier_images()[rejected[0]]
+    assert baking.LIVE_SINCE_TAG in tier_images()[rejected[0]]
+    assert names("app") == only("green", "app")
+
 
 def test_the_watch_runs_for_watch_minutes_and_blue_goes_after(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_config(built, app={"instance_type": "t3.small"}, deploy={"watch_minutes": 7})
