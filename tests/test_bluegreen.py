@@ -399,3 +399,45 @@ def test_a_canary_cut_short_by_a_crash_starts_again_at_its_share(built: Path, mo
     hold = {80: {"threetier-app-tg": 90, "threetier-app-tg-g": 10}}
     assert seen == [hold, hold, {80: {"threetier-app-tg": 0, "threetier-app-tg-g": 100}}]  # the hold again, the watch
     assert names("app") == only("green", "app")
+
+
+def test_a_retired_color_drains_until_its_last_instance_is_gone(built: Path) -> None:
+    """On AWS a scaled-in instance deregisters and drains (the deregistration delay) before it goes:
+    `retire` waits for the group to be empty before it takes the color off the listeners."""
+    engine = make_engine(built, clock=FakeClock())
+    ctx = engine.ctx
+    ctx.part = next(p for p in engine.parts if p.number == app_tier.NUMBER)
+    blue = app_tier.tier(ctx)
+
+    def group(*states: str, sizes: tuple[int, int, int] = (0, 0, 0)) -> dict[str, Any]:
+        return {"AutoScalingGroups": [{
+            "AutoScalingGroupName": "threetier-app-asg", "MinSize": sizes[0], "DesiredCapacity": sizes[1],
+            "MaxSize": sizes[2], "DefaultCooldown": 300, "AvailabilityZones": ["us-east-1a"],
+            "HealthCheckType": "ELB", "CreatedTime": "2026-12-07T00:00:00Z",
+            "Instances": [{"InstanceId": f"i-{n:017x}", "AvailabilityZone": "us-east-1a", "LifecycleState": state,
+                           "HealthStatus": "Healthy", "ProtectedFromScaleIn": False} for n, state in enumerate(states)]}]}
+    with Stubber(ctx.aws.client("autoscaling")) as stub:
+        stub.add_response("describe_auto_scaling_groups", group("InService", "InService", sizes=(2, 2, 4)))
+        stub.add_response("update_auto_scaling_group", {},
+                          {"AutoScalingGroupName": "threetier-app-asg", **balancing.PAUSED_SIZES})
+        for states in (("Terminating:Wait", "Terminating:Wait"), ("Terminating:Proceed",), ()):
+            stub.add_response("describe_auto_scaling_groups", group(*states))
+        balancing.scale_to_zero(ctx, blue)
+        stub.assert_no_pending_responses()
+    assert isinstance(ctx.aws.clock, FakeClock) and ctx.aws.clock.sleeps == [15, 15]
+
+
+def test_pause_and_resume_act_on_the_live_color(built: Path) -> None:
+    write_config(built, app={"instance_type": "t3.small"}, deploy=NO_WATCH)
+    assert cli("up", "--yes", cwd=built).code == 0
+    assert names("app") == only("green", "app")
+    paused = cli("pause", cwd=built)
+    assert paused.code == 0, paused.stderr
+    group = boto3.client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=["threetier-app-asg-g"])["AutoScalingGroups"][0]
+    assert (group["MinSize"], group["DesiredCapacity"], group["MaxSize"], group["Instances"]) == (0, 0, 0, [])
+    resumed = cli("resume", cwd=built)
+    assert resumed.code == 0, resumed.stderr
+    assert names("app") == only("green", "app")  # resumed in place
+    assert instance_types("threetier-app-asg-g") == ["t3.small", "t3.small"]
+    status_clean(built)
