@@ -82,6 +82,7 @@ def engine_for(directory: Path, clock: Any, *, sequential: bool, relax: Iterable
 
     config = configlib.parse(raw_config or {})
     aws = Aws(config.region, clock=clock, emulator=True)
+    aws.listener_changes_at_once = False  # the model applies one LISTENER_CHANGE_SECONDS after its call
     model = LatencyModel(aws, clock, relax=relax)
     state_file = statelib.StateFile(directory / "state.json")
     state = state_file.load() or statelib.State(stack=config.stack, region=config.region)

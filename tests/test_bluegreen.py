@@ -441,3 +441,26 @@ def test_pause_and_resume_act_on_the_live_color(built: Path) -> None:
     assert names("app") == only("green", "app")  # resumed in place
     assert instance_types("threetier-app-asg-g") == ["t3.small", "t3.small"]
     status_clean(built)
+
+
+@pytest.mark.parametrize("at_once", [False, True])
+def test_the_color_left_drains_only_once_the_load_balancer_has_applied_the_shift(built: Path, at_once: bool) -> None:
+    """With no watch, blue would start draining the moment the listeners were told to forward to
+    green: a real ALB applies that within seconds, and a draining target takes no new request. An
+    emulator applies it at once and waits for nothing."""
+    clock = FakeClock()
+    engine = make_engine(built, {"app": {"instance_type": "t3.small"}, "deploy": NO_WATCH}, clock=clock)
+    ctx = engine.ctx
+    ctx.aws.listener_changes_at_once = at_once
+    ctx.part = next(p for p in engine.parts if p.number == app_tier.NUMBER)
+    when: list[tuple[float, str, str]] = []
+    ctx.aws.on_call = lambda call: when.append(
+        (clock.now(), call.operation, str(call.params.get("AutoScalingGroupName", ""))))
+    assert colors.deploy(ctx, app_tier.tier(ctx)) == colors.Outcome(colors.GREEN, True, None)
+    drain = next(n for n, (_, operation, group) in enumerate(when)
+                 if operation == "UpdateAutoScalingGroup" and group == "threetier-app-asg")
+    drained = when[drain][0]
+    shifted = max(t for t, operation, _ in when[:drain] if operation == "ModifyListener")
+    assert drained - shifted >= (0 if at_once else colors.LISTENER_SETTLE_SECONDS)
+    assert (drained - shifted < colors.LISTENER_SETTLE_SECONDS) == at_once
+    assert names("app") == only("green", "app")

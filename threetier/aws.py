@@ -181,6 +181,9 @@ class Aws:
         self.endpoint_url = endpoint_url
         # An emulator (moto, LocalStack) answers the API but serves no load balancer.
         self.emulator = bool(endpoint_url) if emulator is None else emulator
+        # A load balancer applies a listener change within seconds; an emulator's at once (the
+        # benchmark, an emulator that models AWS's times, says otherwise).
+        self.listener_changes_at_once = self.emulator
         if credentials:  # given outright (the sandbox): no AWS_PROFILE or shared file may interfere
             isolated = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
             self.session = boto3.Session(botocore_session=isolated, region_name=region, **credentials)
