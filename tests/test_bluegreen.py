@@ -464,3 +464,19 @@ def test_the_color_left_drains_only_once_the_load_balancer_has_applied_the_shift
     assert drained - shifted >= (0 if at_once else colors.LISTENER_SETTLE_SECONDS)
     assert (drained - shifted < colors.LISTENER_SETTLE_SECONDS) == at_once
     assert names("app") == only("green", "app")
+
+
+def test_a_web_deploy_is_watched_on_its_own_alarms_not_the_load_balancers_firing_one(
+        built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The external ALB's own 5xx alarm counts blue's errors too: firing before the deploy (the reason
+    for it, say), it would roll the fix back at the first look."""
+    boto3.client("cloudwatch").set_alarm_state(AlarmName="threetier-ext-alb-5xx", StateValue="ALARM",
+                                               StateReason="blue answers 502")
+    write_config(built, web={"instance_type": "t3.small"}, deploy={"watch_minutes": 7})
+    watch = watched(None)
+    monkeypatch.setattr(colors, "run_watch", watch)
+    up = cli("up", "--yes", cwd=built)
+    assert up.code == 0, up.stderr
+    [asked] = watch.seen  # type: ignore[attr-defined]
+    assert sorted(asked["alarm_names"]) == ["threetier-web-5xx-rate", "threetier-web-unhealthy-hosts"]
+    assert names("web") == only("green", "web")

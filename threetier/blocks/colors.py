@@ -378,11 +378,13 @@ def run_watch(ctx: Ctx, *, tier: str, alarm_names: Sequence[str], target_group_a
 
 
 def watched_alarms(ctx: Ctx, tier: balancing.Tier) -> list[str]:
-    """The tier's alarms, and its load balancer's own 5xx alarm where it has one (the web tier's)."""
+    """The tier's alarms, which `follow` has pointed at the new color. Not the load balancer's own 5xx
+    alarm (the web tier's): it counts the old color's errors too, and one already firing would roll
+    back the very deploy meant to end it."""
     if not ctx.config.monitoring.alarms:
         return []
     found = alarms.find_alarms(ctx)
-    names = [ctx.name(what) for what in (*balancing.alarm_whats(tier.tier), f"{tier.alb_role}-5xx")]
+    names = [ctx.name(what) for what in balancing.alarm_whats(tier.tier)]
     return [name for name in names if name in found]
 
 
