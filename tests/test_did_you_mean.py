@@ -30,7 +30,7 @@ def test_a_key_like_no_known_one_gets_the_known_keys_only(tmp_path: Path, aws_cl
     # The top level's 7 (a number, not a name) is reported first: the known keys, no guess.
     assert refused(tmp_path, "monitoring:\n  pager: on\n7: 1\n", aws_clients) == (
         "error: 7: unknown key (known here: stack, region, network, access, database, app, web, load_balancers, "
-        "monitoring, edge)")
+        "monitoring, edge, deploy)")
     assert refused(tmp_path, "monitoring:\n  pager: on\n", aws_clients) == (
         "error: monitoring.pager: unknown key (known here: alarms, email, dashboard, flow_logs, log_retention_days)")
 
