@@ -6,6 +6,7 @@ group and a listener on 80 forwarding to it; a launch template of the app AMI
 with the app security group and the instance profile (no key pair); an Auto
 Scaling group over both app subnets, attached to the target group, 2/2/2.
 Here it starts at 2 of 2..4 and tracks CPU (issue 12: config.yaml `app.scaling`).
+A new image or instance type is deployed blue/green (threetier.blocks.colors).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 
 from steps import app_image, network, storage
 from threetier.aws import Look
-from threetier.blocks import alarms, baking, balancing, strays
+from threetier.blocks import alarms, balancing, colors, strays
 from threetier.engine import DONE, EXISTS, Check, Ctx
 
 NUMBER = 5
@@ -32,7 +33,8 @@ def tier(ctx: Ctx) -> balancing.Tier:
         instance_security_group=network.security_group_id(ctx, "app-sg"),
         instance_profile_arn=storage.profile_arn(ctx, "app"),
         instance_type=app.instance_type, ami=ctx.resources_of(app_image.NUMBER).get("ami", ""),
-        min=app.asg.min, desired=app.asg.desired, max=app.asg.max, scaling=app.scaling)
+        min=app.asg.min, desired=app.asg.desired, max=app.asg.max, scaling=app.scaling,
+        color=ctx.resources_of(NUMBER).get("color", colors.BLUE))
 
 
 def looks(ctx: Ctx) -> Iterator[Look]:
@@ -51,7 +53,7 @@ def start(ctx: Ctx) -> None:
     # Before the group is looked at: what it has is its own, a stray only bills.
     strays.terminate(ctx, _strays(ctx))
     ctx.need(network.NUMBER, network.SUBNETS_AND_GROUPS)
-    balancing.start(ctx, tier(ctx))
+    colors.start(ctx, tier(ctx))
     # The web tier's nginx proxies /api/ to this name, known now, while the ALB still provisions.
     ctx.resources["internal_alb_dns"] = ctx.resources["load_balancer_dns"]
 
@@ -66,15 +68,14 @@ def finish(ctx: Ctx) -> None:
     alarms.ensure_alarms(ctx, wanted, ALARMS)
     ctx.need(app_image.NUMBER, DONE)
     ctx.need(storage.NUMBER, DONE)  # the template's instance profile (done already: Part 4 needed it)
-    balancing.finish(ctx, tier(ctx))
-    # The tier runs on the current AMI now: images of earlier app code only cost money.
-    if tier(ctx).ami:
-        baking.delete_images(ctx, app_image.NUMBER, keep=tier(ctx).ami)
+    # The live color runs the current AMI now (a deploy on the other color when it did not); images
+    # but the live one, the rollback target and the configured one only cost money.
+    colors.finish(ctx, tier(ctx))
 
 
 def check(ctx: Ctx) -> Check:
     result = Check()
-    balancing.check(ctx, tier(ctx), result)
+    colors.check(ctx, tier(ctx), result)
     if "load_balancer_dns" in ctx.resources:
         ctx.resources["internal_alb_dns"] = ctx.resources["load_balancer_dns"]
     alarms.check_alarms(ctx, balancing.tier_alarms(ctx, tier(ctx)), ALARMS, result)
@@ -84,7 +85,7 @@ def check(ctx: Ctx) -> Check:
 
 def pause(ctx: Ctx) -> None:
     """No app instance while paused; the ALB, the template and the image stay."""
-    balancing.pause(ctx, tier(ctx), lambda ctx: balancing.tier_alarms(ctx, tier(ctx)))
+    balancing.pause(ctx, colors.live(ctx, tier(ctx)), lambda ctx: balancing.tier_alarms(ctx, tier(ctx)))
 
 
 def before_down(ctx: Ctx) -> None:

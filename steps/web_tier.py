@@ -26,9 +26,9 @@ from steps import app_image, app_tier, database, network, storage, web_image
 from threetier.aws import Look, Poll
 from threetier.blocks import (
     alarms,
-    baking,
     balancing,
     certificates,
+    colors,
     dashboard,
     dns,
     edge,
@@ -64,7 +64,8 @@ def tier(ctx: Ctx) -> balancing.Tier:
         instance_security_group=network.security_group_id(ctx, "web-sg"),
         instance_profile_arn=storage.profile_arn(ctx, "web"),
         instance_type=web.instance_type, ami=ctx.resources_of(web_image.NUMBER).get("ami", ""),
-        min=web.asg.min, desired=web.asg.desired, max=web.asg.max, scaling=web.scaling)
+        min=web.asg.min, desired=web.asg.desired, max=web.asg.max, scaling=web.scaling,
+        color=ctx.resources_of(NUMBER).get("color", colors.BLUE))
 
 
 def looks(ctx: Ctx) -> Iterator[Look]:
@@ -88,7 +89,7 @@ def start(ctx: Ctx) -> None:
     # Before the group is looked at: what it has is its own, a stray only bills.
     strays.terminate(ctx, _strays(ctx))
     ctx.need(network.NUMBER, network.SUBNETS_AND_GROUPS)
-    balancing.start(ctx, tier(ctx), https.keep_actions(ctx))
+    colors.start(ctx, tier(ctx), https.keep_actions(ctx))
     # With edge.domain: the certificate is requested now and waited for in finish, while the image bakes.
     edge.start(ctx, tier(ctx))
     # With edge.waf: the web ACL now; AWS lets it be associated only a while after (in finish).
@@ -98,31 +99,31 @@ def start(ctx: Ctx) -> None:
 def finish(ctx: Ctx) -> None:
     """The launch template and the Auto Scaling group need the web AMI; the round trip needs
     the app tier's targets healthy too."""
-    # The alarms need only this Part's target group and ALB; the dashboard the app tier's too (known
-    # once Part 5 exists) and the cluster's name: both made while the image bakes.
+    # The alarms need only this Part's target group and ALB: made while the image bakes.
     wanted = web_alarms(ctx)
     if alarms.notify(ctx, wanted):
         ctx.need(storage.NUMBER, EXISTS)  # the SNS topic their actions name: made by Part 1's start
     alarms.ensure_alarms(ctx, wanted, ALARMS)
-    ctx.need(app_tier.NUMBER, EXISTS)
+    ctx.need(app_tier.NUMBER, EXISTS)  # the dashboard's (below, once both tiers' deploys are over)
     ctx.need(database.NUMBER, EXISTS)
+    edge.finish(ctx, tier(ctx))  # the certificate issued (minutes of DNS validation), 443, the record
+    waf.finish(ctx, tier(ctx))  # on the ALB before it has targets: no request is served unfiltered
+    ctx.need(web_image.NUMBER, DONE)
+    ctx.need(storage.NUMBER, DONE)  # the template's instance profile (done already: Part 6 needed it)
+    # The live color runs the current AMI now (a deploy on the other color when it did not); images
+    # but the live one, the rollback target and the configured one only cost money.
+    colors.finish(ctx, tier(ctx))
+    alarms.ensure_alarms(ctx, web_alarms(ctx), ALARMS)  # the ALB's own 5xx alarm names the live color's group
+    # The round trip goes all the way to Aurora: the app tier's targets are healthy on liveness
+    # alone, so the database (writer and reader available) is waited for here, not implied.
+    ctx.need(app_tier.NUMBER, DONE)
+    ctx.need(database.NUMBER, DONE)
+    # After both tiers' deploys: it draws their live colors' target groups.
     body = dashboard_body(ctx)
     if body is None:  # both tiers' start found or made their target groups and ALBs: not expected
         raise ThreetierError(f"{NAME}: the dashboard needs both tiers' load balancers and target groups, "
                              f"and one is not known; run `threetier up` again")
     dashboard.ensure_dashboard(ctx, body)
-    edge.finish(ctx, tier(ctx))  # the certificate issued (minutes of DNS validation), 443, the record
-    waf.finish(ctx, tier(ctx))  # on the ALB before it has targets: no request is served unfiltered
-    ctx.need(web_image.NUMBER, DONE)
-    ctx.need(storage.NUMBER, DONE)  # the template's instance profile (done already: Part 6 needed it)
-    balancing.finish(ctx, tier(ctx))
-    # The tier runs on the current AMI now: images of earlier web code only cost money.
-    if tier(ctx).ami:
-        baking.delete_images(ctx, web_image.NUMBER, keep=tier(ctx).ami)
-    # The round trip goes all the way to Aurora: the app tier's targets are healthy on liveness
-    # alone, so the database (writer and reader available) is waited for here, not implied.
-    ctx.need(app_tier.NUMBER, DONE)
-    ctx.need(database.NUMBER, DONE)
     ctx.resources["round_trip"] = round_trip(ctx, ctx.resources["url"])
     ctx.out.info(f"  {ctx.resources['url']}: {ctx.resources['round_trip']}")
 
@@ -168,7 +169,7 @@ def round_trip(ctx: Ctx, url: str) -> str:
 
 def check(ctx: Ctx) -> Check:
     result = Check()
-    balancing.check(ctx, tier(ctx), result)
+    colors.check(ctx, tier(ctx), result)
     if "load_balancer_dns" in ctx.resources:
         ctx.resources["url"] = f"http://{ctx.resources['load_balancer_dns']}"
     edge.check(ctx, tier(ctx), result)
@@ -216,7 +217,7 @@ def dashboard_body(ctx: Ctx) -> dict[str, Any] | None:
 
 def pause(ctx: Ctx) -> None:
     """No web instance while paused (the URL answers 503); the ALB, its address and the image stay."""
-    balancing.pause(ctx, tier(ctx), web_alarms)
+    balancing.pause(ctx, colors.live(ctx, tier(ctx)), web_alarms)
 
 
 def before_down(ctx: Ctx) -> None:

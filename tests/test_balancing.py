@@ -2,7 +2,7 @@
 
 Item 7: the launch template's ClientToken changes with the hour (EC2 remembers tokens for a day and
 would answer a template made again after `down` with the deleted one), and a new instance profile
-or new metadata options make a new template version. Item 8: `down` and `status` carry on when an
+or new metadata options are deployed on the other color (blue/green). Item 8: `down` and `status` carry on when an
 ALB vanishes between two reads. Item 12: both ALBs drop invalid header fields, and their deletion
 protection follows `load_balancers.deletion_protection`, with `down` refusing before it deletes
 anything while it is on.
@@ -23,7 +23,7 @@ from helpers import FakeClock, cli, make_engine, moto, mutating, write_config
 from steps import app_tier, storage
 from threetier import aws as awslib
 from threetier import scan
-from threetier.blocks import balancing, refresh
+from threetier.blocks import balancing
 from threetier.config import NO_SCALING
 from threetier.engine import Check, Engine
 
@@ -142,45 +142,34 @@ def drift_of(tmp_path: Path, part: int) -> list[str]:
     return next(p for p in json.loads(result.stdout)["parts"] if p["part"] == part)["drift"]
 
 
-@pytest.mark.parametrize("field,old", [
-    ("IamInstanceProfile", {"Arn": "arn:aws:iam::123456789012:instance-profile/threetier-profile"}),
-    ("MetadataOptions", {"HttpTokens": "optional", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 2}),
+@pytest.mark.parametrize("field,old,said", [
+    ("IamInstanceProfile", {"Arn": "arn:aws:iam::123456789012:instance-profile/threetier-profile"},
+     "new instance profile"),
+    ("MetadataOptions", {"HttpTokens": "optional", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 2},
+     "new metadata options"),
 ])
-def test_an_old_instance_profile_or_metadata_options_make_a_new_template_version(
-        built: Path, field: str, old: dict[str, Any]) -> None:
-    """A stack from before per-tier instance profiles (or with IMDSv1 left on) gets a new default
-    version on its next `up`, not only when its AMI next changes."""
+def test_an_old_instance_profile_or_metadata_options_are_deployed_on_the_other_color(
+        built: Path, field: str, old: dict[str, Any], said: str) -> None:
+    """A stack from before per-tier instance profiles (or with IMDSv1 left on) gets instances with the
+    wanted ones on its next `up`, not only when its AMI next changes: on green, beside blue."""
+    (built / "config.yaml").write_text("deploy: {watch_minutes: 0}\n")
     wanted = default_version("threetier-app-lt")["LaunchTemplateData"][field]
     make_default_by_hand("threetier-app-lt", **{field: old})
     assert default_version("threetier-app-lt")["LaunchTemplateData"][field] == old
     drift = drift_of(built, app_tier.NUMBER)
-    assert len(drift) == 1 and drift[0].startswith("launch template threetier-app-lt: "), drift
+    assert len(drift) == 1 and drift[0].startswith(f"deploy app: {said}"), drift
 
-    engine = make_engine(built)
+    engine = make_engine(built, {"deploy": {"watch_minutes": 0}})
     engine.up()
-    assert mutating(engine).count("CreateLaunchTemplateVersion") == 1
-    now = default_version("threetier-app-lt")
-    assert now["VersionNumber"] == 3 and now["LaunchTemplateData"][field] == wanted
-    assert [c.id for c in engine.ctx.changes if c.kind == "launch template"] == [f"version 3: {field}"]
+    assert "CreateLaunchTemplateVersion" not in mutating(engine)  # the live color's template is left alone
+    now = default_version("threetier-app-lt-g")
+    assert now["VersionNumber"] == 1 and now["LaunchTemplateData"][field] == wanted
+    assert [g["AutoScalingGroupName"] for g in boto3.client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=["threetier-app-asg", "threetier-app-asg-g"])["AutoScalingGroups"]] == ["threetier-app-asg-g"]
     assert drift_of(built, app_tier.NUMBER) == []
-    again = make_engine(built)
+    again = make_engine(built, {"deploy": {"watch_minutes": 0}})
     again.up()
     assert mutating(again) == []  # what AWS adds to the options it was given is no difference
-
-
-def test_a_new_instance_profile_asks_for_an_instance_refresh(
-        built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """On AWS (not the emulator) the new version is rolled out: the instances run the old profile."""
-    make_default_by_hand("threetier-app-lt",
-                         IamInstanceProfile={"Arn": "arn:aws:iam::123456789012:instance-profile/threetier-profile"})
-    engine = make_engine(built)  # the restored state file holds what Part 5 found (the target group)
-    engine.ctx.part = next(p for p in engine.parts if p.number == app_tier.NUMBER)
-    engine.ctx.aws.emulator = False
-    refreshes: list[str] = []
-    monkeypatch.setattr(refresh, "start_instance_refresh", lambda ctx, tier: refreshes.append(tier.tier))
-    balancing.start_instances(engine.ctx, app_tier.tier(engine.ctx))
-    assert refreshes == ["app"]
-    assert mutating(engine) == ["CreateLaunchTemplateVersion", "ModifyLaunchTemplate"]
 
 
 # -- item 8: an ALB deleted by someone else between two reads -------------------------------
@@ -190,13 +179,16 @@ def test_down_carries_on_when_the_alb_vanishes_between_its_reads(tmp_path: Path)
     balancer = {"LoadBalancerArn": ALB_ARN, "LoadBalancerName": "threetier-int-alb", "DNSName": "x"}
     with Stubber(aws.client("elbv2")) as elbv2, Stubber(aws.client("autoscaling")) as autoscaling, \
             Stubber(aws.client("ec2")) as ec2:
-        elbv2.add_client_error("describe_target_groups", service_error_code="TargetGroupNotFound")
-        autoscaling.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": []})
+        for _ in ("blue", "green"):  # each color's target group and Auto Scaling group
+            elbv2.add_client_error("describe_target_groups", service_error_code="TargetGroupNotFound")
+            autoscaling.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": []})
         elbv2.add_response("describe_load_balancers", {"LoadBalancers": [balancer]})
         elbv2.add_client_error("describe_listeners", service_error_code="LoadBalancerNotFound")
         elbv2.add_client_error("delete_load_balancer", service_error_code="LoadBalancerNotFound")
         elbv2.add_client_error("describe_load_balancers", service_error_code="LoadBalancerNotFound")
-        ec2.add_client_error("describe_launch_templates", service_error_code="InvalidLaunchTemplateName.NotFoundException")
+        for _ in ("blue", "green"):
+            ec2.add_client_error("describe_launch_templates",
+                                 service_error_code="InvalidLaunchTemplateName.NotFoundException")
         balancing.destroy(engine.ctx, "app", app_tier.ALB_ROLE)
         for stub in (elbv2, autoscaling, ec2):
             stub.assert_no_pending_responses()

@@ -616,6 +616,26 @@ def _edge_from(edge: dict[str, Any]) -> Edge:
     return Edge(**{**edge, "domain": _lower(edge["domain"]), "hosted_zone": _zone(edge["hosted_zone"])})
 
 
+# --- deploy -------------------------------------------------------------------------------------
+
+DEPLOY_DEFAULTS: dict[str, Any] = {
+    "watch_minutes": 5,
+}
+# After a blue/green switch, how long the new color is watched before the old one goes (0: not at all).
+WATCH_MINUTES = (0, 60)
+
+
+@dataclass(frozen=True)
+class Deploy:
+    watch_minutes: int  # threetier/blocks/colors.py: the watch after the switch, then the old color drains
+
+
+def _check_deploy(deploy: dict[str, Any]) -> None:
+    low, high = WATCH_MINUTES
+    if not low <= deploy["watch_minutes"] <= high:
+        raise ConfigError(f"deploy.watch_minutes: {low} to {high} minutes, got {deploy['watch_minutes']}")
+
+
 # --- the whole file -----------------------------------------------------------------------------
 
 # The sections in the order config.yaml shows them: _merge reports the first unknown or mistyped
@@ -630,6 +650,7 @@ DEFAULTS: dict[str, Any] = {
     "load_balancers": LOAD_BALANCERS_DEFAULTS,
     "monitoring": MONITORING_DEFAULTS,
     "edge": EDGE_DEFAULTS,
+    "deploy": DEPLOY_DEFAULTS,
 }
 
 # Keys whose default is null: the type they take when set.
@@ -653,6 +674,7 @@ class Config:
     load_balancers: LoadBalancers
     monitoring: Monitoring
     edge: Edge
+    deploy: Deploy
     source: str  # where it was read from, for messages
 
 
@@ -775,6 +797,7 @@ def parse(raw: dict[str, Any], source: str = "config", base: Path | None = None)
         load_balancers=LoadBalancers(**merged["load_balancers"]),
         monitoring=Monitoring(**merged["monitoring"]),
         edge=_edge_from(merged["edge"]),
+        deploy=Deploy(**merged["deploy"]),
         source=source,
     )
 
@@ -789,6 +812,7 @@ def _check(cfg: dict[str, Any]) -> None:
     _check_web(cfg["web"])
     _check_monitoring(cfg["monitoring"])
     _check_edge(cfg["edge"], cfg["region"])
+    _check_deploy(cfg["deploy"])
     # Last, after edge, where it has always been: a config with several problems still names the same one.
     _check_app_port(cfg["app"]["port"])
 

@@ -15,7 +15,7 @@ tier's instance profile of Part 1), the Part gives it in its `Bake`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,11 @@ from threetier.engine import Ctx
 
 AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
 FINGERPRINT_TAG = "threetier:fingerprint"
+# Blue/green (threetier.blocks.colors): when the image's color took all the traffic (ISO-8601 UTC), and
+# when and why it was moved away from by a rollback ("<UTC>: <reason>"; `up` does not deploy it again).
+LIVE_SINCE_TAG = "threetier:live-since"
+REJECTED_TAG = "threetier:rejected"
+TAG_VALUE_MAX = 256
 LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped"]
 # A builder in one of these will never answer the health gate.
 GONE_INSTANCE_STATES = ("shutting-down", "terminated", "stopping", "stopped")
@@ -482,21 +487,55 @@ def destroy(ctx: Ctx, part: int) -> None:
     delete_images(ctx, part)
 
 
-def delete_images(ctx: Ctx, part: int, keep: str | None = None) -> None:
-    """Deregister this part's AMIs (all, or all but `keep`) and delete their snapshots, which
-    outlive an AMI and keep billing."""
+def tier_images(ctx: Ctx, tier: str) -> list[dict[str, Any]]:
+    """The tier's AMIs (named <stack>-<tier>-ami), every fingerprint's."""
+    name = ctx.name(f"{tier}-ami")
+    return [i for i in stack_images(ctx) if tag_value(i, "Name") == name]
+
+
+def tag_image(ctx: Ctx, image_id: str, key: str, value: str) -> None:
+    ctx.aws.call("ec2", "create_tags", resource=f"AMI {image_id}", Resources=[image_id],
+                 Tags=[{"Key": key, "Value": value[:TAG_VALUE_MAX]}])
+    ctx.record("changed", "AMI tag", image_id, f"{key}={value[:TAG_VALUE_MAX]}")
+
+
+def untag_image(ctx: Ctx, image_id: str, key: str) -> None:
+    ctx.aws.call("ec2", "delete_tags", resource=f"AMI {image_id}", Resources=[image_id], Tags=[{"Key": key}])
+    ctx.record("changed", "AMI tag", image_id, f"{key} removed")
+
+
+def rollback_target(images: list[dict[str, Any]], live: str | None) -> str | None:
+    """The image to go back to: the newest other one that served all the traffic once (live-since)
+    before the live one did, and was not rolled back from."""
+    since = {i["ImageId"]: tag_value(i, LIVE_SINCE_TAG) for i in images}
+    before = since.get(live) if live else None
+    candidates = [(stamp, image_id) for image_id, stamp in since.items()
+                  if stamp and image_id != live and (before is None or stamp <= before)
+                  and not any(tag_value(i, REJECTED_TAG) for i in images if i["ImageId"] == image_id)]
+    return max(candidates)[1] if candidates else None
+
+
+def delete_images(ctx: Ctx, part: int, keep: str | Collection[str] | None = None) -> None:
+    """Deregister this part's AMIs (all, or all but those in `keep`) and delete their snapshots,
+    which outlive an AMI and keep billing."""
     aws = ctx.aws
     part_filter = [{"Name": "tag:threetier:part", "Values": [str(part)]}]
-    images = [i for i in stack_images(ctx, part) if i["ImageId"] != keep]
+    kept = {keep} if isinstance(keep, str) else set(keep or ())
     snapshot_ids: set[str] = set()
-    for image in images:
-        snapshot_ids |= image_snapshots(image)
-        deregister_image(ctx, image)
     if keep is None:  # everything goes: tagged snapshots whose AMI is already gone too
         tagged = aws.call("ec2", "describe_snapshots", resource="snapshots", OwnerIds=["self"],
                           Filters=ctx.filters() + part_filter)["Snapshots"]
         snapshot_ids |= {s["SnapshotId"] for s in tagged}
-    for snapshot_id in sorted(snapshot_ids):
+    discard_images(ctx, [i for i in stack_images(ctx, part) if i["ImageId"] not in kept], snapshot_ids)
+
+
+def discard_images(ctx: Ctx, images: list[dict[str, Any]], snapshot_ids: Collection[str] = ()) -> None:
+    """Deregister these AMIs, then delete their snapshots (and `snapshot_ids`)."""
+    snapshots = set(snapshot_ids)
+    for image in images:
+        snapshots |= image_snapshots(image)
+        deregister_image(ctx, image)
+    for snapshot_id in sorted(snapshots):
         delete_snapshot(ctx, snapshot_id)
 
 

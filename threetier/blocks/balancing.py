@@ -3,9 +3,10 @@
 Target group with a /health check; an application load balancer with a
 listener on 80 forwarding to it; a launch template of the tier's AMI; an Auto
 Scaling group over the tier's two subnets, attached to the target group, with
-ELB health checks (its target tracking: threetier.blocks.scaling; its instance
-refresh: threetier.blocks.refresh). `finish` waits for the ALB to be active and
-the target group to report healthy targets.
+ELB health checks (its target tracking: threetier.blocks.scaling). A tier has
+two colors of target group, template and group (blue: today's names; green: the
+same with -g); which one serves, and the move from one to the other, is
+threetier.blocks.colors. The functions here act on the color a `Tier` names.
 
 What the tier stands on, the Part gives it in its `Tier`: the VPC, the subnets
 and security groups of Part 2, the instance profile of Part 1, the AMI.
@@ -15,13 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from threetier.aws import Look, Poll, client_token
-from threetier.blocks import alarms, baking, log_groups, refresh, scaling
+from threetier.blocks import alarms, baking, log_groups, scaling
 from threetier.blocks.alarms import load_balancer_dimension, target_group_dimension
-from threetier.blocks.refresh import Outdated, outdated_instances, refresh_under_way, serving
 from threetier.config import Scaling
 from threetier.engine import Check, Ctx
 from threetier.errors import ThreetierError, UsageError
@@ -67,18 +67,27 @@ class Tier:
     desired: int
     max: int
     scaling: Scaling              # target tracking; while on, the policies own the group's desired capacity
+    color: str = "blue"           # whose target group, template and group the functions here act on
+
+    def of(self, color: str) -> Tier:
+        return replace(self, color=color)
+
+    @property
+    def suffix(self) -> str:
+        """Blue keeps the names stacks had before colors; green adds -g (ELB names: 32 characters)."""
+        return "" if self.color == "blue" else "-g"
 
     @property
     def target_group_role(self) -> str:
-        return f"{self.tier}-tg"
+        return f"{self.tier}-tg{self.suffix}"
 
     @property
     def launch_template_role(self) -> str:
-        return f"{self.tier}-lt"
+        return f"{self.tier}-lt{self.suffix}"
 
     @property
     def asg_role(self) -> str:
-        return f"{self.tier}-asg"
+        return f"{self.tier}-asg{self.suffix}"
 
     @property
     def healthy_floor(self) -> int:
@@ -130,53 +139,50 @@ def versions_look(template_id: str) -> Look:
     return Look("ec2", "describe_launch_template_versions", {"LaunchTemplateId": template_id, "Versions": ["$Default"]})
 
 
+COLORS = ("blue", "green")
+
+
 def looks(ctx: Ctx, tier: Tier) -> Iterator[Look]:
-    """The tier's four resources by name, and the stack's instances (one read, shared with the
-    bakes); then, for those found, what hangs off them; then, only when some instances do not
-    run the template's default version, the group's instance refreshes."""
+    """Both colors' three resources by name, the load balancer, and the stack's instances (one
+    read, shared with the bakes); then, for those found, what hangs off them."""
     aws = ctx.aws
-    yield from (target_group_look(ctx, tier), load_balancer_look(ctx, tier), launch_template_look(ctx, tier),
-                auto_scaling_group_look(ctx, tier), baking.instances_look(ctx))
-    for group in (aws.peek(target_group_look(ctx, tier)) or {}).get("TargetGroups", []):
-        yield attributes_look(group["TargetGroupArn"])
-        yield health_look(group["TargetGroupArn"])
+    colored = [tier.of(color) for color in COLORS]
+    yield load_balancer_look(ctx, tier)
+    yield baking.instances_look(ctx)
+    for each in colored:
+        yield from (target_group_look(ctx, each), launch_template_look(ctx, each), auto_scaling_group_look(ctx, each))
     for balancer in (aws.peek(load_balancer_look(ctx, tier)) or {}).get("LoadBalancers", []):
         yield listeners_look(balancer["LoadBalancerArn"])
         yield load_balancer_attributes_look(balancer["LoadBalancerArn"])
-    templates = (aws.peek(launch_template_look(ctx, tier)) or {}).get("LaunchTemplates", [])
-    for template in templates:
-        yield versions_look(template["LaunchTemplateId"])
-    groups = (aws.peek(auto_scaling_group_look(ctx, tier)) or {}).get("AutoScalingGroups", [])
-    if groups:  # read even with scaling off: a policy left from before is deleted
-        yield scaling.policies_look(ctx, tier)
-    if ctx.aws.emulator or not templates:  # moto has no instance refresh to look at
-        return
-    versions = (aws.peek(versions_look(templates[0]["LaunchTemplateId"])) or {}).get("LaunchTemplateVersions", [])
-    reservations = aws.peek(baking.instances_look(ctx))
-    if groups and versions and reservations is not None and \
-            outdated_instances(groups[0], versions[0]["LaunchTemplateData"], reservations):
-        yield refresh.refreshes_look(ctx, tier)
+    for each in colored:
+        for group in (aws.peek(target_group_look(ctx, each)) or {}).get("TargetGroups", []):
+            yield attributes_look(group["TargetGroupArn"])
+            yield health_look(group["TargetGroupArn"])
+        for template in (aws.peek(launch_template_look(ctx, each)) or {}).get("LaunchTemplates", []):
+            yield versions_look(template["LaunchTemplateId"])
+        if (aws.peek(auto_scaling_group_look(ctx, each)) or {}).get("AutoScalingGroups"):
+            yield scaling.policies_look(ctx, each)  # read even with scaling off: a policy left from before is deleted
 
 
 # -- start -----------------------------------------------------------------------
 def start(ctx: Ctx, tier: Tier, keep_actions: tuple[list[dict[str, Any]], ...] = ()) -> None:
-    """What needs only the network: the target group, the load balancer and its listener (whose
-    DNS name is known at once, though the ALB takes minutes to become active). keep_actions: other
-    default actions listener 80 may keep (the external ALB's redirect to HTTPS, set once 443 exists)."""
+    """What needs only the network: the (live color's) target group, the load balancer and its
+    listener (whose DNS name is known at once, though the ALB takes minutes to become active).
+    keep_actions: other default actions listener 80 may keep (the external ALB's redirect to HTTPS,
+    set once 443 exists)."""
     target_group = ensure_target_group(ctx, tier, tier.vpc)
     balancer = ensure_load_balancer(ctx, tier, list(tier.subnets), tier.alb_security_group)
     ensure_listener(ctx, tier, balancer, target_group, keep_actions)
 
 
-def start_instances(ctx: Ctx, tier: Tier) -> None:
-    """What needs the tier's AMI: the launch template and the Auto Scaling group (or a new template
-    version and an instance refresh when the AMI or instance type changed)."""
+def start_instances(ctx: Ctx, tier: Tier, desired: int | None = None) -> None:
+    """What needs the tier's AMI, for the color `tier` names: the launch template (a change is a new
+    default version: only for a group with no instance to serve, threetier.blocks.colors sees to
+    that) and the Auto Scaling group on the target group in ctx.resources, with its policies."""
     target_group = ctx.resources["target_group_arn"]
-    template, new_version = ensure_launch_template(ctx, tier, tier.instance_security_group)
-    existed = ensure_auto_scaling_group(ctx, tier, template, target_group, list(tier.subnets))
+    template, _ = ensure_launch_template(ctx, tier, tier.instance_security_group)
+    existed = ensure_auto_scaling_group(ctx, tier, template, target_group, list(tier.subnets), desired)
     scaling.ensure_scaling_policies(ctx, tier, group_existed=existed)
-    if existed:
-        refresh.replace_outdated_instances(ctx, tier, find_outdated(ctx, tier), new_version)
 
 
 def listed(key: str, found: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -272,10 +278,58 @@ def forward_to(target_group: str) -> list[dict[str, Any]]:
     return [{"Type": "forward", "TargetGroupArn": target_group}]
 
 
+# AWS's bounds on a weighted forward (moto checks neither): each weight 0-999, 5 target groups.
+MAX_WEIGHT = 999
+MAX_FORWARD_GROUPS = 5
+
+
+def weighted_forward(weights: dict[str, int]) -> list[dict[str, Any]]:
+    """A forward to these target groups (ARN -> weight); one alone is a plain forward. A group at
+    weight 0 is on the listener, so its targets are health-checked, and gets no request. No
+    stickiness: a client's next request may go to either color while both have weight."""
+    if len(weights) == 1:
+        return forward_to(next(iter(weights)))
+    if len(weights) > MAX_FORWARD_GROUPS or any(not 0 <= w <= MAX_WEIGHT for w in weights.values()) \
+            or not any(weights.values()):
+        raise ThreetierError(f"internal error: a forward with weights {weights} (0-{MAX_WEIGHT} each, "
+                             f"{MAX_FORWARD_GROUPS} target groups at most, not all 0)")
+    return [{"Type": "forward", "ForwardConfig": {
+        "TargetGroups": [{"TargetGroupArn": arn, "Weight": weight} for arn, weight in weights.items()],
+        "TargetGroupStickinessConfig": {"Enabled": False}}}]
+
+
+def forward_weights(actions: list[dict[str, Any]]) -> dict[str, int] | None:
+    """The target groups a listener's default action forwards to, ARN -> weight (a plain forward:
+    weight 1); None when it does not forward (a redirect, say)."""
+    if len(actions) != 1 or actions[0].get("Type") != "forward":
+        return None
+    action = actions[0]
+    groups = (action.get("ForwardConfig") or {}).get("TargetGroups")
+    if groups:
+        return {g["TargetGroupArn"]: int(g.get("Weight", 1)) for g in groups}
+    return {action["TargetGroupArn"]: 1} if action.get("TargetGroupArn") else {}
+
+
+def shares(weights: dict[str, int]) -> dict[str, float]:
+    """Weights as shares of the traffic: {a: 1} and {a: 100} forward the same way."""
+    total = sum(weights.values())
+    return {arn: round(weight / total, 6) if total else 0.0 for arn, weight in weights.items()}
+
+
+def serves(actions: list[dict[str, Any]], target_group: str) -> bool:
+    """Whether the actions forward to `target_group` at least as much as to any other group: a
+    listener mid-deploy ({live: 100, new: 0}) serves the live color and is left as it is."""
+    weights = forward_weights(actions)
+    return weights is not None and target_group in weights and weights[target_group] == max(weights.values()) > 0
+
+
 def same_actions(current: list[dict[str, Any]], wanted: list[dict[str, Any]]) -> bool:
     """Whether a listener's default actions are these: the keys we set, ignoring what AWS adds
     (an Order, a ForwardConfig echoing the target group)."""
     def essence(actions: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        weights = forward_weights(actions)
+        if weights is not None:
+            return [("forward", tuple(sorted(shares(weights).items())))]
         return [(a["Type"], a.get("TargetGroupArn"),
                  tuple(sorted((a.get("RedirectConfig") or {}).items()))) for a in actions]
     return essence(current) == essence(wanted)
@@ -298,7 +352,8 @@ def ensure_listener(ctx: Ctx, tier: Tier, balancer: str, target_group: str,
                         Tags=elb_tags(ctx, f"{tier.alb_role}-http"), exists=("DuplicateListener",),
                         found=lambda: listed("Listeners", find_listener(ctx, tier, balancer, 80, live=True)))["Listeners"][0]
         ctx.record("created", "listener", f"{name}:80")
-    elif not any(same_actions(http["DefaultActions"], wanted) for wanted in (forward, *keep_actions)):
+    elif not serves(http["DefaultActions"], target_group) and \
+            not any(same_actions(http["DefaultActions"], wanted) for wanted in keep_actions):
         aws.call("elbv2", "modify_listener", resource=f"listener {name}:80", ListenerArn=http["ListenerArn"],
                  DefaultActions=forward)
         ctx.record("changed", "listener", f"{name}:80")
@@ -359,6 +414,16 @@ def ensure_launch_template(ctx: Ctx, tier: Tier, security_group: str) -> tuple[s
     return template["LaunchTemplateId"], new_version
 
 
+def template_data(ctx: Ctx, tier: Tier) -> dict[str, Any] | None:
+    """What the color's launch template launches (its default version); None without one."""
+    template = find_launch_template(ctx, tier)
+    if template is None:
+        return None
+    versions = ctx.aws.look(versions_look(template["LaunchTemplateId"]),
+                            resource=ctx.name(tier.launch_template_role))["LaunchTemplateVersions"]
+    return versions[0]["LaunchTemplateData"] if versions else {}
+
+
 def template_differences(current: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     """The fields of `wanted` launch template data that the `current` version does not have."""
     differ: list[str] = [key for key in ("ImageId", "InstanceType", "SecurityGroupIds")
@@ -380,14 +445,17 @@ def find_auto_scaling_group(ctx: Ctx, tier: Tier, *, live: bool = False) -> dict
     return found[0] if found else None
 
 
-def ensure_auto_scaling_group(ctx: Ctx, tier: Tier, template: str, target_group: str, subnets: list[str]) -> bool:
-    """Returns whether the group existed already."""
+def ensure_auto_scaling_group(ctx: Ctx, tier: Tier, template: str, target_group: str, subnets: list[str],
+                              desired: int | None = None) -> bool:
+    """Returns whether the group existed already. desired: what a new group starts at instead of
+    config's (a new color starts at the live one's size, so a scaled-out tier stays scaled out)."""
     aws, name = ctx.aws, ctx.name(tier.asg_role)
     group = find_auto_scaling_group(ctx, tier)
     if group is None:
+        start_at = tier.desired if desired is None else min(max(desired, tier.min), tier.max)
         aws.call("autoscaling", "create_auto_scaling_group", resource=f"Auto Scaling group {name}",
                  AutoScalingGroupName=name, LaunchTemplate={"LaunchTemplateId": template, "Version": "$Default"},
-                 MinSize=tier.min, DesiredCapacity=tier.desired, MaxSize=tier.max,
+                 MinSize=tier.min, DesiredCapacity=start_at, MaxSize=tier.max,
                  VPCZoneIdentifier=",".join(subnets), TargetGroupARNs=[target_group],
                  HealthCheckType="ELB", HealthCheckGracePeriod=300,
                  Tags=[{**tag, "PropagateAtLaunch": True, "ResourceId": name, "ResourceType": "auto-scaling-group"}
@@ -481,6 +549,12 @@ def pause(ctx: Ctx, tier: Tier, tier_alarms: Callable[[Ctx], list[alarms.Alarm]]
         ctx.resources["target_group_arn"], ctx.resources["load_balancer_arn"] = \
             group["TargetGroupArn"], balancer["LoadBalancerArn"]
     alarms.silence(ctx, tier_alarms(ctx))
+    scale_to_zero(ctx, tier, "paused")
+
+
+def scale_to_zero(ctx: Ctx, tier: Tier, why: str = "retired") -> None:
+    """The color's group to 0/0/0, then wait until its last instance is gone (each deregisters and
+    drains first, for the deregistration delay)."""
     name = ctx.name(tier.asg_role)
     found = find_auto_scaling_group(ctx, tier)
     if found is None:
@@ -488,7 +562,7 @@ def pause(ctx: Ctx, tier: Tier, tier_alarms: Callable[[Ctx], list[alarms.Alarm]]
     if paused_size_drift(found, name) is not None:
         ctx.aws.call("autoscaling", "update_auto_scaling_group", resource=f"Auto Scaling group {name}",
                      AutoScalingGroupName=name, **PAUSED_SIZES)
-        ctx.record("changed", "Auto Scaling group size", name, "min=0, desired=0, max=0 (paused)")
+        ctx.record("changed", "Auto Scaling group size", name, f"min=0, desired=0, max=0 ({why})")
 
     def probe() -> Poll:
         left = (find_auto_scaling_group(ctx, tier) or {}).get("Instances", [])
@@ -546,33 +620,7 @@ def tier_alarms(ctx: Ctx, tier: Tier) -> list[alarms.Alarm]:
     ]
 
 
-# -- instances on the template's default version (the pending work) -----------------------
-def find_outdated(ctx: Ctx, tier: Tier) -> Outdated | None:
-    """What of the group is not on the template's default version, and the refresh under way if any
-    (looked for only then); None when nothing is out of date, or the group or template is missing."""
-    group, template = find_auto_scaling_group(ctx, tier), find_launch_template(ctx, tier)
-    if group is None or template is None:
-        return None
-    versions = ctx.aws.look(versions_look(template["LaunchTemplateId"]),
-                            resource=ctx.name(tier.launch_template_role))["LaunchTemplateVersions"]
-    if not versions:
-        return None
-    reservations = ctx.aws.look(baking.instances_look(ctx), resource=f"instances of {ctx.name(tier.asg_role)}")
-    stale = outdated_instances(group, versions[0]["LaunchTemplateData"], reservations)
-    if not stale:
-        return None
-    return Outdated(group=ctx.name(tier.asg_role), instances=stale, total=len(serving(group)), default=versions[0],
-                    refresh=None if ctx.aws.emulator else refresh_under_way(ctx, tier))
-
-
 # -- finish ----------------------------------------------------------------------
-def finish(ctx: Ctx, tier: Tier) -> None:
-    start_instances(ctx, tier)
-    wait_active(ctx, tier)
-    refresh.wait_instance_refresh(ctx, tier)
-    wait_healthy(ctx, tier)
-
-
 def wait_active(ctx: Ctx, tier: Tier) -> None:
     def probe() -> Poll:
         balancer = find_load_balancer(ctx, tier)
@@ -631,24 +679,8 @@ def check(ctx: Ctx, tier: Tier, result: Check) -> None:
                                     f"{current.get(key, 'false')}, should be {value}")
     template = find_launch_template(ctx, tier)
     result.found(f"launch template {ctx.name(tier.launch_template_role)}", template is not None)
-    if template is not None:
+    if template is not None:  # what it launches, against what is wanted: threetier.blocks.colors.check
         ctx.resources["launch_template"] = template["LaunchTemplateId"]
-        versions = ctx.aws.look(versions_look(template["LaunchTemplateId"]),
-                                resource=ctx.name(tier.launch_template_role))["LaunchTemplateVersions"]
-        data = versions[0]["LaunchTemplateData"] if versions else {}
-        if data.get("ImageId") != tier.ami:
-            result.drift.append(f"launch template {ctx.name(tier.launch_template_role)}: AMI {data.get('ImageId')}, "
-                                f"should be {tier.ami}")
-        if data.get("InstanceType") != tier.instance_type:
-            result.drift.append(f"launch template {ctx.name(tier.launch_template_role)}: instance type "
-                                f"{data.get('InstanceType')}, config says {tier.instance_type}")
-        profile = tier.instance_profile_arn
-        if profile and lacks(data.get("IamInstanceProfile"), {"Arn": profile}):
-            result.drift.append(f"launch template {ctx.name(tier.launch_template_role)}: instance profile "
-                                f"{(data.get('IamInstanceProfile') or {}).get('Arn')}, should be {profile}")
-        if lacks(data.get("MetadataOptions"), METADATA_OPTIONS):
-            result.drift.append(f"launch template {ctx.name(tier.launch_template_role)}: metadata options "
-                                f"{data.get('MetadataOptions')}, should be {METADATA_OPTIONS}")
     asg = find_auto_scaling_group(ctx, tier)
     result.found(f"Auto Scaling group {ctx.name(tier.asg_role)}", asg is not None)
     if asg is not None:
@@ -669,10 +701,6 @@ def check(ctx: Ctx, tier: Tier, result: Check) -> None:
             result.drift.append(f"Auto Scaling group {ctx.name(tier.asg_role)}: does not collect "
                                 f"{', '.join(uncollected)}, which the dashboard draws (`up` enables it)")
         scaling.check_scaling_policies(ctx, tier, result)
-        # Pending work: the template is ahead of the instances (say, a crash before the refresh).
-        outdated = find_outdated(ctx, tier)
-        if outdated is not None:
-            result.drift.append(outdated.describe(ctx.aws.emulator))
     else:  # `up` puts them with the group (plan lists them to create)
         for name, policy in scaling.wanted_policies(ctx, tier).items():
             result.found(f"scaling policy {name} ({policy.summary})", False)
@@ -690,28 +718,20 @@ def before_down(ctx: Ctx, tier: Tier) -> None:
 
 
 def destroy(ctx: Ctx, tier_name: str, alb_role: str) -> None:
-    """ASG (deregistration delay 0 first), listeners, ALB, target group, launch template."""
+    """Both colors' groups (deregistration delay 0 first), the listeners, the ALB, both colors'
+    target groups and launch templates."""
     aws = ctx.aws
-    tg_name, asg_name = ctx.name(f"{tier_name}-tg"), ctx.name(f"{tier_name}-asg")
-    alb_name, lt_name = ctx.name(alb_role), ctx.name(f"{tier_name}-lt")
-    found = aws.call("elbv2", "describe_target_groups", resource=f"target group {tg_name}", Names=[tg_name],
-                     missing_ok=ELB_NOT_FOUND)
-    groups = found["TargetGroups"] if found else []
-    for group in groups:  # nothing left to drain: do not wait 300 s per target
-        aws.call("elbv2", "modify_target_group_attributes", resource=f"target group {tg_name}",
+    alb_name = ctx.name(alb_role)
+    colored = [(f"{tier_name}-tg{suffix}", f"{tier_name}-asg{suffix}", f"{tier_name}-lt{suffix}")
+               for suffix in ("", "-g")]
+    target_groups = [(tg_role, group) for tg_role, _, _ in colored for group in found_target_groups(ctx, tg_role)]
+    for tg_role, group in target_groups:  # nothing left to drain: do not wait 300 s per target
+        aws.call("elbv2", "modify_target_group_attributes", resource=f"target group {ctx.name(tg_role)}",
                  TargetGroupArn=group["TargetGroupArn"], missing_ok=ELB_NOT_FOUND,
                  Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "0"}])
 
-    # The group and the load balancer go at once (2-5 min and ~1 min), then what they hold.
-    asgs = aws.call("autoscaling", "describe_auto_scaling_groups", resource=asg_name,
-                    AutoScalingGroupNames=[asg_name])["AutoScalingGroups"]
-    if asgs:
-        aws.call("autoscaling", "delete_auto_scaling_group", resource=f"Auto Scaling group {asg_name}",
-                 AutoScalingGroupName=asg_name, ForceDelete=True,
-                 missing_ok=("ValidationError",), retry_codes=("ScalingActivityInProgress", "ResourceInUse"),
-                 retry_timeout=5 * 60, retry_delay=10)
-        ctx.record("deleted", "Auto Scaling group", asg_name)
-
+    # The groups and the load balancer go at once (2-5 min and ~1 min), then what they hold.
+    groups = [asg_role for _, asg_role, _ in colored if start_deleting_group(ctx, ctx.name(asg_role))]
     found = aws.call("elbv2", "describe_load_balancers", resource=f"load balancer {alb_name}", Names=[alb_name],
                      missing_ok=ELB_NOT_FOUND)
     balancers = (found or {}).get("LoadBalancers", [])
@@ -730,31 +750,64 @@ def destroy(ctx: Ctx, tier_name: str, alb_role: str) -> None:
         wait_gone(ctx, f"load balancer {alb_name}", lambda: (aws.call(
             "elbv2", "describe_load_balancers", resource=alb_name, Names=[alb_name],
             missing_ok=ELB_NOT_FOUND) or {}).get("LoadBalancers"))
+    for asg_role in groups:
+        finish_deleting_group(ctx, ctx.name(asg_role))
+    for tg_role, group in target_groups:
+        delete_target_group(ctx, ctx.name(tg_role), group["TargetGroupArn"])
+    for _, _, lt_role in colored:
+        delete_launch_template(ctx, ctx.name(lt_role))
+
+
+def found_target_groups(ctx: Ctx, role: str) -> list[dict[str, Any]]:
+    name = ctx.name(role)
+    found = ctx.aws.call("elbv2", "describe_target_groups", resource=f"target group {name}", Names=[name],
+                         missing_ok=ELB_NOT_FOUND)
+    return found["TargetGroups"] if found else []
+
+
+def start_deleting_group(ctx: Ctx, name: str) -> bool:
+    """ForceDelete: its instances go with it. Whether there was a group."""
+    asgs = ctx.aws.call("autoscaling", "describe_auto_scaling_groups", resource=name,
+                        AutoScalingGroupNames=[name])["AutoScalingGroups"]
     if asgs:
-        wait_gone(ctx, f"Auto Scaling group {asg_name}", lambda: aws.call(
-            "autoscaling", "describe_auto_scaling_groups", resource=asg_name,
-            AutoScalingGroupNames=[asg_name])["AutoScalingGroups"])
-        # AWS deletes a group's scaling policies (and their alarms) with the group; moto 5.2 keeps
-        # them (its DeleteAutoScalingGroup leaves its policy table alone), and so would the sandbox.
-        # One read confirms they went, and deletes any that did not.
-        left = aws.call("autoscaling", "describe_policies", resource=f"scaling policies of {asg_name}",
-                        AutoScalingGroupName=asg_name, missing_ok=("ValidationError",))
-        for policy in (left or {}).get("ScalingPolicies", []):
-            scaling.delete_scaling_policy(ctx, asg_name, policy["PolicyName"])
+        ctx.aws.call("autoscaling", "delete_auto_scaling_group", resource=f"Auto Scaling group {name}",
+                     AutoScalingGroupName=name, ForceDelete=True,
+                     missing_ok=("ValidationError",), retry_codes=("ScalingActivityInProgress", "ResourceInUse"),
+                     retry_timeout=5 * 60, retry_delay=10)
+        ctx.record("deleted", "Auto Scaling group", name)
+    return bool(asgs)
 
-    for group in groups:
-        aws.call("elbv2", "delete_target_group", resource=f"target group {tg_name}",
-                 TargetGroupArn=group["TargetGroupArn"], missing_ok=ELB_NOT_FOUND,
-                 retry_codes=("ResourceInUse",), retry_timeout=5 * 60, retry_delay=10)
-        ctx.record("deleted", "target group", tg_name)
 
-    found = aws.call("ec2", "describe_launch_templates", resource=f"launch template {lt_name}",
-                     LaunchTemplateNames=[lt_name], missing_ok=("InvalidLaunchTemplateName.NotFoundException",))
+def finish_deleting_group(ctx: Ctx, name: str) -> None:
+    aws = ctx.aws
+    wait_gone(ctx, f"Auto Scaling group {name}", lambda: aws.call(
+        "autoscaling", "describe_auto_scaling_groups", resource=name,
+        AutoScalingGroupNames=[name])["AutoScalingGroups"])
+    # AWS deletes a group's scaling policies (and their alarms) with the group; moto 5.2 keeps
+    # them (its DeleteAutoScalingGroup leaves its policy table alone), and so would the sandbox.
+    # One read confirms they went, and deletes any that did not.
+    left = aws.call("autoscaling", "describe_policies", resource=f"scaling policies of {name}",
+                    AutoScalingGroupName=name, missing_ok=("ValidationError",))
+    for policy in (left or {}).get("ScalingPolicies", []):
+        scaling.delete_scaling_policy(ctx, name, policy["PolicyName"])
+
+
+def delete_target_group(ctx: Ctx, name: str, arn: str) -> None:
+    """AWS refuses while any listener forwards to it, at weight 0 too (ResourceInUse): retried while
+    a deleted load balancer lets go of it."""
+    ctx.aws.call("elbv2", "delete_target_group", resource=f"target group {name}", TargetGroupArn=arn,
+                 missing_ok=ELB_NOT_FOUND, retry_codes=("ResourceInUse",), retry_timeout=5 * 60, retry_delay=10)
+    ctx.record("deleted", "target group", name)
+
+
+def delete_launch_template(ctx: Ctx, name: str) -> None:
+    found = ctx.aws.call("ec2", "describe_launch_templates", resource=f"launch template {name}",
+                         LaunchTemplateNames=[name], missing_ok=("InvalidLaunchTemplateName.NotFoundException",))
     for template in (found or {}).get("LaunchTemplates", []):
-        aws.call("ec2", "delete_launch_template", resource=f"launch template {lt_name}",
-                 LaunchTemplateId=template["LaunchTemplateId"],
-                 missing_ok=("InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateName.NotFoundException"))
-        ctx.record("deleted", "launch template", lt_name, template["LaunchTemplateId"])
+        ctx.aws.call("ec2", "delete_launch_template", resource=f"launch template {name}",
+                     LaunchTemplateId=template["LaunchTemplateId"],
+                     missing_ok=("InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateName.NotFoundException"))
+        ctx.record("deleted", "launch template", name, template["LaunchTemplateId"])
 
 
 def wait_gone(ctx: Ctx, what: str, describe: Any) -> None:

@@ -27,7 +27,8 @@ HSTS_HEADER = "max-age=31536000"
 
 
 def keep_actions(ctx: Ctx) -> tuple[list[dict[str, Any]], ...]:
-    """What listener 80 may answer besides forwarding: the redirect, while HTTPS and it are on
+    """What listener 80 may answer besides forwarding to the live color (weighted or not: a deploy
+    shifts 443 and 80 together, threetier.blocks.colors): the redirect, while HTTPS and it are on
     (`finish` sets it once 443 exists; `start` leaves it alone meanwhile)."""
     edge = ctx.config.edge
     return (REDIRECT_TO_HTTPS,) if edge.https and edge.https_redirect else ()
@@ -58,7 +59,7 @@ def ensure_https_listener(ctx: Ctx, tier: balancing.Tier, certificate: str) -> N
                          retry_delay=10)["Listeners"][0]
         ctx.record("created", "listener", f"{name}:443")
     elif https_listener_settings(https) != (TLS_POLICY, certificate) or https.get("Protocol") != "HTTPS" \
-            or not balancing.same_actions(https["DefaultActions"], forward):
+            or not balancing.serves(https["DefaultActions"], target_group):
         aws.call("elbv2", "modify_listener", resource=f"listener {name}:443", ListenerArn=https["ListenerArn"],
                  Protocol="HTTPS", SslPolicy=TLS_POLICY, Certificates=[{"CertificateArn": certificate}],
                  DefaultActions=forward, retry_codes=CERTIFICATE_NOT_FOUND,
@@ -68,7 +69,9 @@ def ensure_https_listener(ctx: Ctx, tier: balancing.Tier, certificate: str) -> N
     ensure_hsts(ctx, name, https["ListenerArn"], created)
     http = balancing.find_listener(ctx, tier, balancer, 80)
     wanted = REDIRECT_TO_HTTPS if ctx.config.edge.https_redirect else forward
-    if http is not None and not balancing.same_actions(http["DefaultActions"], wanted):
+    # Forwarding: to the live color as 443 does, mid-deploy weights and all.
+    if http is not None and not balancing.same_actions(http["DefaultActions"], wanted) and \
+            (wanted is REDIRECT_TO_HTTPS or not balancing.same_actions(http["DefaultActions"], https["DefaultActions"])):
         aws.call("elbv2", "modify_listener", resource=f"listener {name}:80", ListenerArn=http["ListenerArn"],
                  DefaultActions=wanted)
         ctx.record("changed", "listener", f"{name}:80", "redirect to https" if wanted is REDIRECT_TO_HTTPS else "forward")
