@@ -363,7 +363,7 @@ def watch_for(ctx: Ctx, tier: balancing.Tier, color: str, until: float) -> str |
 
 def run_watch(ctx: Ctx, *, tier: str, alarm_names: Sequence[str], target_group_arn: str, load_balancer_arn: str,
               group_name: str, until: float) -> Any:
-    from threetier.blocks import watch  # type: ignore[attr-defined]
+    from threetier.blocks import watch
     return watch.watch(ctx, tier=tier, alarm_names=alarm_names, target_group_arn=target_group_arn,
                        load_balancer_arn=load_balancer_arn, group_name=group_name, until=until)
 
