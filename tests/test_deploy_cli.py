@@ -144,3 +144,25 @@ def test_rollback_goes_back_tags_rejected_up_keeps_it_and_deploy_tries_again(bui
     assert again.code == 0, again.stderr
     assert part(built, 5)["image"] == second and names("app") == only("green", "app")
     assert baking.REJECTED_TAG not in tier_images()[second]
+
+
+def test_status_shows_a_deploy_under_way_and_pause_is_refused_then(
+        built: Path, monkeypatch: pytest.MonkeyPatch, calls: list[str]) -> None:
+    first = part(built, 5)["image"]
+    your_app(built, "2", deploy={"watch_minutes": 5})
+    monkeypatch.setattr(colors, "run_watch", watched(None))
+    assert cli("deploy", "app", "--no-wait", cwd=built).code == 0
+    status = cli("status", "--json", cwd=built)
+    app = json.loads(status.stdout)["tiers"]["app"]
+    assert set(app) == {"color", "image", "fingerprint", "deployed_at", "rollback_image", "deploy"}
+    assert app["color"] == "green" and app["image"] == part(built, 5)["image"] != first
+    assert app["rollback_image"] == first and app["deployed_at"] and app["fingerprint"]
+    assert app["deploy"]["to"] == "green" and app["deploy"]["phase"] == "watching"
+    assert "deploy" not in json.loads(status.stdout)["tiers"]["web"]
+
+    calls.clear()
+    paused = cli("pause", cwd=built)
+    assert paused.code == 2, paused.stderr
+    assert "two colors" in paused.stderr and "deploy app --finish" in paused.stderr
+    changed = {call for call in calls if not call.startswith(("Describe", "Get", "List", "Head"))}
+    assert changed == {"PutParameter", "DeleteParameter"}  # the stack's lock, taken and released: nothing else
