@@ -122,7 +122,8 @@ GRANTS: tuple[Grant, ...] = (
            "ec2:RevokeSecurityGroupEgress", "ec2:RunInstances", "ec2:CreateImage", "ec2:CreateLaunchTemplate",
            "ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate",
            # Every create names the stack's tags (TagSpecifications): AWS asks for CreateTags too.
-           "ec2:CreateTags"),
+           "ec2:CreateTags",
+           "ec2:DeleteTags"),  # an image's rejected tag, cleared when it is deployed again (blue/green)
     _grant(ANY, [UP], "ec2:CreateFlowLogs", feature="flow_logs"),
     _grant(ANY, UP_DOWN, "ec2:DeleteFlowLogs", feature="flow_logs"),
     _grant(ANY, UP_DOWN, "ec2:RevokeSecurityGroupIngress", "ec2:TerminateInstances", "ec2:DeregisterImage",
@@ -131,7 +132,8 @@ GRANTS: tuple[Grant, ...] = (
     _grant(ANY, [PAUSE], "ec2:DeleteRoute"),  # the app subnets' routes to the NAT gateways
     # `up` too: a second copy of a route table or internet gateway with nothing attached (finders.one).
     _grant(ANY, UP_DOWN, "ec2:DeleteRouteTable", "ec2:DeleteInternetGateway"),
-    _grant(ANY, [DOWN], "ec2:DeleteLaunchTemplate", "ec2:DisassociateRouteTable",
+    _grant(ANY, UP_DOWN, "ec2:DeleteLaunchTemplate"),  # `up` too: the color a deploy replaced (blue/green)
+    _grant(ANY, [DOWN], "ec2:DisassociateRouteTable",
            "ec2:DeleteSecurityGroup", "ec2:DetachInternetGateway",
            "ec2:DeleteSubnet", "ec2:DeleteVpc"),
 
@@ -149,20 +151,19 @@ GRANTS: tuple[Grant, ...] = (
            "elasticloadbalancing:AddTags"),  # tags given at creation
     _grant(ANY, [UP], "elasticloadbalancing:ModifyListenerAttributes", feature="edge"),  # HSTS on 443
     _grant(ANY, UP_DOWN, "elasticloadbalancing:ModifyTargetGroupAttributes"),
-    _grant(ANY, [DOWN], "elasticloadbalancing:DeleteListener", "elasticloadbalancing:DeleteLoadBalancer",
-           "elasticloadbalancing:DeleteTargetGroup"),
+    _grant(ANY, [DOWN], "elasticloadbalancing:DeleteListener", "elasticloadbalancing:DeleteLoadBalancer"),
+    _grant(ANY, UP_DOWN, "elasticloadbalancing:DeleteTargetGroup"),  # `up` too: the color a deploy replaced
     # AssociateWebACL and DisassociateWebACL ask for it on the ALB.
     _grant(ANY, UP_DOWN, "elasticloadbalancing:SetWebAcl", feature="waf"),
 
     # -- EC2 Auto Scaling: both tiers' groups and their scaling policies (Parts 5, 7) -------------------
     _grant(ANY, EVERY, "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribePolicies"),
-    _grant(ANY, CHECKS, "autoscaling:DescribeInstanceRefreshes"),
     _grant(ANY, [UP], "autoscaling:CreateAutoScalingGroup", "autoscaling:AttachLoadBalancerTargetGroups",
-           "autoscaling:EnableMetricsCollection", "autoscaling:PutScalingPolicy", "autoscaling:StartInstanceRefresh",
+           "autoscaling:EnableMetricsCollection", "autoscaling:PutScalingPolicy",
            "autoscaling:CreateOrUpdateTags"),  # the group's tags, given at creation
     _grant(ANY, [UP, PAUSE], "autoscaling:UpdateAutoScalingGroup"),
     _grant(ANY, UP_DOWN, "autoscaling:DeletePolicy"),
-    _grant(ANY, [DOWN], "autoscaling:DeleteAutoScalingGroup"),
+    _grant(ANY, UP_DOWN, "autoscaling:DeleteAutoScalingGroup"),  # `up` too: the color a deploy replaced
 
     # -- RDS: the Aurora cluster, its instances, subnet and parameter groups (Part 3) ---------------------
     _grant(ANY, EVERY, "rds:DescribeDBClusters", "rds:DescribeDBInstances", "rds:DescribeDBSubnetGroups"),
@@ -263,8 +264,6 @@ EMULATOR_ONLY = {
     # moto keeps a deleted cluster's automated snapshots; on AWS DeleteAutomatedBackups removes them
     # (steps/database.py, delete_emulator_backups).
     "rds:DeleteDBClusterSnapshot",
-    # moto has no instance refresh: instances are replaced one by one (threetier/blocks/refresh.py).
-    "autoscaling:TerminateInstanceInAutoScalingGroup",
 }
 # Calls every identity may make, whatever its policies say.
 NEEDS_NO_PERMISSION = frozenset({"sts:GetCallerIdentity"})
