@@ -166,3 +166,40 @@ def test_status_shows_a_deploy_under_way_and_pause_is_refused_then(
     assert "two colors" in paused.stderr and "deploy app --finish" in paused.stderr
     changed = {call for call in calls if not call.startswith(("Describe", "Get", "List", "Head"))}
     assert changed == {"PutParameter", "DeleteParameter"}  # the stack's lock, taken and released: nothing else
+
+
+def test_a_canary_share_is_watched_before_all_the_traffic_moves(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    your_app(built, "2", deploy={"watch_minutes": 5})
+    seen: list[dict[int, dict[str, int]]] = []
+
+    def run_watch(ctx: Any, **kwargs: Any) -> Any:
+        seen.append(forwards("threetier-int-alb"))  # where the traffic is while it watches
+        return watch.Watched(problem=None, finished_early=False)
+    monkeypatch.setattr(colors, "run_watch", run_watch)
+    result = cli("deploy", "app", "--canary", "10", cwd=built)
+    assert result.code == 0, result.stderr
+    assert seen == [{80: {"threetier-app-tg": 90, "threetier-app-tg-g": 10}},
+                    {80: {"threetier-app-tg": 0, "threetier-app-tg-g": 100}}]
+    assert names("app") == only("green", "app")
+
+
+def test_deploy_all_deploys_both_tiers_and_a_problem_in_the_watch_fails_it(
+        built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = built / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<!doctype html><title>yours</title>\n")
+    your_app(built, "2", web={"source": "site"})
+    result = cli("deploy", "--json", cwd=built)
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["tiers"] == {tier: {"color": "green", "switched": True, "finished": True}
+                                                  for tier in ("app", "web")}
+    assert names("app") == only("green", "app") and names("web") == only("green", "web")
+    assert forwards("threetier-ext-alb") == {80: {"threetier-web-tg-g": 1}}
+
+    your_app(built, "3", web={"source": "site"}, deploy={"watch_minutes": 5})
+    monkeypatch.setattr(colors, "run_watch", watched("alarm threetier-app-5xx-rate"))
+    failed = cli("deploy", "app", cwd=built)
+    assert failed.code == 1
+    assert "deploy app rolled back to green: alarm threetier-app-5xx-rate" in failed.stderr
+    assert names("app") == only("green", "app")
+    assert [image for image, tags in tier_images().items() if baking.REJECTED_TAG in tags]
