@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from helpers import cli, write_config
-from test_bluegreen import forwards, names, only, part, tier_images, watched
+from test_bluegreen import forwards, names, only, part, status_clean, tier_images, watched
 from threetier.blocks import baking, colors, watch
 
 NO_WATCH = {"watch_minutes": 0}
@@ -56,6 +56,7 @@ def test_deploy_app_runs_only_parts_1_4_5_and_switches_colors(built: Path, calls
     assert "PutObject" in calls and "DeleteObjects" in calls  # Part 1's upload: your code for the demo's
     assert not {"CreateBucket", "CreateRole", "CreateDBCluster", "CreateLoadBalancer"} & set(calls)
     assert part(built, 5)["color"] == "green" and part(built, 7)["color"] == "blue"
+    status_clean(built)  # the stack as `up` would leave it: nothing for `up` to do
 
 
 def deploy_record(directory: Path) -> Any:
@@ -78,6 +79,7 @@ def test_deploy_no_wait_returns_after_the_switch_and_up_finishes_it(
     assert up.code == 0, up.stderr
     assert len(watch_run.seen) == 1  # type: ignore[attr-defined]  # the rest of the watch, then blue goes
     assert names("app") == only("green", "app") and deploy_record(built) is None
+    status_clean(built)
 
 
 def test_deploy_finish_asks_the_watching_run_or_finishes_a_no_wait_deploy(built: Path) -> None:
@@ -144,6 +146,7 @@ def test_rollback_goes_back_tags_rejected_up_keeps_it_and_deploy_tries_again(bui
     assert again.code == 0, again.stderr
     assert part(built, 5)["image"] == second and names("app") == only("green", "app")
     assert baking.REJECTED_TAG not in tier_images()[second]
+    status_clean(built)
 
 
 def test_status_shows_a_deploy_under_way_and_pause_is_refused_then(

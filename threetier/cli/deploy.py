@@ -114,7 +114,23 @@ def run_deploys(engine: Engine, done: dict[int, set[str]], parts: tuple[Part, ..
     engine.run_alone(done, tuple(
         deploying(part, tier_of[part.number], outcomes, canary=canary, wait=wait, force=force, image=image)
         if part.number in tier_of else part for part in parts))
+    if TIER_PART["web"] not in {part.number for part in parts} and any(o.switched for o in outcomes.values()):
+        redraw_dashboard(engine)
     return outcomes
+
+
+def redraw_dashboard(engine: Engine) -> None:
+    """The dashboard (Part 7's) draws the app tier's live color: after the app tier alone moved to
+    another color, redrawn (with the web tier, Part 7's finish redraws it)."""
+    from steps import web_tier
+    from threetier.blocks import dashboard
+    part = engine.part(str(web_tier.NUMBER))
+    ctx = dataclasses.replace(engine.ctx, part=part)
+    body = web_tier.dashboard_body(ctx)
+    if ctx.config.monitoring.dashboard and body is not None:
+        engine.ctx.aws.part = part.label
+        dashboard.ensure_dashboard(ctx, body)
+        engine.save()
 
 
 def deploying(part: Part, tier: str, outcomes: dict[str, Outcome], *, canary: int | None, wait: bool, force: bool,
