@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from helpers import cli, write_config
+from helpers import cli, moto, write_config
 from test_bluegreen import forwards, names, only, part, status_clean, tier_images, watched
 from threetier.blocks import baking, colors, watch
 
@@ -23,6 +23,15 @@ def test_usage_errors_exit_2_before_any_aws_call(args: tuple[str, ...], calls: l
     result = cli(*args, cwd=tmp_path)
     assert result.code == 2, (result.stdout, result.stderr)
     assert calls == []
+
+
+def test_deploy_and_rollback_of_a_stack_not_built_are_refused(tmp_path: Path) -> None:
+    with moto():
+        for args in (("deploy", "app"), ("rollback", "web")):
+            result = cli(*args, cwd=tmp_path)
+            assert result.code == 2, result.stderr
+            assert "it needs Part 1 (storage) done first" in result.stderr and "`threetier up`" in result.stderr
+        assert cli("deploy", "--finish", cwd=tmp_path).code == 2  # no deploy to finish
 
 
 def started(directory: Path) -> dict[str, str]:
