@@ -110,6 +110,9 @@ def test_deploy_finish_asks_the_watching_run_or_finishes_a_no_wait_deploy(built:
     assert asked.code == 0, asked.stderr
     assert "asked the watch of app (green) to end" in asked.stdout
     assert finish_tagged() and names("app")["asg"] == ["threetier-app-asg", "threetier-app-asg-g"]
+    for args in (("deploy", "app"), ("rollback", "app")):  # the stack's lock: refused, as `up` would be
+        refused = cli(*args, cwd=built)
+        assert refused.code == 2 and "lock" in refused.stderr, refused.stderr
     lock.release(aws, "threetier", holder)
 
     # No run holds it: --finish takes the lock and finishes (the watch, 30 min, ends at its first look).

@@ -60,7 +60,7 @@ def roll_back(engine: Engine, tier: str) -> dict[str, Outcome]:
 
     def previous(ctx: Ctx, _configured: Tier) -> str:
         if current is not None:
-            baking.tag_image(ctx, current, baking.REJECTED_TAG, f"{colors.utc_now()}: `threetier rollback {tier}`")
+            baking.tag_image(ctx, current, baking.REJECTED_TAG, f"{colors.utc_now()}: by `threetier rollback {tier}`")
         ctx.out.info(f"  {tier} tier: rolling back from {current} to {target}")
         return target
     return deploy.run_deploys(engine, done, (part,), canary=None, wait=True, force=True, image=previous)
