@@ -76,8 +76,11 @@ def command(ctx: click.Context, part: str | None, as_json: bool) -> int:
             status = statelib.DRIFTED
         else:
             status = statelib.DONE
+        resources = dict(live.resources)
+        if not seen.present:  # a tier with nothing: the color its check assumed (blue) is no resource found
+            resources.pop("color", None)
         entry: dict[str, Any] = {"part": each.number, "name": each.name, "status": status,
-                                 "resources": dict(live.resources), "drift": drift, "notes": list(seen.notes),
+                                 "resources": resources, "drift": drift, "notes": list(seen.notes),
                                  "alarms": dict(sorted(seen.alarms.items()))}
         if record is not None:
             entry["state_file"] = {"status": record.status, "finished_at": record.finished_at, "error": record.error}
