@@ -218,3 +218,18 @@ def test_deploy_all_deploys_both_tiers_and_a_problem_in_the_watch_fails_it(
     assert "deploy app rolled back to green: alarm threetier-app-5xx-rate" in failed.stderr
     assert names("app") == only("green", "app")
     assert [image for image, tags in tier_images().items() if baking.REJECTED_TAG in tags]
+
+
+def test_rollback_web_leaves_its_alarms_and_the_dashboard_on_the_live_color(built: Path) -> None:
+    site = built / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<!doctype html><title>yours</title>\n")
+    write_config(built, web={"source": "site"}, deploy=NO_WATCH)
+    assert cli("deploy", "web", "--no-wait", cwd=built).code == 0
+    assert cli("deploy", "web", "--finish", cwd=built).code == 0
+    assert names("web") == only("green", "web")
+    status_clean(built)
+    result = cli("rollback", "web", cwd=built)
+    assert result.code == 0, result.stderr
+    assert names("web") == only("blue", "web") and forwards("threetier-ext-alb") == {80: {"threetier-web-tg": 1}}
+    status_clean(built)

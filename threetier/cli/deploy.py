@@ -109,37 +109,29 @@ def upload_code(engine: Engine) -> None:
 def run_deploys(engine: Engine, done: dict[int, set[str]], parts: tuple[Part, ...], *, canary: int | None,
                 wait: bool, force: bool, image: ImageChoice | None = None) -> dict[str, Outcome]:
     """The Parts run alone, the tier Parts' deploys made with these options; each tier's outcome."""
+    from steps import web_tier
     outcomes: dict[str, Outcome] = {}
     tier_of = {number: tier for tier, number in TIER_PART.items()}
+    finishing = wait and image is None  # the tier Parts finish as `up` does (else: only what moved)
+    # Part 7's finish draws the dashboard (both tiers' live colors) after both deploys; without it, the
+    # tier that moved redraws it.
+    redraw = None if finishing and web_tier.NUMBER in {part.number for part in parts} else engine.part(
+        str(web_tier.NUMBER))
     engine.run_alone(done, tuple(
-        deploying(part, tier_of[part.number], outcomes, canary=canary, wait=wait, force=force, image=image)
+        deploying(part, tier_of[part.number], outcomes, canary=canary, wait=wait, force=force, image=image,
+                  finishing=finishing, redraw=redraw)
         if part.number in tier_of else part for part in parts))
-    if TIER_PART["web"] not in {part.number for part in parts} and any(o.switched for o in outcomes.values()):
-        redraw_dashboard(engine)
     return outcomes
 
 
-def redraw_dashboard(engine: Engine) -> None:
-    """The dashboard (Part 7's) draws the app tier's live color: after the app tier alone moved to
-    another color, redrawn (with the web tier, Part 7's finish redraws it)."""
-    from steps import web_tier
-    from threetier.blocks import dashboard
-    part = engine.part(str(web_tier.NUMBER))
-    ctx = dataclasses.replace(engine.ctx, part=part)
-    body = web_tier.dashboard_body(ctx)
-    if ctx.config.monitoring.dashboard and body is not None:
-        engine.ctx.aws.part = part.label
-        dashboard.ensure_dashboard(ctx, body)
-        engine.save()
-
-
 def deploying(part: Part, tier: str, outcomes: dict[str, Outcome], *, canary: int | None, wait: bool, force: bool,
-              image: ImageChoice | None) -> Part:
-    """The tier Part with its deploy made as asked. Its finish deploys first; then, the watch over, it
-    finishes as `up` does (with nothing left to deploy, that verifies the rest: alarms, the round trip).
+              image: ImageChoice | None, finishing: bool, redraw: Part | None) -> Part:
+    """The tier Part with its deploy made as asked. Its finish deploys first; then, finishing, as `up`
+    does (with nothing left to deploy, that verifies the rest: alarms, the round trip); else what
+    follows the live color (the web load balancer's own alarm, the dashboard: `redraw`'s).
     With an image given (rollback), only that image goes live: config's image stays kept."""
     from steps import app_tier, web_tier
-    from threetier.blocks import balancing, colors
+    from threetier.blocks import alarms, balancing, colors
     from threetier.engine import DONE
     from threetier.errors import ThreetierError
     tier_of = {"app": app_tier.tier, "web": web_tier.tier}[tier]
@@ -156,11 +148,25 @@ def deploying(part: Part, tier: str, outcomes: dict[str, Outcome], *, canary: in
         outcomes[tier] = outcome
         if outcome.rolled_back is not None:
             raise ThreetierError(f"deploy {tier} rolled back to {outcome.color}: {outcome.rolled_back}")
-        if wait and image is None:
+        if finishing:
             part.finish(ctx)
         else:
             colors.describe(ctx, colors.observe(ctx, configured))
+            if tier == "web":
+                alarms.ensure_alarms(ctx, web_tier.web_alarms(ctx), web_tier.ALARMS)
+        if outcome.switched and redraw is not None:
+            redraw_dashboard(dataclasses.replace(ctx, part=redraw))
     return dataclasses.replace(part, finish=finish)
+
+
+def redraw_dashboard(ctx: Ctx) -> None:
+    """The dashboard (Part 7's: `ctx` is) as the tiers' live colors are now."""
+    from steps import web_tier
+    from threetier.blocks import dashboard
+    body = web_tier.dashboard_body(ctx)
+    if ctx.config.monitoring.dashboard and body is not None:
+        dashboard.ensure_dashboard(ctx, body)
+        ctx.save()
 
 
 # -- --finish ----------------------------------------------------------------------------------------
