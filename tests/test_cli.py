@@ -183,7 +183,7 @@ def test_a_profile_that_does_not_exist_is_a_clear_error(tmp_path: Path, monkeypa
 
 
 def test_help_has_examples(capsys) -> None:
-    for command in ([], ["up"], ["down"], ["status"], ["replay"], ["plan"], ["cost"], ["pause"], ["resume"], ["sandbox"], ["sandbox", "start"],
+    for command in ([], ["up"], ["down"], ["status"], ["replay"], ["deploy"], ["rollback"], ["plan"], ["cost"], ["pause"], ["resume"], ["sandbox"], ["sandbox", "start"],
                     ["sandbox", "stop"], ["sandbox", "status"]):
         result = cli(*command, "--help")
         assert result.code == 0

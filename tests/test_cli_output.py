@@ -36,7 +36,7 @@ def test_sandbox_subcommands_offer_only_the_options_that_apply(subcommand: str, 
 
 
 def test_stack_commands_keep_every_global_option(capsys: pytest.CaptureFixture[str]) -> None:
-    for command in ("up", "down", "status", "plan", "replay", "cost", "pause", "resume"):
+    for command in ("up", "down", "status", "plan", "replay", "deploy", "rollback", "cost", "pause", "resume"):
         text = help_text(capsys, command)
         assert all(option in text for option in ("--config", "--state", "--sandbox", "--no-color", "--verbose"))
 

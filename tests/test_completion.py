@@ -77,3 +77,6 @@ def test_bash_completes_a_command_with_the_sourced_script(tmp_path: Path) -> Non
 
     assert complete("threetier st") == ["status"]
     assert complete("threetier replay netw") == ["network"]
+    assert complete("threetier dep") == ["deploy"]
+    assert complete("threetier deploy ") == ["app", "web", "all"]
+    assert complete("threetier rollback w") == ["web"]

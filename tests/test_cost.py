@@ -140,6 +140,21 @@ def test_cost_json_is_one_object_with_the_numbers() -> None:
                                   "monthly_usd": round(estimate(DEFAULT).nat_single_saving_usd, 2)}]
 
 
+def test_a_deploy_s_second_color_is_priced_by_the_hour_and_said() -> None:
+    price, assumed = PRICES["us-east-1"], ASSUMED
+    web, app = DEFAULT.web.asg.desired, DEFAULT.app.asg.desired
+    by_hand = (web * (price.ec2_instance_hour[DEFAULT.web.instance_type] + price.public_ipv4_hour)
+               + app * price.ec2_instance_hour[DEFAULT.app.instance_type]
+               + (web + app) * assumed.root_volume_gb * price.ebs_gp3_gb_month / HOURS_PER_MONTH)
+    report = json.loads(cli("cost", "--json").stdout)
+    assert report["deploy_extra_hourly"] == pytest.approx(by_hand, abs=1e-4)
+    minutes = 2.5 + DEFAULT.deploy.watch_minutes + 1.5
+    [said] = [note for note in report["notes"] if note.startswith("during a deploy")]
+    assert f"for about {minutes:g} minutes" in said and f"${by_hand:,.2f} an hour more" in said
+    paused = json.loads(cli("cost", "--paused", "--json").stdout)["notes"]
+    assert not any(note.startswith("during a deploy") for note in paused)  # a paused stack deploys nothing
+
+
 def test_cost_prints_the_table_the_total_and_every_assumption() -> None:
     priced = estimate(DEFAULT)
     result = cli("cost")

@@ -152,6 +152,25 @@ def test_status_plan_pause_and_resume_of_a_built_stack(built: Path) -> None:
     assert "rds:StopDBCluster" in needed["pause"] and "rds:StartDBCluster" in needed["resume"]
 
 
+def test_deploy_finish_and_rollback_of_a_built_stack(built: Path) -> None:
+    """`deploy` and `rollback` are granted up's actions (permissions.SAME_AS): a deploy left to
+    --finish (the watch's reads and the finish tag), then a rollback, need no other."""
+    source = built / "your-app"
+    source.mkdir()
+    (source / "server.py").write_text("print('new code')\n")
+    app = {"source": "your-app", "runtime": "python3.12", "start": "python3 server.py"}
+    (built / "config.yaml").write_text(yaml.safe_dump({"app": app, "deploy": {"watch_minutes": 5}}))
+    with recording() as seen:
+        needed = {"deploy": run(seen, built, "deploy", "app", "--no-wait")}
+        needed["deploy"] |= run(seen, built, "deploy", "app", "--finish")
+        (built / "config.yaml").write_text(yaml.safe_dump({"app": app, "deploy": {"watch_minutes": 0}}))
+        needed["rollback"] = run(seen, built, "rollback", "app")
+    assert not_granted(needed, {}) == {}
+    assert {"elasticloadbalancing:ModifyListener", "autoscaling:CreateOrUpdateTags",
+            "cloudwatch:GetMetricData"} <= needed["deploy"]
+    assert "ec2:CreateTags" in needed["rollback"]  # the rejected tag
+
+
 def test_cost_makes_no_aws_call(tmp_path: Path) -> None:
     with moto(), recording() as seen:
         result = cli("cost", cwd=tmp_path)

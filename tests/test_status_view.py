@@ -83,6 +83,14 @@ def test_status_is_one_row_per_part_then_the_outputs_whole(built: Path, columns_
     assert "3 database: alarms: 2 OK" in lines and "7 web-tier: alarms: 3 OK" in lines
     assert not any(f"{key}" in human.stdout for key in DEPRECATED_KEYS)
     assert_nothing_split(human.stdout, seen)
+    # one line (wrapped between words) per application tier: its color, image, code, rollback target
+    assert set(seen["tiers"]) == {"app", "web"}
+    for tier, number in (("app", 5), ("web", 7)):
+        said = seen["tiers"][tier]
+        assert said == {"color": "blue", "image": parts[number]["image"], "fingerprint": parts[number]["fingerprint"],
+                        "deployed_at": None, "rollback_image": None}, said
+        assert f"{tier}: blue, {said['image']} (code {said['fingerprint']}); rollback: none" in " ".join(
+            human.stdout.split())
 
 
 def drift(workdir: Path) -> str:

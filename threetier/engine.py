@@ -403,19 +403,30 @@ class Engine:
 
     def replay(self, key: str) -> None:
         part = self.part(key)
-        if self.ctx.state.paused is not None:  # one Part alone would leave the stack half paused
-            raise UsageError(f"replay {part.name}: stack {self.ctx.stack} is paused (since "
+        self.run_alone(self.needs_done(f"replay {part.name}", (part,)), (part,))
+
+    def needs_done(self, command: str, parts: tuple[Part, ...]) -> dict[int, set[str]]:
+        """Before Parts run alone (`replay`, `deploy`): the parts they need, looked at in AWS (not
+        taken from the state file), without changing them; one missing something is refused. What
+        the run is to take as done (`run_alone`)."""
+        if self.ctx.state.paused is not None:  # some Parts alone would leave the stack half paused
+            raise UsageError(f"{command}: stack {self.ctx.stack} is paused (since "
                              f"{self.ctx.state.paused.since}); `threetier resume` brings it back first")
         self.ctx.state.account = self.ctx.aws.account
-        needed = self.needed_by(part)
-        self.take_inventory([*needed, part])
-        # The parts it needs are looked at in AWS (not taken from the state file), without changing them.
+        running = {part.number for part in parts}
+        wanted = {needed.number for part in parts for needed in self.needed_by(part)} - running
+        needed = [part for part in self.parts if part.number in wanted]
+        self.take_inventory([*needed, *parts])
         for needed_part in needed:
             seen = self.check(needed_part)
             if seen.missing:
-                raise UsageError(f"replay {part.name}: it needs {needed_part.label} done first "
+                raise UsageError(f"{command}: it needs {needed_part.label} done first "
                                  f"({seen.missing[0]} is missing); run `threetier up`")
-        self._run((part,), self._apply, already={p.number: {EXISTS, DONE} for p in needed})
+        return {part.number: {EXISTS, DONE} for part in needed}
+
+    def run_alone(self, done: dict[int, set[str]], parts: tuple[Part, ...]) -> None:
+        """The Parts, side by side, the others taken as `done` (`needs_done`'s answer)."""
+        self._run(parts, self._apply, already=done)
 
     def needed_by(self, part: Part) -> list[Part]:
         """The parts `part` needs, and what they need in turn, in the guide's order: their checks

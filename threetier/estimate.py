@@ -6,6 +6,7 @@ quantity that is not in config.yaml is an assumption, and each is said in `Estim
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,10 @@ SECRETS = 1            # the database password, kept by RDS in Secrets Manager
 STACK_ALARMS, STACK_ALARM_METRICS = 7, 9
 # AWS makes two alarms (scale out, scale in) for each target-tracking policy, billed like any alarm.
 ALARMS_PER_SCALING_POLICY = 2
+# A deploy (threetier.blocks.colors): the second color's instances launch and pass their health checks
+# in about this many minutes, and the old color's drain (deregistration delay 30 s, then termination)
+# takes about this many after the watch: estimates (docs/aws-latency.md), not measured here.
+DEPLOY_LAUNCH_MINUTES, DEPLOY_DRAIN_MINUTES = 2.5, 1.5
 # edge.waf (issue 13's WAF): a rate-based rule and three AWS managed rule groups, each a billed rule.
 WAF_RULES = 4
 
@@ -71,6 +76,7 @@ class Estimate:
     running_monthly_usd: float        # the stack up, as config.yaml says
     paused_monthly_usd: float         # the stack paused (`threetier pause`): what still bills
     paused: bool = False              # whether `lines` are the paused stack's
+    deploy_extra_hourly_usd: float | None = None  # both tiers' second colors while a deploy runs (None: no price)
     prices_date: str = PRICES_DATE
 
     @property
@@ -91,6 +97,8 @@ class Estimate:
                 "monthly_usd": round(self.monthly_usd, 2), "hourly_usd": round(self.hourly_usd, 4),
                 "paused": self.paused, "running_monthly_usd": round(self.running_monthly_usd, 2),
                 "paused_monthly_usd": round(self.paused_monthly_usd, 2),
+                "deploy_extra_hourly": None if self.deploy_extra_hourly_usd is None
+                else round(self.deploy_extra_hourly_usd, 4),
                 "complete": not self.unpriced, "unpriced": self.unpriced,
                 "lines": [{"item": line.item, "quantity": line.quantity, "unit": line.unit, "unit_usd": line.unit_usd,
                            "monthly_usd": None if line.monthly_usd is None else round(line.monthly_usd, 4)}
@@ -144,6 +152,9 @@ def estimate(config: Config, region: str | None = None, assumed: Assumptions = A
     else:
         notes.append(f"network.nat_gateways: single saves ${saving:,.2f} a month against per_az (one NAT gateway "
                      f"and its Elastic IP)")
+    during = deploy_extra_hourly(config, assumed, prices)
+    if not paused and during is not None:
+        notes.append(deploy_note(config, during))
     if not paused:
         notes.append(f"paused (`threetier pause`, lab mode) it costs ${total(idle):,.2f} a month "
                      f"(`threetier cost --paused` has the lines)")
@@ -152,7 +163,18 @@ def estimate(config: Config, region: str | None = None, assumed: Assumptions = A
         said = (PAUSED_ASSUMPTION, *said)
     return Estimate(stack=config.stack, region=region, prices_region=prices_region, lines=tuple(lines),
                     assumptions=said, notes=tuple(notes), nat_single_saving_usd=saving,
-                    running_monthly_usd=total(running), paused_monthly_usd=total(idle), paused=paused)
+                    running_monthly_usd=total(running), paused_monthly_usd=total(idle), paused=paused,
+                    deploy_extra_hourly_usd=during)
+
+
+def deploy_note(config: Config, hourly: float) -> str:
+    """What a deploy adds while it runs: a second color of each tier, at asg.desired."""
+    minutes = DEPLOY_LAUNCH_MINUTES + config.deploy.watch_minutes + DEPLOY_DRAIN_MINUTES
+    return (f"during a deploy: a second color, {config.web.asg.desired} web and {config.app.asg.desired} app "
+            f"instances (asg.desired), for about {minutes:g} minutes (~{DEPLOY_LAUNCH_MINUTES:g} to launch and "
+            f"pass the health checks, deploy.watch_minutes {config.deploy.watch_minutes}, ~{DEPLOY_DRAIN_MINUTES:g} "
+            f"to drain): ${hourly:,.2f} an hour more, about ${hourly * minutes / 60:,.2f} a `deploy all` "
+            f"(one tier's deploy, its share)")
 
 
 PAUSED_ASSUMPTION = (
@@ -302,13 +324,25 @@ def assumptions(config: Config, assumed: Assumptions, prices: RegionPrices, nats
 
 def max_capacity_extra(config: Config, assumed: Assumptions, prices: RegionPrices) -> float | None:
     """A month at asg.max instead of asg.desired: the instances, their root volumes, the web tier's public IPs."""
+    return more_instances_month(config, assumed, prices, lambda tier: tier.asg.max - tier.asg.desired)
+
+
+def deploy_extra_hourly(config: Config, assumed: Assumptions, prices: RegionPrices) -> float | None:
+    """An hour of both tiers' second colors (a deploy): asg.desired more instances of each tier."""
+    month = more_instances_month(config, assumed, prices, lambda tier: tier.asg.desired)
+    return None if month is None else month / HOURS_PER_MONTH
+
+
+def more_instances_month(config: Config, assumed: Assumptions, prices: RegionPrices,
+                         count: Callable[[Any], int]) -> float | None:
+    """A month of `count(tier)` more instances in each tier: their hours, root volumes, and the web
+    tier's public IPs; None when an instance type has no price."""
     extra = 0.0
     for tier, public in ((config.web, True), (config.app, False)):
-        more = tier.asg.max - tier.asg.desired
+        more = count(tier)
         price = prices.ec2_instance_hour.get(tier.instance_type)
         if price is None:
             return None
         extra += more * (HOURS_PER_MONTH * (price + (prices.public_ipv4_hour if public else 0.0))
                          + assumed.root_volume_gb * prices.ebs_gp3_gb_month)
     return extra
-

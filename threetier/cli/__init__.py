@@ -14,7 +14,21 @@ from typing import IO, Any, cast
 import click
 
 from threetier import __version__
-from threetier.cli import completion, cost, down, graph, pause, plan, replay, resume, sandbox, status, up
+from threetier.cli import (
+    completion,
+    cost,
+    deploy,
+    down,
+    graph,
+    pause,
+    plan,
+    replay,
+    resume,
+    rollback,
+    sandbox,
+    status,
+    up,
+)
 from threetier.cli.common import global_options, options
 from threetier.errors import ThreetierError, UsageError
 from threetier.output import ExitStatus, Output
@@ -31,6 +45,8 @@ Examples:
   threetier plan                    what up would create or change (changes nothing)
   threetier status --json           what is live, as JSON on stdout
   threetier replay network          run Part 2 alone
+  threetier deploy app              new code to the app tier, blue/green
+  threetier rollback app            back to the app tier's previous image
   threetier down --yes              delete everything the stack created
   threetier cost                    what the configured stack costs a month (no AWS call)
   threetier pause                   lab mode: stop what bills by the hour, keep the data
@@ -75,7 +91,7 @@ def cli() -> None:
     pass
 
 
-for module in (up, plan, down, status, replay, cost, pause, resume, graph, sandbox, completion):
+for module in (up, plan, down, status, replay, deploy, rollback, cost, pause, resume, graph, sandbox, completion):
     cli.add_command(module.command)
 
 

@@ -45,6 +45,10 @@ def command(ctx: click.Context, paused: bool, as_json: bool) -> int:
         said = paused_in_state_file(rt)
         if said and not paused:
             rt.out.info(said)
+        running = deploying_in_state_file(rt)
+        if running and not paused and priced.deploy_extra_hourly_usd is not None:
+            rt.out.info(f"the state file says a deploy of {running} is under way: the second color costs up to "
+                        f"${priced.deploy_extra_hourly_usd:,.2f} an hour more until it ends")
     return ExitStatus.OK
 
 
@@ -59,6 +63,17 @@ def paused_in_state_file(rt: Runtime) -> str | None:
         return None
     return (f"the state file says stack {rt.config.stack} is paused since {state.paused.since}: "
             f"`threetier cost --paused` is what it costs now")
+
+
+def deploying_in_state_file(rt: Runtime) -> str | None:
+    """The tiers the state file says a deploy runs on ("app and web"), or None (a local read)."""
+    try:
+        state = rt.state_file.load()
+    except StateError:
+        return None
+    tiers = [tier for tier, number in (("app", 5), ("web", 7))
+             if state is not None and number in state.parts and state.parts[number].resources.get("deploy")]
+    return " and ".join(tiers) or None
 
 
 def summary_line(priced: Estimate) -> str:

@@ -83,3 +83,21 @@ def refuse_unless_up(rt: Runtime, engine: Engine) -> None:
         if check.missing:
             raise UsageError(f"pause: stack {rt.config.stack} is not fully up ({part.label}: {check.missing[0]} is "
                              f"missing); nothing was changed: `threetier up` first")
+    refuse_mid_deploy(rt, probe)
+
+
+def refuse_mid_deploy(rt: Runtime, probe: Engine) -> None:
+    """A tier with two colors (a deploy under way, or one a crash left) is refused: pausing would leave
+    the new color's watch and the old color's removal half done. The checks filled what the tiers read."""
+    import dataclasses
+
+    from steps import app_tier, web_tier
+    from threetier.blocks import colors
+    for step in (app_tier, web_tier):
+        ctx = dataclasses.replace(probe.ctx, part=probe.part(str(step.NUMBER)))
+        view = colors.observe(ctx, step.tier(ctx))
+        if len(view.present) > 1:
+            tier = view.tier
+            raise UsageError(f"pause: the {tier} tier has two colors ({' and '.join(sorted(view.present))}): a deploy "
+                             f"is under way or was cut short; `threetier deploy {tier} --finish` (or `threetier up`) "
+                             f"ends it first; nothing was changed")

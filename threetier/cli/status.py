@@ -76,8 +76,11 @@ def command(ctx: click.Context, part: str | None, as_json: bool) -> int:
             status = statelib.DRIFTED
         else:
             status = statelib.DONE
+        resources = dict(live.resources)
+        if not seen.present:  # a tier with nothing: the color its check assumed (blue) is no resource found
+            resources.pop("color", None)
         entry: dict[str, Any] = {"part": each.number, "name": each.name, "status": status,
-                                 "resources": dict(live.resources), "drift": drift, "notes": list(seen.notes),
+                                 "resources": resources, "drift": drift, "notes": list(seen.notes),
                                  "alarms": dict(sorted(seen.alarms.items()))}
         if record is not None:
             entry["state_file"] = {"status": record.status, "finished_at": record.finished_at, "error": record.error}
@@ -87,7 +90,7 @@ def command(ctx: click.Context, part: str | None, as_json: bool) -> int:
     holder = lock.current(aws, rt.config.stack)
     deployed = any(p["resources"] or p["drift"] or p["status"] != statelib.PENDING for p in parts)
     report = {"stack": rt.config.stack, "region": aws.region, "account": account, "deployed": deployed,
-              "parts": parts, "outputs": outputs([p["resources"] for p in parts]),
+              "parts": parts, "outputs": outputs([p["resources"] for p in parts]), "tiers": tiers(parts, saved),
               "state_file": str(rt.state_file.path) if saved is not None else None,
               "paused": paused_json(paused),
               "lock": None if holder is None else {k: v for k, v in asdict(holder).items() if k != "token"}}
@@ -120,6 +123,43 @@ def command(ctx: click.Context, part: str | None, as_json: bool) -> int:
         firing = []
     healthy = all(p["status"] == statelib.DONE for p in judged) and not firing
     return ExitStatus.OK if healthy else ExitStatus.DRIFT
+
+
+# The application tiers' Parts (blue/green, threetier.blocks.colors), and what `tiers` shows of each.
+TIER_PARTS = {"app": 5, "web": 7}
+TIER_KEYS = ("color", "image", "fingerprint", "deployed_at", "rollback_image")
+DEPLOY_KEYS = ("to", "image", "phase", "canary", "started_at")  # watch_until is on the run's own clock
+
+
+def tiers(parts: list[dict[str, Any]], saved: statelib.State | None) -> dict[str, dict[str, Any]]:
+    """Each application tier: its live color, that color's image, the image's code fingerprint, when
+    it went live, the rollback target (null for a Part not built); `deploy`, from the state file,
+    while one runs."""
+    found: dict[str, dict[str, Any]] = {}
+    for tier, number in TIER_PARTS.items():
+        part = next((p for p in parts if p["part"] == number), None)
+        built = part is not None and part["status"] != statelib.PENDING
+        resources = part["resources"] if part is not None and built else {}
+        found[tier] = {key: resources.get(key) for key in TIER_KEYS}
+        record = saved.parts.get(number) if saved else None
+        running = record.resources.get("deploy") if record is not None else None
+        if built and isinstance(running, dict):
+            found[tier]["deploy"] = {key: running[key] for key in DEPLOY_KEYS if running.get(key)}
+    return found
+
+
+def tier_line(tier: str, seen: dict[str, Any]) -> str:
+    """One line of the table's view per application tier."""
+    line = f"{tier}: {seen['color'] or '-'}, {seen['image'] or 'no image'}"
+    if seen.get("fingerprint"):
+        line += f" (code {seen['fingerprint']})"
+    if seen.get("deployed_at"):
+        line += f", live since {seen['deployed_at']}"
+    line += f"; rollback: {seen['rollback_image'] or 'none'}"
+    running = seen.get("deploy")
+    if running:
+        line += f"; deploying {running.get('image', '?')} to {running.get('to', '?')} ({running.get('phase', '?')})"
+    return line
 
 
 def part_named(key: str) -> Part:
@@ -189,6 +229,10 @@ def show(out: Output, report: dict[str, Any]) -> None:
         cells.append(row[2].ljust(widths[2]), style="" if number == 0 else COLOURS.get(row[2], ""))
         cells.append("  " + row[3].rjust(widths[3]) + "  " + row[4])
         out.result(cells)
+    for tier, seen in report.get("tiers", {}).items():
+        if seen["color"]:
+            for line in wrapped(escape(tier_line(tier, seen)), out.res.width):
+                out.result(line)
     below = [(p, text, style) for p in report["parts"] for text, style in findings(p)]
     if below:
         out.result("")
