@@ -480,3 +480,16 @@ def test_a_web_deploy_is_watched_on_its_own_alarms_not_the_load_balancers_firing
     [asked] = watch.seen  # type: ignore[attr-defined]
     assert sorted(asked["alarm_names"]) == ["threetier-web-5xx-rate", "threetier-web-unhealthy-hosts"]
     assert names("web") == only("green", "web")
+
+
+def test_plan_says_a_code_change_is_a_deploy_before_anything_is_baked(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    serving = part(built, 4)["ami"]
+    was = tier_images()[serving][baking.FINGERPRINT_TAG]
+    new_code(monkeypatch, "app", "00000000000000dd")
+    plan = cli("plan", "--json", cwd=built)
+    assert plan.code == 0, plan.stderr
+    app_image = next(p for p in json.loads(plan.stdout)["parts"] if p["part"] == 4)
+    assert f"deploy app: new code (fingerprint 00000000000000dd, was {was}): baked, then blue/green at the " \
+           "load balancer" in app_image["notes"], app_image
+    web_image = next(p for p in json.loads(plan.stdout)["parts"] if p["part"] == 6)
+    assert not any(note.startswith("deploy") for note in web_image["notes"]), web_image

@@ -449,6 +449,12 @@ def check_image(ctx: Ctx, bake: Bake, result: Any) -> None:
     image = find_image(ctx, bake)
     running = builders(ctx, bake)
     result.found(f"AMI {image_name(ctx, bake)}", image is not None)
+    # An image of other code: the tier runs the newest one that went live (or was baked) until a deploy.
+    earlier = [i for i in tier_images(ctx, bake.tier) if tag_value(i, FINGERPRINT_TAG) != bake.fingerprint]
+    if image is None and earlier:
+        serving = max(earlier, key=lambda i: (tag_value(i, LIVE_SINCE_TAG) or "", i.get("CreationDate") or ""))
+        result.notes.append(f"deploy {bake.tier}: new code (fingerprint {bake.fingerprint}, was "
+                            f"{tag_value(serving, FINGERPRINT_TAG) or 'unknown'}): baked, then blue/green at the load balancer")
     if image is None and not any(tag_value(i, FINGERPRINT_TAG) == bake.fingerprint for i in running):
         check_builder(ctx, bake.tier, bake.keep_builder, result)  # none to bake it on: `up` launches one
     if image is not None:

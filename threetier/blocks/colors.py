@@ -477,9 +477,11 @@ def check(ctx: Ctx, tier: balancing.Tier, result: Check) -> balancing.Tier:
         said = differences(ctx, serving, data)
         rejected = rejection(ctx, tier, tier.ami) if data.get("ImageId") != tier.ami else None
         if rejected:
-            result.notes.append(f"{tier.tier}: the configured image {tier.ami} (fingerprint "
-                                f"{fingerprint(ctx, tier, tier.ami)}) was rolled back at {rejected}; change the "
-                                f"code, or `threetier deploy {tier.tier}` to try it again")
+            when, _, why = rejected.partition(": ")  # the tag: "<time>: <reason>"
+            result.notes.append(f"deploy {tier.tier}: the configured image {tier.ami} (fingerprint "
+                                f"{fingerprint(ctx, tier, tier.ami)}) was rolled back at {when}"
+                                + (f" ({why})" if why else "")
+                                + f"; change the code, or `threetier deploy {tier.tier}` to try it again")
         elif said:
             how = "in place" if ctx.paused else f"on the {other(serving.color)} color"
             result.drift.append(f"deploy {tier.tier}: {', '.join(said)} (`up` starts it {how})")
@@ -504,7 +506,10 @@ def differences(ctx: Ctx, tier: balancing.Tier, current: dict[str, Any]) -> list
     said = []
     if current.get("ImageId") != wanted["ImageId"]:
         new, was = fingerprint(ctx, tier, wanted["ImageId"]), fingerprint(ctx, tier, current.get("ImageId"))
-        said.append(f"new image {wanted['ImageId']}" + (f" (code fingerprint {new}, was {was})" if new else ""))
+        if new and was and new != was:
+            said.append(f"new code (fingerprint {new}, was {was}; image {wanted['ImageId']})")
+        else:
+            said.append(f"new image {wanted['ImageId']}" + (f" (code fingerprint {new})" if new else ""))
     if current.get("InstanceType") != wanted["InstanceType"]:
         said.append(f"new instance type {wanted['InstanceType']} (was {current.get('InstanceType')})")
     if current.get("SecurityGroupIds") != wanted["SecurityGroupIds"] and all(wanted["SecurityGroupIds"]):
