@@ -119,8 +119,8 @@ def report(concurrent: Modeled, sequential: Modeled | None, sandbox: dict[str, A
 
 
 def deploy_keys(run: Modeled) -> dict[str, Any]:
-    """The modeled deploys under load: null while none could be modeled (`deploy_skipped` says why, or
-    `deploy_error`), never made up."""
+    """The modeled deploys under load: null when none was modeled (`deploy_skipped`: `--skip-deploy`) or
+    one failed (`deploy_error`), never made up."""
     app, web = run.deploys.get("app"), run.deploys.get("web")
     done = [d for d in (app, web) if d is not None]
     errors = [f"deploy {d.tier}: {d.error}" for d in done if d.error]
@@ -132,7 +132,7 @@ def deploy_keys(run: Modeled) -> dict[str, Any]:
         "deploy_min_healthy": min(healthy) if healthy else None,
         "deploy_min_healthy_floor": min(d.floor for d in done) if done else None,
         "deploy_violations": [v for d in done for v in d.violations],
-        "deploy_skipped": run.deploy_skipped if run.deploy else "--skip-deploy",
+        "deploy_skipped": None if run.deploy else "--skip-deploy",
         "deploy_error": "; ".join(errors) or None,
     }
 
@@ -217,8 +217,6 @@ def print_table(result: dict[str, Any], concurrent: Modeled, sequential: Modeled
             if deployed.error:
                 console.print(f"[red]{label}: deploy {tier} failed:[/red] {deployed.error}", markup=True,
                               highlight=False)
-        if run.deploy_skipped:
-            console.print(f"{label}: deploy not modeled: {run.deploy_skipped}", markup=False, highlight=False)
         for violation in run.violations:
             console.print(f"[red]{label}: violation:[/red] {violation}", markup=True, highlight=False)
         for relaxed in run.relaxed:

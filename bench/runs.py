@@ -3,7 +3,6 @@ request load) + `down`, and the commands that only look."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import os
 import shutil
@@ -66,7 +65,6 @@ class Modeled:
     looks: dict[str, Any] = field(default_factory=dict)      # no-op up / status, measured on the full stack
     deploy: bool = False                  # `deploy app` then `deploy web` were asked for between up and down
     deploys: dict[str, Deployed] = field(default_factory=dict)  # tier -> its modeled deploy
-    deploy_skipped: str | None = None     # why none was modeled (the command does not exist yet)
 
 
 def engine_for(directory: Path, clock: Any, *, sequential: bool, relax: Iterable[str] = (),
@@ -193,13 +191,6 @@ class Deployed:
     error: str | None = None
 
 
-def deploy_unavailable() -> str | None:
-    """Why no deploy can be modeled (threetier has no deploy command yet), or None."""
-    if importlib.util.find_spec("threetier.cli.deploy") is None:
-        return "threetier has no `deploy` command yet (threetier/cli/deploy.py)"
-    return None
-
-
 # The stand-ins for your code (a Node app on its standard library, a static site): a deploy gets a copy with
 # one byte changed (a new code fingerprint: a new image, a blue/green switch).
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -226,16 +217,23 @@ def source_config(tier: str, source: Path) -> dict[str, Any]:
 
 
 def deploy_in_process(engine: Any, tier: str, directory: Path) -> None:
-    """Run `threetier deploy TIER` in-process on `engine` (its moto, clock and state) for a changed source:
-    the one place the benchmark meets issue 25's switch. `directory`: a scratch directory of the run.
+    """`threetier deploy TIER` in-process on `engine` (its moto, clock and state) for a changed source:
+    the one place the benchmark meets the blue/green switch. What the command runs once it holds the
+    lock (threetier.cli.deploy.deploy_tiers), without the lock, the account check and the report, as
+    `pause_and_resume` runs pause and resume; it returns once the old color is retired."""
+    from threetier import config as configlib
+    from threetier.cli.deploy import deploy_tiers
 
-    Still to do once `threetier deploy` exists (threetier/cli/deploy.py over threetier/blocks/colors.py, and
-    the config keys of §2.1): set `engine.ctx.config` to `configlib.parse(source_config(tier,
-    changed_source(tier, directory)))` (the default config the concurrent run uses, plus the source), then
-    call what the command calls, without its lock, account check and report, as `pause_and_resume` does
-    (Part 1's code upload, Parts 4+5 or 6+7 through the engine, colors.deploy with the watch of
-    `deploy.watch_minutes`), and return when the old color is retired."""
-    raise NotImplementedError("bench.runs.deploy_in_process: `threetier deploy` exists now; wire it in here")
+    raw: dict[str, Any] = {}
+    for each in DEPLOY_TIERS:  # the other tier keeps the code deployed before
+        source = getattr(engine.ctx.config, each).source
+        if source:
+            raw.update(source_config(each, Path(source)))
+    raw.update(source_config(tier, changed_source(tier, directory)))
+    engine.ctx.config = configlib.parse(raw)
+    [outcome] = deploy_tiers(engine, (tier,)).values()
+    if not outcome.switched or outcome.rolled_back:
+        raise RuntimeError(f"deploy {tier}: {outcome}")
 
 
 def serving_tiers(engine: Any) -> list[load.Tier]:
@@ -271,12 +269,9 @@ def modeled_deploy(engine: Any, model: LatencyModel, clock: Any, tier: str, dire
 
 
 def modeled_deploys(engine: Any, model: LatencyModel, clock: Any, result: Modeled, directory: Path) -> None:
-    """`deploy app`, then `deploy web`, each under the load (`modeled_deploy`); none when there is no command
-    (`deploy_skipped` says so: the benchmark's keys stay null, nothing is made up)."""
-    result.deploy_skipped = deploy_unavailable()
-    if result.deploy_skipped is None:
-        for tier in DEPLOY_TIERS:
-            result.deploys[tier] = modeled_deploy(engine, model, clock, tier, directory)
+    """`deploy app`, then `deploy web`, each under the load (`modeled_deploy`)."""
+    for tier in DEPLOY_TIERS:
+        result.deploys[tier] = modeled_deploy(engine, model, clock, tier, directory)
 
 
 @contextlib.contextmanager

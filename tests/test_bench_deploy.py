@@ -277,17 +277,6 @@ def test_a_custom_app_install_is_charged_by_what_it_runs() -> None:
 
 
 # -- the benchmark's wiring ------------------------------------------------------------------------------
-def test_without_a_deploy_command_the_keys_are_null_and_say_why(monkeypatch: pytest.MonkeyPatch) -> None:
-    run = Modeled(sequential=False, deploy=True)
-    bench.runs.modeled_deploys(None, None, None, run, Path("."))  # type: ignore[arg-type]
-    keys = bench_main.deploy_keys(run)
-    assert run.deploy_skipped and "deploy" in run.deploy_skipped and run.deploys == {}
-    assert {k: keys[k] for k in ("deploy_app_minutes", "deploy_web_minutes", "deploy_failed_requests",
-                                 "deploy_min_healthy")} == dict.fromkeys(
-        ("deploy_app_minutes", "deploy_web_minutes", "deploy_failed_requests", "deploy_min_healthy"))
-    assert keys["deploy_skipped"] == run.deploy_skipped and not bench_main.deploy_failed(run)
-
-
 def test_each_deploy_gets_the_stand_in_source_with_one_byte_changed(tmp_path: Path) -> None:
     for tier, changed in bench.runs.CHANGED_FILE.items():
         first, second = (bench.runs.changed_source(tier, tmp_path) for _ in range(2))
@@ -352,3 +341,27 @@ def test_modeled_deploy_serves_the_load_through_a_stand_in_switch(stack_from: An
     assert deployed.seconds is not None and deployed.seconds > ASG_IN_SERVICE_SECONDS + DRAIN
     assert deployed.requests == pytest.approx(load.WEB_REQUESTS_PER_SECOND * deployed.seconds, rel=0.01)
     assert model.load is None  # the load stops with the deploy
+
+
+@pytest.mark.parametrize("watch_minutes", [5, 0])
+def test_threetier_deploy_app_under_the_load_loses_no_request(stack_from: Any, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch, watch_minutes: int) -> None:
+    """The real `deploy app` (bench.runs.deploy_in_process: a changed source baked, green made, the
+    listeners shifted, the watch, blue drained and deleted) on a built stack under the modeled load.
+    With no watch, blue would start draining before the load balancer applied the shift, but for
+    colors.settle."""
+    directory = stack_from("default")
+    clock = VirtualClock()
+    engine = make_engine(directory, clock=clock)
+    engine.ctx.aws.listener_changes_at_once = False  # as the benchmark's engine: the model applies it later
+    model = LatencyModel(engine.ctx.aws, clock)
+    with_source = bench.runs.source_config
+    monkeypatch.setattr(bench.runs, "source_config", lambda tier, source: {
+        **with_source(tier, source), "deploy": {"watch_minutes": watch_minutes}})
+    deployed = bench.runs.modeled_deploy(engine, model, clock, "app", tmp_path)
+    assert deployed.error is None and deployed.violations == [], (deployed.error, deployed.violations)
+    assert deployed.failed_requests == 0 and deployed.min_healthy is not None
+    assert deployed.min_healthy >= deployed.floor == 2
+    assert deployed.seconds is not None and deployed.seconds >= watch_minutes * 60
+    tgs = {g["TargetGroupName"] for g in engine.ctx.aws.client("elbv2").describe_target_groups()["TargetGroups"]}
+    assert {"threetier-app-tg-g"} <= tgs and "threetier-app-tg" not in tgs  # green took over, blue is gone
