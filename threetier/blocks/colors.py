@@ -302,6 +302,7 @@ def switch(ctx: Ctx, tier: balancing.Tier, color: str, *, canary: int | None, wa
         baking.untag_image(ctx, tier.ami, baking.REJECTED_TAG)
     ctx.save()
     ctx.out.info(f"  {tier.tier} tier: deploying {tier.ami} on the {new} color beside {color}")
+    balancing.wait_active(ctx, tier)
     live_group = balancing.find_auto_scaling_group(ctx, tier.of(color))
     with colored(ctx):
         balancing.ensure_target_group(ctx, new_tier, tier.vpc)
@@ -450,14 +451,16 @@ def start(ctx: Ctx, tier: balancing.Tier, keep_actions: tuple[list[dict[str, Any
 
 
 def finish(ctx: Ctx, tier: balancing.Tier) -> balancing.Tier:
-    """The load balancer active, the deploy, the live color's targets healthy; the live color's
+    """The deploy, the load balancer active, the live color's targets healthy; the live color's
     tier. A rollback fails the Part, naming the tier and why."""
-    balancing.wait_active(ctx, tier)
+    # A new stack's group launches while its load balancer still provisions (2-3 minutes, overlapped);
+    # a switch needs it active, and a standing stack's is.
     outcome = deploy(ctx, tier)
     if outcome.rolled_back is not None:
         raise ThreetierError(f"deploy {tier.tier} rolled back to {outcome.color}: {outcome.rolled_back}")
     serving = tier.of(outcome.color)
     remember(ctx, serving)
+    balancing.wait_active(ctx, tier)
     balancing.wait_healthy(ctx, serving)
     prune(ctx, tier)
     describe(ctx, observe(ctx, tier))
