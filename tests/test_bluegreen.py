@@ -493,3 +493,23 @@ def test_plan_says_a_code_change_is_a_deploy_before_anything_is_baked(built: Pat
            "load balancer" in app_image["notes"], app_image
     web_image = next(p for p in json.loads(plan.stdout)["parts"] if p["part"] == 6)
     assert not any(note.startswith("deploy") for note in web_image["notes"]), web_image
+
+
+def test_after_a_rollback_up_still_deploys_a_new_instance_type_on_the_live_image(
+        built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = part(built, 5)["image"]
+    new_code(monkeypatch, "app", "00000000000000ee")
+    monkeypatch.setattr(colors, "run_watch", watched("alarm threetier-app-5xx-rate"))
+    assert cli("up", "--yes", cwd=built).code == 1  # rolled back: the new image is rejected
+    write_config(built, app={"instance_type": "t3.small"}, deploy=NO_WATCH)
+    status = cli("status", "--json", cwd=built)
+    app = json.loads(status.stdout)["parts"][4]
+    assert [line for line in app["drift"] if line.startswith("deploy app")] == [
+        "deploy app: new instance type t3.small (was t3.micro) (`up` starts it on the green color)"], app["drift"]
+    up = cli("up", "--yes", cwd=built)
+    assert up.code == 0, up.stderr
+    assert names("app") == only("green", "app") and part(built, 5)["image"] == first
+    assert instance_types("threetier-app-asg-g") == ["t3.small", "t3.small"]
+    # The image rolled back from is kept (with its tag), or the next `up` would bake that code again.
+    assert baking.REJECTED_TAG in tier_images()[part(built, 4)["ami"]]
+    status_clean(built)

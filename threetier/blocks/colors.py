@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -263,9 +263,12 @@ def deploy(ctx: Ctx, tier: balancing.Tier, *, canary: int | None = None, wait: b
     if rejected:
         ctx.out.info(f"  {tier.tier} tier: not deploying {tier.ami}, rolled back at {rejected}; change the code, "
                      f"or `threetier deploy {tier.tier}` to try it again")
-        assert group is not None
-        keep_group(ctx, live_tier)
-        return Outcome(color, False, None)
+        # The live image stays; what else config changed (the instance type, say) is still deployed.
+        tier = replace(tier, ami=view.image or tier.ami)
+        live_tier = tier.of(color)
+        if runs_wanted(ctx, live_tier, wanted_data(ctx, tier)):
+            keep_group(ctx, live_tier)
+            return Outcome(color, False, None)
     return switch(ctx, tier, color, canary=canary, wait=wait, force=force)
 
 
@@ -437,11 +440,17 @@ def retire(ctx: Ctx, tier: balancing.Tier, color: str) -> None:
 
 
 def prune(ctx: Ctx, tier: balancing.Tier) -> None:
-    """The tier's images but the keep-set: the live one, the rollback target, any a color runs, and
-    the configured one. The rest go, with their snapshots."""
+    """The tier's images but the keep-set: the live one, the rollback target, any a color runs, the
+    configured one, and the newest one rolled back from (its tag is what keeps `up` from deploying
+    that code again: gone, the next `up` would bake it anew, untagged). The rest go, with their
+    snapshots."""
     view = observe(ctx, tier)
-    keep = {view.image, view.rollback_image, tier.ami} | {each.image for each in view.present.values()}
-    baking.discard_images(ctx, [i for i in baking.tier_images(ctx, tier.tier) if i["ImageId"] not in keep])
+    images = baking.tier_images(ctx, tier.tier)
+    rejected = max((i for i in images if tag_value(i, baking.REJECTED_TAG)),
+                   key=lambda i: str(i.get("CreationDate") or ""), default=None)
+    keep = {view.image, view.rollback_image, tier.ami, rejected and rejected["ImageId"]} | {
+        each.image for each in view.present.values()}
+    baking.discard_images(ctx, [i for i in images if i["ImageId"] not in keep])
 
 
 # -- a Part's start, finish and check -------------------------------------------------------------
@@ -477,7 +486,6 @@ def check(ctx: Ctx, tier: balancing.Tier, result: Check) -> balancing.Tier:
     balancing.check(ctx, serving, result)
     data = balancing.template_data(ctx, serving)
     if data is not None and tier.ami and serving.color in view.present and view.present[serving.color].group_name:
-        said = differences(ctx, serving, data)
         rejected = rejection(ctx, tier, tier.ami) if data.get("ImageId") != tier.ami else None
         if rejected:
             when, _, why = rejected.partition(": ")  # the tag: "<time>: <reason>"
@@ -485,7 +493,10 @@ def check(ctx: Ctx, tier: balancing.Tier, result: Check) -> balancing.Tier:
                                 f"{fingerprint(ctx, tier, tier.ami)}) was rolled back at {when}"
                                 + (f" ({why})" if why else "")
                                 + f"; change the code, or `threetier deploy {tier.tier}` to try it again")
-        elif said:
+        # With the configured image rejected, `up` keeps the live one: what else changed is still due.
+        kept = replace(serving, ami=data.get("ImageId") or tier.ami) if rejected else serving
+        said = differences(ctx, kept, data)
+        if said:
             how = "in place" if ctx.paused else f"on the {other(serving.color)} color"
             result.drift.append(f"deploy {tier.tier}: {', '.join(said)} (`up` starts it {how})")
     second = view.present.get(other(serving.color))
