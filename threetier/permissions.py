@@ -49,6 +49,7 @@ FEATURES: dict[str, Callable[[Config], bool]] = {
     "alarms": lambda config: config.monitoring.alarms,
     "dashboard": lambda config: config.monitoring.dashboard,
     "flow_logs": lambda config: config.monitoring.flow_logs,
+    "restore": lambda config: config.database.restore_from is not None,  # database.restore_from
 }
 
 # -- what the statements may act on: (resources, condition) by Sid ---------------------------------
@@ -175,6 +176,10 @@ GRANTS: tuple[Grant, ...] = (
     _grant(ANY, UP_DOWN, "rds:AddTagsToResource"),
     _grant(ANY, UP_DOWN, "rds:StartDBCluster"),  # a paused (stopped) cluster, before it is used or deleted
     _grant(ANY, [PAUSE], "rds:StopDBCluster"),
+    # database.restore_from: the preflight and Part 3 find the snapshot, Part 3 restores it (then
+    # ModifyDBCluster ManageMasterUserPassword, which makes the secret as CreateDBCluster does).
+    _grant(ANY, PREFLIGHT, "rds:DescribeDBClusterSnapshots", feature="restore"),
+    _grant(ANY, [UP], "rds:RestoreDBClusterFromSnapshot", feature="restore"),
     _grant(ANY, [DOWN], "rds:DeleteDBInstance", "rds:DeleteDBCluster", "rds:DeleteDBClusterParameterGroup",
            "rds:DeleteDBSubnetGroup",
            "rds:CreateDBClusterSnapshot"),  # DeleteDBCluster's final snapshot (unless --skip-final-snapshot)
