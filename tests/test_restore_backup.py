@@ -8,6 +8,8 @@ restored cluster has a secret at once. Real AWS gives a restored cluster no mana
 ModifyDBCluster ManageMasterUserPassword). `aws_restore` makes moto's restore do what AWS does."""
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +163,43 @@ def test_a_restore_that_crashed_after_the_call_ends_with_one_cluster_and_its_sec
     assert cluster["MasterUserSecret"] == secret
     assert engine.ctx.resources["db_secret_arn"] == secret["SecretArn"]
     assert [c.operation for c in engine.ctx.aws.mutating_calls()] == ["ModifyDBCluster"]
+
+
+# -- backup and status ------------------------------------------------------------------------------
+def test_backup_takes_a_tagged_snapshot_that_status_lists_with_the_latest_restorable_time(built: Path) -> None:
+    with recording() as seen:
+        result = cli("backup", "--json", cwd=built)
+    assert result.code == 0, result.stderr
+    assert not_granted({"backup": actions_called(seen)}, {}) == {}
+    taken = json.loads(result.stdout)
+    snapshot = taken["snapshot"]
+    assert re.fullmatch(rf"{STACK}-backup-\d{{8}}-\d{{6}}", snapshot) and taken["cluster"] == CLUSTER
+    [found] = boto3.client("rds").describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=snapshot)["DBClusterSnapshots"]
+    assert found["Status"] == "available" and found["DBClusterIdentifier"] == CLUSTER
+    assert {"Key": "threetier:stack", "Value": STACK} in found["TagList"]
+
+    with recording() as seen:
+        status = cli("status", "--json", cwd=built)
+    assert not_granted({"status": actions_called(seen)}, {}) == {}
+    report = json.loads(status.stdout)
+    assert [(s["id"], s["kind"], s["status"]) for s in report["snapshots"]] == [(snapshot, "backup", "available")]
+    assert report["latest_restorable_time"]  # an ISO 8601 time, from the cluster
+    text = " ".join(cli("status", cwd=built).stdout.split())
+    assert f"snapshots kept: {snapshot} (backup, " in text
+    assert "database: restorable to any second up to " in text
+
+    # down keeps it and takes its final one; with no stack, status still lists both, newest first.
+    assert cli("down", "--yes", cwd=built).code == 0
+    after = json.loads(cli("status", "--json", cwd=built).stdout)
+    assert after["deployed"] is False and after["latest_restorable_time"] is None
+    assert [s["kind"] for s in after["snapshots"]] == ["final", "backup"]
+
+
+def test_backup_with_no_stack_exits_2_and_takes_nothing(tmp_path: Path) -> None:
+    from helpers import moto, write_config
+    with moto():
+        write_config(tmp_path)
+        result = cli("backup", cwd=tmp_path)
+        assert result.code == 2, result.stderr
+        assert "has no Aurora cluster (threetier-aurora)" in result.stderr
+        assert boto3.client("rds").describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"] == []

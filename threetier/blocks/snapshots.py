@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from threetier.aws import STACK_TAG, Look
+from threetier.names import backup_snapshot_prefix_for, final_snapshot_prefix_for
 
 ENGINE = "aurora-mysql"
 LATEST = "latest"
@@ -92,15 +93,16 @@ def age(snapshot: dict[str, Any], now: dt.datetime | None = None) -> str:
     return f"{max(0, int(seconds // 60))} min"
 
 
-def listing(snapshots: list[dict[str, Any]], now: dt.datetime | None = None) -> list[dict[str, Any]]:
+def listing(snapshots: list[dict[str, Any]], stack: str, now: dt.datetime | None = None) -> list[dict[str, Any]]:
     """What `status --json` says of each: id, kind (final or backup, by name; else manual), size, age, when."""
-    return [{"id": s["DBClusterSnapshotIdentifier"], "kind": kind(s), "status": s.get("Status"),
+    return [{"id": s["DBClusterSnapshotIdentifier"], "kind": kind(s, stack), "status": s.get("Status"),
              "size_gib": size_gib(s), "age": age(s, now),
              "created": s["SnapshotCreateTime"].isoformat() if isinstance(s.get("SnapshotCreateTime"), dt.datetime)
              else None}
             for s in snapshots]
 
 
-def kind(snapshot: dict[str, Any]) -> str:
+def kind(snapshot: dict[str, Any], stack: str) -> str:
     name = str(snapshot.get("DBClusterSnapshotIdentifier", ""))
-    return "final" if "-final-" in name else "backup" if "-backup-" in name else "manual"
+    return "final" if name.startswith(final_snapshot_prefix_for(stack)) else \
+        "backup" if name.startswith(backup_snapshot_prefix_for(stack)) else "manual"

@@ -71,7 +71,7 @@ def command(ctx: click.Context, yes: bool, skip_final_snapshot: bool, take_over_
 
 
 def _down(rt: Runtime, aws: Aws, engine: Engine, yes: bool) -> list[str]:
-    """Confirm, delete every part at once, prove nothing is left. Returns the final snapshots kept."""
+    """Confirm, delete every part at once, prove nothing is left. Returns the snapshots kept (final, backups)."""
     from threetier import scan
     for obstacle in scan.obstacles(aws, rt.config.stack):  # said first, not after minutes of AWS refusing
         rt.out.info(f"warning: down will not be able to delete {obstacle.reason}")
@@ -90,7 +90,7 @@ def _down(rt: Runtime, aws: Aws, engine: Engine, yes: bool) -> list[str]:
             rt.out.error(f"still there: {item.kind} {item.name} {item.id}")
         raise ThreetierError(f"down: {len(left)} resources tagged threetier:stack={rt.config.stack} remain")
     rt.state_file.delete()
-    return scan.final_snapshots(aws, rt.config.stack)
+    return scan.kept_snapshots(aws, rt.config.stack)
 
 
 def show_what_goes(rt: Runtime, engine: Engine, found: list[Found]) -> None:
