@@ -71,8 +71,10 @@ def test_up_down_then_up_restoring_latest_makes_a_new_cluster_from_the_final_sna
     assert down.code == 0, down.stderr
     [final] = [s["DBClusterSnapshotIdentifier"] for s in
                rds.describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"]]
-    said = down.stdout + down.stderr
+    said = " ".join((down.stdout + down.stderr).split())
     assert f"database.restore_from: {final} (or latest" in said
+    # what it costs kept (moto's snapshot: 1 GiB; us-east-1's Aurora backup storage, $0.021 per GB-month)
+    assert "on AWS: 1 GiB, about $0.02 a month (prices of " in said
 
     set_database(built, restore_from="latest")
     with recording() as seen:
@@ -191,6 +193,9 @@ def test_backup_takes_a_tagged_snapshot_that_status_lists_with_the_latest_restor
     # down keeps it and takes its final one; with no stack, status still lists both, newest first.
     assert cli("down", "--yes", cwd=built).code == 0
     after = json.loads(cli("status", "--json", cwd=built).stdout)
+    cost = json.loads(cli("cost", "--json", cwd=built).stdout)
+    assert any("after `threetier down` only the database's snapshots bill" in note and "$0.021 per GB-month" in note
+               for note in cost["notes"])
     assert after["deployed"] is False and after["latest_restorable_time"] is None
     assert [s["kind"] for s in after["snapshots"]] == ["final", "backup"]
 
