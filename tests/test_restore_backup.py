@@ -100,8 +100,12 @@ def test_up_down_then_up_restoring_latest_makes_a_new_cluster_from_the_final_sna
     again = cli("up", "--yes", cwd=built)
     assert again.code == 0, again.stderr
     assert len(rds.describe_db_clusters()["DBClusters"]) == 1
-    status = cli("status", cwd=built)
-    assert "restore_from" in status.stdout + status.stderr
+    status = " ".join(cli("status", cwd=built).stdout.split())
+    assert "note: database.restore_from: latest is not used: DB cluster threetier-aurora exists" in status
+    plan = json.loads(cli("plan", "--json", cwd=built).stdout)
+    [database_plan] = [p for p in plan["parts"] if p["part"] == database.NUMBER]
+    assert any(note.startswith("database.restore_from: latest is not used") for note in database_plan["notes"])
+    assert database_plan["create"] == [] and plan["blocked"] == []
 
 
 # -- the preflight's judgement, on answers written by hand --------------------------------------
@@ -208,3 +212,11 @@ def test_backup_with_no_stack_exits_2_and_takes_nothing(tmp_path: Path) -> None:
         assert result.code == 2, result.stderr
         assert "has no Aurora cluster (threetier-aurora)" in result.stderr
         assert boto3.client("rds").describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"] == []
+
+
+def test_a_snapshot_named_by_arn_is_found_by_its_arn_among_the_shared_ones() -> None:
+    arn = "arn:aws:rds:us-east-1:210987654321:cluster-snapshot:theirs-final-1"
+    shared = {**stack_snapshot("theirs-final-1", stack="other"), "DBClusterSnapshotArn": arn}
+    assert snapshots.one_look(arn).params == {"DBClusterSnapshotIdentifier": arn, "IncludeShared": True}
+    assert snapshots.chosen([shared], arn, STACK) is shared
+    assert judged({"db_cluster": None, "restore_snapshots": [shared]}, arn) == []

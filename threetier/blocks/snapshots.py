@@ -28,7 +28,9 @@ def manual_look() -> Look:
 
 
 def one_look(identifier: str) -> Look:
-    return Look("rds", "describe_db_cluster_snapshots", {"DBClusterSnapshotIdentifier": identifier},
+    """One snapshot by id, or by ARN (another account's, shared with this one)."""
+    shared = {"IncludeShared": True} if identifier.startswith("arn:") else {}
+    return Look("rds", "describe_db_cluster_snapshots", {"DBClusterSnapshotIdentifier": identifier, **shared},
                 missing_ok=NOT_FOUND, key="DBClusterSnapshots")
 
 
@@ -47,7 +49,8 @@ def chosen(snapshots: list[dict[str, Any]] | None, restore_from: str, stack: str
     """The snapshot `restore_from` names among the answer to restore_look: for `latest`, the newest
     available one tagged with the stack; else the one of that id (whoever's: the user named it)."""
     if restore_from != LATEST:
-        return next((s for s in snapshots or [] if s.get("DBClusterSnapshotIdentifier") == restore_from), None)
+        return next((s for s in snapshots or [] if restore_from in (s.get("DBClusterSnapshotIdentifier"),
+                                                                     s.get("DBClusterSnapshotArn"))), None)
     return next((s for s in stack_snapshots(snapshots, stack) if s.get("Status") == "available"), None)
 
 
