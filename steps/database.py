@@ -22,7 +22,7 @@ from typing import Any
 
 from steps import network, storage
 from threetier.aws import AwsError, Look, Poll, aws_cli
-from threetier.blocks import alarms, iam
+from threetier.blocks import alarms, iam, snapshots
 from threetier.engine import DONE, EXISTS, Check, Ctx
 from threetier.errors import ThreetierError, UsageError
 from threetier.names import db_parameter_group_name_for, db_subnet_group_name_for, final_snapshot_prefix_for
@@ -267,26 +267,74 @@ def ensure_cluster(ctx: Ctx, db_security_group: str) -> dict[str, Any]:
         assert ctx.part is not None  # `up` runs this inside a part (as Ctx.part_number asserts)
         raise ThreetierError(f"{ctx.part.label}: DB cluster {cluster_id(ctx)} is being deleted; "
                              f"wait for `threetier down` to finish, then run `up`")
-    if cluster is None:
+    if cluster is None and db.restore_from:
+        cluster = restore_cluster(ctx, db_security_group)
+    elif cluster is None:
         cluster = aws.call(
-            "rds", "create_db_cluster", resource=f"DB cluster {cluster_id(ctx)}",
-            DBClusterIdentifier=cluster_id(ctx), Engine="aurora-mysql", EngineVersion=db.engine_version,
-            DatabaseName=db.name, MasterUsername=db.username, ManageMasterUserPassword=True,
-            DBSubnetGroupName=subnet_group_name(ctx), VpcSecurityGroupIds=[db_security_group], Port=3306,
-            StorageEncrypted=True, BackupRetentionPeriod=db.backup_retention_days,
-            DeletionProtection=db.deletion_protection, CopyTagsToSnapshot=True,
-            DBClusterParameterGroupName=parameter_group_name(ctx),
-            # Extended support bills extra once a version leaves standard support: opt out.
-            EngineLifecycleSupport="open-source-rds-extended-support-disabled",
-            Tags=rds_tags(ctx, "aurora"), exists=("DBClusterAlreadyExistsFault",),
-            found=lambda: (lambda c: {"DBCluster": c} if c else None)(describe_cluster(ctx, live=True)),
-        )["DBCluster"]
+            "rds", "create_db_cluster", DatabaseName=db.name, MasterUsername=db.username,
+            ManageMasterUserPassword=True, StorageEncrypted=True, BackupRetentionPeriod=db.backup_retention_days,
+            **cluster_settings(ctx, db_security_group))["DBCluster"]
         ctx.record("created", "Aurora cluster", cluster_id(ctx))
+    if "MasterUserSecret" not in cluster:  # restored (now, or by a run that crashed): no managed secret yet
+        cluster = manage_password(ctx)
     ctx.resources["cluster"] = cluster_id(ctx)
     ctx.resources["db_writer_endpoint"] = cluster["Endpoint"]
     ctx.resources["db_reader_endpoint"] = cluster.get("ReaderEndpoint", "")
     ctx.resources["db_name"] = db.name
     ctx.resources["db_secret_arn"] = cluster["MasterUserSecret"]["SecretArn"]
+    return cluster
+
+
+def cluster_settings(ctx: Ctx, db_security_group: str) -> dict[str, Any]:
+    """What a new cluster gets, created empty or restored: the stack's names, groups, version and tags."""
+    db = ctx.config.database
+    return dict(
+        resource=f"DB cluster {cluster_id(ctx)}", DBClusterIdentifier=cluster_id(ctx), Engine=snapshots.ENGINE,
+        EngineVersion=db.engine_version, DBSubnetGroupName=subnet_group_name(ctx),
+        VpcSecurityGroupIds=[db_security_group], Port=3306, DeletionProtection=db.deletion_protection,
+        CopyTagsToSnapshot=True, DBClusterParameterGroupName=parameter_group_name(ctx),
+        # Extended support bills extra once a version leaves standard support: opt out.
+        EngineLifecycleSupport="open-source-rds-extended-support-disabled",
+        Tags=rds_tags(ctx, "aurora"), exists=("DBClusterAlreadyExistsFault",),
+        found=lambda: (lambda c: {"DBCluster": c} if c else None)(describe_cluster(ctx, live=True)))
+
+
+def restore_cluster(ctx: Ctx, db_security_group: str) -> dict[str, Any]:
+    """A new cluster made from the snapshot database.restore_from names, on the stack's subnet group,
+    security group and parameter group (TLS required), at the stack's engine version, tagged at
+    creation. The preflight refused a missing or unfit snapshot already; checked again here for a run
+    without one (and for a snapshot deleted in between)."""
+    aws, db = ctx.aws, ctx.config.database
+    assert db.restore_from is not None
+    found = aws.look(snapshots.restore_look(db.restore_from), resource="DB cluster snapshots", live=True)
+    snapshot = snapshots.chosen(found, db.restore_from, ctx.stack)
+    refused = snapshots.refusal(snapshot, db.restore_from, ctx.stack, db.engine_version)
+    if refused or snapshot is None:
+        raise UsageError(f"database.restore_from: {refused}")
+    name = snapshot["DBClusterSnapshotIdentifier"]
+    # The snapshot's database, user, encryption (its key) and data; backup retention follows in finish.
+    cluster = aws.call("rds", "restore_db_cluster_from_snapshot",
+                       SnapshotIdentifier=db.restore_from if db.restore_from.startswith("arn:") else name,
+                       **cluster_settings(ctx, db_security_group))["DBCluster"]
+    ctx.record("created", "Aurora cluster", cluster_id(ctx), f"restored from snapshot {name}")
+    ctx.resources["restored_from"] = name
+    return cluster
+
+
+def manage_password(ctx: Ctx) -> dict[str, Any]:
+    """A restored cluster has the snapshot's master password, which nobody knows any more (its secret
+    went with the old cluster): RDS makes and keeps a new one. ModifyDBCluster needs the cluster
+    available, so this waits for the restore (minutes on AWS)."""
+    wait_cluster(ctx, "available")
+    cluster = ctx.aws.call("rds", "modify_db_cluster", resource=f"DB cluster {cluster_id(ctx)}",
+                           DBClusterIdentifier=cluster_id(ctx), ManageMasterUserPassword=True, ApplyImmediately=True,
+                           retry_codes=("InvalidDBClusterStateFault",), retry_timeout=10 * 60,
+                           retry_delay=POLL_DELAY)["DBCluster"]
+    ctx.record("changed", "Aurora cluster", cluster_id(ctx), "master password managed by RDS (a new secret)")
+    if "MasterUserSecret" not in cluster:
+        cluster = describe_cluster(ctx, live=True) or cluster
+    if "MasterUserSecret" not in cluster:
+        raise ThreetierError(f"DB cluster {cluster_id(ctx)}: ModifyDBCluster ManageMasterUserPassword made no secret")
     return cluster
 
 
@@ -440,6 +488,10 @@ def check(ctx: Ctx) -> Check:
             result.drift.append(f"DB cluster {cluster_id(ctx)}: on parameter group {cluster.get('DBClusterParameterGroup')}, "
                                 f"not {parameter_group_name(ctx)}, so TLS is not required (`up` moves it)")
         result.notes.extend(member_notes(ctx, cluster))
+        if ctx.config.database.restore_from:
+            result.notes.append(f"database.restore_from: {ctx.config.database.restore_from} is not used: DB cluster "
+                                f"{cluster_id(ctx)} exists, and an existing cluster is never replaced (it applies "
+                                f"when `up` makes the cluster, after a `down`)")
     check_parameter_group(ctx, result)
     for role, identifier in instance_ids(ctx).items():
         found = describe_instance(ctx, identifier)
@@ -615,6 +667,8 @@ def destroy(ctx: Ctx) -> None:
                 ctx.out.info(f"  kept a final snapshot of the database: {snapshot};{bills} "
                              + aws_cli(aws, f"rds delete-db-cluster-snapshot --db-cluster-snapshot-identifier {snapshot}")
                              + (" deletes it" if aws.emulator else ""))
+                ctx.out.info(f"  to bring the data back: database.restore_from: {snapshot} (or latest, the "
+                             f"stack's newest snapshot) in the config, then `threetier up`")
         wait_gone(ctx, f"DB cluster {cluster_id(ctx)}", lambda: describe_cluster(ctx))
     delete_emulator_backups(ctx)
 

@@ -207,6 +207,7 @@ DATABASE_DEFAULTS: dict[str, Any] = {
     "username": "admin",
     "backup_retention_days": 7,
     "deletion_protection": False,
+    "restore_from": None,  # latest | a cluster snapshot id: a NEW cluster restored from it (none there yet)
 }
 
 AURORA_MYSQL3_VERSION = re.compile(r"8\.0\.mysql_aurora\.3\.\d{2}\.\d+", re.ASCII)
@@ -224,6 +225,14 @@ class Database:
     username: str
     backup_retention_days: int
     deletion_protection: bool
+    restore_from: str | None
+
+
+DATABASE_NULLABLE = {"database.restore_from": str}
+
+# A cluster snapshot id (a letter, then letters, digits and single hyphens), or its ARN (another account's shared one).
+SNAPSHOT_ID = re.compile(r"[A-Za-z](?:-?[A-Za-z0-9])*|arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:cluster-snapshot:[A-Za-z0-9:-]+",
+                         re.ASCII)
 
 
 def _check_database(db: dict[str, Any]) -> None:
@@ -237,6 +246,10 @@ def _check_database(db: dict[str, Any]) -> None:
         raise ConfigError(f"database.username: {_quoted(db['username'])} must be a letter then up to 15 letters, digits or _, and not a reserved name")
     if not 1 <= db["backup_retention_days"] <= 35:
         raise ConfigError(f"database.backup_retention_days: must be 1 to 35, got {db['backup_retention_days']}")
+    restore_from = db["restore_from"]
+    if restore_from is not None and not (isinstance(restore_from, str) and SNAPSHOT_ID.fullmatch(restore_from)):
+        raise ConfigError(f"database.restore_from: {_quoted(restore_from)} is neither null, latest nor a cluster "
+                          f"snapshot id (`threetier status` lists the stack's)")
 
 
 # --- what the app and web tiers share: instance type, Auto Scaling group, scaling policies ------
@@ -654,7 +667,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 # Keys whose default is null: the type they take when set.
-NULLABLE = {**ACCESS_NULLABLE, **APP_NULLABLE, **WEB_NULLABLE, **MONITORING_NULLABLE, **EDGE_NULLABLE}
+NULLABLE = {**ACCESS_NULLABLE, **DATABASE_NULLABLE, **APP_NULLABLE, **WEB_NULLABLE, **MONITORING_NULLABLE, **EDGE_NULLABLE}
 # Keys that may be null although their default is not.
 MAY_BE_NULL = APP_MAY_BE_NULL | WEB_MAY_BE_NULL
 # Keys that take any number, not only an integer like their default.

@@ -158,6 +158,7 @@ def estimate(config: Config, region: str | None = None, assumed: Assumptions = A
     if not paused:
         notes.append(f"paused (`threetier pause`, lab mode) it costs ${total(idle):,.2f} a month "
                      f"(`threetier cost --paused` has the lines)")
+        notes.append(kept_note(prices, assumed.aurora_storage_gb))
     said = assumptions(config, assumed, prices, nats, web_public)
     if paused:
         said = (PAUSED_ASSUMPTION, *said)
@@ -165,6 +166,19 @@ def estimate(config: Config, region: str | None = None, assumed: Assumptions = A
                     assumptions=said, notes=tuple(notes), nat_single_saving_usd=saving,
                     running_monthly_usd=total(running), paused_monthly_usd=total(idle), paused=paused,
                     deploy_extra_hourly_usd=during)
+
+
+def kept_note(prices: RegionPrices, gb: float) -> str:
+    """What stays billing after `down`: the database's snapshots (its final one, `backup`'s), as Aurora
+    backup storage, all of it once no cluster is there (a cluster's own backups are free up to its size)."""
+    return (f"after `threetier down` only the database's snapshots bill (the final one, `backup`'s): Aurora backup "
+            f"storage at ${prices.aurora_backup_gb_month:g} per GB-month, ${gb * prices.aurora_backup_gb_month:,.2f} "
+            f"a month for the {gb:g} GB assumed here (`threetier status` lists them with their sizes; `down` says "
+            f"what it kept costs)")
+
+
+def snapshots_monthly(prices: RegionPrices, gib: float) -> float:
+    return gib * prices.aurora_backup_gb_month
 
 
 def deploy_note(config: Config, hourly: float) -> str:

@@ -103,3 +103,8 @@ def final_snapshot_prefix_for(stack: str) -> str:
     """`down` keeps a final snapshot of the database (unless skipped), `<prefix><UTC time>`: the data,
     not a leftover."""
     return f"{stack.rstrip('-')}-final-"
+
+
+def backup_snapshot_prefix_for(stack: str) -> str:
+    """`backup` names its snapshots `<prefix><UTC time>`: the data too, kept by `down`."""
+    return f"{stack.rstrip('-')}-backup-"

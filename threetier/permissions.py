@@ -28,12 +28,12 @@ from typing import Any
 from threetier.config import Config
 
 # -- the commands -----------------------------------------------------------------------------
-STATUS, PLAN, UP, DOWN, PAUSE = "status", "plan", "up", "down", "pause"
+STATUS, PLAN, UP, DOWN, PAUSE, BACKUP = "status", "plan", "up", "down", "pause", "backup"
 # They run `up`'s engine: `deploy` and `rollback` for Parts 1 and 4-7 only, but GRANTS has no Part
 # to narrow by, so up's list (a superset) is theirs.
 SAME_AS = {"resume": UP, "replay": UP, "deploy": UP, "rollback": UP}
 NO_AWS_CALL = frozenset({"cost", "graph", "sandbox"})
-COMMANDS = (UP, DOWN, STATUS, PLAN, PAUSE, *SAME_AS, *NO_AWS_CALL)
+COMMANDS = (UP, DOWN, STATUS, PLAN, PAUSE, BACKUP, *SAME_AS, *NO_AWS_CALL)
 
 CHECKS = frozenset({STATUS, PLAN, UP, PAUSE})  # read the whole stack (the inventory and every Part's check)
 EVERY = CHECKS | {DOWN}
@@ -49,6 +49,7 @@ FEATURES: dict[str, Callable[[Config], bool]] = {
     "alarms": lambda config: config.monitoring.alarms,
     "dashboard": lambda config: config.monitoring.dashboard,
     "flow_logs": lambda config: config.monitoring.flow_logs,
+    "restore": lambda config: config.database.restore_from is not None,  # database.restore_from
 }
 
 # -- what the statements may act on: (resources, condition) by Sid ---------------------------------
@@ -175,6 +176,13 @@ GRANTS: tuple[Grant, ...] = (
     _grant(ANY, UP_DOWN, "rds:AddTagsToResource"),
     _grant(ANY, UP_DOWN, "rds:StartDBCluster"),  # a paused (stopped) cluster, before it is used or deleted
     _grant(ANY, [PAUSE], "rds:StopDBCluster"),
+    # database.restore_from: the preflight and Part 3 find the snapshot, Part 3 restores it (then
+    # ModifyDBCluster ManageMasterUserPassword, which makes the secret as CreateDBCluster does).
+    _grant(ANY, [PLAN], "rds:DescribeDBClusterSnapshots", feature="restore"),  # up: with status's, below
+    _grant(ANY, [UP], "rds:RestoreDBClusterFromSnapshot", feature="restore"),
+    # `backup`: a tagged snapshot of the cluster, waited for; `status` lists the stack's snapshots.
+    _grant(ANY, [BACKUP], "rds:DescribeDBClusters", "rds:CreateDBClusterSnapshot", "rds:AddTagsToResource"),
+    _grant(ANY, [STATUS, UP, BACKUP], "rds:DescribeDBClusterSnapshots"),  # up: what status reads, and more
     _grant(ANY, [DOWN], "rds:DeleteDBInstance", "rds:DeleteDBCluster", "rds:DeleteDBClusterParameterGroup",
            "rds:DeleteDBSubnetGroup",
            "rds:CreateDBClusterSnapshot"),  # DeleteDBCluster's final snapshot (unless --skip-final-snapshot)
@@ -320,7 +328,7 @@ def actions_for(command: str, config: Config) -> list[str]:
     command = SAME_AS.get(command, command)
     if command in NO_AWS_CALL:
         return []
-    if command not in EVERY:
+    if command not in COMMANDS:
         raise ValueError(f"unknown command {command!r} (commands: {', '.join(COMMANDS)})")
     return sorted({action for grant in GRANTS if command in grant.commands
                    and (grant.feature is None or FEATURES[grant.feature](config))

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from threetier.aws import STACK_TAG, Aws, Look, tag_value
-from threetier.blocks import dns
+from threetier.blocks import dns, snapshots
 from threetier.errors import ThreetierError, UsageError
 
 if TYPE_CHECKING:
@@ -200,6 +200,8 @@ def first_round(config: Config, aws: Aws, permissions: list[str] | None, edge_ct
         if permissions and principal:
             looks["simulation"] = Look("iam", "simulate_principal_policy", {
                 "PolicySourceArn": principal, "ActionNames": permissions}, key="EvaluationResults")
+    if config.database.restore_from:
+        looks["restore_snapshots"] = snapshots.restore_look(config.database.restore_from)
     edge = config.edge
     if edge.domain and edge.hosted_zone:
         looks["zone"] = dns.zone_look(edge_ctx)
@@ -435,6 +437,26 @@ class Judge:
             self.add(Shortfall("database.instance_class", f"{db.instance_class} is not offered for aurora-mysql "
                                f"{db.engine_version} in {self.region}", f"choose one of `{listing}`"))
 
+    def restore_snapshot(self) -> None:
+        """database.restore_from names a snapshot the stack's engine can restore (only when there is no
+        cluster: an existing one is kept, and the key is then only a note)."""
+        restore_from = self.config.database.restore_from
+        if not restore_from or "restore_snapshots" not in self.answers:
+            return
+        cluster = self.get("db_cluster", "database.restore_from")
+        if isinstance(self.answers.get("db_cluster"), Unanswered) or (cluster or {}).get("DBClusters"):
+            return
+        found = self.get("restore_snapshots", "database.restore_from")
+        if isinstance(self.answers["restore_snapshots"], Unanswered):
+            return
+        db = self.config.database
+        problem = snapshots.refusal(snapshots.chosen(found, restore_from, self.stack), restore_from, self.stack,
+                                    db.engine_version)
+        if problem:
+            self.add(Shortfall("database.restore_from", problem,
+                               "`threetier status` lists the stack's snapshots: name one, or null for an empty "
+                               "database"))
+
     def permissions(self) -> None:
         if "simulation" not in self.answers:
             return
@@ -469,7 +491,7 @@ class Judge:
     def judge(self, edge_ctx: Any) -> Findings:
         for check in (self.elastic_ips, self.vpcs_and_gateways, self.nat_gateways, self.load_balancers,
                       self.vcpus, self.database_quotas, self.instance_offerings, self.database_offering,
-                      self.permissions, self.certificate):
+                      self.restore_snapshot, self.permissions, self.certificate):
             check()
         if "zone" in self.answers:
             self.hosted_zone(edge_ctx)

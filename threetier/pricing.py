@@ -5,7 +5,7 @@ made into one `RegionPrices` per region, and the month the prices were taken. So
 public on-demand list prices, Linux, USD, without free tier, Savings Plans or reserved instances, as
 published on the AWS pricing pages "Amazon VPC pricing" (NAT gateway; public IPv4 addresses),
 "Elastic Load Balancing pricing" (Application Load Balancer), "Amazon Aurora pricing" (Aurora
-MySQL-Compatible Edition, Aurora Standard configuration), "Amazon EC2 On-Demand Pricing" (Linux),
+MySQL-Compatible Edition, Aurora Standard configuration; backup storage), "Amazon EC2 On-Demand Pricing" (Linux),
 "Amazon EBS pricing" (gp3 volumes, standard snapshots), "AWS Secrets Manager pricing", "Amazon
 CloudWatch pricing" (standard-resolution alarms, dashboards, Logs: Standard log class) and "AWS WAF
 pricing", which are the AWS Price List API's offers AmazonEC2, AmazonVPC, AWSELB, AmazonRDS,
@@ -35,6 +35,7 @@ class RegionPrices:
     aurora_instance_hour: dict[str, float]   # Aurora MySQL, Aurora Standard configuration, by class
     aurora_storage_gb_month: float
     aurora_io_million: float
+    aurora_backup_gb_month: float    # cluster snapshots kept with no cluster (after `down`): all of it bills
     ec2_instance_hour: dict[str, float]      # Linux on-demand, by instance type
     ebs_gp3_gb_month: float
     ebs_snapshot_gb_month: float
@@ -60,6 +61,7 @@ RATES: dict[str, tuple[float, float, float, float]] = {
     "alb_lcu_hour":              (0.008,   0.008,    0.008,    0.008),
     "aurora_storage_gb_month":   (0.10,    0.10,     0.11,     0.119),
     "aurora_io_million":         (0.20,    0.20,     0.22,     0.24),
+    "aurora_backup_gb_month":    (0.021,   0.021,    0.021,    0.023),
     "ebs_gp3_gb_month":          (0.08,    0.08,     0.088,    0.0952),
     "ebs_snapshot_gb_month":     (0.05,    0.05,     0.05,     0.054),
     "secret_month":              (0.40,    0.40,     0.40,     0.40),

@@ -14,6 +14,7 @@ from typing import Any
 from threetier.aws import PART_TAG, STACK_TAG, Aws, tag_filters, tag_value
 from threetier.blocks.iam import TIERS, legacy_iam
 from threetier.names import (
+    backup_snapshot_prefix_for,
     bucket_name_for,
     dashboard_name_for,
     db_parameter_group_name_for,
@@ -146,7 +147,7 @@ def _rds(aws: Aws, stack: str) -> Iterator[Found]:
         yield Found("DB cluster parameter group", parameters, parameters, 3)
     for snapshot in aws.items("rds", "describe_db_cluster_snapshots", "DBClusterSnapshots",
                               resource=f"DB cluster snapshots of stack {stack}", SnapshotType="manual"):
-        if _rds_tag(snapshot, stack) and not is_final_snapshot(stack, snapshot["DBClusterSnapshotIdentifier"]):
+        if _rds_tag(snapshot, stack) and not is_kept_snapshot(stack, snapshot["DBClusterSnapshotIdentifier"]):
             yield Found("DB cluster snapshot", snapshot["DBClusterSnapshotIdentifier"],
                         snapshot["DBClusterSnapshotIdentifier"], 3)
 
@@ -155,15 +156,16 @@ def _rds_tag(resource: dict, stack: str) -> bool:
     return any(t.get("Key") == STACK_TAG and t.get("Value") == stack for t in resource.get("TagList", []))
 
 
-def is_final_snapshot(stack: str, identifier: str) -> bool:
-    return identifier.startswith(final_snapshot_prefix_for(stack))
+def is_kept_snapshot(stack: str, identifier: str) -> bool:
+    """`down`'s final snapshots and `backup`'s: the data, kept on purpose."""
+    return identifier.startswith((final_snapshot_prefix_for(stack), backup_snapshot_prefix_for(stack)))
 
 
-def final_snapshots(aws: Aws, stack: str) -> list[str]:
-    """The final database snapshots `down` keeps on purpose: the data, not a leftover."""
+def kept_snapshots(aws: Aws, stack: str) -> list[str]:
+    """The database snapshots `down` keeps on purpose (its final one, `backup`'s): the data, not a leftover."""
     return sorted(s["DBClusterSnapshotIdentifier"] for s in aws.items(
         "rds", "describe_db_cluster_snapshots", "DBClusterSnapshots", resource=f"DB cluster snapshots of stack {stack}",
-        SnapshotType="manual") if _rds_tag(s, stack) and is_final_snapshot(stack, s["DBClusterSnapshotIdentifier"]))
+        SnapshotType="manual") if _rds_tag(s, stack) and is_kept_snapshot(stack, s["DBClusterSnapshotIdentifier"]))
 
 
 def _s3(aws: Aws, stack: str) -> Iterator[Found]:

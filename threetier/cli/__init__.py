@@ -15,6 +15,7 @@ import click
 
 from threetier import __version__
 from threetier.cli import (
+    backup,
     completion,
     cost,
     deploy,
@@ -47,6 +48,7 @@ Examples:
   threetier replay network          run Part 2 alone
   threetier deploy app              new code to the app tier, blue/green
   threetier rollback app            back to the app tier's previous image
+  threetier backup                  a tagged snapshot of the database, now
   threetier down --yes              delete everything the stack created
   threetier cost                    what the configured stack costs a month (no AWS call)
   threetier pause                   lab mode: stop what bills by the hour, keep the data
@@ -91,7 +93,8 @@ def cli() -> None:
     pass
 
 
-for module in (up, plan, down, status, replay, deploy, rollback, cost, pause, resume, graph, sandbox, completion):
+for module in (up, plan, down, status, replay, deploy, rollback, backup, cost, pause, resume, graph, sandbox,
+               completion):
     cli.add_command(module.command)
 
 

@@ -67,11 +67,29 @@ def command(ctx: click.Context, yes: bool, skip_final_snapshot: bool, take_over_
     if kept:
         rt.out.result(f"kept on purpose (your data; delete it when you no longer need it): DB cluster snapshot "
                     f"{', '.join(kept)}")
+        rt.out.result(kept_said(rt, aws, kept))
     return ExitStatus.OK
 
 
+def kept_said(rt: Runtime, aws: Aws, kept: list[str]) -> str:
+    """What the kept snapshots cost a month (their sizes, Aurora backup storage: with no cluster all of it
+    bills), and how to bring the newest back."""
+    from threetier.blocks import snapshots
+    from threetier.estimate import snapshots_monthly
+    from threetier.pricing import PRICES_DATE, prices_for
+    found = [s for s in snapshots.stack_snapshots(aws.look(snapshots.manual_look(), resource="DB cluster snapshots",
+                                                           live=True), rt.config.stack)
+             if s["DBClusterSnapshotIdentifier"] in kept]
+    newest = found[0]["DBClusterSnapshotIdentifier"] if found else kept[-1]
+    gib = sum(snapshots.size_gib(s) for s in found)
+    bills = ("on AWS: " if aws.emulator else "") + \
+        f"{gib} GiB, about ${snapshots_monthly(prices_for(aws.region)[1], gib):,.2f} a month (prices of {PRICES_DATE}); "
+    return (f"{bills}to bring the data back: database.restore_from: {newest} (or latest, the newest) in "
+            f"{rt.config.source if rt.config.source != 'defaults' else 'config.yaml'}, then `threetier up`")
+
+
 def _down(rt: Runtime, aws: Aws, engine: Engine, yes: bool) -> list[str]:
-    """Confirm, delete every part at once, prove nothing is left. Returns the final snapshots kept."""
+    """Confirm, delete every part at once, prove nothing is left. Returns the snapshots kept (final, backups)."""
     from threetier import scan
     for obstacle in scan.obstacles(aws, rt.config.stack):  # said first, not after minutes of AWS refusing
         rt.out.info(f"warning: down will not be able to delete {obstacle.reason}")
@@ -90,7 +108,7 @@ def _down(rt: Runtime, aws: Aws, engine: Engine, yes: bool) -> list[str]:
             rt.out.error(f"still there: {item.kind} {item.name} {item.id}")
         raise ThreetierError(f"down: {len(left)} resources tagged threetier:stack={rt.config.stack} remain")
     rt.state_file.delete()
-    return scan.final_snapshots(aws, rt.config.stack)
+    return scan.kept_snapshots(aws, rt.config.stack)
 
 
 def show_what_goes(rt: Runtime, engine: Engine, found: list[Found]) -> None:

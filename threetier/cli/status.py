@@ -88,12 +88,14 @@ def command(ctx: click.Context, part: str | None, as_json: bool) -> int:
 
     from threetier import lock
     holder = lock.current(aws, rt.config.stack)
+    kept, restorable = backups(engine)
     deployed = any(p["resources"] or p["drift"] or p["status"] != statelib.PENDING for p in parts)
     report = {"stack": rt.config.stack, "region": aws.region, "account": account, "deployed": deployed,
               "parts": parts, "outputs": outputs([p["resources"] for p in parts]), "tiers": tiers(parts, saved),
               "state_file": str(rt.state_file.path) if saved is not None else None,
               "paused": paused_json(paused),
-              "lock": None if holder is None else {k: v for k, v in asdict(holder).items() if k != "token"}}
+              "lock": None if holder is None else {k: v for k, v in asdict(holder).items() if k != "token"},
+              "snapshots": kept, "latest_restorable_time": restorable}
     judged = parts if chosen is None else [p for p in parts if p["part"] == chosen.number]
     if as_json:
         rt.out.data(report if chosen is None else judged[0])
@@ -105,6 +107,8 @@ def command(ctx: click.Context, part: str | None, as_json: bool) -> int:
                       f"nothing tagged threetier:stack={rt.config.stack} found; `threetier up` builds it")
     else:
         show(rt.out, report)
+    if not as_json and chosen is None:
+        show_backups(rt.out, kept, restorable)
     if not as_json:
         if paused is not None and deployed:
             rt.out.result(f"paused since {paused.since} (`threetier pause`): no instance, Aurora stopped, no NAT "
@@ -123,6 +127,31 @@ def command(ctx: click.Context, part: str | None, as_json: bool) -> int:
         firing = []
     healthy = all(p["status"] == statelib.DONE for p in judged) and not firing
     return ExitStatus.OK if healthy else ExitStatus.DRIFT
+
+
+def backups(engine: Any) -> tuple[list[dict[str, Any]], str | None]:
+    """The stack's manual cluster snapshots (`down`'s final ones, `backup`'s), newest first, and the
+    cluster's latest restorable time (point-in-time recovery reaches up to it; None with no cluster)."""
+    from steps import database
+    from threetier.blocks import snapshots
+    aws = engine.ctx.aws
+    found = aws.look(snapshots.manual_look(), resource="DB cluster snapshots")
+    clusters = aws.look(database.cluster_look(engine.ctx), resource=f"DB cluster {database.cluster_id(engine.ctx)}")
+    latest = ((clusters or {}).get("DBClusters") or [{}])[0].get("LatestRestorableTime")
+    return (snapshots.listing(snapshots.stack_snapshots(found, engine.ctx.stack), engine.ctx.stack),
+            latest.isoformat() if hasattr(latest, "isoformat") else latest)
+
+
+def show_backups(out: Output, kept: list[dict[str, Any]], restorable: str | None) -> None:
+    """Below the rest, wrapped between words as the notes are."""
+    said = [f"database: restorable to any second up to {restorable} (automated backups)"] if restorable else []
+    if kept:
+        said.append("snapshots kept: " + ", ".join(
+            f"{escape(s['id'])} ({s['kind']}, {s['size_gib']} GiB, {s['age']} old"
+            + ("" if s["status"] == "available" else f", {escape(str(s['status']))}") + ")" for s in kept))
+    for text in said:
+        for line in wrapped(text, out.res.width):
+            out.result(line)
 
 
 # The application tiers' Parts (blue/green, threetier.blocks.colors), and what `tiers` shows of each.
