@@ -123,3 +123,54 @@ def test_a_blue_green_deploy_of_a_spot_tier_gives_the_green_group_the_same_polic
     assert names("app") == only("green", "app")
     assert spot_of("threetier-app-asg-g") == wanted("app", APP_SPOT, "-g")
     status_clean(built)
+
+
+# -- the preflight --------------------------------------------------------------------------------
+def test_the_preflight_names_a_spot_type_not_offered_in_both_zones_and_counts_only_on_demand_vcpus() -> None:
+    from test_preflight import judged, quota
+    raw = {"app": {"spot": {**APP_SPOT, "instance_types": ["t3.micro", "m7i.large"]}}}
+    offerings = [{"InstanceType": "t3.micro", "Location": az} for az in ("us-east-1a", "us-east-1b")]
+    offerings.append({"InstanceType": "m7i.large", "Location": "us-east-1a"})
+    [shortfall] = judged({"offerings": offerings}, raw)[1].shortfalls
+    assert shortfall.key == "app.spot.instance_types[1]"
+    assert "m7i.large is not offered in us-east-1b (offered in: us-east-1a)" in shortfall.line()
+
+    # On-demand vCPUs: each tier's builder (t3.micro, 2) and web at max 4 x 2, as without Spot: 12; the
+    # app's Spot group at max 4 with a base of 1 and 0 % above it: 1 on-demand, at the largest of its
+    # types (m5.large, 2 vCPUs; t3.micro 2): 2. 14 in all, against 20 without Spot.
+    sizes = [{"InstanceType": t, "VCpuInfo": {"DefaultVCpus": 2}} for t in ("t3.micro", "m5.large")]
+    raw = {"app": {"spot": {**APP_SPOT, "instance_types": ["t3.micro", "m5.large"]}}}
+    [shortfall] = judged({"quota L-1216C47A": quota(13), "instances": []}, raw,
+                         follow_ups={"instance_types": sizes})[1].shortfalls
+    assert "the stack needs 14 vCPUs" in shortfall.line(), shortfall.line()
+    assert judged({"quota L-1216C47A": quota(14), "instances": []}, raw,
+                  follow_ups={"instance_types": sizes})[1].shortfalls == []
+    raw["app"]["spot"]["on_demand_percent"] = 50  # 1 + half of the other 3, rounded up: 3 on-demand
+    [shortfall] = judged({"quota L-1216C47A": quota(17), "instances": []}, raw,
+                         follow_ups={"instance_types": sizes})[1].shortfalls
+    assert "the stack needs 18 vCPUs" in shortfall.line(), shortfall.line()
+
+
+def test_up_refuses_a_spot_type_offered_nowhere_before_any_change(built: Path) -> None:
+    write_config(built, app={"spot": {**APP_SPOT, "instance_types": ["t3.micro", "zz9.large"]}})
+    refused = cli("up", cwd=built)
+    assert refused.code == 2
+    assert "blocked: app.spot.instance_types[1]: zz9.large is not offered in" in refused.stderr, refused.stderr
+    assert spot_of("threetier-app-asg") == (None, False)
+
+
+@pytest.mark.parametrize(("spot", "key"), [
+    ({**APP_SPOT, "on_demand_percent": 101}, "app.spot.on_demand_percent"),
+    ({**APP_SPOT, "on_demand_base": -1}, "app.spot.on_demand_base"),
+    ({**APP_SPOT, "instance_types": ["t3.micro"]}, "app.spot.instance_types"),
+    ({**APP_SPOT, "instance_types": [f"t3.size{n}" for n in range(21)]}, "app.spot.instance_types"),
+    ({**APP_SPOT, "instance_types": ["t3.micro", "T3 micro"]}, "app.spot.instance_types[1]"),
+    ({**APP_SPOT, "instance_types": ["t3.micro", "t3.micro"]}, "app.spot.instance_types[1]"),
+    ({**APP_SPOT, "on_demand": 1}, "app.spot.on_demand"),
+    ("yes", "app.spot"),
+])
+def test_bad_spot_values_are_refused_naming_the_key(tmp_path: Path, spot: Any, key: str) -> None:
+    write_config(tmp_path, app={"spot": spot})
+    refused = cli("plan", cwd=tmp_path)  # before any AWS call: no moto here
+    assert refused.code == 2
+    assert f"{key}: " in refused.stderr, refused.stderr

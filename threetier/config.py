@@ -284,6 +284,12 @@ class Spot:
     on_demand_percent: int
     instance_types: tuple[str, ...]
 
+    def on_demand(self, instances: int) -> int:
+        """How many of a group of `instances` are on-demand: the base, then the percentage of the rest,
+        rounded up (AWS rounds a fraction in favour of on-demand)."""
+        base = min(instances, self.on_demand_base)
+        return base + -(-(instances - base) * self.on_demand_percent // 100)
+
 
 # What a `spot` mapping's keys default to; instance_types has none (2 to 20 are required). AWS allows up
 # to 20 overrides of a launch template in a mixed instances policy ("Auto Scaling groups with multiple

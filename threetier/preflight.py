@@ -181,8 +181,8 @@ def first_round(config: Config, aws: Aws, permissions: list[str] | None, edge_ct
         "instances": Look("ec2", "describe_instances", {"Filters": running}, key="Reservations"),
         "offerings": Look("ec2", "describe_instance_type_offerings", {
             "LocationType": "availability-zone",
-            "Filters": [{"Name": "instance-type", "Values": sorted({config.app.instance_type,
-                                                                    config.web.instance_type})}]},
+            "Filters": [{"Name": "instance-type", "Values": sorted({instance_type for _, _, instance_type
+                                                                    in instance_types(config)})}]},
             key="InstanceTypeOfferings"),
         "zones": Look("ec2", "describe_availability_zones",
                       {"Filters": [{"Name": "zone-type", "Values": ["availability-zone"]}]}),
@@ -207,6 +207,31 @@ def first_round(config: Config, aws: Aws, permissions: list[str] | None, edge_ct
         looks["certificate"] = Look("acm", "describe_certificate", {"CertificateArn": edge.certificate_arn},
                                     missing_ok=("ResourceNotFoundException",))
     return looks
+
+
+def instance_types(config: Config) -> list[tuple[str, str, str]]:
+    """Every instance type the tiers launch: (the config key that names it, the tier, the type)."""
+    found = []
+    for name, tier in (("app", config.app), ("web", config.web)):
+        found.append((f"{name}.instance_type", name, tier.instance_type))
+        for index, each in enumerate(tier.spot.instance_types if tier.spot else ()):
+            found.append((f"{name}.spot.instance_types[{index}]", name, each))
+    return found
+
+
+def on_demand_instances(config: Config) -> list[tuple[tuple[str, ...], int]]:
+    """The on-demand instances the tiers may run at once, as (the types they may be, how many): each
+    tier's builder, and its group at asg.max; with Spot only the group's on-demand share (Spot has
+    quotas of its own), counted at the largest of its types: AWS launches the first, and another
+    when the first has no capacity."""
+    found: list[tuple[tuple[str, ...], int]] = []
+    for tier in (config.app, config.web):
+        found.append(((tier.instance_type,), BUILDERS_PER_TIER))
+        if tier.spot is None:
+            found.append(((tier.instance_type,), tier.asg.max))
+        else:
+            found.append((tier.spot.instance_types, tier.spot.on_demand(tier.asg.max)))
+    return found
 
 
 def simulation_principal(caller_arn: str) -> str | None:
@@ -350,9 +375,8 @@ class Judge:
             return
         instances = [i for r in reservations for i in r.get("Instances", [])
                      if i.get("InstanceLifecycle") != "spot" and is_standard(i.get("InstanceType", ""))]
-        tiers = [(self.config.app.instance_type, self.config.app.asg.max),
-                 (self.config.web.instance_type, self.config.web.asg.max)]
-        types = sorted({i["InstanceType"] for i in instances} | {t for t, _ in tiers if is_standard(t)})
+        types = sorted({i["InstanceType"] for i in instances}
+                       | {t for _, _, t in instance_types(self.config) if is_standard(t)})
         if not types:
             return
         sizes = self.answers.get("instance_types")
@@ -366,7 +390,8 @@ class Judge:
         vcpus = {t["InstanceType"]: int(t["VCpuInfo"]["DefaultVCpus"]) for t in sizes}
         in_use = sum(vcpus.get(i["InstanceType"], 0) for i in instances)
         own = sum(vcpus.get(i["InstanceType"], 0) for i in instances if owned(i, self.stack))
-        need = sum(vcpus.get(t, 0) * (size + BUILDERS_PER_TIER) for t, size in tiers if is_standard(t))
+        need = sum(count * max(vcpus.get(t, 0) if is_standard(t) else 0 for t in each)
+                   for each, count in on_demand_instances(self.config))
         self.add(Use(STANDARD_VCPUS, limit, in_use, own, need).shortfall(self.region))
 
     def database_quotas(self) -> None:
@@ -392,8 +417,7 @@ class Judge:
         offered: dict[str, set[str]] = {}
         for offering in offerings:
             offered.setdefault(offering["InstanceType"], set()).add(offering["Location"])
-        for key, instance_type in (("app.instance_type", self.config.app.instance_type),
-                                   ("web.instance_type", self.config.web.instance_type)):
+        for key, _, instance_type in instance_types(self.config):
             missing = [az for az in self.azs if az not in offered.get(instance_type, set())]
             if missing:
                 where = ", ".join(sorted(offered.get(instance_type, set()))) or "no zone of this region"
