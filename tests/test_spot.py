@@ -174,3 +174,36 @@ def test_bad_spot_values_are_refused_naming_the_key(tmp_path: Path, spot: Any, k
     refused = cli("plan", cwd=tmp_path)  # before any AWS call: no moto here
     assert refused.code == 2
     assert f"{key}: " in refused.stderr, refused.stderr
+
+
+# -- cost -----------------------------------------------------------------------------------------
+def test_cost_json_prices_spot_as_a_dated_estimate_with_its_saving(tmp_path: Path) -> None:
+    from threetier.pricing import EC2_INSTANCE_HOUR, SPOT_PRICES_DATE, SPOT_SAVING
+    write_config(tmp_path, **SPOT)  # no AWS call: no moto here
+    result = cli("cost", "--json", cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    priced = json.loads(result.stdout)
+    lines = {line["item"]: line for line in priced["lines"]}
+    # app: desired 2, base 1, 0 % above it: 1 on-demand t3.micro, 1 Spot at the mean of its types.
+    assert lines["EC2 t3.micro x1 (app tier, on-demand)"]["unit_usd"] == EC2_INSTANCE_HOUR["t3.micro"][0]
+    spot = lines[f"EC2 Spot x1 (app tier: t3.micro, t3a.micro; assumed prices of {SPOT_PRICES_DATE}, an estimate)"]
+    spot_prices = [EC2_INSTANCE_HOUR[t][0] * (1 - SPOT_SAVING[t]) for t in APP_SPOT["instance_types"]]
+    assert spot["unit_usd"] == pytest.approx(sum(spot_prices) / 2) and spot["quantity"] == 730
+    # web: desired 2, base 0, 50 % above it: 1 on-demand t3.small, 1 Spot.
+    assert "EC2 t3.small x1 (web tier, on-demand)" in lines
+    assert not [item for item in lines if item.startswith("EC2 t3.micro x2")]
+    on_demand = sum(EC2_INSTANCE_HOUR[t][0] for t in APP_SPOT["instance_types"]) / 2
+    savings = {saving["setting"]: saving for saving in priced["savings"]}
+    assert savings["app.spot"] == {"setting": "app.spot", "estimate": True,
+                                   "monthly_usd": round(730 * (on_demand - sum(spot_prices) / 2), 2)}
+    assert savings["web.spot"]["monthly_usd"] > 0
+    assert any(note.startswith("app.spot: Spot is an estimate") for note in priced["notes"])
+    assert priced["complete"] is True
+    text = " ".join(cli("cost", cwd=tmp_path).stdout.split())
+    assert "app.spot: Spot is an estimate" in text and "app.spot: of asg.desired 2, 1 on-demand" in text
+
+    # A type the table has no Spot assumption for: its line is shown unpriced, the total says so.
+    write_config(tmp_path, app={"spot": {**APP_SPOT, "instance_types": ["t3.micro", "r7i.large"]}})
+    priced = json.loads(cli("cost", "--json", cwd=tmp_path).stdout)
+    assert priced["complete"] is False and any("EC2 Spot x1 (app tier" in item for item in priced["unpriced"])
+    assert {s["setting"]: s["monthly_usd"] for s in priced["savings"]}["app.spot"] is None
