@@ -59,6 +59,7 @@ def test_spot_config_puts_both_tiers_groups_on_a_mixed_policy_and_status_says_dr
     drift = [line for p in json.loads(status.stdout)["parts"] for line in p["drift"]]
     assert any("threetier-app-asg: on-demand only, config says Spot" in line for line in drift), drift
     assert any("threetier-web-asg: on-demand only, config says Spot" in line for line in drift), drift
+    assert cli("plan", "--detailed-exitcode", cwd=built).code == 2
     up(built)
     assert calls.count("UpdateAutoScalingGroup") == 2 and "CreateAutoScalingGroup" not in calls
     assert spot_of("threetier-app-asg") == wanted("app", APP_SPOT)
