@@ -152,11 +152,16 @@ def test_the_preflight_names_a_spot_type_not_offered_in_both_zones_and_counts_on
     assert "the stack needs 18 vCPUs" in shortfall.line(), shortfall.line()
 
 
-def test_up_refuses_a_spot_type_offered_nowhere_before_any_change(built: Path) -> None:
-    write_config(built, app={"spot": {**APP_SPOT, "instance_types": ["t3.micro", "zz9.large"]}})
+@pytest.mark.parametrize(("second", "said"), [
+    ("zz9.large", "zz9.large is not offered in"),
+    ("t4g.micro", "t4g.micro runs arm64, and the app image is baked for app.instance_type t3.micro (x86_64)"),
+])
+def test_up_refuses_a_spot_type_not_offered_or_of_another_architecture_before_any_change(
+        built: Path, second: str, said: str) -> None:
+    write_config(built, app={"spot": {**APP_SPOT, "instance_types": ["t3.micro", second]}})
     refused = cli("up", cwd=built)
     assert refused.code == 2
-    assert "blocked: app.spot.instance_types[1]: zz9.large is not offered in" in refused.stderr, refused.stderr
+    assert f"blocked: app.spot.instance_types[1]: {said}" in refused.stderr, refused.stderr
     assert spot_of("threetier-app-asg") == (None, False)
 
 

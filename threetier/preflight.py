@@ -189,6 +189,11 @@ def first_round(config: Config, aws: Aws, permissions: list[str] | None, edge_ct
         "db_cluster": Look("rds", "describe_db_clusters", {"DBClusterIdentifier": f"{config.stack}-aurora"},
                            missing_ok=("DBClusterNotFoundFault",)),
     }
+    spot_tiers = [tier for tier in (config.app, config.web) if tier.spot is not None]
+    if spot_tiers:  # which architecture each runs: the tier's image is baked for its instance_type's
+        looks["spot_types"] = Look("ec2", "describe_instance_types", {"InstanceTypes": sorted(
+            {t for tier in spot_tiers for t in (tier.instance_type, *(tier.spot.instance_types if tier.spot else ()))})},
+            key="InstanceTypes")
     if not aws.emulator:  # emulators answer these with errors or empty lists, not with the account's truth
         for quota in SERVICE_QUOTAS:
             looks[f"quota {quota.code}"] = quota_look(quota)
@@ -425,6 +430,23 @@ class Judge:
                                         f"(offered in: {where})",
                                    "choose another instance type, or other zones with network.azs"))
 
+    def spot_architectures(self) -> None:
+        """Each Spot type runs the tier's image, which is baked for its instance_type's architecture."""
+        found = self.get("spot_types", "Spot instance types' architectures") if "spot_types" in self.answers else None
+        if found is None:  # no Spot tier, or nobody could tell
+            return
+        architectures = {t["InstanceType"]: set(t.get("ProcessorInfo", {}).get("SupportedArchitectures", []))
+                         for t in found}
+        for key, name, instance_type in instance_types(self.config):
+            tier = self.config.app if name == "app" else self.config.web
+            baked_for = architectures.get(tier.instance_type, set())
+            runs = architectures.get(instance_type)
+            if ".spot." in key and runs is not None and baked_for and not runs & baked_for:
+                self.add(Shortfall(key, f"{instance_type} runs {', '.join(sorted(runs))}, and the {name} image is "
+                                        f"baked for {name}.instance_type {tier.instance_type} "
+                                        f"({', '.join(sorted(baked_for))})",
+                                   f"choose Spot types of {tier.instance_type}'s architecture"))
+
     def database_offering(self) -> None:
         if "orderable" not in self.answers:
             return
@@ -492,7 +514,8 @@ class Judge:
 
     def judge(self, edge_ctx: Any) -> Findings:
         for check in (self.elastic_ips, self.vpcs_and_gateways, self.nat_gateways, self.load_balancers,
-                      self.vcpus, self.database_quotas, self.instance_offerings, self.database_offering,
+                      self.vcpus, self.database_quotas, self.instance_offerings, self.spot_architectures,
+                      self.database_offering,
                       self.permissions, self.certificate):
             check()
         if "zone" in self.answers:
