@@ -110,13 +110,36 @@ def load_amis_we_launch(self: Any) -> None:
         self.amis[image["ami_id"]] = Ami(self, **image)
 
 
+def _update_auto_scaling_group(original: Any) -> Any:
+    """AutoScalingResponse.update_auto_scaling_group as AWS answers it: moto 5.2.1 drops a group's
+    MixedInstancesPolicy on any update that does not repeat it (a pause's sizes, say), and ignores
+    CapacityRebalance. AWS keeps the policy unless the update names a launch template (or another
+    policy), and sets CapacityRebalance when given."""
+    def update(self: Any) -> Any:
+        group = self.autoscaling_backend.autoscaling_groups.get(self._get_param("AutoScalingGroupName"))
+        replaced = any(self._get_param(key) for key in ("MixedInstancesPolicy", "LaunchTemplate",
+                                                        "LaunchConfigurationName"))
+        kept = None if group is None or replaced else group.mixed_instances_policy
+        answer = original(self)
+        if group is not None:
+            if kept is not None:
+                group.mixed_instances_policy = kept
+            rebalance = self._get_bool_param("CapacityRebalance", None)
+            if rebalance is not None:
+                group.capacity_rebalance = rebalance
+        return answer
+    return update
+
+
 @contextlib.contextmanager
 def mocked_aws() -> Iterator[None]:
     """moto in-process, as the tests use it too: of AWS's managed policies and public images only
     those the stack uses (a new backend in a few milliseconds instead of a second and a half), and
     snapshot tags in CreateImage's TagSpecifications taken as real AWS takes them (moto raises
-    NotImplementedError)."""
+    NotImplementedError), and UpdateAutoScalingGroup's mixed instances policy and CapacityRebalance
+    as AWS keeps them (`_update_auto_scaling_group`)."""
     from moto import mock_aws
+    from moto.autoscaling.responses import AutoScalingResponse
     from moto.ec2.models.amis import AmiBackend
     from moto.iam.models import IAMBackend
 
@@ -135,6 +158,8 @@ def mocked_aws() -> Iterator[None]:
     with mock.patch.object(AmiBackend, "create_image", create_image), \
             mock.patch.object(AmiBackend, "_load_amis", load_amis_we_launch), \
             mock.patch.object(IAMBackend, "_init_aws_policies", aws_managed_policies_we_attach), \
+            mock.patch.object(AutoScalingResponse, "update_auto_scaling_group",
+                              _update_auto_scaling_group(AutoScalingResponse.update_auto_scaling_group)), \
             mock_aws(config=MOTO_CONFIG):
         yield
 

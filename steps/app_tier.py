@@ -33,7 +33,7 @@ def tier(ctx: Ctx) -> balancing.Tier:
         instance_security_group=network.security_group_id(ctx, "app-sg"),
         instance_profile_arn=storage.profile_arn(ctx, "app"),
         instance_type=app.instance_type, ami=ctx.resources_of(app_image.NUMBER).get("ami", ""),
-        min=app.asg.min, desired=app.asg.desired, max=app.asg.max, scaling=app.scaling,
+        min=app.asg.min, desired=app.asg.desired, max=app.asg.max, scaling=app.scaling, spot=app.spot,
         color=ctx.resources_of(NUMBER).get("color", colors.BLUE))
 
 

@@ -64,7 +64,7 @@ def tier(ctx: Ctx) -> balancing.Tier:
         instance_security_group=network.security_group_id(ctx, "web-sg"),
         instance_profile_arn=storage.profile_arn(ctx, "web"),
         instance_type=web.instance_type, ami=ctx.resources_of(web_image.NUMBER).get("ami", ""),
-        min=web.asg.min, desired=web.asg.desired, max=web.asg.max, scaling=web.scaling,
+        min=web.asg.min, desired=web.asg.desired, max=web.asg.max, scaling=web.scaling, spot=web.spot,
         color=ctx.resources_of(NUMBER).get("color", colors.BLUE))
 
 

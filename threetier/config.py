@@ -288,6 +288,57 @@ class Scaling:
 NO_SCALING = Scaling(cpu_target=None, requests_per_target=None)
 
 
+@dataclass(frozen=True)
+class Spot:
+    """`<tier>.spot`: the tier's group as a mixed instances policy (threetier.blocks.balancing): the
+    first `on_demand_base` instances on-demand, `on_demand_percent` % of the rest, the others Spot,
+    across `instance_types` (the first of them is the on-demand one)."""
+    on_demand_base: int
+    on_demand_percent: int
+    instance_types: tuple[str, ...]
+
+    def on_demand(self, instances: int) -> int:
+        """How many of a group of `instances` are on-demand: the base, then the percentage of the rest,
+        rounded up (AWS rounds a fraction in favour of on-demand)."""
+        base = min(instances, self.on_demand_base)
+        return base + -(-(instances - base) * self.on_demand_percent // 100)
+
+
+# What a `spot` mapping's keys default to; instance_types has none (2 to 20 are required). AWS allows up
+# to 20 overrides of a launch template in a mixed instances policy ("Auto Scaling groups with multiple
+# instance types and purchase options"); 2 at least, or no Spot pool could stand in for another.
+SPOT_DEFAULTS: dict[str, Any] = {"on_demand_base": 1, "on_demand_percent": 0, "instance_types": []}
+SPOT_TYPES_MIN, SPOT_TYPES_MAX = 2, 20
+
+
+def _check_spot(tier: str, spot: dict[str, Any] | None) -> None:
+    if spot is None:
+        return
+    if not 0 <= spot["on_demand_base"] <= GROUP_SIZE_MAX:
+        raise ConfigError(f"{tier}.spot.on_demand_base: a number of on-demand instances, 0 to {GROUP_SIZE_MAX:,}, "
+                          f"got {spot['on_demand_base']}")
+    if not 0 <= spot["on_demand_percent"] <= 100:
+        raise ConfigError(f"{tier}.spot.on_demand_percent: the on-demand share above the base, 0 to 100, "
+                          f"got {spot['on_demand_percent']}")
+    types = spot["instance_types"]
+    if not SPOT_TYPES_MIN <= len(types) <= SPOT_TYPES_MAX:
+        raise ConfigError(f"{tier}.spot.instance_types: {SPOT_TYPES_MIN} to {SPOT_TYPES_MAX} instance types, "
+                          f"got {len(types)}")
+    for index, instance_type in enumerate(types):
+        if not INSTANCE_TYPE.fullmatch(instance_type):
+            raise ConfigError(f"{tier}.spot.instance_types[{index}]: {_quoted(instance_type)} is not an EC2 "
+                              f"instance type like t3.micro")
+        if instance_type in types[:index]:
+            raise ConfigError(f"{tier}.spot.instance_types[{index}]: {instance_type} is listed twice")
+
+
+def _spot(section: dict[str, Any] | None) -> Spot | None:
+    if section is None:
+        return None
+    return Spot(on_demand_base=section["on_demand_base"], on_demand_percent=section["on_demand_percent"],
+                instance_types=tuple(section["instance_types"]))
+
+
 def _check_tier(tier: str, section: dict[str, Any]) -> None:
     if not INSTANCE_TYPE.fullmatch(section["instance_type"]):
         raise ConfigError(f"{tier}.instance_type: {_quoted(section['instance_type'])} is not an EC2 instance type like t3.micro")
@@ -301,6 +352,7 @@ def _check_tier(tier: str, section: dict[str, Any]) -> None:
     if size["max"] < 1:
         raise ConfigError(f"{tier}.asg.max: must be at least 1")
     _check_scaling(tier, section["scaling"], size)
+    _check_spot(tier, section["spot"])
 
 
 def _check_scaling(tier: str, scaling: dict[str, Any] | None, size: dict[str, int]) -> None:
@@ -342,6 +394,7 @@ APP_DEFAULTS: dict[str, Any] = {
     "install": None,       # run once on the builder, in the code's directory
     "start": None,         # serves on $PORT; required with source
     "health_path": "/health",
+    "spot": None,          # SPOT_DEFAULTS' keys: Spot instances beside an on-demand base
 }
 APP_NULLABLE = {"app.scaling.requests_per_target": int, "app.source": str, "app.runtime": str, "app.install": str,
                 "app.start": str}
@@ -362,6 +415,7 @@ class AppTier:
     install: str | None = None
     start: str | None = None
     health_path: str = "/health"
+    spot: Spot | None = None
 
 
 # What a target group's HealthCheckPath takes (1-1024 characters, starting with /).
@@ -439,6 +493,7 @@ def _app_tier_from(app: dict[str, Any], base: Path | None) -> AppTier:
         install=app["install"],
         start=app["start"],
         health_path=app["health_path"],
+        spot=_spot(app["spot"]),
     )
 
 
@@ -450,6 +505,7 @@ WEB_DEFAULTS: dict[str, Any] = {
     "scaling": {"cpu_target": 60, "requests_per_target": 1000},
     "keep_builder": False,
     "source": None,  # a directory of static files with index.html at its top; None: the demo's build
+    "spot": None,    # as app.spot
 }
 WEB_NULLABLE = {"web.source": str}
 # null turns that scaling policy (or, for the whole section, both) off.
@@ -464,6 +520,7 @@ class WebTier:
     scaling: Scaling
     keep_builder: bool
     source: str | None = None  # an absolute directory (load resolves it); None: the demo's build
+    spot: Spot | None = None
 
 
 def _check_web(web: dict[str, Any]) -> None:
@@ -475,7 +532,7 @@ def _check_web(web: dict[str, Any]) -> None:
 def _web_tier_from(web: dict[str, Any], base: Path | None) -> WebTier:
     return WebTier(instance_type=web["instance_type"], asg=AsgSize(**web["asg"]),
                    scaling=_scaling(web["scaling"]), keep_builder=web["keep_builder"],
-                   source=_source_path(web["source"], base))
+                   source=_source_path(web["source"], base), spot=_spot(web["spot"]))
 
 
 # --- load_balancers -----------------------------------------------------------------------------
@@ -668,6 +725,8 @@ DEFAULTS: dict[str, Any] = {
 
 # Keys whose default is null: the type they take when set.
 NULLABLE = {**ACCESS_NULLABLE, **DATABASE_NULLABLE, **APP_NULLABLE, **WEB_NULLABLE, **MONITORING_NULLABLE, **EDGE_NULLABLE}
+# Keys whose default is null that take a mapping: its keys and their defaults.
+NULLABLE_MAPPINGS = {"app.spot": SPOT_DEFAULTS, "web.spot": SPOT_DEFAULTS}
 # Keys that may be null although their default is not.
 MAY_BE_NULL = APP_MAY_BE_NULL | WEB_MAY_BE_NULL
 # Keys that take any number, not only an integer like their default.
@@ -874,6 +933,8 @@ def _merge(default: Any, given: Any, path: str) -> Any:
             raise ConfigError(f"{key}: unknown key{_did_you_mean(unknown[0], default)} (known here: {', '.join(default)})")
         return {key: _merge(value, given[key], f"{path}.{key}" if path else key) if key in given
                 else copy.deepcopy(value) for key, value in default.items()}
+    if default is None and path in NULLABLE_MAPPINGS:
+        return None if given is None else _merge(NULLABLE_MAPPINGS[path], given, path)
     if default is None:
         expected = NULLABLE[path]
         # bool is an int in Python: `requests_per_target: true` is no number of requests.

@@ -10,8 +10,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from threetier.config import Config
-from threetier.pricing import FALLBACK_REGION, PRICES, PRICES_DATE, PRICES_SOURCE, RegionPrices, prices_for
+from threetier.config import Config, Spot
+from threetier.pricing import (
+    FALLBACK_REGION,
+    PRICES,
+    PRICES_DATE,
+    PRICES_SOURCE,
+    SPOT_PRICES_DATE,
+    RegionPrices,
+    prices_for,
+    spot_hour,
+)
 
 HOURS_PER_MONTH = 730  # AWS's own convention (8,760 hours a year / 12)
 AZS = 2                # every tier spans two availability zones
@@ -77,6 +86,7 @@ class Estimate:
     paused_monthly_usd: float         # the stack paused (`threetier pause`): what still bills
     paused: bool = False              # whether `lines` are the paused stack's
     deploy_extra_hourly_usd: float | None = None  # both tiers' second colors while a deploy runs (None: no price)
+    spot_savings: tuple[tuple[str, float | None], ...] = ()  # (app.spot/web.spot, a month against on-demand)
     prices_date: str = PRICES_DATE
 
     @property
@@ -104,7 +114,9 @@ class Estimate:
                            "monthly_usd": None if line.monthly_usd is None else round(line.monthly_usd, 4)}
                           for line in self.lines],
                 "assumptions": list(self.assumptions), "notes": list(self.notes),
-                "savings": [{"setting": "network.nat_gateways: single", "monthly_usd": round(self.nat_single_saving_usd, 2)}]}
+                "savings": [{"setting": "network.nat_gateways: single", "monthly_usd": round(self.nat_single_saving_usd, 2)},
+                            *({"setting": setting, "monthly_usd": None if saved is None else round(saved, 2),
+                               "estimate": True} for setting, saved in self.spot_savings)]}
 
 
 def nat_gateway_count(config: Config) -> int:
@@ -155,6 +167,13 @@ def estimate(config: Config, region: str | None = None, assumed: Assumptions = A
     during = deploy_extra_hourly(config, assumed, prices)
     if not paused and during is not None:
         notes.append(deploy_note(config, during))
+    savings = spot_savings(config, prices)
+    for setting, saved in savings if not paused else ():
+        notes.append(f"{setting}: Spot is an estimate: each type's Spot price is assumed at a typical discount of "
+                     f"{SPOT_PRICES_DATE} (threetier/pricing.py), not quoted; "
+                     + ("a type has no such assumption, so no saving is said" if saved is None else
+                        f"about ${saved:,.2f} a month less than the same instances on-demand")
+                     + "; AWS may take a Spot instance back with two minutes' notice (the group replaces it)")
     if not paused:
         notes.append(f"paused (`threetier pause`, lab mode) it costs ${total(idle):,.2f} a month "
                      f"(`threetier cost --paused` has the lines)")
@@ -165,7 +184,7 @@ def estimate(config: Config, region: str | None = None, assumed: Assumptions = A
     return Estimate(stack=config.stack, region=region, prices_region=prices_region, lines=tuple(lines),
                     assumptions=said, notes=tuple(notes), nat_single_saving_usd=saving,
                     running_monthly_usd=total(running), paused_monthly_usd=total(idle), paused=paused,
-                    deploy_extra_hourly_usd=during)
+                    deploy_extra_hourly_usd=during, spot_savings=tuple(savings))
 
 
 def kept_note(prices: RegionPrices, gb: float) -> str:
@@ -285,10 +304,8 @@ def running_lines(config: Config, prices: RegionPrices, assumed: Assumptions) ->
         Line("Aurora storage", assumed.aurora_storage_gb, "GB-month", prices.aurora_storage_gb_month),
         Line("Aurora I/O requests", assumed.aurora_io_millions_per_month, "million",
              prices.aurora_io_million),
-        Line(f"EC2 {config.web.instance_type} x{web} (web tier)", web * hours, "instance-hour",
-             prices.ec2_instance_hour.get(config.web.instance_type)),
-        Line(f"EC2 {config.app.instance_type} x{app} (app tier)", app * hours, "instance-hour",
-             prices.ec2_instance_hour.get(config.app.instance_type)),
+        *tier_lines("web", config.web, prices),
+        *tier_lines("app", config.app, prices),
         *builder_lines(config, prices),
         Line(f"EBS gp3 root volumes x{instances}", instances * assumed.root_volume_gb, "GB-month",
              prices.ebs_gp3_gb_month),
@@ -299,6 +316,42 @@ def running_lines(config: Config, prices: RegionPrices, assumed: Assumptions) ->
     if config.edge.waf:
         lines.append(Line("WAF requests", assumed.waf_million_requests_per_month, "million", prices.waf_million_requests))
     return lines + kept_lines(config, prices, assumed)
+
+
+def tier_lines(name: str, tier: Any, prices: RegionPrices) -> list[Line]:
+    """The tier's instances at asg.desired: on-demand, or with `spot` its on-demand share (the first of
+    its types) and its Spot instances (at the mean of its types' assumed Spot prices: AWS picks the
+    pools, price-capacity-optimized)."""
+    count, hours, spot = tier.asg.desired, HOURS_PER_MONTH, tier.spot
+    if spot is None:
+        return [Line(f"EC2 {tier.instance_type} x{count} ({name} tier)", count * hours, "instance-hour",
+                     prices.ec2_instance_hour.get(tier.instance_type))]
+    on_demand = spot.on_demand(count)
+    first, types = spot.instance_types[0], ", ".join(spot.instance_types)
+    return [Line(f"EC2 {first} x{on_demand} ({name} tier, on-demand)", on_demand * hours, "instance-hour",
+                 prices.ec2_instance_hour.get(first)),
+            Line(f"EC2 Spot x{count - on_demand} ({name} tier: {types}; assumed prices of {SPOT_PRICES_DATE}, "
+                 f"an estimate)", (count - on_demand) * hours, "instance-hour", mean_spot_hour(spot, prices))]
+
+
+def mean_spot_hour(spot: Spot, prices: RegionPrices) -> float | None:
+    found = [spot_hour(prices, each) for each in spot.instance_types]
+    return None if any(price is None for price in found) else sum(p or 0.0 for p in found) / len(found)
+
+
+def spot_savings(config: Config, prices: RegionPrices) -> list[tuple[str, float | None]]:
+    """What each Spot tier saves a month against the same instances on-demand (None: a type has no
+    price or no Spot assumption)."""
+    found = []
+    for name, tier in (("web", config.web), ("app", config.app)):
+        if tier.spot is None:
+            continue
+        on_demand = [prices.ec2_instance_hour.get(each) for each in tier.spot.instance_types]
+        spot = mean_spot_hour(tier.spot, prices)
+        count = tier.asg.desired - tier.spot.on_demand(tier.asg.desired)
+        found.append((f"{name}.spot", None if spot is None or any(p is None for p in on_demand) else
+                      count * HOURS_PER_MONTH * (sum(p or 0.0 for p in on_demand) / len(on_demand) - spot)))
+    return found
 
 
 def assumptions(config: Config, assumed: Assumptions, prices: RegionPrices, nats: int, web_public: int) -> tuple[str, ...]:
@@ -326,6 +379,13 @@ def assumptions(config: Config, assumed: Assumptions, prices: RegionPrices, nats
         f"one NAT gateway-month (nat_gateways single vs per_az) is {HOURS_PER_MONTH} NAT gateway-hours plus its "
         f"Elastic IP's {HOURS_PER_MONTH} public IPv4 address-hours",
     ]
+    for name, tier in (("web", config.web), ("app", config.app)):
+        if tier.spot is not None:
+            said.append(f"{name}.spot: of asg.desired {tier.asg.desired}, {tier.spot.on_demand(tier.asg.desired)} "
+                        f"on-demand ({tier.spot.instance_types[0]}, the first type) and the rest Spot at the mean of "
+                        f"its types' Spot prices, each assumed at a typical discount below on-demand of "
+                        f"{SPOT_PRICES_DATE} (an estimate: Spot prices move by the hour); scaled out and during a "
+                        f"deploy, priced on-demand ({tier.instance_type}), an upper bound")
     if config.edge.waf:
         said.append(f"WAF: {assumed.waf_million_requests_per_month:g} million requests a month")
     if config.edge.https:

@@ -181,14 +181,19 @@ def first_round(config: Config, aws: Aws, permissions: list[str] | None, edge_ct
         "instances": Look("ec2", "describe_instances", {"Filters": running}, key="Reservations"),
         "offerings": Look("ec2", "describe_instance_type_offerings", {
             "LocationType": "availability-zone",
-            "Filters": [{"Name": "instance-type", "Values": sorted({config.app.instance_type,
-                                                                    config.web.instance_type})}]},
+            "Filters": [{"Name": "instance-type", "Values": sorted({instance_type for _, _, instance_type
+                                                                    in instance_types(config)})}]},
             key="InstanceTypeOfferings"),
         "zones": Look("ec2", "describe_availability_zones",
                       {"Filters": [{"Name": "zone-type", "Values": ["availability-zone"]}]}),
         "db_cluster": Look("rds", "describe_db_clusters", {"DBClusterIdentifier": f"{config.stack}-aurora"},
                            missing_ok=("DBClusterNotFoundFault",)),
     }
+    spot_tiers = [tier for tier in (config.app, config.web) if tier.spot is not None]
+    if spot_tiers:  # which architecture each runs: the tier's image is baked for its instance_type's
+        looks["spot_types"] = Look("ec2", "describe_instance_types", {"InstanceTypes": sorted(
+            {t for tier in spot_tiers for t in (tier.instance_type, *(tier.spot.instance_types if tier.spot else ()))})},
+            key="InstanceTypes")
     if not aws.emulator:  # emulators answer these with errors or empty lists, not with the account's truth
         for quota in SERVICE_QUOTAS:
             looks[f"quota {quota.code}"] = quota_look(quota)
@@ -209,6 +214,31 @@ def first_round(config: Config, aws: Aws, permissions: list[str] | None, edge_ct
         looks["certificate"] = Look("acm", "describe_certificate", {"CertificateArn": edge.certificate_arn},
                                     missing_ok=("ResourceNotFoundException",))
     return looks
+
+
+def instance_types(config: Config) -> list[tuple[str, str, str]]:
+    """Every instance type the tiers launch: (the config key that names it, the tier, the type)."""
+    found = []
+    for name, tier in (("app", config.app), ("web", config.web)):
+        found.append((f"{name}.instance_type", name, tier.instance_type))
+        for index, each in enumerate(tier.spot.instance_types if tier.spot else ()):
+            found.append((f"{name}.spot.instance_types[{index}]", name, each))
+    return found
+
+
+def on_demand_instances(config: Config) -> list[tuple[tuple[str, ...], int]]:
+    """The on-demand instances the tiers may run at once, as (the types they may be, how many): each
+    tier's builder, and its group at asg.max; with Spot only the group's on-demand share (Spot has
+    quotas of its own), counted at the largest of its types: AWS launches the first, and another
+    when the first has no capacity."""
+    found: list[tuple[tuple[str, ...], int]] = []
+    for tier in (config.app, config.web):
+        found.append(((tier.instance_type,), BUILDERS_PER_TIER))
+        if tier.spot is None:
+            found.append(((tier.instance_type,), tier.asg.max))
+        else:
+            found.append((tier.spot.instance_types, tier.spot.on_demand(tier.asg.max)))
+    return found
 
 
 def simulation_principal(caller_arn: str) -> str | None:
@@ -352,9 +382,8 @@ class Judge:
             return
         instances = [i for r in reservations for i in r.get("Instances", [])
                      if i.get("InstanceLifecycle") != "spot" and is_standard(i.get("InstanceType", ""))]
-        tiers = [(self.config.app.instance_type, self.config.app.asg.max),
-                 (self.config.web.instance_type, self.config.web.asg.max)]
-        types = sorted({i["InstanceType"] for i in instances} | {t for t, _ in tiers if is_standard(t)})
+        types = sorted({i["InstanceType"] for i in instances}
+                       | {t for _, _, t in instance_types(self.config) if is_standard(t)})
         if not types:
             return
         sizes = self.answers.get("instance_types")
@@ -368,7 +397,8 @@ class Judge:
         vcpus = {t["InstanceType"]: int(t["VCpuInfo"]["DefaultVCpus"]) for t in sizes}
         in_use = sum(vcpus.get(i["InstanceType"], 0) for i in instances)
         own = sum(vcpus.get(i["InstanceType"], 0) for i in instances if owned(i, self.stack))
-        need = sum(vcpus.get(t, 0) * (size + BUILDERS_PER_TIER) for t, size in tiers if is_standard(t))
+        need = sum(count * max(vcpus.get(t, 0) if is_standard(t) else 0 for t in each)
+                   for each, count in on_demand_instances(self.config))
         self.add(Use(STANDARD_VCPUS, limit, in_use, own, need).shortfall(self.region))
 
     def database_quotas(self) -> None:
@@ -394,14 +424,30 @@ class Judge:
         offered: dict[str, set[str]] = {}
         for offering in offerings:
             offered.setdefault(offering["InstanceType"], set()).add(offering["Location"])
-        for key, instance_type in (("app.instance_type", self.config.app.instance_type),
-                                   ("web.instance_type", self.config.web.instance_type)):
+        for key, _, instance_type in instance_types(self.config):
             missing = [az for az in self.azs if az not in offered.get(instance_type, set())]
             if missing:
                 where = ", ".join(sorted(offered.get(instance_type, set()))) or "no zone of this region"
                 self.add(Shortfall(key, f"{instance_type} is not offered in {', '.join(missing)} "
                                         f"(offered in: {where})",
                                    "choose another instance type, or other zones with network.azs"))
+
+    def spot_architectures(self) -> None:
+        """Each Spot type runs the tier's image, which is baked for its instance_type's architecture."""
+        found = self.get("spot_types", "Spot instance types' architectures") if "spot_types" in self.answers else None
+        if found is None:  # no Spot tier, or nobody could tell
+            return
+        architectures = {t["InstanceType"]: set(t.get("ProcessorInfo", {}).get("SupportedArchitectures", []))
+                         for t in found}
+        for key, name, instance_type in instance_types(self.config):
+            tier = self.config.app if name == "app" else self.config.web
+            baked_for = architectures.get(tier.instance_type, set())
+            runs = architectures.get(instance_type)
+            if ".spot." in key and runs is not None and baked_for and not runs & baked_for:
+                self.add(Shortfall(key, f"{instance_type} runs {', '.join(sorted(runs))}, and the {name} image is "
+                                        f"baked for {name}.instance_type {tier.instance_type} "
+                                        f"({', '.join(sorted(baked_for))})",
+                                   f"choose Spot types of {tier.instance_type}'s architecture"))
 
     def database_offering(self) -> None:
         if "orderable" not in self.answers:
@@ -490,8 +536,8 @@ class Judge:
 
     def judge(self, edge_ctx: Any) -> Findings:
         for check in (self.elastic_ips, self.vpcs_and_gateways, self.nat_gateways, self.load_balancers,
-                      self.vcpus, self.database_quotas, self.instance_offerings, self.database_offering,
-                      self.restore_snapshot, self.permissions, self.certificate):
+                      self.vcpus, self.database_quotas, self.instance_offerings, self.spot_architectures,
+                      self.database_offering, self.restore_snapshot, self.permissions, self.certificate):
             check()
         if "zone" in self.answers:
             self.hosted_zone(edge_ctx)

@@ -112,6 +112,29 @@ EC2_INSTANCE_HOUR: dict[str, tuple[float, float, float, float]] = {
     "c7g.large":                 (0.0725,  0.0725,   0.0816,   0.0826),
 }
 
+# Spot (app.spot, web.spot): no list price, a market that moves by the hour, AZ and type. What the
+# estimate assumes instead, per instance type: the share below the on-demand price its Spot price
+# stayed at, a typical figure of the month named (SPOT_PRICES_DATE), in every region of the table. An
+# assumption, said as one by `threetier cost`: check the Spot price history (aws ec2
+# describe-spot-price-history) or the Spot Instance Advisor before relying on it, and update the
+# table and the date together.
+SPOT_PRICES_DATE = "2026-11"
+SPOT_SAVING: dict[str, float] = {
+    "t2.micro": 0.65, "t2.small": 0.65, "t2.medium": 0.65,
+    "t3.micro": 0.68, "t3.small": 0.68, "t3.medium": 0.68, "t3.large": 0.68,
+    "t3a.micro": 0.66, "t3a.small": 0.66, "t3a.medium": 0.66,
+    "t4g.micro": 0.64, "t4g.small": 0.64, "t4g.medium": 0.64, "t4g.large": 0.64,
+    "m5.large": 0.60, "m6i.large": 0.58, "m6g.large": 0.58, "m7g.large": 0.55,
+    "c5.large": 0.60, "c6i.large": 0.58, "c7g.large": 0.55,
+}
+
+
+def spot_hour(prices: RegionPrices, instance_type: str) -> float | None:
+    """The assumed Spot price of an hour of `instance_type`; None when the table has no figure for it."""
+    on_demand, saving = prices.ec2_instance_hour.get(instance_type), SPOT_SAVING.get(instance_type)
+    return None if on_demand is None or saving is None else on_demand * (1 - saving)
+
+
 PRICES: dict[str, RegionPrices] = {
     region: RegionPrices(**{name: row[column] for name, row in RATES.items()},
                          aurora_instance_hour={name: row[column] for name, row in AURORA_INSTANCE_HOUR.items()},

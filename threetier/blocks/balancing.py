@@ -22,7 +22,7 @@ from typing import Any
 from threetier.aws import Look, Poll, client_token
 from threetier.blocks import alarms, baking, log_groups, scaling
 from threetier.blocks.alarms import load_balancer_dimension, target_group_dimension
-from threetier.config import Scaling
+from threetier.config import Scaling, Spot
 from threetier.engine import Check, Ctx
 from threetier.errors import ThreetierError, UsageError
 
@@ -68,6 +68,7 @@ class Tier:
     max: int
     scaling: Scaling              # target tracking; while on, the policies own the group's desired capacity
     color: str = "blue"           # whose target group, template and group the functions here act on
+    spot: Spot | None = None      # a mixed instances policy over the template; None: on-demand only
 
     def of(self, color: str) -> Tier:
         return replace(self, color=color)
@@ -466,7 +467,7 @@ def ensure_auto_scaling_group(ctx: Ctx, tier: Tier, template: str, target_group:
     if group is None:
         start_at = tier.desired if desired is None else min(max(desired, tier.min), tier.max)
         aws.call("autoscaling", "create_auto_scaling_group", resource=f"Auto Scaling group {name}",
-                 AutoScalingGroupName=name, LaunchTemplate={"LaunchTemplateId": template, "Version": "$Default"},
+                 AutoScalingGroupName=name, **instances_source(tier, template),
                  MinSize=tier.min, DesiredCapacity=start_at, MaxSize=tier.max,
                  VPCZoneIdentifier=",".join(subnets), TargetGroupARNs=[target_group],
                  HealthCheckType="ELB", HealthCheckGracePeriod=300,
@@ -486,12 +487,70 @@ def ensure_auto_scaling_group(ctx: Ctx, tier: Tier, template: str, target_group:
             aws.call("autoscaling", "update_auto_scaling_group", resource=f"Auto Scaling group {name}",
                      AutoScalingGroupName=name, **changed)
             ctx.record("changed", "Auto Scaling group size", name, ", ".join(f"{k}={v}" for k, v in changed.items()))
+        said = spot_drift(tier, group, template)
+        if said is not None:
+            aws.call("autoscaling", "update_auto_scaling_group", resource=f"Auto Scaling group {name}",
+                     AutoScalingGroupName=name, **{"CapacityRebalance": False, **instances_source(tier, template)})
+            ctx.record("changed", "Auto Scaling group instances", name, said)
         if target_group not in group.get("TargetGroupARNs", []):
             aws.call("autoscaling", "attach_load_balancer_target_groups", resource=f"Auto Scaling group {name}",
                      AutoScalingGroupName=name, TargetGroupARNs=[target_group])
             ctx.record("changed", "Auto Scaling group target group", name)
     ctx.resources["auto_scaling_group"] = name
     return group is not None
+
+
+# Spot capacity from the pools both cheapest and least likely to be interrupted (AWS's recommended
+# strategy), and a Spot instance AWS warns is at risk replaced before it is taken away.
+SPOT_ALLOCATION = "price-capacity-optimized"
+
+
+def mixed_instances_policy(template: str, spot: Spot) -> dict[str, Any]:
+    """The group's policy for `spot`: the tier's launch template, one override per instance type (in
+    config's order: the on-demand instances are the first type's, AWS's `prioritized` default)."""
+    return {"LaunchTemplate": {"LaunchTemplateSpecification": {"LaunchTemplateId": template, "Version": "$Default"},
+                               "Overrides": [{"InstanceType": each} for each in spot.instance_types]},
+            "InstancesDistribution": {"OnDemandBaseCapacity": spot.on_demand_base,
+                                      "OnDemandPercentageAboveBaseCapacity": spot.on_demand_percent,
+                                      "SpotAllocationStrategy": SPOT_ALLOCATION}}
+
+
+def instances_source(tier: Tier, template: str) -> dict[str, Any]:
+    """What a create or update of the group launches from: the template alone, or with `tier.spot` a
+    mixed instances policy over it, capacity rebalancing on (an update back to the template alone turns
+    it off: `ensure_auto_scaling_group`)."""
+    if tier.spot is None:
+        return {"LaunchTemplate": {"LaunchTemplateId": template, "Version": "$Default"}}
+    return {"MixedInstancesPolicy": mixed_instances_policy(template, tier.spot), "CapacityRebalance": True}
+
+
+def spot_said(policy: dict[str, Any] | None, rebalance: bool) -> str:
+    if not policy:
+        return "on-demand only"
+    distribution = policy.get("InstancesDistribution", {})
+    types = [o.get("InstanceType") for o in policy.get("LaunchTemplate", {}).get("Overrides", [])]
+    return (f"Spot: on-demand base {distribution.get('OnDemandBaseCapacity', 0)}, "
+            f"{distribution.get('OnDemandPercentageAboveBaseCapacity', 100)} % above it, "
+            f"{distribution.get('SpotAllocationStrategy')}, {', '.join(map(str, types))}, "
+            f"capacity rebalance {'on' if rebalance else 'off'}")
+
+
+def spot_drift(tier: Tier, group: dict[str, Any], template: str | None) -> str | None:
+    """How the group's instances policy differs from what `tier.spot` wants, in words; None: it does not."""
+    policy = group.get("MixedInstancesPolicy")
+    rebalance = bool(group.get("CapacityRebalance"))
+    if tier.spot is None:
+        return None if not policy else f"{spot_said(policy, rebalance)}, config says on-demand only"
+    wanted = mixed_instances_policy(template or "", tier.spot)
+    have = policy or {}
+    spec = have.get("LaunchTemplate", {}).get("LaunchTemplateSpecification", {})
+    distribution = have.get("InstancesDistribution", {})
+    same = (bool(policy) and rebalance
+            and (template is None or spec.get("LaunchTemplateId") == template)
+            and [o.get("InstanceType") for o in have.get("LaunchTemplate", {}).get("Overrides", [])]
+            == list(tier.spot.instance_types)
+            and all(distribution.get(key) == value for key, value in wanted["InstancesDistribution"].items()))
+    return None if same else f"{spot_said(policy, rebalance)}, config says {spot_said(wanted, True)}"
 
 
 def collected_metrics(group: dict[str, Any]) -> set[str]:
@@ -708,6 +767,9 @@ def check(ctx: Ctx, tier: Tier, result: Check) -> None:
         elif ctx.paused:
             result.notes.append(f"Auto Scaling group {ctx.name(tier.asg_role)}: 0 instances while paused "
                                 f"(`threetier resume` brings back {sizes_said(tier)})")
+        spot = spot_drift(tier, asg, template["LaunchTemplateId"] if template is not None else None)
+        if spot is not None:
+            result.drift.append(f"Auto Scaling group {ctx.name(tier.asg_role)}: {spot} (`up` puts it back)")
         uncollected = sorted(set(GROUP_METRICS) - collected_metrics(asg))
         if uncollected:
             result.drift.append(f"Auto Scaling group {ctx.name(tier.asg_role)}: does not collect "
