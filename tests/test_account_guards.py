@@ -125,3 +125,22 @@ def test_reads_refused_are_no_note_and_no_failure_said_with_v(built: Path, monke
     # asked once each, with the inventory: a refusal is not asked again
     assert human.stderr.count("aws cloudtrail DescribeTrails") == human.stderr.count("aws guardduty ListDetectors") == 1
     assert "note:" not in cli("status", cwd=built).stderr  # and without -v, nothing at all
+
+
+def test_what_counts_as_recording_management_events_and_what_cannot_be_told() -> None:
+    """The judgements on answers written by hand: selectors of both kinds; a trail whose status or
+    selectors nobody could read leaves CloudTrail unjudged unless another trail is on."""
+    from threetier import guards
+    from threetier.preflight import Unanswered
+    assert guards.records_management_events({"EventSelectors": [], "AdvancedEventSelectors": []})  # AWS's default
+    assert not guards.records_management_events({"EventSelectors": [
+        {"ReadWriteType": "All", "IncludeManagementEvents": False, "DataResources": [{"Type": "AWS::S3::Object"}]}]})
+    assert guards.records_management_events({"AdvancedEventSelectors": [{"FieldSelectors": [
+        {"Field": "eventCategory", "Equals": ["Management"]}, {"Field": "eventSource", "NotEquals": ["kms.amazonaws.com"]}]}]})
+    arn = "arn:aws:cloudtrail:us-east-1:123456789012:trail/a"
+    listed = {"trails": {"trailList": [{"Name": "a", "TrailARN": arn, "HomeRegion": REGION}]}}
+    denied = {**listed, f"status {arn}": Unanswered("AccessDeniedException"), f"selectors {arn}": {}}
+    assert guards.cloudtrail(REGION, denied).on is None and "AccessDeniedException" in (guards.cloudtrail(REGION, denied).why or "")
+    stopped = {**listed, f"status {arn}": {"IsLogging": False}, f"selectors {arn}": Unanswered("denied")}
+    assert guards.cloudtrail(REGION, stopped).on is False  # not logging is known whatever its selectors
+    assert guards.guardduty(REGION, {"detectors": ["d1"], "detector d1": None}).on is None
