@@ -40,6 +40,9 @@ EVERY = CHECKS | {DOWN}
 CHANGES = frozenset({UP, DOWN, PAUSE})  # hold the stack's lock (threetier.lock)
 UP_DOWN = frozenset({UP, DOWN})
 PREFLIGHT = frozenset({UP, PLAN})  # threetier/preflight.py: before up's (resume's, replay's) first change
+# What only `status` reads (threetier/guards.py): the account's own guards, which `up` never touches.
+ACCOUNT_GUARDS = ("cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors",
+                  "guardduty:ListDetectors", "guardduty:GetDetector")
 
 # -- the parts of config.yaml that add calls ---------------------------------------------------
 FEATURES: dict[str, Callable[[Config], bool]] = {
@@ -106,6 +109,9 @@ GRANTS: tuple[Grant, ...] = (
            "elasticloadbalancing:DescribeAccountLimits", "rds:DescribeAccountAttributes",
            "rds:DescribeOrderableDBInstanceOptions", "rds:DescribeDBEngineVersions", "servicequotas:GetServiceQuota",
            "servicequotas:GetAWSDefaultServiceQuota", "iam:SimulatePrincipalPolicy"),
+
+    # -- The account's own guards, which `status` notes when off (threetier/guards.py) ---------------------
+    _grant(ANY, [STATUS], *ACCOUNT_GUARDS),
 
     # -- EC2: the network (Part 2), the builders and images (Parts 4, 6), the tiers' templates ------
     _grant(ANY, EVERY, "ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeInternetGateways",
@@ -280,8 +286,8 @@ NEEDS_NO_PERMISSION = frozenset({"sts:GetCallerIdentity"})
 # -- from a recorded call to its IAM action -----------------------------------------------------
 # botocore's service name -> the IAM service prefix (for every service threetier calls).
 IAM_PREFIX = {
-    "acm": "acm", "autoscaling": "autoscaling", "cloudwatch": "cloudwatch", "ec2": "ec2",
-    "elbv2": "elasticloadbalancing", "iam": "iam", "kms": "kms", "logs": "logs", "rds": "rds",
+    "acm": "acm", "autoscaling": "autoscaling", "cloudtrail": "cloudtrail", "cloudwatch": "cloudwatch", "ec2": "ec2",
+    "elbv2": "elasticloadbalancing", "guardduty": "guardduty", "iam": "iam", "kms": "kms", "logs": "logs", "rds": "rds",
     "route53": "route53", "s3": "s3", "secretsmanager": "secretsmanager", "service-quotas": "servicequotas",
     "sns": "sns", "ssm": "ssm",
     "sts": "sts", "wafv2": "wafv2",

@@ -136,12 +136,13 @@ class Unanswered:
     why: str
 
 
-def ask(aws: Aws, looks: dict[str, Look]) -> dict[str, Any]:
-    """These reads at once (as the inventory reads): each answer, or Unanswered."""
+def ask(aws: Aws, looks: dict[str, Look], label: str = "preflight") -> dict[str, Any]:
+    """These reads at once (as the inventory reads): each answer, or Unanswered. `label`: who asks,
+    in the errors' resource (`status`'s account guards ask this way too)."""
     def read(item: tuple[str, Look]) -> tuple[str, Any]:
         name, look = item
         try:
-            return name, aws.look(look, resource=f"preflight: {look.service} {look.operation}")
+            return name, aws.look(look, resource=f"{label}: {look.service} {look.operation}")
         except ThreetierError as exc:
             return name, Unanswered(str(exc))
         except NotImplementedError as exc:  # in-process moto: an operation it does not emulate

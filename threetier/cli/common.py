@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +17,7 @@ from threetier.errors import UsageError
 from threetier.output import PROGRESS_MODES, Output
 
 if TYPE_CHECKING:  # boto3 and the engine load only when a command talks to AWS (`--help` stays quick)
-    from threetier.aws import Aws, Call
+    from threetier.aws import Aws, Call, Look
     from threetier.changes import Change
     from threetier.engine import Engine
 
@@ -161,9 +161,10 @@ class Runtime:
         with lock.held(aws, self.config.stack, command, take_over=take_over, out=self.out):
             yield
 
-    def inspector(self) -> Engine:
+    def inspector(self, also: Iterable[Look] = ()) -> Engine:
         """An engine that only looks (status, plan): AWS is the truth, so it starts from an empty state,
-        and its one inventory of the stack (concurrent reads) answers the parts' checks."""
+        and its one inventory of the stack (concurrent reads) answers the parts' checks. `also`: the
+        command's other reads, in the inventory's first round."""
         aws = self.aws()
         saved = self.saved_state(aws)  # another stack's, region's or account's state file is refused here too
         state = statelib.State(stack=self.config.stack, region=aws.region)
@@ -174,7 +175,7 @@ class Runtime:
                 state.part(number, part.name).resources.update(kept)
         engine = self.engine(aws, state)
         from threetier.lock import lock_look
-        engine.take_inventory(also=[lock_look(self.config.stack)])  # who is changing the stack, if anyone
+        engine.take_inventory(also=[lock_look(self.config.stack), *also])  # lock: who is changing the stack
         return engine
 
 

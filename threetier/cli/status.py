@@ -51,7 +51,9 @@ Examples:
 def command(ctx: click.Context, part: str | None, as_json: bool) -> int:
     rt = runtime(ctx)
     chosen = part_named(part) if part is not None else None  # a bad PART: exit 2 before any AWS call
-    engine = rt.inspector()
+    from threetier import guards as guardslib
+    guard_reads = guardslib.first_round() if chosen is None else {}  # the account's, for the whole stack only
+    engine = rt.inspector(also=guard_reads.values())
     aws, account = engine.ctx.aws, engine.ctx.aws.account
     saved = rt.saved_state(aws)
     paused = saved.paused if saved else None
@@ -96,6 +98,9 @@ def command(ctx: click.Context, part: str | None, as_json: bool) -> int:
               "paused": paused_json(paused),
               "lock": None if holder is None else {k: v for k, v in asdict(holder).items() if k != "token"},
               "snapshots": kept, "latest_restorable_time": restorable}
+    guards = guardslib.check(aws) if chosen is None else []
+    if guards:
+        report["account_guards"] = guardslib.to_json(guards)
     judged = parts if chosen is None else [p for p in parts if p["part"] == chosen.number]
     if as_json:
         rt.out.data(report if chosen is None else judged[0])
@@ -120,6 +125,8 @@ def command(ctx: click.Context, part: str | None, as_json: bool) -> int:
         if saved is None and deployed:
             rt.out.info(f"no state file at {rt.state_file.path}: what is shown was found in AWS by the stack's "
                         f"tags (`up` writes a new one)")
+        if deployed:  # "not deployed" stays one line
+            guardslib.say(guards, rt.out)
     firing = sorted(name for p in judged for name, state in p["alarms"].items() if state == ALARM)
     if firing and not as_json:
         rt.out.info(f"in ALARM: {', '.join(firing)}" + (" (their actions are off while paused)" if paused else ""))
