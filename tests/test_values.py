@@ -197,7 +197,7 @@ def test_every_message_output_prints_is_one_escaped_line() -> None:
 def test_an_aws_error_message_cannot_forge_a_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from threetier.cli.common import Runtime
 
-    def failing(self: Runtime) -> None:
+    def failing(self: Runtime, **_: object) -> None:
         raise AwsError("", "GetCallerIdentity", "", "ExpiredToken", "expired\n\x1b[1Aerror: forged")
     monkeypatch.setattr(Runtime, "inspector", failing)
     result = cli("status", cwd=tmp_path)
