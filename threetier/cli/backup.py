@@ -5,8 +5,6 @@ import datetime as dt
 
 import click
 
-from threetier.aws import Poll, aws_cli, tags
-from threetier.blocks import snapshots
 from threetier.cli.common import Runtime, global_options, header, runtime
 from threetier.errors import UsageError
 from threetier.names import backup_snapshot_prefix_for
@@ -43,7 +41,10 @@ def command(ctx: click.Context, as_json: bool) -> int:
 
 def take(rt: Runtime, as_json: bool) -> int:
     """The snapshot, taken and waited for; refused (exit 2) with no cluster to take it of."""
+    # Here, not at the top: `threetier --help` and every other command load no boto3 for this one.
     from steps import database
+    from threetier.aws import Poll, aws_cli, tags
+    from threetier.blocks import snapshots
     aws = rt.aws()
     engine = rt.engine(aws)  # the account guard: a state file of another account, stack or region is refused
     header(rt, aws, "backup")
