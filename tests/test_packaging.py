@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import configparser
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,3 +33,13 @@ def test_every_directory_of_shipped_files_that_could_be_a_package_is_listed() ->
 def test_listed_packages_exist() -> None:
     for name in listed_packages():
         assert (ROOT / Path(*name.split("."))).is_dir(), name
+
+
+def test_the_cli_loads_no_aws_sdk_until_a_command_runs() -> None:
+    """`threetier --help`, completion and usage errors answer in a fraction of a second: boto3 and botocore
+    (a third of a second to import) load only when a command reaches AWS. A command module that imports
+    them at its top undoes that for every command."""
+    loaded = subprocess.run([sys.executable, "-c", "import sys, threetier.cli; "
+                             "print(sorted(m for m in ('boto3', 'botocore', 'moto') if m in sys.modules))"],
+                            capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+    assert loaded.stdout.strip() == "[]", loaded.stdout
