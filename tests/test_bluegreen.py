@@ -271,6 +271,17 @@ def watched(problem: str | None) -> Any:
     return run_watch
 
 
+def up_watched(built: Path, monkeypatch: pytest.MonkeyPatch, tier: str) -> dict[str, Any]:
+    """`up` of a new instance type for `tier` with a 7-minute watch that finds nothing: what it was asked."""
+    write_config(built, **{tier: {"instance_type": "t3.small"}}, deploy={"watch_minutes": 7})
+    watch = watched(None)
+    monkeypatch.setattr(colors, "run_watch", watch)
+    up = cli("up", "--yes", cwd=built)
+    assert up.code == 0, up.stderr
+    [asked] = watch.seen  # type: ignore[attr-defined]
+    return asked  # type: ignore[no-any-return]
+
+
 def test_a_problem_in_the_watch_rolls_back_and_up_does_not_deploy_that_image_again(
         built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = part(built, 5)["image"]
@@ -312,12 +323,7 @@ def test_a_problem_in_the_watch_rolls_back_and_up_does_not_deploy_that_image_aga
 
 
 def test_the_watch_runs_for_watch_minutes_and_blue_goes_after(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    write_config(built, app={"instance_type": "t3.small"}, deploy={"watch_minutes": 7})
-    watch = watched(None)
-    monkeypatch.setattr(colors, "run_watch", watch)
-    up = cli("up", "--yes", cwd=built)
-    assert up.code == 0, up.stderr
-    [asked] = watch.seen  # type: ignore[attr-defined]
+    asked = up_watched(built, monkeypatch, "app")
     assert asked["until"] > 0
     assert names("app") == only("green", "app")
 
@@ -472,12 +478,7 @@ def test_a_web_deploy_is_watched_on_its_own_alarms_not_the_load_balancers_firing
     for it, say), it would roll the fix back at the first look."""
     boto3.client("cloudwatch").set_alarm_state(AlarmName="threetier-ext-alb-5xx", StateValue="ALARM",
                                                StateReason="blue answers 502")
-    write_config(built, web={"instance_type": "t3.small"}, deploy={"watch_minutes": 7})
-    watch = watched(None)
-    monkeypatch.setattr(colors, "run_watch", watch)
-    up = cli("up", "--yes", cwd=built)
-    assert up.code == 0, up.stderr
-    [asked] = watch.seen  # type: ignore[attr-defined]
+    asked = up_watched(built, monkeypatch, "web")
     assert sorted(asked["alarm_names"]) == ["threetier-web-5xx-rate", "threetier-web-unhealthy-hosts"]
     assert names("web") == only("green", "web")
 
