@@ -150,6 +150,19 @@ BAD_CONFIGS = [
      "app.health_path"),
     ({"web": {"source": ""}}, "web.source"),
     ({"web": {"source": ["site"]}}, "web.source"),
+    # CloudFront (issue 26): it serves edge.domain; its certificate is in us-east-1.
+    ({"edge": {"cdn": True}}, "edge.cdn"),
+    ({"edge": {"cdn": "yes", "domain": "shop.example.com", "hosted_zone": "example.com"}}, "edge.cdn"),
+    ({"edge": {"domain": "shop.example.com", "hosted_zone": "example.com",
+               "cdn_certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/" + "0" * 36}},
+     "edge.cdn_certificate_arn"),
+    ({"edge": {"cdn": True, "domain": "shop.example.com", "hosted_zone": "example.com",
+               "cdn_certificate_arn": "arn:aws:acm:eu-west-1:123456789012:certificate/" + "0" * 36}},
+     "edge.cdn_certificate_arn"),
+    ({"edge": {"cdn": True, "domain": "shop.example.com", "hosted_zone": "example.com",
+               "cdn_certificate_arn": "not-an-arn"}}, "edge.cdn_certificate_arn"),
+    ({"edge": {"cdn": True, "domain": "shop.example.com", "hosted_zone": "example.com"},
+      "access": {"client_cidrs": ["203.0.113.0/24"]}}, "access.client_cidrs"),
 ]
 
 
@@ -265,3 +278,14 @@ def test_an_unknown_runtime_names_the_closest_and_every_known_one() -> None:
     message = str(refused.value)
     assert message.startswith("app.runtime: unknown runtime 'nodjs22', did you mean `nodejs22`?")
     assert "nodejs20, nodejs22, nodejs24, python3.11, python3.12, python3.13" in message
+
+
+def test_cdn_is_off_by_default_and_names_its_origin_under_the_domain() -> None:
+    assert configlib.parse({}).edge.cdn is False and configlib.parse({}).edge.origin_domain is None
+    https_only = configlib.parse({"edge": {"domain": "shop.example.com", "hosted_zone": "example.com"}}).edge
+    assert https_only.origin_domain is None  # without cdn the ALB serves the domain itself
+    edge = configlib.parse({"edge": {"domain": "Shop.Example.com.", "hosted_zone": "example.com", "cdn": True,
+                                     "cdn_certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/"
+                                                            + "a" * 36}}).edge
+    assert (edge.cdn, edge.origin_domain) == (True, "origin.shop.example.com")
+    assert edge.cdn_certificate_arn is not None and ":us-east-1:" in edge.cdn_certificate_arn

@@ -126,10 +126,12 @@ class Look:
     missing_ok: tuple[str, ...] = ()
     key: str | None = None  # paginate, collecting the items under this key
     retry_codes: tuple[str, ...] = ()  # eventual consistency right after a create (see Aws.call)
+    region: str | None = None  # another region than the stack's (CloudFront's certificate: us-east-1)
 
     @property
     def id(self) -> str:
-        return json.dumps([self.service, self.operation, self.params, self.key], sort_keys=True, default=str)
+        where = [self.region] if self.region else []  # the stack's region: ids as they always were
+        return json.dumps([self.service, self.operation, self.params, self.key, *where], sort_keys=True, default=str)
 
 
 
@@ -218,21 +220,26 @@ class Aws:
         self._local.part = label
 
     # -- clients -------------------------------------------------------------
-    def client(self, service: str) -> Any:
+    def client(self, service: str, region: str | None = None) -> Any:
+        """The client of `service` in the stack's region, or in `region` (CloudFront's certificates
+        and web ACLs live in us-east-1 whatever the stack's region)."""
         with self._lock:
-            return self._client(service)
+            return self._client(service, region if region != self.region else None)
 
-    def _client(self, service: str) -> Any:
-        if service not in self._clients:
+    def _client(self, service: str, region: str | None) -> Any:
+        key = service if region is None else f"{service}@{region}"
+        if key not in self._clients:
             kwargs: dict[str, Any] = {"config": self.client_config}
             if self.endpoint_url:
                 kwargs["endpoint_url"] = self.endpoint_url
+            if region is not None:
+                kwargs["region_name"] = region
             # The service is a run-time name (Aws.call's dynamic dispatch); boto3-stubs overload literal names only.
             client = self.session.client(service, **kwargs)  # type: ignore[call-overload]
             client.meta.events.register("before-parameter-build", self._record)
             client.meta.events.register_first("needs-retry", self._before_resend)
-            self._clients[service] = client
-        return self._clients[service]
+            self._clients[key] = client
+        return self._clients[key]
 
     def _before_resend(self, response: Any = None, caught_exception: Exception | None = None, attempts: int = 1,
                        **_: Any) -> None:
@@ -295,9 +302,10 @@ class Aws:
         retry_done: Callable[[], bool] | None = None,
         found: Callable[[], Any] | None = None,
         exists: tuple[str, ...] = (),
+        region: str | None = None,
         **params: Any,
     ) -> Any:
-        """Call `service.operation(**params)`.
+        """Call `service.operation(**params)` (in `region` when given, else the stack's).
 
         missing_ok: error codes meaning "it is already gone": return None.
         retry_codes: error codes that mean "not yet": retry every retry_delay
@@ -320,7 +328,7 @@ class Aws:
                 # a failing credential_process, a source_profile that does not exist).
                 self._local.found = found
                 try:
-                    return getattr(self.client(service), operation)(**params)
+                    return getattr(self.client(service, region), operation)(**params)
                 finally:
                     self._local.found = None
             except Adopted as adopted:
@@ -356,14 +364,16 @@ class Aws:
             return NoCredentials(f"{what}; nothing was done; {TRY_WITHOUT_AN_ACCOUNT}")
         return AwsError(self.part, _verb(operation), resource, type(exc).__name__, what)
 
-    def items(self, service: str, operation: str, key: str, *, resource: str, **params: Any) -> Iterator[Any]:
+    def items(self, service: str, operation: str, key: str, *, resource: str, region: str | None = None,
+              **params: Any) -> Iterator[Any]:
         """Every item under `key` across all pages of a list/describe call."""
-        for page in self.pages(service, operation, resource=resource, **params):
+        for page in self.pages(service, operation, resource=resource, region=region, **params):
             yield from page.get(key, [])
 
-    def pages(self, service: str, operation: str, *, resource: str, **params: Any) -> Iterator[dict[str, Any]]:
+    def pages(self, service: str, operation: str, *, resource: str, region: str | None = None,
+              **params: Any) -> Iterator[dict[str, Any]]:
         """Every page of a list/describe call."""
-        paginator = self.client(service).get_paginator(operation)
+        paginator = self.client(service, region).get_paginator(operation)
         try:
             yield from paginator.paginate(**params)
         except botocore.exceptions.ClientError as exc:
@@ -400,8 +410,8 @@ class Aws:
         """Fill the inventory with these reads, several at once. A read that fails is left
         out: the caller meets the same error, with its part and resource, when it looks."""
         wanted = list({look.id: look for look in looks if not self.has(look)}.values())
-        for service in {look.service for look in wanted}:
-            self.client(service)  # clients are made once, here, not by several threads at once
+        for service, region in {(look.service, look.region) for look in wanted}:
+            self.client(service, region)  # clients are made once, here, not by several threads at once
         part = self.part
 
         def read(look: Look) -> None:
@@ -429,9 +439,10 @@ class Aws:
     def _read(self, look: Look, resource: str) -> Any:
         if look.key is None:
             return self.call(look.service, look.operation, resource=resource, missing_ok=look.missing_ok,
-                             retry_codes=look.retry_codes, **look.params)
+                             retry_codes=look.retry_codes, region=look.region, **look.params)
         try:
-            return list(self.items(look.service, look.operation, look.key, resource=resource, **look.params))
+            return list(self.items(look.service, look.operation, look.key, resource=resource, region=look.region,
+                                   **look.params))
         except AwsError as exc:
             if exc.code in look.missing_ok:
                 return None

@@ -598,8 +598,13 @@ EDGE_DEFAULTS: dict[str, Any] = {
     "https_redirect": True,    # with a certificate: 80 answers 301 to https
     "waf": False,              # a WAFv2 web ACL on the external ALB (threetier/blocks/waf.py)
     "waf_rate_limit": 2000,    # requests per 5 minutes per client IP
+    "cdn": False,              # CloudFront in front of the external ALB (threetier/blocks/cdn.py)
+    "cdn_certificate_arn": None,  # an ISSUED us-east-1 certificate for CloudFront instead of requesting one
 }
-EDGE_NULLABLE = {"edge.domain": str, "edge.hosted_zone": str, "edge.certificate_arn": str}
+EDGE_NULLABLE = {"edge.domain": str, "edge.hosted_zone": str, "edge.certificate_arn": str,
+                 "edge.cdn_certificate_arn": str}
+# CloudFront takes viewer certificates from ACM in us-east-1 only, whatever the stack's region.
+CDN_CERTIFICATE_REGION = "us-east-1"
 
 # A DNS hostname of two labels or more: letters, digits and inner hyphens, 63 per label, 253 in all.
 HOSTNAME_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", re.ASCII)
@@ -621,10 +626,18 @@ class Edge:
     https_redirect: bool          # with HTTPS on, listener 80 answers 301 to https
     waf: bool
     waf_rate_limit: int
+    cdn: bool = False                 # CloudFront in front of the ALB, which then answers CloudFront only
+    cdn_certificate_arn: str | None = None  # the user's us-east-1 certificate for CloudFront
 
     @property
     def https(self) -> bool:
         return self.domain is not None
+
+    @property
+    def origin_domain(self) -> str | None:
+        """With cdn: the name CloudFront reaches the ALB by over HTTPS (an alias record to the ALB, and
+        a name of the ALB's certificate); the domain itself is CloudFront's."""
+        return f"origin.{self.domain}" if self.cdn and self.domain else None
 
 
 def is_hostname(name: str) -> bool:
@@ -676,10 +689,29 @@ def _check_edge(edge: dict[str, Any], region: str) -> None:
         if domain is None:
             raise ConfigError("edge.certificate_arn: needs edge.domain and edge.hosted_zone (the name it covers, "
                               "which the stack's alias record and URL use)")
+    _check_cdn(edge, domain)
     low, high = WAF_RATE_LIMIT
     if not low <= edge["waf_rate_limit"] <= high:
         raise ConfigError(f"edge.waf_rate_limit: requests per 5 minutes per client IP, {low} to {high:_}, "
                           f"got {edge['waf_rate_limit']}")
+
+
+def _check_cdn(edge: dict[str, Any], domain: str | None) -> None:
+    certificate = edge["cdn_certificate_arn"]
+    if edge["cdn"] and domain is None:
+        raise ConfigError("edge.cdn: needs edge.domain and edge.hosted_zone (CloudFront serves the domain, and "
+                          "reaches the load balancer under a name of it over HTTPS)")
+    if certificate is None:
+        return
+    match = ACM_ARN.fullmatch(certificate)
+    if not match:
+        raise ConfigError(f"edge.cdn_certificate_arn: {_quoted(certificate)} is not an ACM certificate ARN like "
+                          f"arn:aws:acm:{CDN_CERTIFICATE_REGION}:123456789012:certificate/<uuid>")
+    if match["region"] != CDN_CERTIFICATE_REGION:
+        raise ConfigError(f"edge.cdn_certificate_arn: the certificate is in {match['region']}; CloudFront uses "
+                          f"certificates of {CDN_CERTIFICATE_REGION} only")
+    if not edge["cdn"]:
+        raise ConfigError("edge.cdn_certificate_arn: needs edge.cdn: true (it is CloudFront's certificate)")
 
 
 def _edge_from(edge: dict[str, Any]) -> Edge:
@@ -884,6 +916,10 @@ def _check(cfg: dict[str, Any]) -> None:
     _check_web(cfg["web"])
     _check_monitoring(cfg["monitoring"])
     _check_edge(cfg["edge"], cfg["region"])
+    if cfg["edge"]["cdn"] and list(cfg["access"]["client_cidrs"]) != ["0.0.0.0/0"]:
+        # The ALB then admits CloudFront only: it never sees a viewer's address to filter by.
+        raise ConfigError("access.client_cidrs: with edge.cdn only CloudFront reaches the load balancer, so viewers "
+                          "cannot be filtered there; keep [0.0.0.0/0] (limit clients with edge.waf rules instead)")
     _check_deploy(cfg["deploy"])
     # Last, after edge, where it has always been: a config with several problems still names the same one.
     _check_app_port(cfg["app"]["port"])

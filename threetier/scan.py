@@ -74,8 +74,8 @@ EC2_KINDS = (
 def _ec2(aws: Aws, stack: str) -> Iterator[Found]:
     for operation, key, id_key, kind, keep in EC2_KINDS:
         param = "Filter" if operation == "describe_nat_gateways" else "Filters"
-        for item in aws.items("ec2", operation, key, resource=f"{kind}s of stack {stack}",
-                              **{param: tag_filters(stack)}):
+        by_tag: dict[str, Any] = {param: tag_filters(stack)}
+        for item in aws.items("ec2", operation, key, resource=f"{kind}s of stack {stack}", **by_tag):
             # Tag filters are checked again: moto ignores them on NAT gateways.
             if tag_value(item, STACK_TAG) == stack and (keep is None or keep(item)):
                 yield Found(kind, item[id_key], tag_value(item, "Name") or "", _part(item))
@@ -302,8 +302,8 @@ def obstacles(aws: Aws, stack: str) -> list[Obstacle]:
         vpc_id, foreign = vpc["VpcId"], []
         for operation, key, id_key, filter_name, kind, in_the_way in VPC_CONTENTS:
             param = "Filter" if operation == "describe_nat_gateways" else "Filters"
-            items = list(aws.items("ec2", operation, key, resource=f"{kind}s in {vpc_id}",
-                                   **{param: [{"Name": filter_name, "Values": [vpc_id]}]}))
+            in_vpc: dict[str, Any] = {param: [{"Name": filter_name, "Values": [vpc_id]}]}
+            items = list(aws.items("ec2", operation, key, resource=f"{kind}s in {vpc_id}", **in_vpc))
             if operation == "describe_instances":
                 items = [i for reservation in items for i in reservation["Instances"]]
             foreign += [f"{kind} {item[id_key]}" for item in items

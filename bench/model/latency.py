@@ -90,8 +90,8 @@ class LatencyModel:
         # Clients the Aws object makes later (scan's services ...) are charged too.
         original_client = aws.client
 
-        def client(service: str) -> Any:
-            made = original_client(service)
+        def client(service: str, region: str | None = None) -> Any:
+            made = original_client(service, region)
             self._hook(made)
             return made
         aws.client = client  # type: ignore[method-assign]
