@@ -678,14 +678,9 @@ def _check_edge(edge: dict[str, Any], region: str) -> None:
         if domain is not None and domain != zone_name and not domain.endswith(f".{zone_name}"):
             raise ConfigError(f"edge.domain: {domain} is not inside edge.hosted_zone {zone_name}")
     if certificate is not None:
-        match = ACM_ARN.fullmatch(certificate)
-        if not match:
-            raise ConfigError(f"edge.certificate_arn: {_quoted(certificate)} is not an ACM certificate ARN like "
-                              f"arn:aws:acm:{region}:123456789012:certificate/<uuid>")
-        if match["region"] != region:
-            # An ALB takes certificates of its own region only.
-            raise ConfigError(f"edge.certificate_arn: the certificate is in {match['region']}, the stack in {region}; "
-                              f"the load balancer can use a certificate of its own region only")
+        # An ALB takes certificates of its own region only.
+        _check_acm_arn("edge.certificate_arn", certificate, region,
+                       f"the stack in {region}; the load balancer can use a certificate of its own region only")
         if domain is None:
             raise ConfigError("edge.certificate_arn: needs edge.domain and edge.hosted_zone (the name it covers, "
                               "which the stack's alias record and URL use)")
@@ -696,6 +691,15 @@ def _check_edge(edge: dict[str, Any], region: str) -> None:
                           f"got {edge['waf_rate_limit']}")
 
 
+def _check_acm_arn(key: str, arn: str, region: str, why_region: str) -> None:
+    match = ACM_ARN.fullmatch(arn)
+    if not match:
+        raise ConfigError(f"{key}: {_quoted(arn)} is not an ACM certificate ARN like "
+                          f"arn:aws:acm:{region}:123456789012:certificate/<uuid>")
+    if match["region"] != region:
+        raise ConfigError(f"{key}: the certificate is in {match['region']}, {why_region}")
+
+
 def _check_cdn(edge: dict[str, Any], domain: str | None) -> None:
     certificate = edge["cdn_certificate_arn"]
     if edge["cdn"] and domain is None:
@@ -703,13 +707,8 @@ def _check_cdn(edge: dict[str, Any], domain: str | None) -> None:
                           "reaches the load balancer under a name of it over HTTPS)")
     if certificate is None:
         return
-    match = ACM_ARN.fullmatch(certificate)
-    if not match:
-        raise ConfigError(f"edge.cdn_certificate_arn: {_quoted(certificate)} is not an ACM certificate ARN like "
-                          f"arn:aws:acm:{CDN_CERTIFICATE_REGION}:123456789012:certificate/<uuid>")
-    if match["region"] != CDN_CERTIFICATE_REGION:
-        raise ConfigError(f"edge.cdn_certificate_arn: the certificate is in {match['region']}; CloudFront uses "
-                          f"certificates of {CDN_CERTIFICATE_REGION} only")
+    _check_acm_arn("edge.cdn_certificate_arn", certificate, CDN_CERTIFICATE_REGION,
+                   f"CloudFront uses certificates of {CDN_CERTIFICATE_REGION} only")
     if not edge["cdn"]:
         raise ConfigError("edge.cdn_certificate_arn: needs edge.cdn: true (it is CloudFront's certificate)")
 
