@@ -492,6 +492,8 @@ def check(ctx: Ctx) -> Check:
             result.notes.append(f"database.restore_from: {ctx.config.database.restore_from} is not used: DB cluster "
                                 f"{cluster_id(ctx)} exists, and an existing cluster is never replaced (it applies "
                                 f"when `up` makes the cluster, after a `down`)")
+    elif ctx.config.database.restore_from:
+        result.notes.append(restore_note(ctx))
     check_parameter_group(ctx, result)
     for role, identifier in instance_ids(ctx).items():
         found = describe_instance(ctx, identifier)
@@ -514,6 +516,20 @@ def check(ctx: Ctx) -> Check:
             result.drift.append(f"IAM role {role_name}: policy {SECRET_POLICY_NAME} is missing or changed")
     alarms.check_alarms(ctx, writer_alarms(ctx), ALARMS, result)
     return result
+
+
+def restore_note(ctx: Ctx) -> str:
+    """Which snapshot the cluster `up` makes comes from (plan and status name it before anything is made)."""
+    restore_from = ctx.config.database.restore_from
+    assert restore_from is not None
+    found = ctx.aws.look(snapshots.restore_look(restore_from), resource="DB cluster snapshots")
+    snapshot = snapshots.chosen(found, restore_from, ctx.stack)
+    refused = snapshots.refusal(snapshot, restore_from, ctx.stack, ctx.config.database.engine_version)
+    if refused or snapshot is None:
+        return f"database.restore_from: {restore_from}: {refused} (`up` refuses it before any change)"
+    return (f"database.restore_from: {restore_from}: `up` restores DB cluster {cluster_id(ctx)} from snapshot "
+            f"{snapshot['DBClusterSnapshotIdentifier']} ({snapshots.kind(snapshot, ctx.stack)}, "
+            f"{snapshots.size_gib(snapshot)} GiB, {snapshots.age(snapshot)} old)")
 
 
 def check_paused_cluster(ctx: Ctx, cluster: dict[str, Any], result: Check) -> None:

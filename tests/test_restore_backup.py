@@ -77,6 +77,11 @@ def test_up_down_then_up_restoring_latest_makes_a_new_cluster_from_the_final_sna
     assert "on AWS: 1 GiB, about $0.02 a month (prices of " in said
 
     set_database(built, restore_from="latest")
+    # plan names the snapshot before anything is made
+    before = json.loads(cli("plan", "--json", cwd=built).stdout)
+    [database_before] = [p for p in before["parts"] if p["part"] == database.NUMBER]
+    assert any(note.startswith(f"database.restore_from: latest: `up` restores DB cluster {CLUSTER} from snapshot "
+                               f"{final} (final, 1 GiB, ") for note in database_before["notes"]), database_before
     with recording() as seen:
         up = cli("up", "--yes", cwd=built)
     assert up.code == 0, up.stderr
