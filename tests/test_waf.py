@@ -273,6 +273,12 @@ def test_cdn_on_swaps_the_regional_acl_for_cloudfront_s_and_off_swaps_back(stack
     calls = [(c.operation, c.params.get("Scope")) for c in on.ctx.aws.mutating_calls() if c.service == "wafv2"]
     assert calls == [("CreateWebACL", "CLOUDFRONT"), ("DisassociateWebACL", None), ("DeleteWebACL", "REGIONAL")]
     assert ("deleted", "web ACL", regional["Name"]) in [(c.action, c.kind, c.name) for c in on.ctx.changes]
+    # The dashboard graphs CloudFront's ACL: its metrics are in us-east-1, with no Region dimension.
+    body = json.loads(boto3.client("cloudwatch").get_dashboard(DashboardName="threetier-us-east-1-dashboard")["DashboardBody"])
+    [graph] = [w["properties"] for w in body["widgets"] if w["type"] == "metric"
+               and w["properties"]["metrics"][0][0] == "AWS/WAFV2"]
+    assert graph["region"] == "us-east-1" and [m[:6] for m in graph["metrics"]] == [
+        ["AWS/WAFV2", metric, "WebACL", CDN_ACL, "Rule", "ALL"] for metric in ("AllowedRequests", "BlockedRequests")]
 
     # status: on CloudFront, no WAF drift (found, not made again: the Stubber test below).
     write_config(tmp_path, edge={**EDGE, "cdn": True})
