@@ -5,7 +5,9 @@ behave like AWS in time (docs/aws-latency.md). Reported:
 1. modeled minutes of `up` then `down` from an empty account, concurrent engine and the
    sequential baseline (Engine(sequential=True)), each in a fresh moto, and every violation;
    and the concurrent engine again with the front door (config `edge`: shop.example.com in a
-   hosted zone made first; HTTPS with a requested certificate, DNS validation modeled; the WAF);
+   hosted zone made first; HTTPS with a requested certificate, DNS validation modeled; the WAF),
+   and once more with CloudFront in front (the `edge_cdn` variant: edge.cdn, the WAF CloudFront's;
+   a distribution deploys for 300 s after each create and update);
    in the concurrent run, between up and down, `pause` then `resume` (lab mode), each modeled
    (Aurora stopped and started, NAT gateways deleted and made again, the groups drained to 0 and
    back); then `deploy app` and `deploy web` (a changed source) while the stack serves a steady
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.model import RULES
-from bench.runs import Modeled, modeled_run
+from bench.runs import EDGE_CDN, Modeled, modeled_run
 
 DEFAULT_GANTT = Path(__file__).parent / "gantt-up.png"
 
@@ -50,6 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="do not model `deploy app` and `deploy web` under load before the concurrent run's down")
     parser.add_argument("--skip-edge", action="store_true",
                         help="do not model the run with the front door (edge.domain: certificate, DNS)")
+    parser.add_argument("--skip-cdn", action="store_true",
+                        help="do not model the run with CloudFront in front (edge.cdn, the edge_cdn variant)")
     parser.add_argument("--sandbox", action="store_true",
                         help="also time the CLI as processes against a moto server (threetier sandbox)")
     return parser.parse_args(argv)
@@ -60,7 +64,7 @@ def minutes(seconds: float | None) -> float | None:
 
 
 def report(concurrent: Modeled, sequential: Modeled | None, sandbox: dict[str, Any], gantt: str | None,
-           delay: float, edge: Modeled | None = None) -> dict[str, Any]:
+           delay: float, edge: Modeled | None = None, cdn: Modeled | None = None) -> dict[str, Any]:
     looks = concurrent.looks
     ms = int(delay * 1000)
     result: dict[str, Any] = {
@@ -108,7 +112,9 @@ def report(concurrent: Modeled, sequential: Modeled | None, sandbox: dict[str, A
         "error": concurrent.error,
         "sequential_error": sequential.error if sequential else None,
         "edge_error": edge.error if edge else None,
-        "bench_wall_seconds": _round(sum(r.wall_seconds for r in (concurrent, sequential, edge) if r is not None)),
+        **cdn_keys(cdn),
+        "bench_wall_seconds": _round(sum(r.wall_seconds for r in (concurrent, sequential, edge, cdn)
+                                         if r is not None)),
         "gantt": gantt,
     }
     for key in ("noop_up_mutating", "noop_up_stderr", "status_stderr"):
@@ -116,6 +122,20 @@ def report(concurrent: Modeled, sequential: Modeled | None, sandbox: dict[str, A
             result[key] = looks[key]
     result.update(sandbox)
     return result
+
+
+def cdn_keys(cdn: Modeled | None) -> dict[str, Any]:
+    """The `edge_cdn` variant (CloudFront in front): null, and no violation, when it was not modeled."""
+    return {
+        "cdn_up_minutes": minutes(cdn.up_seconds) if cdn else None,
+        "cdn_down_minutes": minutes(cdn.down_seconds) if cdn else None,
+        "cdn_up_calls": cdn.up_calls if cdn else None,
+        "cdn_down_calls": cdn.down_calls if cdn else None,
+        "cdn_violations": cdn.violations if cdn else [],
+        "cdn_relaxed": cdn.relaxed if cdn else [],
+        "cdn_refusals": cdn.refusals if cdn else {},
+        "cdn_error": cdn.error if cdn else None,
+    }
 
 
 def deploy_keys(run: Modeled) -> dict[str, Any]:
@@ -148,7 +168,7 @@ def _round(value: float | None, digits: int = 2) -> float | None:
 
 
 def print_table(result: dict[str, Any], concurrent: Modeled, sequential: Modeled | None, delay: float,
-                edge: Modeled | None = None) -> None:
+                edge: Modeled | None = None, cdn: Modeled | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -185,6 +205,12 @@ def print_table(result: dict[str, Any], concurrent: Modeled, sequential: Modeled
         table.add_row("AWS calls, edge", f"{edge.up_calls} / {edge.down_calls}", "—")
         table.add_row("violations, edge", str(len(edge.violations)), "—")
         table.add_row("refusals, edge", _codes(edge.refusals), "—")
+    if cdn is not None:
+        table.add_row("up / down, edge with CloudFront (cdn)", f"{fmt(result['cdn_up_minutes'], ' min')} / "
+                      f"{fmt(result['cdn_down_minutes'], ' min')}", "—")
+        table.add_row("AWS calls, cdn", f"{cdn.up_calls} / {cdn.down_calls}", "—")
+        table.add_row("violations, cdn", str(len(cdn.violations)), "—")
+        table.add_row("refusals, cdn", _codes(cdn.refusals), "—")
     console.print(table)
 
     ms = int(delay * 1000)
@@ -252,6 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_edge:
         progress("modeling up + down with the front door (edge.domain), concurrent engine ...")
         edge = modeled_run(sequential=False, relax=args.relax, edge=True, waf=True)
+    cdn = None
+    if not args.skip_cdn:
+        progress("modeling up + down with CloudFront in front (edge.cdn), concurrent engine ...")
+        cdn = modeled_run(sequential=False, relax=args.relax, **EDGE_CDN)
     sandbox: dict[str, Any] = {}
     if args.sandbox:
         progress("timing the CLI against a moto server ...")
@@ -267,13 +297,16 @@ def main(argv: list[str] | None = None) -> int:
         if edge is not None:
             panels.append((f"concurrent engine with edge (HTTPS, DNS): up {_m(edge.up_seconds)}", edge.spans,
                            edge.up_seconds))
+        if cdn is not None:
+            panels.append((f"concurrent engine with CloudFront (edge.cdn): up {_m(cdn.up_seconds)}", cdn.spans,
+                           cdn.up_seconds))
         gantt = str(draw(panels, args.gantt))
-    result = report(concurrent, sequential, sandbox, gantt, args.delay, edge)
+    result = report(concurrent, sequential, sandbox, gantt, args.delay, edge, cdn)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:
-        print_table(result, concurrent, sequential, args.delay, edge)
-    runs = [r for r in (concurrent, sequential, edge) if r is not None]
+        print_table(result, concurrent, sequential, args.delay, edge, cdn)
+    runs = [r for r in (concurrent, sequential, edge, cdn) if r is not None]
     return 1 if any(r.error or r.violations for r in runs) or deploy_failed(concurrent) else 0
 
 

@@ -23,9 +23,10 @@ EDGE_ZONE = "example.com"
 EDGE_DOMAIN = "shop.example.com"
 
 
-def edge_config(*, waf: bool = False) -> dict[str, Any]:
-    """The front door of Part 7: HTTPS with a requested certificate, and (once built) the WAF."""
-    return {"edge": {"domain": EDGE_DOMAIN, "hosted_zone": EDGE_ZONE, "waf": waf}}
+def edge_config(*, waf: bool = False, cdn: bool = False) -> dict[str, Any]:
+    """The front door of Part 7: HTTPS with a requested certificate, the WAF, and CloudFront in front
+    (the `edge_cdn` variant: `cdn` and `waf`)."""
+    return {"edge": {"domain": EDGE_DOMAIN, "hosted_zone": EDGE_ZONE, "waf": waf, **({"cdn": True} if cdn else {})}}
 
 
 def create_edge_zone() -> str:
@@ -36,12 +37,18 @@ def create_edge_zone() -> str:
     return route53.create_hosted_zone(Name=EDGE_ZONE, CallerReference="bench-edge-zone")["HostedZone"]["Id"]
 
 
+# The `edge_cdn` variant (`modeled_run(sequential=False, **EDGE_CDN)`): the front door, the WAF and
+# CloudFront in front (edge.cdn).
+EDGE_CDN: dict[str, bool] = {"edge": True, "waf": True, "cdn": True}
+
+
 @dataclass
 class Modeled:
     """One modeled `up`, with `pause` then `resume` (`pause=True`), then `down --skip-final-snapshot`,
     from an empty account. `down` always takes down a running stack: right after `up`, or after `resume`."""
     sequential: bool
     edge: bool = False                    # with the front door (HTTPS, DNS): config `edge`
+    cdn: bool = False                     # ... and CloudFront in front (edge.cdn): the `edge_cdn` variant
     pause: bool = False                   # pause and resume were modeled between up and down
     up_seconds: float | None = None
     down_seconds: float | None = None
@@ -89,13 +96,14 @@ def engine_for(directory: Path, clock: Any, *, sequential: bool, relax: Iterable
 
 
 def modeled_run(*, sequential: bool, relax: Iterable[str] = (), looks: bool = False,
-                delay: float = 0.08, edge: bool = False, waf: bool = False, pause: bool = False,
+                delay: float = 0.08, edge: bool = False, waf: bool = False, cdn: bool = False, pause: bool = False,
                 deploy: bool = False) -> Modeled:
-    """`edge`: with the front door (edge.domain in a hosted zone made first), and the WAF with `waf`.
+    """`edge`: with the front door (edge.domain in a hosted zone made first), the WAF with `waf`, and
+    CloudFront in front with `cdn` (`edge_cdn`: bench/model/cloudfront.py times its distribution).
     `looks` measures the defaults' no-op up and status: not with `edge`. `pause`: `threetier pause`
     then `threetier resume` between up (and looks) and down (`pause_and_resume`). `deploy`: then
     `deploy app` and `deploy web` under a steady load (`modeled_deploys`), before down."""
-    result = Modeled(sequential=sequential, edge=edge, pause=pause, deploy=deploy)
+    result = Modeled(sequential=sequential, edge=edge, cdn=cdn, pause=pause, deploy=deploy)
     started = time.monotonic()
     with moto(), tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         directory = Path(tmp)
@@ -103,7 +111,7 @@ def modeled_run(*, sequential: bool, relax: Iterable[str] = (), looks: bool = Fa
         if edge:
             create_edge_zone()
         engine, model = engine_for(directory, clock, sequential=sequential, relax=relax,
-                                   raw_config=edge_config(waf=waf) if edge else None)
+                                   raw_config=edge_config(waf=waf, cdn=cdn) if edge else None)
         aws = engine.ctx.aws
         try:
             t0 = clock.now()

@@ -206,12 +206,13 @@ def dashboard_body(ctx: Ctx) -> dict[str, Any] | None:
     if not all(arns):
         return None
     owned = (*database.ALARMS, *app_tier.ALARMS, *ALARMS) if ctx.config.monitoring.alarms else ()
+    acl = waf.wanted(ctx)  # the regional one, or CloudFront's (edge.cdn)
     return dashboard.body(
         ctx,
         web=dashboard.Tier("web", web["load_balancer_arn"], web["target_group_arn"], ctx.name(ALB_ROLE)),
         app=dashboard.Tier("app", app["load_balancer_arn"], app["target_group_arn"], ctx.name(app_tier.ALB_ROLE)),
         cluster=database.cluster_id(ctx),
-        web_acl=waf.name(ctx) if ctx.config.edge.waf else None,
+        web_acl=acl.name(ctx) if acl else None, web_acl_region=acl.region if acl else None,
         alarm_names=[alarms.alarm_name(ctx, what) for what in owned])
 
 

@@ -40,6 +40,17 @@ def outcome(call: Callable[..., Any], **params: Any) -> str:
         return exc.response["Error"]["Code"]
 
 
+def create_web_acl(wafv2: Any, name: str, scope: str = "REGIONAL") -> dict[str, Any]:
+    """An empty web ACL (test_bench_cdn.py: CloudFront's, scope CLOUDFRONT)."""
+    return wafv2.create_web_acl(Name=name, Scope=scope, DefaultAction={"Allow": {}}, Rules=[], VisibilityConfig={
+        "SampledRequestsEnabled": False, "CloudWatchMetricsEnabled": False, "MetricName": name})["Summary"]
+
+
+def delete_web_acl(wafv2: Any, acl: dict[str, Any], scope: str = "REGIONAL") -> str:
+    token = wafv2.get_web_acl(Name=acl["Name"], Scope=scope, Id=acl["Id"])["LockToken"]
+    return outcome(wafv2.delete_web_acl, Name=acl["Name"], Scope=scope, Id=acl["Id"], LockToken=token)
+
+
 class Front:
     """moto behind the model, on a virtual clock: a VPC, an internet-facing ALB created at once (so
     provisioning for 150 s), its target group and the public zone example.com."""
@@ -102,17 +113,13 @@ class Front:
 
     # -- WAFv2 --
     def web_acl(self, name: str) -> dict[str, Any]:
-        return self.wafv2.create_web_acl(
-            Name=name, Scope="REGIONAL", DefaultAction={"Allow": {}}, Rules=[],
-            VisibilityConfig={"SampledRequestsEnabled": False, "CloudWatchMetricsEnabled": False,
-                              "MetricName": name})["Summary"]
+        return create_web_acl(self.wafv2, name)
 
     def associate(self, acl: dict[str, Any]) -> str:
         return outcome(self.wafv2.associate_web_acl, WebACLArn=acl["ARN"], ResourceArn=self.alb)
 
     def delete_web_acl(self, acl: dict[str, Any]) -> str:
-        token = self.wafv2.get_web_acl(Name=acl["Name"], Scope="REGIONAL", Id=acl["Id"])["LockToken"]
-        return outcome(self.wafv2.delete_web_acl, Name=acl["Name"], Scope="REGIONAL", Id=acl["Id"], LockToken=token)
+        return delete_web_acl(self.wafv2, acl)
 
     def rules_broken(self) -> list[str | None]:
         return [r.rule for r in self.model.refusals if r.violation]

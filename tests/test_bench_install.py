@@ -14,7 +14,7 @@ import bench.gantt
 from bench.runs import Modeled
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK = ["--json", "--skip-sequential", "--skip-edge", "--skip-pause"]
+QUICK = ["--json", "--skip-sequential", "--skip-edge", "--skip-cdn", "--skip-pause"]
 
 
 @pytest.fixture

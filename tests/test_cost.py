@@ -23,7 +23,7 @@ from threetier.cli.cost import summary_line
 from threetier.engine import Engine
 from threetier.estimate import ASSUMED, HOURS_PER_MONTH, estimate
 from threetier.output import Output
-from threetier.pricing import PRICES, PRICES_DATE
+from threetier.pricing import PRICES, PRICES_DATE, PRICES_SOURCE
 
 DEFAULT = configlib.parse({})
 # The stack's own alarms (monitoring.alarms), by the metrics each watches (CloudWatch bills per
@@ -120,6 +120,42 @@ def test_an_instance_type_the_table_lacks_is_said_not_counted_as_zero(tmp_path: 
     text = cli("cost", cwd=tmp_path)
     assert text.code == 0 and "at least $" in text.stdout and "2 item(s) without a price not counted" in text.stdout
     assert "no price" in text.stdout
+
+
+def test_cdn_adds_cloudfront_free_within_the_always_free_tier_and_at_the_table_s_prices_beyond_it(tmp_path: Path) -> None:
+    edge = {"domain": "shop.example.com", "hosted_zone": "example.com", "waf": True}
+    plain, cdn = configlib.parse({"edge": edge}), configlib.parse({"edge": {**edge, "cdn": True}})
+    price = PRICES["us-east-1"]
+    # Lab traffic (10 GB, 1 million requests) is inside the free tier: the CDN adds its origin secret only;
+    # the web ACL is CloudFront's at the regional one's price.
+    priced = estimate(cdn, "us-east-1")
+    assert priced.monthly_usd - estimate(plain, "us-east-1").monthly_usd == pytest.approx(price.secret_month)
+    lines = {line.item: line for line in priced.lines}
+    cloudfront = [line for line in priced.lines if line.item.startswith("CloudFront")]
+    assert [(line.quantity, line.unit, line.unit_usd) for line in cloudfront] == [
+        (0, "GB", price.cloudfront_gb_out), (0, "10,000 requests", price.cloudfront_https_10k)]
+    assert lines["WAF web ACL (CloudFront's, us-east-1)"].monthly_usd == price.waf_web_acl_month
+    # Beyond it: 500 GB and 15 million requests billed.
+    busy = dataclasses.replace(ASSUMED, cdn_gb_out_per_month=1500, cdn_million_requests_per_month=25)
+    more = estimate(cdn, "us-east-1", busy).monthly_usd - priced.monthly_usd
+    assert more == pytest.approx(500 * price.cloudfront_gb_out + 1500 * price.cloudfront_https_10k)
+    assert more == pytest.approx(42.5 + 15.0)  # $0.085 per GB, $0.01 per 10,000 requests (2026-11)
+    # Said: an estimate, its source and date, the free tier, the certificate and the secret.
+    said = " ".join(priced.assumptions)
+    for words in ("CloudFront (edge.cdn), an estimate at the Amazon CloudFront pricing page's pay-as-you-go prices "
+                  "of 2026-11", "always-free tier of 1 TB and 10 million requests a month",
+                  "CloudFront's certificate (us-east-1): an ACM public certificate, free",
+                  "a Secrets Manager secret, $0.40 a month", "the WAF web ACL is CloudFront's"):
+        assert words in said
+    assert "not counted: data transfer between AZs," in said and "Amazon CloudFront" in PRICES_SOURCE
+    assert not [a for a in estimate(plain).assumptions if "CloudFront" in a]
+    # Paused: no traffic, no CloudFront line; the secrets and the web ACL still bill.
+    idle = estimate(cdn, "us-east-1", paused=True)
+    assert not [line for line in idle.lines if line.item.startswith("CloudFront")]
+    assert idle.monthly_usd - estimate(plain, "us-east-1", paused=True).monthly_usd == pytest.approx(price.secret_month)
+    write_config(tmp_path, edge={**edge, "cdn": True})
+    report = json.loads(cli("cost", "--json", cwd=tmp_path).stdout)
+    assert report["monthly_usd"] == round(priced.monthly_usd, 2) and "Amazon CloudFront" in report["prices_source"]
 
 
 def test_cost_json_is_one_object_with_the_numbers() -> None:

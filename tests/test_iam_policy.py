@@ -1,6 +1,7 @@
-"""The published IAM policy (threetier.permissions, docs/iam-policy.json) covers every call the
-commands make: each AWS call of a whole life cycle in moto, from nothing to nothing, is among its
-command's actions for that config, and in the policy; the policy file is the generated one."""
+"""The published IAM policies (threetier.permissions: docs/iam-policy.json, the core, and
+docs/iam-policy-edge.json, the edge's) cover every call the commands make: each AWS call of a whole
+life cycle in moto, from nothing to nothing, is among its command's actions for that config, and in
+the policies; the policy files are the generated ones, each fits in a managed policy."""
 from __future__ import annotations
 
 import ast
@@ -41,14 +42,17 @@ LIFE_CYCLE = (("up", "--yes"), ("status",), ("plan",), ("pause",), ("status",), 
 PERMISSION_ONLY = {"iam:PassRole", "elasticloadbalancing:SetWebAcl", "s3:DeleteObjectVersion", "s3:TagResource"}
 
 
-def policy_actions() -> set[str]:
-    """The policy's Action entries (names, and the READ_WILDCARDS)."""
-    return {action for statement in permissions.policy_document()["Statement"] for action in statement["Action"]}
+def documents() -> list[dict[str, Any]]:
+    return [permissions.policy_document(name) for name in permissions.POLICIES]
+
+
+def allowed(action: str) -> bool:
+    """Whether one of the two policies (both attached) grants the action."""
+    return any(permissions.allows(document, action) for document in documents())
 
 
 def not_allowed(actions: Iterable[str]) -> list[str]:
-    document = permissions.policy_document()
-    return sorted(action for action in actions if not permissions.allows(document, action))
+    return sorted(action for action in actions if not allowed(action))
 
 
 def granted() -> set[str]:
@@ -197,10 +201,10 @@ def test_every_operation_the_code_names_is_in_the_policy() -> None:
             operations.setdefault(xform_name(operation), []).append((service, operation))
     named = {name for path in [*sorted((ROOT / "threetier").rglob("*.py")), *sorted((ROOT / "steps").rglob("*.py"))]
              if "application" not in path.parts for name in operation_names(path) if name in operations}
-    document, known = permissions.policy_document(), EMULATOR_ONLY | NEEDS_NO_PERMISSION
+    known = EMULATOR_ONLY | NEEDS_NO_PERMISSION
     assert len(named) > 150  # the scan found the code's calls
     assert sorted(name for name in named if not any(
-        iam_action(service, operation) in known or permissions.allows(document, iam_action(service, operation))
+        iam_action(service, operation) in known or allowed(iam_action(service, operation))
         for service, operation in operations[name])) == []
 
 
@@ -218,24 +222,37 @@ def test_every_action_granted_is_an_operation_or_a_known_permission() -> None:
         assert [a for a in granted() if fnmatch.fnmatchcase(a, wildcard)], f"{wildcard} stands for no action"
 
 
-# -- (3) the published file, (4) the document ----------------------------------------------------
-def test_the_published_policy_is_the_generated_one() -> None:
-    assert (ROOT / "docs" / "iam-policy.json").read_text() == permissions.render()
+# -- (3) the published files, (4) the documents -------------------------------------------------
+def test_the_published_policies_are_the_generated_ones() -> None:
+    assert list(permissions.POLICIES.values()) == ["docs/iam-policy.json", "docs/iam-policy-edge.json"]
+    for name, path in permissions.POLICIES.items():
+        assert (ROOT / path).read_text() == permissions.render(name), f"{path}: python -m threetier.permissions --write"
 
 
-def test_python_m_threetier_permissions_prints_it() -> None:
-    printed = subprocess.run([sys.executable, "-m", "threetier.permissions"], cwd=ROOT, capture_output=True,
-                             text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
-    assert json.loads(printed) == permissions.policy_document()
-    assert printed == permissions.render()
+def python_m_permissions(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "threetier.permissions", *args], cwd=cwd, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
-def test_the_policy_is_an_iam_policy_document() -> None:
-    document = permissions.policy_document()
+def test_python_m_threetier_permissions_prints_and_writes_them(tmp_path: Path) -> None:
+    assert python_m_permissions().stdout == permissions.render("core")
+    printed = python_m_permissions("edge").stdout
+    assert json.loads(printed) == permissions.policy_document("edge") and printed == permissions.render("edge")
+    (tmp_path / "docs").mkdir()
+    written = python_m_permissions("--write", cwd=tmp_path)
+    assert written.returncode == 0 and written.stdout.split() == list(permissions.POLICIES.values())
+    for name, path in permissions.POLICIES.items():
+        assert (tmp_path / path).read_text() == permissions.render(name)
+    refused = python_m_permissions("everything")
+    assert refused.returncode == 2 and "usage: python -m threetier.permissions [core|edge|--write]" in refused.stderr
+
+
+@pytest.mark.parametrize("name", permissions.POLICIES)
+def test_each_policy_is_an_iam_policy_document(name: str) -> None:
+    document = permissions.policy_document(name)
     assert set(document) == {"Version", "Statement"} and document["Version"] == "2012-10-17"
     statements = document["Statement"]
-    assert len({s["Sid"] for s in statements}) == len(statements)
-    seen: list[str] = []
+    assert statements and len({s["Sid"] for s in statements}) == len(statements)
     for statement in statements:
         assert set(statement) <= {"Sid", "Effect", "Action", "Resource", "Condition"}
         assert re.fullmatch(r"[A-Za-z0-9]+", statement["Sid"])
@@ -248,15 +265,43 @@ def test_the_policy_is_an_iam_policy_document() -> None:
         assert resources and all(r == "*" or r.startswith("arn:*:") for r in resources)
         for operator, keys in statement.get("Condition", {}).items():
             assert operator in ("StringEquals", "ArnLike") and keys
-        seen += actions
-    assert len(seen) == len(set(seen)), "an action in two statements"
-    assert not any(action == "*" or action.endswith(":*") for action in seen)
+    assert not any(action == "*" or action.endswith(":*") for action in policy_actions(document))
     assert not [action for action in EMULATOR_ONLY if permissions.allows(document, action)]
 
 
-def test_the_policy_fits_in_a_managed_policy() -> None:
+def policy_actions(document: dict[str, Any]) -> list[str]:
+    """The document's Action entries (names, and the READ_WILDCARDS), as often as they are named."""
+    return [action for statement in document["Statement"] for action in statement["Action"]]
+
+
+def test_each_action_is_in_one_policy_for_what_it_acts_on() -> None:
+    """An action is named once for each statement (what it may act on), in one of the two policies."""
+    named = [(statement["Sid"], action) for document in documents() for statement in document["Statement"]
+             for action in statement["Action"]]
+    assert len(named) == len(set(named)), sorted({a for a in named if named.count(a) > 1})
+    assert {action for _, action in named} == {permissions._shortened(action) for action in granted()}
+
+
+def test_the_core_policy_alone_serves_a_stack_without_a_domain_and_the_edge_policy_only_the_edge() -> None:
+    core, edge = permissions.policy_document("core"), permissions.policy_document("edge")
+    default = configlib.parse({"monitoring": {"email": "ops@example.com"}, "database": {"restore_from": "latest"}})
+    for command in permissions.COMMANDS:
+        assert [a for a in actions_for(command, default) if not permissions.allows(core, a)] == [], command
+    edge_only = {permissions._shortened(action) for grant in permissions.GRANTS if grant.feature in permissions.EDGE_FEATURES
+                 for action in grant.actions}
+    assert set(policy_actions(edge)) <= edge_only
+    assert {"wafv2:CreateWebACL", "acm:RequestCertificate", "route53:ChangeResourceRecordSets"} <= set(policy_actions(edge))
+    assert not {"wafv2:CreateWebACL", "acm:RequestCertificate"} & set(policy_actions(core))
+    assert permissions.policy_files(["ec2:CreateVpc"]) == ["docs/iam-policy.json"]
+    assert permissions.policy_files(["wafv2:CreateWebACL", "rds:CreateDBCluster"]) == list(permissions.POLICIES.values())
+    with pytest.raises(ValueError, match="unknown policy 'all'"):
+        permissions.policy_document("all")
+
+
+@pytest.mark.parametrize("name", permissions.POLICIES)
+def test_each_policy_fits_in_a_managed_policy(name: str) -> None:
     """IAM refuses a managed policy of more than 6,144 characters, whitespace aside (create-policy)."""
-    document = json.dumps(permissions.policy_document(), separators=(",", ":"))
+    document = json.dumps(permissions.policy_document(name), separators=(",", ":"))
     assert len(document) <= permissions.POLICY_SIZE_LIMIT
 
 
@@ -274,8 +319,8 @@ def test_each_commands_actions_are_sorted_and_in_the_policy(raw: dict[str, Any])
     assert set(actions_for("status", config)) - set(permissions.ACCOUNT_GUARDS) <= set(actions_for("up", config))
     assert not any(action.startswith(("ec2:Create", "ec2:Delete", "rds:Create", "rds:Delete"))
                    for action in actions_for("status", config) + actions_for("plan", config))
-    # database.restore_from too (not in EVERYTHING: a life cycle from nothing has no snapshot to restore).
-    every_key = {**EVERYTHING, "database": {"restore_from": "latest"}}
+    # database.restore_from and edge.cdn too (not in EVERYTHING: a life cycle from nothing has no snapshot to restore).
+    every_key = {**EVERYTHING, "edge": {**EVERYTHING["edge"], "cdn": True}, "database": {"restore_from": "latest"}}
     everything = set().union(*(actions_for(command, configlib.parse(every_key)) for command in permissions.COMMANDS))
     assert everything == granted()  # the whole config needs all the policy has
 

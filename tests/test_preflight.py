@@ -177,7 +177,11 @@ def test_denied_actions_are_listed_and_pointed_at_the_published_policy():
                {"EvalActionName": "iam:PassRole", "EvalDecision": "explicitDeny"}]
     [shortfall] = judged({"simulation": results})[1].shortfalls
     assert "may not iam:PassRole, rds:CreateDBCluster" in shortfall.line()
-    assert "docs/iam-policy.json" in shortfall.fix
+    assert "attach docs/iam-policy.json to them" in shortfall.fix
+    # An edge action denied: the edge's policy named too (the two managed policies, threetier.permissions).
+    results.append({"EvalActionName": "wafv2:CreateWebACL", "EvalDecision": "implicitDeny"})
+    [shortfall] = judged({"simulation": results})[1].shortfalls
+    assert "attach docs/iam-policy.json and docs/iam-policy-edge.json to them" in shortfall.fix
     _, findings = judged({"simulation": Unanswered("AccessDenied")})
     assert findings.shortfalls == [] and findings.skipped
 

@@ -240,3 +240,125 @@ def test_rules_compare_by_what_the_stack_sets_not_what_aws_adds(tmp_path) -> Non
     answered[2]["OverrideAction"] = {"Count": {}}  # a group only counting: not the stack's
     assert not waf.same_rules(answered, wanted)
     assert not waf.same_rules(wanted[:-1], wanted)
+
+
+# -- edge.cdn: CloudFront's web ACL (CLOUDFRONT scope, us-east-1) --------------------------------------
+CDN_ACL = "threetier-cdn-web-acl"
+EDGE = {"domain": "shop.example.com", "hosted_zone": "example.com", "waf": True}
+
+
+def cloudfront_acls() -> list[dict]:
+    return boto3.client("wafv2", region_name="us-east-1").list_web_acls(Scope="CLOUDFRONT")["WebACLs"]
+
+
+def test_cdn_on_swaps_the_regional_acl_for_cloudfront_s_and_off_swaps_back(stack_from) -> None:
+    tmp_path = stack_from("edge_waf")
+    balancer = make_engine(tmp_path).ctx.state.parts[7].resources["load_balancer_arn"]
+    [regional] = web_acls()
+
+    # cdn on: CloudFront's ACL made in start (its ARN kept for the distribution), the regional one
+    # taken off the ALB and deleted in finish.
+    on = make_engine(tmp_path, {"edge": {**EDGE, "cdn": True}})
+    on.up()
+    [summary] = cloudfront_acls()
+    web = on.ctx.state.parts[7].resources
+    assert summary["Name"] == CDN_ACL and web["cdn_web_acl_arn"] == summary["ARN"] and ":global/webacl/" in summary["ARN"]
+    assert "web_acl_arn" not in web and web["waf"].startswith(f"on CloudFront: {CDN_ACL}, 4 rules")
+    tags = {"Tags": boto3.client("wafv2", region_name="us-east-1").list_tags_for_resource(
+        ResourceARN=summary["ARN"])["TagInfoForResource"]["TagList"]}
+    assert (tag_value(tags, STACK_TAG), tag_value(tags, PART_TAG), tag_value(tags, "Name")) == ("threetier", "7", CDN_ACL)
+    acl = boto3.client("wafv2", region_name="us-east-1").get_web_acl(Name=CDN_ACL, Scope="CLOUDFRONT", Id=summary["Id"])
+    assert waf.as_wanted(on.ctx, acl["WebACL"])  # the same rules as the regional one had
+    assert web_acls() == [] and acl_on(balancer) is None
+    calls = [(c.operation, c.params.get("Scope")) for c in on.ctx.aws.mutating_calls() if c.service == "wafv2"]
+    assert calls == [("CreateWebACL", "CLOUDFRONT"), ("DisassociateWebACL", None), ("DeleteWebACL", "REGIONAL")]
+    assert ("deleted", "web ACL", regional["Name"]) in [(c.action, c.kind, c.name) for c in on.ctx.changes]
+    # The dashboard graphs CloudFront's ACL: its metrics are in us-east-1, with no Region dimension.
+    body = json.loads(boto3.client("cloudwatch").get_dashboard(DashboardName="threetier-us-east-1-dashboard")["DashboardBody"])
+    [graph] = [w["properties"] for w in body["widgets"] if w["type"] == "metric"
+               and w["properties"]["metrics"][0][0] == "AWS/WAFV2"]
+    assert graph["region"] == "us-east-1" and [m[:6] for m in graph["metrics"]] == [
+        ["AWS/WAFV2", metric, "WebACL", CDN_ACL, "Rule", "ALL"] for metric in ("AllowedRequests", "BlockedRequests")]
+
+    # status: on CloudFront, no WAF drift (found, not made again: the Stubber test below).
+    write_config(tmp_path, edge={**EDGE, "cdn": True})
+    status = json.loads(cli("status", "--json", cwd=tmp_path).stdout)["parts"][6]
+    assert status["resources"]["waf"].startswith(f"on CloudFront: {CDN_ACL}")
+    assert [line for line in status["drift"] if "web ACL" in line] == []
+
+    # cdn off: the regional ACL made and on the ALB again; CloudFront's stays until no distribution
+    # names it (status says so), then settle_cloudfront deletes it.
+    off = make_engine(tmp_path, {"edge": EDGE})
+    off.up()
+    [back] = web_acls()
+    assert back["Name"] == ACL and acl_on(balancer) == back["ARN"] and len(cloudfront_acls()) == 1
+    write_config(tmp_path, edge=EDGE)
+    status = json.loads(cli("status", "--json", "--state", str(tmp_path / "state.json"), cwd=tmp_path).stdout)
+    assert (f"web ACL {CDN_ACL} (us-east-1): present, and edge.cdn is false (`up` removes it once no distribution "
+            f"names it)") in status["parts"][6]["drift"]
+    settle = make_engine(tmp_path, {"edge": EDGE})
+    settle.ctx.part = next(p for p in settle.parts if p.number == web_tier.NUMBER)
+    waf.settle_cloudfront(settle.ctx)
+    assert cloudfront_acls() == [] and mutating(settle) == ["DeleteWebACL"]
+    assert "cdn_web_acl_arn" not in settle.ctx.resources
+
+    # The scan (after down) finds CloudFront's too, in us-east-1 (destroy_cloudfront: the Stubber test below).
+    assert [f.name for f in tagged(settle.ctx.aws, "threetier") if f.kind == "web ACL"] == [ACL]
+    on_again = make_engine(tmp_path, {"edge": {**EDGE, "cdn": True}})
+    on_again.ctx.part = settle.ctx.part
+    waf.ensure_acl(on_again.ctx, waf.CLOUDFRONT)
+    assert sorted(f.name for f in tagged(on_again.ctx.aws, "threetier") if f.kind == "web ACL") == [CDN_ACL, ACL]
+
+
+def test_cloudfront_s_acl_is_found_or_made_in_us_east_1_whatever_the_stack_s_region(tmp_path) -> None:
+    """moto keeps CLOUDFRONT ACLs whatever the region asked (docs/moto.md): the Stubber, on the
+    us-east-1 client only, proves where the calls go."""
+    config = {"region": "eu-west-1", "edge": {**EDGE, "cdn": True}}
+    arn = f"arn:aws:wafv2:us-east-1:123456789012:global/webacl/{CDN_ACL}/{'1' * 8}"
+    summary = {"Name": CDN_ACL, "Id": "1" * 8, "ARN": arn, "LockToken": "token-1"}
+    listing = {"Scope": "CLOUDFRONT", "Limit": 100}
+    key = {"Name": CDN_ACL, "Scope": "CLOUDFRONT", "Id": summary["Id"]}
+
+    def engine_and_client(clock: FakeClock) -> tuple:
+        engine = make_engine(tmp_path, config, clock=clock)
+        engine.ctx.part = next(p for p in engine.parts if p.number == web_tier.NUMBER)
+        client = engine.ctx.aws.client("wafv2", "us-east-1")
+        assert client is not engine.ctx.aws.client("wafv2")  # the stack's region's
+        return engine.ctx, client
+
+    def acl(ctx, token: str) -> dict:
+        return {"WebACL": {"Name": CDN_ACL, "Id": summary["Id"], "ARN": arn, "DefaultAction": {"Allow": {}},
+                           "Rules": waf.wanted_rules(ctx), "VisibilityConfig": waf.visibility(CDN_ACL)},
+                "LockToken": token}
+
+    with moto():
+        # None yet: made, CLOUDFRONT-scoped, tagged, with the stack's rules; its ARN kept for the distribution.
+        ctx, client = engine_and_client(FakeClock())
+        with Stubber(client) as stub:
+            stub.add_response("list_web_acls", {"WebACLs": []}, listing)
+            stub.add_response("create_web_acl", {"Summary": summary}, {
+                "Name": CDN_ACL, "Scope": "CLOUDFRONT", "Tags": ctx.tags(waf.CDN_ROLE),
+                **waf.acl_settings(ctx, waf.CLOUDFRONT)})
+            waf.start(ctx, web_tier.tier(ctx))
+            stub.assert_no_pending_responses()
+        assert ctx.resources["cdn_web_acl_arn"] == arn
+        assert [(c.operation, c.params["Scope"]) for c in ctx.aws.mutating_calls()] == [("CreateWebACL", "CLOUDFRONT")]
+
+        # A later run finds it by name and tag (its rules as wanted: no create, no update); at down,
+        # after DeleteDistribution, WAF still sees the distribution for a while: retried.
+        clock = FakeClock()
+        ctx, client = engine_and_client(clock)
+        with Stubber(client) as stub:
+            stub.add_response("list_web_acls", {"WebACLs": [summary]}, listing)
+            stub.add_response("list_tags_for_resource", {"TagInfoForResource": {
+                "ResourceARN": arn, "TagList": ctx.tags(waf.CDN_ROLE)}}, {"ResourceARN": arn})
+            stub.add_response("get_web_acl", acl(ctx, "token-1"), key)
+            waf.ensure_acl(ctx, waf.CLOUDFRONT)
+            assert ctx.aws.mutating_calls() == []
+            stub.add_response("get_web_acl", acl(ctx, "token-2"), key)
+            for _ in range(2):
+                stub.add_client_error("delete_web_acl", "WAFAssociatedItemException", "still on a distribution", 400)
+            stub.add_response("delete_web_acl", {}, {**key, "LockToken": "token-2"})
+            waf.destroy_cloudfront(ctx)
+            stub.assert_no_pending_responses()
+        assert clock.sleeps == [10, 10] and "cdn_web_acl_arn" not in ctx.resources

@@ -12,6 +12,9 @@ from typing import Any
 
 from threetier.config import Config, Spot
 from threetier.pricing import (
+    CLOUDFRONT_FREE_GB,
+    CLOUDFRONT_FREE_REQUESTS,
+    CLOUDFRONT_PRICE_CLASS,
     FALLBACK_REGION,
     PRICES,
     PRICES_DATE,
@@ -54,6 +57,8 @@ class Assumptions:
     flow_log_gb_per_month: float = 2.0
     tier_log_gb_per_month: float = 1.0      # the app's and nginx's logs, by the CloudWatch agent
     waf_million_requests_per_month: float = 1.0
+    cdn_gb_out_per_month: float = 10.0      # edge.cdn: what viewers download through CloudFront
+    cdn_million_requests_per_month: float = 1.0
 
 
 ASSUMED = Assumptions()
@@ -241,7 +246,9 @@ def kept_lines(config: Config, prices: RegionPrices, assumed: Assumptions) -> li
     lines = [
         Line(f"EBS snapshots of the AMIs x{BAKED_IMAGES}", BAKED_IMAGES * assumed.image_snapshot_gb,
              "GB-month", prices.ebs_snapshot_gb_month),
-        Line("Secrets Manager secret", SECRETS, "secret-month", prices.secret_month),
+        Line("Secrets Manager secret" if not config.edge.cdn else
+             f"Secrets Manager secrets x{SECRETS + 1} (the database's, CloudFront's origin header)",
+             SECRETS + config.edge.cdn, "secret-month", prices.secret_month),
     ]
     if config.monitoring.alarms:
         lines.append(Line(f"CloudWatch alarms x{STACK_ALARMS} ({STACK_ALARM_METRICS} metrics)", STACK_ALARM_METRICS,
@@ -254,7 +261,9 @@ def kept_lines(config: Config, prices: RegionPrices, assumed: Assumptions) -> li
     lines.append(Line(f"CloudWatch Logs stored ({config.monitoring.log_retention_days} days)", log_gb * kept_months,
                       "GB-month", prices.logs_stored_gb_month))
     if config.edge.waf:
-        lines += [Line("WAF web ACL", 1, "ACL-month", prices.waf_web_acl_month),
+        # With edge.cdn the ACL is CloudFront's (CLOUDFRONT scope, us-east-1), at the same price.
+        lines += [Line("WAF web ACL" + (" (CloudFront's, us-east-1)" if config.edge.cdn else ""), 1, "ACL-month",
+                       prices.waf_web_acl_month),
                   Line(f"WAF rules x{WAF_RULES}", WAF_RULES, "rule-month", prices.waf_rule_month)]
     return lines
 
@@ -315,7 +324,20 @@ def running_lines(config: Config, prices: RegionPrices, assumed: Assumptions) ->
     ]
     if config.edge.waf:
         lines.append(Line("WAF requests", assumed.waf_million_requests_per_month, "million", prices.waf_million_requests))
+    if config.edge.cdn:
+        lines += cloudfront_lines(prices, assumed)
     return lines + kept_lines(config, prices, assumed)
+
+
+def cloudfront_lines(prices: RegionPrices, assumed: Assumptions) -> list[Line]:
+    """edge.cdn: what viewers download and ask for through CloudFront, beyond the always-free tier
+    (the origin fetches from the ALB are free: an AWS origin)."""
+    billed_gb = max(0.0, assumed.cdn_gb_out_per_month - CLOUDFRONT_FREE_GB)
+    billed_10k = max(0.0, assumed.cdn_million_requests_per_month * 1e6 - CLOUDFRONT_FREE_REQUESTS) / 10_000
+    return [Line(f"CloudFront data out beyond the free {CLOUDFRONT_FREE_GB:,.0f} GB (an estimate)", billed_gb, "GB",
+                 prices.cloudfront_gb_out),
+            Line(f"CloudFront HTTPS requests beyond the free {CLOUDFRONT_FREE_REQUESTS / 1e6:g} million (an estimate)",
+                 billed_10k, "10,000 requests", prices.cloudfront_https_10k)]
 
 
 def tier_lines(name: str, tier: Any, prices: RegionPrices) -> list[Line]:
@@ -359,7 +381,8 @@ def assumptions(config: Config, assumed: Assumptions, prices: RegionPrices, nats
     web, app = config.web.asg, config.app.asg
     at_max = max_capacity_extra(config, assumed, prices)
     said = [
-        f"{HOURS_PER_MONTH} hours a month; on-demand list prices, Linux, no free tier, Savings Plans or reservations",
+        f"{HOURS_PER_MONTH} hours a month; on-demand list prices, Linux, no free tier"
+        + (" (but CloudFront's always-free one, below)" if config.edge.cdn else "") + ", Savings Plans or reservations",
         f"each tier at its asg.desired (web {web.desired}, app {app.desired}); scaled out to asg.max (web {web.max}, "
         f"app {app.max}) it costs "
         + (f"up to ${at_max:,.2f} a month more" if at_max is not None else "more (an instance type has no price here)"),
@@ -390,10 +413,34 @@ def assumptions(config: Config, assumed: Assumptions, prices: RegionPrices, nats
         said.append(f"WAF: {assumed.waf_million_requests_per_month:g} million requests a month")
     if config.edge.https:
         said.append("HTTPS (edge.domain): ACM public certificates are free, Route 53 answers alias queries to the "
-                    "ALB free, and the hosted zone is yours (not counted)")
-    said.append("not counted: data transfer out to the internet and between AZs, S3 (a few MB of code), SNS e-mail, "
-                "the stack's lock (an SSM standard parameter, free), the builders while an image bakes (minutes)")
+                    f"{'ALB and CloudFront' if config.edge.cdn else 'ALB'} free, and the hosted zone is yours (not "
+                    "counted)")
+    if config.edge.cdn:
+        said += cloudfront_assumptions(config, assumed, prices)
+    said.append(f"not counted: data transfer {'between AZs' if config.edge.cdn else 'out to the internet and between AZs'}"
+                ", S3 (a few MB of code), SNS e-mail, the stack's lock (an SSM standard parameter, free), the builders "
+                "while an image bakes (minutes)")
     return tuple(said)
+
+
+def cloudfront_assumptions(config: Config, assumed: Assumptions, prices: RegionPrices) -> list[str]:
+    """edge.cdn's, in words: the traffic assumed, the free tier, the prices beyond it and their source."""
+    said = [
+        f"CloudFront (edge.cdn), an estimate at the Amazon CloudFront pricing page's pay-as-you-go prices of "
+        f"{PRICES_DATE} ({CLOUDFRONT_PRICE_CLASS}: viewers in North America and Europe): "
+        f"{assumed.cdn_gb_out_per_month:g} GB out to the internet and {assumed.cdn_million_requests_per_month:g} "
+        f"million HTTPS requests a month, within the always-free tier of 1 TB and 10 million requests a month "
+        f"(an account's: its other distributions share it); beyond it ${prices.cloudfront_gb_out:g} per GB and "
+        f"${prices.cloudfront_https_10k:g} per 10,000 HTTPS requests; CloudFront's fetches from the ALB are free "
+        f"(an AWS origin), and the requests and bytes the ALB serves are CloudFront's only",
+        "CloudFront's certificate (us-east-1): an ACM public certificate, free",
+        f"CloudFront's origin header: a Secrets Manager secret, ${prices.secret_month:.2f} a month, and its API "
+        f"calls at ${prices.secret_10k_api_calls:g} per 10,000 (a few a threetier run: under a cent)",
+    ]
+    if config.edge.waf:
+        said.append("the WAF web ACL is CloudFront's (CLOUDFRONT scope, us-east-1) instead of the regional one: the "
+                    "same price, and it counts CloudFront's requests")
+    return said
 
 
 def max_capacity_extra(config: Config, assumed: Assumptions, prices: RegionPrices) -> float | None:

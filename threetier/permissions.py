@@ -1,6 +1,7 @@
 """The IAM permissions threetier needs: for each command, the actions it makes with a given config
-(`actions_for`, what a preflight simulates), and the least-privilege policy that covers them all
-(`policy_document`; docs/iam-policy.json is `python -m threetier.permissions`).
+(`actions_for`, what a preflight simulates), and the least-privilege policy that covers them all, in
+two managed policies (`policy_document("core")`, `policy_document("edge")`; docs/iam-policy.json and
+docs/iam-policy-edge.json are `python -m threetier.permissions --write`).
 
 GRANTS below is the one list. Each entry names the commands that need its actions and the
 statement of the policy they go in (what they may act on); an entry with a `feature` is needed
@@ -11,7 +12,11 @@ to a service (iam:PassRole), a service-linked role made on first use, the databa
 (RDS makes it in Secrets Manager as the caller).
 
 A feature turned off in config.yaml: the next `up` (or `down`) removes what it left with that
-feature's actions, which `actions_for` leaves out once it is off; `policy_document` has them all.
+feature's actions, which `actions_for` leaves out once it is off; the policies have them all.
+
+IAM takes at most 6,144 characters in a managed policy, and all of it is more: the grants of the
+features of `edge` (edge.domain, edge.waf, edge.cdn) are a policy of their own (POLICIES), which a
+stack without a domain does not need.
 
 `resume` and `replay` are `up` by another name, and so are `deploy` and `rollback` (Parts 1 and 4-7;
 `deploy --finish` tags the new color's Auto Scaling group, CreateOrUpdateTags); `cost`, `graph` and
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -53,7 +59,11 @@ FEATURES: dict[str, Callable[[Config], bool]] = {
     "dashboard": lambda config: config.monitoring.dashboard,
     "flow_logs": lambda config: config.monitoring.flow_logs,
     "restore": lambda config: config.database.restore_from is not None,  # database.restore_from
+    "cdn": lambda config: config.edge.cdn,                  # edge.cdn: CloudFront, its certificate and secret
 }
+# The two managed policies, and their files: the core, and the edge's (the grants of these features).
+POLICIES = {"core": "docs/iam-policy.json", "edge": "docs/iam-policy-edge.json"}
+EDGE_FEATURES = frozenset({"edge", "waf", "cdn"})
 
 # -- what the statements may act on: (resources, condition) by Sid ---------------------------------
 # Any partition (aws, aws-cn, aws-us-gov). Names are the stack's (threetier.names): `*` stands for
@@ -82,6 +92,8 @@ STATEMENTS: dict[str, tuple[tuple[str, ...], dict[str, Any] | None]] = {
     "HealthGate": (("arn:*:ssm:*:*:document/AWS-RunShellScript", "arn:*:ec2:*:*:instance/*"), None),
     "StackLogGroups": (("arn:*:logs:*:*:log-group:/threetier/*",), None),
     "AlarmTopic": (("arn:*:sns:*:*:*-alarms", "arn:*:sns:*:*:*-alarms:*"), None),
+    # CloudFront's origin header, `<stack>-cdn-origin-header` (threetier/blocks/origin.py): AWS adds `-` and 6 characters.
+    "OriginHeaderSecret": (("arn:*:secretsmanager:*:*:secret:*-cdn-origin-header-*",), None),
 }
 # IAM takes at most 6,144 characters (whitespace aside) in a managed policy, and each action by name
 # is more than that: in the policy, the reads of the services with many go by their read-only verb.
@@ -271,6 +283,14 @@ GRANTS: tuple[Grant, ...] = (
     _grant(ANY, [UP], "wafv2:CreateWebACL", "wafv2:TagResource", "wafv2:UpdateWebACL", "wafv2:AssociateWebACL",
            feature="waf"),
     _grant(ANY, [DOWN], "wafv2:DisassociateWebACL", "wafv2:DeleteWebACL", feature="waf"),
+
+    # -- Secrets Manager: CloudFront's origin header (Part 7, edge.cdn) ---------------------------------------
+    # Looked for and deleted whatever the config says: one left from when edge.cdn was on goes.
+    _grant("OriginHeaderSecret", EVERY, "secretsmanager:DescribeSecret"),
+    _grant("OriginHeaderSecret", UP_DOWN, "secretsmanager:DeleteSecret"),
+    _grant("OriginHeaderSecret", CHECKS, "secretsmanager:GetSecretValue", feature="cdn"),
+    _grant("OriginHeaderSecret", [UP], "secretsmanager:CreateSecret", "secretsmanager:RestoreSecret",
+           "secretsmanager:TagResource", feature="cdn"),  # tags given at creation
 )
 
 # Calls made only against an emulator (moto), never on AWS: not in the policy.
@@ -341,14 +361,29 @@ def actions_for(command: str, config: Config) -> list[str]:
                    for action in grant.actions})
 
 
-# -- the policy ----------------------------------------------------------------------------------
-def policy_document() -> dict[str, Any]:
-    """Every command's actions with every feature on, one statement per Sid (what they may act on)."""
-    actions: dict[str, set[str]] = {}
+# -- the policies ---------------------------------------------------------------------------------
+def policy_of(grant: Grant) -> str:
+    """The managed policy (a key of POLICIES) a grant's actions go in."""
+    return "edge" if grant.feature in EDGE_FEATURES else "core"
+
+
+def policy_document(policy: str) -> dict[str, Any]:
+    """One managed policy of POLICIES: every command's actions with every feature on, of the grants
+    that go in it, one statement per Sid (what they may act on). The edge's leaves out what the core
+    grants on the same statement already (`down`'s scan lists web ACLs and certificates whatever the
+    config says): each action is in one of the two."""
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r} (policies: {', '.join(POLICIES)})")
+    granted: dict[str, dict[str, set[str]]] = {name: {} for name in POLICIES}
     for grant in GRANTS:
-        actions.setdefault(grant.statement, set()).update(_shortened(action) for action in grant.actions)
+        granted[policy_of(grant)].setdefault(grant.statement, set()).update(
+            _shortened(action) for action in grant.actions)
     statements = []
-    for sid, found in actions.items():
+    for sid, found in granted[policy].items():
+        if policy != "core":
+            found = found - granted["core"].get(sid, set())
+        if not found:
+            continue
         resources, condition = STATEMENTS[sid]
         statement: dict[str, Any] = {"Sid": sid, "Effect": "Allow", "Action": sorted(found),
                                      "Resource": resources[0] if len(resources) == 1 else list(resources)}
@@ -368,10 +403,33 @@ def allows(document: dict[str, Any], action: str) -> bool:
                for named in statement["Action"])
 
 
-def render() -> str:
-    """The policy as docs/iam-policy.json holds it."""
-    return json.dumps(policy_document(), indent=2, sort_keys=True) + "\n"
+def policy_files(actions: Iterable[str]) -> list[str]:
+    """The published files (POLICIES' order) that grant these actions: what to attach for them."""
+    actions = list(actions)
+    return [path for name, path in POLICIES.items()
+            if any(allows(policy_document(name), action) for action in actions)]
+
+
+def render(policy: str) -> str:
+    """One policy as its file (POLICIES) holds it."""
+    return json.dumps(policy_document(policy), indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    """`python -m threetier.permissions [core|edge]` prints one policy (the core by default);
+    `--write` writes both files of POLICIES, from the repository's root."""
+    if argv == ["--write"]:
+        for name, path in POLICIES.items():
+            with open(path, "w") as file:
+                file.write(render(name))
+            print(path)
+        return 0
+    if len(argv) > 1 or (argv and argv[0] not in POLICIES):
+        print(f"usage: python -m threetier.permissions [{'|'.join(POLICIES)}|--write]", file=sys.stderr)
+        return 2
+    print(render(argv[0] if argv else "core"), end="")
+    return 0
 
 
 if __name__ == "__main__":
-    print(render(), end="")
+    sys.exit(main(sys.argv[1:]))

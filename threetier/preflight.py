@@ -512,8 +512,10 @@ class Judge:
             return
         denied = sorted(r["EvalActionName"] for r in results if r.get("EvalDecision") != "allowed")
         if denied:
+            from threetier.permissions import policy_files  # the published policies that grant them
+            files = " and ".join(policy_files(denied)) or "docs/iam-policy.json"
             self.add(Shortfall("permissions", f"these credentials may not {', '.join(denied)}",
-                               "attach docs/iam-policy.json to them (README: Permissions)"))
+                               f"attach {files} to them (README: Permissions)"))
 
     def certificate(self) -> None:
         if "certificate" not in self.answers:

@@ -7,10 +7,10 @@ published on the AWS pricing pages "Amazon VPC pricing" (NAT gateway; public IPv
 "Elastic Load Balancing pricing" (Application Load Balancer), "Amazon Aurora pricing" (Aurora
 MySQL-Compatible Edition, Aurora Standard configuration; backup storage), "Amazon EC2 On-Demand Pricing" (Linux),
 "Amazon EBS pricing" (gp3 volumes, standard snapshots), "AWS Secrets Manager pricing", "Amazon
-CloudWatch pricing" (standard-resolution alarms, dashboards, Logs: Standard log class) and "AWS WAF
-pricing", which are the AWS Price List API's offers AmazonEC2, AmazonVPC, AWSELB, AmazonRDS,
-AWSSecretsManager, AmazonCloudWatch and awswaf. Prices change: when they do, update the table and
-PRICES_DATE together.
+CloudWatch pricing" (standard-resolution alarms, dashboards, Logs: Standard log class), "AWS WAF
+pricing" and "Amazon CloudFront pricing" (pay as you go, no flat-rate plan), which are the AWS Price
+List API's offers AmazonEC2, AmazonVPC, AWSELB, AmazonRDS, AWSSecretsManager, AmazonCloudWatch,
+awswaf and AmazonCloudFront. Prices change: when they do, update the table and PRICES_DATE together.
 """
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from dataclasses import dataclass
 PRICES_DATE = "2026-11"
 PRICES_SOURCE = ("AWS public on-demand list prices (Linux, USD, no free tier): the pricing pages of Amazon VPC, "
                  "Elastic Load Balancing, Amazon Aurora (MySQL, Standard), Amazon EC2 On-Demand, Amazon EBS, "
-                 "AWS Secrets Manager, Amazon CloudWatch and AWS WAF (Price List API offers AmazonEC2, AmazonVPC, "
-                 "AWSELB, AmazonRDS, AWSSecretsManager, AmazonCloudWatch, awswaf)")
+                 "AWS Secrets Manager, Amazon CloudWatch, AWS WAF and Amazon CloudFront (Price List API offers "
+                 "AmazonEC2, AmazonVPC, AWSELB, AmazonRDS, AWSSecretsManager, AmazonCloudWatch, awswaf, "
+                 "AmazonCloudFront)")
 # A region the table lacks is estimated with this one's prices (and says so).
 FALLBACK_REGION = "us-east-1"
 
@@ -40,6 +41,7 @@ class RegionPrices:
     ebs_gp3_gb_month: float
     ebs_snapshot_gb_month: float
     secret_month: float
+    secret_10k_api_calls: float
     alarm_metric_month: float        # a standard-resolution alarm, per metric it watches
     dashboard_month: float
     logs_ingested_gb: float
@@ -48,6 +50,8 @@ class RegionPrices:
     waf_web_acl_month: float
     waf_rule_month: float
     waf_million_requests: float
+    cloudfront_gb_out: float         # data transfer out to the internet, the first 10 TB a month
+    cloudfront_https_10k: float      # HTTPS requests, per 10,000
 
 
 # One column per region, in this order; a row is one price in every region (us-east-1 and us-west-2
@@ -65,6 +69,7 @@ RATES: dict[str, tuple[float, float, float, float]] = {
     "ebs_gp3_gb_month":          (0.08,    0.08,     0.088,    0.0952),
     "ebs_snapshot_gb_month":     (0.05,    0.05,     0.05,     0.054),
     "secret_month":              (0.40,    0.40,     0.40,     0.40),
+    "secret_10k_api_calls":      (0.05,    0.05,     0.05,     0.05),
     "alarm_metric_month":        (0.10,    0.10,     0.10,     0.10),
     "dashboard_month":           (3.00,    3.00,     3.00,     3.00),
     "logs_ingested_gb":          (0.50,    0.50,     0.57,     0.63),
@@ -73,7 +78,16 @@ RATES: dict[str, tuple[float, float, float, float]] = {
     "waf_web_acl_month":         (5.00,    5.00,     5.00,     5.00),
     "waf_rule_month":            (1.00,    1.00,     1.00,     1.00),
     "waf_million_requests":      (0.60,    0.60,     0.60,     0.60),
+    # CloudFront bills by where its viewers are, not by the stack's region: the distribution's
+    # PriceClass_100 (North America and Europe) in every column.
+    "cloudfront_gb_out":         (0.085,   0.085,    0.085,    0.085),
+    "cloudfront_https_10k":      (0.01,    0.01,     0.01,     0.01),
 }
+# CloudFront's always-free tier, a month and an account (every distribution of the account shares it):
+# 1 TB out to the internet (taken as 1,000 GB: the lower reading) and 10 million HTTP(S) requests.
+CLOUDFRONT_FREE_GB = 1000.0
+CLOUDFRONT_FREE_REQUESTS = 10_000_000
+CLOUDFRONT_PRICE_CLASS = "PriceClass_100"
 # Aurora MySQL-Compatible, Aurora Standard, on-demand, per instance-hour: the classes Aurora MySQL 3 offers
 # that a small stack would pick (config's default is db.t4g.medium).
 AURORA_INSTANCE_HOUR: dict[str, tuple[float, float, float, float]] = {

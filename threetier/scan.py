@@ -243,20 +243,23 @@ def _acm(aws: Aws, stack: str) -> Iterator[Found]:
 
 
 def _wafv2(aws: Aws, stack: str) -> Iterator[Found]:
-    """Regional web ACLs tagged with the stack (Part 7, edge.waf). WAFv2 has no paginators: pages
-    are followed by NextMarker."""
-    params: dict[str, Any] = {"Scope": "REGIONAL", "Limit": 100}
-    while True:
-        page = aws.call("wafv2", "list_web_acls", resource=f"web ACLs of stack {stack}", **params)
-        for summary in page.get("WebACLs", []):
-            found = aws.call("wafv2", "list_tags_for_resource", resource=f"web ACL {summary['Name']}",
-                             ResourceARN=summary["ARN"], missing_ok=("WAFNonexistentItemException",)) or {}
-            tags = {"Tags": found.get("TagInfoForResource", {}).get("TagList", [])}
-            if tag_value(tags, STACK_TAG) == stack:
-                yield Found("web ACL", summary["ARN"], summary["Name"], _part(tags))
-        if not page.get("NextMarker") or not page.get("WebACLs"):
-            return
-        params["NextMarker"] = page["NextMarker"]
+    """Web ACLs tagged with the stack (Part 7, edge.waf): the regional ones, and CloudFront's
+    (CLOUDFRONT scope, kept in us-east-1; edge.cdn). WAFv2 has no paginators: pages are followed by
+    NextMarker."""
+    for scope, region in (("REGIONAL", None), ("CLOUDFRONT", "us-east-1")):
+        params: dict[str, Any] = {"Scope": scope, "Limit": 100}
+        while True:
+            page = aws.call("wafv2", "list_web_acls", resource=f"web ACLs of stack {stack}", region=region, **params)
+            for summary in page.get("WebACLs", []):
+                found = aws.call("wafv2", "list_tags_for_resource", resource=f"web ACL {summary['Name']}",
+                                 ResourceARN=summary["ARN"], missing_ok=("WAFNonexistentItemException",),
+                                 region=region) or {}
+                tags = {"Tags": found.get("TagInfoForResource", {}).get("TagList", [])}
+                if tag_value(tags, STACK_TAG) == stack:
+                    yield Found("web ACL", summary["ARN"], summary["Name"], _part(tags))
+            if not page.get("NextMarker") or not page.get("WebACLs"):
+                break
+            params["NextMarker"] = page["NextMarker"]
 
 
 SCANNERS: tuple[Callable[[Aws, str], Iterator[Found]], ...] = (

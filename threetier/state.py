@@ -43,9 +43,9 @@ WRITABLE = "make its directory writable, or use --state with a path you can writ
 # other shape there would fail deep inside a part, so it is refused when the file is read.
 LIST_RESOURCES = frozenset({"azs", "edge_records"})
 # Resources AWS cannot be asked about by tag (the Route 53 records Part 7 wrote: records take no
-# tags), or whose presence says whether to ask at all (a web ACL kept after edge.waf went off): the
+# tags), or whose presence says whether to ask at all (a web ACL kept after edge.waf or edge.cdn went off): the
 # state file alone knows them, so `status` and `plan` start from them too.
-REMEMBERED_RESOURCES = frozenset({"edge_records", "web_acl_arn"})
+REMEMBERED_RESOURCES = frozenset({"edge_records", "web_acl_arn", "cdn_web_acl_arn"})
 # What a part's check saw of its resources at one moment (a cluster's status, a count of healthy
 # targets, a summary of policies): `status` shows them, but they are no index, so the state file never
 # holds them. Saved, a `replay` (which checks the parts it needs) would leave yesterday's

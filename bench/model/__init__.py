@@ -29,7 +29,10 @@ not") is told by the module of each service, which registers its own handlers
   which of their instances a target group sends requests to; load.py: a
   steady request load served through a deploy (failed requests, the lowest
   healthy count);
-- acm.py and route53.py: a certificate's DNS validation; wafv2.py: the web ACL.
+- acm.py and route53.py: a certificate's DNS validation (in the stack's region and in us-east-1,
+  CloudFront's); wafv2.py: the web ACL (regional, or CloudFront's);
+- cloudfront.py: a distribution InProgress for 300 s after each create or update, then Deployed;
+  DeleteDistribution refused while it is enabled or InProgress.
 
 Two lists tell "waited correctly" from "did it in the wrong order":
 `refusals` holds every error the model answered (including eventual
@@ -63,6 +66,7 @@ from bench.model.figures import (
     CERT_RECORD_SHOWN_SECONDS,
     CERT_RELEASE_SECONDS,
     CERT_VALIDATION_SECONDS,
+    CLOUDFRONT_DEPLOY_SECONDS,
     CLUSTER_CREATE_SECONDS,
     CLUSTER_DELETE_SECONDS,
     CLUSTER_FINAL_SNAPSHOT_SECONDS,
@@ -101,7 +105,8 @@ from bench.model.userdata import bootstrap_actions, decode_user_data, script_bod
 __all__ = [
     "ALB_CREATE_SECONDS", "ALB_ENI_RELEASE_SECONDS", "ASG_DELETE_SECONDS", "ASG_IN_SERVICE_SECONDS",
     "BOOTSTRAP_FAIL_SECONDS", "BUILD_SECONDS", "CALL_SECONDS", "CERT_PROPAGATION_SECONDS",
-    "CERT_RECORD_SHOWN_SECONDS", "CERT_RELEASE_SECONDS", "CERT_VALIDATION_SECONDS", "CLUSTER_CREATE_SECONDS",
+    "CERT_RECORD_SHOWN_SECONDS", "CERT_RELEASE_SECONDS", "CERT_VALIDATION_SECONDS", "CLOUDFRONT_DEPLOY_SECONDS",
+    "CLUSTER_CREATE_SECONDS",
     "CLUSTER_DELETE_SECONDS", "CLUSTER_FINAL_SNAPSHOT_SECONDS", "CLUSTER_START_SECONDS", "CLUSTER_STOP_SECONDS",
     "DB_INSTANCE_CREATE_SECONDS", "DB_INSTANCE_DELETE_SECONDS", "DEREGISTRATION_DELAY_DEFAULT_SECONDS",
     "DNF_SECONDS", "EC2_PENDING_SECONDS", "EC2_TERMINATE_SECONDS", "HEALTH_WAIT_SECONDS", "HOOKED_SERVICES",

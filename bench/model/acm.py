@@ -7,7 +7,8 @@ by ChangeResourceRecordSets, or there before the request: route53.py), ISSUED 24
 MOTO_ACM_VALIDATION_WAIT one); CreateListener / ModifyListener / AddListenerCertificates with a
 certificate not ISSUED: UnsupportedCertificate (`listener-on-pending-certificate`), and
 CertificateNotFound for 20 s after it is ISSUED (retried); DeleteCertificate: ResourceInUseException
-while a listener uses it (`delete-certificate-in-use`) and for 10 s after the last one went (retried).
+while a listener or a CloudFront distribution uses it (`delete-certificate-in-use`) and for 10 s after
+the last one went (retried). CloudFront's certificate (us-east-1) is modeled as the regional one.
 """
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ def certificate_requested(model: LatencyModel, parsed: dict[str, Any], params: d
     arn = parsed.get("CertificateArn")
     if not arn or arn in model.certificates:  # the same IdempotencyToken: the same certificate
         return
-    described = model.raw("acm").describe_certificate(CertificateArn=arn)["Certificate"]
+    # In the ARN's region: the stack's, or us-east-1 for CloudFront's certificate.
+    described = model.raw("acm", arn.split(":")[3] or None).describe_certificate(CertificateArn=arn)["Certificate"]
     # DNS validation only: a certificate validated by email stays pending in the model.
     records = frozenset((fqdn(o["ResourceRecord"]["Name"]), fqdn(o["ResourceRecord"]["Value"]))
                         for o in described.get("DomainValidationOptions", [])
@@ -122,8 +124,12 @@ def list_certificates(model: LatencyModel, parsed: dict[str, Any], params: dict[
 
 # -- listeners: who uses a certificate ---------------------------------------------------------
 def _certificate_users(model: LatencyModel) -> dict[str, list[str]]:
-    """Certificate ARN -> the listeners using it now (moto's; its ELBv2 does not tell ACM)."""
+    """Certificate ARN -> the listeners (moto's; its ELBv2 does not tell ACM) and CloudFront
+    distributions (the model's, not deleted) using it now."""
     elbv2, users = model.raw("elbv2"), dict[str, list[str]]()
+    for distribution in model.distributions.values():
+        if distribution.deleted is None and distribution.certificate:
+            users.setdefault(distribution.certificate, []).append(f"distribution {distribution.id}")
     for lb in elbv2.describe_load_balancers()["LoadBalancers"]:
         for listener in elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]:
             for cert in listener.get("Certificates") or []:

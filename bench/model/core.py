@@ -42,7 +42,9 @@ RULES = {
     "listener-on-pending-certificate": "CreateListener/ModifyListener with a certificate that is not ISSUED",
     "delete-certificate-in-use": "DeleteCertificate while a listener uses it",
     "waf-on-provisioning-alb": "AssociateWebACL with a load balancer still provisioning",
-    "delete-web-acl-associated": "DeleteWebACL while it is associated with a resource",
+    "delete-web-acl-associated": "DeleteWebACL while it is associated with a resource (an ALB, a distribution)",
+    "delete-distribution-enabled": "DeleteDistribution of a CloudFront distribution that is enabled",
+    "delete-distribution-in-progress": "DeleteDistribution of a disabled CloudFront distribution not yet Deployed",
     "stop-cluster-not-available": "StopDBCluster while the cluster or one of its instances is not available",
     "start-cluster-stopping": "StartDBCluster while the cluster is still stopping",
     "change-stopped-cluster": "ModifyDBCluster/ModifyDBInstance/CreateDBInstance/DeleteDBInstance/DeleteDBCluster "

@@ -63,6 +63,13 @@ WAF_ACL_USABLE_SECONDS = 30.0
 # DeleteWebACL right after DisassociateWebACL (or the ALB's deletion): WAFAssociatedItemException
 # (terraform-provider-aws wafv2 web_acl.go retries DeleteWebACL on it, 5 min). Estimate: 20 s.
 WAF_DISASSOCIATE_SECONDS = 20.0
+# CloudFront (issue 26, edge.cdn): a distribution is InProgress after CreateDistribution and after each
+# UpdateDistribution (a disable too) until its configuration is at every edge location, then Deployed
+# (CloudFront Developer Guide, "Update a distribution": the status goes from InProgress to Deployed when
+# propagation is complete; it said "can take 15 minutes" in 2013, AWS has since made it minutes);
+# observed 3-10 min (the project's shared notes on AWS timings; terraform-provider-aws waits for Deployed,
+# `wait_for_deployment`). Estimate: 5 min for each.
+CLOUDFRONT_DEPLOY_SECONDS = 300.0
 # `pause` and `resume` (issue 14): Aurora stop/start and an Auto Scaling group's scale-in to 0. The first two
 # are estimates (docs/aws-latency.md marks them est). AWS: "You can stop a DB cluster only when it and its
 # instances are available"; a stopped cluster takes no modification, no instance added or removed and no

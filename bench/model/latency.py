@@ -18,6 +18,7 @@ from bench.model import (  # noqa: F401
     acm,
     autoscaling,
     builders,
+    cloudfront,
     ec2,
     elbv2,
     figures,
@@ -32,12 +33,13 @@ from bench.model import (  # noqa: F401
 from bench.model.core import AFTER, BEFORE, PARAMS, RULES, TICKS, Refusal, Span, refusal, tag, tags_of
 from threetier.aws import PART_TAG, Aws, Clock
 
-HOOKED_SERVICES = ("ec2", "rds", "elbv2", "autoscaling", "ssm", "iam", "s3", "sts", "acm", "route53", "wafv2")
+HOOKED_SERVICES = ("ec2", "rds", "elbv2", "autoscaling", "ssm", "iam", "s3", "sts", "acm", "route53", "wafv2",
+                   "cloudfront")
 
 # Every long operation, in this order: `spans` sorts by Part and start, and ties keep it (the chart's rows).
 SPAN_SOURCES: tuple[Callable[[LatencyModel], list[Span]], ...] = (
     ec2.nat_spans, rds.spans, ec2.instance_spans, ec2.image_spans, elbv2.spans, autoscaling.spans, acm.spans,
-    wafv2.spans, iam.spans,
+    wafv2.spans, cloudfront.spans, iam.spans,
 )
 
 
@@ -81,7 +83,8 @@ class LatencyModel:
         self.certificates: dict[str, acm.Certificate] = {}
         self.cnames: dict[tuple[str, str], float] = {}     # CNAMEs written to Route 53: (name., value.) -> when
         self.web_acls: dict[str, wafv2.WebAcl] = {}
-        self.associations: dict[str, str] = {}             # resource ARN -> web ACL ARN
+        self.associations: dict[str, str] = {}             # resource ARN -> web ACL ARN (ALBs, distributions)
+        self.distributions: dict[str, cloudfront.Distribution] = {}  # distribution ID -> its record
         self._deferred: list[tuple[float, str, Callable[[], None]]] = []
         self._raw: dict[str, Any] = {}
         self._hooked: set[int] = set()
@@ -109,13 +112,15 @@ class LatencyModel:
         # (botocore runs an operation's own handlers before the service-wide ones).
         events.register_last("before-parameter-build", self._rewrite_params)
 
-    def raw(self, service: str) -> Any:
-        """The model's own, unhooked view of moto (not counted as a call of the engine)."""
-        if service not in self._raw:
-            made = boto3.client(service, region_name=self.aws.region)  # type: ignore[call-overload]  # a run-time name
+    def raw(self, service: str, region: str | None = None) -> Any:
+        """The model's own, unhooked view of moto (not counted as a call of the engine), in the stack's
+        region or in `region` (CloudFront's certificate: us-east-1)."""
+        key = f"{service}@{region or self.aws.region}"
+        if key not in self._raw:
+            made = boto3.client(service, region_name=region or self.aws.region)  # type: ignore[call-overload]
             made._threetier_bench_internal = True  # call counters skip these
-            self._raw[service] = made
-        return self._raw[service]
+            self._raw[key] = made
+        return self._raw[key]
 
     @property
     def now(self) -> float:

@@ -1,4 +1,4 @@
-"""WAFv2: the web ACL on the external ALB. AssociateWebACL: WAFNonexistentItemException while the ALB is
+"""WAFv2: the web ACL on the external ALB, or CloudFront's (its distributions' associations: cloudfront.py). AssociateWebACL: WAFNonexistentItemException while the ALB is
 provisioning (`waf-on-provisioning-alb`), WAFUnavailableEntityException for 30 s after CreateWebACL
 (retried); DeleteWebACL: WAFAssociatedItemException while associated (`delete-web-acl-associated`) and
 for 20 s after DisassociateWebACL or the ALB's deletion (retried). AWS drops an ALB's association with
@@ -98,7 +98,7 @@ def web_acl_associated(model: LatencyModel, parsed: dict[str, Any], params: dict
     previous = context.get("bench_previous_web_acl")
     if previous is not None and previous != arn:  # AWS replaces the resource's association
         model.associations[resource] = previous
-        _association_gone(model, resource)
+        association_gone(model, resource)
     model.associations[resource] = arn
 
 
@@ -113,15 +113,15 @@ def disassociate_web_acl_before(model: LatencyModel, params: dict[str, Any], **_
 
 @after("wafv2", "DisassociateWebACL")
 def web_acl_disassociated(model: LatencyModel, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
-    _association_gone(model, params.get("ResourceArn", ""))
+    association_gone(model, params.get("ResourceArn", ""))
 
 
 @after("elbv2", "DeleteLoadBalancer")
 def load_balancer_deleted(model: LatencyModel, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
-    _association_gone(model, params.get("LoadBalancerArn", ""))  # AWS drops it with the ALB; moto keeps it
+    association_gone(model, params.get("LoadBalancerArn", ""))  # AWS drops it with the ALB; moto keeps it
 
 
-def _association_gone(model: LatencyModel, resource: str) -> None:
+def association_gone(model: LatencyModel, resource: str) -> None:
     arn = model.associations.pop(resource, None)
     if arn is not None:
         model.web_acls.setdefault(arn, WebAcl(arn, arn.split("/")[-2], None, -1e9)).released = model.now

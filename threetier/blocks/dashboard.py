@@ -37,9 +37,10 @@ def alarm_arn(ctx: Ctx, name: str) -> str:
 
 
 def body(ctx: Ctx, *, web: Tier, app: Tier, cluster: str, web_acl: str | None,
-         alarm_names: list[str]) -> dict[str, Any]:
+         alarm_names: list[str], web_acl_region: str | None = None) -> dict[str, Any]:
     """Requests, response times, 5xx, healthy hosts, in-service instances of both tiers; the Aurora
-    writer's and reader's CPU and connections; the WAF's requests when there is a web ACL; the
+    writer's and reader's CPU and connections; the WAF's requests when there is a web ACL (a
+    `web_acl_region`: CloudFront's, whose metrics WAF keeps there with no Region dimension); the
     stack's alarms when it has any."""
     region = ctx.aws.region
     external, internal = (load_balancer_dimension(tier.load_balancer_arn) for tier in (web, app))
@@ -88,9 +89,11 @@ def body(ctx: Ctx, *, web: Tier, app: Tier, cluster: str, web_acl: str | None,
         graph("Aurora connections", 0, 20, "Maximum", aurora("DatabaseConnections")),
     ]
     if web_acl:
+        where = ["Region", region] if web_acl_region is None else []
         widgets.append(graph("WAF requests per minute", 0, 26, "Sum", [
-            ["AWS/WAFV2", metric, "WebACL", web_acl, "Region", region, "Rule", "ALL", {"label": label}]
-            for metric, label in (("AllowedRequests", "allowed"), ("BlockedRequests", "blocked"))]))
+            ["AWS/WAFV2", metric, "WebACL", web_acl, *where, "Rule", "ALL", {"label": label}]
+            for metric, label in (("AllowedRequests", "allowed"), ("BlockedRequests", "blocked"))],
+            **({"region": web_acl_region} if web_acl_region else {})))
     if alarm_names:
         widgets.append({"type": "alarm", "x": 12, "y": 20, "width": 12, "height": 6, "properties": {
             "title": "Alarms", "alarms": [alarm_arn(ctx, name) for name in alarm_names]}})

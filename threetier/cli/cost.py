@@ -13,8 +13,9 @@ from threetier.state import StateError
 
 @click.command("cost", help="""Estimate what the stack config.yaml describes costs in its region:
 each line (NAT gateways, load balancers, Aurora, EC2, EBS, public IPv4
-addresses, Secrets Manager, CloudWatch) with its quantity and unit price, the
-total a month and an hour, and every assumption the estimate makes.
+addresses, Secrets Manager, CloudWatch; with edge the WAF and CloudFront) with
+its quantity and unit price, the total a month and an hour, and every
+assumption the estimate makes.
 
 It prices the config from the price table kept in threetier (its date is
 shown): no AWS call, no credentials needed. A region not in the table is
