@@ -31,8 +31,8 @@ from threetier.permissions import EMULATOR_ONLY, NEEDS_NO_PERMISSION, actions_ca
 
 ROOT = Path(__file__).resolve().parent.parent
 # Everything on that config.yaml can turn on: HTTPS with a certificate and a record in the user's zone,
-# the WAF, the alarms' e-mail (the alarms, the dashboard and the flow logs are on by default).
-EVERYTHING = {"edge": {"domain": "shop.example.com", "hosted_zone": "example.com", "waf": True},
+# the WAF, CloudFront (edge.cdn), the alarms' e-mail (the alarms, the dashboard and the flow logs are on by default).
+EVERYTHING = {"edge": {"domain": "shop.example.com", "hosted_zone": "example.com", "waf": True, "cdn": True},
               "monitoring": {"email": "ops@example.com"}}
 CONFIGS = {"default": {}, "everything": EVERYTHING}
 # A whole life cycle: built from nothing, looked at, paused and resumed, torn down to nothing.

@@ -48,6 +48,7 @@ ACCOUNT_GUARDS = ("cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus", "clo
 FEATURES: dict[str, Callable[[Config], bool]] = {
     "edge": lambda config: config.edge.https,               # edge.domain: ACM, Route 53, HTTPS listener
     "waf": lambda config: config.edge.waf,                  # edge.waf: a WAFv2 web ACL
+    "cdn": lambda config: config.edge.cdn,                  # edge.cdn: CloudFront, the origin's group, rule, secret
     "email": lambda config: config.monitoring.email is not None,  # an SNS topic and its subscription
     "alarms": lambda config: config.monitoring.alarms,
     "dashboard": lambda config: config.monitoring.dashboard,
@@ -64,8 +65,12 @@ STATEMENTS: dict[str, tuple[tuple[str, ...], dict[str, Any] | None]] = {
     # certificates, zones and web ACLs are known by IDs and ARNs AWS picks; and the reads and lists
     # that IAM authorizes on no resource at all.
     ANY: (("*",), None),
-    # ManageMasterUserPassword: RDS makes the secret `rds!cluster-<id>` as the caller.
-    "DatabaseSecret": (("arn:*:secretsmanager:*:*:secret:rds!*",), None),
+    # The secrets made as the caller: `rds!cluster-<id>` (ManageMasterUserPassword: RDS makes it), and
+    # with edge.cdn the origin header's, `<stack>-cdn-origin-header` (threetier/blocks/origin.py)...
+    "StackSecrets": (("arn:*:secretsmanager:*:*:secret:rds!*",
+                      "arn:*:secretsmanager:*:*:secret:*-cdn-origin-header-*"), None),
+    # ...which alone threetier reads, restores and deletes (never the database's).
+    "CdnOriginSecret": (("arn:*:secretsmanager:*:*:secret:*-cdn-origin-header-*",), None),
     "CodeBucket": (("arn:*:s3:::*-code-*", "arn:*:s3:::*-code-*/*"), None),
     # `<stack>-<region>-<app|web|flow-logs>-role`, `<stack>-<region>-<app|web>-profile`, and the
     # shared `<stack>-ec2-role`/`-ec2-profile` of before, which `down` removes.
@@ -192,7 +197,7 @@ GRANTS: tuple[Grant, ...] = (
     _grant(ANY, [DOWN], "rds:DeleteDBInstance", "rds:DeleteDBCluster", "rds:DeleteDBClusterParameterGroup",
            "rds:DeleteDBSubnetGroup",
            "rds:CreateDBClusterSnapshot"),  # DeleteDBCluster's final snapshot (unless --skip-final-snapshot)
-    _grant("DatabaseSecret", [UP], "secretsmanager:CreateSecret", "secretsmanager:TagResource"),
+    _grant("StackSecrets", [UP], "secretsmanager:CreateSecret", "secretsmanager:TagResource"),
     _grant(ANY, [UP], "kms:DescribeKey"),  # the secret's key, aws/secretsmanager
 
     # -- S3: the code bucket (Parts 1, 6) ------------------------------------------------------------
@@ -271,6 +276,19 @@ GRANTS: tuple[Grant, ...] = (
     _grant(ANY, [UP], "wafv2:CreateWebACL", "wafv2:TagResource", "wafv2:UpdateWebACL", "wafv2:AssociateWebACL",
            feature="waf"),
     _grant(ANY, [DOWN], "wafv2:DisassociateWebACL", "wafv2:DeleteWebACL", feature="waf"),
+
+    # -- edge.cdn: only CloudFront reaches the external ALB (Parts 2 and 7) ------------------------------
+    # cdn-origin-sg admits CloudFront's managed prefix list; 443's rule forwards on the origin header.
+    _grant(ANY, CHECKS, "ec2:DescribeManagedPrefixLists", "elasticloadbalancing:DescribeRules", feature="cdn"),
+    _grant(ANY, [UP], "elasticloadbalancing:CreateRule", "elasticloadbalancing:ModifyRule",
+           "elasticloadbalancing:DeleteRule", feature="cdn"),  # DeleteRule: cdn turned off
+    _grant("CdnOriginSecret", CHECKS, "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", feature="cdn"),
+    _grant("StackSecrets", [UP], "secretsmanager:CreateSecret", "secretsmanager:TagResource", feature="cdn"),
+    _grant("CdnOriginSecret", [UP], "secretsmanager:RestoreSecret", feature="cdn"),
+    _grant("CdnOriginSecret", UP_DOWN, "secretsmanager:DeleteSecret", feature="cdn"),
+    # `down` deletes the secret whatever the config says now, and its scan lists the stack's secrets.
+    _grant("CdnOriginSecret", [DOWN], "secretsmanager:DescribeSecret", "secretsmanager:DeleteSecret"),
+    _grant(ANY, [DOWN], "secretsmanager:ListSecrets"),
 )
 
 # Calls made only against an emulator (moto), never on AWS: not in the policy.
