@@ -15,12 +15,14 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 
-from helpers import cli, make_engine, write_config
+from helpers import FakeClock, cli, make_engine, write_config
 from reference_stacks import recording_calls
+from steps import web_tier
 from threetier import config as configlib
 from threetier import permissions, scan
-from threetier.blocks import balancing, colors
+from threetier.blocks import balancing, colors, security_groups
 from threetier.permissions import actions_called, actions_for
 
 EDGE = {"domain": "shop.example.com", "hosted_zone": "example.com"}
@@ -190,3 +192,21 @@ def test_a_deploy_moves_the_origin_rules_weights_and_down_leaves_no_secret_or_gr
     assert down.code == 0, down.stderr
     assert not origin_secrets()
     assert group("cdn-origin-sg") is None
+
+
+def test_cdn_origin_sg_is_deleted_once_aws_lets_go_of_it(tmp_path: Path) -> None:
+    """AWS refuses to delete a group a load balancer's ENIs still hold, for seconds after SetSecurityGroups
+    (moto deletes it at once): DependencyViolation is waited out, not a failure."""
+    engine = make_engine(tmp_path, {"edge": EDGE}, clock=FakeClock())
+    engine.ctx.part = next(p for p in engine.parts if p.number == web_tier.NUMBER)
+    group_id = "sg-0123456789abcdef0"
+    tags = [{"Key": "threetier:stack", "Value": "threetier"}, {"Key": "Name", "Value": "threetier-cdn-origin-sg"}]
+    with Stubber(engine.ctx.aws.client("ec2")) as ec2:
+        ec2.add_response("describe_security_groups", {"SecurityGroups": [
+            {"GroupId": group_id, "GroupName": "threetier-cdn-origin-sg", "VpcId": "vpc-1", "Tags": tags}]})
+        ec2.add_client_error("delete_security_group", service_error_code="DependencyViolation",
+                             expected_params={"GroupId": group_id})
+        ec2.add_response("delete_security_group", {}, {"GroupId": group_id})
+        security_groups.delete_cdn_origin_group(engine.ctx, "vpc-1")
+        ec2.assert_no_pending_responses()
+    assert [(c.action, c.kind, c.id) for c in engine.ctx.changes] == [("deleted", "security group", group_id)]
