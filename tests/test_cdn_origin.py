@@ -120,20 +120,24 @@ def test_cdn_on_admits_cloudfront_only_drift_is_repaired_and_cdn_off_undoes_it_a
     assert made - set(actions_for("up", config)) - permissions.NEEDS_NO_PERMISSION == set()
     assert drift(directory) == []
 
-    # Changed by hand: the header's value, a client admitted on external-alb-sg. Said (the value never), repaired.
+    # Changed by hand: the header's value, a client admitted on external-alb-sg, cdn-origin-sg off the ALB.
+    # Said (the value never), repaired.
     elbv2, ec2 = boto3.client("elbv2"), boto3.client("ec2")
     elbv2.modify_rule(RuleArn=rule["RuleArn"], Conditions=[{"Field": "http-header", "HttpHeaderConfig": {
         "HttpHeaderName": "X-Origin-Verify", "Values": ["guessed"]}}])
     ec2.authorize_security_group_ingress(GroupId=external_sg["GroupId"], IpPermissions=[{
         "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "203.0.113.0/24"}]}])
+    elbv2.set_security_groups(LoadBalancerArn=balancer()["LoadBalancerArn"], SecurityGroups=[external_sg["GroupId"]])
     status = cli("status", "--json", cwd=directory)
     said = [line for part in json.loads(status.stdout)["parts"] for line in part["drift"]]
     assert any("X-Origin-Verify value differs from the secret's" in line for line in said), said
     assert any("threetier-external-alb-sg: unexpected tcp 443-443 from 203.0.113.0/24" in line for line in said), said
+    assert any(line.startswith("load balancer threetier-ext-alb: security groups ") for line in said), said
     assert value not in status.stdout and "guessed" not in status.stdout
     assert cli("up", "--yes", cwd=directory).code == 0
     assert rules()[0]["Conditions"][0]["HttpHeaderConfig"]["Values"] == [value]
     assert ingress("external-alb-sg") == []
+    assert sorted(balancer()["SecurityGroups"]) == sorted([external_sg["GroupId"], origin_sg["GroupId"]])
     # cdn-origin-sg taken off the ALB and deleted: missing, and made again.
     elbv2.set_security_groups(LoadBalancerArn=balancer()["LoadBalancerArn"], SecurityGroups=[external_sg["GroupId"]])
     ec2.delete_security_group(GroupId=origin_sg["GroupId"])
