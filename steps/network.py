@@ -5,7 +5,8 @@ a private DB subnet in each); an internet gateway; a NAT gateway with its own
 Elastic IP in each public subnet; a public route table to the internet gateway
 for the web subnets and one route table per AZ sending the app subnet to the
 NAT gateway in the same AZ; DB subnets with no internet route; and five
-security groups, each opening only what the next hop needs. The VPC's default
+security groups, each opening only what the next hop needs (six with edge.cdn:
+the external ALB's HTTPS from CloudFront only). The VPC's default
 security group, which nothing of the stack uses, keeps no rules at all
 (threetier.blocks.security_groups).
 
@@ -90,6 +91,8 @@ def looks(ctx: Ctx) -> Iterator[Look]:
                     yield security_groups.rules_look(default["GroupId"])
     for group in ctx.aws.peek(ec2_look(ctx, "describe_security_groups")) or []:
         yield security_groups.rules_look(group["GroupId"])
+    if ctx.config.edge.cdn:
+        yield security_groups.prefix_list_look()
     yield from flow_logs.looks(ctx)
 
 

@@ -34,6 +34,8 @@ from threetier.blocks import (
     edge,
     https,
     log_groups,
+    origin,
+    security_groups,
     strays,
     waf,
 )
@@ -65,7 +67,10 @@ def tier(ctx: Ctx) -> balancing.Tier:
         instance_profile_arn=storage.profile_arn(ctx, "web"),
         instance_type=web.instance_type, ami=ctx.resources_of(web_image.NUMBER).get("ami", ""),
         min=web.asg.min, desired=web.asg.desired, max=web.asg.max, scaling=web.scaling, spot=web.spot,
-        color=ctx.resources_of(NUMBER).get("color", colors.BLUE))
+        color=ctx.resources_of(NUMBER).get("color", colors.BLUE),
+        # edge.cdn: the ALB carries cdn-origin-sg too (HTTPS from CloudFront only)
+        origin_security_group=network.security_group_id(ctx, security_groups.CDN_ORIGIN_SG) if ctx.config.edge.cdn
+        else "")
 
 
 def looks(ctx: Ctx) -> Iterator[Look]:
@@ -73,6 +78,8 @@ def looks(ctx: Ctx) -> Iterator[Look]:
     yield from strays.looks(ctx)
     yield from edge.looks(ctx)
     yield from waf.looks(ctx)
+    if ctx.config.edge.cdn or https.ORIGIN_SECRET in ctx.resources:
+        yield origin.secret_look(ctx)
     yield alarms.alarms_look(ctx)
     yield dashboard.dashboard_look(ctx)
 
@@ -90,6 +97,11 @@ def start(ctx: Ctx) -> None:
     strays.terminate(ctx, _strays(ctx))
     ctx.need(network.NUMBER, network.SUBNETS_AND_GROUPS)
     colors.start(ctx, tier(ctx), https.keep_actions(ctx))
+    if ctx.config.edge.cdn:  # before 443's origin rule needs its value (edge.finish)
+        origin.ensure_secret(ctx)
+        ctx.resources[https.ORIGIN_SECRET] = origin.secret_name(ctx)
+    else:  # cdn turned off: the ALB no longer carries cdn-origin-sg (colors.start), so it can go
+        security_groups.delete_cdn_origin_group(ctx, tier(ctx).vpc)
     # With edge.domain: the certificate is requested now and waited for in finish, while the image bakes.
     edge.start(ctx, tier(ctx))
     # With edge.waf: the web ACL now; AWS lets it be associated only a while after (in finish).
@@ -107,6 +119,11 @@ def finish(ctx: Ctx) -> None:
     ctx.need(app_tier.NUMBER, EXISTS)  # the dashboard's (below, once both tiers' deploys are over)
     ctx.need(database.NUMBER, EXISTS)
     edge.finish(ctx, tier(ctx))  # the certificate issued (minutes of DNS validation), 443, the record
+    if not ctx.config.edge.cdn and https.ORIGIN_SECRET in ctx.resources:
+        # cdn turned off: 443's origin rule is gone (edge.finish, or with edge off edge.start); the
+        # distribution's deletion (threetier/blocks/cdn.py) goes before this line.
+        origin.delete_secret(ctx)
+        ctx.resources.pop(https.ORIGIN_SECRET)
     waf.finish(ctx, tier(ctx))  # on the ALB before it has targets: no request is served unfiltered
     ctx.need(web_image.NUMBER, DONE)
     ctx.need(storage.NUMBER, DONE)  # the template's instance profile (done already: Part 6 needed it)
@@ -173,6 +190,11 @@ def check(ctx: Ctx) -> Check:
     if "load_balancer_dns" in ctx.resources:
         ctx.resources["url"] = f"http://{ctx.resources['load_balancer_dns']}"
     edge.check(ctx, tier(ctx), result)
+    https.check_origin(ctx, tier(ctx), result)
+    if ctx.config.edge.cdn:
+        origin.check(ctx, result)
+    elif https.ORIGIN_SECRET in ctx.resources:
+        origin.check_off(ctx, result)
     waf.check(ctx, tier(ctx), result)
     alarms.check_alarms(ctx, web_alarms(ctx), ALARMS, result)
     dashboard.check_dashboard(ctx, dashboard_body(ctx), result)
@@ -235,3 +257,8 @@ def destroy(ctx: Ctx) -> None:
     balancing.destroy(ctx, "web", ALB_ROLE)
     certificates.destroy_certificates(ctx)  # once no listener uses them
     strays.wait_gone(ctx, going)  # their ENIs hold subnets and security groups (Part 2 waits for this Part)
+    # Once no distribution names it (threetier/blocks/cdn.py deletes the distribution before this line).
+    waf.destroy_cloudfront(ctx)
+    # Last, whatever edge.cdn says now: the distribution that sends the header is gone.
+    origin.delete_secret(ctx)
+    ctx.resources.pop(https.ORIGIN_SECRET, None)

@@ -32,8 +32,8 @@ from threetier.permissions import EMULATOR_ONLY, NEEDS_NO_PERMISSION, actions_ca
 
 ROOT = Path(__file__).resolve().parent.parent
 # Everything on that config.yaml can turn on: HTTPS with a certificate and a record in the user's zone,
-# the WAF, the alarms' e-mail (the alarms, the dashboard and the flow logs are on by default).
-EVERYTHING = {"edge": {"domain": "shop.example.com", "hosted_zone": "example.com", "waf": True},
+# the WAF, CloudFront (edge.cdn), the alarms' e-mail (the alarms, the dashboard and the flow logs are on by default).
+EVERYTHING = {"edge": {"domain": "shop.example.com", "hosted_zone": "example.com", "waf": True, "cdn": True},
               "monitoring": {"email": "ops@example.com"}}
 CONFIGS = {"default": {}, "everything": EVERYTHING}
 # A whole life cycle: built from nothing, looked at, paused and resumed, torn down to nothing.
@@ -128,7 +128,8 @@ def not_granted(needed: dict[str, set[str]], config: dict[str, Any]) -> dict[str
 # -- (1) every call of a life cycle, in its command's list and in the policy --------------------------
 # One test per config: under xdist each test may run on another worker, where the module's cache is
 # empty and the life cycle (a build from nothing, and all of it) would run again.
-FEATURES_CALLED = {"wafv2:CreateWebACL", "wafv2:AssociateWebACL", "acm:RequestCertificate",
+# (With edge.cdn the web ACL is CloudFront's, on the distribution: no AssociateWebACL.)
+FEATURES_CALLED = {"wafv2:CreateWebACL", "acm:RequestCertificate", "elasticloadbalancing:CreateRule",
                    "route53:ChangeResourceRecordSets", "sns:Subscribe", "elasticloadbalancing:ModifyListenerAttributes"}
 
 

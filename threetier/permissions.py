@@ -54,12 +54,12 @@ ACCOUNT_GUARDS = ("cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus", "clo
 FEATURES: dict[str, Callable[[Config], bool]] = {
     "edge": lambda config: config.edge.https,               # edge.domain: ACM, Route 53, HTTPS listener
     "waf": lambda config: config.edge.waf,                  # edge.waf: a WAFv2 web ACL
+    "cdn": lambda config: config.edge.cdn,                  # edge.cdn: CloudFront, its certificate; the origin's group, rule, secret
     "email": lambda config: config.monitoring.email is not None,  # an SNS topic and its subscription
     "alarms": lambda config: config.monitoring.alarms,
     "dashboard": lambda config: config.monitoring.dashboard,
     "flow_logs": lambda config: config.monitoring.flow_logs,
     "restore": lambda config: config.database.restore_from is not None,  # database.restore_from
-    "cdn": lambda config: config.edge.cdn,                  # edge.cdn: CloudFront, its certificate and secret
 }
 # The two managed policies, and their files: the core, and the edge's (the grants of these features).
 POLICIES = {"core": "docs/iam-policy.json", "edge": "docs/iam-policy-edge.json"}
@@ -74,8 +74,13 @@ STATEMENTS: dict[str, tuple[tuple[str, ...], dict[str, Any] | None]] = {
     # certificates, zones and web ACLs are known by IDs and ARNs AWS picks; and the reads and lists
     # that IAM authorizes on no resource at all.
     ANY: (("*",), None),
-    # ManageMasterUserPassword: RDS makes the secret `rds!cluster-<id>` as the caller.
-    "DatabaseSecret": (("arn:*:secretsmanager:*:*:secret:rds!*",), None),
+    # The secrets made as the caller: `rds!cluster-<id>` (ManageMasterUserPassword: RDS makes it), and
+    # with edge.cdn the origin header's, `<stack>-cdn-origin-header` (threetier/blocks/origin.py)...
+    "StackSecrets": (("arn:*:secretsmanager:*:*:secret:rds!*",
+                      "arn:*:secretsmanager:*:*:secret:*-cdn-origin-header-*"), None),
+    # ...which alone threetier reads, restores and deletes (never the database's; AWS adds `-` and 6
+    # characters to a secret's name in its ARN).
+    "CdnOriginSecret": (("arn:*:secretsmanager:*:*:secret:*-cdn-origin-header-*",), None),
     "CodeBucket": (("arn:*:s3:::*-code-*", "arn:*:s3:::*-code-*/*"), None),
     # `<stack>-<region>-<app|web|flow-logs>-role`, `<stack>-<region>-<app|web>-profile`, and the
     # shared `<stack>-ec2-role`/`-ec2-profile` of before, which `down` removes.
@@ -92,8 +97,6 @@ STATEMENTS: dict[str, tuple[tuple[str, ...], dict[str, Any] | None]] = {
     "HealthGate": (("arn:*:ssm:*:*:document/AWS-RunShellScript", "arn:*:ec2:*:*:instance/*"), None),
     "StackLogGroups": (("arn:*:logs:*:*:log-group:/threetier/*",), None),
     "AlarmTopic": (("arn:*:sns:*:*:*-alarms", "arn:*:sns:*:*:*-alarms:*"), None),
-    # CloudFront's origin header, `<stack>-cdn-origin-header` (threetier/blocks/origin.py): AWS adds `-` and 6 characters.
-    "OriginHeaderSecret": (("arn:*:secretsmanager:*:*:secret:*-cdn-origin-header-*",), None),
 }
 # IAM takes at most 6,144 characters (whitespace aside) in a managed policy, and each action by name
 # is more than that: in the policy, the reads of the services with many go by their read-only verb.
@@ -204,7 +207,7 @@ GRANTS: tuple[Grant, ...] = (
     _grant(ANY, [DOWN], "rds:DeleteDBInstance", "rds:DeleteDBCluster", "rds:DeleteDBClusterParameterGroup",
            "rds:DeleteDBSubnetGroup",
            "rds:CreateDBClusterSnapshot"),  # DeleteDBCluster's final snapshot (unless --skip-final-snapshot)
-    _grant("DatabaseSecret", [UP], "secretsmanager:CreateSecret", "secretsmanager:TagResource"),
+    _grant("StackSecrets", [UP], "secretsmanager:CreateSecret", "secretsmanager:TagResource"),
     _grant(ANY, [UP], "kms:DescribeKey"),  # the secret's key, aws/secretsmanager
 
     # -- S3: the code bucket (Parts 1, 6) ------------------------------------------------------------
@@ -284,13 +287,18 @@ GRANTS: tuple[Grant, ...] = (
            feature="waf"),
     _grant(ANY, [DOWN], "wafv2:DisassociateWebACL", "wafv2:DeleteWebACL", feature="waf"),
 
-    # -- Secrets Manager: CloudFront's origin header (Part 7, edge.cdn) ---------------------------------------
-    # Looked for and deleted whatever the config says: one left from when edge.cdn was on goes.
-    _grant("OriginHeaderSecret", EVERY, "secretsmanager:DescribeSecret"),
-    _grant("OriginHeaderSecret", UP_DOWN, "secretsmanager:DeleteSecret"),
-    _grant("OriginHeaderSecret", CHECKS, "secretsmanager:GetSecretValue", feature="cdn"),
-    _grant("OriginHeaderSecret", [UP], "secretsmanager:CreateSecret", "secretsmanager:RestoreSecret",
-           "secretsmanager:TagResource", feature="cdn"),  # tags given at creation
+    # -- edge.cdn: only CloudFront reaches the external ALB (Parts 2 and 7) ------------------------------
+    # cdn-origin-sg admits CloudFront's managed prefix list; 443's rule forwards on the origin header.
+    _grant(ANY, CHECKS, "ec2:DescribeManagedPrefixLists", "elasticloadbalancing:DescribeRules", feature="cdn"),
+    _grant(ANY, [UP], "elasticloadbalancing:CreateRule", "elasticloadbalancing:ModifyRule",
+           "elasticloadbalancing:DeleteRule", feature="cdn"),  # DeleteRule: cdn turned off
+    # The origin header's secret (threetier/blocks/origin.py; made with StackSecrets' CreateSecret). Looked
+    # for and deleted whatever the config says: one left from when edge.cdn was on goes.
+    _grant("CdnOriginSecret", EVERY, "secretsmanager:DescribeSecret"),
+    _grant("CdnOriginSecret", UP_DOWN, "secretsmanager:DeleteSecret"),
+    _grant("CdnOriginSecret", CHECKS, "secretsmanager:GetSecretValue", feature="cdn"),
+    _grant("CdnOriginSecret", [UP], "secretsmanager:RestoreSecret", feature="cdn"),
+    _grant(ANY, [DOWN], "secretsmanager:ListSecrets"),  # the scan lists the stack's secrets
 )
 
 # Calls made only against an emulator (moto), never on AWS: not in the policy.

@@ -69,9 +69,15 @@ class Tier:
     scaling: Scaling              # target tracking; while on, the policies own the group's desired capacity
     color: str = "blue"           # whose target group, template and group the functions here act on
     spot: Spot | None = None      # a mixed instances policy over the template; None: on-demand only
+    # The external ALB's second group with edge.cdn (HTTPS from CloudFront only); "" without.
+    origin_security_group: str = ""
 
     def of(self, color: str) -> Tier:
         return replace(self, color=color)
+
+    @property
+    def alb_security_groups(self) -> list[str]:
+        return [self.alb_security_group, *([self.origin_security_group] if self.origin_security_group else [])]
 
     @property
     def suffix(self) -> str:
@@ -144,6 +150,10 @@ def listeners_look(arn: str) -> Look:
     return Look("elbv2", "describe_listeners", {"LoadBalancerArn": arn}, missing_ok=ELB_NOT_FOUND)
 
 
+def rules_look(listener_arn: str) -> Look:
+    return Look("elbv2", "describe_rules", {"ListenerArn": listener_arn}, missing_ok=ELB_NOT_FOUND)
+
+
 def versions_look(template_id: str) -> Look:
     return Look("ec2", "describe_launch_template_versions", {"LaunchTemplateId": template_id, "Versions": ["$Default"]})
 
@@ -163,6 +173,9 @@ def looks(ctx: Ctx, tier: Tier) -> Iterator[Look]:
     for balancer in (aws.peek(load_balancer_look(ctx, tier)) or {}).get("LoadBalancers", []):
         yield listeners_look(balancer["LoadBalancerArn"])
         yield load_balancer_attributes_look(balancer["LoadBalancerArn"])
+        for listener in (aws.peek(listeners_look(balancer["LoadBalancerArn"])) or {}).get("Listeners", []):
+            if answers_itself(listener["DefaultActions"]):  # 443 with edge.cdn: its rule forwards
+                yield rules_look(listener["ListenerArn"])
     for each in colored:
         for group in (aws.peek(target_group_look(ctx, each)) or {}).get("TargetGroups", []):
             yield attributes_look(group["TargetGroupArn"])
@@ -182,7 +195,7 @@ def start(ctx: Ctx, tier: Tier, keep_actions: tuple[list[dict[str, Any]], ...] =
     keep_actions: other default actions listener 80 may keep (the external ALB's redirect to HTTPS,
     set once 443 exists)."""
     target_group = ensure_target_group(ctx, tier, tier.vpc)
-    balancer = ensure_load_balancer(ctx, tier, list(tier.subnets), tier.alb_security_group)
+    balancer = ensure_load_balancer(ctx, tier, list(tier.subnets), tier.alb_security_groups)
     ensure_listener(ctx, tier, balancer, target_group, keep_actions)
 
 
@@ -238,12 +251,12 @@ def find_load_balancer(ctx: Ctx, tier: Tier, *, live: bool = False) -> dict[str,
     return found["LoadBalancers"][0] if found and found["LoadBalancers"] else None
 
 
-def ensure_load_balancer(ctx: Ctx, tier: Tier, subnets: list[str], security_group: str) -> str:
+def ensure_load_balancer(ctx: Ctx, tier: Tier, subnets: list[str], security_groups: list[str]) -> str:
     aws, name = ctx.aws, ctx.name(tier.alb_role)
     balancer = find_load_balancer(ctx, tier)
     if balancer is None:
         balancer = aws.call("elbv2", "create_load_balancer", resource=f"load balancer {name}", Name=name,
-                            Subnets=subnets, SecurityGroups=[security_group], Scheme=tier.scheme,
+                            Subnets=subnets, SecurityGroups=security_groups, Scheme=tier.scheme,
                             Type="application", IpAddressType="ipv4",
                             Tags=elb_tags(ctx, tier.alb_role), exists=("DuplicateLoadBalancerName",),
                             found=lambda: listed("LoadBalancers", find_load_balancer(ctx, tier, live=True)))["LoadBalancers"][0]
@@ -251,10 +264,10 @@ def ensure_load_balancer(ctx: Ctx, tier: Tier, subnets: list[str], security_grou
         # CreateLoadBalancer takes no attributes: those not at AWS's defaults are set in the next call.
         changed = attribute_changes({}, wanted_load_balancer_attributes(ctx))
     else:
-        if sorted(balancer.get("SecurityGroups", [])) != [security_group]:
+        if sorted(balancer.get("SecurityGroups", [])) != sorted(security_groups):
             aws.call("elbv2", "set_security_groups", resource=f"load balancer {name}",
-                     LoadBalancerArn=balancer["LoadBalancerArn"], SecurityGroups=[security_group])
-            ctx.record("changed", "load balancer security groups", name)
+                     LoadBalancerArn=balancer["LoadBalancerArn"], SecurityGroups=security_groups)
+            ctx.record("changed", "load balancer security groups", name, ", ".join(security_groups))
         # Gone since it was found (None): the change is asked for all the same, and AWS says so.
         changed = attribute_changes(load_balancer_attributes(ctx, tier, balancer["LoadBalancerArn"]) or {},
                                     wanted_load_balancer_attributes(ctx))
@@ -342,8 +355,61 @@ def same_actions(current: list[dict[str, Any]], wanted: list[dict[str, Any]]) ->
         if weights is not None:
             return [("forward", tuple(sorted(shares(weights).items())))]
         return [(a["Type"], a.get("TargetGroupArn"),
-                 tuple(sorted((a.get("RedirectConfig") or {}).items()))) for a in actions]
+                 tuple(sorted((a.get("RedirectConfig") or a.get("FixedResponseConfig") or {}).items())))
+                for a in actions]
     return essence(current) == essence(wanted)
+
+
+def answers_itself(actions: list[dict[str, Any]]) -> bool:
+    """A fixed response (443's 403 with edge.cdn, whose rule forwards): neither a forward nor a redirect."""
+    return any(action.get("Type") == "fixed-response" for action in actions)
+
+
+@dataclass(frozen=True)
+class Forward:
+    """Where an ALB forwards to a tier's target groups: a listener's default action, or, on a listener
+    that answers itself by default (443 with edge.cdn: 403), one of its rules."""
+    listener: dict[str, Any]
+    rule: dict[str, Any] | None = None
+
+    @property
+    def actions(self) -> list[dict[str, Any]]:
+        return self.rule["Actions"] if self.rule is not None else self.listener["DefaultActions"]
+
+    def where(self, ctx: Ctx, tier: Tier) -> str:
+        rule = f" rule {self.rule['Priority']}" if self.rule is not None else ""
+        return f"{ctx.name(tier.alb_role)}:{self.listener['Port']}{rule}"
+
+
+def listener_rules(ctx: Ctx, tier: Tier, listener: dict[str, Any], *, live: bool = False) -> list[dict[str, Any]]:
+    """The listener's rules but its default one."""
+    found = ctx.aws.look(rules_look(listener["ListenerArn"]), live=live,
+                         resource=f"rules of listener {ctx.name(tier.alb_role)}:{listener['Port']}") or {}
+    return [rule for rule in found.get("Rules", []) if not rule.get("IsDefault")]
+
+
+def forwards(ctx: Ctx, tier: Tier, listeners: list[dict[str, Any]]) -> list[Forward]:
+    """What of these listeners forwards (not 80's redirect to HTTPS, not 443's 403), 443 first: it decides."""
+    found = []
+    for listener in listeners:
+        if forward_weights(listener["DefaultActions"]) is not None:
+            found.append(Forward(listener))
+        elif answers_itself(listener["DefaultActions"]):  # rules read only here: no call for other stacks
+            found += [Forward(listener, rule) for rule in listener_rules(ctx, tier, listener)
+                      if forward_weights(rule["Actions"]) is not None]
+    return sorted(found, key=lambda forward: (forward.listener["Port"] != 443, forward.listener["Port"]))
+
+
+def set_forward(ctx: Ctx, tier: Tier, forward: Forward, actions: list[dict[str, Any]], said: str) -> None:
+    where = forward.where(ctx, tier)
+    if forward.rule is not None:
+        ctx.aws.call("elbv2", "modify_rule", resource=f"listener rule {where}", RuleArn=forward.rule["RuleArn"],
+                     Actions=actions)
+        ctx.record("changed", "listener rule", where, said)
+    else:
+        ctx.aws.call("elbv2", "modify_listener", resource=f"listener {where}",
+                     ListenerArn=forward.listener["ListenerArn"], DefaultActions=actions)
+        ctx.record("changed", "listener", where, said)
 
 
 def find_listener(ctx: Ctx, tier: Tier, balancer: str, port: int, *, live: bool = False) -> dict[str, Any] | None:
@@ -743,6 +809,11 @@ def check(ctx: Ctx, tier: Tier, result: Check) -> None:
         listeners = (ctx.aws.look(listeners_look(balancer["LoadBalancerArn"]),
                                   resource=f"listeners of {ctx.name(tier.alb_role)}") or {}).get("Listeners", [])
         result.found(f"listener {ctx.name(tier.alb_role)}:80", any(listener["Port"] == 80 for listener in listeners))
+        groups = sorted(balancer.get("SecurityGroups") or [])
+        # Each known (not a stack missing Part 2), and said by AWS (a Stubber's answer may leave it out).
+        if all(tier.alb_security_groups) and "SecurityGroups" in balancer and groups != sorted(tier.alb_security_groups):
+            result.drift.append(f"load balancer {ctx.name(tier.alb_role)}: security groups {', '.join(groups)}, "
+                                f"should be {', '.join(sorted(tier.alb_security_groups))}")
         current = load_balancer_attributes(ctx, tier, balancer["LoadBalancerArn"])
         if current is not None:  # None: gone since it was found (its listener shows as missing)
             for key, value in attribute_changes(current, wanted_load_balancer_attributes(ctx)).items():

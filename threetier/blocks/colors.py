@@ -3,7 +3,8 @@
 Each tier has two colors of target group, launch template and Auto Scaling group: blue under the
 names stacks always had (<stack>-app-tg), green with -g (<stack>-app-tg-g). The listeners say which
 one is live: the color they forward the larger weight to (blue on a tie); on the external ALB 443
-decides, and every forwarding listener is shifted together. A change of what the instances run (the
+decides (with edge.cdn, its origin-header rule: 443's default answers 403), and every forwarding
+listener is shifted together. A change of what the instances run (the
 image, instance type, security groups, profile) is made on the other color, in an order a crash
 can resume from:
 
@@ -85,16 +86,15 @@ def utc_now() -> str:
 
 
 # -- what there is -------------------------------------------------------------------------------
-def forwarding_listeners(ctx: Ctx, tier: balancing.Tier) -> list[dict[str, Any]]:
-    """The ALB's listeners that forward (not 80's redirect to HTTPS), 443 first: it decides."""
+def forwards(ctx: Ctx, tier: balancing.Tier) -> list[balancing.Forward]:
+    """Where the ALB forwards: listeners' default actions (not 80's redirect to HTTPS) and, with
+    edge.cdn, 443's origin-header rule (its default answers 403); 443 first: it decides."""
     balancer = balancing.find_load_balancer(ctx, tier)
     if balancer is None:
         return []
     found = ctx.aws.look(balancing.listeners_look(balancer["LoadBalancerArn"]),
                          resource=f"listeners of {ctx.name(tier.alb_role)}") or {}
-    forwarding = [listener for listener in found.get("Listeners", [])
-                  if balancing.forward_weights(listener["DefaultActions"]) is not None]
-    return sorted(forwarding, key=lambda listener: (listener["Port"] != 443, listener["Port"]))
+    return balancing.forwards(ctx, tier, found.get("Listeners", []))
 
 
 def observe(ctx: Ctx, tier: balancing.Tier) -> View:
@@ -114,8 +114,8 @@ def observe(ctx: Ctx, tier: balancing.Tier) -> View:
                                    group["TargetGroupArn"] if group else None,
                                    template["LaunchTemplateId"] if template else None,
                                    (data or {}).get("ImageId"), len(asg.get("Instances", [])) if asg else 0)
-    said = [{color_of[arn]: weight for arn, weight in (balancing.forward_weights(listener["DefaultActions"]) or {}).items()
-             if arn in color_of} for listener in forwarding_listeners(ctx, tier)]
+    said = [{color_of[arn]: weight for arn, weight in (balancing.forward_weights(forward.actions) or {}).items()
+             if arn in color_of} for forward in forwards(ctx, tier)]
     weights = said[0] if said else {}
     live = max((BLUE, GREEN), key=lambda c: (weights.get(c, -1), c == BLUE)) if any(weights.values()) else None
     images = baking.tier_images(ctx, tier.tier)
@@ -185,7 +185,7 @@ def colored(ctx: Ctx) -> Iterator[None]:
 
 # -- the listeners -------------------------------------------------------------------------------
 def shift(ctx: Ctx, tier: balancing.Tier, weights: dict[str, int]) -> None:
-    """Every forwarding listener to these weights (color -> weight), 443 first."""
+    """Every forward (listener or 443's origin rule) to these weights (color -> weight), 443 first."""
     arns = {}
     for color in weights:
         group = balancing.find_target_group(ctx, tier.of(color))
@@ -195,13 +195,9 @@ def shift(ctx: Ctx, tier: balancing.Tier, weights: dict[str, int]) -> None:
         arns[color] = group["TargetGroupArn"]
     actions = balancing.weighted_forward({arns[color]: weight for color, weight in weights.items()})
     said = ", ".join(f"{color} {weight}" for color, weight in weights.items())
-    for listener in forwarding_listeners(ctx, tier):
-        if balancing.same_actions(listener["DefaultActions"], actions):
-            continue
-        where = f"{ctx.name(tier.alb_role)}:{listener['Port']}"
-        ctx.aws.call("elbv2", "modify_listener", resource=f"listener {where}", ListenerArn=listener["ListenerArn"],
-                     DefaultActions=actions)
-        ctx.record("changed", "listener", where, f"forward {said}")
+    for forward in forwards(ctx, tier):
+        if not balancing.same_actions(forward.actions, actions):
+            balancing.set_forward(ctx, tier, forward, actions, f"forward {said}")
 
 
 def align(ctx: Ctx, tier: balancing.Tier, view: View) -> None:

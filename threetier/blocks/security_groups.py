@@ -1,6 +1,11 @@
 """The stack's five security groups (Part 2), chained in the order of the request flow, each opening
 only what the next hop needs; and the VPC's default security group, which nothing of the stack uses,
 keeping no rule at all.
+
+With `edge.cdn` a sixth, cdn-origin-sg, on the external ALB beside external-alb-sg: HTTPS from
+CloudFront's origin-facing addresses (AWS's managed prefix list) and nothing else, while
+external-alb-sg then admits no client at all. A group of its own: the prefix list counts as some 55
+rules against a group's quota of 60.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Any
 from threetier.aws import NOT_YET_VISIBLE, Look, Poll
 from threetier.blocks.finders import DEPENDENCY_TIMEOUT, ec2_tagged, made, name_of, one
 from threetier.engine import Check, Ctx
+from threetier.errors import ThreetierError
 
 # AWS makes it with the VPC, just after CreateVpc returns: how long to look for it.
 DEFAULT_GROUP_TIMEOUT = 60
@@ -21,12 +27,16 @@ DEFAULT_GROUP_POLL_DELAY = 2
 class Rule:
     """One ingress rule: TCP ports from a CIDR or from another of the stack's security groups."""
     port: int
-    source: str  # a CIDR, or a security group role like "web-sg"
+    source: str  # a CIDR, a security group role like "web-sg", or a prefix list's ID ("pl-...")
     description: str
 
     @property
+    def from_prefix_list(self) -> bool:
+        return self.source.startswith("pl-")
+
+    @property
     def from_group(self) -> bool:
-        return not self.source[0].isdigit()
+        return not self.source[0].isdigit() and not self.from_prefix_list
 
 
 # The five chained security groups, in the order of the request flow.
@@ -37,20 +47,47 @@ SG_DESCRIPTIONS = {
     "internal-alb-sg": "internal ALB: HTTP from the web tier",
     "app-sg": "app tier: the app port from the internal ALB",
     "db-sg": "database: MySQL from the app tier only",
+    "cdn-origin-sg": "external ALB: HTTPS from CloudFront only",
 }
+CDN_ORIGIN_SG = "cdn-origin-sg"  # edge.cdn: the external ALB's second group
+# AWS's managed prefix list of the addresses CloudFront reaches origins from (in every region).
+CLOUDFRONT_PREFIX_LIST = "com.amazonaws.global.cloudfront.origin-facing"
+
+
+def stack_groups(ctx: Ctx) -> tuple[str, ...]:
+    """The groups config wants: the five, and cdn-origin-sg with edge.cdn."""
+    return (*SECURITY_GROUPS, CDN_ORIGIN_SG) if ctx.config.edge.cdn else SECURITY_GROUPS
+
+
+def prefix_list_look() -> Look:
+    return Look("ec2", "describe_managed_prefix_lists",
+                {"Filters": [{"Name": "prefix-list-name", "Values": [CLOUDFRONT_PREFIX_LIST]}]}, key="PrefixLists")
+
+
+def cloudfront_prefix_list(ctx: Ctx) -> str:
+    """The ID of CloudFront's origin-facing prefix list in the stack's region."""
+    found = ctx.aws.look(prefix_list_look(), resource=f"managed prefix list {CLOUDFRONT_PREFIX_LIST}") or []
+    if not found:
+        raise ThreetierError(f"network: region {ctx.aws.region} has no managed prefix list {CLOUDFRONT_PREFIX_LIST}, "
+                             f"which edge.cdn's security group admits; set edge.cdn: false in this region")
+    return str(found[0]["PrefixListId"])
 
 
 def wanted_rules(ctx: Ctx) -> dict[str, list[Rule]]:
     access, port = ctx.config.access, ctx.config.app.port
+    # With edge.cdn no client reaches the external ALB but through CloudFront (cdn-origin-sg).
+    clients = [] if ctx.config.edge.cdn else access.client_cidrs
     rules: dict[str, list[Rule]] = {
-        "external-alb-sg": [Rule(80, cidr, "HTTP from allowed clients") for cidr in access.client_cidrs],
+        "external-alb-sg": [Rule(80, cidr, "HTTP from allowed clients") for cidr in clients],
         "web-sg": [Rule(80, "external-alb-sg", "HTTP from the external ALB")],
         "internal-alb-sg": [Rule(80, "web-sg", "HTTP from the web tier")],
         "app-sg": [Rule(port, "internal-alb-sg", "app port from the internal ALB")],
         "db-sg": [Rule(3306, "app-sg", "MySQL from the app tier")],
     }
     if ctx.config.edge.https:  # HTTPS on the external ALB (edge.domain): the same clients reach 443
-        rules["external-alb-sg"] += [Rule(443, cidr, "HTTPS from allowed clients") for cidr in access.client_cidrs]
+        rules["external-alb-sg"] += [Rule(443, cidr, "HTTPS from allowed clients") for cidr in clients]
+    if ctx.config.edge.cdn:
+        rules[CDN_ORIGIN_SG] = [Rule(443, cloudfront_prefix_list(ctx), "HTTPS from CloudFront")]
     if access.admin_cidr:  # the guide's "my IP", for testing the tiers directly
         rules["web-sg"].append(Rule(80, access.admin_cidr, "HTTP from the operator (testing)"))
         rules["app-sg"].append(Rule(port, access.admin_cidr, "app port from the operator (testing)"))
@@ -78,7 +115,7 @@ RULE_GONE = ("InvalidPermission.NotFound", "InvalidSecurityGroupRuleId.NotFound"
 def ensure_security_groups(ctx: Ctx, vpc: str) -> dict[str, str]:
     aws = ctx.aws
     groups: dict[str, str] = {}
-    for role in SECURITY_GROUPS:
+    for role in stack_groups(ctx):
         group = one(ctx, ec2_tagged(ctx, "describe_security_groups", role,
                                vpc=vpc), "GroupId")
         if group is None:
@@ -113,6 +150,8 @@ def ensure_ingress_rules(ctx: Ctx, role: str, groups: dict[str, str], rules: lis
         permission: dict[str, Any] = {"IpProtocol": "tcp", "FromPort": rule.port, "ToPort": rule.port}
         if rule.from_group:
             permission["UserIdGroupPairs"] = [{"GroupId": groups[rule.source], "Description": rule.description}]
+        elif rule.from_prefix_list:
+            permission["PrefixListIds"] = [{"PrefixListId": rule.source, "Description": rule.description}]
         else:
             permission["IpRanges"] = [{"CidrIp": rule.source, "Description": rule.description}]
         rule_role = f"{role}-{rule.port}-from-{rule.source.replace('/', '_')}"
@@ -200,10 +239,11 @@ def close_default_security_group(ctx: Ctx, vpc: str) -> None:
 
 # -- check -----------------------------------------------------------------------
 def check_security_groups(ctx: Ctx, result: Check, vpc: str | None) -> None:
-    """The five groups of the VPC, their rules as wanted, and a default group that allows nothing
-    (vpc None: no VPC yet, so none of its groups)."""
+    """The five groups of the VPC (six with edge.cdn), their rules as wanted, and a default group that
+    allows nothing (vpc None: no VPC yet, so none of its groups)."""
     groups: dict[str, str] = {}
-    for role in SECURITY_GROUPS:
+    wanted = stack_groups(ctx)
+    for role in wanted:
         group = one(ctx, ec2_tagged(ctx, "describe_security_groups", role, vpc=vpc), "GroupId",
                     report=result) if vpc else None
         result.found(f"security group {ctx.name(role)}", group is not None)
@@ -211,7 +251,10 @@ def check_security_groups(ctx: Ctx, result: Check, vpc: str | None) -> None:
             groups[role] = group["GroupId"]
     if vpc:
         ctx.resources["security_groups"] = groups
-    if len(groups) == len(SECURITY_GROUPS):
+    if vpc and not ctx.config.edge.cdn and ec2_tagged(ctx, "describe_security_groups", CDN_ORIGIN_SG, vpc=vpc):
+        result.unwanted(f"security group {ctx.name(CDN_ORIGIN_SG)}: present, and edge.cdn is off (`up` deletes it "
+                        f"once the external ALB no longer uses it)")
+    if len(groups) == len(wanted):
         for role, rules in wanted_rules(ctx).items():
             missing, extra = ingress_diff(ctx, role, groups, rules)
             for rule in missing:
@@ -228,6 +271,16 @@ def check_security_groups(ctx: Ctx, result: Check, vpc: str | None) -> None:
 
 
 # -- destroy ---------------------------------------------------------------------
+def delete_cdn_origin_group(ctx: Ctx, vpc: str) -> None:
+    """edge.cdn turned off: cdn-origin-sg goes, once the external ALB no longer carries it (Part 7
+    sets the ALB's groups first: AWS refuses to delete a group in use; its ENIs let go in seconds)."""
+    for group in ec2_tagged(ctx, "describe_security_groups", CDN_ORIGIN_SG, vpc=vpc):
+        ctx.aws.call("ec2", "delete_security_group", resource=ctx.name(CDN_ORIGIN_SG), GroupId=group["GroupId"],
+                     missing_ok=("InvalidGroup.NotFound",), retry_codes=("DependencyViolation",),
+                     retry_timeout=DEPENDENCY_TIMEOUT, retry_delay=10)
+        ctx.record("deleted", "security group", ctx.name(CDN_ORIGIN_SG), group["GroupId"])
+
+
 def delete_security_groups(ctx: Ctx) -> None:
     """A group cannot go while another group's rule references it: revoke those rules first."""
     aws = ctx.aws
