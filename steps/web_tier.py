@@ -27,6 +27,7 @@ from threetier.aws import Look, Poll
 from threetier.blocks import (
     alarms,
     balancing,
+    cdn,
     certificates,
     colors,
     dashboard,
@@ -72,6 +73,7 @@ def looks(ctx: Ctx) -> Iterator[Look]:
     yield from balancing.looks(ctx, tier(ctx))
     yield from strays.looks(ctx)
     yield from edge.looks(ctx)
+    yield from cdn.looks(ctx)
     yield from waf.looks(ctx)
     yield alarms.alarms_look(ctx)
     yield dashboard.dashboard_look(ctx)
@@ -90,7 +92,8 @@ def start(ctx: Ctx) -> None:
     strays.terminate(ctx, _strays(ctx))
     ctx.need(network.NUMBER, network.SUBNETS_AND_GROUPS)
     colors.start(ctx, tier(ctx), https.keep_actions(ctx))
-    # With edge.domain: the certificate is requested now and waited for in finish, while the image bakes.
+    # With edge.domain: the certificate is requested now and waited for in finish, while the image bakes
+    # (with edge.cdn, CloudFront's too, and the origin header's secret made).
     edge.start(ctx, tier(ctx))
     # With edge.waf: the web ACL now; AWS lets it be associated only a while after (in finish).
     waf.start(ctx, tier(ctx))
@@ -106,7 +109,8 @@ def finish(ctx: Ctx) -> None:
     alarms.ensure_alarms(ctx, wanted, ALARMS)
     ctx.need(app_tier.NUMBER, EXISTS)  # the dashboard's (below, once both tiers' deploys are over)
     ctx.need(database.NUMBER, EXISTS)
-    edge.finish(ctx, tier(ctx))  # the certificate issued (minutes of DNS validation), 443, the record
+    edge.finish(ctx, tier(ctx))  # the certificate issued (minutes of DNS validation), 443, the record(s)
+    cdn.disable_leftover(ctx)  # edge.cdn turned off: the records point at the ALB again; deleted at the end
     waf.finish(ctx, tier(ctx))  # on the ALB before it has targets: no request is served unfiltered
     ctx.need(web_image.NUMBER, DONE)
     ctx.need(storage.NUMBER, DONE)  # the template's instance profile (done already: Part 6 needed it)
@@ -124,6 +128,7 @@ def finish(ctx: Ctx) -> None:
         raise ThreetierError(f"{NAME}: the dashboard needs both tiers' load balancers and target groups, "
                              f"and one is not known; run `threetier up` again")
     dashboard.ensure_dashboard(ctx, body)
+    cdn.finish(ctx)  # with edge.cdn: deployed (minutes) before the round trip through it; off: deleted
     ctx.resources["round_trip"] = round_trip(ctx, ctx.resources["url"])
     ctx.out.info(f"  {ctx.resources['url']}: {ctx.resources['round_trip']}")
 
@@ -173,6 +178,7 @@ def check(ctx: Ctx) -> Check:
     if "load_balancer_dns" in ctx.resources:
         ctx.resources["url"] = f"http://{ctx.resources['load_balancer_dns']}"
     edge.check(ctx, tier(ctx), result)
+    cdn.check(ctx, result)
     waf.check(ctx, tier(ctx), result)
     alarms.check_alarms(ctx, web_alarms(ctx), ALARMS, result)
     dashboard.check_dashboard(ctx, dashboard_body(ctx), result)
@@ -230,7 +236,9 @@ def destroy(ctx: Ctx) -> None:
     alarms.delete_alarms(ctx, ALARMS)
     dashboard.delete_dashboard(ctx)
     edge.destroy_records(ctx, tier(ctx))  # while the ALB they point at is there
+    cdn.disable_all(ctx)  # not waited for: it deploys while the rest goes (cdn.destroy, below)
     waf.destroy(ctx, tier(ctx))  # off the ALB, then deleted
     balancing.destroy(ctx, "web", ALB_ROLE)
     certificates.destroy_certificates(ctx)  # once no listener uses them
     strays.wait_gone(ctx, going)  # their ENIs hold subnets and security groups (Part 2 waits for this Part)
+    cdn.destroy(ctx)  # disabled above: deployed, deleted, then CloudFront's certificate
