@@ -167,7 +167,8 @@ def round_trip(ctx: Ctx, url: str) -> str:
             return (f"not checked: this machine could not reach it, and access.client_cidrs "
                     f"({', '.join(ctx.config.access.client_cidrs)}) may not include its address ({exc})")
         raise
-    note = (f" (through the load balancer's own name: {dns.domain(ctx)} does not resolve here yet)"
+    door = "the distribution" if ctx.config.edge.cdn else "the load balancer"
+    note = (f" (through {door}'s own name: {dns.domain(ctx)} does not resolve here yet)"
             if seen.get("through") else "")
     return f"working: /health 200, /api/ready 200, /api/transaction 200 with {seen['rows']} transactions{note}"
 
