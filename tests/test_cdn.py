@@ -276,3 +276,32 @@ def test_a_distribution_still_deploying_is_awaited_not_drift_to_change(tmp_path,
     cdn.check(ctx, result)
     assert result.drift == result.waits == ["distribution threetier-cdn: InProgress (`up` waits until it is deployed)"]
     assert result.present == ["distribution threetier-cdn"]
+
+
+def test_in_another_region_cloudfronts_certificate_is_requested_in_us_east_1_and_shares_the_validation_record(
+        tmp_path) -> None:
+    """A stack in eu-west-1: CloudFront's certificate is requested in us-east-1, the regional one (for the
+    domain and origin.<domain>) in eu-west-1; the domain's validation record is written once, and deleting
+    one certificate leaves the record the other still validates with."""
+    from helpers import moto
+    from threetier.blocks import certificates
+    with moto():
+        boto3.client("route53").create_hosted_zone(Name=ZONE, CallerReference=ZONE)
+        engine = make_engine(tmp_path, {"region": "eu-west-1", **cdn_config()})
+        ctx = part7(engine)
+        cloudfront = certificates.ensure_certificate(ctx, "vpc-1", certificates.cloudfront(ctx))
+        regional = certificates.ensure_certificate(ctx, "vpc-1")
+        assert (cloudfront.split(":")[3], regional.split(":")[3]) == ("us-east-1", "eu-west-1")
+        [listed] = cloudfront_certificates()
+        assert listed["CertificateArn"] == cloudfront
+        # Each is its own kind: the regional list has not CloudFront's, nor CloudFront's the regional one.
+        assert [c["CertificateArn"] for c in certificates.stack_certificates(ctx)] == [regional]
+        assert [c["CertificateArn"] for c in certificates.cdn_certificates(ctx)] == [cloudfront]
+        writes = [c for c in engine.ctx.aws.calls if c.operation == "ChangeResourceRecordSets"]
+        written = [change["ResourceRecordSet"]["Name"] for c in writes for change in c.params["ChangeBatch"]["Changes"]]
+        assert sorted(written) == sorted({*written}) and len(written) == 2  # the domain's and origin's, once each
+        shared = next(name for name in written if not name.rstrip(".").endswith(ORIGIN))
+        certificates.destroy_cdn_certificates(ctx)
+        names = {r["Name"] for r in boto3.client("route53").list_resource_record_sets(
+            HostedZoneId=the_zone())["ResourceRecordSets"]}
+        assert shared in names and cloudfront_certificates() == []
