@@ -158,8 +158,17 @@ def test_up_with_cdn_builds_the_distribution_then_changes_nothing_repairs_drift_
     assert after["DistributionConfig"]["HttpVersion"] == "http2and3"
     assert after["DistributionConfig"]["Origins"]["Items"][0]["CustomHeaders"]["Items"][0]["HeaderValue"] == secret_value()
 
-    # cdn turned off: the domain's alias back to the ALB, origin and AAAA gone, the distribution disabled then
-    # deleted, CloudFront's certificate deleted.
+    # cdn turned off: status says what `up` will delete (the state file remembers the distribution: status
+    # asks CloudFront only then) ...
+    write_config(tmp_path, **edge_config())
+    shown = cli("status", "--json", "--state", str(tmp_path / "state.json"), cwd=tmp_path)
+    drift = json.loads(shown.stdout)["parts"][6]["drift"]
+    for going in (f"distribution threetier-cdn ({distribution['Id']}): present, and edge.cdn is off",
+                  f"CloudFront certificate {DOMAIN} ({certificate['CertificateArn']}): requested by the stack",
+                  f"alias record {DOMAIN} (AAAA): written by the stack", f"alias record {ORIGIN} (A): written by the stack"):
+        assert any(d.startswith(going) for d in drift), (going, drift)
+    # ... and `up` points the domain back at the ALB, removes origin and AAAA, disables then deletes the
+    # distribution, and deletes CloudFront's certificate.
     off = make_engine(tmp_path, edge_config())
     off.up()
     found = aliases(zone_id)
@@ -208,15 +217,21 @@ def stubbed(engine) -> Stubber:
     return Stubber(client)
 
 
-def test_down_disables_first_then_waits_for_deployed_before_deleting(tmp_path) -> None:
+def test_down_disables_first_then_waits_for_deployed_before_deleting(tmp_path, monkeypatch) -> None:
     """AWS refuses DeleteDistribution while the distribution is enabled or still deploying
-    (DistributionNotDisabled): `remove` disables it, polls GetDistribution until Deployed, then deletes
-    with the ETag of the disabled version."""
+    (DistributionNotDisabled): `remove` (down's, cdn turned off's) finds it by its tags, disables it, polls
+    GetDistribution every 30 s until Deployed, deletes it with the ETag of the disabled version, and only
+    then CloudFront's certificate."""
     engine = make_engine(tmp_path, cdn_config())
     ctx = part7(engine)
-    summary = {"Id": "E1", "ARN": "arn:aws:cloudfront::123456789012:distribution/E1"}
+    arn = "arn:aws:cloudfront::123456789012:distribution/E1"
     config = a_config(ctx)
+    certificates_deleted: list[float] = []
+    monkeypatch.setattr(cdn, "destroy_cdn_certificates", lambda _: certificates_deleted.append(engine.ctx.aws.clock.now()))
     stub = stubbed(engine)
+    stub.add_response("list_distributions", {"DistributionList": {
+        "Marker": "", "MaxItems": 100, "IsTruncated": False, "Quantity": 1, "Items": [summary_of(ctx, arn)]}}, {})
+    stub.add_response("list_tags_for_resource", {"Tags": {"Items": ctx.tags(cdn.ROLE)}}, {"Resource": arn})
     stub.add_response("get_distribution_config", {"DistributionConfig": config, "ETag": "E-ENABLED"}, {"Id": "E1"})
     stub.add_response("update_distribution", {"Distribution": distribution_answer(ctx, "InProgress", False), "ETag": "E-OFF"},
                       {"Id": "E1", "IfMatch": "E-ENABLED", "DistributionConfig": {**config, "Enabled": False}})
@@ -227,11 +242,21 @@ def test_down_disables_first_then_waits_for_deployed_before_deleting(tmp_path) -
                       {"Id": "E1"})
     stub.add_response("delete_distribution", {}, {"Id": "E1", "IfMatch": "E-OFF"})
     with stub:
-        cdn.disable(ctx, summary)
-        cdn.wait_deployed(ctx, "E1")
-        cdn.delete(ctx, summary)
+        cdn.remove(ctx)
     stub.assert_no_pending_responses()
-    assert engine.ctx.aws.clock.now() >= 2 * cdn.DEPLOYED_POLL  # two polls InProgress, 30 s apart
+    assert certificates_deleted == [2 * cdn.DEPLOYED_POLL]  # after two polls InProgress, 30 s apart
+
+
+def summary_of(ctx, arn: str) -> dict:
+    """A ListDistributions item, as AWS answers it."""
+    answer = distribution_answer(ctx, "InProgress", True)
+    config = answer["DistributionConfig"]
+    return {"Id": "E1", "ARN": arn, "ETag": "E-ENABLED", "Status": "Deployed", "LastModifiedTime": "2026-01-01T00:00:00Z",
+            "DomainName": "d1.cloudfront.net", **{key: config[key] for key in (
+                "Aliases", "Origins", "DefaultCacheBehavior", "CacheBehaviors", "Comment", "PriceClass", "Enabled",
+                "ViewerCertificate", "WebACLId", "HttpVersion", "IsIPV6Enabled")},
+            "Restrictions": {"GeoRestriction": {"RestrictionType": "none", "Quantity": 0}},
+            "CustomErrorResponses": {"Quantity": 0}, "Staging": False}
 
 
 def a_config(ctx, enabled: bool = True) -> dict:

@@ -22,6 +22,7 @@ from typing import Any
 from threetier.aws import STACK_TAG, AwsError, Look, Poll, client_token, tag_value
 from threetier.blocks import origin
 from threetier.blocks.certificates import (
+    cdn_certificates,
     cloudfront,
     destroy_cdn_certificates,
     ensure_certificate,
@@ -342,7 +343,8 @@ def wait_deployed(ctx: Ctx, distribution_id: str | None = None) -> None:
         return
 
     def probe() -> Poll:
-        found = ctx.aws.look(distribution_look(distribution_id), resource=f"distribution {name(ctx)}")
+        # Live: the inventory's answer may be from before this run's change (Deployed, then).
+        found = ctx.aws.look(distribution_look(distribution_id), resource=f"distribution {name(ctx)}", live=True)
         status = found["Distribution"]["Status"] if found else "gone"
         if found and distribution_id == ctx.resources.get(ID):
             ctx.resources[STATUS] = status
@@ -414,6 +416,9 @@ def check(ctx: Ctx, result: Check) -> None:
         for summary in stack_distributions(ctx):
             result.unwanted(f"distribution {name(ctx)} ({summary['Id']}): present, and edge.cdn is off (`up` "
                             f"disables and deletes it)")
+        for leftover in cdn_certificates(ctx):
+            result.unwanted(f"CloudFront certificate {leftover.get('DomainName', '')} ({leftover['CertificateArn']}): "
+                            f"requested by the stack, and edge.cdn is off (`up` deletes it)")
         return
     distribution = find(ctx)
     if not result.found(f"distribution {name(ctx)}", distribution is not None) or distribution is None:

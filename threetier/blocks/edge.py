@@ -241,11 +241,9 @@ def check_aliases(ctx: Ctx, tier: balancing.Tier, zone: dict[str, Any], present:
     wanted: list[dict[str, Any]] = []
     if ctx.config.edge.cdn:
         found = cdn.find(ctx)
-        distribution = found["DomainName"] if found else None
-        wanted += cloudfront_records(ctx, distribution) if distribution else []
+        # No distribution yet: the records will point at the one `up` makes (a name AWS picks then).
+        wanted += cloudfront_records(ctx, found["DomainName"] if found else "the distribution `up` makes")
         wanted += [origin_record(ctx, balancer)] if balancer else []
-        if not distribution:
-            result.missing.append(f"alias records {domain(ctx)} (A, AAAA) to the distribution")
     elif balancer is not None:
         wanted.append(alias_record(ctx, balancer))
     names = [(fqdn(domain(ctx)), kind) for kind in ALIAS_TYPES if kind == "A" or ctx.config.edge.cdn]
