@@ -234,6 +234,7 @@ def differences(ctx: Ctx, config: dict[str, Any], wanted: dict[str, Any], header
 
 # -- the secret's value ----------------------------------------------------------------
 def header_value(ctx: Ctx) -> str | None:
+    """The origin header's value (None: no secret yet), for `status`: never shown."""
     return origin.value(ctx)
 
 
