@@ -181,9 +181,11 @@ def test_up_with_cdn_builds_the_distribution_then_changes_nothing_repairs_drift_
 
 
 def test_down_after_cdn_leaves_nothing_a_scan_finds(stack_from) -> None:
-    tmp_path = stack_from("edge")
-    cdn_certificate = cdn_added(tmp_path).ctx.state.parts[7].resources[cdn.CERTIFICATE]
+    tmp_path = stack_from("edge_cdn")  # built with cdn from nothing (its plan's counts: tests/test_plan_counts.py)
+    [distribution] = distributions()
     down = make_engine(tmp_path, cdn_config())
+    cdn_certificate = down.ctx.state.parts[7].resources[cdn.CERTIFICATE]
+    assert down.ctx.state.parts[7].resources[cdn.ID] == distribution["Id"]
     down.ctx.skip_final_snapshot = True
     down.down()
     assert distributions() == [] and cloudfront_certificates() == []
@@ -297,6 +299,7 @@ def test_a_distribution_still_deploying_is_awaited_not_drift_to_change(tmp_path,
              "DistributionConfig": cdn.wanted_settings(ctx, certificate, "v"), "ETag": "e"}
     monkeypatch.setattr(cdn, "find", lambda *_, **__: found)
     monkeypatch.setattr(cdn, "header_value", lambda *_: "v")
+    monkeypatch.setattr(origin, "check", lambda *_: None)  # no AWS here
     result = Check()
     cdn.check(ctx, result)
     assert result.drift == result.waits == ["distribution threetier-cdn: InProgress (`up` waits until it is deployed)"]

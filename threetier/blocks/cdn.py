@@ -421,6 +421,8 @@ def check(ctx: Ctx, result: Check) -> None:
             result.unwanted(f"CloudFront certificate {leftover.get('DomainName', '')} ({leftover['CertificateArn']}): "
                             f"requested by the stack, and edge.cdn is off (`up` deletes it)")
         return
+    # The origin header's secret: made in start with the certificate (until Part 7's own hooks check it).
+    origin.check(ctx, result)
     distribution = find(ctx)
     if not result.found(f"distribution {name(ctx)}", distribution is not None) or distribution is None:
         return

@@ -232,7 +232,10 @@ def request_certificate(ctx: Ctx, vpc: str, wanted: Wanted | None = None) -> str
         if arn in spent or (certificate is not None and certificate["Status"] not in FAILED_CERTIFICATE):
             break
         spent = sorted({*spent, arn})
-    ctx.record("created", "certificate", name if wanted.role == CERTIFICATE_ROLE else f"{name} (CloudFront)", arn)
+    if wanted.role == CERTIFICATE_ROLE:
+        ctx.record("created", "certificate", name, arn)
+    else:  # as `plan` names it: "CloudFront certificate for <domain> (us-east-1)"
+        ctx.record("created", "CloudFront certificate", f"{name} ({CDN_CERTIFICATE_REGION})", arn)
     return arn
 
 

@@ -25,6 +25,7 @@ from threetier.blocks.certificates import (
     describe,
     ensure_certificate,
     find_requested_certificate,
+    regional,
     retire_old_certificates,
     stack_certificates,
     wait_issued,
@@ -228,9 +229,16 @@ def check(ctx: Ctx, tier: balancing.Tier, result: Check) -> None:
         if record:
             result.found(f"validation record {record['Name'].rstrip('.')}",
                          (fqdn(record["Name"]), record["Type"]) in names)
-    if not any(option.get("ResourceRecord") for option in options):  # not requested yet, or just now
-        result.unknown.append(f"the validation record of the certificate for {domain(ctx)}: ACM names it once the "
-                              f"certificate is requested; `up` writes it in {edge.hosted_zone} unless it is there")
+    # Not requested yet, or just now: ACM names each name's record then (with edge.cdn, origin.<domain> too;
+    # CloudFront's certificate, for the domain, validates with the domain's).
+    named = {option.get("DomainName") for option in options if option.get("ResourceRecord")}
+    wanted = [] if edge.certificate_arn else list(regional(ctx).names)
+    wanted += [domain(ctx)] if edge.cdn and not edge.cdn_certificate_arn and domain(ctx) not in wanted else []
+    for name in wanted:
+        if name not in named:
+            what = f"certificate for {name}" if name == domain(ctx) else f"certificate for {domain(ctx)}, for {name}"
+            result.unknown.append(f"the validation record of the {what}: ACM names it once the certificate is "
+                                  f"requested; `up` writes it in {edge.hosted_zone} unless it is there")
 
 
 def check_aliases(ctx: Ctx, tier: balancing.Tier, zone: dict[str, Any], present: list[dict[str, Any]],
