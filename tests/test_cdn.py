@@ -202,6 +202,19 @@ def test_down_after_cdn_leaves_nothing_a_scan_finds(stack_from) -> None:
         < operations.index("DeleteDistribution") < last
 
 
+def test_edge_turned_off_altogether_removes_cloudfront_too_and_then_asks_nothing(stack_from) -> None:
+    tmp_path = stack_from("edge_cdn")
+    off = make_engine(tmp_path)
+    off.up()
+    assert distributions() == [] and cloudfront_certificates() == []
+    assert {r["Type"] for r in boto3.client("route53").list_resource_record_sets(
+        HostedZoneId=the_zone())["ResourceRecordSets"]} == {"NS", "SOA"}
+    assert not {cdn.ID, dns.RECORDS} & set(off.ctx.state.parts[7].resources)
+    again = make_engine(tmp_path)
+    again.up()
+    assert not {c.service for c in again.ctx.aws.calls} & {"acm", "route53", "cloudfront"}
+
+
 def test_a_crash_right_after_the_create_then_up_ends_with_one_distribution(stack_from) -> None:
     tmp_path = stack_from("edge")
     crash_up_after(make_engine(tmp_path, cdn_config()), "CreateDistributionWithTags")

@@ -28,6 +28,7 @@ from threetier.blocks.certificates import (
     ensure_certificate,
     retire_old_cdn_certificates,
 )
+from threetier.blocks.dns import RECORDS
 from threetier.config import CDN_CERTIFICATE_REGION
 from threetier.engine import Check, Ctx
 from threetier.errors import ThreetierError
@@ -402,6 +403,8 @@ def remove(ctx: Ctx) -> None:
     # and the origin header's secret (origin.delete_secret): both after the distribution.
     destroy_cdn_certificates(ctx)
     forget(ctx)
+    if not ctx.config.edge.https and not ctx.resources.get(RECORDS):  # edge off: nothing of it remembered
+        ctx.resources.pop(RECORDS, None)
 
 
 def destroy(ctx: Ctx) -> None:
