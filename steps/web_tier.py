@@ -27,6 +27,7 @@ from threetier.aws import Look, Poll
 from threetier.blocks import (
     alarms,
     balancing,
+    cdn,
     certificates,
     colors,
     dashboard,
@@ -77,6 +78,7 @@ def looks(ctx: Ctx) -> Iterator[Look]:
     yield from balancing.looks(ctx, tier(ctx))
     yield from strays.looks(ctx)
     yield from edge.looks(ctx)
+    yield from cdn.looks(ctx)
     yield from waf.looks(ctx)
     if ctx.config.edge.cdn or https.ORIGIN_SECRET in ctx.resources:
         yield origin.secret_look(ctx)
@@ -102,7 +104,8 @@ def start(ctx: Ctx) -> None:
         ctx.resources[https.ORIGIN_SECRET] = origin.secret_name(ctx)
     else:  # cdn turned off: the ALB no longer carries cdn-origin-sg (colors.start), so it can go
         security_groups.delete_cdn_origin_group(ctx, tier(ctx).vpc)
-    # With edge.domain: the certificate is requested now and waited for in finish, while the image bakes.
+    # With edge.domain: the certificate is requested now and waited for in finish, while the image bakes
+    # (with edge.cdn, CloudFront's too, and the origin header's secret made).
     edge.start(ctx, tier(ctx))
     # With edge.waf: the web ACL now; AWS lets it be associated only a while after (in finish).
     waf.start(ctx, tier(ctx))
@@ -118,12 +121,8 @@ def finish(ctx: Ctx) -> None:
     alarms.ensure_alarms(ctx, wanted, ALARMS)
     ctx.need(app_tier.NUMBER, EXISTS)  # the dashboard's (below, once both tiers' deploys are over)
     ctx.need(database.NUMBER, EXISTS)
-    edge.finish(ctx, tier(ctx))  # the certificate issued (minutes of DNS validation), 443, the record
-    if not ctx.config.edge.cdn and https.ORIGIN_SECRET in ctx.resources:
-        # cdn turned off: 443's origin rule is gone (edge.finish, or with edge off edge.start); the
-        # distribution's deletion (threetier/blocks/cdn.py) goes before this line.
-        origin.delete_secret(ctx)
-        ctx.resources.pop(https.ORIGIN_SECRET)
+    edge.finish(ctx, tier(ctx))  # the certificate issued (minutes of DNS validation), 443, the record(s)
+    cdn.disable_leftover(ctx)  # edge.cdn turned off: the records point at the ALB again; deleted at the end
     waf.finish(ctx, tier(ctx))  # on the ALB before it has targets: no request is served unfiltered
     ctx.need(web_image.NUMBER, DONE)
     ctx.need(storage.NUMBER, DONE)  # the template's instance profile (done already: Part 6 needed it)
@@ -141,6 +140,12 @@ def finish(ctx: Ctx) -> None:
         raise ThreetierError(f"{NAME}: the dashboard needs both tiers' load balancers and target groups, "
                              f"and one is not known; run `threetier up` again")
     dashboard.ensure_dashboard(ctx, body)
+    cdn.finish(ctx)  # with edge.cdn: deployed (minutes) before the round trip through it; off: deleted
+    waf.settle_cloudfront(ctx)  # CloudFront's web ACL, no longer wanted: once no distribution names it
+    if not ctx.config.edge.cdn and https.ORIGIN_SECRET in ctx.resources:
+        # cdn turned off: 443's origin rule (edge.finish) and the distribution that sent the header are gone.
+        origin.delete_secret(ctx)
+        ctx.resources.pop(https.ORIGIN_SECRET)
     ctx.resources["round_trip"] = round_trip(ctx, ctx.resources["url"])
     ctx.out.info(f"  {ctx.resources['url']}: {ctx.resources['round_trip']}")
 
@@ -179,7 +184,8 @@ def round_trip(ctx: Ctx, url: str) -> str:
             return (f"not checked: this machine could not reach it, and access.client_cidrs "
                     f"({', '.join(ctx.config.access.client_cidrs)}) may not include its address ({exc})")
         raise
-    note = (f" (through the load balancer's own name: {dns.domain(ctx)} does not resolve here yet)"
+    door = "the distribution" if ctx.config.edge.cdn else "the load balancer"
+    note = (f" (through {door}'s own name: {dns.domain(ctx)} does not resolve here yet)"
             if seen.get("through") else "")
     return f"working: /health 200, /api/ready 200, /api/transaction 200 with {seen['rows']} transactions{note}"
 
@@ -195,7 +201,8 @@ def check(ctx: Ctx) -> Check:
         origin.check(ctx, result)
     elif https.ORIGIN_SECRET in ctx.resources:
         origin.check_off(ctx, result)
-    waf.check(ctx, tier(ctx), result)
+    waf.check(ctx, tier(ctx), result)  # first: it finds CloudFront's ACL, which the distribution should name
+    cdn.check(ctx, result)
     alarms.check_alarms(ctx, web_alarms(ctx), ALARMS, result)
     dashboard.check_dashboard(ctx, dashboard_body(ctx), result)
     strays.check(ctx, _strays(ctx), result)
@@ -253,12 +260,14 @@ def destroy(ctx: Ctx) -> None:
     alarms.delete_alarms(ctx, ALARMS)
     dashboard.delete_dashboard(ctx)
     edge.destroy_records(ctx, tier(ctx))  # while the ALB they point at is there
+    cdn.disable_all(ctx)  # not waited for: it deploys while the rest goes (cdn.destroy, below)
     waf.destroy(ctx, tier(ctx))  # off the ALB, then deleted
     balancing.destroy(ctx, "web", ALB_ROLE)
     certificates.destroy_certificates(ctx)  # once no listener uses them
     strays.wait_gone(ctx, going)  # their ENIs hold subnets and security groups (Part 2 waits for this Part)
-    # Once no distribution names it (threetier/blocks/cdn.py deletes the distribution before this line).
+    cdn.destroy(ctx)  # disabled above: deployed, deleted, then CloudFront's certificate
+    # Once no distribution names it (cdn.destroy deleted them).
     waf.destroy_cloudfront(ctx)
-    # Last, whatever edge.cdn says now: the distribution that sends the header is gone.
+    # Last, whatever edge.cdn says now: the distribution that sent the header is gone.
     origin.delete_secret(ctx)
     ctx.resources.pop(https.ORIGIN_SECRET, None)

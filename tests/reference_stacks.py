@@ -145,6 +145,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "edge": {"edge": {"domain": "shop.example.com", "hosted_zone": "example.com"}},
     "waf": {"edge": {"waf": True}},
     "edge_waf": {"edge": {"domain": "shop.example.com", "hosted_zone": "example.com", "waf": True}},
+    "edge_cdn": {"edge": {"domain": "shop.example.com", "hosted_zone": "example.com", "cdn": True}},
 }
 
 
@@ -154,7 +155,7 @@ def _before_edge(directory: Path) -> None:
     boto3.client("route53").create_hosted_zone(Name="example.com", CallerReference="example.com")
 
 
-BEFORE_UP = {"edge": _before_edge, "edge_waf": _before_edge}
+BEFORE_UP = {"edge": _before_edge, "edge_waf": _before_edge, "edge_cdn": _before_edge}
 
 
 @dataclass

@@ -320,7 +320,8 @@ def test_each_commands_actions_are_sorted_and_in_the_policy(raw: dict[str, Any])
     assert set(actions_for("status", config)) - set(permissions.ACCOUNT_GUARDS) <= set(actions_for("up", config))
     assert not any(action.startswith(("ec2:Create", "ec2:Delete", "rds:Create", "rds:Delete"))
                    for action in actions_for("status", config) + actions_for("plan", config))
-    # database.restore_from and edge.cdn too (not in EVERYTHING: a life cycle from nothing has no snapshot to restore).
+    # database.restore_from too (not in EVERYTHING: a life cycle from nothing has no snapshot to restore),
+    # and edge.cdn.
     every_key = {**EVERYTHING, "edge": {**EVERYTHING["edge"], "cdn": True}, "database": {"restore_from": "latest"}}
     everything = set().union(*(actions_for(command, configlib.parse(every_key)) for command in permissions.COMMANDS))
     assert everything == granted()  # the whole config needs all the policy has

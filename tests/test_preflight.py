@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import boto3
 import pytest
@@ -208,6 +209,30 @@ def test_a_given_certificate_must_exist_be_issued_and_cover_the_domain():
     assert "is PENDING_VALIDATION, not ISSUED" in judged({"certificate": pending}, raw)[1].shortfalls[0].line()
     other = {"Certificate": {"Status": "ISSUED", "DomainName": "example.org", "SubjectAlternativeNames": []}}
     assert "covers example.org, not shop.example.com" in judged({"certificate": other}, raw)[1].shortfalls[0].line()
+
+
+def test_with_cdn_the_albs_certificate_covers_the_origin_and_cloudfronts_exists_in_us_east_1_issued():
+    arn = "arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
+    cdn_arn = "arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789013"
+    raw = {"edge": {"domain": "shop.example.com", "hosted_zone": "example.com", "certificate_arn": arn, "cdn": True,
+                    "cdn_certificate_arn": cdn_arn}}
+    domain_only = {"Certificate": {"Status": "ISSUED", "DomainName": "shop.example.com",
+                                   "SubjectAlternativeNames": ["shop.example.com"]}}
+    wildcard = {"Certificate": {"Status": "ISSUED", "DomainName": "shop.example.com",
+                                "SubjectAlternativeNames": ["shop.example.com", "*.shop.example.com"]}}
+    assert judged({"certificate": wildcard, "cdn_certificate": domain_only}, raw)[1].shortfalls == []
+    [origin] = judged({"certificate": domain_only, "cdn_certificate": domain_only}, raw)[1].shortfalls
+    assert origin.line().startswith("edge.certificate_arn:") and "not origin.shop.example.com" in origin.line()
+    [missing] = judged({"certificate": wildcard, "cdn_certificate": None}, raw)[1].shortfalls
+    assert missing.line().startswith("edge.cdn_certificate_arn:") and f"no certificate {cdn_arn} in us-east-1" in missing.line()
+    pending = {"Certificate": {**domain_only["Certificate"], "Status": "PENDING_VALIDATION"}}
+    [waiting] = judged({"certificate": wildcard, "cdn_certificate": pending}, raw)[1].shortfalls
+    assert "edge.cdn_certificate_arn" in waiting.line() and "not ISSUED" in waiting.line()
+    # Asked in us-east-1, whatever the stack's region.
+    config = configlib.parse({**raw, "edge": {**raw["edge"], "certificate_arn": None}, "region": "eu-west-1"})
+    aws = mock.Mock(region="eu-west-1", emulator=True)
+    edge_ctx = mock.Mock(config=config)
+    assert preflight.first_round(config, aws, None, edge_ctx)["cdn_certificate"].region == "us-east-1"
 
 
 @pytest.mark.parametrize(("name", "domain", "covered"), [

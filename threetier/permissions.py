@@ -299,6 +299,16 @@ GRANTS: tuple[Grant, ...] = (
     _grant("CdnOriginSecret", CHECKS, "secretsmanager:GetSecretValue", feature="cdn"),
     _grant("CdnOriginSecret", [UP], "secretsmanager:RestoreSecret", feature="cdn"),
     _grant(ANY, [DOWN], "secretsmanager:ListSecrets"),  # the scan lists the stack's secrets
+
+    # -- CloudFront: the distribution in front of the external ALB (Part 7, edge.cdn) -------------------
+    # `down`'s teardown and scan list every distribution, and their tags, whatever the config says.
+    _grant(ANY, CHECKS, "cloudfront:ListDistributions", "cloudfront:ListTagsForResource",
+           "cloudfront:GetDistribution", feature="cdn"),
+    _grant(ANY, [DOWN], "cloudfront:ListDistributions", "cloudfront:ListTagsForResource"),
+    _grant(ANY, UP_DOWN, "cloudfront:GetDistribution", "cloudfront:GetDistributionConfig",
+           "cloudfront:UpdateDistribution", "cloudfront:DeleteDistribution", feature="cdn"),
+    # CreateDistributionWithTags is authorized as CreateDistribution and TagResource (ACTION_OF).
+    _grant(ANY, [UP], "cloudfront:CreateDistribution", "cloudfront:TagResource", feature="cdn"),
 )
 
 # Calls made only against an emulator (moto), never on AWS: not in the policy.
@@ -314,7 +324,7 @@ NEEDS_NO_PERMISSION = frozenset({"sts:GetCallerIdentity"})
 # -- from a recorded call to its IAM action -----------------------------------------------------
 # botocore's service name -> the IAM service prefix (for every service threetier calls).
 IAM_PREFIX = {
-    "acm": "acm", "autoscaling": "autoscaling", "cloudtrail": "cloudtrail", "cloudwatch": "cloudwatch", "ec2": "ec2",
+    "acm": "acm", "autoscaling": "autoscaling", "cloudfront": "cloudfront", "cloudtrail": "cloudtrail", "cloudwatch": "cloudwatch", "ec2": "ec2",
     "elbv2": "elasticloadbalancing", "guardduty": "guardduty", "iam": "iam", "kms": "kms", "logs": "logs", "rds": "rds",
     "route53": "route53", "s3": "s3", "secretsmanager": "secretsmanager", "service-quotas": "servicequotas",
     "sns": "sns", "ssm": "ssm",
@@ -322,6 +332,7 @@ IAM_PREFIX = {
 }
 # The operations whose action is not named after them (S3's, mostly).
 ACTION_OF = {
+    ("cloudfront", "CreateDistributionWithTags"): "cloudfront:CreateDistribution",  # and cloudfront:TagResource
     ("s3", "HeadBucket"): "s3:ListBucket",
     ("s3", "ListObjects"): "s3:ListBucket",
     ("s3", "ListObjectsV2"): "s3:ListBucket",

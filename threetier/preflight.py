@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from threetier.aws import STACK_TAG, Aws, Look, tag_value
 from threetier.blocks import dns, snapshots
+from threetier.config import CDN_CERTIFICATE_REGION
 from threetier.errors import ThreetierError, UsageError
 
 if TYPE_CHECKING:
@@ -214,6 +215,10 @@ def first_round(config: Config, aws: Aws, permissions: list[str] | None, edge_ct
     if edge.certificate_arn:
         looks["certificate"] = Look("acm", "describe_certificate", {"CertificateArn": edge.certificate_arn},
                                     missing_ok=("ResourceNotFoundException",))
+    if edge.cdn_certificate_arn:  # CloudFront's, in us-east-1 whatever the stack's region
+        region = None if aws.region == CDN_CERTIFICATE_REGION else CDN_CERTIFICATE_REGION
+        looks["cdn_certificate"] = Look("acm", "describe_certificate", {"CertificateArn": edge.cdn_certificate_arn},
+                                        missing_ok=("ResourceNotFoundException",), region=region)
     return looks
 
 
@@ -518,24 +523,34 @@ class Judge:
                                f"attach {files} to them (README: Permissions)"))
 
     def certificate(self) -> None:
-        if "certificate" not in self.answers:
+        """The user's certificates: the ALB's (edge.certificate_arn; with edge.cdn it must cover origin.<domain>
+        too, the name CloudFront reaches the ALB by) and CloudFront's (edge.cdn_certificate_arn, in us-east-1)."""
+        edge = self.config.edge
+        wanted = [edge.domain or "", *([edge.origin_domain] if edge.origin_domain else [])]
+        self.given_certificate("certificate", "edge.certificate_arn", edge.certificate_arn, self.region, wanted)
+        self.given_certificate("cdn_certificate", "edge.cdn_certificate_arn", edge.cdn_certificate_arn,
+                               CDN_CERTIFICATE_REGION, [edge.domain or ""])
+
+    def given_certificate(self, answer: str, key: str, arn: str | None, region: str, wanted: list[str]) -> None:
+        if answer not in self.answers:
             return
-        arn, domain = self.config.edge.certificate_arn, self.config.edge.domain or ""
-        found = self.get("certificate", "edge.certificate_arn")
-        if isinstance(self.answers["certificate"], Unanswered):
+        found = self.get(answer, key)
+        if isinstance(self.answers[answer], Unanswered):
             return
         if found is None:
-            self.add(Shortfall("edge.certificate_arn", f"no certificate {arn} in {self.region}",
-                               "give the ARN of an ISSUED certificate of this region, or null to have one requested"))
+            self.add(Shortfall(key, f"no certificate {arn} in {region}",
+                               f"give the ARN of an ISSUED certificate of {region}, or null to have one requested"))
             return
         detail = found["Certificate"]
         if detail.get("Status") != "ISSUED":
-            self.add(Shortfall("edge.certificate_arn", f"{arn} is {detail.get('Status')}, not ISSUED",
+            self.add(Shortfall(key, f"{arn} is {detail.get('Status')}, not ISSUED",
                                "validate it first, or null to have one requested"))
         names = [detail.get("DomainName", ""), *detail.get("SubjectAlternativeNames", [])]
-        if domain and not any(covers(name, domain) for name in names):
-            self.add(Shortfall("edge.certificate_arn", f"{arn} covers {', '.join(sorted(set(names)))}, not {domain}",
-                               "give a certificate for the domain, or null to have one requested"))
+        for domain in wanted:
+            if domain and not any(covers(name, domain) for name in names):
+                self.add(Shortfall(key, f"{arn} covers {', '.join(sorted(set(names)))}, not {domain}",
+                                   f"give a certificate for the domain{' and ' + wanted[1] if len(wanted) > 1 else ''}, "
+                                   f"or null to have one requested"))
 
     def judge(self, edge_ctx: Any) -> Findings:
         for check in (self.elastic_ips, self.vpcs_and_gateways, self.nat_gateways, self.load_balancers,

@@ -13,6 +13,7 @@ from typing import Any
 
 from threetier.aws import PART_TAG, STACK_TAG, Aws, tag_filters, tag_value
 from threetier.blocks.iam import TIERS, legacy_iam
+from threetier.config import CDN_CERTIFICATE_REGION
 from threetier.names import (
     backup_snapshot_prefix_for,
     bucket_name_for,
@@ -232,14 +233,37 @@ def _sns(aws: Aws, stack: str) -> Iterator[Found]:
                     f"{subscription.get('Protocol')} {subscription.get('Endpoint')}", 1)
 
 
-def _acm(aws: Aws, stack: str) -> Iterator[Found]:
+def _acm(aws: Aws, stack: str, region: str | None = None) -> Iterator[Found]:
     """Certificates the stack requested (Part 7, edge.domain): tagged with it. The user's own
     certificate (edge.certificate_arn) is not, and is never the stack's to delete."""
-    for summary in aws.items("acm", "list_certificates", "CertificateSummaryList", resource=f"certificates of stack {stack}"):
+    for summary in aws.items("acm", "list_certificates", "CertificateSummaryList", resource=f"certificates of stack {stack}",
+                             region=region):
         found = aws.call("acm", "list_tags_for_certificate", resource=f"certificate {summary['CertificateArn']}",
-                         CertificateArn=summary["CertificateArn"], missing_ok=("ResourceNotFoundException",))
+                         CertificateArn=summary["CertificateArn"], missing_ok=("ResourceNotFoundException",),
+                         region=region)
         if tag_value(found or {}, STACK_TAG) == stack:
             yield Found("certificate", summary["CertificateArn"], summary.get("DomainName", ""), _part(found or {}))
+
+
+def _cloudfront(aws: Aws, stack: str) -> Iterator[Found]:
+    """Part 7 with edge.cdn: the stack's CloudFront distributions (global; the API in us-east-1), and its
+    certificates in us-east-1 (CloudFront's) when the stack is elsewhere (else _acm listed them)."""
+    params: dict[str, Any] = {}
+    while True:
+        page = aws.call("cloudfront", "list_distributions", resource=f"distributions of stack {stack}",
+                        region=CDN_CERTIFICATE_REGION, **params).get("DistributionList", {})
+        for summary in page.get("Items") or []:
+            found = aws.call("cloudfront", "list_tags_for_resource", resource=f"distribution {summary['Id']}",
+                             region=CDN_CERTIFICATE_REGION, Resource=summary["ARN"],
+                             missing_ok=("NoSuchDistribution",)) or {}
+            tags = {"Tags": (found.get("Tags") or {}).get("Items") or []}
+            if tag_value(tags, STACK_TAG) == stack:
+                yield Found("distribution", summary["Id"], tag_value(tags, "Name") or summary["DomainName"], _part(tags))
+        if not page.get("IsTruncated") or not page.get("NextMarker"):
+            break
+        params["Marker"] = page["NextMarker"]
+    if aws.region != CDN_CERTIFICATE_REGION:
+        yield from _acm(aws, stack, CDN_CERTIFICATE_REGION)
 
 
 def _wafv2(aws: Aws, stack: str) -> Iterator[Found]:
@@ -272,7 +296,7 @@ def _secrets(aws: Aws, stack: str) -> Iterator[Found]:
 
 
 SCANNERS: tuple[Callable[[Aws, str], Iterator[Found]], ...] = (
-    _autoscaling, _elbv2, _ec2_compute, _rds, _ec2, _s3, _iam, _cloudwatch, _sns, _acm, _wafv2, _secrets)
+    _autoscaling, _elbv2, _ec2_compute, _rds, _ec2, _s3, _iam, _cloudwatch, _sns, _acm, _cloudfront, _wafv2, _secrets)
 
 
 def tagged(aws: Aws, stack: str) -> list[Found]:

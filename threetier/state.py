@@ -43,15 +43,17 @@ WRITABLE = "make its directory writable, or use --state with a path you can writ
 # other shape there would fail deep inside a part, so it is refused when the file is read.
 LIST_RESOURCES = frozenset({"azs", "edge_records"})
 # Resources AWS cannot be asked about by tag (the Route 53 records Part 7 wrote: records take no
-# tags), or whose presence says whether to ask at all (a web ACL kept after edge.waf or edge.cdn went off): the
-# state file alone knows them, so `status` and `plan` start from them too.
-REMEMBERED_RESOURCES = frozenset({"edge_records", "web_acl_arn", "cdn_web_acl_arn"})
+# tags), or whose presence says whether to ask at all (a web ACL kept after edge.waf or edge.cdn went off,
+# a distribution after edge.cdn went off): the state file alone knows them, so `status` and `plan` start
+# from them too.
+REMEMBERED_RESOURCES = frozenset({"edge_records", "web_acl_arn", "cdn_web_acl_arn", "cdn_distribution_id"})
 # What a part's check saw of its resources at one moment (a cluster's status, a count of healthy
 # targets, a summary of policies): `status` shows them, but they are no index, so the state file never
 # holds them. Saved, a `replay` (which checks the parts it needs) would leave yesterday's
 # "db_status=available" in the file, and `status` would take a stack paused since for drift. Dropped
 # when read as well: a file written before they were kept out is mended by the next command.
-OBSERVED_RESOURCES = frozenset({"db_status", "healthy_targets", "scaling", "certificate_status", "http_redirect"})
+OBSERVED_RESOURCES = frozenset({"db_status", "healthy_targets", "scaling", "certificate_status", "http_redirect",
+                                "cdn_status"})
 MAP_RESOURCES = frozenset({"subnets", "security_groups", "nat_gateways", "elastic_ips", "route_tables", "instances"})
 
 

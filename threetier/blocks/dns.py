@@ -258,14 +258,15 @@ def describe_record(record_set: dict[str, Any]) -> str:
 
 def refuse_foreign_records(ctx: Ctx, zone: dict[str, Any], present: list[dict[str, Any]],
                            dns_name: str | None) -> None:
-    """A record answering for the domain that is not the stack's is someone's site: never overwritten."""
-    name = fqdn(domain(ctx))
+    """A record answering for the domain (or, with edge.cdn, origin.<domain>) that is not the stack's is
+    someone's site: never overwritten."""
+    names = {fqdn(name) for name in (domain(ctx), ctx.config.edge.origin_domain) if name}
     for record_set in present:
-        if fqdn(record_set["Name"]) == name and record_set["Type"] in ADDRESS_TYPES \
+        if fqdn(record_set["Name"]) in names and record_set["Type"] in ADDRESS_TYPES \
                 and not ours(ctx, zone["Id"], record_set, dns_name):
             raise ThreetierError(
                 f"edge.domain: hosted zone {zone['Name'].rstrip('.')} ({zone['Id']}) already has the "
-                f"{record_set['Type']} record {domain(ctx)} ({describe_record(record_set)}) that threetier did not "
+                f"{record_set['Type']} record {record_set['Name'].rstrip('.')} ({describe_record(record_set)}) that threetier did not "
                 f"write; nothing was changed: delete that record in Route 53 if the stack should take the name "
                 f"over, or choose another edge.domain, then run `threetier up` again")
 
@@ -286,23 +287,64 @@ def alias_record(ctx: Ctx, balancer: dict[str, Any]) -> dict[str, Any]:
 
 def ensure_alias_record(ctx: Ctx, tier: balancing.Tier) -> None:
     """The domain's alias A record to the ALB; one of ours for another name (the domain changed) goes."""
-    zone, balancer = need_zone(ctx), balancing.find_load_balancer(ctx, tier)
+    balancer = need_balancer(ctx, tier)
+    ensure_alias_records(ctx, [alias_record(ctx, balancer)], balancer["DNSName"], f"{domain(ctx)} to the external load balancer")
+
+
+def need_balancer(ctx: Ctx, tier: balancing.Tier) -> dict[str, Any]:
+    balancer = balancing.find_load_balancer(ctx, tier)
     if balancer is None:  # made in start: not expected
         raise ThreetierError(f"load balancer {ctx.name(tier.alb_role)} is gone; run `threetier up` again")
-    wanted = alias_record(ctx, balancer)
+    return balancer
+
+
+def ensure_alias_records(ctx: Ctx, wanted: list[dict[str, Any]], dns_name: str | None, why: str, *,
+                         prune: bool = True) -> None:
+    """These alias records, written where they are not as wanted. `prune`: the wanted set is complete, and
+    the stack's alias records (A, AAAA) of other names and types go (the domain changed, edge.cdn turned
+    off: origin.<domain> and the AAAA record); other records aimed at the ALB are the user's and stay."""
+    zone = need_zone(ctx)
     present = records(ctx, zone)
-    refuse_foreign_records(ctx, zone, present, balancer["DNSName"])
-    have = next((r for r in present if fqdn(r["Name"]) == wanted["Name"] and r["Type"] == "A"), None)
-    if have is None or not same_alias(have, wanted):
-        write_records(ctx, zone, [wanted], f"{domain(ctx)} to the external load balancer")
-        ctx.record("created" if have is None else "changed", "alias record", domain(ctx))
-    else:  # ours already (aimed at the stack's ALB): remembered, a lost state file or not
-        remember(ctx, zone["Id"], wanted)
-        forget(ctx, zone["Id"], wanted["Name"], "A", keep=record_value(wanted))
-    # The stack's record for a name it no longer uses (the domain changed) goes; other records aimed
-    # at the ALB are the user's (another name for the same site) and stay.
-    delete_recorded(ctx, [entry for entry in recorded(ctx, "A") if (entry.zone_id, entry.name) != (zone["Id"], wanted["Name"])],
-                    "a name the stack no longer uses", "alias record")
+    refuse_foreign_records(ctx, zone, present, dns_name)
+    for record_set in wanted:
+        have = next((r for r in present if fqdn(r["Name"]) == record_set["Name"] and r["Type"] == record_set["Type"]), None)
+        shown = record_set["Name"].rstrip(".") + (" (IPv6)" if record_set["Type"] == "AAAA" else "")
+        if have is None or not same_alias(have, record_set):
+            write_records(ctx, zone, [record_set], why)
+            ctx.record("created" if have is None else "changed", "alias record", shown)
+        else:  # ours already (aimed where the stack aims it): remembered, a lost state file or not
+            remember(ctx, zone["Id"], record_set)
+            forget(ctx, zone["Id"], record_set["Name"], record_set["Type"], keep=record_value(record_set))
+    if prune:
+        kept = {(zone["Id"], r["Name"], r["Type"]) for r in wanted}
+        delete_recorded(ctx, [e for e in recorded_aliases(ctx) if (e.zone_id, e.name, e.type) not in kept],
+                        "a name the stack no longer uses", "alias record")
+
+
+def recorded_aliases(ctx: Ctx) -> list[Entry]:
+    """The alias records the stack wrote: A (the domain, origin.<domain>) and AAAA (the domain, to CloudFront)."""
+    return [entry for entry in recorded(ctx) if entry.type in ALIAS_TYPES]
+
+
+# -- edge.cdn: CloudFront serves the domain; it reaches the ALB as origin.<domain> ---------------------
+# The hosted zone ID of every CloudFront distribution's alias target (AWS's Route 53 API reference,
+# AliasTarget: "Specify Z2FDTNDATAQYW2" for a CloudFront distribution).
+CLOUDFRONT_ZONE = "Z2FDTNDATAQYW2"
+ALIAS_TYPES = ("A", "AAAA")
+
+
+def origin_record(ctx: Ctx, balancer: dict[str, Any]) -> dict[str, Any]:
+    """origin.<domain> to the ALB: the name CloudFront reaches it by over HTTPS (its certificate covers it)."""
+    assert ctx.config.edge.origin_domain is not None
+    return {**alias_record(ctx, balancer), "Name": fqdn(ctx.config.edge.origin_domain)}
+
+
+def cloudfront_records(ctx: Ctx, distribution_domain: str) -> list[dict[str, Any]]:
+    """The domain's A and AAAA alias records to the distribution (it serves IPv6 too: IsIPV6Enabled)."""
+    return [{"Name": fqdn(domain(ctx)), "Type": kind, "AliasTarget": {
+        "HostedZoneId": CLOUDFRONT_ZONE, "DNSName": distribution_domain,
+        "EvaluateTargetHealth": False}}  # Route 53 allows no health evaluation of a CloudFront target
+        for kind in ALIAS_TYPES]
 
 
 def same_alias(have: dict[str, Any], wanted: dict[str, Any]) -> bool:

@@ -5,7 +5,9 @@ With `edge.domain` (and its `edge.hosted_zone`): the certificate (threetier.bloc
 HTTPS on the ALB (threetier.blocks.https) and the alias record of the domain (threetier.blocks.dns).
 The certificate is requested in Part 7's `start` and waited for in its `finish`, while the web image
 bakes; 443 and the record follow. With edge off, what is left from when it was on goes. The WAF
-(`edge.waf`) is threetier.blocks.waf.
+(`edge.waf`) is threetier.blocks.waf. With `edge.cdn` (threetier.blocks.cdn), CloudFront's certificate is
+requested beside the regional one, origin.<domain> is an alias to the ALB, and the domain's A and AAAA
+records are aliases to the distribution.
 """
 from __future__ import annotations
 
@@ -13,34 +15,42 @@ from collections.abc import Iterator
 from typing import Any
 
 from threetier.aws import Look
-from threetier.blocks import balancing
+from threetier.blocks import balancing, cdn
 from threetier.blocks.certificates import (
     certificate_look,
     certificate_tags_look,
     certificates_look,
+    cloudfront,
     delete_certificate,
     describe,
     ensure_certificate,
     find_requested_certificate,
+    regional,
     retire_old_certificates,
     stack_certificates,
     wait_issued,
 )
 from threetier.blocks.dns import (
+    ALIAS_TYPES,
     RECORDS,
     aimed_at,
     alias_record,
     change_records,
     check_domain_free,
+    cloudfront_records,
     delete_recorded,
     domain,
     ensure_alias_record,
+    ensure_alias_records,
     find_zone,
     forget,
     fqdn,
     is_recorded,
     leave_others,
+    need_balancer,
+    origin_record,
     recorded,
+    recorded_aliases,
     records,
     records_look,
     same_alias,
@@ -60,6 +70,7 @@ from threetier.blocks.https import (
     listener_attributes_look,
     remove_https_listener,
 )
+from threetier.config import CDN_CERTIFICATE_REGION as CDN_REGION
 from threetier.engine import Check, Ctx
 
 
@@ -98,7 +109,7 @@ def retire(ctx: Ctx, had_edge: bool) -> None:
     knows of no edge and there was no 443 listener (a stack that never had one)."""
     if RECORDS not in ctx.resources and not had_edge:
         return
-    delete_recorded(ctx, recorded(ctx, "A"), "edge is off", "alias record")
+    delete_recorded(ctx, recorded_aliases(ctx), "edge is off", "alias record")
     for summary in stack_certificates(ctx):
         delete_certificate(ctx, summary["CertificateArn"])
     if not ctx.resources.get(RECORDS):
@@ -112,6 +123,7 @@ def start(ctx: Ctx, tier: balancing.Tier) -> None:
     if ctx.config.edge.https:
         check_domain_free(ctx)
         ensure_certificate(ctx, tier.vpc)  # the VPC: new with each build of the stack
+        cdn.start(ctx, tier.vpc)  # with edge.cdn: CloudFront's certificate, the origin header's secret
     else:
         had_certificate = "certificate_arn" in ctx.resources
         had_listener = remove_https_listener(ctx, tier)
@@ -125,12 +137,29 @@ def finish(ctx: Ctx, tier: balancing.Tier) -> None:
         return
     certificate = ctx.resources["certificate_arn"]
     wait_issued(ctx, certificate)
+    if ctx.config.edge.cdn:
+        wait_issued(ctx, ctx.resources[cdn.CERTIFICATE])
     ensure_https_listener(ctx, tier, certificate)
-    ensure_alias_record(ctx, tier)
+    if ctx.config.edge.cdn:
+        ensure_cdn_records(ctx, tier)
+    else:
+        ensure_alias_record(ctx, tier)
     retire_old_certificates(ctx)
 
 
-RECORD_KINDS = {"A": "alias record", "CNAME": "validation record"}
+def ensure_cdn_records(ctx: Ctx, tier: balancing.Tier) -> None:
+    """origin.<domain> to the ALB (CloudFront's origin), then the distribution (made or changed, not waited
+    for), then the domain's A and AAAA to it; the stack's other alias records go."""
+    balancer = need_balancer(ctx, tier)
+    origin = origin_record(ctx, balancer)
+    ensure_alias_records(ctx, [origin], balancer["DNSName"], f"{ctx.config.edge.origin_domain} to the external "
+                         f"load balancer", prune=False)
+    distribution = cdn.ensure_distribution(ctx, tier.vpc)
+    ensure_alias_records(ctx, [origin, *cloudfront_records(ctx, distribution["DomainName"])], balancer["DNSName"],
+                         f"{domain(ctx)} to CloudFront")
+
+
+RECORD_KINDS = {"A": "alias record", "AAAA": "alias record", "CNAME": "validation record"}
 
 
 def check_off(ctx: Ctx, name: str, https: dict[str, Any] | None, result: Check) -> None:
@@ -187,25 +216,77 @@ def check(ctx: Ctx, tier: balancing.Tier, result: Check) -> None:
     if not result.found(f"hosted zone {edge.hosted_zone}", zone is not None) or zone is None:
         return
     present = records(ctx, zone)
-    alias = next((r for r in present if r["Name"].lower() == fqdn(domain(ctx)) and r["Type"] == "A"), None)
-    if result.found(f"alias record {domain(ctx)}", alias is not None) and alias is not None:
-        balancer_found = balancing.find_load_balancer(ctx, tier)
-        if balancer_found is not None and not same_alias(alias, alias_record(ctx, balancer_found)):
-            result.drift.append(f"alias record {domain(ctx)}: points at "
-                                f"{(alias.get('AliasTarget') or {}).get('DNSName', 'something else')}, "
-                                f"not {balancer_found['DNSName']}")
-    if edge.certificate_arn:
+    check_aliases(ctx, tier, zone, present, result)
+    cdn_certificate = check_cdn_certificate(ctx, result)
+    if edge.certificate_arn and not cdn_certificate:
         return
     names = {(r["Name"].lower(), r["Type"]) for r in present}
-    options = (certificate or {}).get("DomainValidationOptions", [])
+    options = [*((certificate or {}).get("DomainValidationOptions", []) if not edge.certificate_arn else []),
+               *(cdn_certificate or {}).get("DomainValidationOptions", [])]
+    options = list({(o.get("ResourceRecord") or {}).get("Name", o.get("DomainName")): o for o in options}.values())
     for option in options:
         record = option.get("ResourceRecord")
         if record:
             result.found(f"validation record {record['Name'].rstrip('.')}",
                          (fqdn(record["Name"]), record["Type"]) in names)
-    if not any(option.get("ResourceRecord") for option in options):  # not requested yet, or just now
-        result.unknown.append(f"the validation record of the certificate for {domain(ctx)}: ACM names it once the "
-                              f"certificate is requested; `up` writes it in {edge.hosted_zone} unless it is there")
+    # Not requested yet, or just now: ACM names each name's record then (with edge.cdn, origin.<domain> too;
+    # CloudFront's certificate, for the domain, validates with the domain's).
+    named = {option.get("DomainName") for option in options if option.get("ResourceRecord")}
+    wanted = [] if edge.certificate_arn else list(regional(ctx).names)
+    wanted += [domain(ctx)] if edge.cdn and not edge.cdn_certificate_arn and domain(ctx) not in wanted else []
+    for name in wanted:
+        if name not in named:
+            what = f"certificate for {name}" if name == domain(ctx) else f"certificate for {domain(ctx)}, for {name}"
+            result.unknown.append(f"the validation record of the {what}: ACM names it once the certificate is "
+                                  f"requested; `up` writes it in {edge.hosted_zone} unless it is there")
+
+
+def check_aliases(ctx: Ctx, tier: balancing.Tier, zone: dict[str, Any], present: list[dict[str, Any]],
+                  result: Check) -> None:
+    """The domain's alias records: to the ALB, or with edge.cdn to the distribution (A and AAAA), and
+    origin.<domain> to the ALB. Without cdn, the stack's origin and AAAA records left are what `up` removes."""
+    balancer = balancing.find_load_balancer(ctx, tier)
+    wanted: list[dict[str, Any]] = []
+    if ctx.config.edge.cdn:
+        found = cdn.find(ctx)
+        # No distribution yet: the records will point at the one `up` makes (a name AWS picks then).
+        wanted += cloudfront_records(ctx, found["DomainName"] if found else "the distribution `up` makes")
+        wanted += [origin_record(ctx, balancer)] if balancer else []
+    elif balancer is not None:
+        wanted.append(alias_record(ctx, balancer))
+    names = [(fqdn(domain(ctx)), kind) for kind in ALIAS_TYPES if kind == "A" or ctx.config.edge.cdn]
+    if ctx.config.edge.origin_domain:
+        names.append((fqdn(ctx.config.edge.origin_domain), "A"))
+    for name, kind in names:
+        have = next((r for r in present if fqdn(r["Name"]) == name and r["Type"] == kind), None)
+        shown = f"alias record {name.rstrip('.')}{' (IPv6)' if kind == 'AAAA' else ''}"
+        want = next((r for r in wanted if (r["Name"], r["Type"]) == (name, kind)), None)
+        if result.found(shown, have is not None) and have is not None and want is not None \
+                and not same_alias(have, want):
+            result.drift.append(f"{shown}: points at {(have.get('AliasTarget') or {}).get('DNSName', 'something else')}, "
+                                f"not {want['AliasTarget']['DNSName']}")
+    for record_set in present:
+        if (fqdn(record_set["Name"]), record_set["Type"]) not in names and record_set["Type"] in ALIAS_TYPES \
+                and is_recorded(ctx, zone["Id"], record_set):
+            result.unwanted(f"alias record {record_set['Name'].rstrip('.')} ({record_set['Type']}): written by the stack "
+                            f"for edge.cdn, which is off (`up` removes it)")
+
+
+def check_cdn_certificate(ctx: Ctx, result: Check) -> dict[str, Any] | None:
+    """With edge.cdn: CloudFront's certificate in us-east-1 (the user's, or the one the stack requested)."""
+    edge = ctx.config.edge
+    if not edge.cdn:
+        return None
+    wanted = cloudfront(ctx)
+    certificate = describe(ctx, edge.cdn_certificate_arn) if edge.cdn_certificate_arn \
+        else find_requested_certificate(ctx, wanted)
+    what = f"CloudFront certificate for {domain(ctx)} ({CDN_REGION})"
+    if not result.found(what, certificate is not None) or certificate is None:
+        return None
+    ctx.resources[cdn.CERTIFICATE] = certificate["CertificateArn"]
+    if certificate["Status"] != "ISSUED":
+        result.awaited(f"{what}: {certificate['Status']} (`up` waits for it)")
+    return None if edge.cdn_certificate_arn else certificate
 
 
 # -- down -----------------------------------------------------------------------------
@@ -223,7 +304,7 @@ def destroy_records(ctx: Ctx, tier: balancing.Tier) -> None:
         zone = find_zone(ctx)
         if zone is not None:
             zones[zone["Id"]] = zone
-    for entry in recorded(ctx, "A"):
+    for entry in recorded_aliases(ctx):
         zones.setdefault(entry.zone_id, zone_by_id(entry.zone_id))
     for name in sorted(names):
         if not any(name == z["Name"] or name.endswith(f".{z['Name']}") for z in zones.values() if z["Name"] != z["Id"]):
@@ -233,14 +314,14 @@ def destroy_records(ctx: Ctx, tier: balancing.Tier) -> None:
     for zone in zones.values():
         present = records(ctx, zone)
         aimed = [r for r in present if r["Type"] == "A" and aimed_at(r, dns_name)]
-        ours_here = [r for r in present if r["Type"] == "A" and (
+        ours_here = [r for r in present if r["Type"] in ALIAS_TYPES and (
             is_recorded(ctx, zone["Id"], r) or (fqdn(r["Name"]) in names and aimed_at(r, dns_name)))]
         change_records(ctx, zone, "DELETE", ours_here, "the stack is going")
         for record_set in ours_here:
-            forget(ctx, zone["Id"], record_set["Name"], "A")
+            forget(ctx, zone["Id"], record_set["Name"], record_set["Type"])
             ctx.record("deleted", "alias record", record_set["Name"].rstrip("."))
         leave_others(ctx, zone, [r for r in present if r not in ours_here and r not in aimed],
-                     [entry for entry in recorded(ctx, "A") if entry.zone_id == zone["Id"]], "alias record")
+                     [entry for entry in recorded_aliases(ctx) if entry.zone_id == zone["Id"]], "alias record")
         for record_set in aimed:
             if record_set not in ours_here:
                 ctx.out.info(f"  note: alias record {record_set['Name'].rstrip('.')} in hosted zone "

@@ -184,10 +184,13 @@ def check_origin(ctx: Ctx, tier: balancing.Tier, result: Check) -> None:
     here, never said); with cdn off, no such rule and a default that forwards."""
     balancer = ctx.resources.get("load_balancer_arn")
     listener = balancing.find_listener(ctx, tier, balancer, 443) if balancer and ctx.config.edge.https else None
-    if listener is None:  # no 443: edge.check says so
-        return
-    name, rules = ctx.name(tier.alb_role), origin_rules(ctx, tier, listener)
+    name = ctx.name(tier.alb_role)
     where = f"listener rule {name}:443 rule {ORIGIN_RULE_PRIORITY}"
+    if listener is None:  # no 443 (edge.check says so): with cdn, `up` makes its rule with it
+        if ctx.config.edge.cdn:
+            result.found(f"{where} ({origin.HEADER} -> forward)", False)
+        return
+    rules = origin_rules(ctx, tier, listener)
     if not ctx.config.edge.cdn:
         if balancing.answers_itself(listener["DefaultActions"]):
             result.drift.append(f"listener {name}:443: answers 403 by default, and edge.cdn is off (`up` forwards)")

@@ -12,6 +12,7 @@ import urllib.request
 from typing import NamedTuple
 
 from threetier import __version__
+from threetier.blocks.cdn import DOMAIN_NAME as CDN_DOMAIN_NAME
 from threetier.engine import Ctx
 
 
@@ -37,8 +38,9 @@ class DomainAtAddress(http.client.HTTPSConnection):
 def fetch_https(ctx: Ctx, url: str, timeout: float, context: ssl.SSLContext | None = None) -> Fetched:
     """GET an https URL of the domain. A new record takes minutes to resolve everywhere (and a
     resolver that asked before it existed caches the "no such name" for the zone's negative TTL):
-    while the domain does not resolve here, the request goes to the external ALB's own DNS name,
-    still for the domain, so the certificate and the listener are tested all the same."""
+    while the domain does not resolve here, the request goes to the external ALB's own DNS name (with
+    edge.cdn, the distribution's), still for the domain, so the certificate and the listener are tested
+    all the same."""
     parts = urllib.parse.urlsplit(url)
     host, port = parts.hostname or "", parts.port or 443
     path = f"{parts.path or '/'}{f'?{parts.query}' if parts.query else ''}"
@@ -46,7 +48,8 @@ def fetch_https(ctx: Ctx, url: str, timeout: float, context: ssl.SSLContext | No
     try:
         return send_get(DomainAtAddress(host, host, port, timeout, tls), path, through_balancer=False)
     except socket.gaierror:
-        balancer = ctx.resources.get("load_balancer_dns")
+        # With edge.cdn the front door is the distribution (the ALB answers CloudFront only).
+        balancer = (ctx.config.edge.cdn and ctx.resources.get(CDN_DOMAIN_NAME)) or ctx.resources.get("load_balancer_dns")
         if not balancer:
             raise
     return send_get(DomainAtAddress(host, balancer, port, timeout, tls), path, through_balancer=True)
