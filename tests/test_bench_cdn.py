@@ -159,3 +159,20 @@ def test_the_edge_cdn_variant_is_edge_with_cdn_and_the_waf_and_its_minutes_are_e
     assert report["cdn_violations"] == ["DeleteDistribution: DistributionNotDisabled: ..."]
     assert (without["cdn_up_minutes"], without["cdn_down_minutes"], without["cdn_violations"]) == (None, None, [])
     assert set(without) == set(report) and {"edge_up_minutes", "edge_down_minutes", "up_minutes"} <= set(report)
+
+
+def test_a_modeled_up_and_down_with_cloudfront_breaks_no_rule_and_its_deploy_overlaps_the_web_tier() -> None:
+    """The real `up` and `down` of an edge stack with cdn and waf on the model: the distribution is made
+    once, deployed before the round trip, disabled before it is deleted (no violation), and its 300 s
+    deploy runs while the web tier comes up, within the goals (up <= 13 min, down <= 10)."""
+    from bench.runs import modeled_run
+    run = modeled_run(sequential=False, edge=True, waf=True, cdn=True)
+    assert run.error is None and run.violations == [], (run.error, run.violations)
+    made = [s for s in run.spans if s.kind == "distribution" and s.action != "delete"]
+    gone = [s for s in run.down_spans if s.kind == "distribution" and s.action == "delete"]
+    assert len(made) == 1 and len(gone) == 1 and made[0].end is not None and gone[0].end is not None
+    assert made[0].end - made[0].start == pytest.approx(CLOUDFRONT_DEPLOY_SECONDS)
+    web_asg = next(s for s in run.spans if s.kind == "Auto Scaling group" and "web" in s.name)
+    assert made[0].start < web_asg.start  # made before the web tier's instances, not after them
+    assert run.up_seconds is not None and run.down_seconds is not None
+    assert run.up_seconds <= 13 * 60 and run.down_seconds <= 10 * 60

@@ -94,6 +94,7 @@ class Listener:
     weights: dict[str, int]    # target group ARN -> weight, as the last call set them ({}: no forward)
     # (in effect from, weights): what requests follow; a change is in effect LISTENER_CHANGE_SECONDS after its call
     history: list[tuple[float, dict[str, int]]] = field(default_factory=list)
+    parent: str = ""           # a listener rule's forward: its listener's ARN
 
     def change(self, effective: float, weights: dict[str, int]) -> None:
         self.weights = weights
@@ -167,7 +168,11 @@ def listener_before(model: LatencyModel, params: dict[str, Any], operation: str,
             return None
     else:
         balancer = params.get("LoadBalancerArn", "")
-    tuples = forward_tuples(params.get("DefaultActions"))
+    return _forward_refused(model, params.get("DefaultActions"), balancer, operation)
+
+
+def _forward_refused(model: LatencyModel, actions: list[dict[str, Any]] | None, balancer: str, operation: str) -> Any:
+    tuples = forward_tuples(actions)
     checks = [
         ("forward-weight-out-of-range", "ValidationError",
          [f"weight {w} of {tg}" for tg, w in tuples if not 0 <= w <= MAX_WEIGHT],
@@ -205,6 +210,53 @@ def listener_changed(model: LatencyModel, parsed: dict[str, Any], params: dict[s
     _index_target_groups(model)
 
 
+# -- listener rules (edge.cdn: 443 forwards on the origin header's rule, its default answers 403) ----------
+# A rule's forward is kept as a Listener of its own (keyed by the rule's ARN, `parent` its listener): its
+# target groups are in use, its weights follow its changes, as a listener's default action's do.
+@before("elbv2", "CreateRule", "ModifyRule")
+def rule_before(model: LatencyModel, params: dict[str, Any], operation: str, **_: Any) -> Any:
+    if "Actions" not in params:
+        return None
+    if operation == "CreateRule":
+        listener = learn_listener(model, params.get("ListenerArn", ""))
+    else:
+        listener = model.forwards.get(params.get("RuleArn", ""))
+    return _forward_refused(model, params["Actions"], listener.load_balancer if listener else "", operation)
+
+
+@after("elbv2", "CreateRule", "ModifyRule")
+def rule_changed(model: LatencyModel, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+    for found in parsed.get("Rules", []):
+        rule = model.forwards.get(found["RuleArn"])
+        weights = dict(forward_tuples(found.get("Actions") or params.get("Actions")))
+        if rule is None:
+            # CreateRule names the listener; a ModifyRule of a rule made before the model: learnt from moto.
+            parent = learn_listener(model, params.get("ListenerArn") or _rule_listener(model, found["RuleArn"]))
+            if parent is None:
+                continue
+            rule = model.forwards[found["RuleArn"]] = Listener(found["RuleArn"], parent.load_balancer, {},
+                                                               parent=parent.arn)
+            rule.change(model.now, weights)
+        else:
+            rule.change(model.now + figures.LISTENER_CHANGE_SECONDS, weights)
+        for target_group in weights:
+            model.listened.setdefault(target_group, model.now)
+    _index_target_groups(model)
+
+
+def _rule_listener(model: LatencyModel, rule_arn: str) -> str:
+    """A rule's listener ARN: the rule ARN's `listener-rule/app/<lb>/<id>/<listener id>/<rule id>`."""
+    head, _, tail = rule_arn.partition(":listener-rule/")
+    return f"{head}:listener/{tail.rsplit('/', 1)[0]}" if tail else ""
+
+
+@after("elbv2", "DeleteRule")
+def rule_deleted(model: LatencyModel, parsed: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
+    rule = model.forwards.get(params.get("RuleArn", ""))
+    if rule is not None:
+        _listener_gone(model, rule)
+
+
 @before("elbv2", "DeleteListener")
 def delete_listener_before(model: LatencyModel, params: dict[str, Any], **_: Any) -> Any:
     learn_listener(model, params.get("ListenerArn", ""))
@@ -221,6 +273,8 @@ def listener_deleted(model: LatencyModel, parsed: dict[str, Any], params: dict[s
     listener = model.forwards.get(params.get("ListenerArn", ""))
     if listener is not None:
         _listener_gone(model, listener)
+    for rule in [r for r in model.forwards.values() if r.parent and r.parent == params.get("ListenerArn")]:
+        _listener_gone(model, rule)  # its rules go with it
 
 
 def _target_group_load_balancers(model: LatencyModel, target_group: str) -> set[str]:
