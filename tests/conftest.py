@@ -47,6 +47,46 @@ def _share_botocore_models() -> None:
 _share_botocore_models()
 
 
+def _cache_what_never_changes() -> None:
+    """Per call, botocore and moto work out again what a process could work out once (a fifth of
+    the CPU of a moto-driven `up`): the aliases of an event name (each session and client has its
+    own cache, so each starts empty), moto's method names of a response class (inspect.getmembers
+    on every request) and its table of a service's errors (a cache it makes anew for each error).
+    The answers are the same; only the caches are shared (ServiceModels too: read-only)."""
+    import functools
+
+    import botocore.hooks
+    import moto.core.errors
+    import moto.core.responses
+
+    aliases: dict[str, str] = {}
+    alias_init = botocore.hooks.EventAliaser.__init__
+
+    def aliaser_init(self, event_emitter, event_aliases=None) -> None:
+        alias_init(self, event_emitter, event_aliases)
+        if self._event_aliases == botocore.hooks.EVENT_ALIASES:  # copies of the default too
+            self._alias_name_cache = aliases
+    botocore.hooks.EventAliaser.__init__ = aliaser_init  # type: ignore[method-assign]
+
+    moto.core.responses.method_names_from_class = functools.cache(moto.core.responses.method_names_from_class)
+    errors: dict[str, Any] = {}
+    moto.core.errors.ErrorLookupFactory.__init__ = (  # type: ignore[method-assign]
+        lambda self: setattr(self, "_error_lut_cache", errors))
+
+    load_model = botocore.client.ClientCreator._load_service_model
+    models: dict[tuple[str, str | None], Any] = {}
+
+    def service_model(self, service_name: str, api_version: str | None = None) -> Any:
+        key = (service_name, api_version)
+        if key not in models:
+            models[key] = load_model(self, service_name, api_version)
+        return models[key]
+    botocore.client.ClientCreator._load_service_model = service_model  # type: ignore[method-assign]
+
+
+_cache_what_never_changes()
+
+
 def _acm_issues_at_once() -> None:
     """MOTO_ACM_VALIDATION_WAIT=0 (below) is read into moto.settings when moto is first imported,
     which may be before any fixture runs: the setting itself, for every test and reference stack."""
