@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from typing import Any
 
 import botocore.client
 import pytest
+
+from threetier.aws import Clock
 
 AWS_ENV_PREFIXES = ("AWS_",)
 REGION = "us-east-1"
@@ -118,10 +121,30 @@ def fake_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyte
     monkeypatch.setenv("MOTO_ACM_VALIDATION_WAIT", "0")
 
 
+class SkippingClock(Clock):
+    """Real time, except that a sleep returns at once and moves this clock on by what it slept. The
+    commands a test runs in-process wait as they would (a deploy's 10 s for a listener shift to
+    settle, a retry's back-off, a poll's delay) and see that time pass, in no real time. One for the
+    process: the times a command saves (a deploy's watch_until) stay in order for the next command."""
+
+    def __init__(self) -> None:
+        self.skipped = 0.0
+        self._lock = threading.Lock()
+        super().__init__(sleep=self._skip, now=lambda: time.monotonic() + self.skipped)
+
+    def _skip(self, seconds: float) -> None:
+        with self._lock:
+            self.skipped += max(seconds, 0.0)
+
+
+SKIPPING_CLOCK = SkippingClock()
+
+
 @pytest.fixture(autouse=True)
 def in_process_moto_is_an_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process moto has no endpoint URL to tell it apart from AWS: say so, so that
-    `up` does not try an HTTP round trip through a load balancer nobody serves."""
+    `up` does not try an HTTP round trip through a load balancer nobody serves. Its waits pass on
+    SKIPPING_CLOCK: in-process commands sleep no real time."""
     from threetier.aws import Aws
     from threetier.cli.common import Runtime
     real = Runtime.aws
@@ -130,6 +153,7 @@ def in_process_moto_is_an_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
         made = real(self, **kwargs)
         made.emulator = True
         made.read_threads = 1  # in-process moto is CPU-bound: threads only slow it down
+        made.clock = SKIPPING_CLOCK
         return made
     monkeypatch.setattr(Runtime, "aws", aws)
 
