@@ -18,76 +18,14 @@ from typing import Any
 import botocore.client
 import pytest
 
+import speedups
 from threetier.aws import Clock
 
 AWS_ENV_PREFIXES = ("AWS_",)
 REGION = "us-east-1"
 
 
-def _share_botocore_models() -> None:
-    """Every command makes a new boto3 session, and a session parses botocore's JSON service models
-    and builds each client class (EC2's has 765 methods) anew: most of the CPU of a `status` in
-    moto. A real process pays that once; so do the tests, by sharing one loader and one client
-    class per service between sessions. Nothing else is shared: credentials, regions, endpoints and
-    event handlers (moto's, Stubber's) stay each session's and client's own."""
-    import functools
-
-    import botocore.session
-
-    create_loader = functools.cache(botocore.session.create_loader)
-    botocore.session.create_loader = create_loader  # type: ignore[assignment]
-    create_class = botocore.client.ClientCreator._create_client_class
-    classes: dict[tuple[str, str], type] = {}
-
-    def client_class(self, service_name: str, service_model) -> type:
-        key = (service_name, service_model.api_version)
-        if key not in classes:
-            classes[key] = create_class(self, service_name, service_model)
-        return classes[key]
-    botocore.client.ClientCreator._create_client_class = client_class  # type: ignore[method-assign]
-
-
-_share_botocore_models()
-
-
-def _cache_what_never_changes() -> None:
-    """Per call, botocore and moto work out again what a process could work out once (a fifth of
-    the CPU of a moto-driven `up`): the aliases of an event name (each session and client has its
-    own cache, so each starts empty), moto's method names of a response class (inspect.getmembers
-    on every request) and its table of a service's errors (a cache it makes anew for each error).
-    The answers are the same; only the caches are shared (ServiceModels too: read-only)."""
-    import functools
-
-    import botocore.hooks
-    import moto.core.errors
-    import moto.core.responses
-
-    aliases: dict[str, str] = {}
-    alias_init = botocore.hooks.EventAliaser.__init__
-
-    def aliaser_init(self, event_emitter, event_aliases=None) -> None:
-        alias_init(self, event_emitter, event_aliases)
-        if self._event_aliases == botocore.hooks.EVENT_ALIASES:  # copies of the default too
-            self._alias_name_cache = aliases
-    botocore.hooks.EventAliaser.__init__ = aliaser_init  # type: ignore[method-assign]
-
-    moto.core.responses.method_names_from_class = functools.cache(moto.core.responses.method_names_from_class)
-    errors: dict[str, Any] = {}
-    moto.core.errors.ErrorLookupFactory.__init__ = (  # type: ignore[method-assign]
-        lambda self: setattr(self, "_error_lut_cache", errors))
-
-    load_model = botocore.client.ClientCreator._load_service_model
-    models: dict[tuple[str, str | None], Any] = {}
-
-    def service_model(self, service_name: str, api_version: str | None = None) -> Any:
-        key = (service_name, api_version)
-        if key not in models:
-            models[key] = load_model(self, service_name, api_version)
-        return models[key]
-    botocore.client.ClientCreator._load_service_model = service_model  # type: ignore[method-assign]
-
-
-_cache_what_never_changes()
+speedups.share_what_never_changes()  # before any test makes a client
 
 
 def _acm_issues_at_once() -> None:
@@ -174,8 +112,11 @@ def moto_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
            "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "MOTO_ACM_VALIDATION_WAIT": "0"}
     log_path = tmp_path_factory.mktemp("moto-server") / "moto.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed in the finally, after the server
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=log, stderr=subprocess.STDOUT, env=env)
+    # tests/speedups.py's serve: moto's server with the caches and the trimmed backends in-process tests have.
+    serve = f"import speedups; speedups.serve(['-H', '127.0.0.1', '-p', '{port}'])"
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parent.parent),
+                                         *filter(None, [env.get("PYTHONPATH")])])
+    server = subprocess.Popen([sys.executable, "-c", serve], stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
