@@ -102,6 +102,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+MOTO_SERVER_PIDS: dict[str, int] = {}  # the session's moto server: its url -> its pid
+
+
 @pytest.fixture(scope="session")
 def moto_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto's own server in a process of its own, one per session (per xdist worker): starting one
@@ -118,6 +121,7 @@ def moto_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
                                          *filter(None, [env.get("PYTHONPATH")])])
     server = subprocess.Popen([sys.executable, "-c", serve], stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
+    MOTO_SERVER_PIDS[url] = server.pid
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -141,6 +145,16 @@ def moto_server(moto_server_process: str) -> str:
     The session's server, reset (every backend emptied) for this test."""
     urllib.request.urlopen(urllib.request.Request(f"{moto_server_process}/moto-api/reset", method="POST"), timeout=30)
     return moto_server_process
+
+
+@pytest.fixture
+def moto_server_as_sandbox(moto_server: str) -> dict[str, Any]:
+    """The session's moto server (emptied) as a sandbox record describes one (threetier/sandbox.py's
+    pid, port, started_at): a sandbox that runs and answers, for tests of what is said of one, without
+    starting one (each start costs seconds of moto's import, each stop seconds of its exit). Not to
+    be stopped: the record's pid is the session's server."""
+    return {"pid": MOTO_SERVER_PIDS[moto_server], "port": int(moto_server.rsplit(":", 1)[1]),
+            "started_at": "2026-01-01T00:00:00+00:00"}
 
 
 @pytest.fixture
