@@ -223,3 +223,10 @@ def built(stack_from) -> Path:
     """The default stack as `up` leaves it, restored into a fresh moto; config.yaml and the state file
     in tmp_path (the CLI's .threetier/threetier.json, and state.json for helpers.make_engine)."""
     return stack_from("default")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked slow (servers, processes: the longest of the suite) first, the others in
+    their order after them: a worker that starts one of them near the end would leave the other
+    idle for its whole length."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
