@@ -161,6 +161,7 @@ def test_edge_up_again_status_converge_and_down(reference_stacks, stack_from) ->
     # of the "edge" reference stack's build (its `up --yes`, the zone made first), read, not made again.
     tmp_path = stack_from("edge")
     build = reference_stacks.build("edge")
+    (tmp_path / ".threetier" / "threetier.json").unlink()  # as built by make_engine: its state.json alone
     zone_id = the_zone()
     engine = make_engine(tmp_path, edge_config())  # the stack that build made
     web = engine.ctx.state.parts[7].resources
