@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,34 +18,14 @@ from typing import Any
 import botocore.client
 import pytest
 
+import speedups
+from threetier.aws import Clock
+
 AWS_ENV_PREFIXES = ("AWS_",)
 REGION = "us-east-1"
 
 
-def _share_botocore_models() -> None:
-    """Every command makes a new boto3 session, and a session parses botocore's JSON service models
-    and builds each client class (EC2's has 765 methods) anew: most of the CPU of a `status` in
-    moto. A real process pays that once; so do the tests, by sharing one loader and one client
-    class per service between sessions. Nothing else is shared: credentials, regions, endpoints and
-    event handlers (moto's, Stubber's) stay each session's and client's own."""
-    import functools
-
-    import botocore.session
-
-    create_loader = functools.cache(botocore.session.create_loader)
-    botocore.session.create_loader = create_loader  # type: ignore[assignment]
-    create_class = botocore.client.ClientCreator._create_client_class
-    classes: dict[tuple[str, str], type] = {}
-
-    def client_class(self, service_name: str, service_model) -> type:
-        key = (service_name, service_model.api_version)
-        if key not in classes:
-            classes[key] = create_class(self, service_name, service_model)
-        return classes[key]
-    botocore.client.ClientCreator._create_client_class = client_class  # type: ignore[method-assign]
-
-
-_share_botocore_models()
+speedups.share_what_never_changes()  # before any test makes a client
 
 
 def _acm_issues_at_once() -> None:
@@ -78,10 +59,30 @@ def fake_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyte
     monkeypatch.setenv("MOTO_ACM_VALIDATION_WAIT", "0")
 
 
+class SkippingClock(Clock):
+    """Real time, except that a sleep returns at once and moves this clock on by what it slept. The
+    commands a test runs in-process wait as they would (a deploy's 10 s for a listener shift to
+    settle, a retry's back-off, a poll's delay) and see that time pass, in no real time. One for the
+    process: the times a command saves (a deploy's watch_until) stay in order for the next command."""
+
+    def __init__(self) -> None:
+        self.skipped = 0.0
+        self._lock = threading.Lock()
+        super().__init__(sleep=self._skip, now=lambda: time.monotonic() + self.skipped)
+
+    def _skip(self, seconds: float) -> None:
+        with self._lock:
+            self.skipped += max(seconds, 0.0)
+
+
+SKIPPING_CLOCK = SkippingClock()
+
+
 @pytest.fixture(autouse=True)
 def in_process_moto_is_an_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process moto has no endpoint URL to tell it apart from AWS: say so, so that
-    `up` does not try an HTTP round trip through a load balancer nobody serves."""
+    `up` does not try an HTTP round trip through a load balancer nobody serves. Its waits pass on
+    SKIPPING_CLOCK: in-process commands sleep no real time."""
     from threetier.aws import Aws
     from threetier.cli.common import Runtime
     real = Runtime.aws
@@ -90,6 +91,7 @@ def in_process_moto_is_an_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
         made = real(self, **kwargs)
         made.emulator = True
         made.read_threads = 1  # in-process moto is CPU-bound: threads only slow it down
+        made.clock = SKIPPING_CLOCK
         return made
     monkeypatch.setattr(Runtime, "aws", aws)
 
@@ -98,6 +100,9 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+MOTO_SERVER_PIDS: dict[str, int] = {}  # the session's moto server: its url -> its pid
 
 
 @pytest.fixture(scope="session")
@@ -110,9 +115,13 @@ def moto_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
            "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "MOTO_ACM_VALIDATION_WAIT": "0"}
     log_path = tmp_path_factory.mktemp("moto-server") / "moto.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed in the finally, after the server
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=log, stderr=subprocess.STDOUT, env=env)
+    # tests/speedups.py's serve: moto's server with the caches and the trimmed backends in-process tests have.
+    serve = f"import speedups; speedups.serve(['-H', '127.0.0.1', '-p', '{port}'])"
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parent.parent),
+                                         *filter(None, [env.get("PYTHONPATH")])])
+    server = subprocess.Popen([sys.executable, "-c", serve], stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
+    MOTO_SERVER_PIDS[url] = server.pid
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -136,6 +145,16 @@ def moto_server(moto_server_process: str) -> str:
     The session's server, reset (every backend emptied) for this test."""
     urllib.request.urlopen(urllib.request.Request(f"{moto_server_process}/moto-api/reset", method="POST"), timeout=30)
     return moto_server_process
+
+
+@pytest.fixture
+def moto_server_as_sandbox(moto_server: str) -> dict[str, Any]:
+    """The session's moto server (emptied) as a sandbox record describes one (threetier/sandbox.py's
+    pid, port, started_at): a sandbox that runs and answers, for tests of what is said of one, without
+    starting one (each start costs seconds of moto's import, each stop seconds of its exit). Not to
+    be stopped: the record's pid is the session's server."""
+    return {"pid": MOTO_SERVER_PIDS[moto_server], "port": int(moto_server.rsplit(":", 1)[1]),
+            "started_at": "2026-01-01T00:00:00+00:00"}
 
 
 @pytest.fixture
@@ -204,3 +223,10 @@ def built(stack_from) -> Path:
     """The default stack as `up` leaves it, restored into a fresh moto; config.yaml and the state file
     in tmp_path (the CLI's .threetier/threetier.json, and state.json for helpers.make_engine)."""
     return stack_from("default")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked slow (servers, processes: the longest of the suite) first, the others in
+    their order after them: a worker that starts one of them near the end would leave the other
+    idle for its whole length."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -66,20 +66,22 @@ class Build:
     """What the build of a reference stack said and did, for tests about building from nothing that
     would otherwise build the same stack again: `plan --json` of the empty account just before the
     `up`, that `up --yes --json`'s report, and every AWS call the `up` made (waiters' and
-    paginators' too) as (service, operation), in order."""
+    paginators' too) as (service, operation), in order, with each call's parameters beside it."""
     plan: dict[str, Any]
     up: dict[str, Any]
     up_calls: tuple[tuple[str, str], ...]
+    up_params: tuple[dict[str, Any], ...]  # up_calls[i]'s parameters
 
 
 @contextlib.contextmanager
-def recording_calls() -> Iterator[list[tuple[str, str]]]:
-    """Every AWS call made in this process meanwhile, whichever thread makes it, as (service, operation)."""
-    seen: list[tuple[str, str]] = []
+def recording_calls() -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
+    """Every AWS call made in this process meanwhile, whichever thread makes it, as (service,
+    operation, parameters)."""
+    seen: list[tuple[str, str, dict[str, Any]]] = []
     real = botocore.client.BaseClient._make_api_call
 
     def record(self: Any, operation: str, params: dict[str, Any]) -> Any:
-        seen.append((self.meta.service_model.service_name, operation))
+        seen.append((self.meta.service_model.service_name, operation, copy.deepcopy(params)))
         return real(self, operation, params)
     with mock.patch.object(botocore.client.BaseClient, "_make_api_call", record):
         yield seen
@@ -179,7 +181,8 @@ class ReferenceStacks:
                     result = cli("up", "--yes", "--json", cwd=directory)
                 assert result.code == 0, f"reference stack {name!r}: up failed\n{result.stderr}"
                 self.builds[name] = Build(plan=json.loads(plan.stdout), up=json.loads(result.stdout),
-                                          up_calls=tuple(calls))
+                                          up_calls=tuple((service, operation) for service, operation, _ in calls),
+                                          up_params=tuple(params for _, _, params in calls))
                 self.built[name] = take(directory)
             shutil.rmtree(directory)
         return self.built[name]

@@ -202,29 +202,7 @@ def test_someone_else_taking_over_meanwhile_keeps_their_lock(tmp_path: Path) -> 
         assert lock_value() == SOMEONE_ELSE
 
 
-@pytest.mark.slow
-def test_two_operators_in_two_processes_make_one_stack(moto_server: str, tmp_path: Path) -> None:
-    """Two `up`s of one stack from two checkouts (two state files) at the same time: one builds,
-    the other is refused naming the first; nothing is built twice, and the refused one then
-    adopts the stack."""
-    from helpers import threetier, threetier_process
-    laptops = [tmp_path / "alice", tmp_path / "bob"]
-    for laptop in laptops:
-        laptop.mkdir()
-    runs = [threetier_process(moto_server, laptop, "up", "--yes") for laptop in laptops]
-    results = [(*run.communicate(timeout=300), run.returncode) for run in runs]
-    codes = sorted(code for _, _, code in results)
-    assert codes == [0, 2], [err[-500:] for _, err, _ in results]
-    refused = next(err for _, err, code in results if code == 2)
-    assert "is being changed by" in refused and "threetier up" in refused
-    ec2 = boto3.client("ec2", endpoint_url=moto_server)
-    assert len(ec2.describe_vpcs(Filters=STACK_FILTER)["Vpcs"]) == 1
-    assert len(ec2.describe_subnets(Filters=STACK_FILTER)["Subnets"]) == 6
-    loser = laptops[[code for _, _, code in results].index(2)]
-    again = threetier(moto_server, loser, "up", "--yes")
-    assert again.returncode == 0, again.stderr[-800:]
-    assert "verified, nothing to do" in again.stderr
-    assert len(ec2.describe_vpcs(Filters=STACK_FILTER)["Vpcs"]) == 1
+# Two operators in two processes making one stack: test_console_script.py (with its status and down).
 
 
 # -- item 3: one of each, or stop -----------------------------------------------------------

@@ -244,13 +244,15 @@ def set_alb_attribute(name: str, key: str, value: str) -> None:
 
 
 def test_both_albs_drop_invalid_headers_and_a_change_by_hand_is_drift_that_up_puts_back(
-        mocked, tmp_path: Path) -> None:
-    engine = make_engine(tmp_path)
-    engine.up()
+        reference_stacks, built: Path) -> None:
+    # The build's calls are the default reference stack's (its `up --yes`); the rest starts from its stack.
+    tmp_path = built
+    build = reference_stacks.build("default")
     on = {balancing.DROP_INVALID_HEADERS: "true", balancing.DELETION_PROTECTION: "false"}
     assert alb_attributes() == {"threetier-int-alb": on, "threetier-ext-alb": on}
     # At creation, one call per ALB sets what is not AWS's default.
-    sets = [c.params for c in engine.ctx.aws.calls if c.operation == "ModifyLoadBalancerAttributes"]
+    sets = [params for (_, operation), params in zip(build.up_calls, build.up_params, strict=True)
+            if operation == "ModifyLoadBalancerAttributes"]
     assert [s["Attributes"] for s in sets] == [[{"Key": balancing.DROP_INVALID_HEADERS, "Value": "true"}]] * 2
 
     set_alb_attribute("threetier-ext-alb", balancing.DROP_INVALID_HEADERS, "false")

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import boto3
 import pytest
@@ -175,23 +176,24 @@ def test_sandbox_status_exits_3_when_it_is_not_running_as_its_help_says(capsys: 
 
 
 # -- AWS CLI commands threetier prints reach what threetier reached -------------------------------
-def test_a_hint_printed_with_the_sandbox_names_its_endpoint_region_and_dummy_keys(tmp_path: Path) -> None:
+def test_a_hint_printed_with_the_sandbox_names_its_endpoint_region_and_dummy_keys(
+        tmp_path: Path, moto_server_as_sandbox: dict[str, Any]) -> None:
     from threetier import sandbox
-    box, _ = sandbox.start()
-    try:
-        ec2 = boto3.client("ec2", endpoint_url=box.url, region_name="us-east-1", aws_access_key_id="sandbox",
-                           aws_secret_access_key="sandbox")
-        tags = [{"ResourceType": "vpc", "Tags": [{"Key": "threetier:stack", "Value": "threetier"},
-                                                 {"Key": "Name", "Value": "threetier-vpc"}]}]
-        for cidr in ("10.0.0.0/16", "10.1.0.0/16"):  # two VPCs with the tags of one: status says how one goes
-            ec2.create_vpc(CidrBlock=cidr, TagSpecifications=tags)
-        status = cli("status", "--sandbox", "--json", cwd=tmp_path)
-        assert status.code == 3, status.stderr
-        network = json.loads(status.stdout)["parts"][1]
-        assert (f"(AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox aws ec2 delete-vpc --vpc-id <ID> "
-                f"--region us-east-1 --endpoint-url {box.url})") in " ".join(network["drift"]), network["drift"]
-    finally:
-        sandbox.stop()
+    sandbox.home().mkdir(parents=True, exist_ok=True)
+    sandbox.record_path().write_text(json.dumps(moto_server_as_sandbox))  # the sandbox that runs
+    box = sandbox.running()
+    assert box is not None
+    ec2 = boto3.client("ec2", endpoint_url=box.url, region_name="us-east-1", aws_access_key_id="sandbox",
+                       aws_secret_access_key="sandbox")
+    tags = [{"ResourceType": "vpc", "Tags": [{"Key": "threetier:stack", "Value": "threetier"},
+                                             {"Key": "Name", "Value": "threetier-vpc"}]}]
+    for cidr in ("10.0.0.0/16", "10.1.0.0/16"):  # two VPCs with the tags of one: status says how one goes
+        ec2.create_vpc(CidrBlock=cidr, TagSpecifications=tags)
+    status = cli("status", "--sandbox", "--json", cwd=tmp_path)
+    assert status.code == 3, status.stderr
+    network = json.loads(status.stdout)["parts"][1]
+    assert (f"(AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox aws ec2 delete-vpc --vpc-id <ID> "
+            f"--region us-east-1 --endpoint-url {box.url})") in " ".join(network["drift"]), network["drift"]
 
 
 def test_an_aws_cli_command_says_the_region_always_the_endpoint_when_there_is_one() -> None:
@@ -249,13 +251,12 @@ def test_a_change_to_an_old_resource_for_a_new_one_counts_as_a_change(built: Pat
     assert report["changed"] >= 1 and network["changed"] >= 1
 
 
-def test_a_sandbox_of_an_earlier_threetier_is_pointed_out(tmp_path: Path, monkeypatch) -> None:
+def test_a_sandbox_of_an_earlier_threetier_is_pointed_out(tmp_path: Path, moto_server_as_sandbox: dict[str, Any]) -> None:
     # An earlier threetier kept the record in ./.threetier/sandbox.json: this one does not find it there.
-    assert run_threetier(tmp_path, "sandbox", "start").returncode == 0
-    home = Path(os.environ["XDG_STATE_HOME"]) / "threetier"
-    earlier = json.loads((home / "sandbox.json").read_text())
+    # (That earlier sandbox, running and answering: the session's moto server, not stopped here.)
+    earlier = moto_server_as_sandbox
     (tmp_path / ".threetier").mkdir()
-    (home / "sandbox.json").rename(tmp_path / ".threetier" / "sandbox.json")
+    (tmp_path / ".threetier" / "sandbox.json").write_text(json.dumps(earlier) + "\n")
     try:
         started = run_threetier(tmp_path, "sandbox", "start")
         assert started.returncode == 0
@@ -263,4 +264,3 @@ def test_a_sandbox_of_an_earlier_threetier_is_pointed_out(tmp_path: Path, monkey
                 f"(pid {earlier['pid']})") in started.stderr and f"`kill {earlier['pid']}` stops it" in started.stderr
     finally:
         run_threetier(tmp_path, "sandbox", "stop")
-        os.kill(earlier["pid"], 15)

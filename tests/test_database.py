@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -295,9 +296,14 @@ def parameters(rds: Any) -> dict[str, str]:
         DBClusterParameterGroupName=PARAMETER_GROUP, Source="user")["Parameters"]}
 
 
-def test_the_cluster_requires_tls_through_its_own_parameter_group_and_up_restores_it(mocked, tmp_path: Path) -> None:
-    built = make_engine(tmp_path)
-    built.up()
+def test_the_cluster_requires_tls_through_its_own_parameter_group_and_up_restores_it(
+        reference_stacks, built: Path) -> None:
+    # What the build called is read from the default reference stack's (its `up --yes`); the rest
+    # starts from the stack it made.
+    tmp_path = built
+    build = reference_stacks.build("default")
+    calls = [SimpleNamespace(operation=operation, params=params)
+             for (_, operation), params in zip(build.up_calls, build.up_params, strict=True)]
     rds = boto3.client("rds")
     group = rds.describe_db_cluster_parameter_groups(DBClusterParameterGroupName=PARAMETER_GROUP)[
         "DBClusterParameterGroups"][0]
@@ -306,11 +312,11 @@ def test_the_cluster_requires_tls_through_its_own_parameter_group_and_up_restore
         ResourceName=group["DBClusterParameterGroupArn"])["TagList"]}
     assert tags["threetier:stack"] == STACK and tags["Name"] == PARAMETER_GROUP
     assert parameters(rds) == {"require_secure_transport": "ON"}
-    modify = next(c.params for c in built.ctx.aws.calls if c.operation == "ModifyDBClusterParameterGroup")
+    modify = next(c.params for c in calls if c.operation == "ModifyDBClusterParameterGroup")
     assert modify["Parameters"][0]["ApplyMethod"] == "immediate"
-    ops = operations(built)
+    ops = [c.operation for c in calls]
     assert ops.index("CreateDBClusterParameterGroup") < ops.index("CreateDBCluster")
-    create = next(c.params for c in built.ctx.aws.calls if c.operation == "CreateDBCluster")
+    create = next(c.params for c in calls if c.operation == "CreateDBCluster")
     assert create["DBClusterParameterGroupName"] == PARAMETER_GROUP
     assert rds.describe_db_clusters(DBClusterIdentifier=CLUSTER)["DBClusters"][0]["DBClusterParameterGroup"] == PARAMETER_GROUP
 

@@ -84,21 +84,33 @@ def test_sandbox_commands_need_a_running_sandbox(workdir: Path) -> None:
     assert result.returncode == 2 and "the sandbox is not running" in result.stderr
 
 
-def test_one_sandbox_up_status_down_as_separate_processes_then_on_a_terminal(workdir: Path) -> None:
+def test_one_sandbox_up_status_pause_down_each_a_process_of_its_own_on_a_terminal_or_not(workdir: Path) -> None:
     """The sandbox as people use it, each command a process of its own: `up --sandbox` starts it and
-    builds; it is one per user, found from any directory; paused and torn down; then built again and
-    torn down on a terminal (progress, and a question before deleting). One sandbox for all of it:
-    each start costs moto's import and each stop its exit, seconds apiece."""
+    builds, on a terminal (progress); it is one per user, found from any directory; `down` on a
+    terminal asks, and no keeps all; paused and torn down. One sandbox and one build for all of it:
+    each start costs moto's import, each stop its exit, each build tens of seconds."""
     there = workdir / "there"  # another directory of the same user
     there.mkdir()
     env_profile = {"AWS_PROFILE": "does-not-exist"}  # --sandbox wins over the environment's AWS settings
     os.environ.update(env_profile)
     try:
+        exe = shutil.which("threetier")
+        on_terminal = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+        up = Terminal([exe, "up", "--sandbox"], cwd=str(workdir), env=on_terminal)
+        up.expect("Part 7 (web-tier)", timeout=120)
+        assert up.wait() == 0, up.text
+        screen = up.text
+        assert "sandbox started on http://127.0.0.1:" in screen
+        assert "\x1b[" in screen  # colours and cursor control on a terminal
+        plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
+        # A spinner and the elapsed time (any: a loaded machine takes longer than 10 s for Part 2).
+        assert re.search(r"[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] Part 2 \(network\) network and security +\d+:\d\d", plain)
+        assert "✓ Part 1 (storage)" in plain and "summary" in plain
+        # Not a terminal (and NO_COLOR): plain text, the result on stdout (an `up` with nothing to do).
         up = threetier(workdir, "up", "--sandbox", check_code=0)
-        assert "sandbox started on http://127.0.0.1:" in up.stderr
         assert "URL: http://threetier-ext-alb" in up.stdout and "not checked" in up.stdout  # the result: stdout
         assert "URL:" not in up.stderr and "summary" in up.stdout
-        assert "\x1b[" not in up.stderr  # not a terminal (and NO_COLOR): plain text
+        assert "\x1b[" not in up.stderr
         status = threetier(workdir, "--sandbox", "status", "--json", check_code=0)
         report = json.loads(status.stdout)  # stdout is pure JSON
         assert [p["status"] for p in report["parts"]] == ["done"] * 7
@@ -112,18 +124,18 @@ def test_one_sandbox_up_status_down_as_separate_processes_then_on_a_terminal(wor
         assert seen.returncode == 0 and json.loads(seen.stdout) == started  # the same one, from elsewhere
         again = threetier(there, "sandbox", "start")
         assert again.returncode == 0 and f"already running on {started['url']}" in again.stderr
+        os.environ.pop("AWS_PROFILE", None)
+        refused_on_a_terminal(workdir)
         # The sandbox needs no config file to pause (it bills nothing), and says no AWS bill or restart.
         assert not (workdir / "config.yaml").exists()
         paused = threetier(workdir, "pause", "--sandbox", check_code=0)
         assert "a month instead of" not in paused.stdout and "AWS starts the stopped Aurora" not in paused.stdout
-        threetier(workdir, "down", "--sandbox", "--yes", "--skip-final-snapshot", check_code=0)  # from paused
+        accepted_on_a_terminal(workdir)  # from paused
         after = json.loads(threetier(workdir, "status", "--sandbox", "--json", check_code=3).stdout)
         assert [p["status"] for p in after["parts"]] == ["pending"] * 7
         status = threetier(there, "status", "--sandbox")
         assert status.returncode == 3 and "is not deployed" in status.stdout  # it talked to the sandbox
         assert not (workdir / ".threetier").exists() and not (there / ".threetier").exists()
-        os.environ.pop("AWS_PROFILE", None)
-        on_a_terminal(workdir)
     finally:
         os.environ.pop("AWS_PROFILE", None)
         stopped = threetier(there, "sandbox", "stop")
@@ -131,21 +143,10 @@ def test_one_sandbox_up_status_down_as_separate_processes_then_on_a_terminal(wor
     assert threetier(workdir, "sandbox", "status").returncode == 3
 
 
-def on_a_terminal(workdir: Path) -> None:
-    """`up` from nothing on a terminal shows progress; `down` on a terminal asks, and no keeps all."""
+def refused_on_a_terminal(workdir: Path) -> None:
+    """`down` on a terminal asks, listing everything by Part, what bills first; no keeps all."""
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-    exe = shutil.which("threetier")
-    up = Terminal([exe, "up", "--sandbox"], cwd=str(workdir), env=env)
-    up.expect("Part 7 (web-tier)", timeout=120)
-    assert up.wait() == 0, up.text
-    screen = up.text
-    assert "\x1b[" in screen  # colours and cursor control on a terminal
-    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
-    # A spinner and the elapsed time (any: a loaded machine takes longer than 10 s for Part 2).
-    assert re.search(r"[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] Part 2 \(network\) network and security +\d+:\d\d", plain)
-    assert "✓ Part 1 (storage)" in plain and "summary" in plain
-
-    refuse = Terminal([exe, "down", "--sandbox"], cwd=str(workdir), env=env)
+    refuse = Terminal([shutil.which("threetier") or "threetier", "down", "--sandbox"], cwd=str(workdir), env=env)
     refuse.expect("will be deleted")
     refuse.expect("Delete stack threetier? [y/N]")
     refuse.send("n\r")
@@ -157,7 +158,11 @@ def on_a_terminal(workdir: Path) -> None:
     assert "$ NAT gateway threetier-nat-az1 (nat-" in shown and "($: bills while it exists)" in shown
     assert json.loads(threetier(workdir, "status", "--sandbox", "--json", check_code=0).stdout)["parts"][0]["status"] == "done"
 
-    accept = Terminal([exe, "down", "--sandbox", "--skip-final-snapshot"], cwd=str(workdir), env=env)
+
+def accepted_on_a_terminal(workdir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    accept = Terminal([shutil.which("threetier") or "threetier", "down", "--sandbox", "--skip-final-snapshot"],
+                      cwd=str(workdir), env=env)
     accept.expect("Delete stack threetier? [y/N]")
     accept.send("y\r")
     assert accept.wait() == 0, accept.text

@@ -132,114 +132,122 @@ def test_a_bad_edge_exits_2_with_one_line_before_any_aws_call(tmp_path, edge_key
 
 
 # -- with edge off, nothing changes ----------------------------------------------------------
-def test_edge_and_waf_off_make_no_edge_or_waf_call_and_no_443(tmp_path) -> None:
-    # A build: the calls of a new stack's `up` are what is asserted. One build for the edge and the WAF
+def test_edge_and_waf_off_make_no_edge_or_waf_call_and_no_443(reference_stacks, built: Path) -> None:
+    # The calls of a new stack's `up` are what is asserted: those of the default reference stack's
+    # build (its `up --yes`), read, not made again. One build for the edge and the WAF
     # (test_waf.py's test_a_stack_without_waf_makes_no_waf_call is merged in).
-    with moto():
-        engine = make_engine(tmp_path)
-        engine.up()
-        for part in engine.parts:  # and what status sees
-            engine.check(part)
-        services = {c.service for c in engine.ctx.aws.calls}
-        assert "acm" not in services and "route53" not in services
-        assert "wafv2" not in services
-        assert "DescribeListenerAttributes" not in {c.operation for c in engine.ctx.aws.calls}
-        assert set(listeners(engine)) == {80}
-        assert {port for port, _ in external_ports(engine)} == {80}
-        assert engine.ctx.state.parts[7].resources["url"].startswith("http://threetier-ext-alb-")
-        assert "waf" not in engine.ctx.state.parts[7].resources
+    up_calls = reference_stacks.build("default").up_calls
+    services = {service for service, _ in up_calls}
+    assert "elbv2" in services and "ec2" in services  # the build's calls, recorded
+    assert "acm" not in services and "route53" not in services
+    assert "wafv2" not in services
+    assert "DescribeListenerAttributes" not in {operation for _, operation in up_calls}
+    engine = make_engine(built)  # the stack that build made
+    for part in engine.parts:  # and what status sees
+        engine.check(part)
+    services = {c.service for c in engine.ctx.aws.calls}
+    assert "acm" not in services and "route53" not in services
+    assert "wafv2" not in services
+    assert "DescribeListenerAttributes" not in {c.operation for c in engine.ctx.aws.calls}
+    assert set(listeners(engine)) == {80}
+    assert {port for port, _ in external_ports(engine)} == {80}
+    assert engine.ctx.state.parts[7].resources["url"].startswith("http://threetier-ext-alb-")
+    assert "waf" not in engine.ctx.state.parts[7].resources
 
 
 # -- the whole edge against moto -----------------------------------------------------------------
-def test_edge_up_again_status_converge_and_down(tmp_path) -> None:
-    # A build: the calls of a new stack's `up` are asserted (the certificate requested before the bake).
-    with moto():
-        zone_id = make_zone()
-        engine = make_engine(tmp_path, edge_config())
-        engine.up()
-        web = engine.ctx.state.parts[7].resources
+def test_edge_up_again_status_converge_and_down(reference_stacks, stack_from) -> None:
+    # The calls of a new stack's `up` are asserted (the certificate requested before the bake): those
+    # of the "edge" reference stack's build (its `up --yes`, the zone made first), read, not made again.
+    tmp_path = stack_from("edge")
+    build = reference_stacks.build("edge")
+    (tmp_path / ".threetier" / "threetier.json").unlink()  # as built by make_engine: its state.json alone
+    zone_id = the_zone()
+    engine = make_engine(tmp_path, edge_config())  # the stack that build made
+    web = engine.ctx.state.parts[7].resources
 
-        # The certificate: requested once, DNS-validated, tagged with the stack, ISSUED.
-        requests = [c.params for c in engine.ctx.aws.calls if c.operation == "RequestCertificate"]
-        assert len(requests) == 1
-        assert requests[0]["DomainName"] == DOMAIN and requests[0]["ValidationMethod"] == "DNS"
-        assert len(requests[0]["IdempotencyToken"]) <= 32
-        assert tag_value({"Tags": requests[0]["Tags"]}, STACK_TAG) == "threetier"
-        certificate = boto3.client("acm").describe_certificate(CertificateArn=web["certificate_arn"])["Certificate"]
-        assert certificate["Status"] == "ISSUED"
-        # Its validation records are in the zone.
-        names = {(r["Name"], r["Type"]) for r in zone_records(zone_id)}
-        for option in certificate["DomainValidationOptions"]:
-            assert (option["ResourceRecord"]["Name"], "CNAME") in names
+    # The certificate: requested once, DNS-validated, tagged with the stack, ISSUED.
+    requests = [params for (_, operation), params in zip(build.up_calls, build.up_params, strict=True)
+                if operation == "RequestCertificate"]
+    assert len(requests) == 1
+    assert requests[0]["DomainName"] == DOMAIN and requests[0]["ValidationMethod"] == "DNS"
+    assert len(requests[0]["IdempotencyToken"]) <= 32
+    assert tag_value({"Tags": requests[0]["Tags"]}, STACK_TAG) == "threetier"
+    certificate = boto3.client("acm").describe_certificate(CertificateArn=web["certificate_arn"])["Certificate"]
+    assert certificate["Status"] == "ISSUED"
+    # Its validation records are in the zone.
+    names = {(r["Name"], r["Type"]) for r in zone_records(zone_id)}
+    for option in certificate["DomainValidationOptions"]:
+        assert (option["ResourceRecord"]["Name"], "CNAME") in names
 
-        # 443 with the TLS policy and the certificate, forwarding; 80 redirects with a 301.
-        found = listeners(engine)
-        assert found[443]["Protocol"] == "HTTPS" and found[443]["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
-        assert found[443]["Certificates"][0]["CertificateArn"] == web["certificate_arn"]
-        assert found[443]["DefaultActions"][0]["TargetGroupArn"] == web["target_group_arn"]
-        redirect = found[80]["DefaultActions"][0]
-        assert redirect["Type"] == "redirect"
-        assert redirect["RedirectConfig"]["Protocol"] == "HTTPS" and redirect["RedirectConfig"]["StatusCode"] == "HTTP_301"
-        # The external ALB's security group opens 443 to the same clients as 80.
-        assert external_ports(engine) == {(80, "0.0.0.0/0"), (443, "0.0.0.0/0")}
-        # The alias record to the ALB, and the stack's URL.
-        balancer = boto3.client("elbv2").describe_load_balancers(LoadBalancerArns=[web["load_balancer_arn"]])["LoadBalancers"][0]
-        alias = next(r for r in zone_records(zone_id) if r["Name"] == f"{DOMAIN}." and r["Type"] == "A")
-        assert alias["AliasTarget"]["HostedZoneId"] == balancer["CanonicalHostedZoneId"]
-        assert alias["AliasTarget"]["DNSName"].rstrip(".") == balancer["DNSName"]
-        assert web["url"] == f"https://{DOMAIN}"
+    # 443 with the TLS policy and the certificate, forwarding; 80 redirects with a 301.
+    found = listeners(engine)
+    assert found[443]["Protocol"] == "HTTPS" and found[443]["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert found[443]["Certificates"][0]["CertificateArn"] == web["certificate_arn"]
+    assert found[443]["DefaultActions"][0]["TargetGroupArn"] == web["target_group_arn"]
+    redirect = found[80]["DefaultActions"][0]
+    assert redirect["Type"] == "redirect"
+    assert redirect["RedirectConfig"]["Protocol"] == "HTTPS" and redirect["RedirectConfig"]["StatusCode"] == "HTTP_301"
+    # The external ALB's security group opens 443 to the same clients as 80.
+    assert external_ports(engine) == {(80, "0.0.0.0/0"), (443, "0.0.0.0/0")}
+    # The alias record to the ALB, and the stack's URL.
+    balancer = boto3.client("elbv2").describe_load_balancers(LoadBalancerArns=[web["load_balancer_arn"]])["LoadBalancers"][0]
+    alias = next(r for r in zone_records(zone_id) if r["Name"] == f"{DOMAIN}." and r["Type"] == "A")
+    assert alias["AliasTarget"]["HostedZoneId"] == balancer["CanonicalHostedZoneId"]
+    assert alias["AliasTarget"]["DNSName"].rstrip(".") == balancer["DNSName"]
+    assert web["url"] == f"https://{DOMAIN}"
 
-        # The certificate is waited for before the web image is needed (it overlaps the bake).
-        operations = [c.operation for c in engine.ctx.aws.calls]
-        assert operations.index("RequestCertificate") < operations.index("CreateImage")
+    # The certificate is waited for before the web image is needed (it overlaps the bake).
+    operations = [operation for _, operation in build.up_calls]
+    assert operations.index("RequestCertificate") < operations.index("CreateImage")
 
-        # A second up changes nothing.
-        again = make_engine(tmp_path, edge_config())
-        again.up()
-        assert mutating(again) == []
+    # A second up changes nothing.
+    again = make_engine(tmp_path, edge_config())
+    again.up()
+    assert mutating(again) == []
 
-        # status shows it all, with no drift.
-        write_config(tmp_path, **edge_config())
-        result = cli("status", "--json", cwd=tmp_path)
-        assert result.code == 0, result.stdout + result.stderr
-        shown = json.loads(result.stdout)
-        assert shown["outputs"]["url"] == f"https://{DOMAIN}"
-        resources = shown["parts"][6]["resources"]
-        assert resources["certificate_status"] == "ISSUED" and resources["http_redirect"] is True
+    # status shows it all, with no drift.
+    write_config(tmp_path, **edge_config())
+    result = cli("status", "--json", cwd=tmp_path)
+    assert result.code == 0, result.stdout + result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["outputs"]["url"] == f"https://{DOMAIN}"
+    resources = shown["parts"][6]["resources"]
+    assert resources["certificate_status"] == "ISSUED" and resources["http_redirect"] is True
 
-        # https_redirect off: 80 forwards again; status before that up shows the drift.
-        write_config(tmp_path, **edge_config(https_redirect=False))
-        drifted = cli("status", "--json", cwd=tmp_path)
-        assert drifted.code == 3
-        assert json.loads(drifted.stdout)["parts"][6]["drift"] == [
-            "listener threetier-ext-alb:80: redirects to https, edge.https_redirect is false"]
-        forward = make_engine(tmp_path, edge_config(https_redirect=False))
-        forward.up()
-        assert listeners(forward)[80]["DefaultActions"][0]["Type"] == "forward"
-        assert [c.operation for c in forward.ctx.aws.mutating_calls()] == ["ModifyListener"]
+    # https_redirect off: 80 forwards again; status before that up shows the drift.
+    write_config(tmp_path, **edge_config(https_redirect=False))
+    drifted = cli("status", "--json", cwd=tmp_path)
+    assert drifted.code == 3
+    assert json.loads(drifted.stdout)["parts"][6]["drift"] == [
+        "listener threetier-ext-alb:80: redirects to https, edge.https_redirect is false"]
+    forward = make_engine(tmp_path, edge_config(https_redirect=False))
+    forward.up()
+    assert listeners(forward)[80]["DefaultActions"][0]["Type"] == "forward"
+    assert [c.operation for c in forward.ctx.aws.mutating_calls()] == ["ModifyListener"]
 
-        # A new domain: a new certificate, the new record, the old record and certificate gone.
-        old_certificate = web["certificate_arn"]
-        moved = make_engine(tmp_path, edge_config(domain=f"www.{ZONE}"))
-        moved.up()
-        after = {(r["Name"], r["Type"]) for r in zone_records(zone_id)}
-        assert (f"www.{ZONE}.", "A") in after and (f"{DOMAIN}.", "A") not in after
-        assert [c["DomainName"] for c in stack_certificates()] == [f"www.{ZONE}"]
-        assert old_certificate not in {c["CertificateArn"] for c in boto3.client("acm").list_certificates()["CertificateSummaryList"]}
-        assert listeners(moved)[443]["Certificates"][0]["CertificateArn"] == moved.ctx.state.parts[7].resources["certificate_arn"]
+    # A new domain: a new certificate, the new record, the old record and certificate gone.
+    old_certificate = web["certificate_arn"]
+    moved = make_engine(tmp_path, edge_config(domain=f"www.{ZONE}"))
+    moved.up()
+    after = {(r["Name"], r["Type"]) for r in zone_records(zone_id)}
+    assert (f"www.{ZONE}.", "A") in after and (f"{DOMAIN}.", "A") not in after
+    assert [c["DomainName"] for c in stack_certificates()] == [f"www.{ZONE}"]
+    assert old_certificate not in {c["CertificateArn"] for c in boto3.client("acm").list_certificates()["CertificateSummaryList"]}
+    assert listeners(moved)[443]["Certificates"][0]["CertificateArn"] == moved.ctx.state.parts[7].resources["certificate_arn"]
 
-        # down: the records it wrote and the certificate it requested go; the zone stays.
-        down = make_engine(tmp_path, edge_config(domain=f"www.{ZONE}"))
-        down.ctx.skip_final_snapshot = True
-        down.down()
-        left = zone_records(zone_id)
-        assert {r["Type"] for r in left} == {"NS", "SOA"}, left
-        assert boto3.client("route53").get_hosted_zone(Id=zone_id)["HostedZone"]["Name"] == f"{ZONE}."
-        assert stack_certificates() == []
-        assert [f for f in tagged(down.ctx.aws, "threetier") if f.kind == "certificate"] == []
-        # The certificate went after the listener that used it.
-        operations = [c.operation for c in down.ctx.aws.calls]
-        assert operations.index("DeleteListener") < operations.index("DeleteCertificate")
+    # down: the records it wrote and the certificate it requested go; the zone stays.
+    down = make_engine(tmp_path, edge_config(domain=f"www.{ZONE}"))
+    down.ctx.skip_final_snapshot = True
+    down.down()
+    left = zone_records(zone_id)
+    assert {r["Type"] for r in left} == {"NS", "SOA"}, left
+    assert boto3.client("route53").get_hosted_zone(Id=zone_id)["HostedZone"]["Name"] == f"{ZONE}."
+    assert stack_certificates() == []
+    assert [f for f in tagged(down.ctx.aws, "threetier") if f.kind == "certificate"] == []
+    # The certificate went after the listener that used it.
+    operations = [c.operation for c in down.ctx.aws.calls]
+    assert operations.index("DeleteListener") < operations.index("DeleteCertificate")
 
 
 def test_up_down_and_up_again_within_the_hour_gets_a_new_certificate(stack_from) -> None:

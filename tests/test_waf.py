@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from helpers import FakeClock, cli, make_engine, moto, mutating, write_config
+from helpers import FakeClock, cli, make_engine, mutating, write_config
 from steps import web_tier
 from threetier.aws import PART_TAG, STACK_TAG, tag_value
 from threetier.blocks import waf
@@ -43,124 +43,126 @@ def rules_of(summary: dict) -> dict[str, dict]:
 # (one build for both).
 
 
-def test_waf_up_again_status_converge_off_on_and_down(tmp_path) -> None:
-    # A build: the order of a new stack's calls is asserted (the ACL on the ALB before the web instances).
-    with moto():
-        engine = make_engine(tmp_path, waf_config())
-        engine.up()
-        web = engine.ctx.state.parts[7].resources
+def test_waf_up_again_status_converge_off_on_and_down(reference_stacks, stack_from) -> None:
+    # The order of a new stack's calls is asserted (the ACL on the ALB before the web instances): those
+    # of the "waf" reference stack's build (its `up --yes`), read, not made again.
+    tmp_path = stack_from("waf")
+    build = reference_stacks.build("waf")
+    (tmp_path / ".threetier" / "threetier.json").unlink()  # as built by make_engine: its state.json alone
+    engine = make_engine(tmp_path, waf_config())  # the stack that build made
+    web = engine.ctx.state.parts[7].resources
 
-        # One web ACL, tagged with the stack and Part 7, that allows by default ...
-        [summary] = web_acls()
-        assert summary["Name"] == ACL and web["web_acl_arn"] == summary["ARN"]
-        tags = {"Tags": boto3.client("wafv2").list_tags_for_resource(ResourceARN=summary["ARN"])["TagInfoForResource"]["TagList"]}
-        assert tag_value(tags, STACK_TAG) == "threetier" and tag_value(tags, PART_TAG) == "7"
-        acl = boto3.client("wafv2").get_web_acl(Name=ACL, Scope="REGIONAL", Id=summary["Id"])["WebACL"]
-        assert acl["DefaultAction"] == {"Allow": {}}
-        # ... blocks an IP over the rate limit first, then runs AWS's three managed rule groups.
-        rules = rules_of(summary)
-        rate = rules["rate-limit-per-ip"]
-        assert rate["Priority"] == 0 and rate["Action"] == {"Block": {}}
-        assert rate["Statement"]["RateBasedStatement"] == {"Limit": 2000, "AggregateKeyType": "IP"}
-        groups = {r["Statement"]["ManagedRuleGroupStatement"]["Name"]: r for r in rules.values()
-                  if "ManagedRuleGroupStatement" in r["Statement"]}
-        assert set(groups) == {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet",
-                               "AWSManagedRulesSQLiRuleSet"}
-        assert all(r["OverrideAction"] == {"None": {}} and r["Statement"]["ManagedRuleGroupStatement"]["VendorName"] == "AWS"
-                   for r in groups.values())  # the groups' own actions (block), not counted only
-        assert all(r["VisibilityConfig"]["CloudWatchMetricsEnabled"] for r in rules.values())
-        # It is on the external ALB: made in start, associated in finish before the web instances
-        # exist (no request is served unfiltered).
-        assert acl_on(web["load_balancer_arn"]) == summary["ARN"]
-        calls = [(c.operation, c.params) for c in engine.ctx.aws.calls]
-        operations = [operation for operation, _ in calls]
-        web_group = next(i for i, (op, params) in enumerate(calls)
-                         if op == "CreateAutoScalingGroup" and params["AutoScalingGroupName"] == "threetier-web-asg")
-        assert operations.index("CreateWebACL") < operations.index("AssociateWebACL") < web_group
+    # One web ACL, tagged with the stack and Part 7, that allows by default ...
+    [summary] = web_acls()
+    assert summary["Name"] == ACL and web["web_acl_arn"] == summary["ARN"]
+    tags = {"Tags": boto3.client("wafv2").list_tags_for_resource(ResourceARN=summary["ARN"])["TagInfoForResource"]["TagList"]}
+    assert tag_value(tags, STACK_TAG) == "threetier" and tag_value(tags, PART_TAG) == "7"
+    acl = boto3.client("wafv2").get_web_acl(Name=ACL, Scope="REGIONAL", Id=summary["Id"])["WebACL"]
+    assert acl["DefaultAction"] == {"Allow": {}}
+    # ... blocks an IP over the rate limit first, then runs AWS's three managed rule groups.
+    rules = rules_of(summary)
+    rate = rules["rate-limit-per-ip"]
+    assert rate["Priority"] == 0 and rate["Action"] == {"Block": {}}
+    assert rate["Statement"]["RateBasedStatement"] == {"Limit": 2000, "AggregateKeyType": "IP"}
+    groups = {r["Statement"]["ManagedRuleGroupStatement"]["Name"]: r for r in rules.values()
+              if "ManagedRuleGroupStatement" in r["Statement"]}
+    assert set(groups) == {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet",
+                           "AWSManagedRulesSQLiRuleSet"}
+    assert all(r["OverrideAction"] == {"None": {}} and r["Statement"]["ManagedRuleGroupStatement"]["VendorName"] == "AWS"
+               for r in groups.values())  # the groups' own actions (block), not counted only
+    assert all(r["VisibilityConfig"]["CloudWatchMetricsEnabled"] for r in rules.values())
+    # It is on the external ALB: made in start, associated in finish before the web instances
+    # exist (no request is served unfiltered).
+    assert acl_on(web["load_balancer_arn"]) == summary["ARN"]
+    calls = [(operation, params) for (_, operation), params in zip(build.up_calls, build.up_params, strict=True)]
+    operations = [operation for operation, _ in calls]
+    web_group = next(i for i, (op, params) in enumerate(calls)
+                     if op == "CreateAutoScalingGroup" and params["AutoScalingGroupName"] == "threetier-web-asg")
+    assert operations.index("CreateWebACL") < operations.index("AssociateWebACL") < web_group
 
-        # The dashboard shows what it lets through and blocks.
-        body = json.loads(boto3.client("cloudwatch").get_dashboard(DashboardName="threetier-us-east-1-dashboard")["DashboardBody"])
-        graphs = [w["properties"] for w in body["widgets"] if w["type"] == "metric"]
-        assert [m[:6] for g in graphs for m in g["metrics"] if m[0] == "AWS/WAFV2"] == [
-            ["AWS/WAFV2", metric, "WebACL", ACL, "Region", "us-east-1"] for metric in ("AllowedRequests", "BlockedRequests")]
+    # The dashboard shows what it lets through and blocks.
+    body = json.loads(boto3.client("cloudwatch").get_dashboard(DashboardName="threetier-us-east-1-dashboard")["DashboardBody"])
+    graphs = [w["properties"] for w in body["widgets"] if w["type"] == "metric"]
+    assert [m[:6] for g in graphs for m in g["metrics"] if m[0] == "AWS/WAFV2"] == [
+        ["AWS/WAFV2", metric, "WebACL", ACL, "Region", "us-east-1"] for metric in ("AllowedRequests", "BlockedRequests")]
 
-        # A second up changes nothing.
-        again = make_engine(tmp_path, waf_config())
-        again.up()
-        assert mutating(again) == []
+    # A second up changes nothing.
+    again = make_engine(tmp_path, waf_config())
+    again.up()
+    assert mutating(again) == []
 
-        # status shows it attached, with no drift.
-        write_config(tmp_path, **waf_config())
-        result = cli("status", "--json", cwd=tmp_path)
-        assert result.code == 0, result.stdout + result.stderr
-        part = json.loads(result.stdout)["parts"][6]
-        assert part["resources"]["waf"].startswith(f"attached: {ACL}, 4 rules, at most 2000 requests")
-        assert part["drift"] == []
+    # status shows it attached, with no drift.
+    write_config(tmp_path, **waf_config())
+    result = cli("status", "--json", cwd=tmp_path)
+    assert result.code == 0, result.stdout + result.stderr
+    part = json.loads(result.stdout)["parts"][6]
+    assert part["resources"]["waf"].startswith(f"attached: {ACL}, 4 rules, at most 2000 requests")
+    assert part["drift"] == []
 
-        # A new rate limit: status shows the drift, up puts it in place with one update.
-        write_config(tmp_path, **waf_config(waf_rate_limit=500))
-        drifted = cli("status", "--json", cwd=tmp_path)
-        assert drifted.code == 3
-        assert json.loads(drifted.stdout)["parts"][6]["drift"] == [
-            f"web ACL {ACL}: its rules or default action are not the stack's (4 rules, at most 500 requests per "
-            f"5 minutes per IP, the rest allowed)"]
-        lower = make_engine(tmp_path, waf_config(waf_rate_limit=500))
-        lower.up()
-        assert mutating(lower) == ["UpdateWebACL"]
-        assert rules_of(summary)["rate-limit-per-ip"]["Statement"]["RateBasedStatement"]["Limit"] == 500
+    # A new rate limit: status shows the drift, up puts it in place with one update.
+    write_config(tmp_path, **waf_config(waf_rate_limit=500))
+    drifted = cli("status", "--json", cwd=tmp_path)
+    assert drifted.code == 3
+    assert json.loads(drifted.stdout)["parts"][6]["drift"] == [
+        f"web ACL {ACL}: its rules or default action are not the stack's (4 rules, at most 500 requests per "
+        f"5 minutes per IP, the rest allowed)"]
+    lower = make_engine(tmp_path, waf_config(waf_rate_limit=500))
+    lower.up()
+    assert mutating(lower) == ["UpdateWebACL"]
+    assert rules_of(summary)["rate-limit-per-ip"]["Statement"]["RateBasedStatement"]["Limit"] == 500
 
-        # Its default action set to Block by hand (every request refused): status shows it, up undoes it.
-        current = boto3.client("wafv2").get_web_acl(Name=ACL, Scope="REGIONAL", Id=summary["Id"])
-        boto3.client("wafv2").update_web_acl(
-            Name=ACL, Scope="REGIONAL", Id=summary["Id"], LockToken=current["LockToken"], DefaultAction={"Block": {}},
-            Rules=current["WebACL"]["Rules"], VisibilityConfig=current["WebACL"]["VisibilityConfig"])
-        blocked = cli("status", "--json", cwd=tmp_path)
-        assert blocked.code == 3 and "default action" in json.loads(blocked.stdout)["parts"][6]["drift"][0]
-        unblock = make_engine(tmp_path, waf_config(waf_rate_limit=500))
-        unblock.up()
-        assert mutating(unblock) == ["UpdateWebACL"]
-        assert boto3.client("wafv2").get_web_acl(Name=ACL, Scope="REGIONAL", Id=summary["Id"])["WebACL"][
-            "DefaultAction"] == {"Allow": {}}
+    # Its default action set to Block by hand (every request refused): status shows it, up undoes it.
+    current = boto3.client("wafv2").get_web_acl(Name=ACL, Scope="REGIONAL", Id=summary["Id"])
+    boto3.client("wafv2").update_web_acl(
+        Name=ACL, Scope="REGIONAL", Id=summary["Id"], LockToken=current["LockToken"], DefaultAction={"Block": {}},
+        Rules=current["WebACL"]["Rules"], VisibilityConfig=current["WebACL"]["VisibilityConfig"])
+    blocked = cli("status", "--json", cwd=tmp_path)
+    assert blocked.code == 3 and "default action" in json.loads(blocked.stdout)["parts"][6]["drift"][0]
+    unblock = make_engine(tmp_path, waf_config(waf_rate_limit=500))
+    unblock.up()
+    assert mutating(unblock) == ["UpdateWebACL"]
+    assert boto3.client("wafv2").get_web_acl(Name=ACL, Scope="REGIONAL", Id=summary["Id"])["WebACL"][
+        "DefaultAction"] == {"Allow": {}}
 
-        # Removed from the ALB by hand: status says so, up puts it back.
-        boto3.client("wafv2").disassociate_web_acl(ResourceArn=web["load_balancer_arn"])
-        write_config(tmp_path, **waf_config(waf_rate_limit=500))
-        detached = json.loads(cli("status", "--json", cwd=tmp_path).stdout)["parts"][6]
-        assert f"web ACL {ACL}: not on load balancer threetier-ext-alb (`up` puts it there)" in detached["drift"]
-        back = make_engine(tmp_path, waf_config(waf_rate_limit=500))
-        back.up()
-        assert mutating(back) == ["AssociateWebACL"]
-        assert acl_on(web["load_balancer_arn"]) == summary["ARN"]
+    # Removed from the ALB by hand: status says so, up puts it back.
+    boto3.client("wafv2").disassociate_web_acl(ResourceArn=web["load_balancer_arn"])
+    write_config(tmp_path, **waf_config(waf_rate_limit=500))
+    detached = json.loads(cli("status", "--json", cwd=tmp_path).stdout)["parts"][6]
+    assert f"web ACL {ACL}: not on load balancer threetier-ext-alb (`up` puts it there)" in detached["drift"]
+    back = make_engine(tmp_path, waf_config(waf_rate_limit=500))
+    back.up()
+    assert mutating(back) == ["AssociateWebACL"]
+    assert acl_on(web["load_balancer_arn"]) == summary["ARN"]
 
-        # waf off: status (no WAF in the config, the state remembers one) shows it; up removes it.
-        write_config(tmp_path)
-        off_status = json.loads(cli("status", "--json", "--state", str(tmp_path / "state.json"),
-                                    cwd=tmp_path).stdout)["parts"][6]
-        assert off_status["drift"] == [
-            f"web ACL {ACL} on threetier-ext-alb: edge.waf is false (`up` takes it off)",
-            f"web ACL {ACL}: present, and edge.waf is false (`up` removes it)",
-            "CloudWatch dashboard threetier-us-east-1-dashboard: changed since `up` made it (`up` puts it back)"]
-        off = make_engine(tmp_path)
-        off.up()
-        assert mutating(off) == ["DisassociateWebACL", "DeleteWebACL", "PutDashboard"]  # its graph goes too
-        assert web_acls() == [] and acl_on(web["load_balancer_arn"]) is None
-        assert "web_acl_arn" not in off.ctx.state.parts[7].resources
-        # ... and, gone, is not looked for again.
-        quiet = make_engine(tmp_path)
-        quiet.up()
-        assert "wafv2" not in {c.service for c in quiet.ctx.aws.calls}
+    # waf off: status (no WAF in the config, the state remembers one) shows it; up removes it.
+    write_config(tmp_path)
+    off_status = json.loads(cli("status", "--json", "--state", str(tmp_path / "state.json"),
+                                cwd=tmp_path).stdout)["parts"][6]
+    assert off_status["drift"] == [
+        f"web ACL {ACL} on threetier-ext-alb: edge.waf is false (`up` takes it off)",
+        f"web ACL {ACL}: present, and edge.waf is false (`up` removes it)",
+        "CloudWatch dashboard threetier-us-east-1-dashboard: changed since `up` made it (`up` puts it back)"]
+    off = make_engine(tmp_path)
+    off.up()
+    assert mutating(off) == ["DisassociateWebACL", "DeleteWebACL", "PutDashboard"]  # its graph goes too
+    assert web_acls() == [] and acl_on(web["load_balancer_arn"]) is None
+    assert "web_acl_arn" not in off.ctx.state.parts[7].resources
+    # ... and, gone, is not looked for again.
+    quiet = make_engine(tmp_path)
+    quiet.up()
+    assert "wafv2" not in {c.service for c in quiet.ctx.aws.calls}
 
-        # On again, then down: disassociated and deleted before the ALB goes; the scan finds nothing.
-        make_engine(tmp_path, waf_config()).up()
-        assert len(web_acls()) == 1
-        down = make_engine(tmp_path)  # whatever the config says at down
-        down.ctx.skip_final_snapshot = True
-        down.down()
-        operations = [c.operation for c in down.ctx.aws.calls if c.operation in (
-            "DisassociateWebACL", "DeleteWebACL", "DeleteLoadBalancer")]
-        assert operations[:2] == ["DisassociateWebACL", "DeleteWebACL"] and "DeleteLoadBalancer" in operations[2:]
-        assert web_acls() == []
-        assert [f for f in tagged(down.ctx.aws, "threetier") if f.kind == "web ACL"] == []
+    # On again, then down: disassociated and deleted before the ALB goes; the scan finds nothing.
+    make_engine(tmp_path, waf_config()).up()
+    assert len(web_acls()) == 1
+    down = make_engine(tmp_path)  # whatever the config says at down
+    down.ctx.skip_final_snapshot = True
+    down.down()
+    operations = [c.operation for c in down.ctx.aws.calls if c.operation in (
+        "DisassociateWebACL", "DeleteWebACL", "DeleteLoadBalancer")]
+    assert operations[:2] == ["DisassociateWebACL", "DeleteWebACL"] and "DeleteLoadBalancer" in operations[2:]
+    assert web_acls() == []
+    assert [f for f in tagged(down.ctx.aws, "threetier") if f.kind == "web ACL"] == []
 
 
 def test_the_scan_finds_a_leftover_web_acl(stack_from) -> None:
