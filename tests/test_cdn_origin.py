@@ -22,7 +22,7 @@ from reference_stacks import recording_calls
 from steps import web_tier
 from threetier import config as configlib
 from threetier import permissions, scan
-from threetier.blocks import balancing, colors, security_groups
+from threetier.blocks import balancing, cdn, colors, security_groups
 from threetier.permissions import actions_called, actions_for
 
 EDGE = {"domain": "shop.example.com", "hosted_zone": "example.com"}
@@ -91,12 +91,25 @@ def cloudfront_prefix_list() -> str:
 
 
 def test_cdn_on_admits_cloudfront_only_drift_is_repaired_and_cdn_off_undoes_it_all(
-        stack_from: Any) -> None:
+        stack_from: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     directory = stack_from("edge")
     write_config(directory, edge=CDN)
+    # Turning cdn on for a stack that serves: viewers reach the ALB until CloudFront serves the domain.
+    while_deploying: list[list[tuple[int, str]]] = []
+    real_wait = cdn.wait_deployed
+
+    def wait_deployed(ctx: Any, distribution_id: str | None = None) -> None:
+        while_deploying.append(ingress("external-alb-sg"))
+        real_wait(ctx, distribution_id)
+    monkeypatch.setattr(cdn, "wait_deployed", wait_deployed)
     with recording_calls() as calls:
         up = cli("up", "--yes", cwd=directory)
     assert up.code == 0, up.stderr
+    assert while_deploying == [[(80, "0.0.0.0/0"), (443, "0.0.0.0/0")]]
+    order = [operation for _, operation in calls]
+    (revoke,) = [i for i, operation in enumerate(order) if operation == "RevokeSecurityGroupIngress"]
+    made = [i for i, operation in enumerate(order) if operation in ("CreateDistributionWithTags", "ChangeResourceRecordSets")]
+    assert "CreateDistributionWithTags" in order and max(made) < revoke, order
     value = secret_value()
     # The groups: CloudFront's prefix list on 443 alone; no client on external-alb-sg, which web-sg still admits.
     origin_sg, external_sg = group("cdn-origin-sg"), group("external-alb-sg")
@@ -131,7 +144,8 @@ def test_cdn_on_admits_cloudfront_only_drift_is_repaired_and_cdn_off_undoes_it_a
     status = cli("status", "--json", cwd=directory)
     said = [line for part in json.loads(status.stdout)["parts"] for line in part["drift"]]
     assert any("X-Origin-Verify value differs from the secret's" in line for line in said), said
-    assert any("threetier-external-alb-sg: unexpected tcp 443-443 from 203.0.113.0/24" in line for line in said), said
+    assert "security group threetier-external-alb-sg: admits tcp 443 from 203.0.113.0/24 past CloudFront (`up` " \
+           "revokes it once the distribution is deployed)" in said, said
     assert any(line.startswith("load balancer threetier-ext-alb: security groups ") for line in said), said
     assert value not in status.stdout and "guessed" not in status.stdout
     assert cli("up", "--yes", cwd=directory).code == 0
