@@ -200,10 +200,9 @@ def check_origin(ctx: Ctx, tier: balancing.Tier, result: Check) -> None:
     balancer = ctx.resources.get("load_balancer_arn")
     listener = balancing.find_listener(ctx, tier, balancer, 443) if balancer and ctx.config.edge.https else None
     name = ctx.name(tier.alb_role)
-    where = f"listener rule {ctx.name(balancing.origin_rule_role(tier))} on {name}:443"
-    if listener is None:  # no 443 (edge.check says so): with cdn, `up` makes its rule with it
+    if listener is None:  # no 443 (edge.check says so): with cdn, `up` makes its rule with it (priority 1)
         if ctx.config.edge.cdn:
-            result.found(f"{where} ({origin.HEADER} -> forward)", False)
+            result.found(f"listener rule {rule_where(ctx, tier, 1)} ({origin.HEADER} -> forward)", False)
         return
     rules = origin_rules(ctx, tier, listener)
     if not ctx.config.edge.cdn:
@@ -217,6 +216,8 @@ def check_origin(ctx: Ctx, tier: balancing.Tier, result: Check) -> None:
         result.drift.append(f"listener {name}:443: its default action should answer 403 (only CloudFront's "
                             f"requests, with {origin.HEADER}, are forwarded)")
     rule = rules[0] if rules else None
+    # Missing: named by the priority `up` will give it (ensure_origin_rule).
+    where = f"listener rule {rule_where(ctx, tier, rule['Priority'] if rule else free_priority(ctx, tier, listener))}"
     if not result.found(f"{where} ({origin.HEADER} -> forward)", rule is not None) or rule is None:
         return
     value = origin.value(ctx)
