@@ -141,6 +141,7 @@ def finish(ctx: Ctx) -> None:
                              f"and one is not known; run `threetier up` again")
     dashboard.ensure_dashboard(ctx, body)
     cdn.finish(ctx)  # with edge.cdn: deployed (minutes) before the round trip through it; off: deleted
+    security_groups.close_to_viewers(ctx, tier(ctx).alb_security_group)  # edge.cdn: now CloudFront serves
     waf.settle_cloudfront(ctx)  # CloudFront's web ACL, no longer wanted: once no distribution names it
     if not ctx.config.edge.cdn and https.ORIGIN_SECRET in ctx.resources:
         # cdn turned off: 443's origin rule (edge.finish) and the distribution that sent the header are gone.
@@ -203,6 +204,7 @@ def check(ctx: Ctx) -> Check:
         origin.check_off(ctx, result)
     waf.check(ctx, tier(ctx), result)  # first: it finds CloudFront's ACL, which the distribution should name
     cdn.check(ctx, result)
+    security_groups.check_closed_to_viewers(ctx, tier(ctx).alb_security_group, result)
     alarms.check_alarms(ctx, web_alarms(ctx), ALARMS, result)
     dashboard.check_dashboard(ctx, dashboard_body(ctx), result)
     strays.check(ctx, _strays(ctx), result)

@@ -22,7 +22,8 @@ from reference_stacks import recording_calls
 from steps import web_tier
 from threetier import config as configlib
 from threetier import permissions, scan
-from threetier.blocks import balancing, colors, security_groups
+from threetier.aws import AwsError
+from threetier.blocks import balancing, cdn, colors, https, security_groups
 from threetier.permissions import actions_called, actions_for
 
 EDGE = {"domain": "shop.example.com", "hosted_zone": "example.com"}
@@ -58,7 +59,23 @@ def https_listener() -> dict[str, Any]:
 
 def rules() -> list[dict[str, Any]]:
     found = boto3.client("elbv2").describe_rules(ListenerArn=https_listener()["ListenerArn"])["Rules"]
-    return [rule for rule in found if not rule["IsDefault"]]
+    return sorted((rule for rule in found if not rule["IsDefault"]), key=lambda rule: int(rule["Priority"]))
+
+
+# A rule of the user's on 443, at the priority the stack's would take on its own.
+USERS_RULE = {"Priority": 1, "Conditions": [{"Field": "path-pattern", "Values": ["/maintenance*"]}],
+              "Actions": [{"Type": "fixed-response", "FixedResponseConfig": {
+                  "StatusCode": "503", "ContentType": "text/plain", "MessageBody": "back soon"}}]}
+
+
+def users_rule() -> tuple[str, list[dict[str, Any]], list[str]]:
+    """The user's rule as 443 has it: priority, conditions' paths, actions' type and status."""
+    (rule,) = [rule for rule in rules() if rule["Conditions"][0]["Field"] == "path-pattern"]
+    return (rule["Priority"], [{"Field": c["Field"], "Values": c.get("Values")} for c in rule["Conditions"]],
+            [f"{a['Type']} {a['FixedResponseConfig']['StatusCode']}" for a in rule["Actions"]])
+
+
+USERS_RULE_AS_MADE = ("1", [{"Field": "path-pattern", "Values": ["/maintenance*"]}], ["fixed-response 503"])
 
 
 def weights(actions: list[dict[str, Any]]) -> dict[str, int]:
@@ -91,12 +108,26 @@ def cloudfront_prefix_list() -> str:
 
 
 def test_cdn_on_admits_cloudfront_only_drift_is_repaired_and_cdn_off_undoes_it_all(
-        stack_from: Any) -> None:
+        stack_from: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     directory = stack_from("edge")
+    boto3.client("elbv2").create_rule(ListenerArn=https_listener()["ListenerArn"], **USERS_RULE)
     write_config(directory, edge=CDN)
+    # Turning cdn on for a stack that serves: viewers reach the ALB until CloudFront serves the domain.
+    while_deploying: list[list[tuple[int, str]]] = []
+    real_wait = cdn.wait_deployed
+
+    def wait_deployed(ctx: Any, distribution_id: str | None = None) -> None:
+        while_deploying.append(ingress("external-alb-sg"))
+        real_wait(ctx, distribution_id)
+    monkeypatch.setattr(cdn, "wait_deployed", wait_deployed)
     with recording_calls() as calls:
         up = cli("up", "--yes", cwd=directory)
     assert up.code == 0, up.stderr
+    assert while_deploying == [[(80, "0.0.0.0/0"), (443, "0.0.0.0/0")]]
+    order = [operation for _, operation in calls]
+    (revoke,) = [i for i, operation in enumerate(order) if operation == "RevokeSecurityGroupIngress"]
+    made = [i for i, operation in enumerate(order) if operation in ("CreateDistributionWithTags", "ChangeResourceRecordSets")]
+    assert "CreateDistributionWithTags" in order and max(made) < revoke, order
     value = secret_value()
     # The groups: CloudFront's prefix list on 443 alone; no client on external-alb-sg, which web-sg still admits.
     origin_sg, external_sg = group("cdn-origin-sg"), group("external-alb-sg")
@@ -105,11 +136,13 @@ def test_cdn_on_admits_cloudfront_only_drift_is_repaired_and_cdn_off_undoes_it_a
     assert ingress("external-alb-sg") == []
     assert ingress("web-sg") == [(80, external_sg["GroupId"])]
     assert sorted(balancer()["SecurityGroups"]) == sorted([external_sg["GroupId"], origin_sg["GroupId"]])
-    # 443: 403 by default; the one rule forwards on the header whose value is the secret's.
+    # 443: 403 by default; the stack's rule forwards on the header whose value is the secret's, at the first
+    # priority free: the user's rule at 1 is theirs, left as it was.
     default = https_listener()["DefaultActions"]
     assert [(a["Type"], a["FixedResponseConfig"]["StatusCode"]) for a in default] == [("fixed-response", "403")]
-    (rule,) = rules()
-    assert rule["Priority"] == "1" and weights(rule["Actions"]) == {"threetier-web-tg": 1}
+    assert users_rule() == USERS_RULE_AS_MADE
+    (_, rule) = rules()
+    assert rule["Priority"] == "2" and weights(rule["Actions"]) == {"threetier-web-tg": 1}
     assert rule["Conditions"] == [{"Field": "http-header", "HttpHeaderConfig": {
         "HttpHeaderName": "X-Origin-Verify", "Values": [value]}}]
     # The value is in Secrets Manager and the rule only.
@@ -131,11 +164,13 @@ def test_cdn_on_admits_cloudfront_only_drift_is_repaired_and_cdn_off_undoes_it_a
     status = cli("status", "--json", cwd=directory)
     said = [line for part in json.loads(status.stdout)["parts"] for line in part["drift"]]
     assert any("X-Origin-Verify value differs from the secret's" in line for line in said), said
-    assert any("threetier-external-alb-sg: unexpected tcp 443-443 from 203.0.113.0/24" in line for line in said), said
+    assert "security group threetier-external-alb-sg: admits tcp 443 from 203.0.113.0/24 past CloudFront (`up` " \
+           "revokes it once the distribution is deployed)" in said, said
     assert any(line.startswith("load balancer threetier-ext-alb: security groups ") for line in said), said
     assert value not in status.stdout and "guessed" not in status.stdout
     assert cli("up", "--yes", cwd=directory).code == 0
-    assert rules()[0]["Conditions"][0]["HttpHeaderConfig"]["Values"] == [value]
+    assert rules()[1]["Conditions"][0]["HttpHeaderConfig"]["Values"] == [value]
+    assert users_rule() == USERS_RULE_AS_MADE
     assert ingress("external-alb-sg") == []
     assert sorted(balancer()["SecurityGroups"]) == sorted([external_sg["GroupId"], origin_sg["GroupId"]])
     # cdn-origin-sg taken off the ALB and deleted: missing, and made again.
@@ -161,7 +196,8 @@ def test_cdn_on_admits_cloudfront_only_drift_is_repaired_and_cdn_off_undoes_it_a
     assert order.index("ModifyListener") < order.index("DeleteRule") < order.index("DeleteSecret")
     assert group("cdn-origin-sg") is None and balancer()["SecurityGroups"] == [external_sg["GroupId"]]
     assert ingress("external-alb-sg") == [(80, "0.0.0.0/0"), (443, "0.0.0.0/0")]
-    assert rules() == [] and weights(https_listener()["DefaultActions"]) == {"threetier-web-tg": 1}
+    assert users_rule() == USERS_RULE_AS_MADE and len(rules()) == 1  # the stack's went, the user's stays
+    assert weights(https_listener()["DefaultActions"]) == {"threetier-web-tg": 1}
     assert not origin_secrets()
     assert drift(directory) == []
     assert "0 mutating AWS calls" in cli("up", "--yes", cwd=directory).stdout
@@ -214,3 +250,33 @@ def test_cdn_origin_sg_is_deleted_once_aws_lets_go_of_it(tmp_path: Path) -> None
         security_groups.delete_cdn_origin_group(engine.ctx, "vpc-1")
         ec2.assert_no_pending_responses()
     assert [(c.action, c.kind, c.id) for c in engine.ctx.changes] == [("deleted", "security group", group_id)]
+
+
+def test_create_rule_answered_priority_in_use_adopts_the_stacks_rule_never_a_users(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PriorityInUse: the stack's own create whose answer was lost (found by its tags: adopted), or a rule of
+    the user's made meanwhile at that priority (not the stack's: the error is said, nothing taken over)."""
+    monkeypatch.setattr(https, "secret_value", lambda ctx: "s3cret")
+    listener_arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/threetier-ext-alb/1/2"
+    rule_arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/threetier-ext-alb/1/2/3"
+    forward = balancing.forward_to("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/threetier-web-tg/4")
+    at_1 = {"RuleArn": rule_arn, "Priority": "1", "IsDefault": False, "Conditions": [], "Actions": forward}
+    stacks = [{"Key": "threetier:stack", "Value": "threetier"}, {"Key": "Name", "Value": "threetier-ext-alb-origin-rule"}]
+    for tags, adopted in ((stacks, True), ([{"Key": "Name", "Value": "maintenance"}], False)):
+        engine = make_engine(tmp_path / str(adopted), {"edge": CDN}, clock=FakeClock())
+        ctx = engine.ctx
+        ctx.part = next(p for p in engine.parts if p.number == web_tier.NUMBER)
+        listener = {"ListenerArn": listener_arn, "Port": 443, "DefaultActions": https.refused(ctx)}
+        with Stubber(ctx.aws.client("elbv2")) as elbv2:
+            elbv2.add_response("describe_rules", {"Rules": []}, {"ListenerArn": listener_arn})  # priority 1 free
+            elbv2.add_client_error("create_rule", service_error_code="PriorityInUse")
+            elbv2.add_response("describe_rules", {"Rules": [at_1]}, {"ListenerArn": listener_arn})  # read again
+            elbv2.add_response("describe_tags", {"TagDescriptions": [{"ResourceArn": rule_arn, "Tags": tags}]},
+                               {"ResourceArns": [rule_arn]})
+            if adopted:
+                https.ensure_origin_rule(ctx, web_tier.tier(ctx), listener, [], forward)
+            else:
+                with pytest.raises(AwsError, match="PriorityInUse"):
+                    https.ensure_origin_rule(ctx, web_tier.tier(ctx), listener, [], forward)
+            elbv2.assert_no_pending_responses()
+        assert [(c.action, c.kind) for c in ctx.changes] == ([("created", "listener rule")] if adopted else [])

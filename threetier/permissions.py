@@ -289,7 +289,9 @@ GRANTS: tuple[Grant, ...] = (
 
     # -- edge.cdn: only CloudFront reaches the external ALB (Parts 2 and 7) ------------------------------
     # cdn-origin-sg admits CloudFront's managed prefix list; 443's rule forwards on the origin header.
-    _grant(ANY, CHECKS, "ec2:DescribeManagedPrefixLists", "elasticloadbalancing:DescribeRules", feature="cdn"),
+    # DescribeTags: 443's rules, the stack's known by its tags (balancing.stack_rules).
+    _grant(ANY, CHECKS, "ec2:DescribeManagedPrefixLists", "elasticloadbalancing:DescribeRules",
+           "elasticloadbalancing:DescribeTags", feature="cdn"),
     _grant(ANY, [UP], "elasticloadbalancing:CreateRule", "elasticloadbalancing:ModifyRule",
            "elasticloadbalancing:DeleteRule", feature="cdn"),  # DeleteRule: cdn turned off
     # The origin header's secret (threetier/blocks/origin.py; made with StackSecrets' CreateSecret). Looked

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from threetier.aws import Look, Poll, client_token
+from threetier.aws import STACK_TAG, Look, Poll, client_token, tag_value
 from threetier.blocks import alarms, baking, log_groups, scaling
 from threetier.blocks.alarms import load_balancer_dimension, target_group_dimension
 from threetier.config import Scaling, Spot
@@ -152,6 +152,11 @@ def listeners_look(arn: str) -> Look:
 
 def rules_look(listener_arn: str) -> Look:
     return Look("elbv2", "describe_rules", {"ListenerArn": listener_arn}, missing_ok=ELB_NOT_FOUND)
+
+
+def tags_look(arns: list[str]) -> Look:
+    # A rule deleted between DescribeRules and this read fails the whole read: none known as the stack's.
+    return Look("elbv2", "describe_tags", {"ResourceArns": arns}, missing_ok=(*ELB_NOT_FOUND, "RuleNotFound"))
 
 
 def versions_look(template_id: str) -> Look:
@@ -388,14 +393,39 @@ def listener_rules(ctx: Ctx, tier: Tier, listener: dict[str, Any], *, live: bool
     return [rule for rule in found.get("Rules", []) if not rule.get("IsDefault")]
 
 
+# edge.cdn: 443's rule forwarding on the origin header, tagged with this role at CreateRule (threetier.blocks.https).
+ORIGIN_RULE = "origin-rule"
+DESCRIBE_TAGS_ARNS = 20  # DescribeTags takes at most 20 ARNs
+
+
+def origin_rule_role(tier: Tier) -> str:
+    return f"{tier.alb_role}-{ORIGIN_RULE}"
+
+
+def stack_rules(ctx: Ctx, tier: Tier, listener: dict[str, Any], *, live: bool = False) -> list[dict[str, Any]]:
+    """The listener's rules that are the stack's: tagged at CreateRule with the stack and the origin rule's
+    Name. Any other rule, whatever its priority or conditions, is the user's: never changed or deleted."""
+    rules = listener_rules(ctx, tier, listener, live=live)
+    mine: set[str] = set()
+    for start in range(0, len(rules), DESCRIBE_TAGS_ARNS):
+        arns = [rule["RuleArn"] for rule in rules[start:start + DESCRIBE_TAGS_ARNS]]
+        found = ctx.aws.look(tags_look(arns), live=live,
+                             resource=f"tags of the rules of listener {ctx.name(tier.alb_role)}:{listener['Port']}")
+        mine |= {described["ResourceArn"] for described in (found or {}).get("TagDescriptions", [])
+                 if tag_value(described, STACK_TAG) == ctx.stack
+                 and tag_value(described, "Name") == ctx.name(origin_rule_role(tier))}
+    return [rule for rule in rules if rule["RuleArn"] in mine]
+
+
 def forwards(ctx: Ctx, tier: Tier, listeners: list[dict[str, Any]]) -> list[Forward]:
-    """What of these listeners forwards (not 80's redirect to HTTPS, not 443's 403), 443 first: it decides."""
+    """What of these listeners forwards (not 80's redirect to HTTPS, not 443's 403: there, the stack's origin
+    rule; a user's rules are not the stack's to move), 443 first: it decides."""
     found = []
     for listener in listeners:
         if forward_weights(listener["DefaultActions"]) is not None:
             found.append(Forward(listener))
         elif answers_itself(listener["DefaultActions"]):  # rules read only here: no call for other stacks
-            found += [Forward(listener, rule) for rule in listener_rules(ctx, tier, listener)
+            found += [Forward(listener, rule) for rule in stack_rules(ctx, tier, listener)
                       if forward_weights(rule["Actions"]) is not None]
     return sorted(found, key=lambda forward: (forward.listener["Port"] != 443, forward.listener["Port"]))
 

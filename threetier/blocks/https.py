@@ -2,13 +2,17 @@
 policy, the certificate and HSTS, forwarding to the web target group; listener 80 answering 301 to
 https (`edge.https_redirect`) or forwarding.
 
-With `edge.cdn` 443 forwards only what CloudFront sends: a rule (priority 1) on the origin header
-and its secret value (threetier.blocks.origin) forwards to the tier's colors, and the listener's
-default action answers anything else 403. The value is read from Secrets Manager when needed and
+With `edge.cdn` 443 forwards only what CloudFront sends: a rule on the origin header and its secret
+value (threetier.blocks.origin) forwards to the tier's colors, and the listener's default action
+answers anything else 403. The rule is known as the stack's by its tags (given at CreateRule:
+balancing.stack_rules), never by its priority or conditions: a rule of the user's on 443 is left as it
+is, and the stack's takes the lowest priority free when it is made (1, unless a rule of theirs holds
+it: theirs, put there on purpose, then come first). The value is read from Secrets Manager when needed and
 compared in memory: never written to the state file, a record or a drift line.
 """
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from threetier.aws import Look
@@ -102,7 +106,6 @@ def ensure_https_listener(ctx: Ctx, tier: balancing.Tier, certificate: str) -> N
 
 
 # -- the origin header's rule (edge.cdn) ---------------------------------------------------------
-ORIGIN_RULE_PRIORITY = 1
 # Part 7's resources: the secret's name while the stack has one (never its value), so that turning
 # edge.cdn off removes the rule and the secret without a read for stacks that never had them.
 ORIGIN_SECRET = "origin_secret"
@@ -123,15 +126,23 @@ def header_values(rule: dict[str, Any]) -> list[str] | None:
 
 
 def origin_rules(ctx: Ctx, tier: balancing.Tier, https: dict[str, Any], *, live: bool = False) -> list[dict[str, Any]]:
-    """443's rules that are the stack's (priority 1, or on the origin header), the one at priority 1
-    first. Read only with edge.cdn, a default that does not forward, or a secret the state knows of
-    (cdn being turned off): no call for a stack that never had cdn."""
+    """443's rules that are the stack's (tagged as its origin rule: one), by priority. Read only with
+    edge.cdn, a default that does not forward, or a secret the state knows of (cdn being turned off): no
+    call for a stack that never had cdn."""
     if not (ctx.config.edge.cdn or balancing.forward_weights(https["DefaultActions"]) is None
             or ORIGIN_SECRET in ctx.resources):
         return []
-    rules = [rule for rule in balancing.listener_rules(ctx, tier, https, live=live)
-             if rule.get("Priority") == str(ORIGIN_RULE_PRIORITY) or header_values(rule) is not None]
-    return sorted(rules, key=lambda rule: rule.get("Priority") != str(ORIGIN_RULE_PRIORITY))
+    return sorted(balancing.stack_rules(ctx, tier, https, live=live), key=lambda rule: int(rule["Priority"]))
+
+
+def free_priority(ctx: Ctx, tier: balancing.Tier, https: dict[str, Any]) -> int:
+    """The lowest priority no rule of 443 holds (1 unless a rule of the user's does)."""
+    taken = {rule.get("Priority") for rule in balancing.listener_rules(ctx, tier, https)}
+    return next(priority for priority in itertools.count(1) if str(priority) not in taken)
+
+
+def rule_where(ctx: Ctx, tier: balancing.Tier, priority: Any) -> str:
+    return f"{ctx.name(tier.alb_role)}:443 rule {priority}"
 
 
 def secret_value(ctx: Ctx) -> str:
@@ -144,17 +155,22 @@ def secret_value(ctx: Ctx) -> str:
 
 def ensure_origin_rule(ctx: Ctx, tier: balancing.Tier, https: dict[str, Any], rules: list[dict[str, Any]],
                        serving: list[dict[str, Any]]) -> None:
-    """Priority 1: the origin header with the secret's value -> `serving` (the tier's forward)."""
-    aws, where = ctx.aws, f"{ctx.name(tier.alb_role)}:443 rule {ORIGIN_RULE_PRIORITY}"
+    """The stack's rule: the origin header with the secret's value -> `serving` (the tier's forward)."""
+    aws = ctx.aws
     value = secret_value(ctx)
-    rule = rules[0] if rules and rules[0].get("Priority") == str(ORIGIN_RULE_PRIORITY) else None
-    if rule is None:
+    if not rules:
+        priority = free_priority(ctx, tier, https)
+        where = rule_where(ctx, tier, priority)
+        # PriorityInUse: our own create, whose answer was lost (found by its tags), or a rule of the user's
+        # made meanwhile (nothing found: the error is said).
         aws.call("elbv2", "create_rule", resource=f"listener rule {where}", ListenerArn=https["ListenerArn"],
-                 Priority=ORIGIN_RULE_PRIORITY, Conditions=origin_conditions(value), Actions=serving,
-                 Tags=balancing.elb_tags(ctx, f"{tier.alb_role}-origin-rule"), exists=("PriorityInUse",),
+                 Priority=priority, Conditions=origin_conditions(value), Actions=serving,
+                 Tags=balancing.elb_tags(ctx, balancing.origin_rule_role(tier)), exists=("PriorityInUse",),
                  found=lambda: made_rule(ctx, tier, https))
         ctx.record("created", "listener rule", where, f"{origin.HEADER} -> forward")
         return
+    rule = rules[0]
+    where = rule_where(ctx, tier, rule.get("Priority"))
     if header_values(rule) != [value]:
         aws.call("elbv2", "modify_rule", resource=f"listener rule {where}", RuleArn=rule["RuleArn"],
                  Conditions=origin_conditions(value))
@@ -166,14 +182,13 @@ def ensure_origin_rule(ctx: Ctx, tier: balancing.Tier, https: dict[str, Any], ru
 
 def made_rule(ctx: Ctx, tier: balancing.Tier, https: dict[str, Any]) -> dict[str, Any] | None:
     """What a CreateRule whose answer was lost made (Aws.call's `found`), read again from AWS."""
-    rules = [rule for rule in origin_rules(ctx, tier, https, live=True)
-             if rule.get("Priority") == str(ORIGIN_RULE_PRIORITY)]
-    return {"Rules": rules} if rules else None
+    rules = origin_rules(ctx, tier, https, live=True)
+    return {"Rules": rules[:1]} if rules else None
 
 
 def delete_origin_rules(ctx: Ctx, tier: balancing.Tier, rules: list[dict[str, Any]]) -> None:
     for rule in rules:
-        where = f"{ctx.name(tier.alb_role)}:443 rule {rule.get('Priority')}"
+        where = rule_where(ctx, tier, rule.get("Priority"))
         ctx.aws.call("elbv2", "delete_rule", resource=f"listener rule {where}", RuleArn=rule["RuleArn"],
                      missing_ok=(*balancing.ELB_NOT_FOUND, "RuleNotFound"))
         ctx.record("deleted", "listener rule", where)
@@ -185,10 +200,9 @@ def check_origin(ctx: Ctx, tier: balancing.Tier, result: Check) -> None:
     balancer = ctx.resources.get("load_balancer_arn")
     listener = balancing.find_listener(ctx, tier, balancer, 443) if balancer and ctx.config.edge.https else None
     name = ctx.name(tier.alb_role)
-    where = f"listener rule {name}:443 rule {ORIGIN_RULE_PRIORITY}"
-    if listener is None:  # no 443 (edge.check says so): with cdn, `up` makes its rule with it
+    if listener is None:  # no 443 (edge.check says so): with cdn, `up` makes its rule with it (priority 1)
         if ctx.config.edge.cdn:
-            result.found(f"{where} ({origin.HEADER} -> forward)", False)
+            result.found(f"listener rule {rule_where(ctx, tier, 1)} ({origin.HEADER} -> forward)", False)
         return
     rules = origin_rules(ctx, tier, listener)
     if not ctx.config.edge.cdn:
@@ -201,7 +215,9 @@ def check_origin(ctx: Ctx, tier: balancing.Tier, result: Check) -> None:
     if not balancing.same_actions(listener["DefaultActions"], refused(ctx)):
         result.drift.append(f"listener {name}:443: its default action should answer 403 (only CloudFront's "
                             f"requests, with {origin.HEADER}, are forwarded)")
-    rule = rules[0] if rules and rules[0].get("Priority") == str(ORIGIN_RULE_PRIORITY) else None
+    rule = rules[0] if rules else None
+    # Missing: named by the priority `up` will give it (ensure_origin_rule).
+    where = f"listener rule {rule_where(ctx, tier, rule['Priority'] if rule else free_priority(ctx, tier, listener))}"
     if not result.found(f"{where} ({origin.HEADER} -> forward)", rule is not None) or rule is None:
         return
     value = origin.value(ctx)

@@ -5,7 +5,10 @@ keeping no rule at all.
 With `edge.cdn` a sixth, cdn-origin-sg, on the external ALB beside external-alb-sg: HTTPS from
 CloudFront's origin-facing addresses (AWS's managed prefix list) and nothing else, while
 external-alb-sg then admits no client at all. A group of its own: the prefix list counts as some 55
-rules against a group's quota of 60.
+rules against a group's quota of 60. Closing external-alb-sg to viewers is Part 7's, once CloudFront
+serves the domain (`close_to_viewers`): until then the ALB keeps serving them, so turning cdn on for a
+stack that is serving costs no window without service; Part 2 neither adds nor revokes that ingress
+while cdn is on (a stack built with cdn never has it).
 """
 from __future__ import annotations
 
@@ -75,7 +78,8 @@ def cloudfront_prefix_list(ctx: Ctx) -> str:
 
 def wanted_rules(ctx: Ctx) -> dict[str, list[Rule]]:
     access, port = ctx.config.access, ctx.config.app.port
-    # With edge.cdn no client reaches the external ALB but through CloudFront (cdn-origin-sg).
+    # With edge.cdn no client is admitted here but through CloudFront (cdn-origin-sg); what viewer ingress
+    # there is stays until CloudFront serves the domain (Part 7: close_to_viewers; ingress_diff leaves it).
     clients = [] if ctx.config.edge.cdn else access.client_cidrs
     rules: dict[str, list[Rule]] = {
         "external-alb-sg": [Rule(80, cidr, "HTTP from allowed clients") for cidr in clients],
@@ -109,6 +113,16 @@ def rules_look(group_id: str) -> Look:
 
 # A revoke resent after its answer was lost finds the rule gone: done.
 RULE_GONE = ("InvalidPermission.NotFound", "InvalidSecurityGroupRuleId.NotFound")
+EXTERNAL_ALB_SG = "external-alb-sg"
+VIEWER_PORTS = (80, 443)  # what external-alb-sg admits clients on (wanted_rules)
+
+
+def viewer_ingress(rules: list[dict[str, Any]]) -> dict[str, str]:
+    """{rule ID: description} of the rules that let viewers reach the ALB directly: tcp 80 or 443 from
+    an address range (what wanted_rules makes of access.client_cidrs, or the like added by hand)."""
+    return {r["SecurityGroupRuleId"]: f"tcp {r['FromPort']} from {r.get('CidrIpv4') or r.get('CidrIpv6')}"
+            for r in rules if not r["IsEgress"] and r["IpProtocol"] == "tcp" and r.get("FromPort") in VIEWER_PORTS
+            and r.get("ToPort") == r.get("FromPort") and (r.get("CidrIpv4") or r.get("CidrIpv6"))}
 
 
 # -- apply -----------------------------------------------------------------------
@@ -171,6 +185,9 @@ def has_rule(ctx: Ctx, role: str, groups: dict[str, str], rule: Rule) -> dict[st
 def ingress_diff(ctx: Ctx, role: str, groups: dict[str, str], rules: list[Rule]) -> tuple[list[Rule], dict[str, str]]:
     """(wanted rules that are missing, {rule ID: description} of rules present but not wanted)."""
     present = [r for r in ctx.aws.look(rules_look(groups[role]), resource=ctx.name(role)) if not r["IsEgress"]]
+    if role == EXTERNAL_ALB_SG and ctx.config.edge.cdn:  # Part 7's to close, once CloudFront serves (close_to_viewers)
+        left = viewer_ingress(present)
+        present = [r for r in present if r["SecurityGroupRuleId"] not in left]
     names = {group_id: group_role for group_role, group_id in groups.items()}
     have: dict[tuple[str, int, int, str], str] = {}
     for r in present:
@@ -268,6 +285,35 @@ def check_security_groups(ctx: Ctx, result: Check, vpc: str | None) -> None:
         for rule in sorted(rules, key=lambda rule: rule["IsEgress"]):  # inbound first
             result.drift.append(f"default security group {group_id} of {ctx.name('vpc')}: allows "
                                 f"{describe_rule(rule, group_id)}; it should allow nothing")
+
+
+# -- edge.cdn: Part 7 closes the ALB to viewers -----------------------------------
+def open_to_viewers(ctx: Ctx, group_id: str) -> dict[str, str]:
+    """With edge.cdn, external-alb-sg's ingress that lets viewers past CloudFront ({rule ID: description})."""
+    if not ctx.config.edge.cdn or not group_id:
+        return {}
+    return viewer_ingress(ctx.aws.look(rules_look(group_id), resource=ctx.name(EXTERNAL_ALB_SG)) or [])
+
+
+def close_to_viewers(ctx: Ctx, group_id: str) -> None:
+    """edge.cdn, at the end of Part 7's finish (the distribution deployed, the domain's records on it):
+    external-alb-sg's viewer ingress revoked; from now on only CloudFront reaches the ALB (cdn-origin-sg).
+    Not earlier: until CloudFront serves the domain, viewers reach the ALB as they did."""
+    opened = open_to_viewers(ctx, group_id)
+    if opened:
+        what = ctx.name(EXTERNAL_ALB_SG)
+        ctx.aws.call("ec2", "revoke_security_group_ingress", resource=what, GroupId=group_id,
+                     SecurityGroupRuleIds=list(opened), missing_ok=RULE_GONE)
+        ctx.record("changed", "security group rules", f"{what}: revoked {', '.join(opened.values())} "
+                   f"(CloudFront serves the domain)")
+
+
+def check_closed_to_viewers(ctx: Ctx, group_id: str, result: Check) -> None:
+    """Part 7's status: with edge.cdn, viewer ingress on external-alb-sg is drift that `up` revokes once the
+    distribution is deployed (Part 2 leaves it alone)."""
+    for description in open_to_viewers(ctx, group_id).values():
+        result.drift.append(f"security group {ctx.name(EXTERNAL_ALB_SG)}: admits {description} past CloudFront "
+                            f"(`up` revokes it once the distribution is deployed)")
 
 
 # -- destroy ---------------------------------------------------------------------
