@@ -106,8 +106,8 @@ def test_a_trail_not_logging_or_without_management_events_and_a_disabled_detecto
 def test_reads_refused_are_no_note_and_no_failure_said_with_v(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real = Aws._client
 
-    def client(self: Aws, service: str) -> Any:
-        made = real(self, service)
+    def client(self: Aws, service: str, region: str | None) -> Any:
+        made = real(self, service, region)
         if service in ("cloudtrail", "guardduty") and not hasattr(made, "refusing"):
             stubber = Stubber(made)
             stubber.add_client_error("describe_trails" if service == "cloudtrail" else "list_detectors",

@@ -124,7 +124,7 @@ def test_cdn_on_admits_cloudfront_only_drift_is_repaired_and_cdn_off_undoes_it_a
         up = cli("up", "--yes", cwd=directory)
     assert up.code == 0, up.stderr
     assert while_deploying == [[(80, "0.0.0.0/0"), (443, "0.0.0.0/0")]]
-    order = [operation for _, operation in calls]
+    order = [operation for _, operation, _ in calls]
     (revoke,) = [i for i, operation in enumerate(order) if operation == "RevokeSecurityGroupIngress"]
     made = [i for i, operation in enumerate(order) if operation in ("CreateDistributionWithTags", "ChangeResourceRecordSets")]
     assert "CreateDistributionWithTags" in order and max(made) < revoke, order
@@ -149,7 +149,7 @@ def test_cdn_on_admits_cloudfront_only_drift_is_repaired_and_cdn_off_undoes_it_a
     assert value not in state_text(directory) and value not in up.stdout + up.stderr
     # What `up` called is what the policy grants for that config (the secret's own statement too).
     config = configlib.parse({"edge": CDN})
-    made = actions_called([SimpleNamespace(service=service, operation=operation) for service, operation in calls])
+    made = actions_called([SimpleNamespace(service=service, operation=operation) for service, operation, _ in calls])
     assert made - set(actions_for("up", config)) - permissions.NEEDS_NO_PERMISSION == set()
     assert drift(directory) == []
 
@@ -191,7 +191,7 @@ def test_cdn_on_admits_cloudfront_only_drift_is_repaired_and_cdn_off_undoes_it_a
         off = cli("up", "--yes", cwd=directory)
     assert off.code == 0, off.stderr
     # In an order AWS accepts (moto would take any): a group in use, or a secret 443 still needs, is not deleted.
-    order = [operation for _, operation in calls]
+    order = [operation for _, operation, _ in calls]
     assert order.index("SetSecurityGroups") < order.index("DeleteSecurityGroup")
     assert order.index("ModifyListener") < order.index("DeleteRule") < order.index("DeleteSecret")
     assert group("cdn-origin-sg") is None and balancer()["SecurityGroups"] == [external_sg["GroupId"]]

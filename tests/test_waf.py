@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from helpers import FakeClock, cli, make_engine, mutating, write_config
+from helpers import FakeClock, cli, make_engine, moto, mutating, write_config
 from steps import web_tier
 from threetier.aws import PART_TAG, STACK_TAG, tag_value
 from threetier.blocks import waf
