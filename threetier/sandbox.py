@@ -166,6 +166,9 @@ def start(port: int | None = None) -> tuple[Sandbox, bool]:
     return sandbox, True
 
 
+STOP_GRACE_SECONDS = 1.0
+
+
 def stop() -> Sandbox | None:
     """Stop the recorded sandbox (its state is lost with it). Returns what was stopped."""
     sandbox = load()
@@ -174,7 +177,9 @@ def stop() -> Sandbox | None:
     if alive(sandbox.pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(sandbox.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
+        # Its contents are lost either way, and moto's interpreter takes seconds to tear itself down:
+        # a moment to exit cleanly, then killed.
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
         while alive(sandbox.pid) and time.monotonic() < deadline:
             _reap(sandbox.pid)
             time.sleep(0.05)
