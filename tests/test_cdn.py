@@ -479,3 +479,27 @@ def test_a_stale_alias_of_a_name_the_stack_no_longer_uses_is_said_so(stack_from)
     assert f"alias record {DOMAIN} (A): written by the stack for a name the stack no longer uses (`up` removes it)" \
         in drift, drift
     assert not any("edge.cdn" in d for d in drift), drift
+
+
+def test_waf_turned_off_with_cdn_on_drops_the_acl_from_the_distribution_then_deletes_it_on_the_model(
+        stack_from) -> None:
+    """On the benchmark's model (a distribution naming a web ACL is its association: DeleteWebACL refused
+    while it lasts, which moto does not do): edge.waf turned off while cdn stays on, `up` updates the
+    distribution to name no ACL and deletes CloudFront's ACL once that is deployed, breaking no rule."""
+    from bench.model import LatencyModel, VirtualClock
+    tmp_path = stack_from("edge_waf")
+    clock = VirtualClock()
+    on = make_engine(tmp_path, cdn_config(waf=True), clock=clock)
+    model = LatencyModel(on.ctx.aws, clock)  # sees the distribution made naming the ACL
+    on.up()
+    acl = on.ctx.state.parts[7].resources["cdn_web_acl_arn"]
+    assert distributions()[0]["DistributionConfig"]["WebACLId"] == acl
+    off = make_engine(tmp_path, cdn_config(waf=False), clock=clock)
+    off.ctx.aws = on.ctx.aws  # the model's hooks are on these clients
+    before = len(on.ctx.aws.calls)
+    off.up()
+    calls = [c for c in on.ctx.aws.calls[before:] if c.operation in ("UpdateDistribution", "DeleteWebACL")]
+    assert [(c.operation, c.params.get("DistributionConfig", {}).get("WebACLId", c.params.get("Scope"))) for c in calls] \
+        == [("UpdateDistribution", ""), ("DeleteWebACL", "CLOUDFRONT")]
+    assert [r.rule for r in model.refusals if r.violation] == []
+    assert "cdn_web_acl_arn" not in off.ctx.state.parts[7].resources
