@@ -432,12 +432,15 @@ def test_without_its_state_the_stack_knows_the_domain_s_aliases_to_its_own_distr
     """A lost state file: `up` takes the domain's A/AAAA aliases to the stack's (tagged) distribution as its
     own (not someone's site to refuse), and `down`'s destroy_records deletes them."""
     from steps import web_tier
+    from threetier import preflight
     tmp_path = stack_from("edge_cdn")
     zone_id = the_zone()
     [distribution] = distributions()
     to_cloudfront = f"{dns.CLOUDFRONT_ZONE} {distribution['DomainName']}"
     up = make_engine(tmp_path, cdn_config())
     lose_part7_records(up)
+    # The preflight cannot prove a CloudFront alias the stack's without reading tags: left for `up`.
+    assert [s for s in preflight.check(up, "up").shortfalls if s.key.startswith("edge")] == []
     up.up()
     assert "CreateDistributionWithTags" not in mutating(up) and len(distributions()) == 1
     found = aliases(zone_id)
