@@ -2,9 +2,10 @@
 
 One distribution per stack, tagged with it (threetier:stack, threetier:part, Name=<stack>-cdn), its Comment
 <stack>-cdn, and found by those tags (read only for the distributions of that Comment) before anything is
-created; another one tagged so is an extra, which `up` disables and deletes. It serves the domain with CloudFront's certificate (in
-us-east-1: threetier.blocks.certificates.cloudfront) and reaches the ALB as origin.<domain> over HTTPS,
-adding the header threetier.blocks.origin.HEADER with the secret value the ALB's 443 rule asks for.
+created; another one tagged so is an extra, which `up` disables and deletes. It serves the domain with
+CloudFront's certificate (in us-east-1: threetier.blocks.certificates.cloudfront) and reaches the ALB as
+origin.<domain> over HTTPS, adding the header threetier.blocks.origin.HEADER with the secret value the
+ALB's 443 rule asks for.
 Behaviors: /assets/* cached long (the bundle's names carry their hash), /api/* never cached with every
 viewer header, query string and cookie forwarded, the rest (the page) as the origin's Cache-Control
 says (nginx: no-cache, so revalidated).
@@ -325,8 +326,8 @@ def create(ctx: Ctx, wanted: dict[str, Any], vpc: str) -> dict[str, Any]:
     # after a lost answer or a crash is refused as DistributionAlreadyExists, and the one made is found
     # by its tags instead (it is also looked for before any create).
     # AWS keeps a deleted distribution's CallerReference: cdn turned off then on within the hour is
-    # refused too, with nothing tagged found; then once more with a reference of this moment (a second's
-    # salt), never adopting a distribution the tags do not prove the stack's.
+    # refused too, with nothing tagged found; then once more with a reference salted with the time,
+    # never adopting a distribution the tags do not prove the stack's.
     reference = client_token(ctx.stack, ctx.aws.region, vpc, ROLE)
 
     def made() -> dict[str, Any] | None:

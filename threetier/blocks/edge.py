@@ -126,7 +126,7 @@ def start(ctx: Ctx, tier: balancing.Tier) -> None:
         cdn.recall(ctx)  # a lost state file: the domain's aliases to the stack's distribution are its own
         check_domain_free(ctx)
         ensure_certificate(ctx, tier.vpc)  # the VPC: new with each build of the stack
-        cdn.start(ctx, tier.vpc)  # with edge.cdn: CloudFront's certificate, the origin header's secret
+        cdn.start(ctx, tier.vpc)  # with edge.cdn: CloudFront's certificate
     else:
         had_certificate = "certificate_arn" in ctx.resources
         had_listener = remove_https_listener(ctx, tier)
@@ -188,6 +188,7 @@ def finish_cdn(ctx: Ctx, tier: balancing.Tier) -> None:
 
 
 def move_to_cdn(ctx: Ctx, tier: balancing.Tier) -> None:
+    """The distribution deployed: the domain's A and AAAA to it, unless the state says they are already."""
     target = ctx.resources.get(cdn.DOMAIN_NAME)
     if not ctx.config.edge.https or not target or any(
             (e.name, e.type, e.value) == (fqdn(domain(ctx)), "A", balancer_name(target)) for e in recorded_aliases(ctx)):
