@@ -140,7 +140,7 @@ def finish(ctx: Ctx) -> None:
         raise ThreetierError(f"{NAME}: the dashboard needs both tiers' load balancers and target groups, "
                              f"and one is not known; run `threetier up` again")
     dashboard.ensure_dashboard(ctx, body)
-    cdn.finish(ctx)  # with edge.cdn: deployed (minutes) before the round trip through it; off: deleted
+    edge.finish_cdn(ctx, tier(ctx))  # cdn: deployed (minutes), the records moved to it if not yet; off: deleted
     security_groups.close_to_viewers(ctx, tier(ctx).alb_security_group)  # edge.cdn: now CloudFront serves
     waf.settle_cloudfront(ctx)  # CloudFront's web ACL, no longer wanted: once no distribution names it
     if not ctx.config.edge.cdn and https.ORIGIN_SECRET in ctx.resources:
@@ -262,13 +262,13 @@ def destroy(ctx: Ctx) -> None:
     alarms.delete_alarms(ctx, ALARMS)
     dashboard.delete_dashboard(ctx)
     edge.destroy_records(ctx, tier(ctx))  # while the ALB they point at is there
-    cdn.disable_all(ctx)  # not waited for: it deploys while the rest goes (cdn.destroy, below)
+    cdn.disable_all(ctx)  # not waited for: it deploys while the rest goes (cdn.remove, below)
     waf.destroy(ctx, tier(ctx))  # off the ALB, then deleted
     balancing.destroy(ctx, "web", ALB_ROLE)
     certificates.destroy_certificates(ctx)  # once no listener uses them
     strays.wait_gone(ctx, going)  # their ENIs hold subnets and security groups (Part 2 waits for this Part)
-    cdn.destroy(ctx)  # disabled above: deployed, deleted, then CloudFront's certificate
-    # Once no distribution names it (cdn.destroy deleted them).
+    cdn.remove(ctx)  # disabled above: deployed, deleted, then CloudFront's certificate
+    # Once no distribution names it (cdn.remove deleted them).
     waf.destroy_cloudfront(ctx)
     # Last, whatever edge.cdn says now: the distribution that sent the header is gone.
     origin.delete_secret(ctx)

@@ -15,8 +15,8 @@ from botocore.stub import ANY, Stubber
 
 from helpers import cli, make_engine, mutating, write_config
 from test_crash_recovery import crash_up_after
-from threetier.aws import STACK_TAG, tag_value
-from threetier.blocks import cdn, dns, origin
+from threetier.aws import STACK_TAG, client_token, tag_value
+from threetier.blocks import cdn, dns, edge, origin
 from threetier.engine import Check
 from threetier.scan import tagged
 
@@ -117,10 +117,14 @@ def test_up_with_cdn_builds_the_distribution_then_changes_nothing_repairs_drift_
     assert {(e.name, e.type) for e in dns.recorded_aliases(part7(engine))} == {
         (f"{DOMAIN}.", "A"), (f"{DOMAIN}.", "AAAA"), (f"{ORIGIN}.", "A")}
     assert web["url"] == f"https://{DOMAIN}" and web[cdn.ID] == distribution["Id"]
-    # The distribution was not waited for where it was made: the records to it were written first.
-    operations = [c.operation for c in engine.ctx.aws.calls]
-    last = {operation: index for index, operation in enumerate(operations)}
-    assert operations.index("CreateDistributionWithTags") < last["ChangeResourceRecordSets"] < last["GetDistribution"]
+    # The domain was served by the ALB: its records moved to the distribution only once it was deployed (moto
+    # answers InProgress to the create, Deployed to the wait's first GetDistribution); origin.<domain> before.
+    calls = engine.ctx.aws.calls
+    moved = next(i for i, c in enumerate(calls) if c.operation == "ChangeResourceRecordSets" and any(
+        change["ResourceRecordSet"]["Name"] == f"{DOMAIN}." for change in c.params["ChangeBatch"]["Changes"]))
+    operations = [c.operation for c in calls]
+    assert operations.index("ChangeResourceRecordSets") < operations.index("CreateDistributionWithTags") \
+        < operations.index("GetDistribution") < moved
 
     # A second up changes nothing: no mutating call at all.
     again = make_engine(tmp_path, cdn_config())
@@ -311,7 +315,8 @@ def test_a_distribution_still_deploying_is_awaited_not_drift_to_change(tmp_path,
     found = {"Id": "E1", "ARN": "a", "Status": "InProgress", "DomainName": "d1.cloudfront.net",
              "DistributionConfig": cdn.wanted_settings(ctx, certificate, "v"), "ETag": "e"}
     monkeypatch.setattr(cdn, "find", lambda *_, **__: found)
-    monkeypatch.setattr(cdn, "header_value", lambda *_: "v")
+    monkeypatch.setattr(cdn, "extras", lambda *_, **__: [])
+    monkeypatch.setattr(origin, "value", lambda *_: "v")
     monkeypatch.setattr(origin, "check", lambda *_: None)  # no AWS here
     result = Check()
     cdn.check(ctx, result)
@@ -346,3 +351,158 @@ def test_in_another_region_cloudfronts_certificate_is_requested_in_us_east_1_and
         names = {r["Name"] for r in boto3.client("route53").list_resource_record_sets(
             HostedZoneId=the_zone())["ResourceRecordSets"]}
         assert shared in names and cloudfront_certificates() == []
+
+
+# -- the review's fixes: the web ACL named only while wanted, a reused CallerReference, the Comment filter --------
+ACL_ARN = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/threetier-cdn-web-acl/1"
+
+
+def test_the_distribution_names_cloudfront_s_acl_only_while_waf_and_cdn_are_both_on(tmp_path, monkeypatch) -> None:
+    """edge.waf turned off, cdn on: the state keeps the ACL's ARN until the ACL is deleted, which WAF refuses
+    while a distribution names it (WAFAssociatedItemException: moto does not enforce it). So the distribution
+    should name none: `status` says it does (drift), and `up` drops it, after which the ACL can go."""
+    certificate = "arn:aws:acm:us-east-1:123456789012:certificate/x"
+    monkeypatch.setattr(origin, "value", lambda *_: "v")
+    monkeypatch.setattr(cdn, "extras", lambda *_, **__: [])
+    for waf_on, drift in ((True, []), (False, [f"distribution threetier-cdn: web ACL {ACL_ARN}, should be none"])):
+        ctx = part7(make_engine(tmp_path, cdn_config(waf=waf_on)))
+        ctx.resources.update({cdn.CERTIFICATE: certificate, "cdn_web_acl_arn": ACL_ARN})
+        assert cdn.wanted_settings(ctx, certificate, "v")["WebACLId"] == (ACL_ARN if waf_on else "")
+        named = {**cdn.wanted_settings(ctx, certificate, "v"), "WebACLId": ACL_ARN}
+        found = {"Id": "E1", "ARN": "a", "Status": "Deployed", "DomainName": "d1.cloudfront.net", "ETag": "e",
+                 "DistributionConfig": named}
+        monkeypatch.setattr(cdn, "find", lambda *_, found=found, **__: found)
+        result = Check()
+        cdn.check(ctx, result)
+        assert result.drift == drift
+
+
+def test_a_caller_reference_aws_keeps_from_a_deleted_distribution_is_salted_once_never_adopting_an_untagged_one(
+        tmp_path) -> None:
+    """cdn off then on within the hour: AWS remembers the deleted distribution's CallerReference and answers
+    DistributionAlreadyExists. A distribution of the stack's Comment not tagged with it is not adopted; the
+    create is sent once more with another reference."""
+    engine = make_engine(tmp_path, cdn_config())
+    ctx = part7(engine)
+    wanted = cdn.wanted_settings(ctx, "arn:aws:acm:us-east-1:123456789012:certificate/x", "v")
+    someone = {**summary_of(ctx, "arn:aws:cloudfront::123456789012:distribution/E9"), "Id": "E9"}
+    stub = stubbed(engine)
+    stub.add_client_error("create_distribution_with_tags", "DistributionAlreadyExists", http_status_code=409)
+    stub.add_response("list_distributions", {"DistributionList": {
+        "Marker": "", "MaxItems": 100, "IsTruncated": False, "Quantity": 1, "Items": [someone]}}, {})
+    stub.add_response("list_tags_for_resource", {"Tags": {"Items": [{"Key": "threetier:stack", "Value": "other"}]}},
+                      {"Resource": someone["ARN"]})
+    stub.add_response("create_distribution_with_tags", {"Distribution": distribution_answer(ctx, "InProgress", True),
+                                                        "ETag": "E"})
+    with stub:
+        made = cdn.create(ctx, wanted, "vpc-1")
+    stub.assert_no_pending_responses()
+    assert made["Id"] == "E1"
+    first, second = [c.params["DistributionConfigWithTags"]["DistributionConfig"]["CallerReference"]
+                     for c in engine.ctx.aws.calls if c.operation == "CreateDistributionWithTags"]
+    assert first == client_token("threetier", "us-east-1", "vpc-1", cdn.ROLE) and second != first
+
+
+def test_only_distributions_of_the_stack_s_comment_have_their_tags_read(tmp_path) -> None:
+    """The account's other distributions cost no ListTagsForResource (a Stubber fails on a call it does not
+    expect); the tag stays the proof."""
+    engine = make_engine(tmp_path, cdn_config())
+    ctx = part7(engine)
+    ours = summary_of(ctx, "arn:aws:cloudfront::123456789012:distribution/E1")
+    others = [{**ours, "Id": f"E{n}", "ARN": f"arn:aws:cloudfront::123456789012:distribution/E{n}",
+               "Comment": comment} for n, comment in ((7, "a site"), (8, ""))]
+    stub = stubbed(engine)
+    stub.add_response("list_distributions", {"DistributionList": {
+        "Marker": "", "MaxItems": 100, "IsTruncated": False, "Quantity": 3, "Items": [others[0], ours, others[1]]}}, {})
+    stub.add_response("list_tags_for_resource", {"Tags": {"Items": ctx.tags(cdn.ROLE)}}, {"Resource": ours["ARN"]})
+    with stub:
+        assert [s["Id"] for s in cdn.stack_distributions(ctx)] == ["E1"]
+        assert [look.operation for look in cdn.looks(ctx)] == ["list_distributions", "list_tags_for_resource"]
+    stub.assert_no_pending_responses()
+
+
+def lose_part7_records(engine) -> None:
+    """A lost state file, as far as the records go: Part 7's state knows neither the records the stack wrote
+    nor its distribution."""
+    for key in (dns.RECORDS, cdn.ID, cdn.DOMAIN_NAME, cdn.STATUS):
+        engine.ctx.state.parts[7].resources.pop(key, None)
+
+
+def test_without_its_state_the_stack_knows_the_domain_s_aliases_to_its_own_distribution(stack_from) -> None:
+    """A lost state file: `up` takes the domain's A/AAAA aliases to the stack's (tagged) distribution as its
+    own (not someone's site to refuse), and `down`'s destroy_records deletes them."""
+    from steps import web_tier
+    from threetier import preflight
+    tmp_path = stack_from("edge_cdn")
+    zone_id = the_zone()
+    [distribution] = distributions()
+    to_cloudfront = f"{dns.CLOUDFRONT_ZONE} {distribution['DomainName']}"
+    up = make_engine(tmp_path, cdn_config())
+    lose_part7_records(up)
+    # The preflight cannot prove a CloudFront alias the stack's without reading tags: left for `up`.
+    assert [s for s in preflight.check(up, "up").shortfalls if s.key.startswith("edge")] == []
+    up.up()
+    assert "CreateDistributionWithTags" not in mutating(up) and len(distributions()) == 1
+    found = aliases(zone_id)
+    assert (found[(DOMAIN, "A")], found[(DOMAIN, "AAAA")]) == (to_cloudfront, to_cloudfront)
+
+    down = make_engine(tmp_path, cdn_config())
+    lose_part7_records(down)
+    ctx = part7(down)
+    edge.destroy_records(ctx, web_tier.tier(ctx))
+    assert (DOMAIN, "A") not in aliases(zone_id) and (DOMAIN, "AAAA") not in aliases(zone_id)
+
+
+def test_a_second_distribution_tagged_with_the_stack_is_reported_then_deleted_by_up(stack_from) -> None:
+    tmp_path = stack_from("edge_cdn")
+    [kept] = distributions()
+    client = boto3.client("cloudfront", region_name="us-east-1")
+    config = {**client.get_distribution_config(Id=kept["Id"])["DistributionConfig"], "CallerReference": "by hand",
+              "Aliases": {"Quantity": 0}}
+    extra = client.create_distribution_with_tags(DistributionConfigWithTags={
+        "DistributionConfig": config, "Tags": {"Items": part7(make_engine(tmp_path, cdn_config())).tags(cdn.ROLE)}}
+    )["Distribution"]["Id"]
+    write_config(tmp_path, **cdn_config())
+    shown = cli("status", "--json", "--state", str(tmp_path / "state.json"), cwd=tmp_path)
+    drift = json.loads(shown.stdout)["parts"][6]["drift"]
+    assert any(d.startswith(f"distribution threetier-cdn ({extra}): a second one tagged with the stack") for d in drift), drift
+    up = make_engine(tmp_path, cdn_config())
+    up.up()
+    assert [d["Id"] for d in distributions()] == [kept["Id"]]
+    assert [c.params["Id"] for c in up.ctx.aws.mutating_calls() if c.operation in ("UpdateDistribution", "DeleteDistribution")] \
+        == [extra, extra]
+
+
+def test_a_stale_alias_of_a_name_the_stack_no_longer_uses_is_said_so(stack_from) -> None:
+    """edge.domain changed (no CloudFront at all): the old name's alias is not blamed on edge.cdn."""
+    tmp_path = stack_from("edge")
+    write_config(tmp_path, edge={"domain": "www.example.com", "hosted_zone": ZONE})
+    shown = cli("status", "--json", "--state", str(tmp_path / "state.json"), cwd=tmp_path)
+    drift = json.loads(shown.stdout)["parts"][6]["drift"]
+    assert f"alias record {DOMAIN} (A): written by the stack for a name the stack no longer uses (`up` removes it)" \
+        in drift, drift
+    assert not any("edge.cdn" in d for d in drift), drift
+
+
+def test_waf_turned_off_with_cdn_on_drops_the_acl_from_the_distribution_then_deletes_it_on_the_model(
+        stack_from) -> None:
+    """On the benchmark's model (a distribution naming a web ACL is its association: DeleteWebACL refused
+    while it lasts, which moto does not do): edge.waf turned off while cdn stays on, `up` updates the
+    distribution to name no ACL and deletes CloudFront's ACL once that is deployed, breaking no rule."""
+    from bench.model import LatencyModel, VirtualClock
+    tmp_path = stack_from("edge_waf")
+    clock = VirtualClock()
+    on = make_engine(tmp_path, cdn_config(waf=True), clock=clock)
+    model = LatencyModel(on.ctx.aws, clock)  # sees the distribution made naming the ACL
+    on.up()
+    acl = on.ctx.state.parts[7].resources["cdn_web_acl_arn"]
+    assert distributions()[0]["DistributionConfig"]["WebACLId"] == acl
+    off = make_engine(tmp_path, cdn_config(waf=False), clock=clock)
+    off.ctx.aws = on.ctx.aws  # the model's hooks are on these clients
+    before = len(on.ctx.aws.calls)
+    off.up()
+    calls = [c for c in on.ctx.aws.calls[before:] if c.operation in ("UpdateDistribution", "DeleteWebACL")]
+    assert [(c.operation, c.params.get("DistributionConfig", {}).get("WebACLId", c.params.get("Scope"))) for c in calls] \
+        == [("UpdateDistribution", ""), ("DeleteWebACL", "CLOUDFRONT")]
+    assert [r.rule for r in model.refusals if r.violation] == []
+    assert "cdn_web_acl_arn" not in off.ctx.state.parts[7].resources

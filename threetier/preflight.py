@@ -586,7 +586,9 @@ class Judge:
             if isinstance(records, Unanswered):
                 self.skip("edge.domain records", records.why)
                 return
-            dns.refuse_foreign_records(edge_ctx, zone, records or [], edge_ctx.resources.get("load_balancer_dns"))
+            dns.refuse_foreign_records(edge_ctx, zone, records or [], edge_ctx.resources.get("load_balancer_dns"),
+                                       unproven_cloudfront=self.config.edge.cdn
+                                       and dns.DISTRIBUTION_DOMAIN not in edge_ctx.resources)
         except ThreetierError as exc:  # a private zone, two zones of that name, someone else's record
             key, _, problem = str(exc).partition(": ")
             self.add(Shortfall(key, problem, ""))  # the message says what to do

@@ -270,7 +270,7 @@ def _wafv2(aws: Aws, stack: str) -> Iterator[Found]:
     """Web ACLs tagged with the stack (Part 7, edge.waf): the regional ones, and CloudFront's
     (CLOUDFRONT scope, kept in us-east-1; edge.cdn). WAFv2 has no paginators: pages are followed by
     NextMarker."""
-    for scope, region in (("REGIONAL", None), ("CLOUDFRONT", "us-east-1")):
+    for scope, region in (("REGIONAL", None), ("CLOUDFRONT", CDN_CERTIFICATE_REGION)):
         params: dict[str, Any] = {"Scope": scope, "Limit": 100}
         while True:
             page = aws.call("wafv2", "list_web_acls", resource=f"web ACLs of stack {stack}", region=region, **params)

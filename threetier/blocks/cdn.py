@@ -1,9 +1,11 @@
 """CloudFront in front of the external ALB (Part 7, config.yaml `edge.cdn`).
 
-One distribution per stack, tagged with it (threetier:stack, threetier:part, Name=<stack>-cdn) and found
-by those tags before anything is created. It serves the domain with CloudFront's certificate (in
-us-east-1: threetier.blocks.certificates.cloudfront) and reaches the ALB as origin.<domain> over HTTPS,
-adding the header threetier.blocks.origin.HEADER with the secret value the ALB's 443 rule asks for.
+One distribution per stack, tagged with it (threetier:stack, threetier:part, Name=<stack>-cdn), its Comment
+<stack>-cdn, and found by those tags (read only for the distributions of that Comment) before anything is
+created; another one tagged so is an extra, which `up` disables and deletes. It serves the domain with
+CloudFront's certificate (in us-east-1: threetier.blocks.certificates.cloudfront) and reaches the ALB as
+origin.<domain> over HTTPS, adding the header threetier.blocks.origin.HEADER with the secret value the
+ALB's 443 rule asks for.
 Behaviors: /assets/* cached long (the bundle's names carry their hash), /api/* never cached with every
 viewer header, query string and cookie forwarded, the rest (the page) as the origin's Cache-Control
 says (nginx: no-cache, so revalidated).
@@ -16,11 +18,12 @@ Every change carries the ETag of the version it changes (IfMatch).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from threetier.aws import STACK_TAG, AwsError, Look, Poll, client_token, tag_value
-from threetier.blocks import origin
+from threetier.blocks import origin, waf
 from threetier.blocks.certificates import (
     cdn_certificates,
     cloudfront,
@@ -28,13 +31,12 @@ from threetier.blocks.certificates import (
     ensure_certificate,
     retire_old_cdn_certificates,
 )
-from threetier.blocks.dns import RECORDS
+from threetier.blocks.dns import DISTRIBUTION_DOMAIN, RECORDS
 from threetier.config import CDN_CERTIFICATE_REGION
 from threetier.engine import Check, Ctx
 from threetier.errors import ThreetierError
 
 ROLE = "cdn"
-REGION = CDN_CERTIFICATE_REGION  # CloudFront's API endpoint (the service is global)
 ORIGIN_ID = "alb"
 GONE = ("NoSuchDistribution",)
 # Another writer changed the distribution between our read of its ETag and our change: read again.
@@ -45,7 +47,7 @@ ETAG_ATTEMPTS = 5
 DEPLOYED_POLL = 30
 DEPLOYED_TIMEOUT = 30 * 60
 # Part 7's resources: the distribution as `status --json` shows it (never the header's value).
-ID, DOMAIN_NAME, STATUS = "cdn_distribution_id", "cdn_domain_name", "cdn_status"
+ID, DOMAIN_NAME, STATUS = "cdn_distribution_id", DISTRIBUTION_DOMAIN, "cdn_status"
 CERTIFICATE = "cdn_certificate_arn"
 
 # AWS's managed policies, by ID. Sources: Amazon CloudFront Developer Guide, "Use managed cache policies"
@@ -76,15 +78,15 @@ def wanted_here(ctx: Ctx) -> bool:
 # -- what the finders read (the inventory) ---------------------------------------
 def distributions_look(marker: str | None = None) -> Look:
     # Paged by Marker (the paginator's result key is nested: DistributionList.Items).
-    return Look("cloudfront", "list_distributions", {"Marker": marker} if marker else {}, region=REGION)
+    return Look("cloudfront", "list_distributions", {"Marker": marker} if marker else {}, region=CDN_CERTIFICATE_REGION)
 
 
 def tags_look(arn: str) -> Look:
-    return Look("cloudfront", "list_tags_for_resource", {"Resource": arn}, missing_ok=GONE, region=REGION)
+    return Look("cloudfront", "list_tags_for_resource", {"Resource": arn}, missing_ok=GONE, region=CDN_CERTIFICATE_REGION)
 
 
 def distribution_look(distribution_id: str) -> Look:
-    return Look("cloudfront", "get_distribution", {"Id": distribution_id}, missing_ok=GONE, region=REGION)
+    return Look("cloudfront", "get_distribution", {"Id": distribution_id}, missing_ok=GONE, region=CDN_CERTIFICATE_REGION)
 
 
 def looks(ctx: Ctx) -> Iterator[Look]:
@@ -93,19 +95,30 @@ def looks(ctx: Ctx) -> Iterator[Look]:
     yield distributions_look()
     listed = (ctx.aws.peek(distributions_look()) or {}).get("DistributionList", {}).get("Items") or []
     for summary in listed:
-        yield tags_look(summary["ARN"])
+        if named_ours(ctx, summary):
+            yield tags_look(summary["ARN"])
     if ctx.resources.get(ID):
         yield distribution_look(ctx.resources[ID])
 
 
 # -- finding it -----------------------------------------------------------------------
+def named_ours(ctx: Ctx, summary: dict[str, Any]) -> bool:
+    """A distribution of the stack's Comment (AWS's ListDistributions summaries carry it): only those have
+    their tags read, the proof (the account's other distributions cost no call). moto's summaries carry no
+    Comment (docs/moto.md): read by their tags alone."""
+    return summary.get("Comment", name(ctx)) == name(ctx)
+
+
 def stack_distributions(ctx: Ctx, *, live: bool = False) -> list[dict[str, Any]]:
-    """The stack's distributions (summaries), by their tags: one, unless made by hand since."""
+    """The stack's distributions (summaries), by their Comment and tags: one, unless made by hand since
+    (extras: `up` deletes them)."""
     found, marker = [], None
     while True:
         page = (ctx.aws.look(distributions_look(marker), resource="CloudFront distributions", live=live)
                 or {}).get("DistributionList", {})
         for summary in page.get("Items") or []:
+            if not named_ours(ctx, summary):
+                continue
             tags = ctx.aws.look(tags_look(summary["ARN"]), resource=f"distribution {summary['Id']}", live=live) or {}
             tagged = {"Tags": (tags.get("Tags") or {}).get("Items") or []}
             if tag_value(tagged, STACK_TAG) == ctx.stack and tag_value(tagged, "Name") == name(ctx):
@@ -115,13 +128,26 @@ def stack_distributions(ctx: Ctx, *, live: bool = False) -> list[dict[str, Any]]
             return found
 
 
+def chosen(ctx: Ctx, summaries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The one of the stack's distributions that is its distribution: the one the state names, else the
+    first; any other is an extra (made by hand, or a copy)."""
+    return next((s for s in summaries if s["Id"] == ctx.resources.get(ID)), summaries[0] if summaries else None)
+
+
+def extras(ctx: Ctx, *, live: bool = False) -> list[dict[str, Any]]:
+    """The stack's distributions but the one it serves from (`up` disables and deletes them)."""
+    summaries = stack_distributions(ctx, live=live)
+    keep = chosen(ctx, summaries)
+    return [s for s in summaries if keep is None or s["Id"] != keep["Id"]]
+
+
 def find(ctx: Ctx, *, live: bool = False) -> dict[str, Any] | None:
     """The stack's distribution: {"Id", "ARN", "DomainName", "Status", "DistributionConfig"} and its
     "ETag"; None when there is none."""
-    summaries = stack_distributions(ctx, live=live)
-    if not summaries:
+    summary = chosen(ctx, stack_distributions(ctx, live=live))
+    if summary is None:
         return None
-    found = ctx.aws.look(distribution_look(summaries[0]["Id"]), resource=f"distribution {name(ctx)}", live=live)
+    found = ctx.aws.look(distribution_look(summary["Id"]), resource=f"distribution {name(ctx)}", live=live)
     return None if found is None else {**found["Distribution"], "ETag": found.get("ETag")}
 
 
@@ -129,6 +155,15 @@ def remember(ctx: Ctx, distribution: dict[str, Any]) -> None:
     ctx.resources[ID] = distribution["Id"]
     ctx.resources[DOMAIN_NAME] = distribution["DomainName"]
     ctx.resources[STATUS] = distribution["Status"]
+
+
+def recall(ctx: Ctx) -> None:
+    """With edge.cdn and a state that does not know the distribution (a lost state file): found by its
+    tags and remembered, so that the domain's aliases to it are known as the stack's (dns.ours)."""
+    if ctx.config.edge.cdn and DOMAIN_NAME not in ctx.resources:
+        found = find(ctx)
+        if found is not None:
+            remember(ctx, found)
 
 
 def forget(ctx: Ctx) -> None:
@@ -152,8 +187,10 @@ def behavior(path: str | None, cache_policy: str, methods: tuple[str, ...], view
 
 
 def wanted_settings(ctx: Ctx, certificate_arn: str, header_value: str) -> dict[str, Any]:
-    """The parts of the DistributionConfig the stack decides, whole (an update puts each back as it is
-    here, and leaves what AWS filled in besides)."""
+    """The parts of the DistributionConfig the stack decides. An update puts each back whole as it is here:
+    the top-level fields it does not name (Logging, Restrictions, CustomErrorResponses, ...) are kept as
+    AWS has them, but Origins and the behaviors are replaced whole (what AWS filled in inside them, such
+    as an origin's timeouts or a behavior's function associations, goes back to AWS's defaults)."""
     edge = ctx.config.edge
     assert edge.domain is not None and edge.origin_domain is not None
     return {
@@ -165,7 +202,7 @@ def wanted_settings(ctx: Ctx, certificate_arn: str, header_value: str) -> dict[s
         "HttpVersion": "http2and3",
         "IsIPV6Enabled": True,
         "PriceClass": "PriceClass_100",  # North America and Europe: the cheapest (README: Edge)
-        "WebACLId": ctx.resources.get("cdn_web_acl_arn") or "",  # waf.py's CLOUDFRONT ACL (edge.waf)
+        "WebACLId": web_acl(ctx),
         "Origins": items([{
             "Id": ORIGIN_ID, "DomainName": edge.origin_domain, "OriginPath": "",
             "CustomHeaders": items([{"HeaderName": origin.HEADER, "HeaderValue": header_value}]),
@@ -181,6 +218,14 @@ def wanted_settings(ctx: Ctx, certificate_arn: str, header_value: str) -> dict[s
             behavior("/api/*", CACHING_DISABLED, ALL_METHODS, "https-only", ALL_VIEWER),
         ]),
     }
+
+
+def web_acl(ctx: Ctx) -> str:
+    """waf.py's CLOUDFRONT ACL while edge.waf is on (with edge.cdn), else none: the state keeps its ARN until
+    it is deleted, which WAF refuses while a distribution names it (so the distribution drops it first)."""
+    if waf.wanted(ctx) is not waf.CLOUDFRONT:
+        return ""
+    return ctx.resources.get(waf.CLOUDFRONT.arn_key) or ""
 
 
 def behavior_summary(made: dict[str, Any]) -> str:
@@ -234,36 +279,30 @@ def differences(ctx: Ctx, config: dict[str, Any], wanted: dict[str, Any], header
 
 
 # -- the secret's value ----------------------------------------------------------------
-def header_value(ctx: Ctx) -> str | None:
-    """The origin header's value (None: no secret yet), for `status`: never shown."""
-    return origin.value(ctx)
-
-
 def ensure_header_value(ctx: Ctx) -> str:
-    """The origin header's secret, made if there is none yet (until Part 7's start makes it with the rest of
-    the edge, this is where it is made), and its value read again from AWS."""
+    """The origin header's value, for the distribution's origin. Part 7's start made the secret
+    (steps/web_tier.py); the inventory, read before that, may say there is none: then read again from AWS."""
     if origin.value(ctx) is None:
-        origin.ensure_secret(ctx)
         ctx.aws.look(origin.value_look(ctx), resource=f"secret {origin.secret_name(ctx)}", live=True)
     found = origin.value(ctx)
-    if found is None:  # made just now: not expected
+    if found is None:  # made in start: not expected
         raise ThreetierError(f"{ctx.aws.part}: secret {origin.secret_name(ctx)} has no value; run `threetier up` again")
     return found
 
 
 # -- making and changing it ----------------------------------------------------------
 def start(ctx: Ctx, vpc: str) -> None:
-    """With edge.cdn: CloudFront's certificate requested (or the user's checked) and the origin header's
-    secret made, both ahead of finish (the certificate validates while the web image bakes)."""
+    """With edge.cdn: CloudFront's certificate requested (or the user's checked) ahead of finish (it
+    validates while the web image bakes)."""
     if not ctx.config.edge.cdn:
         return
     ensure_certificate(ctx, vpc, cloudfront(ctx))
-    ensure_header_value(ctx)
 
 
 def ensure_distribution(ctx: Ctx, vpc: str) -> dict[str, Any]:
     """Create the distribution, or put back what differs; neither is waited for (wait_deployed). `vpc`:
-    the stack's VPC ID, new with each build of the stack (create's CallerReference)."""
+    the stack's VPC ID, new with each build of the stack (create's CallerReference). Extra distributions
+    of the stack are disabled (deleted in finish, once deployed)."""
     certificate = ctx.resources[CERTIFICATE]
     value = ensure_header_value(ctx)
     wanted = wanted_settings(ctx, certificate, value)
@@ -277,6 +316,8 @@ def ensure_distribution(ctx: Ctx, vpc: str) -> dict[str, Any]:
             # The value is never in a message: "origin header ...: not the value" says enough.
             ctx.record("changed", "distribution", name(ctx), "; ".join(what))
     remember(ctx, distribution)
+    for extra in extras(ctx):
+        disable(ctx, extra)
     return distribution
 
 
@@ -284,16 +325,28 @@ def create(ctx: Ctx, wanted: dict[str, Any], vpc: str) -> dict[str, Any]:
     # The same CallerReference within the hour and this build of the stack (its VPC): a create resent
     # after a lost answer or a crash is refused as DistributionAlreadyExists, and the one made is found
     # by its tags instead (it is also looked for before any create).
+    # AWS keeps a deleted distribution's CallerReference: cdn turned off then on within the hour is
+    # refused too, with nothing tagged found; then once more with a reference salted with the time,
+    # never adopting a distribution the tags do not prove the stack's.
     reference = client_token(ctx.stack, ctx.aws.region, vpc, ROLE)
 
     def made() -> dict[str, Any] | None:
         found = find(ctx, live=True)
         return None if found is None else {"Distribution": found, "ETag": found["ETag"]}
 
-    answer = ctx.aws.call("cloudfront", "create_distribution_with_tags", resource=f"distribution {name(ctx)}",
-                          region=REGION, found=made, exists=("DistributionAlreadyExists",),
-                          DistributionConfigWithTags={"DistributionConfig": {"CallerReference": reference, **wanted},
-                                                      "Tags": {"Items": ctx.tags(ROLE)}})
+    def send(caller_reference: str) -> dict[str, Any]:
+        return ctx.aws.call("cloudfront", "create_distribution_with_tags", resource=f"distribution {name(ctx)}",
+                            region=CDN_CERTIFICATE_REGION, found=made, exists=("DistributionAlreadyExists",),
+                            DistributionConfigWithTags={"DistributionConfig": {"CallerReference": caller_reference,
+                                                                               **wanted},
+                                                        "Tags": {"Items": ctx.tags(ROLE)}})
+
+    try:
+        answer = send(reference)
+    except AwsError as exc:
+        if exc.code != "DistributionAlreadyExists":
+            raise
+        answer = send(client_token(reference, str(time.time_ns())))
     distribution = answer["Distribution"]
     ctx.record("created", "distribution", name(ctx), distribution["Id"])
     return distribution
@@ -304,7 +357,7 @@ def with_etag(ctx: Ctx, distribution_id: str, change: Any) -> dict[str, Any] | N
     None when the distribution is gone."""
     for attempt in range(ETAG_ATTEMPTS):
         current = ctx.aws.call("cloudfront", "get_distribution_config", resource=f"distribution {name(ctx)}",
-                               region=REGION, Id=distribution_id, missing_ok=GONE)
+                               region=CDN_CERTIFICATE_REGION, Id=distribution_id, missing_ok=GONE)
         if current is None:
             return None
         try:
@@ -317,7 +370,7 @@ def with_etag(ctx: Ctx, distribution_id: str, change: Any) -> dict[str, Any] | N
 
 def update(ctx: Ctx, distribution_id: str, wanted: dict[str, Any]) -> dict[str, Any]:
     def put(config: dict[str, Any], etag: str) -> dict[str, Any]:
-        return ctx.aws.call("cloudfront", "update_distribution", resource=f"distribution {name(ctx)}", region=REGION,
+        return ctx.aws.call("cloudfront", "update_distribution", resource=f"distribution {name(ctx)}", region=CDN_CERTIFICATE_REGION,
                             Id=distribution_id, IfMatch=etag, DistributionConfig={**config, **wanted})["Distribution"]
 
     changed = with_etag(ctx, distribution_id, put)
@@ -331,7 +384,7 @@ def disable(ctx: Ctx, summary: dict[str, Any]) -> None:
     """Enabled=False (CloudFront deletes only a disabled distribution); not waited for."""
     def put(config: dict[str, Any], etag: str) -> None:
         if config.get("Enabled"):
-            ctx.aws.call("cloudfront", "update_distribution", resource=f"distribution {name(ctx)}", region=REGION,
+            ctx.aws.call("cloudfront", "update_distribution", resource=f"distribution {name(ctx)}", region=CDN_CERTIFICATE_REGION,
                          Id=summary["Id"], IfMatch=etag, DistributionConfig={**config, "Enabled": False})
             ctx.record("changed", "distribution", name(ctx), "disabled, to be deleted")
 
@@ -361,7 +414,7 @@ def delete(ctx: Ctx, summary: dict[str, Any]) -> None:
         if config.get("Enabled"):  # enabled again by hand since it was disabled: AWS would refuse
             raise ThreetierError(f"{ctx.aws.part}: distribution {name(ctx)} ({summary['Id']}) was enabled again "
                                  f"while it was being deleted; run the command again")
-        ctx.aws.call("cloudfront", "delete_distribution", resource=f"distribution {name(ctx)}", region=REGION,
+        ctx.aws.call("cloudfront", "delete_distribution", resource=f"distribution {name(ctx)}", region=CDN_CERTIFICATE_REGION,
                      Id=summary["Id"], IfMatch=etag, missing_ok=GONE)
         ctx.record("deleted", "distribution", name(ctx), summary["Id"])
 
@@ -369,11 +422,16 @@ def delete(ctx: Ctx, summary: dict[str, Any]) -> None:
 
 
 # -- Part 7's hooks ------------------------------------------------------------------------
-def finish(ctx: Ctx) -> None:
-    """At the end of Part 7's finish, before the round trip: with edge.cdn, the distribution deployed, then
-    CloudFront's certificates it no longer uses; with it off, one left from when it was on goes."""
+def finish(ctx: Ctx, deployed: Callable[[], None] = lambda: None) -> None:
+    """At the end of Part 7's finish, before the round trip: with edge.cdn, the distribution deployed (then
+    `deployed`: the records that move to it), extras deleted, then CloudFront's certificates it no longer
+    uses; with it off, one left from when it was on goes."""
     if ctx.config.edge.cdn:
         wait_deployed(ctx)
+        deployed()
+        for extra in extras(ctx):  # disabled in ensure_distribution (the list read then: no new call)
+            wait_deployed(ctx, extra["Id"])
+            delete(ctx, extra)
         retire_old_cdn_certificates(ctx)
     elif ID in ctx.resources:
         remove(ctx)
@@ -406,11 +464,6 @@ def remove(ctx: Ctx) -> None:
         ctx.resources.pop(RECORDS, None)
 
 
-def destroy(ctx: Ctx) -> None:
-    """At `down`, last of Part 7 (disable_all ran first): waited for, deleted, then its certificate."""
-    remove(ctx)
-
-
 # -- status, plan ------------------------------------------------------------------------------
 def check(ctx: Ctx, result: Check) -> None:
     if not wanted_here(ctx):
@@ -424,12 +477,15 @@ def check(ctx: Ctx, result: Check) -> None:
                             f"requested by the stack, and edge.cdn is off (`up` deletes it)")
         return
     distribution = find(ctx)
+    for extra in extras(ctx):
+        result.unwanted(f"distribution {name(ctx)} ({extra['Id']}): a second one tagged with the stack, "
+                        f"{extra.get('DomainName', '')} (`up` disables and deletes it)")
     if not result.found(f"distribution {name(ctx)}", distribution is not None) or distribution is None:
         return
     remember(ctx, distribution)
     certificate = ctx.resources.get(CERTIFICATE) or (distribution["DistributionConfig"].get("ViewerCertificate")
                                                        or {}).get("ACMCertificateArn") or ""
-    value = header_value(ctx)
+    value = origin.value(ctx)  # never shown
     wanted = wanted_settings(ctx, certificate, value or "")
     for what in differences(ctx, distribution["DistributionConfig"], wanted, value):
         result.drift.append(f"distribution {name(ctx)}: {what}")

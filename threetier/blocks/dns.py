@@ -22,6 +22,9 @@ ZONE_GONE = ("NoSuchHostedZone",)
 # whatever the config says then. Absent: no state of it (a lost state file, or one written before
 # the key existed).
 RECORDS = "edge_records"
+# Part 7's resources: the DomainName of the stack's own (tagged) distribution (threetier.blocks.cdn), with
+# edge.cdn: an alias to it is the stack's, as one to its ALB is (a lost state file knows neither record).
+DISTRIBUTION_DOMAIN = "cdn_domain_name"
 # The record types a name can answer with that would compete with the stack's alias record.
 ADDRESS_TYPES = ("A", "AAAA", "CNAME")
 
@@ -236,16 +239,18 @@ def balancer_name(dns_name: str) -> str:
 
 
 def aimed_at(record_set: dict[str, Any], dns_name: str | None) -> bool:
-    """An alias A or AAAA record to the load balancer of exactly this DNS name (the same stack in
-    another region, sharing the zone, has an ALB of the same name and another DNS name)."""
+    """An alias A or AAAA record to the load balancer (or distribution) of exactly this DNS name (the same
+    stack in another region, sharing the zone, has an ALB of the same name and another DNS name)."""
     target = (record_set.get("AliasTarget") or {}).get("DNSName")
     return bool(dns_name and target) and record_set.get("Type") in ("A", "AAAA") \
         and balancer_name(target or "") == balancer_name(dns_name or "")
 
 
 def ours(ctx: Ctx, zone_id: str, record_set: dict[str, Any], dns_name: str | None) -> bool:
-    """Aimed at the stack's ALB, or written by the stack (its state says so)."""
-    return aimed_at(record_set, dns_name) or is_recorded(ctx, zone_id, record_set)
+    """Aimed at the stack's ALB or at its own distribution (found by its tags: DISTRIBUTION_DOMAIN), or
+    written by the stack (its state says so)."""
+    return aimed_at(record_set, dns_name) or aimed_at(record_set, ctx.resources.get(DISTRIBUTION_DOMAIN)) \
+        or is_recorded(ctx, zone_id, record_set)
 
 
 def describe_record(record_set: dict[str, Any]) -> str:
@@ -257,11 +262,14 @@ def describe_record(record_set: dict[str, Any]) -> str:
 
 
 def refuse_foreign_records(ctx: Ctx, zone: dict[str, Any], present: list[dict[str, Any]],
-                           dns_name: str | None) -> None:
+                           dns_name: str | None, *, unproven_cloudfront: bool = False) -> None:
     """A record answering for the domain (or, with edge.cdn, origin.<domain>) that is not the stack's is
-    someone's site: never overwritten."""
+    someone's site: never overwritten. `unproven_cloudfront` (preflight, with edge.cdn and a state that does
+    not know the distribution): an alias to a CloudFront distribution is left for `up` to prove by its tags."""
     names = {fqdn(name) for name in (domain(ctx), ctx.config.edge.origin_domain) if name}
     for record_set in present:
+        if unproven_cloudfront and (record_set.get("AliasTarget") or {}).get("HostedZoneId") == CLOUDFRONT_ZONE:
+            continue
         if fqdn(record_set["Name"]) in names and record_set["Type"] in ADDRESS_TYPES \
                 and not ours(ctx, zone["Id"], record_set, dns_name):
             raise ThreetierError(

@@ -35,6 +35,7 @@ from threetier.blocks.dns import (
     RECORDS,
     aimed_at,
     alias_record,
+    balancer_name,
     change_records,
     check_domain_free,
     cloudfront_records,
@@ -48,6 +49,7 @@ from threetier.blocks.dns import (
     is_recorded,
     leave_others,
     need_balancer,
+    need_zone,
     origin_record,
     recorded,
     recorded_aliases,
@@ -70,7 +72,7 @@ from threetier.blocks.https import (
     listener_attributes_look,
     remove_https_listener,
 )
-from threetier.config import CDN_CERTIFICATE_REGION as CDN_REGION
+from threetier.config import CDN_CERTIFICATE_REGION
 from threetier.engine import Check, Ctx
 
 
@@ -121,9 +123,10 @@ def start(ctx: Ctx, tier: balancing.Tier) -> None:
     """After balancing.start: request (or find) the certificate and write its validation records;
     with edge off, remove what is left from when it was on (443, records, certificates)."""
     if ctx.config.edge.https:
+        cdn.recall(ctx)  # a lost state file: the domain's aliases to the stack's distribution are its own
         check_domain_free(ctx)
         ensure_certificate(ctx, tier.vpc)  # the VPC: new with each build of the stack
-        cdn.start(ctx, tier.vpc)  # with edge.cdn: CloudFront's certificate, the origin header's secret
+        cdn.start(ctx, tier.vpc)  # with edge.cdn: CloudFront's certificate
     else:
         had_certificate = "certificate_arn" in ctx.resources
         had_listener = remove_https_listener(ctx, tier)
@@ -149,14 +152,51 @@ def finish(ctx: Ctx, tier: balancing.Tier) -> None:
 
 def ensure_cdn_records(ctx: Ctx, tier: balancing.Tier) -> None:
     """origin.<domain> to the ALB (CloudFront's origin), then the distribution (made or changed, not waited
-    for), then the domain's A and AAAA to it; the stack's other alias records go."""
+    for), then the domain's A and AAAA to it; the stack's other alias records go. While the domain is
+    served by the ALB (edge.cdn turned on for a serving stack), its records move only once the
+    distribution is deployed (finish_cdn): viewers are never sent to one still InProgress. A domain with
+    no record yet (a stack built from nothing) points at the distribution at once: nothing is served yet,
+    and its deploy overlaps the rest of Part 7."""
     balancer = need_balancer(ctx, tier)
     origin = origin_record(ctx, balancer)
     ensure_alias_records(ctx, [origin], balancer["DNSName"], f"{ctx.config.edge.origin_domain} to the external "
                          f"load balancer", prune=False)
     distribution = cdn.ensure_distribution(ctx, tier.vpc)
-    ensure_alias_records(ctx, [origin, *cloudfront_records(ctx, distribution["DomainName"])], balancer["DNSName"],
-                         f"{domain(ctx)} to CloudFront")
+    if distribution["Status"] != "Deployed" and served_by(ctx, balancer["DNSName"]):
+        ctx.out.info(f"  {domain(ctx)} stays on the load balancer until distribution {cdn.name(ctx)} is deployed")
+        return
+    write_cdn_records(ctx, balancer, distribution["DomainName"])
+
+
+def write_cdn_records(ctx: Ctx, balancer: dict[str, Any], distribution_domain: str) -> None:
+    ensure_alias_records(ctx, [origin_record(ctx, balancer), *cloudfront_records(ctx, distribution_domain)],
+                         balancer["DNSName"], f"{domain(ctx)} to CloudFront")
+
+
+def served_by(ctx: Ctx, dns_name: str) -> bool:
+    """The domain's A record is an alias to the ALB of this DNS name (the stack serves from it now)."""
+    zone = need_zone(ctx)
+    return any(fqdn(r["Name"]) == fqdn(domain(ctx)) and r["Type"] == "A" and aimed_at(r, dns_name)
+               for r in records(ctx, zone))
+
+
+def finish_cdn(ctx: Ctx, tier: balancing.Tier) -> None:
+    """At the end of Part 7's finish: cdn.finish (with edge.cdn: the distribution deployed), and then the
+    domain's records moved to it where ensure_cdn_records left them on the serving ALB (the state's
+    record of the domain's A does not name the distribution: no call otherwise)."""
+    cdn.finish(ctx, deployed=lambda: move_to_cdn(ctx, tier))
+
+
+def move_to_cdn(ctx: Ctx, tier: balancing.Tier) -> None:
+    """The distribution deployed: the domain's A and AAAA to it, unless the state says they are already."""
+    target = ctx.resources.get(cdn.DOMAIN_NAME)
+    if not ctx.config.edge.https or not target or any(
+            (e.name, e.type, e.value) == (fqdn(domain(ctx)), "A", balancer_name(target)) for e in recorded_aliases(ctx)):
+        return
+    balancer, zone = need_balancer(ctx, tier), need_zone(ctx)
+    # Read again: origin.<domain> was written since the inventory read them.
+    ctx.aws.look(records_look(zone["Id"]), resource=f"records of hosted zone {zone['Name']}", live=True)
+    write_cdn_records(ctx, balancer, target)
 
 
 RECORD_KINDS = {"A": "alias record", "AAAA": "alias record", "CNAME": "validation record"}
@@ -269,7 +309,17 @@ def check_aliases(ctx: Ctx, tier: balancing.Tier, zone: dict[str, Any], present:
         if (fqdn(record_set["Name"]), record_set["Type"]) not in names and record_set["Type"] in ALIAS_TYPES \
                 and is_recorded(ctx, zone["Id"], record_set):
             result.unwanted(f"alias record {record_set['Name'].rstrip('.')} ({record_set['Type']}): written by the stack "
-                            f"for edge.cdn, which is off (`up` removes it)")
+                            f"for {stale_reason(ctx, record_set)} (`up` removes it)")
+
+
+def stale_reason(ctx: Ctx, record_set: dict[str, Any]) -> str:
+    """Why an alias record the stack wrote is no longer wanted: edge.cdn turned off (the domain's AAAA,
+    origin.<domain>), or a name the stack no longer uses (edge.domain changed)."""
+    name = fqdn(record_set["Name"])
+    if not ctx.config.edge.cdn and (name == fqdn(f"origin.{domain(ctx)}")
+                                    or (name, record_set["Type"]) == (fqdn(domain(ctx)), "AAAA")):
+        return "edge.cdn, which is off"
+    return "a name the stack no longer uses"
 
 
 def check_cdn_certificate(ctx: Ctx, result: Check) -> dict[str, Any] | None:
@@ -280,7 +330,7 @@ def check_cdn_certificate(ctx: Ctx, result: Check) -> dict[str, Any] | None:
     wanted = cloudfront(ctx)
     certificate = describe(ctx, edge.cdn_certificate_arn) if edge.cdn_certificate_arn \
         else find_requested_certificate(ctx, wanted)
-    what = f"CloudFront certificate for {domain(ctx)} ({CDN_REGION})"
+    what = f"CloudFront certificate for {domain(ctx)} ({CDN_CERTIFICATE_REGION})"
     if not result.found(what, certificate is not None) or certificate is None:
         return None
     ctx.resources[cdn.CERTIFICATE] = certificate["CertificateArn"]
@@ -299,6 +349,8 @@ def destroy_records(ctx: Ctx, tier: balancing.Tier) -> None:
     balancer = balancing.find_load_balancer(ctx, tier)
     dns_name = balancer["DNSName"] if balancer else ctx.resources.get("load_balancer_dns")
     names = set() if RECORDS in ctx.resources else stack_names(ctx)
+    # A lost state file: the domain's aliases to the stack's own (tagged) distributions are its own too.
+    distributions = {s["DomainName"] for s in cdn.stack_distributions(ctx)} if names else set()
     zones: dict[str, dict[str, Any]] = {}
     if ctx.config.edge.hosted_zone and ctx.config.edge.domain:
         zone = find_zone(ctx)
@@ -315,7 +367,8 @@ def destroy_records(ctx: Ctx, tier: balancing.Tier) -> None:
         present = records(ctx, zone)
         aimed = [r for r in present if r["Type"] == "A" and aimed_at(r, dns_name)]
         ours_here = [r for r in present if r["Type"] in ALIAS_TYPES and (
-            is_recorded(ctx, zone["Id"], r) or (fqdn(r["Name"]) in names and aimed_at(r, dns_name)))]
+            is_recorded(ctx, zone["Id"], r) or (fqdn(r["Name"]) in names and any(
+                aimed_at(r, target) for target in (dns_name, *distributions))))]
         change_records(ctx, zone, "DELETE", ours_here, "the stack is going")
         for record_set in ours_here:
             forget(ctx, zone["Id"], record_set["Name"], record_set["Type"])

@@ -34,13 +34,13 @@ from typing import Any
 
 from threetier.aws import STACK_TAG, AwsError, Look, tag_value
 from threetier.blocks import balancing
+from threetier.config import CDN_CERTIFICATE_REGION  # WAF keeps CloudFront's (CLOUDFRONT-scoped) web ACLs there
 from threetier.engine import Check, Ctx
 from threetier.errors import ThreetierError
 
 ROLE = "web-acl"
 SCOPE = "REGIONAL"  # an ALB's ACL lives in the ALB's region (CLOUDFRONT is for CloudFront only)
 CDN_ROLE = "cdn-web-acl"
-CDN_REGION = "us-east-1"  # WAF keeps CloudFront's (CLOUDFRONT-scoped) web ACLs there
 MANAGED_RULE_GROUPS = (  # (rule name, AWS managed rule group)
     ("aws-common", "AWSManagedRulesCommonRuleSet"),
     ("aws-known-bad-inputs", "AWSManagedRulesKnownBadInputsRuleSet"),
@@ -76,7 +76,7 @@ class Placement:
 
 
 ALB = Placement(SCOPE, None, ROLE, "web_acl_arn", "the external load balancer")
-CLOUDFRONT = Placement("CLOUDFRONT", CDN_REGION, CDN_ROLE, "cdn_web_acl_arn", "CloudFront")
+CLOUDFRONT = Placement("CLOUDFRONT", CDN_CERTIFICATE_REGION, CDN_ROLE, "cdn_web_acl_arn", "CloudFront")
 PLACEMENTS = (ALB, CLOUDFRONT)
 
 
@@ -393,11 +393,11 @@ def _check_cloudfront(ctx: Ctx, result: Check) -> None:
         summary = find_named(ctx, where=CLOUDFRONT)
         if summary is not None and is_ours(ctx, summary, CLOUDFRONT):
             why = "edge.waf is false" if not ctx.config.edge.waf else "edge.cdn is false"
-            result.unwanted(f"web ACL {acl} ({CDN_REGION}): present, and {why} (`up` removes it once no "
+            result.unwanted(f"web ACL {acl} ({CDN_CERTIFICATE_REGION}): present, and {why} (`up` removes it once no "
                             f"distribution names it)")
         return
     summary = find_summary(ctx, where=CLOUDFRONT)
-    if not result.found(f"web ACL {acl} ({CDN_REGION}, CloudFront's)", summary is not None) or summary is None:
+    if not result.found(f"web ACL {acl} ({CDN_CERTIFICATE_REGION}, CloudFront's)", summary is not None) or summary is None:
         return
     ctx.resources[CLOUDFRONT.arn_key] = summary["ARN"]
     ctx.resources["waf"] = f"on CloudFront: {acl}, {describe_rules(ctx)}"
