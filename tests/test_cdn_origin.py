@@ -23,7 +23,7 @@ from steps import web_tier
 from threetier import config as configlib
 from threetier import permissions, scan
 from threetier.aws import AwsError
-from threetier.blocks import balancing, cdn, colors, https, security_groups
+from threetier.blocks import balancing, cdn, colors, https, origin, security_groups
 from threetier.permissions import actions_called, actions_for
 
 EDGE = {"domain": "shop.example.com", "hosted_zone": "example.com"}
@@ -256,7 +256,7 @@ def test_create_rule_answered_priority_in_use_adopts_the_stacks_rule_never_a_use
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """PriorityInUse: the stack's own create whose answer was lost (found by its tags: adopted), or a rule of
     the user's made meanwhile at that priority (not the stack's: the error is said, nothing taken over)."""
-    monkeypatch.setattr(https, "secret_value", lambda ctx: "s3cret")
+    monkeypatch.setattr(origin, "required_value", lambda ctx: "s3cret")
     listener_arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/threetier-ext-alb/1/2"
     rule_arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/threetier-ext-alb/1/2/3"
     forward = balancing.forward_to("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/threetier-web-tg/4")

@@ -278,18 +278,6 @@ def differences(ctx: Ctx, config: dict[str, Any], wanted: dict[str, Any], header
     return found
 
 
-# -- the secret's value ----------------------------------------------------------------
-def ensure_header_value(ctx: Ctx) -> str:
-    """The origin header's value, for the distribution's origin. Part 7's start made the secret
-    (steps/web_tier.py); the inventory, read before that, may say there is none: then read again from AWS."""
-    if origin.value(ctx) is None:
-        ctx.aws.look(origin.value_look(ctx), resource=f"secret {origin.secret_name(ctx)}", live=True)
-    found = origin.value(ctx)
-    if found is None:  # made in start: not expected
-        raise ThreetierError(f"{ctx.aws.part}: secret {origin.secret_name(ctx)} has no value; run `threetier up` again")
-    return found
-
-
 # -- making and changing it ----------------------------------------------------------
 def start(ctx: Ctx, vpc: str) -> None:
     """With edge.cdn: CloudFront's certificate requested (or the user's checked) ahead of finish (it
@@ -304,7 +292,7 @@ def ensure_distribution(ctx: Ctx, vpc: str) -> dict[str, Any]:
     the stack's VPC ID, new with each build of the stack (create's CallerReference). Extra distributions
     of the stack are disabled (deleted in finish, once deployed)."""
     certificate = ctx.resources[CERTIFICATE]
-    value = ensure_header_value(ctx)
+    value = origin.required_value(ctx)
     wanted = wanted_settings(ctx, certificate, value)
     distribution = find(ctx)
     if distribution is None:

@@ -18,7 +18,6 @@ from typing import Any
 from threetier.aws import Look
 from threetier.blocks import balancing, origin
 from threetier.engine import Check, Ctx
-from threetier.errors import ThreetierError
 
 # AWS's current TLS policy for ALBs: TLS 1.3 and 1.2 only, forward-secret ciphers.
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -145,19 +144,11 @@ def rule_where(ctx: Ctx, tier: balancing.Tier, priority: Any) -> str:
     return f"{ctx.name(tier.alb_role)}:443 rule {priority}"
 
 
-def secret_value(ctx: Ctx) -> str:
-    value = origin.value(ctx)
-    if value is None:  # Part 7's start ensures it: deleted by hand since
-        raise ThreetierError(f"{ctx.aws.part}: secret {origin.secret_name(ctx)} (CloudFront's origin header) is "
-                             f"gone; run `threetier up` again")
-    return value
-
-
 def ensure_origin_rule(ctx: Ctx, tier: balancing.Tier, https: dict[str, Any], rules: list[dict[str, Any]],
                        serving: list[dict[str, Any]]) -> None:
     """The stack's rule: the origin header with the secret's value -> `serving` (the tier's forward)."""
     aws = ctx.aws
-    value = secret_value(ctx)
+    value = origin.required_value(ctx)
     if not rules:
         priority = free_priority(ctx, tier, https)
         where = rule_where(ctx, tier, priority)

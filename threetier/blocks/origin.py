@@ -69,6 +69,19 @@ def value(ctx: Ctx) -> str | None:
     return None if found is None else str(found["SecretString"])
 
 
+def required_value(ctx: Ctx) -> str:
+    """The header's value where it must exist (443's rule, the distribution's origin): Part 7's start made
+    the secret; the inventory may hold a read from before that, so it is read again from AWS once."""
+    found = value(ctx)
+    if found is None:
+        ctx.aws.look(value_look(ctx), resource=f"secret {secret_name(ctx)}", live=True)
+        found = value(ctx)
+    if found is None:  # deleted by hand since start made it
+        raise ThreetierError(f"{ctx.aws.part}: secret {secret_name(ctx)} (CloudFront's origin header) is gone; "
+                             f"run `threetier up` again")
+    return found
+
+
 def check(ctx: Ctx, result: Check) -> None:
     result.found(f"secret {secret_name(ctx)} (CloudFront's origin header)", _described(ctx) is not None)
 
