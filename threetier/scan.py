@@ -248,20 +248,15 @@ def _acm(aws: Aws, stack: str, region: str | None = None) -> Iterator[Found]:
 def _cloudfront(aws: Aws, stack: str) -> Iterator[Found]:
     """Part 7 with edge.cdn: the stack's CloudFront distributions (global; the API in us-east-1), and its
     certificates in us-east-1 (CloudFront's) when the stack is elsewhere (else _acm listed them)."""
-    params: dict[str, Any] = {}
-    while True:
-        page = aws.call("cloudfront", "list_distributions", resource=f"distributions of stack {stack}",
-                        region=CDN_CERTIFICATE_REGION, **params).get("DistributionList", {})
-        for summary in page.get("Items") or []:
+    for page in aws.pages("cloudfront", "list_distributions", resource=f"distributions of stack {stack}",
+                          region=CDN_CERTIFICATE_REGION):
+        for summary in page.get("DistributionList", {}).get("Items") or []:
             found = aws.call("cloudfront", "list_tags_for_resource", resource=f"distribution {summary['Id']}",
                              region=CDN_CERTIFICATE_REGION, Resource=summary["ARN"],
                              missing_ok=("NoSuchDistribution",)) or {}
             tags = {"Tags": (found.get("Tags") or {}).get("Items") or []}
             if tag_value(tags, STACK_TAG) == stack:
                 yield Found("distribution", summary["Id"], tag_value(tags, "Name") or summary["DomainName"], _part(tags))
-        if not page.get("IsTruncated") or not page.get("NextMarker"):
-            break
-        params["Marker"] = page["NextMarker"]
     if aws.region != CDN_CERTIFICATE_REGION:
         yield from _acm(aws, stack, CDN_CERTIFICATE_REGION)
 
